@@ -1,0 +1,109 @@
+"""Async database access for every app: engine, sessions, readiness, migrations.
+
+SQLite (aiosqlite) is the embedded default; PostgreSQL (asyncpg) is the production shape. The same
+code runs on both; the URL alone chooses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Annotated, Any
+
+from alembic import command
+from fastapi import Depends, Request
+from alembic.config import Config
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+def normalise_url(url: str) -> str:
+    """Pick the async driver for a plain URL: postgresql:// → asyncpg, sqlite:// → aiosqlite."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        u = u.set(drivername="postgresql+asyncpg")
+    elif u.drivername == "sqlite":
+        u = u.set(drivername="sqlite+aiosqlite")
+    return u.render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers run beside the one writer; busy_timeout makes writers queue instead of failing.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    url = normalise_url(url)
+    if is_sqlite(url):
+        path = make_url(url).database
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    # pre_ping lets the pool recover by itself after the database restarts.
+    opts = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 1800}
+    opts.update(kwargs)
+    return create_async_engine(url, **opts)
+
+
+class Database:
+    """An app's engine and session factory, made at start-up and disposed at shutdown."""
+
+    def __init__(self, url: str, migrations: Path | None = None) -> None:
+        self.url = normalise_url(url)
+        self.engine = make_engine(self.url)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.migrations = migrations
+
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessionmaker() as session:
+            yield session
+
+    async def ping(self, timeout: float = 2.0) -> None:
+        async def _ping() -> None:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+
+        await asyncio.wait_for(_ping(), timeout)
+
+    async def migrate(self) -> None:
+        """Apply this app's alembic migrations up to head."""
+        if self.migrations is None:
+            return
+        async with self.engine.begin() as conn:
+            await conn.run_sync(upgrade_to_head, self.migrations)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def alembic_config(migrations: Path, connection: Any | None = None) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def upgrade_to_head(connection: Any, migrations: Path) -> None:
+    command.upgrade(alembic_config(migrations, connection), "head")
+
+
+async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.sessionmaker() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(_request_session)]
+"""A session on the app's database for one request (``request.app.state.db``)."""

@@ -1,0 +1,85 @@
+"""Structured logging: one line per event with service, request id and route.
+
+``LOG_FORMAT=json`` prints one JSON object per line (for log shippers); otherwise a readable line.
+The request id and route come from context variables that the HTTP middleware sets, so every log
+line written while handling a request carries them, whichever module wrote it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import logging
+import sys
+
+import orjson
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+route_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("route", default=None)
+
+_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class _ContextFilter(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        record.request_id = request_id_var.get()
+        if not hasattr(record, "route"):
+            record.route = route_var.get()
+        return True
+
+
+def _extras(record: logging.LogRecord) -> dict:
+    skip = _RESERVED | {"service", "request_id", "route", "color_message"}
+    return {k: v for k, v in vars(record).items() if k not in skip}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "service": record.service,
+            "logger": record.name,
+            "request_id": record.request_id,
+            "route": record.route,
+            "msg": record.getMessage(),
+        }
+        entry.update(_extras(record))
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        ts = dt.datetime.fromtimestamp(record.created).strftime("%H:%M:%S.%f")[:-3]
+        rid = record.request_id or "-"
+        extras = " ".join(f"{k}={v}" for k, v in _extras(record).items())
+        route = f" {record.route}" if record.route else ""
+        line = f"{ts} {record.levelname:<7} {record.service} [{rid}]{route} {record.getMessage()}"
+        if extras:
+            line += f"  {extras}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def configure_logging(service: str, log_format: str = "text", level: str = "INFO") -> None:
+    """Route every logger (ours, uvicorn's, sqlalchemy's) through one handler on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ContextFilter(service))
+    handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error"):
+        lg = logging.getLogger(name)
+        lg.handlers[:] = []
+        lg.propagate = True
+    # Our middleware writes one access line per request, with the request id; uvicorn's would not.
+    logging.getLogger("uvicorn.access").disabled = True

@@ -1,0 +1,114 @@
+"""Per-request plumbing shared by every app, as one pure-ASGI middleware.
+
+- ``X-Request-ID``: taken from the caller when it looks sane, else made; set in the logging context,
+  returned on the reply (the gateway forwards it to the services, so every hop logs the same id).
+- One access log line per request with method, route template, status and duration.
+- Prometheus ``http_requests_total`` and ``http_request_duration_seconds`` by route and status.
+- Any exception that escapes the app becomes a 500 problem+json with the request id; the trace
+  goes to the log only.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from common.errors import problem_response
+from common.logging import request_id_var, route_var
+
+log = logging.getLogger("http")
+
+REQUEST_ID_HEADER = "x-request-id"
+_SANE_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+
+REQUESTS = Counter("http_requests_total", "HTTP requests handled", ["service", "method", "route", "status"])
+LATENCY = Histogram(
+    "http_request_duration_seconds", "Time to handle an HTTP request", ["service", "method", "route"],
+    buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+# Health and metrics scrapes would drown the access log; they are still counted.
+QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def request_id_from(headers: list[tuple[bytes, bytes]]) -> str:
+    for name, value in headers:
+        if name == b"x-request-id":
+            candidate = value.decode("latin-1")
+            if _SANE_ID.match(candidate):
+                return candidate
+            break
+    return new_request_id()
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    # Unmatched paths are grouped so that a bot's random URLs cannot explode the metric labels.
+    return path if path else "<unmatched>"
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id_from(scope["headers"])
+        rid_token = request_id_var.set(rid)
+        route_token = route_var.set(None)
+        scope.setdefault("state", {})["request_id"] = rid
+        started = time.perf_counter()
+        status = 500
+        response_started = False
+        rid_header = (b"x-request-id", rid.encode())
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                response_started = True
+                status = message["status"]
+                message["headers"] = [*message.get("headers", []), rid_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error", extra={"route": route_template(scope)})
+            if not response_started:
+                resp = problem_response(500, "internal-error", "Internal server error",
+                                        "Something went wrong on our side. Quote the request id "
+                                        "if you report it.")
+                await resp(scope, receive, send_wrapper)
+            status = 500
+        finally:
+            elapsed = time.perf_counter() - started
+            route = route_template(scope)
+            route_var.set(route)
+            method = scope["method"]
+            REQUESTS.labels(self.service, method, route, str(status)).inc()
+            LATENCY.labels(self.service, method, route).observe(elapsed)
+            if scope["path"] not in QUIET_PATHS:
+                log.info(
+                    "%s %s %s %.1fms", method, scope["path"], status, elapsed * 1000,
+                    extra={"method": method, "status": status, "duration_ms": round(elapsed * 1000, 2)},
+                )
+            route_var.reset(route_token)
+            request_id_var.reset(rid_token)
+
+
+async def metrics_endpoint(_: Request) -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,85 @@
+"""Builds a service's FastAPI app with everything every service shares.
+
+Health (``/healthz`` alive, ``/readyz`` database reachable), Prometheus ``/metrics``, request ids and
+access logs, problem+json errors, and the database's lifecycle with migrations applied at start.
+A service's ``app.py`` calls :func:`create_service_app` with its settings and routers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+
+from common.db import Database
+from common.errors import ServiceUnavailable, install_problem_handlers
+from common.logging import configure_logging
+from common.observability import RequestContextMiddleware, metrics_endpoint
+from common.settings import AppSettings, SharedSettings
+
+log = logging.getLogger("app")
+
+Hook = Callable[[FastAPI], Awaitable[None]]
+
+
+def create_service_app(
+    settings: AppSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    migrations: Path | None,
+    on_startup: Sequence[Hook] = (),
+    on_shutdown: Sequence[Hook] = (),
+    readiness_checks: Sequence[Callable[[FastAPI], Awaitable[dict]]] = (),
+    openapi_url: str | None = "/openapi.json",
+    version: str = "1.0.0",
+) -> FastAPI:
+    shared = SharedSettings()
+    configure_logging(settings.service_name, shared.log_format, shared.log_level)
+    db = Database(settings.database_url, migrations)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await db.migrate()
+        for hook in on_startup:
+            await hook(app)
+        log.info("%s ready on %s", settings.service_name, db.engine.url.render_as_string())
+        try:
+            yield
+        finally:
+            for hook in on_shutdown:
+                await hook(app)
+            await db.dispose()
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
+                  openapi_url=openapi_url, docs_url="/docs" if openapi_url else None, redoc_url=None)
+    app.state.settings = settings
+    app.state.db = db
+    install_problem_handlers(app)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+
+    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", tags=["health"], summary="The service, its database and what it depends on answer")
+    async def readyz() -> dict:
+        try:
+            await db.ping()
+        except Exception as exc:  # any failure to reach the database means not ready
+            log.warning("database not reachable: %s", exc)
+            raise ServiceUnavailable(f"{settings.service_name}: database not reachable",
+                                     service=settings.service_name) from None
+        reply: dict = {"status": "ok", "service": settings.service_name, "database": "ok"}
+        for check in readiness_checks:
+            reply.update(await check(app))  # raises a Problem when something is not ready
+        return reply
+
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    for router in routers:
+        app.include_router(router)
+    return app

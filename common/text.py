@@ -1,0 +1,26 @@
+"""Vietnamese text helpers: NFC storage form and accent-free folding for search."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_SPACES = re.compile(r"\s+")
+_CONTROL = {c for c in range(32) if c not in (9, 10, 13)} | {0x7F}
+
+
+def nfc(value: str) -> str:
+    """The stored form of any user text: NFC, trimmed."""
+    return unicodedata.normalize("NFC", value).strip()
+
+
+def has_control_chars(value: str) -> bool:
+    """NUL and other C0 controls (tab and newlines allowed) have no place in names or addresses."""
+    return any(ord(ch) in _CONTROL for ch in value)
+
+
+def fold(value: str) -> str:
+    """Lower-case, accents removed, đ → d, spaces collapsed: "HOA SÚNG Đỏ" → "hoa sung do"."""
+    decomposed = unicodedata.normalize("NFD", value.replace("đ", "d").replace("Đ", "D"))
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return _SPACES.sub(" ", stripped.lower()).strip()

@@ -1,0 +1,92 @@
+"""The API gateway. Public routes: its own (health, OpenAPI, identity) and the route table's prefixes,
+forwarded to the services by :mod:`gateway.proxy`. Follow the names below to any behaviour."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from common.errors import NotFound, ServiceUnavailable
+from common.service import create_service_app
+from gateway.openapi import MergedOpenAPI
+from gateway.paths import RejectedPath, RouteTable, canonical_path
+from gateway.proxy import Upstreams, forward
+from gateway.settings import GatewaySettings
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+async def _services_ready(app: FastAPI) -> dict:
+    upstreams: Upstreams = app.state.upstreams
+
+    async def check(name: str, client: httpx.AsyncClient) -> tuple[str, str]:
+        try:
+            resp = await client.get("/readyz", timeout=3.0)
+        except httpx.HTTPError as exc:
+            return name, f"unreachable ({type(exc).__name__})"
+        return name, "ok" if resp.status_code == 200 else f"not ready ({resp.status_code})"
+
+    results = dict(await asyncio.gather(*(check(n, c) for n, c in upstreams.clients.items())))
+    failing = {n: r for n, r in results.items() if r != "ok"}
+    if failing:
+        raise ServiceUnavailable("Not ready: " + ", ".join(f"{n} {r}" for n, r in failing.items()),
+                                 services=results)
+    return {"services": results}
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    routes = RouteTable(settings.routes)
+
+    async def start(app: FastAPI) -> None:
+        app.state.upstreams = Upstreams(settings)
+        app.state.openapi = MergedOpenAPI(app.state.upstreams.clients)
+
+    async def stop(app: FastAPI) -> None:
+        await app.state.upstreams.aclose()
+
+    app = create_service_app(
+        settings,
+        title="Chợ Vườn API",
+        description="The public REST API of Chợ Vườn, a garden market for small growers. "
+                    "Errors are RFC 9457 problem details; lists are cursor-paginated.",
+        routers=[],
+        migrations=MIGRATIONS,
+        on_startup=[start],
+        on_shutdown=[stop],
+        readiness_checks=[_services_ready],
+        openapi_url=None,
+    )
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi_json(request: Request) -> Response:
+        base = get_openapi(title=app.title, version=app.version, description=app.description,
+                           routes=app.routes)
+        doc, missing = await request.app.state.openapi.document(base)
+        headers = {"X-OpenAPI-Missing": ",".join(missing)} if missing else {}
+        return JSONResponse(doc, headers=headers)
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Response:
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="Chợ Vườn API")
+
+    @app.api_route("/{path:path}", methods=PROXY_METHODS, include_in_schema=False)
+    async def proxy(request: Request) -> Response:
+        try:
+            path = canonical_path(request.scope.get("raw_path") or request.url.path.encode())
+        except (RejectedPath, UnicodeDecodeError):
+            raise NotFound("No such resource") from None
+        service = routes.match(path)
+        if service is None:
+            raise NotFound("No such resource")
+        client = request.app.state.upstreams.clients[service]
+        return await forward(request, client, service, path, settings)
+
+    return app

@@ -1,0 +1,82 @@
+"""The merged OpenAPI document: the gateway's own routes plus every service's public paths."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from typing import Any
+
+import httpx
+
+log = logging.getLogger("gateway.openapi")
+
+HIDDEN_PREFIXES = ("/internal", "/healthz", "/readyz", "/metrics")
+CACHE_SECONDS = 30.0
+
+
+def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "$ref" and isinstance(value, str) and value.startswith("#/components/schemas/"):
+                name = value.rsplit("/", 1)[1]
+                out[key] = "#/components/schemas/" + renames.get(name, name)
+            else:
+                out[key] = _rename_refs(value, renames)
+        return out
+    if isinstance(node, list):
+        return [_rename_refs(v, renames) for v in node]
+    return node
+
+
+def merge(base: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Add each service's public paths and schemas to ``base``; clashing schema names get a prefix."""
+    merged = copy.deepcopy(base)
+    paths = merged.setdefault("paths", {})
+    schemas = merged.setdefault("components", {}).setdefault("schemas", {})
+    for service, doc in services.items():
+        theirs = doc.get("components", {}).get("schemas", {})
+        renames = {name: f"{service}_{name}" for name, schema in theirs.items()
+                   if name in schemas and schemas[name] != schema}
+        for name, schema in theirs.items():
+            schemas[renames.get(name, name)] = _rename_refs(schema, renames)
+        for path, item in doc.get("paths", {}).items():
+            if path.startswith(HIDDEN_PREFIXES):
+                continue
+            paths[path] = _rename_refs(item, renames)
+        for scheme, value in doc.get("components", {}).get("securitySchemes", {}).items():
+            merged["components"].setdefault("securitySchemes", {}).setdefault(scheme, value)
+    merged["paths"] = dict(sorted(paths.items()))
+    return merged
+
+
+class MergedOpenAPI:
+    """Fetches the services' documents (cached briefly) and merges them with the gateway's own."""
+
+    def __init__(self, clients: dict[str, httpx.AsyncClient]) -> None:
+        self.clients = clients
+        self._cache: tuple[float, dict[str, Any]] | None = None
+        self._lock = asyncio.Lock()
+
+    async def _fetch(self, name: str, client: httpx.AsyncClient) -> dict[str, Any] | None:
+        try:
+            resp = await client.get("/openapi.json", timeout=5.0)
+            resp.raise_for_status()
+            return resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("could not fetch the %s OpenAPI document: %s", name, exc)
+            return None
+
+    async def document(self, base: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        async with self._lock:
+            if self._cache and time.monotonic() - self._cache[0] < CACHE_SECONDS:
+                return self._cache[1], []
+            names = list(self.clients)
+            docs = await asyncio.gather(*(self._fetch(n, self.clients[n]) for n in names))
+            missing = [n for n, d in zip(names, docs, strict=True) if d is None]
+            merged = merge(base, {n: d for n, d in zip(names, docs, strict=True) if d is not None})
+            if not missing:
+                self._cache = (time.monotonic(), merged)
+            return merged, missing

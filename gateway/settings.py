@@ -1,0 +1,46 @@
+from typing import ClassVar
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from common.settings import AppSettings
+
+# Public prefix → upstream service. The longest matching prefix wins. /internal/* is never routed.
+DEFAULT_ROUTES: dict[str, str] = {
+    "/api/v1/shops": "catalog",
+    "/api/v1/products": "catalog",
+    "/api/v1/provinces": "catalog",
+    "/api/v1/orders": "orders",
+    "/api/v1/checkouts": "orders",
+    "/api/v1/notifications": "notify",
+    "/api/v1/webhooks": "notify",
+}
+
+
+class GatewaySettings(AppSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore",
+                                      populate_by_name=True)
+    service_name: ClassVar[str] = "gateway"
+
+    port: int = 8000
+    database_url: str = "sqlite+aiosqlite:///var/gateway.db"
+
+    catalog_url: str = "http://127.0.0.1:8001"
+    orders_url: str = "http://127.0.0.1:8002"
+    notify_url: str = "http://127.0.0.1:8003"
+    routes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ROUTES),
+                                   description="JSON object: public path prefix → service name")
+
+    # Upstream HTTP client, one pool per service.
+    connect_timeout: float = 2.0
+    read_timeout: float = 15.0
+    pool_timeout: float = 2.0
+    max_connections: int = 100
+    # How long a client may take to send a (buffered) JSON body before it is cut off with 408.
+    body_timeout: float = 20.0
+
+    max_json_body_bytes: int = 1_048_576
+    max_upload_bytes: int = 16 * 1_048_576  # photos: 15 MB plus the multipart envelope
+
+    def upstream_urls(self) -> dict[str, str]:
+        return {"catalog": self.catalog_url, "orders": self.orders_url, "notify": self.notify_url}

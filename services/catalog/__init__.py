@@ -1,0 +1,1 @@
+"""Catalog service: shops, varieties (products), variants with prices and stock, search, reservations."""
