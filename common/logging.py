@@ -16,21 +16,26 @@ import orjson
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 route_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("route", default=None)
+# The app handling the current request (several apps can share a process in tests and benches).
+service_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("service", default=None)
+_default_service = "cho-vuon"
 
 _RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
 
 
-class _ContextFilter(logging.Filter):
-    def __init__(self, service: str) -> None:
-        super().__init__()
-        self.service = service
+_base_factory = logging.getLogRecordFactory()
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.service = self.service
-        record.request_id = request_id_var.get()
-        if not hasattr(record, "route"):
-            record.route = route_var.get()
-        return True
+
+def _record_factory(*args, **kwargs) -> logging.LogRecord:
+    """Every log record, whichever handler gets it, carries service, request id and route."""
+    record = _base_factory(*args, **kwargs)
+    record.service = service_var.get() or _default_service
+    record.request_id = request_id_var.get()
+    record.route = route_var.get()
+    return record
+
+
+logging.setLogRecordFactory(_record_factory)
 
 
 def _extras(record: logging.LogRecord) -> dict:
@@ -71,11 +76,14 @@ class TextFormatter(logging.Formatter):
 
 def configure_logging(service: str, log_format: str = "text", level: str = "INFO") -> None:
     """Route every logger (ours, uvicorn's, sqlalchemy's) through one handler on stderr."""
+    global _default_service
+    _default_service = service
     handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(_ContextFilter(service))
     handler.setFormatter(JsonFormatter() if log_format == "json" else TextFormatter())
+    handler._cho_vuon = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace only a handler we installed before (tests and embedders may have their own).
+    root.handlers[:] = [h for h in root.handlers if not getattr(h, "_cho_vuon", False)] + [handler]
     root.setLevel(level.upper())
     for name in ("uvicorn", "uvicorn.error"):
         lg = logging.getLogger(name)

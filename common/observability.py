@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from common.errors import problem_response
-from common.logging import request_id_var, route_var
+from common.logging import request_id_var, route_var, service_var
 
 log = logging.getLogger("http")
 
@@ -70,6 +70,7 @@ class RequestContextMiddleware:
         rid = request_id_from(scope["headers"])
         rid_token = request_id_var.set(rid)
         route_token = route_var.set(None)
+        service_token = service_var.set(self.service)
         scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
         status = 500
@@ -87,7 +88,8 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception:
-            log.exception("unhandled error", extra={"route": route_template(scope)})
+            route_var.set(route_template(scope))
+            log.exception("unhandled error")
             if not response_started:
                 resp = problem_response(500, "internal-error", "Internal server error",
                                         "Something went wrong on our side. Quote the request id "
@@ -108,6 +110,12 @@ class RequestContextMiddleware:
                 )
             route_var.reset(route_token)
             request_id_var.reset(rid_token)
+            service_var.reset(service_token)
+
+
+async def bind_route(request: Request) -> None:
+    """App-wide dependency: log lines written while handling a request name its route."""
+    route_var.set(route_template(request.scope))
 
 
 async def metrics_endpoint(_: Request) -> Response:

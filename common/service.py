@@ -12,12 +12,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 
 from common.db import Database
 from common.errors import ServiceUnavailable, install_problem_handlers
 from common.logging import configure_logging
-from common.observability import RequestContextMiddleware, metrics_endpoint
+from common.observability import RequestContextMiddleware, bind_route, metrics_endpoint
 from common.settings import AppSettings, SharedSettings
 
 log = logging.getLogger("app")
@@ -56,7 +56,8 @@ def create_service_app(
             await db.dispose()
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
-                  openapi_url=openapi_url, docs_url="/docs" if openapi_url else None, redoc_url=None)
+                  openapi_url=openapi_url, docs_url="/docs" if openapi_url else None, redoc_url=None,
+                  dependencies=[Depends(bind_route)])
     app.state.settings = settings
     app.state.db = db
     install_problem_handlers(app)

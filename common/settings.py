@@ -21,10 +21,6 @@ DEV_SECRET_PREFIX = "dev-insecure-"
 MIN_SECRET_LENGTH = 32
 
 
-class InsecureSettingError(ValueError):
-    pass
-
-
 class SharedSettings(BaseSettings):
     """Logging settings every app reads under the same, unprefixed name."""
 
@@ -63,7 +59,7 @@ class AppSettings(BaseSettings):
                 continue
             secret = value.get_secret_value()
             if secret.startswith(DEV_SECRET_PREFIX) or len(secret) < MIN_SECRET_LENGTH:
-                raise InsecureSettingError(
+                raise ValueError(
                     f"{prefix}{name.upper()} holds a development default or is shorter than "
                     f"{MIN_SECRET_LENGTH} characters; set a real secret when "
                     f"ENVIRONMENT={self.environment}"
