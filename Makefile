@@ -27,6 +27,7 @@ migrate: install
 # Each app applies its own migrations when it starts; seeding migrates the catalog first.
 seed: install
 	@mkdir -p var
+	@$(BIN)/python -m gateway seed
 	@$(BIN)/python -m services.catalog seed
 
 run: seed

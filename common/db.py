@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from alembic import command
-from fastapi import Depends, Request
 from alembic.config import Config
+from fastapi import Depends, Request
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
 
+from common.auth import TokenVerifier
 from common.db import Database
 from common.errors import ServiceUnavailable, install_problem_handlers
 from common.logging import configure_logging
@@ -60,6 +61,7 @@ def create_service_app(
                   dependencies=[Depends(bind_route)])
     app.state.settings = settings
     app.state.db = db
+    app.state.verifier = TokenVerifier.from_setting(settings.jwt_public_key)
     install_problem_handlers(app)
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
 

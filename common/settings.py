@@ -48,20 +48,27 @@ class AppSettings(BaseSettings):
     database_url: str = ""
     # Credential that callers of /internal/* present (X-Service-Token).
     service_token: SecretStr = SecretStr(DEV_SECRET_PREFIX + "service-token-change-me-000000")
+    # Public keys that verify access tokens (base64url, comma-separated). Empty in development:
+    # the key pair under var/keys/ is used.
+    jwt_public_key: str = unprefixed("JWT_PUBLIC_KEY", "")
 
     @model_validator(mode="after")
     def _refuse_insecure_secrets(self) -> AppSettings:
         if self.environment == "development":
             return self
         prefix = self.model_config.get("env_prefix", "")
+        if not self.jwt_public_key.strip():
+            raise ValueError(f"JWT_PUBLIC_KEY must be set when ENVIRONMENT={self.environment}")
+        insecure = []
         for name, value in self:
             if not isinstance(value, SecretStr):
                 continue
             secret = value.get_secret_value()
             if secret.startswith(DEV_SECRET_PREFIX) or len(secret) < MIN_SECRET_LENGTH:
-                raise ValueError(
-                    f"{prefix}{name.upper()} holds a development default or is shorter than "
-                    f"{MIN_SECRET_LENGTH} characters; set a real secret when "
-                    f"ENVIRONMENT={self.environment}"
-                )
+                insecure.append(f"{prefix}{name.upper()}")
+        if insecure:
+            raise ValueError(
+                f"{', '.join(insecure)}: a development default or shorter than {MIN_SECRET_LENGTH} "
+                f"characters; set real secrets when ENVIRONMENT={self.environment}"
+            )
         return self

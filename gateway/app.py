@@ -13,14 +13,28 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from common.errors import NotFound, ServiceUnavailable
+from common.keys import dev_private_key, private_key_from_text
 from common.service import create_service_app
+from gateway.identity.endpoints import jwks_router
+from gateway.identity.endpoints import router as identity_router
+from gateway.identity.integrations import integration_headers
+from gateway.identity.tokens import Signer
 from gateway.openapi import MergedOpenAPI
 from gateway.paths import RejectedPath, RouteTable, canonical_path
 from gateway.proxy import Upstreams, forward
+from gateway.ratelimit import Rule, enforce, make_rate_limiter
 from gateway.settings import GatewaySettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+ORDER_CREATION = {"/api/v1/orders", "/api/v1/checkouts"}
+
+
+def _signing_key(settings: GatewaySettings):
+    secret = settings.jwt_private_key.get_secret_value()
+    if settings.environment == "development" and secret.startswith("dev-insecure-"):
+        return dev_private_key()
+    return private_key_from_text(secret)
 
 
 async def _services_ready(app: FastAPI) -> dict:
@@ -48,22 +62,26 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def start(app: FastAPI) -> None:
         app.state.upstreams = Upstreams(settings)
         app.state.openapi = MergedOpenAPI(app.state.upstreams.clients)
+        app.state.limiter = make_rate_limiter(settings.redis_url)
 
     async def stop(app: FastAPI) -> None:
         await app.state.upstreams.aclose()
+        await app.state.limiter.aclose()
 
     app = create_service_app(
         settings,
         title="Chợ Vườn API",
         description="The public REST API of Chợ Vườn, a garden market for small growers. "
                     "Errors are RFC 9457 problem details; lists are cursor-paginated.",
-        routers=[],
+        routers=[identity_router, jwks_router],
         migrations=MIGRATIONS,
         on_startup=[start],
         on_shutdown=[stop],
         readiness_checks=[_services_ready],
         openapi_url=None,
     )
+    app.state.signer = Signer(_signing_key(settings), settings.access_ttl)
+    app.state.rules = {name: Rule(name, limit, window) for name, (limit, window) in settings.rate_limits.items()}
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_json(request: Request) -> Response:
@@ -86,7 +104,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         service = routes.match(path)
         if service is None:
             raise NotFound("No such resource")
+        if request.method == "POST" and path.rstrip("/") in ORDER_CREATION:
+            await enforce(request.app.state.limiter, request.app.state.rules["order-ip"],
+                          request.client.host if request.client else "unknown")
+        extra = await integration_headers(request)
         client = request.app.state.upstreams.clients[service]
-        return await forward(request, client, service, path, settings)
+        return await forward(request, client, service, path, settings, extra)
 
     return app

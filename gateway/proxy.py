@@ -29,7 +29,7 @@ HOP_BY_HOP = frozenset({
 })
 # Headers a caller must never be able to set on the way to a service.
 PRIVATE_REQUEST_HEADERS = frozenset({"x-service-token", "x-forwarded-for", "x-forwarded-proto",
-                                     "x-forwarded-host", "x-real-ip", "x-request-id"})
+                                     "x-forwarded-host", "x-real-ip", "x-request-id", "x-api-key"})
 WHOLE_RESPONSE_MAX = 256 * 1024
 
 
@@ -98,9 +98,9 @@ async def _stream_limited(request: Request, limit: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def forward_headers(request: Request) -> list[tuple[str, str]]:
+def forward_headers(request: Request, replaced: set[str] = frozenset()) -> list[tuple[str, str]]:
     headers = [(k, v) for k, v in request.headers.items()
-               if k not in HOP_BY_HOP and k not in PRIVATE_REQUEST_HEADERS]
+               if k not in HOP_BY_HOP and k not in PRIVATE_REQUEST_HEADERS and k not in replaced]
     client = request.client.host if request.client else ""
     headers += [("x-request-id", request_id_var.get() or ""), ("x-forwarded-for", client),
                 ("x-forwarded-proto", request.url.scheme), ("x-forwarded-host", request.headers.get("host", ""))]
@@ -131,7 +131,9 @@ async def forward(request: Request, client: httpx.AsyncClient, service: str, pat
             except ClientDisconnect:
                 return Response(status_code=400)
     url = httpx.URL(path=path, query=request.url.query.encode("latin-1"))
-    upstream_request = client.build_request(method, url, headers=[*forward_headers(request), *extra_headers],
+    replaced = {k for k, _ in extra_headers}
+    upstream_request = client.build_request(method, url,
+                                            headers=[*forward_headers(request, replaced), *extra_headers],
                                             content=content)
     try:
         upstream = await client.send(upstream_request, stream=True)

@@ -1,9 +1,9 @@
 from typing import ClassVar
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import AppSettings
+from common.settings import DEV_SECRET_PREFIX, AppSettings
 
 # Public prefix → upstream service. The longest matching prefix wins. /internal/* is never routed.
 DEFAULT_ROUTES: dict[str, str] = {
@@ -14,6 +14,15 @@ DEFAULT_ROUTES: dict[str, str] = {
     "/api/v1/checkouts": "orders",
     "/api/v1/notifications": "notify",
     "/api/v1/webhooks": "notify",
+}
+
+
+DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
+    "login-account": (10, 900),  # sign-in attempts per login (phone or email), per 15 minutes
+    "login-ip": (30, 60),  # sign-in and refresh attempts per client address, per minute
+    "register-ip": (10, 3600),
+    "api-key": (600, 60),  # requests per API key, per minute
+    "order-ip": (20, 60),  # orders and checkouts placed per client address, per minute
 }
 
 
@@ -38,6 +47,17 @@ class GatewaySettings(AppSettings):
     max_connections: int = 100
     # How long a client may take to send a (buffered) JSON body before it is cut off with 408.
     body_timeout: float = 20.0
+
+    # Identity. The signing key is base64url of an Ed25519 seed; in development a shared key pair
+    # under var/keys/ is used (see common/keys.py).
+    jwt_private_key: SecretStr = SecretStr(DEV_SECRET_PREFIX + "use-var-keys")
+    access_ttl: int = Field(900, ge=60, le=900, description="Access token lifetime, seconds (≤ 15 min)")
+    api_key_token_ttl: int = Field(60, ge=10, le=300)
+    refresh_ttl: int = 30 * 24 * 3600
+
+    # Rate limits: rule → [requests, window seconds]. In memory unless redis_url is set.
+    redis_url: str = ""
+    rate_limits: dict[str, tuple[int, int]] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
 
     max_json_body_bytes: int = 1_048_576
     max_upload_bytes: int = 16 * 1_048_576  # photos: 15 MB plus the multipart envelope

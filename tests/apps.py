@@ -1,9 +1,11 @@
-"""Building each app for a test, on the test's databases."""
+"""Building each app for a test, on the test's databases, with the test's signing key."""
 
 from __future__ import annotations
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from fastapi import FastAPI
 
+from common.keys import private_key_text, public_key_text
 from gateway.app import create_app as create_gateway
 from gateway.settings import GatewaySettings
 from services.catalog.app import create_app as create_catalog
@@ -20,7 +22,14 @@ FACTORIES = {
     "notify": (create_notify, NotifySettings),
 }
 
+SIGNING_KEY = Ed25519PrivateKey.generate()
+PRIVATE_KEY = private_key_text(SIGNING_KEY)
+PUBLIC_KEY = public_key_text(SIGNING_KEY.public_key())
+
 
 def make_app(name: str, db_urls: dict[str, str], **settings) -> FastAPI:
     factory, settings_cls = FACTORIES[name]
+    settings.setdefault("jwt_public_key", PUBLIC_KEY)
+    if name == "gateway":
+        settings.setdefault("jwt_private_key", PRIVATE_KEY)
     return factory(settings_cls(database_url=db_urls[name], **settings))

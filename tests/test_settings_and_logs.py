@@ -13,7 +13,7 @@ from gateway.settings import GatewaySettings
 from services.catalog.settings import CatalogSettings
 from services.notify.settings import NotifySettings
 from services.orders.settings import OrdersSettings
-from tests.apps import make_app
+from tests.apps import PRIVATE_KEY, PUBLIC_KEY, make_app
 from tests.conftest import asgi_client
 
 ALL = [GatewaySettings, CatalogSettings, OrdersSettings, NotifySettings]
@@ -34,6 +34,13 @@ def test_each_app_reads_its_own_prefix(cls, monkeypatch) -> None:
 def test_insecure_defaults_refused_outside_development(cls, monkeypatch) -> None:
     assert cls().environment == "development"  # the shipped defaults work for `make run`
     monkeypatch.setenv("ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="JWT_PUBLIC_KEY"):
+        cls()
+    monkeypatch.setenv("JWT_PUBLIC_KEY", PUBLIC_KEY)
+    if cls is GatewaySettings:
+        with pytest.raises(ValidationError, match="GATEWAY_SERVICE_TOKEN, GATEWAY_JWT_PRIVATE_KEY"):
+            cls()
+        monkeypatch.setenv("GATEWAY_JWT_PRIVATE_KEY", PRIVATE_KEY)
     with pytest.raises(ValidationError, match=f"{PREFIX[cls]}SERVICE_TOKEN"):
         cls()
     monkeypatch.setenv(f"{PREFIX[cls]}SERVICE_TOKEN", "short")

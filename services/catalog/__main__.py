@@ -1,8 +1,7 @@
+from common.cli import run_cli
 from services.catalog.app import MIGRATIONS
 from services.catalog.seed import add_seed_command
 from services.catalog.settings import CatalogSettings
-
-from common.cli import run_cli
 
 if __name__ == "__main__":
     run_cli("services.catalog", "services.catalog.app:create_app", CatalogSettings, MIGRATIONS,

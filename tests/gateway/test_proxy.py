@@ -47,7 +47,9 @@ class StandIn:
                 return StreamingResponse(chunks(), media_type="application/octet-stream")
             return JSONResponse({"path": request.url.path, "bytes": len(body),
                                  "request_id": request.headers.get("x-request-id"),
-                                 "service_token": request.headers.get("x-service-token")})
+                                 "service_token": request.headers.get("x-service-token"),
+                                 "authorization": request.headers.get("authorization"),
+                                 "header_values": list(request.headers.values())})
 
         async def health(_: Request) -> Response:
             return JSONResponse({"status": "ok"})

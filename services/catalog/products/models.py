@@ -3,7 +3,8 @@
 import datetime as dt
 import enum
 
-from pydantic import BaseModel, Field as PydField
+from pydantic import BaseModel
+from pydantic import Field as PydField
 from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Index, String, func
 from sqlmodel import Field, Relationship, SQLModel
 

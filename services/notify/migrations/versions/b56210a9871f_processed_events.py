@@ -7,9 +7,7 @@ Create Date: 2026-11-27 02:01:43.689985
 from collections.abc import Sequence
 
 import sqlalchemy as sa
-import sqlmodel
 from alembic import op
-
 
 revision: str = 'b56210a9871f'
 down_revision: str | None = None

@@ -10,7 +10,6 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-
 revision: str = 'fdf7f60149a5'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None

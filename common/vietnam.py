@@ -1,0 +1,61 @@
+"""Vietnam specifics shared by the apps: mobile phone numbers."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+from phonenumbers import PhoneNumberType
+
+# Since 2018 the 11-digit mobile numbers moved to 10 digits: 0168 x → 038 x, and so on.
+OLD_MOBILE_PREFIXES = {
+    "0162": "032", "0163": "033", "0164": "034", "0165": "035", "0166": "036", "0167": "037",
+    "0168": "038", "0169": "039", "0120": "070", "0121": "079", "0122": "077", "0126": "076",
+    "0128": "078", "0123": "083", "0124": "084", "0125": "085", "0127": "081", "0129": "082",
+    "0186": "056", "0188": "058", "0199": "059",
+}
+_NOISE = re.compile(r"[\s().\-]")
+
+
+class InvalidPhone(ValueError):
+    """Not a Vietnamese mobile number; the message says why and what to do."""
+
+
+def _national(raw: str) -> str:
+    """Reduce the usual spellings to national digits: "(+84) 0912 345 678" → "0912345678"."""
+    digits = _NOISE.sub("", raw)
+    if digits.startswith("+84"):
+        digits = digits[3:]
+    elif digits.startswith("0084"):
+        digits = digits[4:]
+    elif digits.startswith("84") and len(digits) in (11, 12):
+        digits = digits[2:]
+    if not digits.startswith("0"):
+        digits = "0" + digits
+    return digits
+
+
+def normalise_vn_mobile(raw: str) -> str:
+    """A Vietnamese mobile number in E.164 (``+84912345678``), or :class:`InvalidPhone`."""
+    if not isinstance(raw, str) or len(raw) > 32 or "\x00" in raw:
+        raise InvalidPhone("Enter a Vietnamese mobile number, like 0912 345 678.")
+    compact = _NOISE.sub("", raw)
+    if compact.startswith("+") and not compact.startswith("+84"):
+        raise InvalidPhone("Only Vietnamese numbers (+84) are accepted.")
+    national = _national(raw)
+    if not national.isdigit():
+        raise InvalidPhone("A phone number has only digits, spaces and an optional +84.")
+    if len(national) == 11 and national[:4] in OLD_MOBILE_PREFIXES:
+        new = OLD_MOBILE_PREFIXES[national[:4]] + national[4:]
+        raise InvalidPhone(f"11-digit numbers changed to 10 digits in 2018: try {new}.")
+    try:
+        number = phonenumbers.parse(national, "VN")
+    except phonenumbers.NumberParseException:
+        raise InvalidPhone("Enter a Vietnamese mobile number, like 0912 345 678.") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhone("This is not a valid Vietnamese phone number.")
+    kind = phonenumbers.number_type(number)
+    if kind not in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        raise InvalidPhone("This looks like a landline; enter a mobile number (10 digits, starting 03, 05, "
+                           "07, 08 or 09).")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -1,0 +1,119 @@
+"""Identity routes served by the gateway itself: accounts, tokens, API keys, the JWKS."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from common.auth import CurrentPrincipal, Principal, require
+from common.db import SessionDep
+from common.errors import Forbidden
+from common.pagination import CursorQuery, LimitQuery, Page
+from common.params import IdPath
+from gateway.identity import service
+from gateway.identity.schemas import (
+    AccountPublic,
+    AccountUpdate,
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyPublic,
+    Login,
+    RefreshRequest,
+    Registration,
+    TokenPair,
+)
+from gateway.ratelimit import enforce
+
+router = APIRouter(prefix="/api/v1", tags=["identity"])
+jwks_router = APIRouter(tags=["identity"])
+
+
+def client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def limit(request: Request, rule: str, key: str) -> None:
+    state = request.app.state
+    await enforce(state.limiter, state.rules[rule], key)
+
+
+@router.post("/auth/register", status_code=201, response_model=AccountPublic,
+             summary="Open a grower or buyer account")
+async def register(request: Request, session: SessionDep, data: Registration) -> AccountPublic:
+    await limit(request, "register-ip", client_ip(request))
+    account = await service.register(session, data)
+    return AccountPublic.model_validate(account, from_attributes=True)
+
+
+@router.post("/auth/token", response_model=TokenPair, summary="Sign in with phone or email and password")
+async def token(request: Request, session: SessionDep, data: Login) -> TokenPair:
+    await limit(request, "login-ip", client_ip(request))
+    await limit(request, "login-account", service.login_key(data.login))
+    account = await service.authenticate(session, data.login, data.password)
+    settings = request.app.state.settings
+    return await service.issue_tokens(session, request.app.state.signer, account, settings.refresh_ttl)
+
+
+@router.post("/auth/refresh", response_model=TokenPair,
+             summary="Exchange a refresh token for a new pair (the old one stops working)")
+async def refresh(request: Request, session: SessionDep, data: RefreshRequest) -> TokenPair:
+    await limit(request, "login-ip", client_ip(request))
+    settings = request.app.state.settings
+    return await service.rotate(session, request.app.state.signer, data.refresh_token, settings.refresh_ttl)
+
+
+@router.post("/auth/logout", status_code=204, summary="Sign out: the refresh token's family is revoked")
+async def logout(session: SessionDep, data: RefreshRequest) -> Response:
+    await service.logout(session, data.refresh_token)
+    return Response(status_code=204)
+
+
+@router.get("/me", response_model=AccountPublic, summary="The signed-in account")
+async def me(session: SessionDep, principal: CurrentPrincipal) -> AccountPublic:
+    account = await service.get_account(session, principal.sub)
+    return AccountPublic.model_validate(account, from_attributes=True)
+
+
+@router.patch("/me", response_model=AccountPublic, summary="Change name, email or language")
+async def update_me(session: SessionDep, principal: CurrentPrincipal, data: AccountUpdate) -> AccountPublic:
+    account = await service.update_account(session, principal.sub, data)
+    return AccountPublic.model_validate(account, from_attributes=True)
+
+
+Grower = Annotated[Principal, Depends(require("grower"))]
+
+
+@router.post("/api-keys", status_code=201, response_model=ApiKeyCreated,
+             summary="Create an API key for an integration (the key is shown once)")
+async def create_api_key(session: SessionDep, principal: Grower, data: ApiKeyCreate) -> ApiKeyCreated:
+    _only_users(principal)
+    account = await service.get_account(session, principal.sub)
+    row, key = await service.create_api_key(session, account, data)
+    return ApiKeyCreated(**ApiKeyPublic.model_validate(row, from_attributes=True).model_dump(), key=key)
+
+
+@router.get("/api-keys", response_model=Page[ApiKeyPublic], summary="Your API keys (without the keys)")
+async def list_api_keys(session: SessionDep, principal: Grower, limit: LimitQuery = 20,
+                        cursor: CursorQuery = None) -> Page[ApiKeyPublic]:
+    _only_users(principal)
+    rows, next_cursor = await service.list_api_keys(session, principal.sub, limit, cursor)
+    return Page(items=[ApiKeyPublic.model_validate(r, from_attributes=True) for r in rows],
+                next_cursor=next_cursor)
+
+
+@router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
+async def revoke_api_key(session: SessionDep, principal: Grower, key_id: IdPath) -> Response:
+    _only_users(principal)
+    await service.revoke_api_key(session, principal.sub, key_id)
+    return Response(status_code=204)
+
+
+def _only_users(principal: Principal) -> None:
+    if principal.kind != "user":
+        raise Forbidden("API keys are managed by signing in, not with another key")
+
+
+@jwks_router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+async def jwks(request: Request) -> dict:
+    return request.app.state.signer.jwks()

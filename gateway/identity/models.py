@@ -1,0 +1,59 @@
+"""Accounts, refresh-token families and integrators' API keys: the gateway's own tables."""
+
+import datetime as dt
+import uuid
+
+from sqlalchemy import JSON, Column, DateTime, Index
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _ts(**kw) -> Column:
+    return Column(DateTime(timezone=True), **kw)
+
+
+class Account(SQLModel, table=True):
+    __tablename__ = "accounts"
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    role: str = Field(max_length=10)
+    name: str = Field(max_length=100)
+    phone: str = Field(max_length=16, unique=True, description="E.164")
+    email: str | None = Field(default=None, max_length=254, unique=True)
+    password_hash: str = Field(max_length=255)
+    locale: str = Field(default="vi", max_length=5)
+    locked: bool = Field(default=False, description="Set by an admin; a locked account cannot sign in")
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+
+
+class RefreshToken(SQLModel, table=True):
+    """One link of a rotation chain. Presenting a used link again revokes its whole family."""
+
+    __tablename__ = "refresh_tokens"
+    __table_args__ = (Index("ix_refresh_tokens_family", "family_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="accounts.id", ondelete="CASCADE", index=True, max_length=36)
+    family_id: str = Field(max_length=36)
+    token_hash: str = Field(max_length=64, unique=True)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    expires_at: dt.datetime = Field(sa_column=_ts(nullable=False))
+    used_at: dt.datetime | None = Field(default=None, sa_column=_ts())
+    revoked_at: dt.datetime | None = Field(default=None, sa_column=_ts())
+
+
+class ApiKey(SQLModel, table=True):
+    __tablename__ = "api_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    account_id: str = Field(foreign_key="accounts.id", ondelete="CASCADE", index=True, max_length=36)
+    name: str = Field(max_length=80)
+    prefix: str = Field(max_length=16, unique=True, description="Shown to the owner to tell keys apart")
+    key_hash: str = Field(max_length=64)
+    scopes: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    last_used_at: dt.datetime | None = Field(default=None, sa_column=_ts())
+    revoked_at: dt.datetime | None = Field(default=None, sa_column=_ts())

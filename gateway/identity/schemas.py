@@ -1,0 +1,111 @@
+"""What the identity endpoints accept and reply."""
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, EmailStr, Field, field_validator
+
+from common.auth import SCOPES
+from common.text import has_control_chars, nfc
+from common.vietnam import InvalidPhone, normalise_vn_mobile
+
+
+def clean_text(value: str, what: str) -> str:
+    value = nfc(value)
+    if has_control_chars(value):
+        raise ValueError(f"{what} must not contain control characters")
+    return value
+
+
+class Registration(BaseModel):
+    role: Literal["grower", "buyer"]
+    name: str = Field(min_length=1, max_length=100)
+    phone: str = Field(max_length=32, description="A Vietnamese mobile number, any usual spelling")
+    password: str = Field(min_length=8, max_length=128)
+    email: EmailStr | None = Field(default=None, max_length=254)
+    locale: Literal["vi", "en"] = "vi"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        v = clean_text(v, "The name")
+        if not v:
+            raise ValueError("The name must not be empty")
+        return v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str) -> str:
+        try:
+            return normalise_vn_mobile(v)
+        except InvalidPhone as exc:
+            raise ValueError(str(exc)) from None
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        return v.lower() if v else v
+
+
+class AccountPublic(BaseModel):
+    id: str
+    role: str
+    name: str
+    phone: str
+    email: str | None
+    locale: str
+    created_at: dt.datetime
+
+
+class AccountUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=100)
+    email: EmailStr | None = Field(default=None, max_length=254)
+    locale: Literal["vi", "en"] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return clean_text(v, "The name") if v is not None else v
+
+
+class Login(BaseModel):
+    login: str = Field(min_length=1, max_length=254, description="Phone number or email")
+    password: str = Field(min_length=1, max_length=128)
+
+
+class RefreshRequest(BaseModel):
+    refresh_token: str = Field(min_length=1, max_length=200)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    refresh_token: str
+
+
+Scope = Literal[SCOPES]  # type: ignore[valid-type]
+
+
+class ApiKeyCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=80)
+    scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return clean_text(v, "The name")
+
+
+class ApiKeyPublic(BaseModel):
+    id: int
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+class ApiKeyCreated(ApiKeyPublic):
+    key: str = Field(description="The key itself. Shown once: store it now.")
