@@ -4,8 +4,10 @@ are written in one transaction; a relay publishes afterwards and marks the row s
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, Column, DateTime, Index
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
+
+from common.db import UtcDateTime
 
 
 def utcnow() -> dt.datetime:
@@ -19,11 +21,11 @@ class OutboxEventBase(SQLModel):
     type: str = Field(max_length=64)
     version: int = Field(default=1)
     data: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
-    occurred_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
-    published_at: dt.datetime | None = Field(default=None, sa_column=Column(DateTime(timezone=True)))
+    occurred_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UtcDateTime(), nullable=False))
+    published_at: dt.datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
     attempts: int = Field(default=0)
     next_attempt_at: dt.datetime = Field(default_factory=utcnow,
-                                         sa_column=Column(DateTime(timezone=True), nullable=False))
+                                         sa_column=Column(UtcDateTime(), nullable=False))
     last_error: str | None = Field(default=None, max_length=2000)
     dead: bool = Field(default=False, description="Given up after the maximum attempts; an operator replays it")
 
@@ -36,4 +38,4 @@ class ProcessedEventBase(SQLModel):
     """A consumer's record of the events it has handled, written with the side effect (idempotency)."""
 
     event_id: uuid.UUID = Field(primary_key=True)
-    processed_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False))
+    processed_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UtcDateTime(), nullable=False))

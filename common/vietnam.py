@@ -59,3 +59,60 @@ def normalise_vn_mobile(raw: str) -> str:
         raise InvalidPhone("This looks like a landline; enter a mobile number (10 digits, starting 03, 05, "
                            "07, 08 or 09).")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+# ---- Administrative divisions (34 provinces since 1 July 2025), from the vietnam-provinces package ----
+
+def province_name(code: str) -> str | None:
+    from vietnam_provinces import Province
+
+    try:
+        return Province.from_code(int(code)).name if code.isdigit() else None
+    except (ValueError, KeyError):
+        return None
+
+
+def ward_name(province_code: str, ward_code: str) -> str | None:
+    """The ward's name when it exists and lies in the province, else None."""
+    from vietnam_provinces import Ward
+
+    if not (province_code.isdigit() and ward_code.isdigit()):
+        return None
+    try:
+        ward = Ward.from_code(int(ward_code))
+    except (ValueError, KeyError):
+        return None
+    return ward.name if ward.province_code.value == int(province_code) else None
+
+
+def provinces() -> list[dict[str, str]]:
+    from vietnam_provinces import Province
+
+    return [{"code": f"{p.code.value:02d}", "name": p.name} for p in Province.iter_all()]
+
+
+def wards(province_code: str) -> list[dict[str, str]] | None:
+    from vietnam_provinces import Province, Ward
+
+    if not province_code.isdigit():
+        return None
+    try:
+        province = Province.from_code(int(province_code))
+    except (ValueError, KeyError):
+        return None
+    return [{"code": f"{w.code.value:05d}", "name": w.name} for w in Ward.iter_by_province(province.code)]
+
+
+# ---- Banks for VietQR: NAPAS bank identification numbers (BIN) ----
+
+BANKS: dict[str, str] = {
+    "970436": "Vietcombank", "970415": "VietinBank", "970418": "BIDV", "970405": "Agribank",
+    "970407": "Techcombank", "970422": "MB Bank", "970416": "ACB", "970432": "VPBank",
+    "970403": "Sacombank", "970423": "TPBank", "970437": "HDBank", "970441": "VIB", "970443": "SHB",
+    "970431": "Eximbank", "970426": "MSB", "970448": "OCB", "970440": "SeABank", "970449": "LPBank",
+    "970428": "Nam A Bank", "970409": "Bac A Bank", "970452": "KienlongBank", "970400": "Saigonbank",
+    "970412": "PVcomBank", "970425": "ABBANK", "970438": "BaoViet Bank", "970427": "VietABank",
+    "970419": "NCB", "970406": "DongA Bank", "970408": "GPBank", "970414": "OceanBank",
+    "970444": "CBBank", "970433": "Vietbank", "970454": "BVBank", "970430": "PGBank",
+    "970429": "SCB", "970458": "UOB Vietnam", "970424": "Shinhan Bank Vietnam",
+}

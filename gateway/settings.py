@@ -10,6 +10,7 @@ DEFAULT_ROUTES: dict[str, str] = {
     "/api/v1/shops": "catalog",
     "/api/v1/products": "catalog",
     "/api/v1/provinces": "catalog",
+    "/api/v1/banks": "catalog",
     "/api/v1/orders": "orders",
     "/api/v1/checkouts": "orders",
     "/api/v1/notifications": "notify",

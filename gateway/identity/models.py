@@ -3,8 +3,10 @@
 import datetime as dt
 import uuid
 
-from sqlalchemy import JSON, Column, DateTime, Index
+from sqlalchemy import JSON, Column, Index
 from sqlmodel import Field, SQLModel
+
+from common.db import UtcDateTime
 
 
 def utcnow() -> dt.datetime:
@@ -12,7 +14,7 @@ def utcnow() -> dt.datetime:
 
 
 def _ts(**kw) -> Column:
-    return Column(DateTime(timezone=True), **kw)
+    return Column(UtcDateTime(), **kw)
 
 
 class Account(SQLModel, table=True):

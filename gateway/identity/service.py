@@ -104,8 +104,7 @@ async def rotate(session: AsyncSession, signer: Signer, token: str, refresh_ttl:
     row = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == digest(token)))
     if row is None or row.revoked_at is not None:
         raise InvalidRefreshToken()
-    expires_at = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=dt.UTC)
-    if expires_at <= utcnow():
+    if row.expires_at <= utcnow():
         raise InvalidRefreshToken("The refresh token has expired; sign in again")
     claimed = await session.execute(update(RefreshToken)
                                     .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from common.crypto import FieldCipher
 from common.service import create_service_app
 from services.catalog.products.endpoints import router as products_router
 from services.catalog.settings import CatalogSettings
@@ -16,10 +17,12 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     settings = settings or CatalogSettings()
-    return create_service_app(
+    app = create_service_app(
         settings,
         title="Chợ Vườn catalog",
         description="Shops, varieties (products), variants with retail and wholesale prices, stock.",
         routers=[shops_router, products_router],
         migrations=MIGRATIONS,
     )
+    app.state.cipher = FieldCipher(settings.data_key.get_secret_value())
+    return app

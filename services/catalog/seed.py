@@ -19,7 +19,9 @@ DEMO_GROWER_ID = "00000000-0000-4000-8000-000000000001"
 DEMO_SHOP_SLUG = "vuon-sung-co-ut"
 
 DEMO_SHOP = dict(
-    slug=DEMO_SHOP_SLUG, owner_id=DEMO_GROWER_ID, name="Vườn Súng Cô Út",
+    slug=DEMO_SHOP_SLUG, owner_id=DEMO_GROWER_ID, name="Vườn Súng Cô Út", zalo_phone="+84912000111",
+    delivery={"pickup": True, "flat_fee": 35_000, "fee_by_province": {"92": 20_000}, "free_above": 1_000_000},
+    min_order_value=50_000,
     description="Vườn súng và sen nhỏ của gia đình ở Cần Thơ: củ giống, cây con và chậu súng đã ra hoa. "
                 "Giao hàng toàn quốc, nhận sỉ cho nhà vườn và quán cà phê.",
     province_code="92", ward_code="31135", street="Hẻm 12, đường Ba Tháng Hai", phone="+84912000111",
@@ -62,7 +64,7 @@ async def seed(settings: CatalogSettings) -> str:
                                   status=ProductStatus.active, search_text=fold(f"{name} {description}"))
                 product.variants = [
                     Variant(label=label, retail_price=retail, min_order_quantity=min_order, stock=stock,
-                            position=i,
+                            position=i, low_stock_threshold=5,
                             wholesale_tiers=[{"min_quantity": q, "unit_price": p} for q, p in tiers])
                     for i, (label, retail, tiers, min_order, stock) in enumerate(variants)
                 ]

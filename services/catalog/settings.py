@@ -1,8 +1,9 @@
 from typing import ClassVar
 
+from pydantic import SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import AppSettings
+from common.settings import DEV_SECRET_PREFIX, AppSettings
 
 
 class CatalogSettings(AppSettings):
@@ -14,3 +15,5 @@ class CatalogSettings(AppSettings):
     database_url: str = "sqlite+aiosqlite:///var/catalog.db"
     # Where buyers see shops and products: the gateway's public address.
     public_base_url: str = "http://localhost:8000"
+    # Encrypts growers' bank account numbers at rest.
+    data_key: SecretStr = SecretStr(DEV_SECRET_PREFIX + "catalog-data-key-change-me")

@@ -3,12 +3,10 @@
 import datetime as dt
 import enum
 
-from pydantic import BaseModel
-from pydantic import Field as PydField
-from sqlalchemy import JSON, CheckConstraint, Column, DateTime, Index, String, func
+from sqlalchemy import JSON, CheckConstraint, Column, Index, String
 from sqlmodel import Field, Relationship, SQLModel
 
-from services.catalog.shops.models import utcnow
+from services.catalog.shops.models import timestamp, utcnow
 
 
 class Category(enum.StrEnum):
@@ -16,6 +14,7 @@ class Category(enum.StrEnum):
     lotus = "lotus"
     aquatic = "aquatic"
     seedling = "seedling"
+    supplies = "supplies"
     other = "other"
 
 
@@ -25,70 +24,46 @@ class ProductStatus(enum.StrEnum):
     archived = "archived"
 
 
-class WholesaleTier(BaseModel):
-    min_quantity: int = PydField(ge=2, le=1_000_000)
-    unit_price: int = PydField(gt=0, le=1_000_000_000, description="VND per unit")
+class Variant(SQLModel, table=True):
+    """How a variety is sold: a tuber, a seedling, a 30 cm pot — each with its own prices and stock."""
 
-
-class VariantBase(SQLModel):
-    label: str = Field(max_length=80, description='How it is sold: "Củ giống", "Cây con", "Chậu 30 cm"')
-    retail_price: int = Field(gt=0, le=1_000_000_000, description="VND per unit")
-    min_order_quantity: int = Field(default=1, ge=1, le=100_000)
-    stock: int = Field(default=0, ge=0, le=1_000_000)
-    weight_grams: int | None = Field(default=None, ge=0, le=1_000_000)
-
-
-class Variant(VariantBase, table=True):
     __tablename__ = "variants"
     __table_args__ = (
         CheckConstraint("stock >= 0", name="ck_variants_stock_nonnegative"),
         CheckConstraint("retail_price > 0", name="ck_variants_retail_price_positive"),
+        CheckConstraint("min_order_quantity >= 1", name="ck_variants_min_order_positive"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     product_id: int = Field(foreign_key="products.id", ondelete="CASCADE", index=True)
     position: int = Field(default=0)
+    label: str = Field(max_length=80)
+    retail_price: int
     wholesale_tiers: list[dict] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    min_order_quantity: int = Field(default=1)
+    stock: int = Field(default=0)
+    low_stock_threshold: int = Field(default=0, description="stock.low fires when stock falls below it")
+    weight_grams: int | None = Field(default=None)
+    archived: bool = Field(default=False, description="Removed by the grower; kept for past orders")
 
     product: "Product" = Relationship(back_populates="variants")
 
 
-class ProductBase(SQLModel):
-    name: str = Field(max_length=160)
-    description: str = Field(default="", max_length=8000)
-    category: Category = Field(default=Category.water_lily, sa_type=String(20))
-    status: ProductStatus = Field(default=ProductStatus.draft, sa_type=String(20))
-
-
-class Product(ProductBase, table=True):
+class Product(SQLModel, table=True):
     __tablename__ = "products"
     __table_args__ = (Index("ix_products_shop_status", "shop_id", "status"),)
 
     id: int | None = Field(default=None, primary_key=True)
     shop_id: int = Field(foreign_key="shops.id", ondelete="CASCADE")
+    name: str = Field(max_length=160)
+    description: str = Field(default="", max_length=8000)
+    category: str = Field(default=Category.water_lily, sa_type=String(20))
+    status: str = Field(default=ProductStatus.draft, sa_type=String(20))
     search_text: str = Field(default="", max_length=9000, description="Accent-free name and description")
-    created_at: dt.datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
-    )
-    updated_at: dt.datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
-    )
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=timestamp())
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=timestamp())
 
     variants: list[Variant] = Relationship(
         back_populates="product",
         sa_relationship_kwargs={"order_by": "Variant.position", "lazy": "selectin", "cascade": "all, delete-orphan"},
     )
-
-
-class VariantPublic(VariantBase):
-    id: int
-    wholesale_tiers: list[WholesaleTier]
-
-
-class ProductPublic(ProductBase):
-    id: int
-    shop_id: int
-    url: str
-    variants: list[VariantPublic]
-    created_at: dt.datetime
-    updated_at: dt.datetime

@@ -1,22 +1,77 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated
 
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from common.auth import Principal, require
+from common.crypto import FieldCipher
 from common.db import SessionDep
 from common.errors import NotFound
+from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
-from services.catalog.shops.models import Shop, ShopPublic
+from common.vietnam import BANKS, provinces, wards
+from services.catalog.shops import service
+from services.catalog.shops.schemas import ShopCreate, ShopPrivate, ShopPublic, ShopUpdate
 
-router = APIRouter(prefix="/api/v1/shops", tags=["shops"])
+router = APIRouter(prefix="/api/v1", tags=["shops"])
+Grower = Annotated[Principal, Depends(require("grower", scope="catalog:write"))]
+GrowerReader = Annotated[Principal, Depends(require("grower", scope="catalog:read"))]
 
 
-def to_public(shop: Shop, base_url: str) -> ShopPublic:
-    return ShopPublic.model_validate({**shop.model_dump(), "url": f"{base_url}/s/{shop.slug}"})
+def cipher(request: Request) -> FieldCipher:
+    return request.app.state.cipher
 
 
-@router.get("/{shop_id}", response_model=ShopPublic, summary="One shop")
+def base_url(request: Request) -> str:
+    return request.app.state.settings.public_base_url
+
+
+@router.post("/shops", status_code=201, response_model=ShopPrivate, summary="Open your shop (one per grower)")
+async def create_shop(request: Request, session: SessionDep, owner: Grower, data: ShopCreate) -> ShopPrivate:
+    shop = await service.create(session, owner, data, cipher(request))
+    return service.to_private(shop, base_url(request))
+
+
+@router.get("/shops", response_model=Page[ShopPublic], summary="Shops, optionally in one province")
+async def list_shops(request: Request, session: SessionDep,
+                     province_code: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+                     limit: LimitQuery = 20, cursor: CursorQuery = None) -> Page[ShopPublic]:
+    rows, next_cursor = await service.list_shops(session, province_code, limit, cursor)
+    return Page(items=[service.to_public(s, base_url(request)) for s in rows], next_cursor=next_cursor)
+
+
+@router.get("/shops/mine", response_model=ShopPrivate, summary="Your shop, with its private details")
+async def my_shop(request: Request, session: SessionDep, owner: GrowerReader) -> ShopPrivate:
+    return service.to_private(await service.get_owned(session, owner), base_url(request))
+
+
+@router.get("/shops/{shop_id}", response_model=ShopPublic, summary="One shop")
 async def get_shop(request: Request, session: SessionDep, shop_id: IdPath) -> ShopPublic:
-    shop = await session.get(Shop, shop_id)
-    if shop is None:
-        raise NotFound("No such shop")
-    return to_public(shop, request.app.state.settings.public_base_url)
+    return service.to_public(await service.get(session, shop_id), base_url(request))
+
+
+@router.patch("/shops/{shop_id}", response_model=ShopPrivate, summary="Change your shop")
+async def update_shop(request: Request, session: SessionDep, owner: Grower, shop_id: IdPath,
+                      data: ShopUpdate) -> ShopPrivate:
+    shop = await service.get_owned(session, owner, shop_id)
+    shop = await service.update(session, shop, data, cipher(request))
+    return service.to_private(shop, base_url(request))
+
+
+@router.get("/provinces", summary="The 34 provinces and cities (since 1 July 2025)")
+async def list_provinces() -> list[dict[str, str]]:
+    return provinces()
+
+
+@router.get("/provinces/{code}/wards", summary="The wards of a province")
+async def list_wards(code: Annotated[str, Path(pattern=r"^\d{1,2}$")]) -> list[dict[str, str]]:
+    found = wards(code)
+    if found is None:
+        raise NotFound("No such province")
+    return found
+
+
+@router.get("/banks", summary="Banks for VietQR transfers: BIN and name")
+async def list_banks() -> list[dict[str, str]]:
+    return [{"bin": bin_, "name": name} for bin_, name in sorted(BANKS.items(), key=lambda b: b[1])]

@@ -2,7 +2,9 @@
 
 import datetime as dt
 
-from sqlalchemy import Column, DateTime, func
+from sqlalchemy import JSON, Column, func
+
+from common.db import UtcDateTime
 from sqlmodel import Field, SQLModel
 
 
@@ -10,28 +12,29 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class ShopBase(SQLModel):
-    name: str = Field(max_length=120)
-    description: str = Field(default="", max_length=4000)
-    province_code: str = Field(max_length=2, description="Province code (34 provinces since 1 July 2025)")
-    ward_code: str = Field(max_length=5)
-    street: str = Field(max_length=200)
-    phone: str = Field(max_length=16, description="E.164")
+def timestamp() -> Column:
+    return Column(UtcDateTime(), nullable=False, server_default=func.now())
 
 
-class Shop(ShopBase, table=True):
+class Shop(SQLModel, table=True):
     __tablename__ = "shops"
 
     id: int | None = Field(default=None, primary_key=True)
+    owner_id: str = Field(max_length=64, unique=True, description="The grower's account id (one shop each)")
     slug: str = Field(max_length=80, unique=True, index=True)
-    owner_id: str = Field(max_length=64, unique=True, description="The grower's account id (a grower has one shop)")
+    name: str = Field(max_length=120)
+    description: str = Field(default="", max_length=4000)
+    province_code: str = Field(max_length=2, index=True)
+    ward_code: str = Field(max_length=5)
+    street: str = Field(max_length=200)
+    phone: str = Field(max_length=16, description="E.164")
+    zalo_phone: str | None = Field(default=None, max_length=16)
+    delivery: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    min_order_value: int = Field(default=0, ge=0)
+    bank_bin: str | None = Field(default=None, max_length=6)
+    bank_account_encrypted: str | None = Field(default=None, max_length=500)
+    bank_account_last4: str | None = Field(default=None, max_length=4)
+    bank_holder: str | None = Field(default=None, max_length=80)
     search_text: str = Field(default="", max_length=5000, description="Accent-free name and description")
-    created_at: dt.datetime = Field(
-        default_factory=utcnow, sa_column=Column(DateTime(timezone=True), nullable=False, server_default=func.now())
-    )
-
-
-class ShopPublic(ShopBase):
-    id: int
-    slug: str
-    url: str
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=timestamp())
+    updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=timestamp())

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
+
+import common.db
 from alembic import op
 ${imports if imports else ""}
 

@@ -1,16 +1,19 @@
 """accounts, refresh tokens, api keys
 
-Revision ID: d2c3b95135f8
+Revision ID: b9397fea9c2c
 Revises: 
-Create Date: 2026-11-27 02:10:05.708264
+Create Date: 2026-11-27 02:17:23.791618
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
+
+import common.db
 from alembic import op
 
-revision: str = 'd2c3b95135f8'
+
+revision: str = 'b9397fea9c2c'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -27,7 +30,7 @@ def upgrade() -> None:
     sa.Column('password_hash', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
     sa.Column('locale', sqlmodel.sql.sqltypes.AutoString(length=5), nullable=False),
     sa.Column('locked', sa.Boolean(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_at', common.db.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('email'),
     sa.UniqueConstraint('phone')
@@ -39,9 +42,9 @@ def upgrade() -> None:
     sa.Column('prefix', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('key_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('scopes', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', common.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('last_used_at', common.db.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', common.db.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('prefix')
@@ -54,10 +57,10 @@ def upgrade() -> None:
     sa.Column('account_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('family_id', sqlmodel.sql.sqltypes.AutoString(length=36), nullable=False),
     sa.Column('token_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('created_at', common.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('expires_at', common.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('used_at', common.db.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('revoked_at', common.db.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['account_id'], ['accounts.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('token_hash')

@@ -1,16 +1,19 @@
 """outbox
 
-Revision ID: fdf7f60149a5
+Revision ID: 80b02474c5b8
 Revises: 
-Create Date: 2026-11-27 02:01:41.889655
+Create Date: 2026-11-27 02:17:30.570339
 """
 from collections.abc import Sequence
 
 import sqlalchemy as sa
 import sqlmodel
+
+import common.db
 from alembic import op
 
-revision: str = 'fdf7f60149a5'
+
+revision: str = '80b02474c5b8'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -23,10 +26,10 @@ def upgrade() -> None:
     sa.Column('type', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
     sa.Column('version', sa.Integer(), nullable=False),
     sa.Column('data', sa.JSON(), nullable=False),
-    sa.Column('occurred_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('occurred_at', common.db.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('published_at', common.db.UtcDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('next_attempt_at', common.db.UtcDateTime(timezone=True), nullable=False),
     sa.Column('last_error', sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=True),
     sa.Column('dead', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('id')

@@ -1,0 +1,127 @@
+"""What the product endpoints accept and reply. Prices are integer VND."""
+
+import datetime as dt
+from typing import Annotated
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+from common.text import has_control_chars, nfc
+from services.catalog.products.models import Category, ProductStatus
+
+MAX_PRICE = 1_000_000_000
+MAX_QUANTITY = 1_000_000
+Price = Annotated[int, Field(gt=0, le=MAX_PRICE, description="VND per unit")]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+
+
+def clean(value: str, what: str, multiline: bool = False) -> str:
+    value = nfc(value)
+    probe = value.replace("\n", "").replace("\r", "").replace("\t", "") if multiline else value
+    if has_control_chars(probe):
+        raise ValueError(f"{what} must not contain control characters")
+    return value
+
+
+class WholesaleTier(BaseModel):
+    min_quantity: int = Field(ge=2, le=MAX_QUANTITY, description="From this many units on…")
+    unit_price: Price
+
+
+class VariantIn(BaseModel):
+    id: int | None = Field(None, description="An existing variant to keep (on update); absent: a new one")
+    label: str = Field(min_length=1, max_length=80, description='"Củ giống", "Cây con", "Chậu 30 cm"')
+    retail_price: Price
+    wholesale_tiers: list[WholesaleTier] = Field(default_factory=list, max_length=10)
+    min_order_quantity: Quantity = 1
+    stock: int = Field(0, ge=0, le=MAX_QUANTITY)
+    low_stock_threshold: int = Field(0, ge=0, le=MAX_QUANTITY)
+    weight_grams: int | None = Field(None, ge=0, le=1_000_000)
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        v = clean(v, "The label")
+        if not v:
+            raise ValueError("The label must not be empty")
+        return v
+
+    @model_validator(mode="after")
+    def _tiers(self) -> "VariantIn":
+        previous_qty, previous_price = 0, self.retail_price
+        for tier in self.wholesale_tiers:
+            if tier.min_quantity <= previous_qty:
+                raise ValueError("wholesale_tiers: minimum quantities must rise from tier to tier")
+            if tier.unit_price >= previous_price:
+                raise ValueError("wholesale_tiers: each tier's unit price must be below the retail price "
+                                 "and the tier before it")
+            previous_qty, previous_price = tier.min_quantity, tier.unit_price
+        return self
+
+
+class ProductFields(BaseModel):
+    name: str = Field(min_length=1, max_length=160)
+    description: str = Field("", max_length=8000)
+    category: Category = Category.water_lily
+    status: ProductStatus = ProductStatus.draft
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        v = clean(v, "The name")
+        if not v:
+            raise ValueError("The name must not be empty")
+        return v
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str) -> str:
+        return clean(v, "The description", multiline=True)
+
+
+class ProductCreate(ProductFields):
+    variants: list[VariantIn] = Field(min_length=1, max_length=20)
+
+
+class ProductUpdate(BaseModel):
+    """Fields left out stay as they are. ``variants``, when given, is the whole new list: variants
+    it leaves out are archived (kept for past orders), those with an ``id`` are changed."""
+
+    name: str | None = Field(None, min_length=1, max_length=160)
+    description: str | None = Field(None, max_length=8000)
+    category: Category | None = None
+    status: ProductStatus | None = None
+    variants: list[VariantIn] | None = Field(None, min_length=1, max_length=20)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str | None) -> str | None:
+        return clean(v, "The name") if v is not None else v
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str | None) -> str | None:
+        return clean(v, "The description", multiline=True) if v is not None else v
+
+
+class VariantPublic(BaseModel):
+    id: int
+    label: str
+    retail_price: int
+    wholesale_tiers: list[WholesaleTier]
+    min_order_quantity: int
+    stock: int
+    in_stock: bool
+    weight_grams: int | None
+
+
+class ProductPublic(BaseModel):
+    id: int
+    shop_id: int
+    url: str
+    name: str
+    description: str
+    category: Category
+    status: ProductStatus
+    variants: list[VariantPublic]
+    created_at: dt.datetime
+    updated_at: dt.datetime

@@ -1,0 +1,771 @@
+"""Static checks of the production shape (docker-compose.yml, Dockerfile, docs/operations.md).
+
+No Docker engine is needed: the compose file is read with PyYAML and compared with what the code
+actually reads. The names of accepted environment variables are derived from the settings classes
+(``model_fields`` and ``model_config['env_prefix']``), never listed here, so a renamed setting or a
+typo in the compose file fails a test instead of being silently ignored by pydantic-settings.
+
+Each rule is a ``check_*`` function returning a list of problems. The tests run every check on the
+real file, and feed each check a deliberately broken copy to prove it notices.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import importlib.util
+import os
+import re
+import shlex
+import subprocess
+import sys
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+from urllib.parse import urlsplit
+
+import pytest
+import yaml
+from pydantic import AliasChoices, AliasPath, SecretStr
+from pydantic_settings import BaseSettings
+
+from common.settings import SharedSettings
+from gateway.settings import GatewaySettings
+from services.catalog.settings import CatalogSettings
+from services.notify.settings import NotifySettings
+from services.orders.settings import OrdersSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+DOCKERFILE = ROOT / "Dockerfile"
+OPERATIONS_DOC = ROOT / "docs" / "operations.md"
+
+# The module run by `python -m <module> serve` → the settings class that app reads.
+APP_SETTINGS: dict[str, type[BaseSettings]] = {
+    "gateway": GatewaySettings,
+    "services.catalog": CatalogSettings,
+    "services.orders": OrdersSettings,
+    "services.notify": NotifySettings,
+}
+# Read by every app before its own settings (common.cli / common.service).
+SHARED_SETTINGS: tuple[type[BaseSettings], ...] = (SharedSettings,)
+
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY($|_)")
+INITDB_DIR = "/docker-entrypoint-initdb.d"
+
+
+# --- what the code reads ---------------------------------------------------------------------------
+
+
+def _field_env_names(cls: type[BaseSettings], name: str) -> list[str]:
+    """The environment variable(s) pydantic-settings reads a field from."""
+    field = cls.model_fields[name]
+    alias = field.validation_alias or field.alias
+    if alias is None:
+        return [(cls.model_config.get("env_prefix", "") + name).upper()]
+    choices = alias.choices if isinstance(alias, AliasChoices) else [alias]
+    names = []
+    for choice in choices:
+        if isinstance(choice, AliasPath):
+            choice = choice.path[0]
+        names.append(str(choice).upper())
+    return names
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    return {env for name in cls.model_fields for env in _field_env_names(cls, name)}
+
+
+def env_name(cls: type[BaseSettings], field: str) -> str:
+    return _field_env_names(cls, field)[0]
+
+
+def _is_secret(annotation: object) -> bool:
+    return annotation is SecretStr or any(_is_secret(a) for a in typing.get_args(annotation))
+
+
+def secret_env_names(cls: type[BaseSettings]) -> set[str]:
+    return {env for name, f in cls.model_fields.items() if _is_secret(f.annotation)
+            for env in _field_env_names(cls, name)}
+
+
+def accepted_env(module: str) -> set[str]:
+    """Every variable the app run as ``python -m <module>`` reads."""
+    names = env_names(APP_SETTINGS[module])
+    for shared in SHARED_SETTINGS:
+        names |= env_names(shared)
+    return names
+
+
+def readers(name: str) -> list[str]:
+    """The apps (modules) that read ``name``."""
+    return sorted(m for m in APP_SETTINGS if name.upper() in accepted_env(m))
+
+
+def service_name(module: str) -> str:
+    return APP_SETTINGS[module].service_name
+
+
+def default(cls: type[BaseSettings], field: str) -> object:
+    return cls.model_fields[field].get_default(call_default_factory=True)
+
+
+@functools.cache
+def subcommands(module: str) -> frozenset[str]:
+    """The sub-commands ``python -m <module> --help`` offers (argparse prints ``{a,b,c}``)."""
+    proc = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    if proc.returncode != 0:
+        return frozenset()
+    found = re.search(r"\{([\w,-]+)\}", proc.stdout)
+    return frozenset(found.group(1).split(",")) if found else frozenset()
+
+
+# --- reading the compose file ---------------------------------------------------------------------
+
+# $$ is a literal dollar; ${NAME}, ${NAME:?msg}, ${NAME-default}, … and $NAME are interpolations.
+_INTERPOLATION = re.compile(
+    r"\$\$|\$\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
+    r"|\$(?P<bare>[A-Za-z_][A-Za-z0-9_]*)"
+)
+
+
+@dataclass(frozen=True)
+class Interpolation:
+    name: str
+    op: str  # "" for ${NAME} and $NAME
+    arg: str
+    text: str
+
+
+def interpolations(value: str) -> list[Interpolation]:
+    found = []
+    for m in _INTERPOLATION.finditer(value):
+        if m.group(0) == "$$":
+            continue
+        found.append(Interpolation(m.group("braced") or m.group("bare"), m.group("op") or "",
+                                   m.group("arg") or "", m.group(0)))
+    return found
+
+
+PLACEHOLDER = "interpolated" + "x" * 36  # URL-safe, and long enough to pass as a real secret
+
+
+def substituted(value: str) -> str:
+    """``value`` as compose would pass it when every variable is set: a default (``${A:-x}``) is
+    kept, anything else becomes :data:`PLACEHOLDER` (URL-safe, so URLs still parse)."""
+    def one(m: re.Match) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        return m.group("arg") if m.group("op") in (":-", "-") else PLACEHOLDER
+    return _INTERPOLATION.sub(one, value)
+
+
+def _strings(node: object, where: str):
+    if isinstance(node, str):
+        yield where, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _strings(value, f"{where}.{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _strings(value, f"{where}[{i}]")
+
+
+@dataclass
+class Compose:
+    data: dict
+    base_dir: Path
+
+    @property
+    def services(self) -> dict[str, dict]:
+        return self.data.get("services") or {}
+
+    def command(self, svc: str) -> list[str]:
+        cmd = self.services[svc].get("command") or []
+        return shlex.split(cmd) if isinstance(cmd, str) else [str(part) for part in cmd]
+
+    def is_app(self, svc: str) -> bool:
+        """Built here, or running the image built here, or running python."""
+        spec, cmd = self.services[svc], self.command(svc)
+        built = {s.get("image") for s in self.services.values() if "build" in s} - {None}
+        return "build" in spec or spec.get("image") in built or (bool(cmd) and cmd[0].startswith("python"))
+
+    def apps(self) -> dict[str, str]:
+        """Compose service → module, for the services that run one of our apps."""
+        found = {}
+        for svc in self.services:
+            if self.is_app(svc):
+                cmd = self.command(svc)
+                found[svc] = cmd[2] if len(cmd) >= 3 and cmd[1] == "-m" else ""
+        return found
+
+    def app_service(self, module: str) -> str | None:
+        return next((svc for svc, mod in self.apps().items() if mod == module), None)
+
+    def env(self, svc: str) -> dict[str, str]:
+        env = self.services[svc].get("environment") or {}
+        if isinstance(env, list):
+            env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
+        return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+    def image_of(self, prefix: str) -> str | None:
+        return next((svc for svc, s in self.services.items()
+                     if str(s.get("image", "")).split("/")[-1].startswith(prefix)), None)
+
+    def port_of(self, module: str) -> int:
+        cls = APP_SETTINGS[module]
+        svc = self.app_service(module)
+        configured = self.env(svc).get(env_name(cls, "port")) if svc else None
+        return int(configured) if configured else int(default(cls, "port"))
+
+
+def load_compose(path: Path = COMPOSE_FILE) -> Compose:
+    return Compose(yaml.safe_load(path.read_text(encoding="utf-8")), path.parent)
+
+
+# --- the checks -----------------------------------------------------------------------------------
+
+
+def check_app_commands(c: Compose) -> list[str]:
+    problems = []
+    apps = c.apps()
+    for svc, module in apps.items():
+        cmd = c.command(svc)
+        if len(cmd) != 4 or cmd[0] not in ("python", "python3") or cmd[1] != "-m" or cmd[3] != "serve":
+            problems.append(f"{svc}: command {cmd!r} is not `python -m <module> serve`")
+            continue
+        if module not in APP_SETTINGS:
+            problems.append(f"{svc}: `{module}` is not one of the apps {sorted(APP_SETTINGS)}")
+            continue
+        try:
+            spec = importlib.util.find_spec(f"{module}.__main__")
+        except ModuleNotFoundError:
+            spec = None
+        if spec is None:
+            problems.append(f"{svc}: `{module}` has no __main__ module, `python -m {module}` cannot run")
+        elif "serve" not in subcommands(module):
+            problems.append(f"{svc}: `python -m {module} --help` offers no `serve` sub-command "
+                            f"(offers {sorted(subcommands(module))})")
+    modules = sorted(apps.values())
+    for module in APP_SETTINGS:
+        if modules.count(module) != 1:
+            problems.append(f"`{module}` runs in {modules.count(module)} services, expected exactly one")
+    return problems
+
+
+def check_env_names(c: Compose) -> list[str]:
+    """Every variable set on an app is a setting, read by that very app (or by SharedSettings)."""
+    problems = []
+    for svc, module in c.apps().items():
+        if module not in APP_SETTINGS:
+            continue
+        accepted = accepted_env(module)
+        for name in c.env(svc):
+            if name.upper() in accepted:
+                continue
+            others = readers(name)
+            if others:
+                problems.append(f"{svc}: {name} is read by {', '.join(others)}, not by {module}; "
+                                f"{module} ignores it")
+            else:
+                problems.append(f"{svc}: {name} is not a setting of any app (typo or renamed "
+                                f"setting?); {module} reads {sorted(accepted)}")
+    return problems
+
+
+def check_required_env(c: Compose) -> list[str]:
+    """What an app must be told in a container: production mode, bind address, its database,
+    JSON logs, its secrets and where the other apps are (their defaults point at 127.0.0.1)."""
+    problems = []
+    app_names = {service_name(m) for m in APP_SETTINGS}
+    for svc, module in c.apps().items():
+        if module not in APP_SETTINGS:
+            continue
+        cls, env = APP_SETTINGS[module], c.env(svc)
+        expected = {env_name(cls, "environment"): "production", env_name(cls, "host"): "0.0.0.0",
+                    env_name(SharedSettings, "log_format"): "json"}
+        for name, value in expected.items():
+            if env.get(name) != value:
+                problems.append(f"{svc}: {name} must be {value!r}, is {env.get(name)!r}")
+        needed = {env_name(cls, "database_url")} | secret_env_names(cls)
+        needed |= {env_name(cls, f) for f in cls.model_fields
+                   if f.endswith("_url") and f.removesuffix("_url") in app_names}
+        for name in sorted(needed - set(env)):
+            problems.append(f"{svc}: {name} is not set")
+    return problems
+
+
+def check_one_image(c: Compose) -> list[str]:
+    problems = []
+    apps = c.apps()
+    shapes = set()
+    for svc in apps:
+        build = c.services[svc].get("build")
+        if isinstance(build, str):
+            build = {"context": build}
+        build_key = None
+        if build:
+            context = (c.base_dir / build.get("context", ".")).resolve()
+            dockerfile = (context / build.get("dockerfile", "Dockerfile")).resolve()
+            build_key = str(dockerfile)
+            if not dockerfile.is_file():
+                problems.append(f"{svc}: builds from {dockerfile}, which does not exist")
+        shapes.add((build_key, c.services[svc].get("image")))
+    if len(shapes) > 1:
+        problems.append("the apps are not built from one Dockerfile into one image: "
+                        f"{sorted(map(str, shapes))}")
+    if apps and not any(key for key, _ in shapes):
+        problems.append("no app has a build section; the image could not be built by compose")
+    return problems
+
+
+def check_ports(c: Compose) -> list[str]:
+    problems = []
+    gateway = c.app_service("gateway")
+    for svc, spec in c.services.items():
+        ports = spec.get("ports") or []
+        if svc != gateway and ports:
+            problems.append(f"{svc} publishes {ports}; only the gateway may publish a port")
+    if gateway:
+        gw_port = c.port_of("gateway")
+        published = [str(p.get("target") if isinstance(p, dict) else p).split(":")[-1].split("/")[0]
+                     for p in c.services[gateway].get("ports") or []]
+        if str(gw_port) not in published:
+            problems.append(f"{gateway}: its port {gw_port} is not published (ports: {published})")
+    return problems
+
+
+def _initdb_sql(c: Compose, svc: str) -> tuple[str, list[str]]:
+    """The text of the init scripts mounted into the postgres image's initdb directory."""
+    texts, problems = [], []
+    for volume in c.services[svc].get("volumes") or []:
+        if isinstance(volume, dict):
+            source, target = volume.get("source", ""), volume.get("target", "")
+        else:
+            source, _, rest = str(volume).partition(":")
+            target = rest.split(":")[0]
+        if not target.startswith(INITDB_DIR) or not source.startswith("."):
+            continue
+        path = (c.base_dir / source).resolve()
+        files = sorted(path.iterdir()) if path.is_dir() else [path]
+        if not path.exists():
+            problems.append(f"{svc}: init script source {source} does not exist")
+        texts += [f.read_text(encoding="utf-8") for f in files
+                  if f.is_file() and f.suffix in (".sql", ".sh")]
+    return "\n".join(texts), problems
+
+
+def check_databases(c: Compose) -> list[str]:
+    postgres = c.image_of("postgres")
+    if postgres is None:
+        return ["no postgres service (image postgres:16…)"]
+    problems = []
+    image = str(c.services[postgres]["image"]).split("/")[-1]
+    if not image.startswith("postgres:16"):
+        problems.append(f"{postgres}: image {image} is not PostgreSQL 16")
+    sql, init_problems = _initdb_sql(c, postgres)
+    problems += init_problems
+    created = {m.lower() for m in re.findall(r"CREATE\s+DATABASE\s+\"?(\w+)", sql, re.IGNORECASE)}
+    if not created:
+        problems.append(f"{postgres}: no init script mounted into {INITDB_DIR} creates a database")
+    seen: dict[str, str] = {}
+    for svc, module in c.apps().items():
+        if module not in APP_SETTINGS:
+            continue
+        cls = APP_SETTINGS[module]
+        name = env_name(cls, "database_url")
+        url = c.env(svc).get(name)
+        if not url:
+            continue  # reported by check_required_env
+        parts = urlsplit(substituted(url))
+        database = parts.path.lstrip("/")
+        own = service_name(module)
+        if not parts.scheme.startswith("postgresql"):
+            problems.append(f"{svc}: {name} is not a PostgreSQL URL: {url}")
+        if parts.hostname != postgres:
+            problems.append(f"{svc}: {name} points at host {parts.hostname!r}, not the {postgres} service")
+        if database != own:
+            problems.append(f"{svc}: {name} names database {database!r}, not its own database {own!r}")
+        if database in seen:
+            problems.append(f"{svc}: {name} shares database {database!r} with {seen[database]}")
+        seen[database] = svc
+        if database not in created:
+            problems.append(f"{svc}: database {database!r} is not created by the postgres init script "
+                            f"(it creates {sorted(created)})")
+    return problems
+
+
+def check_event_bus(c: Compose) -> list[str]:
+    problems = []
+    nats = c.image_of("nats")
+    if nats is None:
+        return ["no nats service"]
+    cmd = c.command(nats)
+    if not ({"-js", "--jetstream"} & set(cmd)):
+        problems.append(f"{nats}: JetStream is not enabled (no -js in command {cmd!r})")
+    store = next((cmd[i + 1] for i, arg in enumerate(cmd[:-1]) if arg in ("-sd", "--store_dir")), None)
+    mounts = [str(v.get("target") if isinstance(v, dict) else str(v).split(":")[1])
+              for v in c.services[nats].get("volumes") or []]
+    if store is None or not any(store == m or store.startswith(m.rstrip("/") + "/") for m in mounts):
+        problems.append(f"{nats}: the JetStream store ({store}) is not on a volume (volumes: {mounts})")
+    for module in ("services.orders", "services.notify"):
+        svc = c.app_service(module)
+        if svc is None:
+            continue
+        name = env_name(APP_SETTINGS[module], "event_bus_url")
+        url = c.env(svc).get(name, "")
+        if not url.startswith("nats://"):
+            problems.append(f"{svc}: {name} must start with nats://, is {url!r}")
+        elif urlsplit(url).hostname != nats:
+            problems.append(f"{svc}: {name} points at {urlsplit(url).hostname!r}, not the {nats} service")
+    return problems
+
+
+def check_smtp(c: Compose) -> list[str]:
+    svc = c.app_service("services.notify")
+    if svc is None:
+        return []
+    name = env_name(NotifySettings, "smtp_url")
+    url = c.env(svc).get(name, "")
+    if not url.startswith("smtp://"):
+        return [f"{svc}: {name} must be an smtp:// URL, is {url!r}"]
+    parts = urlsplit(url)
+    if parts.hostname not in c.services or parts.port != 1025:
+        return [f"{svc}: {name}={url} is not the SMTP port 1025 of a compose service"]
+    return []
+
+
+def check_service_urls(c: Compose) -> list[str]:
+    """``<APP>_URL`` settings point at that app's compose service and port."""
+    problems = []
+    by_name = {service_name(m): m for m in APP_SETTINGS}
+    for svc, module in c.apps().items():
+        if module not in APP_SETTINGS:
+            continue
+        cls = APP_SETTINGS[module]
+        for field in cls.model_fields:
+            target = by_name.get(field.removesuffix("_url")) if field.endswith("_url") else None
+            url = c.env(svc).get(env_name(cls, field))
+            if target is None or not url:
+                continue
+            parts = urlsplit(url)
+            want = (c.app_service(target), c.port_of(target))
+            if (parts.hostname, parts.port) != want:
+                problems.append(f"{svc}: {env_name(cls, field)}={url} should point at "
+                                f"http://{want[0]}:{want[1]} (the {target} service)")
+    return problems
+
+
+def check_secrets(c: Compose) -> list[str]:
+    problems = []
+    secret_settings = set().union(*(secret_env_names(cls) for cls in APP_SETTINGS.values()))
+    for where, value in _strings(c.data, "compose"):
+        for it in interpolations(value):
+            if not (SECRET_NAME.search(it.name) or it.name in secret_settings):
+                continue
+            if it.op != ":?" or not it.arg.strip():
+                problems.append(f"{where}: {it.text} must be written ${{{it.name}:?message}} so that "
+                                f"compose refuses to start without it")
+    for svc, module in c.apps().items():
+        if module not in APP_SETTINGS:
+            continue
+        env = c.env(svc)
+        for name in sorted(secret_env_names(APP_SETTINGS[module]) & set(env)):
+            value = env[name]
+            found = interpolations(value)
+            if len(found) != 1 or found[0].text != value:
+                problems.append(f"{svc}: {name} holds a literal value; take it from the environment "
+                                f"with ${{{name}:?message}}")
+        url = env.get(env_name(APP_SETTINGS[module], "database_url"), "")
+        password = urlsplit(substituted(url)).password
+        if password and password != PLACEHOLDER:
+            problems.append(f"{svc}: the database password is written in the compose file")
+    postgres = c.image_of("postgres")
+    if postgres:
+        password = c.env(postgres).get("POSTGRES_PASSWORD", "")
+        if not interpolations(password):
+            problems.append(f"{postgres}: POSTGRES_PASSWORD must come from the environment")
+    return problems
+
+
+def check_health_and_order(c: Compose) -> list[str]:
+    """Healthchecks on every service; apps wait (with a condition) for what they talk to."""
+    problems = []
+    for svc, spec in c.services.items():
+        if not (spec.get("healthcheck") or {}).get("test"):
+            problems.append(f"{svc}: no healthcheck")
+    for svc, module in c.apps().items():
+        spec = c.services[svc]
+        if module in APP_SETTINGS:
+            test = " ".join(map(str, (spec.get("healthcheck") or {}).get("test") or []))
+            port = c.port_of(module)
+            if not re.search(rf"(127\.0\.0\.1|localhost):{port}/(healthz|readyz)", test):
+                problems.append(f"{svc}: healthcheck {test!r} does not probe /healthz or /readyz on "
+                                f"its port {port}")
+        depends = spec.get("depends_on") or {}
+        if isinstance(depends, list):
+            problems.append(f"{svc}: depends_on is a list; use the long form with a condition")
+            depends = {name: {} for name in depends}
+        for name, cond in depends.items():
+            condition = (cond or {}).get("condition")
+            if name not in c.services:
+                problems.append(f"{svc}: depends on unknown service {name}")
+            elif condition is None:
+                problems.append(f"{svc}: depends_on {name} has no condition")
+            elif condition == "service_healthy" and not c.services[name].get("healthcheck"):
+                problems.append(f"{svc}: waits for {name} to be healthy, but {name} has no healthcheck")
+        talks_to = {urlsplit(substituted(v)).hostname for v in c.env(svc).values() if "://" in v}
+        for name in sorted((talks_to & set(c.services)) - set(depends)):
+            problems.append(f"{svc}: talks to {name} but does not depend_on it")
+    return problems
+
+
+def check_settings_accept_env(c: Compose) -> list[str]:
+    """Each app's settings class, given exactly the environment compose gives it (every variable
+    set), validates: right types and values, and nothing the production checks refuse (short or
+    development secrets, missing keys)."""
+    problems = []
+    for svc, module in c.apps().items():
+        if module not in APP_SETTINGS:
+            continue
+        env = {name: substituted(value) for name, value in c.env(svc).items()}
+        for cls in (APP_SETTINGS[module], *SHARED_SETTINGS):
+            with mock.patch.dict(os.environ, env, clear=True):
+                try:
+                    cls(_env_file=None)
+                except Exception as exc:  # ValidationError, InsecureSettingError, …
+                    detail = " ".join(str(exc).split())
+                    problems.append(f"{svc}: {cls.__name__} refuses its environment: {detail}")
+    return problems
+
+
+CHECKS: list[Callable[[Compose], list[str]]] = [
+    check_app_commands, check_env_names, check_required_env, check_settings_accept_env,
+    check_one_image, check_ports, check_databases, check_event_bus, check_smtp, check_service_urls,
+    check_secrets, check_health_and_order,
+]
+
+
+# --- the tests ------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> Compose:
+    return load_compose()
+
+
+def test_accepted_names_come_from_the_settings_classes() -> None:
+    # A guard on the derivation itself, so that the checks below cannot pass vacuously.
+    assert "CATALOG_HOST" in accepted_env("services.catalog")
+    assert "ENVIRONMENT" in accepted_env("services.catalog")
+    assert "LOG_FORMAT" in accepted_env("gateway")
+    assert "EVENT_BUS_URL" in accepted_env("services.orders")
+    assert "SMTP_URL" not in accepted_env("services.orders")
+    assert "ORDERS_EVENT_BUS_URL" not in accepted_env("services.orders")  # unprefixed alias
+    assert readers("SMTP_URL") == ["services.notify"]
+    assert "GATEWAY_SERVICE_TOKEN" in secret_env_names(GatewaySettings)
+    assert "CATALOG_SERVICE_TOKEN" not in secret_env_names(GatewaySettings)
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)
+def test_compose_file(compose: Compose, check: Callable[[Compose], list[str]]) -> None:
+    problems = check(compose)
+    assert problems == [], f"docker-compose.yml, {check.__name__}:\n  " + "\n  ".join(problems)
+
+
+def test_compose_has_the_four_apps(compose: Compose) -> None:
+    assert sorted(compose.apps().values()) == sorted(APP_SETTINGS), compose.apps()
+
+
+# Each mutation breaks the real compose file in one way; the named check must report it.
+def _set_env(svc: str, name: str, value: str | None):
+    def mutate(data: dict) -> None:
+        env = data["services"][svc]["environment"]
+        if value is None:
+            env.pop(name)
+        else:
+            env[name] = value
+    return mutate
+
+
+def _rename_env(svc: str, old: str, new: str):
+    def mutate(data: dict) -> None:
+        env = data["services"][svc]["environment"]
+        env[new] = env.pop(old)
+    return mutate
+
+
+def _set(svc: str, key: str, value: object):
+    def mutate(data: dict) -> None:
+        if value is None:
+            data["services"][svc].pop(key, None)
+        else:
+            data["services"][svc][key] = value
+    return mutate
+
+
+MUTATIONS = [
+    ("renamed variable", _rename_env("catalog", "CATALOG_HOST", "CATALOG_HOSTNAME"),
+     check_env_names, "CATALOG_HOSTNAME is not a setting of any app"),
+    ("another app's variable", _set_env("gateway", "ORDERS_CATALOG_URL", "http://catalog:8001"),
+     check_env_names, "ORDERS_CATALOG_URL is read by services.orders, not by gateway"),
+    ("SMTP_URL on orders", _set_env("orders", "SMTP_URL", "smtp://mailpit:1025"),
+     check_env_names, "SMTP_URL is read by services.notify, not by services.orders"),
+    ("prefixed shared setting", _rename_env("orders", "EVENT_BUS_URL", "ORDERS_EVENT_BUS_URL"),
+     check_env_names, "ORDERS_EVENT_BUS_URL is not a setting"),
+    ("missing host", _set_env("notify", "NOTIFY_HOST", None),
+     check_required_env, "NOTIFY_HOST must be '0.0.0.0'"),
+    ("development mode", _set_env("gateway", "ENVIRONMENT", "development"),
+     check_required_env, "ENVIRONMENT must be 'production'"),
+    ("missing secret", _set_env("orders", "ORDERS_SERVICE_TOKEN", None),
+     check_required_env, "ORDERS_SERVICE_TOKEN is not set"),
+    ("missing upstream", _set_env("gateway", "GATEWAY_NOTIFY_URL", None),
+     check_required_env, "GATEWAY_NOTIFY_URL is not set"),
+    ("no JWT public key", lambda d: [svc["environment"].pop("JWT_PUBLIC_KEY")
+                                     for svc in d["services"].values() if "build" in svc],
+     check_settings_accept_env, "JWT_PUBLIC_KEY"),
+    ("bad port", _set_env("catalog", "CATALOG_PORT", "eighty"),
+     check_settings_accept_env, "CatalogSettings refuses its environment"),
+    ("bad log format", _set_env("notify", "LOG_FORMAT", "xml"),
+     check_settings_accept_env, "SharedSettings refuses its environment"),
+    ("short literal secret", _set_env("orders", "ORDERS_SERVICE_TOKEN", "short"),
+     check_settings_accept_env, "OrdersSettings refuses its environment: 1 validation error"),
+    ("image without a command", lambda d: d["services"].update(worker={"image": "cho-vuon:latest"}),
+     check_app_commands, "worker: command [] is not `python -m <module> serve`"),
+    ("unknown module", _set("notify", "command", ["python", "-m", "services.notifier", "serve"]),
+     check_app_commands, "services.notifier"),
+    ("no serve", _set("notify", "command", "python -m services.notify migrate"),
+     check_app_commands, "is not `python -m <module> serve`"),
+    ("other image", _set("orders", "image", "cho-vuon-orders:latest"),
+     check_one_image, "not built from one Dockerfile"),
+    ("other Dockerfile", _set("orders", "build", {"context": ".", "dockerfile": "Dockerfile.orders"}),
+     check_one_image, "does not exist"),
+    ("published service port", _set("catalog", "ports", ["8001:8001"]),
+     check_ports, "catalog publishes"),
+    ("shared database", _set_env("orders", "ORDERS_DATABASE_URL", "postgresql+asyncpg://chovuon:"
+                                 "${POSTGRES_PASSWORD:?set it}@postgres:5432/catalog"),
+     check_databases, "names database 'catalog', not its own database 'orders'"),
+    ("no init script", _set("postgres", "volumes", ["pgdata:/var/lib/postgresql/data"]),
+     check_databases, "creates a database"),
+    ("postgres 15", _set("postgres", "image", "postgres:15-alpine"),
+     check_databases, "is not PostgreSQL 16"),
+    ("no JetStream", _set("nats", "command", ["nats-server", "-m", "8222"]),
+     check_event_bus, "JetStream is not enabled"),
+    ("HTTP event bus", _set_env("notify", "EVENT_BUS_URL", ""),
+     check_event_bus, "EVENT_BUS_URL must start with nats://"),
+    ("no SMTP", _set_env("notify", "SMTP_URL", None),
+     check_smtp, "SMTP_URL must be an smtp:// URL"),
+    ("wrong upstream port", _set_env("gateway", "GATEWAY_ORDERS_URL", "http://orders:8001"),
+     check_service_urls, "GATEWAY_ORDERS_URL=http://orders:8001 should point at http://orders:8002"),
+    ("optional secret", _set_env("notify", "NOTIFY_SERVICE_TOKEN", "${NOTIFY_SERVICE_TOKEN}"),
+     check_secrets, "${NOTIFY_SERVICE_TOKEN} must be written ${NOTIFY_SERVICE_TOKEN:?message}"),
+    ("defaulted secret", _set_env("notify", "NOTIFY_SERVICE_TOKEN", "${NOTIFY_SERVICE_TOKEN:-changeme}"),
+     check_secrets, "must be written"),
+    ("literal secret", _set_env("catalog", "CATALOG_SERVICE_TOKEN", "x" * 40),
+     check_secrets, "CATALOG_SERVICE_TOKEN holds a literal value"),
+    ("optional db password", _set_env("catalog", "CATALOG_DATABASE_URL",
+                                      "postgresql+asyncpg://chovuon:${POSTGRES_PASSWORD}@postgres:5432/catalog"),
+     check_secrets, "${POSTGRES_PASSWORD} must be written"),
+    ("literal db password", _set_env("catalog", "CATALOG_DATABASE_URL",
+                                     "postgresql+asyncpg://chovuon:hunter2@postgres:5432/catalog"),
+     check_secrets, "database password is written in the compose file"),
+    ("no wait for nats", lambda d: d["services"]["orders"]["depends_on"].pop("nats"),
+     check_health_and_order, "orders: talks to nats but does not depend_on it"),
+    ("wrong health port", lambda d: d["services"]["catalog"]["healthcheck"].update(
+        test=["CMD", "python", "-c", "import urllib.request; urllib.request.urlopen("
+              "'http://127.0.0.1:8000/readyz')"]),
+     check_health_and_order, "on its port 8001"),
+]
+
+
+@pytest.mark.parametrize(("mutate", "check", "expected"), [m[1:] for m in MUTATIONS],
+                         ids=[m[0] for m in MUTATIONS])
+def test_check_reports_a_broken_compose(compose: Compose, mutate, check, expected: str) -> None:
+    assert check(compose) == [], "the real file must pass before a mutation can be judged"
+    broken = Compose(copy.deepcopy(compose.data), compose.base_dir)
+    mutate(broken.data)
+    problems = check(broken)
+    assert any(expected in p for p in problems), (
+        f"{check.__name__} did not report {expected!r} for the broken compose; it reported {problems}")
+
+
+def test_renaming_a_variable_in_a_copy_of_the_file_fails(tmp_path: Path) -> None:
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert "      ORDERS_NOTIFY_URL:" in text
+    copy_path = tmp_path / "docker-compose.yml"
+    copy_path.write_text(text.replace("      ORDERS_NOTIFY_URL:", "      ORDERS_NOTIFIER_URL:"),
+                         encoding="utf-8")
+    broken = load_compose(copy_path)
+    problems = check_env_names(broken) + check_required_env(broken)
+    assert any("ORDERS_NOTIFIER_URL is not a setting" in p for p in problems), problems
+    assert any("ORDERS_NOTIFY_URL is not set" in p for p in problems), problems
+
+
+def test_interpolation_parser() -> None:
+    found = interpolations("a${A:?set it}b$${NOT}c${B}d$C${D:-x}")
+    assert [(i.name, i.op, i.arg) for i in found] == [("A", ":?", "set it"), ("B", "", ""),
+                                                      ("C", "", ""), ("D", ":-", "x")]
+    assert substituted("u:${P:?set it}@h/db") == f"u:{PLACEHOLDER}@h/db"
+    assert substituted("${U:-http://x:1}/a$$b") == "http://x:1/a$b"
+
+
+# --- the Dockerfile and the operations guide ------------------------------------------------------
+
+
+def _dockerfile_instructions() -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n(\s*#[^\n]*\n)*", " ", DOCKERFILE.read_text(encoding="utf-8"))
+    lines = [line.strip() for line in text.splitlines()]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "")
+            for line in lines if line and not line.startswith("#")]
+
+
+def test_dockerfile() -> None:
+    instructions = _dockerfile_instructions()
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert re.search(r"^ARG PYTHON_IMAGE=python:3\.11-slim$|^FROM python:3\.11-slim\b", text, re.M), \
+        "the image is not based on python:3.11-slim"
+    runs = " ".join(arg for op, arg in instructions if op == "RUN")
+    assert "-r requirements.lock" in runs, "dependencies are not installed from requirements.lock"
+    assert re.search(r"install --no-deps \.(\s|$)", runs), "the project is not installed with --no-deps ."
+    users = [arg for op, arg in instructions if op == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0"), "the image runs as root"
+    # Every app setting the image sets is one that exists.
+    accepted = set().union(*(accepted_env(m) for m in APP_SETTINGS))
+    for op, arg in instructions:
+        if op != "ENV":
+            continue
+        for name in re.findall(r"(?:^|\s)([A-Za-z_][A-Za-z0-9_]*)=", arg):
+            if name == "PATH" or name.startswith(("PYTHON", "PIP_")):
+                continue
+            assert name in accepted, f"Dockerfile sets {name}, which no app reads"
+
+
+def test_dockerignore_keeps_secrets_and_the_venv_out() -> None:
+    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    assert "*" in lines or {".env", ".venv", ".git"} <= set(lines), \
+        ".dockerignore must leave out .env, .venv and .git"
+    assert "!.env" not in lines
+
+
+def test_operations_doc_lists_every_setting() -> None:
+    """The table in docs/operations.md names exactly the variables the settings classes read, and
+    which apps read each one."""
+    doc = OPERATIONS_DOC.read_text(encoding="utf-8")
+    rows = re.findall(r"^\|\s*`([A-Z0-9_]+)`\s*\|([^|]*)\|", doc, re.M)
+    documented = {name: set(re.findall(r"[a-z]+", apps)) for name, apps in rows}
+    expected: dict[str, set[str]] = {}
+    for module in APP_SETTINGS:
+        for name in accepted_env(module):
+            expected.setdefault(name, set()).add(service_name(module))
+    missing = sorted(set(expected) - set(documented))
+    unknown = sorted(set(documented) - set(expected))
+    assert not missing and not unknown, (
+        f"docs/operations.md env table is out of date: missing {missing}, no longer read {unknown}")
+    everyone = {service_name(m) for m in APP_SETTINGS}
+    for name, apps in expected.items():
+        shown = everyone if "all" in documented[name] else documented[name] & everyone
+        assert shown == apps, (f"docs/operations.md says {name} is read by {sorted(shown)}, "
+                               f"it is read by {sorted(apps)}")
