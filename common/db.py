@@ -35,6 +35,8 @@ def is_sqlite(url: str) -> bool:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy, not the driver, decide when a transaction begins (see _sqlite_begin).
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     # WAL lets readers run beside the one writer; busy_timeout makes writers queue instead of failing.
     cur.execute("PRAGMA journal_mode=WAL")
@@ -42,6 +44,13 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    """Writers that read first take the write lock up front (BEGIN IMMEDIATE): a deferred
+    transaction that later tries to write fails at once when another writer got in between."""
+    immediate = conn.get_execution_options().get("sqlite_immediate", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
@@ -52,6 +61,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     # pre_ping lets the pool recover by itself after the database restarts.
     opts = {"pool_size": 10, "max_overflow": 10, "pool_pre_ping": True, "pool_recycle": 1800}
@@ -66,6 +76,10 @@ class Database:
         self.url = normalise_url(url)
         self.engine = make_engine(self.url)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # For transactions that read, then write what they read (stock): on SQLite they begin
+        # IMMEDIATE; on PostgreSQL the option means nothing and row locks do the work.
+        self.writer = async_sessionmaker(self.engine.execution_options(sqlite_immediate=True),
+                                         expire_on_commit=False)
         self.migrations = migrations
 
     async def session(self) -> AsyncIterator[AsyncSession]:

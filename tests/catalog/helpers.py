@@ -7,6 +7,8 @@ SHOP = {
     "min_order_value": 50000,
 }
 
+BANK = {"bin": "970415", "account_number": "113366668888", "holder": "Nguyễn Thị Tư"}
+
 PRODUCT = {
     "name": "Súng Thái đỏ", "description": "Hoa đỏ, nở ngày", "category": "water_lily", "status": "active",
     "variants": [

@@ -7,11 +7,9 @@ from sqlalchemy import select
 
 from services.catalog.shops.models import Shop
 from tests.apps import make_app
-from tests.catalog.helpers import SHOP, open_shop
+from tests.catalog.helpers import BANK, SHOP, open_shop
 from tests.conftest import asgi_client
 from tests.support.auth import auth
-
-BANK = {"bin": "970415", "account_number": "113366668888", "holder": "Nguyễn Thị Tư"}
 
 
 @pytest.fixture

@@ -3,9 +3,9 @@
 import datetime as dt
 
 from sqlalchemy import JSON, Column, func
+from sqlmodel import Field, SQLModel
 
 from common.db import UtcDateTime
-from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> dt.datetime:

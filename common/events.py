@@ -1,0 +1,40 @@
+"""Events between services: one envelope, and the contracts of each event's data, defined once.
+
+Delivery is at least once; every consumer is idempotent on the envelope's ``id``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+EventType = Literal["order.placed", "order.confirmed", "order.shipped", "order.delivered", "order.cancelled",
+                    "order.paid", "stock.low"]
+
+
+class Envelope(BaseModel):
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: EventType
+    occurred_at: dt.datetime = Field(default_factory=lambda: dt.datetime.now(dt.UTC))
+    source: str = Field(description="The service that wrote the event: catalog, orders")
+    version: int = 1
+    data: dict
+
+
+class StockLow(BaseModel):
+    """``stock.low``: a variant's stock fell below the grower's threshold."""
+
+    shop_id: int
+    owner_id: str
+    product_id: int
+    product_name: str
+    variant_id: int
+    variant_label: str
+    stock: int
+    threshold: int
+
+
+CONTRACTS: dict[str, type[BaseModel]] = {"stock.low": StockLow}

@@ -1,0 +1,203 @@
+"""Reserving stock for orders, in one transaction per reservation, never overselling.
+
+Stock falls by a conditional update (``… SET stock = stock - :q WHERE id = :id AND stock >= :q``,
+with ``CHECK (stock >= 0)`` behind it), one variant at a time in id order so that two reservations
+cannot deadlock. Prices come from here, never from the client: the highest wholesale tier the
+quantity reaches, else retail. Every transition is a conditional update on the status, so retries,
+races with the sweeper and repeated releases restore stock exactly once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.crypto import FieldCipher
+from common.errors import Conflict, NotFound, UnprocessableEntity
+from common.events import Envelope, StockLow
+from services.catalog.outbox import outbox_row
+from services.catalog.products.models import Product, ProductStatus, Variant
+from services.catalog.reservations.models import Reservation, ReservationLine, ReservationStatus
+from services.catalog.reservations.schemas import LineOut, ReservationOut, ReservationRequest, ShopTerms
+from services.catalog.shops.models import Shop, utcnow
+
+log = logging.getLogger("catalog.reservations")
+
+
+class OutOfStock(Conflict):
+    slug, title = "out-of-stock", "Not enough stock"
+
+
+class ReservationMismatch(Conflict):
+    slug, title = "reservation-mismatch", "This reservation id was used for other lines"
+
+
+class ReservationClosed(Conflict):
+    slug, title = "reservation-closed", "The reservation was already released"
+
+
+def unit_price(variant: Variant, quantity: int) -> tuple[int, str]:
+    """The highest wholesale tier ``quantity`` reaches, else the retail price."""
+    reached = [t for t in variant.wholesale_tiers if quantity >= t["min_quantity"]]
+    if reached:
+        best = max(reached, key=lambda t: t["min_quantity"])
+        return best["unit_price"], "wholesale"
+    return variant.retail_price, "retail"
+
+
+def _summed(request: ReservationRequest) -> dict[int, int]:
+    totals: dict[int, int] = defaultdict(int)
+    for line in request.lines:
+        totals[line.variant_id] += line.quantity
+    return dict(sorted(totals.items()))
+
+
+def _line_error(request: ReservationRequest, variant_id: int, message: str, kind: str) -> dict:
+    index = next(i for i, line in enumerate(request.lines) if line.variant_id == variant_id)
+    return {"field": f"body.lines[{index}].variant_id" if kind != "min_quantity" else f"body.lines[{index}].quantity",
+            "message": message, "type": kind, "variant_id": variant_id}
+
+
+async def reserve(session: AsyncSession, request: ReservationRequest, ttl_seconds: int,
+                  cipher: FieldCipher) -> ReservationOut:
+    """Hold stock for every line, or for none. Same id and lines again → the same reply."""
+    existing = await session.get(Reservation, request.id)
+    if existing is not None:
+        return await _replay(session, existing, request, cipher)
+
+    totals = _summed(request)
+    rows = (await session.execute(
+        select(Variant, Product).join(Product, Product.id == Variant.product_id).where(Variant.id.in_(totals))
+    )).all()
+    found = {variant.id: (variant, product) for variant, product in rows}
+    errors = []
+    for variant_id, quantity in totals.items():
+        pair = found.get(variant_id)
+        if pair is None or pair[0].archived or pair[1].status != ProductStatus.active:
+            errors.append(_line_error(request, variant_id, "no such variant on sale", "unknown_variant"))
+        elif quantity < pair[0].min_order_quantity:
+            errors.append(_line_error(request, variant_id,
+                                      f"the minimum order is {pair[0].min_order_quantity}", "min_quantity"))
+    shop_ids = {product.shop_id for _, product in found.values()}
+    if not errors and (len(shop_ids) != 1 or (request.shop_id is not None and shop_ids != {request.shop_id})):
+        errors.append({"field": "body.lines", "message": "all lines must be of one shop", "type": "mixed_shops"})
+    if errors:
+        raise UnprocessableEntity("Some lines cannot be ordered", errors=errors)
+
+    shortages = []
+    low: list[tuple[Variant, Product, int]] = []
+    for variant_id, quantity in totals.items():
+        result = await session.execute(
+            update(Variant).where(Variant.id == variant_id, Variant.stock >= quantity)
+            .values(stock=Variant.stock - quantity).returning(Variant.stock))
+        left = result.scalar_one_or_none()
+        variant, product = found[variant_id]
+        if left is None:
+            shortages.append(variant_id)
+            continue
+        threshold = variant.low_stock_threshold
+        if threshold and left < threshold <= left + quantity:
+            low.append((variant, product, left))
+    if shortages:
+        await session.rollback()
+        available = {v: (await session.scalar(select(Variant.stock).where(Variant.id == v))) for v in shortages}
+        raise OutOfStock("Not enough stock for some lines", errors=[
+            {**_line_error(request, v, f"only {available[v]} left", "out_of_stock"), "available": available[v]}
+            for v in shortages])
+
+    shop = await session.get(Shop, shop_ids.pop())
+    reservation = Reservation(id=request.id, shop_id=shop.id,
+                              expires_at=utcnow() + dt.timedelta(seconds=request.ttl_seconds or ttl_seconds))
+    session.add(reservation)
+    lines = []
+    for variant_id, quantity in totals.items():
+        price, kind = unit_price(found[variant_id][0], quantity)
+        lines.append(ReservationLine(reservation_id=request.id, variant_id=variant_id, quantity=quantity,
+                                     unit_price=price, price_kind=kind))
+    session.add_all(lines)
+    for variant, product, left in low:
+        session.add(outbox_row(_stock_low(shop, product, variant, left)))
+    await session.commit()
+    return _reply(reservation, shop, lines, found, cipher)
+
+
+def _stock_low(shop: Shop, product: Product, variant: Variant, left: int) -> Envelope:
+    data = StockLow(shop_id=shop.id, owner_id=shop.owner_id, product_id=product.id, product_name=product.name,
+                    variant_id=variant.id, variant_label=variant.label, stock=left,
+                    threshold=variant.low_stock_threshold)
+    return Envelope(type="stock.low", source="catalog", data=data.model_dump())
+
+
+def _reply(reservation: Reservation, shop: Shop, lines: list[ReservationLine],
+           found: dict[int, tuple[Variant, Product]], cipher: FieldCipher) -> ReservationOut:
+    account = cipher.decrypt(shop.bank_account_encrypted) if shop.bank_account_encrypted else None
+    return ReservationOut(
+        id=reservation.id, status=reservation.status, expires_at=reservation.expires_at,
+        shop=ShopTerms(id=shop.id, owner_id=shop.owner_id, name=shop.name, slug=shop.slug, phone=shop.phone,
+                       delivery=shop.delivery, min_order_value=shop.min_order_value, bank_bin=shop.bank_bin,
+                       bank_account=account, bank_holder=shop.bank_holder),
+        lines=[LineOut(variant_id=line.variant_id, quantity=line.quantity, unit_price=line.unit_price,
+                       price_kind=line.price_kind, product_id=found[line.variant_id][1].id,
+                       product_name=found[line.variant_id][1].name,
+                       variant_label=found[line.variant_id][0].label,
+                       weight_grams=found[line.variant_id][0].weight_grams)
+               for line in lines],
+    )
+
+
+async def _replay(session: AsyncSession, reservation: Reservation, request: ReservationRequest,
+                  cipher: FieldCipher) -> ReservationOut:
+    lines = list((await session.scalars(select(ReservationLine).where(
+        ReservationLine.reservation_id == reservation.id).order_by(ReservationLine.variant_id))).all())
+    if {line.variant_id: line.quantity for line in lines} != _summed(request):
+        raise ReservationMismatch("This reservation id was used for other lines")
+    if reservation.status == ReservationStatus.released:
+        raise ReservationClosed("This reservation was released; make a new one")
+    rows = (await session.execute(select(Variant, Product).join(Product, Product.id == Variant.product_id)
+                                  .where(Variant.id.in_([line.variant_id for line in lines])))).all()
+    found = {variant.id: (variant, product) for variant, product in rows}
+    shop = await session.get(Shop, reservation.shop_id)
+    return _reply(reservation, shop, lines, found, cipher)
+
+
+async def commit(session: AsyncSession, reservation_id: str) -> Reservation:
+    """The order exists: the stock stays taken. Idempotent."""
+    changed = await session.execute(
+        update(Reservation).where(Reservation.id == reservation_id, Reservation.status == ReservationStatus.held)
+        .values(status=ReservationStatus.committed, committed_at=utcnow()))
+    await session.commit()
+    reservation = await session.get(Reservation, reservation_id)
+    if reservation is None:
+        raise NotFound("No such reservation")
+    if changed.rowcount == 0 and reservation.status == ReservationStatus.released:
+        raise ReservationClosed("The reservation expired or was released before it was committed")
+    return reservation
+
+
+async def release(session: AsyncSession, reservation_id: str) -> tuple[Reservation, bool]:
+    """Give the stock back (an abandoned or cancelled order). Only the first release restores it."""
+    changed = await session.execute(
+        update(Reservation).where(Reservation.id == reservation_id,
+                                  Reservation.status != ReservationStatus.released)
+        .values(status=ReservationStatus.released, released_at=utcnow()))
+    if changed.rowcount == 1:
+        lines = (await session.scalars(select(ReservationLine).where(
+            ReservationLine.reservation_id == reservation_id).order_by(ReservationLine.variant_id))).all()
+        for line in lines:
+            await session.execute(update(Variant).where(Variant.id == line.variant_id)
+                                  .values(stock=Variant.stock + line.quantity))
+    await session.commit()
+    reservation = await session.get(Reservation, reservation_id)
+    if reservation is None:
+        raise NotFound("No such reservation")
+    return reservation, changed.rowcount == 1
+
+
+async def expired(session: AsyncSession, limit: int = 100) -> list[str]:
+    return list((await session.scalars(
+        select(Reservation.id).where(Reservation.status == ReservationStatus.held, Reservation.expires_at < utcnow())
+        .order_by(Reservation.expires_at).limit(limit))).all())

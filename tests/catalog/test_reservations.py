@@ -1,0 +1,180 @@
+"""/internal/reservations: all lines or none, never oversold, authoritative prices, idempotent,
+released once, swept after their time-to-live; stock.low written with the stock change."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import uuid
+
+import pytest
+from sqlalchemy import select, text, update
+from sqlalchemy.exc import IntegrityError
+
+from services.catalog.outbox import OutboxEvent
+from services.catalog.reservations.models import Reservation
+from services.catalog.reservations.sweeper import sweep_once
+from tests.apps import make_app
+from tests.catalog.helpers import BANK, add_product, open_shop
+from tests.conftest import asgi_client
+from tests.support.auth import auth
+
+GROWER = auth("grower-1")
+
+
+@pytest.fixture
+async def catalog(db_urls):
+    app = make_app("catalog", db_urls, reservation_sweep_interval=0)
+    async with asgi_client(app) as client:
+        client.app = app
+        client.service = {"X-Service-Token": app.state.settings.service_token.get_secret_value()}
+        client.shop = await open_shop(client, GROWER, bank=BANK)
+        client.product = await add_product(client, GROWER)
+        yield client
+
+
+def rid() -> str:
+    return uuid.uuid4().hex
+
+
+async def reserve(client, lines, reservation_id=None, **extra):
+    body = {"id": reservation_id or rid(), "lines": lines, **extra}
+    return await client.post("/internal/reservations", json=body, headers=client.service)
+
+
+async def stock(client, variant_id: int) -> int:
+    product = (await client.get(f"/api/v1/products/{client.product['id']}")).json()
+    return next(v["stock"] for v in product["variants"] if v["id"] == variant_id)
+
+
+async def test_prices_come_from_the_catalog_with_tiers_and_summed_lines(catalog) -> None:
+    tuber, pot = (v["id"] for v in catalog.product["variants"])
+    resp = await reserve(catalog, [{"variant_id": tuber, "quantity": 6}, {"variant_id": pot, "quantity": 2},
+                                   {"variant_id": tuber, "quantity": 5}])
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert [(ln["variant_id"], ln["quantity"], ln["unit_price"], ln["price_kind"]) for ln in body["lines"]] == [
+        (tuber, 11, 38000, "wholesale"), (pot, 2, 150000, "retail")]
+    assert body["lines"][0]["product_name"] == "Súng Thái đỏ" and body["lines"][0]["variant_label"] == "Củ giống"
+    assert body["shop"]["bank_account"] == BANK["account_number"] and body["shop"]["min_order_value"] == 50000
+    assert await stock(catalog, tuber) == 100 - 11 and await stock(catalog, pot) == 5 - 2
+    top = await reserve(catalog, [{"variant_id": tuber, "quantity": 60}])
+    assert top.json()["lines"][0]["unit_price"] == 32000
+
+
+async def test_same_id_is_idempotent_other_lines_conflict(catalog) -> None:
+    tuber = catalog.product["variants"][0]["id"]
+    reservation_id = rid()
+    first = await reserve(catalog, [{"variant_id": tuber, "quantity": 3}], reservation_id)
+    again = await reserve(catalog, [{"variant_id": tuber, "quantity": 3}], reservation_id)
+    assert again.status_code == 201 and again.json() == first.json()
+    assert await stock(catalog, tuber) == 97
+    other = await reserve(catalog, [{"variant_id": tuber, "quantity": 4}], reservation_id)
+    assert other.status_code == 409 and other.json()["type"].endswith("/reservation-mismatch")
+
+
+async def test_all_or_nothing_when_one_line_is_short(catalog) -> None:
+    tuber, pot = (v["id"] for v in catalog.product["variants"])
+    resp = await reserve(catalog, [{"variant_id": tuber, "quantity": 10}, {"variant_id": pot, "quantity": 6}])
+    assert resp.status_code == 409
+    problem = resp.json()
+    assert problem["type"].endswith("/out-of-stock")
+    assert problem["errors"] == [{"field": "body.lines[1].variant_id", "message": "only 5 left",
+                                  "type": "out_of_stock", "variant_id": pot, "available": 5}]
+    assert await stock(catalog, tuber) == 100 and await stock(catalog, pot) == 5
+
+
+async def test_unorderable_lines_are_422_and_touch_nothing(catalog) -> None:
+    tuber = catalog.product["variants"][0]["id"]
+    draft = await add_product(catalog, GROWER, status="draft")
+    other_grower = auth("grower-2")
+    await open_shop(catalog, other_grower, name="Vườn Hai")
+    foreign = await add_product(catalog, other_grower)
+    minimum = await add_product(catalog, GROWER, variants=[{"label": "Bó", "retail_price": 1000, "stock": 50,
+                                                            "min_order_quantity": 5}])
+    cases = [
+        [{"variant_id": 999999, "quantity": 1}],
+        [{"variant_id": draft["variants"][0]["id"], "quantity": 1}],
+        [{"variant_id": tuber, "quantity": 1}, {"variant_id": foreign["variants"][0]["id"], "quantity": 1}],
+        [{"variant_id": minimum["variants"][0]["id"], "quantity": 4}],
+        [{"variant_id": tuber, "quantity": 0}],
+        [{"variant_id": tuber, "quantity": -3}],
+        [{"variant_id": tuber, "quantity": 10**9}],
+    ]
+    for lines in cases:
+        resp = await reserve(catalog, lines)
+        assert resp.status_code == 422, (lines, resp.text)
+    wrong_shop = await reserve(catalog, [{"variant_id": tuber, "quantity": 1}], shop_id=catalog.shop["id"] + 1)
+    assert wrong_shop.status_code == 422
+    assert await stock(catalog, tuber) == 100
+    assert (await catalog.get(f"/api/v1/products/{minimum['id']}")).json()["variants"][0]["stock"] == 50
+
+
+async def test_commit_then_release_restores_once(catalog) -> None:
+    tuber = catalog.product["variants"][0]["id"]
+    reservation_id = (await reserve(catalog, [{"variant_id": tuber, "quantity": 7}])).json()["id"]
+    path = f"/internal/reservations/{reservation_id}"
+    assert (await catalog.post(f"{path}/commit", headers=catalog.service)).json()["status"] == "committed"
+    assert (await catalog.post(f"{path}/commit", headers=catalog.service)).status_code == 200
+    assert await stock(catalog, tuber) == 93
+    releases = await asyncio.gather(*(catalog.post(f"{path}/release", headers=catalog.service) for _ in range(5)))
+    assert sum(r.json()["restored"] for r in releases) == 1
+    assert await stock(catalog, tuber) == 100
+    assert (await catalog.post(f"{path}/commit", headers=catalog.service)).status_code == 409
+    assert (await catalog.post("/internal/reservations/nosuchreservation/release",
+                               headers=catalog.service)).status_code == 404
+
+
+async def test_uncommitted_reservations_are_swept_after_their_ttl(catalog) -> None:
+    tuber = catalog.product["variants"][0]["id"]
+    stale = (await reserve(catalog, [{"variant_id": tuber, "quantity": 4}])).json()["id"]
+    kept = (await reserve(catalog, [{"variant_id": tuber, "quantity": 2}])).json()["id"]
+    fresh = (await reserve(catalog, [{"variant_id": tuber, "quantity": 1}])).json()["id"]
+    await catalog.post(f"/internal/reservations/{kept}/commit", headers=catalog.service)
+    async with catalog.app.state.db.sessionmaker() as session:
+        past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
+        await session.execute(update(Reservation).where(Reservation.id.in_([stale, kept])).values(expires_at=past))
+        await session.commit()
+    assert await sweep_once(catalog.app) == 1
+    assert await sweep_once(catalog.app) == 0
+    assert await stock(catalog, tuber) == 100 - 2 - 1
+    async with catalog.app.state.db.sessionmaker() as session:
+        statuses = {r.id: r.status for r in (await session.scalars(select(Reservation))).all()}
+    assert statuses == {stale: "released", kept: "committed", fresh: "held"}
+
+
+async def test_concurrent_buyers_never_oversell(catalog) -> None:
+    pot = catalog.product["variants"][1]["id"]  # 5 in stock
+    replies = await asyncio.gather(*(reserve(catalog, [{"variant_id": pot, "quantity": 1}]) for _ in range(25)))
+    codes = sorted(r.status_code for r in replies)
+    assert codes.count(201) == 5 and codes.count(409) == 20, codes
+    assert await stock(catalog, pot) == 0
+
+
+async def test_stock_low_written_when_crossing_the_threshold(catalog) -> None:
+    product = await add_product(catalog, GROWER, variants=[{"label": "Củ", "retail_price": 20000, "stock": 12,
+                                                            "low_stock_threshold": 10}])
+    variant = product["variants"][0]["id"]
+    await reserve(catalog, [{"variant_id": variant, "quantity": 2}])  # 12 → 10: not below
+    await reserve(catalog, [{"variant_id": variant, "quantity": 3}])  # 10 → 7: crosses
+    await reserve(catalog, [{"variant_id": variant, "quantity": 1}])  # 7 → 6: already below
+    async with catalog.app.state.db.sessionmaker() as session:
+        events = (await session.scalars(select(OutboxEvent))).all()
+    assert [(e.type, e.data["variant_id"], e.data["stock"], e.data["threshold"]) for e in events] == [
+        ("stock.low", variant, 7, 10)]
+    assert events[0].data["owner_id"] == "grower-1" and events[0].published_at is None
+
+
+async def test_internal_routes_need_the_service_credential(catalog) -> None:
+    tuber = catalog.product["variants"][0]["id"]
+    body = {"id": rid(), "lines": [{"variant_id": tuber, "quantity": 1}]}
+    assert (await catalog.post("/internal/reservations", json=body)).status_code == 401
+    assert (await catalog.post("/internal/reservations", json=body, headers=GROWER)).status_code == 401
+
+
+async def test_the_database_refuses_negative_stock(catalog) -> None:
+    tuber = catalog.product["variants"][0]["id"]
+    async with catalog.app.state.db.sessionmaker() as session:
+        with pytest.raises(IntegrityError):
+            await session.execute(text("UPDATE variants SET stock = -1 WHERE id = :id"), {"id": tuber})
+            await session.commit()
