@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate seed lint fmt clean bench-gateway
+.PHONY: run test install migrate seed lint fmt clean bench-gateway bench-search
 
 # The venv is rebuilt only when the lock file or pyproject.toml change.
 $(STAMP): requirements.lock pyproject.toml
@@ -47,6 +47,11 @@ lint: install
 
 bench-gateway: install
 	@$(BIN)/python bench/gateway.py
+
+# Search latency at 1k, 10k and 100k products on SQLite and PostgreSQL (127.0.0.1:5432): writes
+# docs/performance.md ("Search") and docs/search-latency.png.
+bench-search: install
+	@$(BIN)/python bench/search.py
 
 clean:
 	rm -rf var .pytest_cache

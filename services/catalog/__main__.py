@@ -1,8 +1,9 @@
 from common.cli import run_cli
 from services.catalog.app import MIGRATIONS
+from services.catalog.products_csv.cli import add_csv_commands
 from services.catalog.seed import add_seed_command
 from services.catalog.settings import CatalogSettings
 
 if __name__ == "__main__":
     run_cli("services.catalog", "services.catalog.app:create_app", CatalogSettings, MIGRATIONS,
-            extra={"seed": add_seed_command()})
+            extra={"seed": add_seed_command(), **add_csv_commands()})

@@ -6,11 +6,18 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from common.bus import make_publisher
 from common.crypto import FieldCipher
+from common.relay import OutboxRelay
 from common.service import create_service_app
+from services.catalog.accounts import router as accounts_router
+from services.catalog.outbox import OutboxEvent
+from services.catalog.photos.endpoints import media_router
+from services.catalog.photos.endpoints import router as photos_router
 from services.catalog.products.endpoints import router as products_router
 from services.catalog.reservations import sweeper
 from services.catalog.reservations.endpoints import router as reservations_router
+from services.catalog.reservations.endpoints import variants_router
 from services.catalog.settings import CatalogSettings
 from services.catalog.shops.endpoints import router as shops_router
 
@@ -19,14 +26,26 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     settings = settings or CatalogSettings()
+
+    async def start_relay(app: FastAPI) -> None:
+        publisher = make_publisher(settings.event_bus_url, settings.notify_url,
+                                   settings.service_token.get_secret_value(), "catalog", settings.event_namespace)
+        app.state.relay = OutboxRelay(app.state.db, OutboxEvent, publisher, poll_interval=settings.relay_poll_interval)
+        if settings.relay_poll_interval > 0:
+            await app.state.relay.start()
+
+    async def stop_relay(app: FastAPI) -> None:
+        await app.state.relay.stop()
+
     app = create_service_app(
         settings,
         title="Chợ Vườn catalog",
         description="Shops, varieties (products), variants with retail and wholesale prices, stock.",
-        routers=[shops_router, products_router, reservations_router],
+        routers=[accounts_router, shops_router, products_router, reservations_router, variants_router,
+                 photos_router, media_router],
         migrations=MIGRATIONS,
-        on_startup=[sweeper.start],
-        on_shutdown=[sweeper.stop],
+        on_startup=[sweeper.start, start_relay],
+        on_shutdown=[stop_relay, sweeper.stop],
     )
     app.state.cipher = FieldCipher(settings.data_key.get_secret_value())
     return app

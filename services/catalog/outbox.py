@@ -2,9 +2,10 @@
 
 from common.events import Envelope
 from common.outbox import OutboxEventBase, outbox_indexes
+from services.catalog.base import CatalogModel
 
 
-class OutboxEvent(OutboxEventBase, table=True):
+class OutboxEvent(CatalogModel, OutboxEventBase, table=True):
     __tablename__ = "outbox_events"
     __table_args__ = outbox_indexes("outbox_events")
 

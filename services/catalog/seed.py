@@ -8,7 +8,7 @@ import asyncio
 from sqlalchemy import select
 
 from common.db import Database
-from common.text import fold
+from services.catalog import search
 from services.catalog.app import MIGRATIONS
 from services.catalog.products.models import Category, Product, ProductStatus, Variant
 from services.catalog.settings import CatalogSettings
@@ -56,12 +56,16 @@ async def seed(settings: CatalogSettings) -> str:
             existing = await session.scalar(select(Shop).where(Shop.slug == DEMO_SHOP_SLUG))
             if existing is not None:
                 return f"catalog: demo nursery already there ({settings.public_base_url}/s/{DEMO_SHOP_SLUG})"
-            shop = Shop(**DEMO_SHOP, search_text=fold(f"{DEMO_SHOP['name']} {DEMO_SHOP['description']}"))
+            shop = Shop(**DEMO_SHOP, search_text=search.shop_document(
+                DEMO_SHOP["name"], DEMO_SHOP["description"], DEMO_SHOP["province_code"]))
             session.add(shop)
             await session.flush()
             for name, category, description, variants in DEMO_PRODUCTS:
+                search_name, search_text = search.product_documents(
+                    name, description, shop.name, shop.province_code)
                 product = Product(shop_id=shop.id, name=name, category=category, description=description,
-                                  status=ProductStatus.active, search_text=fold(f"{name} {description}"))
+                                  status=ProductStatus.active, search_name=search_name, search_text=search_text,
+                                  min_price=min(v[1] for v in variants), in_stock=any(v[4] > 0 for v in variants))
                 product.variants = [
                     Variant(label=label, retail_price=retail, min_order_quantity=min_order, stock=stock,
                             position=i, low_stock_threshold=5,

@@ -6,12 +6,14 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from common.auth import OptionalPrincipal, Principal, require
 from common.db import SessionDep
-from common.errors import Forbidden
+from common.errors import Forbidden, UnprocessableEntity
+from common.http_cache import cached_json
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import MAX_ID, IdPath
 from services.catalog.products import service
 from services.catalog.products.models import Category, ProductStatus
-from services.catalog.products.schemas import ProductCreate, ProductPublic, ProductUpdate
+from services.catalog.products.schemas import MAX_PRICE, ProductCreate, ProductPublic, ProductUpdate
+from services.catalog.products.service import Sort
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
 Grower = Annotated[Principal, Depends(require("grower", scope="catalog:write"))]
@@ -27,30 +29,55 @@ async def create_product(request: Request, session: SessionDep, owner: Grower, d
     return service.to_public(product, base_url(request))
 
 
-@router.get("", response_model=Page[ProductPublic], summary="Active varieties, newest first; or your own")
+Q_MAX_LENGTH = 200
+Q_DESCRIPTION = ("Words to find, accents and case ignored (\"hoa sung\" finds \"Hoa súng\"); every word must "
+                 "appear in the name, description, shop name or province; the last may be the start of a word")
+PRICE_RANGE = {"ge": 0, "le": MAX_PRICE}
+
+
+@router.get("", response_model=Page[ProductPublic], summary="Find varieties; or list your own",
+            description="Active varieties, searched (`q`), filtered and sorted, a page at a time "
+                        "(`next_cursor`). The price of a variety is its lowest retail price. "
+                        "Anonymous replies carry `ETag` and `Cache-Control: public, max-age=60`; "
+                        "`If-None-Match` with the ETag answers 304.",
+            responses={304: {"description": "Not modified (If-None-Match matched the ETag)"}})
 async def list_products(
     request: Request, session: SessionDep, viewer: OptionalPrincipal,
+    q: Annotated[str | None, Query(max_length=Q_MAX_LENGTH, description=Q_DESCRIPTION)] = None,
     shop_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    province_code: Annotated[str | None, Query(pattern=r"^\d{2}$", description="The shop's province")] = None,
     category: Category | None = None,
+    min_price: Annotated[int | None, Query(**PRICE_RANGE, description="VND, at least")] = None,
+    max_price: Annotated[int | None, Query(**PRICE_RANGE, description="VND, at most")] = None,
+    in_stock: Annotated[bool | None, Query(description="true: only in stock; false: only sold out")] = None,
+    sort: Annotated[Sort | None, Query(description="Default: relevance with q, else newest")] = None,
     mine: Annotated[bool, Query(description="Your own varieties, in any status (growers)")] = False,
     status: Annotated[ProductStatus | None, Query(description="With mine=true: only this status")] = None,
     limit: LimitQuery = 20, cursor: CursorQuery = None,
-) -> Page[ProductPublic]:
+) -> Response:
     owner = None
     if mine:
         if viewer is None or viewer.role != "grower" or not viewer.allows("catalog:read"):
             raise Forbidden("mine=true is for a grower's own varieties")
         owner = viewer
-    rows, next_cursor = await service.list_products(session, shop_id=shop_id, category=category, owner=owner,
-                                                    status=status, limit=limit, cursor=cursor)
-    return Page(items=[service.to_public(p, base_url(request)) for p in rows], next_cursor=next_cursor)
+    if min_price is not None and max_price is not None and min_price > max_price:
+        raise UnprocessableEntity("min_price is above max_price", errors=[
+            {"field": "query.min_price", "message": "must not be above max_price", "type": "range"}])
+    filters = service.Filters(shop_id=shop_id, province_code=province_code, category=category,
+                              min_price=min_price, max_price=max_price, in_stock=in_stock, status=status)
+    rows, next_cursor = await service.list_products(session, q=q, filters=filters, sort=sort, owner=owner,
+                                                    limit=limit, cursor=cursor)
+    page = Page[ProductPublic](items=[service.to_public(p, base_url(request)) for p in rows],
+                               next_cursor=next_cursor)
+    return cached_json(request, page, private=viewer is not None)
 
 
-@router.get("/{product_id}", response_model=ProductPublic, summary="One variety")
+@router.get("/{product_id}", response_model=ProductPublic, summary="One variety",
+            responses={304: {"description": "Not modified (If-None-Match matched the ETag)"}})
 async def get_product(request: Request, session: SessionDep, viewer: OptionalPrincipal,
-                      product_id: IdPath) -> ProductPublic:
+                      product_id: IdPath) -> Response:
     product = await service.get_visible(session, product_id, viewer)
-    return service.to_public(product, base_url(request))
+    return cached_json(request, service.to_public(product, base_url(request)), private=viewer is not None)
 
 
 @router.patch("/{product_id}", response_model=ProductPublic, summary="Change one of your varieties")

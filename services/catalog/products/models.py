@@ -4,8 +4,11 @@ import datetime as dt
 import enum
 
 from sqlalchemy import JSON, CheckConstraint, Column, Index, String
-from sqlmodel import Field, Relationship, SQLModel
+from sqlalchemy import false as sa_false
+from sqlmodel import Field, Relationship
 
+from services.catalog.base import CatalogModel
+from services.catalog.photos.models import Photo
 from services.catalog.shops.models import timestamp, utcnow
 
 
@@ -24,7 +27,7 @@ class ProductStatus(enum.StrEnum):
     archived = "archived"
 
 
-class Variant(SQLModel, table=True):
+class Variant(CatalogModel, table=True):
     """How a variety is sold: a tuber, a seedling, a 30 cm pot — each with its own prices and stock."""
 
     __tablename__ = "variants"
@@ -49,9 +52,13 @@ class Variant(SQLModel, table=True):
     product: "Product" = Relationship(back_populates="variants")
 
 
-class Product(SQLModel, table=True):
+class Product(CatalogModel, table=True):
     __tablename__ = "products"
-    __table_args__ = (Index("ix_products_shop_status", "shop_id", "status"),)
+    __table_args__ = (
+        Index("ix_products_shop_status", "shop_id", "status"),
+        # Browsing by price: keyset pages over (min_price, id) among active products.
+        Index("ix_products_status_min_price", "status", "min_price", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     shop_id: int = Field(foreign_key="shops.id", ondelete="CASCADE")
@@ -59,11 +66,24 @@ class Product(SQLModel, table=True):
     description: str = Field(default="", max_length=8000)
     category: str = Field(default=Category.water_lily, sa_type=String(20))
     status: str = Field(default=ProductStatus.draft, sa_type=String(20))
-    search_text: str = Field(default="", max_length=9000, description="Accent-free name and description")
+    # Search and browse (services/catalog/search.py, docs/decisions/0004-search.md). Kept by
+    # products.service: the folded words of the name, and of name + description + the shop's name and
+    # province; the lowest retail price and whether anything is in stock, over non-archived variants.
+    search_name: str = Field(default="", max_length=200, description="Folded words of the name")
+    search_text: str = Field(default="", max_length=9000,
+                             description="Folded words of name, description, shop name and province")
+    min_price: int = Field(default=0, sa_column_kwargs={"server_default": "0"},
+                           description="Lowest retail price of the non-archived variants (VND)")
+    in_stock: bool = Field(default=False, sa_column_kwargs={"server_default": sa_false()},
+                           description="Some non-archived variant has stock")
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=timestamp())
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=timestamp())
 
     variants: list[Variant] = Relationship(
         back_populates="product",
         sa_relationship_kwargs={"order_by": "Variant.position", "lazy": "selectin", "cascade": "all, delete-orphan"},
+    )
+    # Cover first. Read-only here: photos are added, moved and deleted by services/catalog/photos.
+    photos: list[Photo] = Relationship(
+        sa_relationship_kwargs={"order_by": "Photo.position", "lazy": "selectin", "viewonly": True},
     )

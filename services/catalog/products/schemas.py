@@ -6,6 +6,7 @@ from typing import Annotated
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from common.text import has_control_chars, nfc
+from services.catalog.photos.schemas import PhotoPublic
 from services.catalog.products.models import Category, ProductStatus
 
 MAX_PRICE = 1_000_000_000
@@ -122,6 +123,9 @@ class ProductPublic(BaseModel):
     description: str
     category: Category
     status: ProductStatus
+    min_price: int = Field(description="The lowest retail price of its variants (VND): 'from …'")
+    in_stock: bool = Field(description="Some variant has stock")
     variants: list[VariantPublic]
+    photos: list[PhotoPublic] = Field(default_factory=list, description="Cover first; see /products/{id}/photos")
     created_at: dt.datetime
     updated_at: dt.datetime

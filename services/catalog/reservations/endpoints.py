@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import select
 
 from common.auth import ServiceCaller
+from common.db import SessionDep
+from services.catalog.products.models import Product, Variant
 from services.catalog.reservations import service
 from services.catalog.reservations.schemas import ReservationOut, ReservationRequest
 
 router = APIRouter(prefix="/internal/reservations", tags=["internal"], dependencies=[ServiceCaller])
+variants_router = APIRouter(prefix="/internal/variants", tags=["internal"], dependencies=[ServiceCaller])
 ReservationId = Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
@@ -32,3 +37,14 @@ async def release(request: Request, reservation_id: str = ReservationId) -> dict
     async with request.app.state.db.writer() as session:
         reservation, restored = await service.release(session, reservation_id)
     return {"id": reservation.id, "status": reservation.status, "restored": restored}
+
+
+class VariantShopsRequest(BaseModel):
+    variant_ids: list[int] = Field(min_length=1, max_length=100)
+
+
+@variants_router.post("/shops", summary="Which shop each variant belongs to (to split a checkout)")
+async def variant_shops(session: SessionDep, data: VariantShopsRequest) -> dict:
+    rows = (await session.execute(select(Variant.id, Product.shop_id).join(Product, Product.id == Variant.product_id)
+                                  .where(Variant.id.in_(data.variant_ids)))).all()
+    return {"shops": {str(variant_id): shop_id for variant_id, shop_id in rows}}

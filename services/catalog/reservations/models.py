@@ -4,9 +4,10 @@ import datetime as dt
 import enum
 
 from sqlalchemy import Column, Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from common.db import UtcDateTime
+from services.catalog.base import CatalogModel
 from services.catalog.shops.models import utcnow
 
 
@@ -16,7 +17,7 @@ class ReservationStatus(enum.StrEnum):
     released = "released"
 
 
-class Reservation(SQLModel, table=True):
+class Reservation(CatalogModel, table=True):
     __tablename__ = "reservations"
     __table_args__ = (Index("ix_reservations_status_expires", "status", "expires_at"),)
 
@@ -29,7 +30,7 @@ class Reservation(SQLModel, table=True):
     released_at: dt.datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
 
 
-class ReservationLine(SQLModel, table=True):
+class ReservationLine(CatalogModel, table=True):
     __tablename__ = "reservation_lines"
 
     id: int | None = Field(default=None, primary_key=True)

@@ -21,6 +21,7 @@ from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.events import Envelope, StockLow
 from services.catalog.outbox import outbox_row
 from services.catalog.products.models import Product, ProductStatus, Variant
+from services.catalog.products.service import refresh_listing
 from services.catalog.reservations.models import Reservation, ReservationLine, ReservationStatus
 from services.catalog.reservations.schemas import LineOut, ReservationOut, ReservationRequest, ShopTerms
 from services.catalog.shops.models import Shop, utcnow
@@ -109,6 +110,7 @@ async def reserve(session: AsyncSession, request: ReservationRequest, ttl_second
             {**_line_error(request, v, f"only {available[v]} left", "out_of_stock"), "available": available[v]}
             for v in shortages])
 
+    await refresh_listing(session, {product.id for _, product in found.values()})
     shop = await session.get(Shop, shop_ids.pop())
     reservation = Reservation(id=request.id, shop_id=shop.id,
                               expires_at=utcnow() + dt.timedelta(seconds=request.ttl_seconds or ttl_seconds))
@@ -190,6 +192,8 @@ async def release(session: AsyncSession, reservation_id: str) -> tuple[Reservati
         for line in lines:
             await session.execute(update(Variant).where(Variant.id == line.variant_id)
                                   .values(stock=Variant.stock + line.quantity))
+        await refresh_listing(session, set((await session.scalars(
+            select(Variant.product_id).where(Variant.id.in_([line.variant_id for line in lines])))).all()))
     await session.commit()
     reservation = await session.get(Reservation, reservation_id)
     if reservation is None:

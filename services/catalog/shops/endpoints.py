@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from common.auth import Principal, require
 from common.crypto import FieldCipher
 from common.db import SessionDep
 from common.errors import NotFound
+from common.http_cache import cached_json
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
 from common.vietnam import BANKS, provinces, wards
@@ -33,12 +34,21 @@ async def create_shop(request: Request, session: SessionDep, owner: Grower, data
     return service.to_private(shop, base_url(request))
 
 
-@router.get("/shops", response_model=Page[ShopPublic], summary="Shops, optionally in one province")
+NOT_MODIFIED = {304: {"description": "Not modified (If-None-Match matched the ETag)"}}
+
+
+@router.get("/shops", response_model=Page[ShopPublic], summary="Find shops, optionally in one province",
+            description="With `q`: shops whose name, description or province has the words (accents and case "
+                        "ignored), most relevant first; else in the order they opened. `ETag`, "
+                        "`Cache-Control: public, max-age=60`, 304 on `If-None-Match`.",
+            responses=NOT_MODIFIED)
 async def list_shops(request: Request, session: SessionDep,
+                     q: Annotated[str | None, Query(max_length=200, description="Words to find")] = None,
                      province_code: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
-                     limit: LimitQuery = 20, cursor: CursorQuery = None) -> Page[ShopPublic]:
-    rows, next_cursor = await service.list_shops(session, province_code, limit, cursor)
-    return Page(items=[service.to_public(s, base_url(request)) for s in rows], next_cursor=next_cursor)
+                     limit: LimitQuery = 20, cursor: CursorQuery = None) -> Response:
+    rows, next_cursor = await service.list_shops(session, province_code, limit, cursor, q=q)
+    page = Page[ShopPublic](items=[service.to_public(s, base_url(request)) for s in rows], next_cursor=next_cursor)
+    return cached_json(request, page, private=False)
 
 
 @router.get("/shops/mine", response_model=ShopPrivate, summary="Your shop, with its private details")
@@ -46,9 +56,10 @@ async def my_shop(request: Request, session: SessionDep, owner: GrowerReader) ->
     return service.to_private(await service.get_owned(session, owner), base_url(request))
 
 
-@router.get("/shops/{shop_id}", response_model=ShopPublic, summary="One shop")
-async def get_shop(request: Request, session: SessionDep, shop_id: IdPath) -> ShopPublic:
-    return service.to_public(await service.get(session, shop_id), base_url(request))
+@router.get("/shops/{shop_id}", response_model=ShopPublic, summary="One shop", responses=NOT_MODIFIED)
+async def get_shop(request: Request, session: SessionDep, shop_id: IdPath) -> Response:
+    return cached_json(request, service.to_public(await service.get(session, shop_id), base_url(request)),
+                       private=False)
 
 
 @router.patch("/shops/{shop_id}", response_model=ShopPrivate, summary="Change your shop")

@@ -3,9 +3,10 @@
 import datetime as dt
 
 from sqlalchemy import JSON, Column, func
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from common.db import UtcDateTime
+from services.catalog.base import CatalogModel
 
 
 def utcnow() -> dt.datetime:
@@ -16,7 +17,7 @@ def timestamp() -> Column:
     return Column(UtcDateTime(), nullable=False, server_default=func.now())
 
 
-class Shop(SQLModel, table=True):
+class Shop(CatalogModel, table=True):
     __tablename__ = "shops"
 
     id: int | None = Field(default=None, primary_key=True)

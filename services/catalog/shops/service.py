@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import Float, column, func, literal_column, select, table, text, tuple_
+from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.expression import type_coerce
 
 from common.auth import Principal
 from common.crypto import FieldCipher
@@ -14,6 +16,8 @@ from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.pagination import decode_cursor, encode_cursor
 from common.text import fold
 from common.vietnam import BANKS, province_name, ward_name
+from services.catalog import search
+from services.catalog.products.models import Product
 from services.catalog.shops.models import Shop, utcnow
 from services.catalog.shops.schemas import BankAccount, Delivery, ShopCreate, ShopPrivate, ShopPublic, ShopUpdate
 
@@ -50,7 +54,17 @@ def _set_bank(shop: Shop, bank: BankAccount, cipher: FieldCipher) -> None:
 
 
 def _index(shop: Shop) -> None:
-    shop.search_text = fold(f"{shop.name} {shop.description} {province_name(shop.province_code) or ''}")
+    shop.search_text = search.shop_document(shop.name, shop.description, shop.province_code)
+
+
+async def _reindex_products(session: AsyncSession, shop: Shop) -> None:
+    """A variety's search text holds its shop's name and province: refresh them when those change."""
+    rows = (await session.execute(
+        select(Product.id, Product.name, Product.description).where(Product.shop_id == shop.id))).all()
+    for product_id, name, description in rows:
+        _, text_ = search.product_documents(name, description, shop.name, shop.province_code)
+        await session.execute(sql_update(Product).where(Product.id == product_id).values(search_text=text_)
+                              .execution_options(synchronize_session=False))
 
 
 async def create(session: AsyncSession, owner: Principal, data: ShopCreate, cipher: FieldCipher) -> Shop:
@@ -96,6 +110,7 @@ async def get_owned(session: AsyncSession, owner: Principal, shop_id: int | None
 
 
 async def update(session: AsyncSession, shop: Shop, data: ShopUpdate, cipher: FieldCipher) -> Shop:
+    before = (shop.name, shop.province_code)
     changes = data.model_dump(exclude_unset=True, exclude={"bank", "delivery"})
     for name, value in changes.items():
         if value is None and name not in ("zalo_phone",):
@@ -108,20 +123,52 @@ async def update(session: AsyncSession, shop: Shop, data: ShopUpdate, cipher: Fi
     if province_name(shop.province_code) is None or ward_name(shop.province_code, shop.ward_code) is None:
         raise UnprocessableEntity("The ward is not in the province", errors=[
             {"field": "body.ward_code", "message": "not a ward of this province", "type": "ward_mismatch"}])
+    reindex = shop.name != before[0] or shop.province_code != before[1]
     _index(shop)
+    if reindex:
+        await _reindex_products(session, shop)
     shop.updated_at = utcnow()
     await session.commit()
     return shop
 
 
-async def list_shops(session: AsyncSession, province_code: str | None, limit: int,
-                     cursor: str | None) -> tuple[list[Shop], str | None]:
+SHOPS_FTS = table("shops_fts", column("rowid"))
+
+
+async def list_shops(session: AsyncSession, province_code: str | None, limit: int, cursor: str | None,
+                     q: str | None = None) -> tuple[list[Shop], str | None]:
+    """Shops in id order; with ``q``, those whose name, description or province has the words, most
+    relevant first (FTS5 bm25 on SQLite, trigram similarity on PostgreSQL). Keyset pages."""
+    query = search.Query.parse(q)
     stmt = select(Shop)
     if province_code:
         stmt = stmt.where(Shop.province_code == province_code)
     after = decode_cursor(cursor)
+    if query is None:
+        if after is not None:
+            after_id = after.get("id")
+            if not isinstance(after_id, int) or "k" in after:
+                raise UnprocessableEntity("The cursor is not one this API gave out")
+            stmt = stmt.where(Shop.id > after_id)
+        rows = (await session.scalars(stmt.order_by(Shop.id).limit(limit + 1))).all()
+        next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
+        return list(rows[:limit]), next_cursor
+
+    if session.get_bind().dialect.name == "sqlite":
+        stmt = stmt.join(SHOPS_FTS, SHOPS_FTS.c.rowid == Shop.id).where(
+            text("shops_fts MATCH :fts_query").bindparams(fts_query=query.fts5()))
+        score = type_coerce(-func.bm25(literal_column("shops_fts")), Float)
+    else:
+        stmt = stmt.where(*[Shop.search_text.like(p) for p in query.like_patterns()])
+        score = type_coerce(func.similarity(Shop.search_text, query.text), Float)
     if after is not None:
-        stmt = stmt.where(Shop.id > int(after.get("id", 0)))
-    rows = (await session.scalars(stmt.order_by(Shop.id).limit(limit + 1))).all()
-    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
-    return list(rows[:limit]), next_cursor
+        value, after_id = after.get("k"), after.get("id")
+        if not isinstance(value, float) or not isinstance(after_id, int) or isinstance(after_id, bool):
+            raise UnprocessableEntity("The cursor is not one this API gave out")
+        stmt = stmt.where(tuple_(score, Shop.id) < tuple_(value, after_id))
+    rows = (await session.execute(stmt.add_columns(score.label("score"))
+                                  .order_by(score.desc(), Shop.id.desc()).limit(limit + 1))).all()
+    next_cursor = None
+    if len(rows) > limit:
+        next_cursor = encode_cursor({"k": float(rows[limit - 1][1]), "id": rows[limit - 1][0].id})
+    return [r[0] for r in rows[:limit]], next_cursor

@@ -1,0 +1,713 @@
+"""How fast is search? p50 and p99 of ``GET /api/v1/products?q=…`` at 1k, 10k and 100k products.
+
+For each backend (SQLite, PostgreSQL) the catalog's database is made by its own migrations, then
+filled with SQL (executemany on SQLite, COPY on PostgreSQL; not through the API) with varieties
+whose Vietnamese names are made by combining genera, colours, origins, descriptors and cultivar
+names, sold by a few hundred shops in many provinces. At each size the catalog runs as a real
+process (``python -m services.catalog serve``) and one httpx client sends a mix of searches to it,
+one request at a time: common and rare words, with and without accents, prefixes, filters, sorts
+by price, browsing without words and second pages. Prints p50 and p99 per size and backend, their
+ratio to the targets (p50 ≤ 15 ms, p99 ≤ 50 ms at 100k), writes the figures to docs/performance.md
+("## Search (bench/search.py)") and a plot to docs/search-latency.png.
+
+    .venv/bin/python bench/search.py
+    .venv/bin/python bench/search.py --sizes 1000 10000 --backends sqlite --rounds 20 --no-write
+
+PostgreSQL: the database ``cv_bench_search`` on 127.0.0.1:5432 (``--pg-admin-dsn``) is made and
+dropped by the bench. Needs matplotlib for the plot (in the ``dev`` extra). Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import random
+import re
+import shlex
+import shutil
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+DOCS = REPO / "docs"
+PERFORMANCE_MD = DOCS / "performance.md"
+PLOT = DOCS / "search-latency.png"
+SECTION = "## Search (bench/search.py)"
+TARGET_P50_MS, TARGET_P99_MS, TARGET_SIZE = 15.0, 50.0, 100_000
+PG_DB = "cv_bench_search"
+
+# ── realistic varieties ──────────────────────────────────────────────────────────────────────────
+
+GENERA = [  # (name, category, weight)
+    ("Súng", "water_lily", 30), ("Hoa súng", "water_lily", 8), ("Súng lai", "water_lily", 4),
+    ("Súng mini", "water_lily", 4), ("Sen", "lotus", 16), ("Sen bách diệp", "lotus", 3),
+    ("Sen Quan Âm", "lotus", 2), ("Sen bát", "lotus", 3), ("Bèo Nhật", "aquatic", 3),
+    ("Bèo tai tượng", "aquatic", 2), ("Bèo cái", "aquatic", 1), ("Rong đuôi chó", "aquatic", 2),
+    ("Rong la hán", "aquatic", 1), ("Thủy trúc", "aquatic", 3), ("Lục bình", "aquatic", 2),
+    ("Cỏ thìa", "aquatic", 1), ("Ráy nước", "aquatic", 1), ("Dương xỉ nước", "aquatic", 1),
+    ("Trầu bà thủy sinh", "aquatic", 1), ("Cây con súng", "seedling", 3), ("Cây giống sen", "seedling", 2),
+    ("Lan", "other", 2), ("Lan hồ điệp", "other", 1), ("Lan ý", "other", 1),
+    ("Phân bón tan chậm", "supplies", 1), ("Chậu nhựa trồng sen", "supplies", 1),
+    ("Đất thịt trồng súng", "supplies", 1),
+]
+COLOURS = ["đỏ", "trắng", "hồng", "hồng phấn", "tím", "tím than", "tím nhạt", "vàng", "vàng chanh", "cam",
+           "xanh", "đỏ thẫm", "trắng ngà", "hồng cánh sen", "đa sắc", "hồng đào", "vàng kem", "xanh ngọc"]
+ORIGINS = ["Thái", "Mỹ", "Nhật", "Ấn Độ", "Đồng Tháp", "Huế", "Úc", "Brazil", "Trung Quốc", "Miền Tây",
+           "Đà Lạt", "Tháp Mười", "Hà Nội", "Campuchia", "Lào", "Sa Đéc"]
+DESCRIPTORS = ["mini", "lai", "cánh kép", "nở đêm", "nở ngày", "lá đốm", "thơm", "khổng lồ", "lùn", "chịu nắng",
+               "siêu bông", "F1", "cổ", "bông to", "bông nhỏ", "ra hoa quanh năm"]
+CULTIVARS = ["Queen of Siam", "Mayla", "Colorado", "Tropical Sunset", "Siam Purple", "Bangkok Pink", "Hoàng Hậu",
+             "Công Chúa", "Mộng Điệp", "Bạch Tuyết", "Ngọc Nữ", "Tiên Nữ", "Hoàng Kim", "Cửu Long", "Lotus King",
+             "Thiên Nga", "Mây Hồng", "Tuyết Sơn", "Hỏa Long", "Nguyệt Quế", "Panama Pacific", "Wanvisa",
+             "King of Siam", "Mangkala Ubol", "Ruby", "Jongkolnee", "Star of Siam", "Pink Ribbon"]
+PLACES = ["hồ cá Koi", "chậu ban công", "hồ xi măng", "ao vườn", "bể kính", "lu sành", "tiểu cảnh", "quán cà phê"]
+BLOOMS = ["nở ngày", "nở đêm", "ra hoa quanh năm", "ra hoa mùa hè", "hoa bền 3–4 ngày"]
+LABELS = [("Củ giống", 1.0), ("Cây con", 1.3), ("Chậu 30 cm", 3.0), ("Chậu 40 cm", 5.0), ("Ngó giống", 1.8),
+          ("Bó 10 cây", 0.8), ("Khay 10 cây", 2.2)]
+SHOP_KINDS = ["Vườn Súng", "Vườn Sen", "Nhà vườn", "Thủy sinh", "Vườn hoa", "Trại sen súng", "Vườn Kiểng"]
+SHOP_PEOPLE = ["Cô Út", "Chú Tư", "Anh Hai", "Chị Ba", "Bà Năm", "Ông Sáu", "Cô Bảy", "Anh Tám", "Chị Mười",
+               "Cô Hạnh", "Chú Phúc", "Anh Khoa", "Chị Lan", "Bà Tư", "Út Nhỏ", "Thanh Tâm", "Minh Châu"]
+# Mostly the Mekong Delta, where the nurseries are; some elsewhere.
+PROVINCE_WEIGHTS = {"82": 20, "92": 12, "86": 8, "91": 6, "96": 4, "80": 6, "79": 10, "01": 8, "46": 6, "68": 5,
+                    "75": 3, "48": 3, "31": 2, "38": 2, "56": 2, "66": 3}
+
+
+def weighted(rng: random.Random, pairs):
+    items, weights = zip(*pairs, strict=True)
+    return rng.choices(items, weights)[0]
+
+
+def variety_name(rng: random.Random) -> tuple[str, str]:
+    genus, category = weighted(rng, [((g, c), w) for g, c, w in GENERA])
+    if category == "supplies":
+        return f"{genus} {rng.choice(['loại 1', '5 kg', '1 kg', 'cao cấp', 'size lớn'])}", category
+    parts = [genus]
+    if rng.random() < 0.55:
+        parts.append(rng.choice(ORIGINS))
+    if rng.random() < 0.8:
+        parts.append(rng.choice(COLOURS))
+    if rng.random() < 0.35:
+        parts.append(rng.choice(DESCRIPTORS))
+    if rng.random() < 0.2:
+        parts.append(f"'{rng.choice(CULTIVARS)}'")
+    return " ".join(parts), category
+
+
+def description(rng: random.Random, name: str) -> str:
+    sentences = [f"{name}: hoa {rng.choice(COLOURS)}, {rng.choice(BLOOMS)}.",
+                 f"Thích hợp trồng {rng.choice(PLACES)}.",
+                 rng.choice(["Giao hàng toàn quốc.", "Nhận sỉ cho nhà vườn.", "Bao sống 7 ngày.",
+                             f"Giống nhập từ {rng.choice(ORIGINS)}.", "Củ to, khỏe, đã ra rễ.", ""])]
+    return " ".join(s for s in sentences if s)
+
+
+# ── rows ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def province_wards() -> dict[str, str]:
+    from common.vietnam import province_name, wards
+
+    found = {}
+    for code in PROVINCE_WEIGHTS:
+        if province_name(code) and (ws := wards(code)):
+            found[code] = ws[0]["code"]
+    return found
+
+
+def make_shops(count: int, rng: random.Random) -> list[dict]:
+    from services.catalog import search
+
+    wards = province_wards()
+    codes = list(wards)
+    weights = [PROVINCE_WEIGHTS[c] for c in codes]
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=800)
+    shops = []
+    for i in range(1, count + 1):
+        province = rng.choices(codes, weights)[0]
+        name = f"{rng.choice(SHOP_KINDS)} {rng.choice(SHOP_PEOPLE)}"
+        kind = rng.choice(["Vườn gia đình", "Trại giống", "Nhà vườn nhỏ"])
+        desc = f"{kind} chuyên {rng.choice(['súng', 'sen', 'thủy sinh', 'sen súng'])}."
+        shops.append({
+            "id": i, "owner_id": f"bench-grower-{i}", "slug": f"bench-shop-{i}", "name": name, "description": desc,
+            "province_code": province, "ward_code": wards[province], "street": f"Ấp {rng.randint(1, 9)}",
+            "phone": f"+8491{i:07d}", "delivery": json.dumps({"pickup": True, "flat_fee": 30000}),
+            "min_order_value": 0, "search_text": search.shop_document(name, desc, province),
+            "created_at": now + dt.timedelta(hours=i), "updated_at": now + dt.timedelta(hours=i),
+        })
+    return shops
+
+
+def make_products(start_id: int, count: int, shops: list[dict], rng: random.Random,
+                  variant_start: int) -> tuple[list[dict], list[dict]]:
+    from services.catalog import search
+
+    products, variants = [], []
+    base = dt.datetime.now(dt.UTC) - dt.timedelta(days=700)
+    vid = variant_start
+    for pid in range(start_id, start_id + count):
+        shop = shops[rng.randrange(len(shops))]
+        name, category = variety_name(rng)
+        desc = description(rng, name)
+        roll = rng.random()
+        status = "draft" if roll < 0.04 else "archived" if roll < 0.07 else "active"
+        base_price = rng.choice([15, 20, 25, 30, 35, 45, 55, 60, 80, 90, 120, 150, 200, 250, 350, 500]) * 1000
+        count_variants = rng.choice([1, 1, 2, 2, 3])
+        labels = rng.sample(LABELS, count_variants)
+        rows = []
+        for pos, (label, factor) in enumerate(labels):
+            stock = 0 if rng.random() < 0.12 else rng.randint(1, 300)
+            rows.append({"id": vid, "product_id": pid, "position": pos, "label": label,
+                         "retail_price": int(round(base_price * factor, -3)), "wholesale_tiers": "[]",
+                         "min_order_quantity": 1, "stock": stock, "low_stock_threshold": 5, "weight_grams": 500,
+                         "archived": False})
+            vid += 1
+        variants += rows
+        search_name, search_text = search.product_documents(name, desc, shop["name"], shop["province_code"])
+        created = base + dt.timedelta(seconds=pid * 300)
+        products.append({
+            "id": pid, "shop_id": shop["id"], "name": name, "description": desc, "category": category,
+            "status": status, "search_name": search_name, "search_text": search_text,
+            "min_price": min(r["retail_price"] for r in rows), "in_stock": any(r["stock"] > 0 for r in rows),
+            "created_at": created, "updated_at": created,
+        })
+    return products, variants
+
+
+# ── backends ─────────────────────────────────────────────────────────────────────────────────────
+
+
+class Backend:
+    name: str
+    url: str
+
+    def migrate(self, python: str, cwd: Path, env: dict[str, str]) -> None:
+        out = subprocess.run([python, "-m", "services.catalog", "migrate"], cwd=cwd, capture_output=True, text=True,
+                             env={**env, "CATALOG_DATABASE_URL": self.url})
+        if out.returncode != 0:
+            raise BenchError(f"migrations failed on {self.name}:\n{out.stdout}{out.stderr}")
+
+    def insert(self, table: str, rows: list[dict]) -> None:
+        raise NotImplementedError
+
+    def finish_load(self) -> None:
+        pass
+
+    def drop(self) -> None:
+        pass
+
+
+class SqliteBackend(Backend):
+    name = "SQLite"
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "catalog.db"
+        self.url = f"sqlite+aiosqlite:///{self.path}"
+
+    def insert(self, table: str, rows: list[dict]) -> None:
+        if not rows:
+            return
+        cols = list(rows[0])
+        conn = sqlite3.connect(self.path)
+        try:
+            with conn:
+                conn.executemany(
+                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                    [[_sqlite_value(r[c]) for c in cols] for r in rows])
+        finally:
+            conn.close()
+
+    def finish_load(self) -> None:
+        conn = sqlite3.connect(self.path)
+        try:
+            # What a running catalog would have after a while; the FTS index merged as it would be.
+            conn.execute("INSERT INTO products_fts(products_fts) VALUES ('optimize')")
+            conn.execute("ANALYZE")
+            conn.commit()
+        finally:
+            conn.close()
+
+
+def _sqlite_value(value):
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+class PostgresBackend(Backend):
+    name = "PostgreSQL"
+
+    def __init__(self, admin_dsn: str) -> None:
+        self.admin_dsn = admin_dsn
+        base = admin_dsn.rsplit("/", 1)[0]
+        self.dsn = f"{base}/{PG_DB}"
+        self.url = self.dsn.replace("postgresql://", "postgresql+asyncpg://")
+        asyncio.run(self._admin([f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)', f'CREATE DATABASE "{PG_DB}"']))
+
+    async def _admin(self, statements: list[str]) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.admin_dsn, timeout=10)
+        try:
+            for stmt in statements:
+                await conn.execute(stmt)
+        finally:
+            await conn.close()
+
+    def insert(self, table: str, rows: list[dict]) -> None:
+        if not rows:
+            return
+
+        async def go() -> None:
+            import asyncpg
+
+            conn = await asyncpg.connect(self.dsn, timeout=10)
+            try:
+                cols = list(rows[0])
+                await conn.copy_records_to_table(table, columns=cols, records=[tuple(r[c] for c in cols) for r in rows])
+                await conn.execute(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
+            finally:
+                await conn.close()
+
+        asyncio.run(go())
+
+    def finish_load(self) -> None:
+        async def go() -> None:
+            import asyncpg
+
+            conn = await asyncpg.connect(self.dsn, timeout=10)
+            try:
+                # What autovacuum does after a bulk load: statistics, and the GIN pending list merged.
+                await conn.execute("VACUUM ANALYZE")
+            finally:
+                await conn.close()
+
+        asyncio.run(go())
+
+    def drop(self) -> None:
+        asyncio.run(self._admin([f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)']))
+
+
+# ── the catalog process ──────────────────────────────────────────────────────────────────────────
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    log: Path
+    base: str
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_catalog(python: str, cwd: Path, env: dict[str, str], url: str, tag: str) -> Server:
+    import httpx
+
+    port = free_port()
+    log = cwd / f"catalog-{tag}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([python, "-m", "services.catalog", "serve", "--port", str(port)], cwd=cwd,
+                                env={**env, "CATALOG_DATABASE_URL": url, "CATALOG_HOST": "127.0.0.1"},
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    server = Server(proc, log, f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"the catalog exited with {proc.returncode}:\n{server.tail()}")
+        try:
+            if httpx.get(f"{server.base}/readyz", timeout=2).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    server.stop()
+    raise BenchError(f"the catalog did not get ready:\n{server.tail()}")
+
+
+# ── the load ─────────────────────────────────────────────────────────────────────────────────────
+
+QUERIES: list[tuple[str, dict]] = [
+    ("common, accented", {"q": "súng"}),
+    ("common, no accents", {"q": "sung"}),
+    ("two common words", {"q": "hoa sung"}),
+    ("upper case", {"q": "HOA SÚNG"}),
+    ("colour", {"q": "sen trắng"}),
+    ("colour, no accents", {"q": "sen trang"}),
+    ("province / origin", {"q": "dong thap"}),
+    ("moderate", {"q": "thủy trúc"}),
+    ("rare cultivar", {"q": "queen of siam"}),
+    ("rare, no accents", {"q": "bach tuyet"}),
+    ("prefix", {"q": "hoa su"}),
+    ("short prefix", {"q": "su"}),
+    ("prefix, 2 words", {"q": "sen h"}),
+    ("word + province", {"q": "sung", "province_code": "82"}),
+    ("word + category + price", {"q": "sen", "category": "lotus", "min_price": 50000, "max_price": 300000}),
+    ("in stock, by price", {"q": "sung", "in_stock": "true", "sort": "price_asc"}),
+    ("by price, descending", {"q": "sen", "sort": "price_desc"}),
+    ("three words", {"q": "súng thái đỏ"}),
+    ("no match", {"q": "xương rồng"}),
+    ("browse newest", {}),
+    ("browse by price + category", {"sort": "price_asc", "category": "water_lily"}),
+    ("browse province, in stock", {"province_code": "92", "in_stock": "true"}),
+]
+SECOND_PAGES = [("page 2: common word", {"q": "sung"}), ("page 2: browse by price", {"sort": "price_asc"})]
+
+
+@dataclass
+class Measured:
+    backend: str
+    size: int
+    latencies_ms: list[float] = field(default_factory=list)
+    by_query: dict[str, list[float]] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)
+
+    def pct(self, p: float, values: list[float] | None = None) -> float:
+        data = sorted(values if values is not None else self.latencies_ms)
+        if not data:
+            return float("nan")
+        k = (len(data) - 1) * p / 100
+        lo, hi = int(k), min(int(k) + 1, len(data) - 1)
+        return data[lo] + (data[hi] - data[lo]) * (k - lo)
+
+
+def measure(server: Server, backend: str, size: int, rounds: int, seed: int) -> Measured:
+    import httpx
+
+    result = Measured(backend, size)
+    with httpx.Client(base_url=server.base, timeout=30) as client:
+        urls: list[tuple[str, str]] = []
+        for label, params in QUERIES:
+            urls.append((label, "/api/v1/products?" + urlencode(params)))
+        for label, params in SECOND_PAGES:
+            first = client.get("/api/v1/products", params=params).json()
+            if first.get("next_cursor"):
+                urls.append((label, "/api/v1/products?" + urlencode({**params, "cursor": first["next_cursor"]})))
+        for label, url in urls:  # warm-up, and a check that every query answers
+            for _ in range(3):
+                resp = client.get(url)
+                if resp.status_code != 200:
+                    raise BenchError(f"{url} answered {resp.status_code}: {resp.text[:300]}")
+            result.hits[label] = len(resp.json()["items"])
+        rng = random.Random(seed)
+        for _ in range(rounds):
+            order = urls[:]
+            rng.shuffle(order)
+            for label, url in order:
+                started = time.perf_counter()
+                resp = client.get(url)
+                elapsed = (time.perf_counter() - started) * 1000
+                if resp.status_code != 200:
+                    raise BenchError(f"{url} answered {resp.status_code}")
+                result.latencies_ms.append(elapsed)
+                result.by_query.setdefault(label, []).append(elapsed)
+    return result
+
+
+# ── report ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def machine() -> str:
+    model = "?"
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                     if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = "?"
+    try:
+        kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                  if line.startswith("MemTotal:"))
+        mem = f"{kb / 1024 / 1024:.1f} GiB"
+    except (OSError, StopIteration):
+        pass
+    return (f"{os.cpu_count()} CPUs, {model}, {mem}, {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+
+
+def pg_version(dsn: str) -> str:
+    async def go() -> str:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn, timeout=5)
+        try:
+            return (await conn.fetchval("SHOW server_version")).split()[0]
+        finally:
+            await conn.close()
+
+    try:
+        return "PostgreSQL " + asyncio.run(go())
+    except Exception:  # only for the report
+        return "PostgreSQL ?"
+
+
+def table(results: list[Measured]) -> str:
+    lines = ["| backend | products | requests | p50 (ms) | p99 (ms) | p50 / 15 ms | p99 / 50 ms |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        p50, p99 = r.pct(50), r.pct(99)
+        lines.append(f"| {r.backend} | {r.size:,} | {len(r.latencies_ms)} | {p50:.2f} | {p99:.2f} | "
+                     f"{p50 / TARGET_P50_MS:.2f} | {p99 / TARGET_P99_MS:.2f} |")
+    return "\n".join(lines)
+
+
+def per_query_table(results: list[Measured]) -> str:
+    largest = [r for r in results if r.size == max(x.size for x in results)]
+    head = "| query | " + " | ".join(f"{r.backend} p50 / p99 (ms)" for r in largest) + " | items |"
+    lines = [head, "|---|" + "---:|" * len(largest) + "---:|"]
+    for label in largest[0].by_query:
+        cells = [f"{r.pct(50, r.by_query[label]):.1f} / {r.pct(99, r.by_query[label]):.1f}" for r in largest]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {largest[0].hits.get(label, 0)} |")
+    return "\n".join(lines)
+
+
+def verdict(results: list[Measured]) -> list[str]:
+    out = []
+    for r in results:
+        if r.size != TARGET_SIZE:
+            continue
+        p50, p99 = r.pct(50), r.pct(99)
+        ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS
+        out.append(f"{r.backend} at {r.size:,}: p50 {p50:.2f} ms (target ≤ {TARGET_P50_MS:g}), "
+                   f"p99 {p99:.2f} ms (target ≤ {TARGET_P99_MS:g}) → {'met' if ok else 'NOT met'}")
+    return out
+
+
+def plot(results: list[Measured], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
+    styles = {"SQLite": "tab:blue", "PostgreSQL": "tab:orange"}
+    for backend in dict.fromkeys(r.backend for r in results):
+        rs = sorted((r for r in results if r.backend == backend), key=lambda r: r.size)
+        sizes = [r.size for r in rs]
+        ax.plot(sizes, [r.pct(50) for r in rs], "o-", color=styles.get(backend), label=f"{backend} p50")
+        ax.plot(sizes, [r.pct(99) for r in rs], "s--", color=styles.get(backend), label=f"{backend} p99")
+    ax.axhline(TARGET_P50_MS, color="grey", linestyle=":", linewidth=1)
+    ax.axhline(TARGET_P99_MS, color="grey", linestyle="-.", linewidth=1)
+    ax.text(min(r.size for r in results), TARGET_P50_MS, " p50 target 15 ms",
+            va="bottom", fontsize=8, color="grey")
+    ax.text(min(r.size for r in results), TARGET_P99_MS, " p99 target 50 ms", va="bottom", fontsize=8, color="grey")
+    ax.set_xscale("log")
+    ax.set_xlabel("products in the catalog")
+    ax.set_ylabel("latency per search (ms), one client, direct to the catalog")
+    ax.set_title("Chợ Vườn search: GET /api/v1/products?q=… (bench/search.py)")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def write_section(text: str) -> None:
+    """Replace this bench's section of docs/performance.md, leaving every other section alone."""
+    current = PERFORMANCE_MD.read_text() if PERFORMANCE_MD.exists() else "# Performance\n"
+    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
+    block = text.rstrip() + "\n\n"
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: block, current, count=1)
+    else:
+        updated = current.rstrip() + "\n\n" + block
+    PERFORMANCE_MD.write_text(updated.rstrip() + "\n")
+
+
+# ── main ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000], help="products, ascending")
+    p.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
+    p.add_argument("--shops", type=int, default=300, help="shops the products are spread over")
+    p.add_argument("--rounds", type=int, default=40, help="times each query is sent, after 3 unmeasured")
+    p.add_argument("--seed", type=int, default=20261127, help="seed of the data and of the request order")
+    p.add_argument("--pg-admin-dsn", default=os.environ.get("TEST_POSTGRES_DSN",
+                                                            "postgresql://root@127.0.0.1:5432/postgres"))
+    p.add_argument("--no-write", action="store_true", help="do not write docs/performance.md and the plot")
+    p.add_argument("--keep", action="store_true", help="keep the temporary folder and the PostgreSQL database")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = p.parse_args(argv)
+    if args.sizes != sorted(args.sizes) or args.sizes[0] < 1:
+        p.error("--sizes must be positive and ascending (each size adds to the one before)")
+    return args
+
+
+def ensure_venv() -> None:
+    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
+        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+    sys.path.insert(0, str(REPO))
+
+
+def batches(total: int, size: int) -> Iterator[tuple[int, int]]:
+    done = 0
+    while done < total:
+        n = min(size, total - done)
+        yield done, n
+        done += n
+
+
+def run_backend(kind: str, args: argparse.Namespace, tmp: Path, python: str, env: dict[str, str]) -> list[Measured]:
+    backend: Backend = SqliteBackend(tmp) if kind == "sqlite" else PostgresBackend(args.pg_admin_dsn)
+    results = []
+    try:
+        print(f"[{backend.name}] migrating {backend.url.split('@')[-1]}", flush=True)
+        backend.migrate(python, tmp, env)
+        rng = random.Random(args.seed)
+        shops = make_shops(args.shops, rng)
+        backend.insert("shops", shops)
+        loaded, next_variant = 0, 1
+        for size in args.sizes:
+            started = time.perf_counter()
+            for _, n in batches(size - loaded, 10_000):
+                products, variants = make_products(loaded + 1, n, shops, rng, next_variant)
+                backend.insert("products", products)
+                backend.insert("variants", variants)
+                loaded += n
+                next_variant += len(variants)
+                print(f"[{backend.name}] seeding: {loaded:>7,} / {size:,} products "
+                      f"({time.perf_counter() - started:5.1f} s)", flush=True)
+            backend.finish_load()
+            print(f"[{backend.name}] {size:,} products loaded in {time.perf_counter() - started:.1f} s; "
+                  "starting the catalog", flush=True)
+            server = start_catalog(python, tmp, env, backend.url, f"{kind}-{size}")
+            try:
+                result = measure(server, backend.name, size, args.rounds, args.seed)
+            finally:
+                server.stop()
+            results.append(result)
+            print(f"[{backend.name}] {size:>7,} products: p50 {result.pct(50):6.2f} ms  p99 {result.pct(99):6.2f} ms "
+                  f"({len(result.latencies_ms)} requests)", flush=True)
+    finally:
+        if not args.keep:
+            backend.drop()
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ensure_venv()
+    python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    started_at = dt.datetime.now().astimezone()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CATALOG_", "GATEWAY_", "ORDERS_", "NOTIFY_"))}
+    env.update(LOG_LEVEL="WARNING", LOG_FORMAT="text", ENVIRONMENT="development", PYTHONDONTWRITEBYTECODE="1",
+               PYTHONPATH=str(REPO), CATALOG_RESERVATION_SWEEP_INTERVAL="0")
+    results: list[Measured] = []
+    try:
+        versions = machine()
+        load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        if "postgresql" in args.backends:
+            versions += ", " + pg_version(args.pg_admin_dsn)
+        print(f"Chợ Vườn search bench — {started_at.isoformat(timespec='seconds')}")
+        print(f"  machine : {versions}")
+        print(f"  command : {command}")
+        print(f"  load    : load average before the run {load_before} (other work on the machine skews the figures)")
+        print(f"  client  : one httpx client, one request at a time, keep-alive; {len(QUERIES) + len(SECOND_PAGES)} "
+              f"queries × {args.rounds} rounds in shuffled order after 3 unmeasured rounds", flush=True)
+        for kind in args.backends:
+            results += run_backend(kind, args, tmp, python, env)
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    except BenchError as exc:
+        print(f"bench/search.py: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if args.keep:
+            print(f"(kept {tmp})", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    print()
+    print(table(results))
+    print()
+    print(per_query_table(results))
+    print()
+    for line in verdict(results):
+        print(line)
+    if args.json:
+        Path(args.json).write_text(json.dumps([{
+            "backend": r.backend, "size": r.size, "p50_ms": r.pct(50), "p99_ms": r.pct(99),
+            "requests": len(r.latencies_ms),
+            "by_query": {k: {"p50_ms": r.pct(50, v), "p99_ms": r.pct(99, v)} for k, v in r.by_query.items()},
+        } for r in results], indent=2, ensure_ascii=False) + "\n")
+    if not args.no_write:
+        plot(results, PLOT)
+        write_section("\n".join([
+            SECTION, "",
+            f"Date: {started_at.isoformat(timespec='seconds')}  ",
+            f"Machine: {versions}; load average before the run {load_before}, after "
+            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}  ",
+            f"Command: `{command}`", "",
+            "Each backend's catalog database is made by the migrations and filled with SQL (not the API) with "
+            f"varieties whose Vietnamese names combine genera, colours, origins, descriptors and cultivars, over "
+            f"{args.shops} shops in {len(PROVINCE_WEIGHTS)} provinces (≈ 93 % active, 12 % of variants sold out). "
+            "At each size the catalog runs as its own process (`python -m services.catalog serve`, one uvicorn "
+            "worker) and one httpx client sends, one at a time, "
+            f"{len(QUERIES) + len(SECOND_PAGES)} kinds of request × {args.rounds} rounds in shuffled order: "
+            "common and rare words, with and without accents, upper case, prefixes, filters, sorts by price, "
+            "browsing without words and second pages (20 items a page). Latency is the client's, request sent "
+            "to reply read.", "",
+            table(results), "",
+            f"Targets at {TARGET_SIZE:,} products: p50 ≤ {TARGET_P50_MS:g} ms, p99 ≤ {TARGET_P99_MS:g} ms.", "",
+            *[f"- {line}" for line in verdict(results)], "",
+            "By query at the largest size (p50 / p99, ms; items on the page):", "",
+            per_query_table(results), "",
+            "![search latency](search-latency.png)",
+        ]))
+        print(f"\nwrote {PERFORMANCE_MD.relative_to(REPO)} and {PLOT.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Photos of a variety: uploaded from a phone, cleaned, resized, stored by content hash."""

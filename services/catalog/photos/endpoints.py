@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from anyio import CapacityLimiter
+from fastapi import APIRouter, Depends, Request, Response
+from starlette.responses import FileResponse, StreamingResponse
+
+from common.auth import OptionalPrincipal, Principal, require
+from common.db import SessionDep
+from common.errors import NotFound
+from common.pagination import Page
+from common.params import IdPath
+from services.catalog.photos import service
+from services.catalog.photos.schemas import PhotoMove, PhotoPublic, to_public
+from services.catalog.photos.storage import LocalPhotoStore, PhotoStore
+from services.catalog.photos.upload import receive_photo
+from services.catalog.products import service as products
+
+router = APIRouter(prefix="/api/v1/products/{product_id}/photos", tags=["photos"])
+media_router = APIRouter(tags=["photos"])
+Grower = Annotated[Principal, Depends(require("grower", scope="catalog:write"))]
+
+# Files never change under a name (the name is their content hash): caches may keep them a year.
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+UPLOAD_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {"schema": {
+            "type": "object", "required": ["file"],
+            "properties": {"file": {"type": "string", "format": "binary",
+                                    "description": "JPEG, PNG, WebP or HEIC; at most 15 MB and 50 megapixels"}}}},
+        "image/*": {"schema": {"type": "string", "format": "binary"}},
+    },
+}
+
+
+def photo_store(request: Request) -> PhotoStore:
+    """The app's photo store: the local folder ``media_dir`` unless start-up put another there."""
+    state = request.app.state
+    if getattr(state, "photo_store", None) is None:
+        state.photo_store = LocalPhotoStore(Path(state.settings.media_dir))
+    return state.photo_store
+
+
+def decode_limiter(request: Request) -> CapacityLimiter:
+    """At most ``photo_decode_workers`` photos are decoded at once: each may take a few hundred MB."""
+    state = request.app.state
+    if getattr(state, "photo_limiter", None) is None:
+        state.photo_limiter = CapacityLimiter(state.settings.photo_decode_workers)
+    return state.photo_limiter
+
+
+Store = Annotated[PhotoStore, Depends(photo_store)]
+Limiter = Annotated[CapacityLimiter, Depends(decode_limiter)]
+
+
+def base_url(request: Request) -> str:
+    return request.app.state.settings.public_base_url
+
+
+@router.post("", status_code=201, response_model=PhotoPublic, openapi_extra={"requestBody": UPLOAD_BODY},
+             summary="Add a photo to one of your varieties",
+             responses={200: {"model": PhotoPublic, "description": "This picture was already there (a retry)"},
+                        413: {"description": "Over 15 MB"},
+                        415: {"description": "Not a JPEG, PNG, WebP or HEIC by its content"},
+                        422: {"description": "Too many pixels, unreadable, or the variety has 10 photos"}})
+async def add_photo(request: Request, response: Response, session: SessionDep, owner: Grower,
+                    store: Store, limiter: Limiter, product_id: IdPath) -> PhotoPublic:
+    product = await service.ready_for_upload(session, owner, product_id)
+    async with receive_photo(request, request.app.state.settings.max_photo_bytes) as upload:
+        photo, created = await service.add(session, store, limiter, product, upload)
+    if not created:
+        response.status_code = 200
+    return to_public(photo, base_url(request))
+
+
+@router.get("", response_model=Page[PhotoPublic], summary="A variety's photos, the cover first")
+async def list_photos(request: Request, session: SessionDep, viewer: OptionalPrincipal,
+                      product_id: IdPath) -> Page[PhotoPublic]:
+    """At most ten, so always one page."""
+    product = await products.get_visible(session, product_id, viewer)
+    photos = await service.list_photos(session, product.id)
+    return Page(items=[to_public(p, base_url(request)) for p in photos])
+
+
+@router.patch("/{photo_id}", response_model=Page[PhotoPublic], summary="Move a photo (position 0: the cover)")
+async def move_photo(request: Request, session: SessionDep, owner: Grower, product_id: IdPath,
+                     photo_id: IdPath, data: PhotoMove) -> Page[PhotoPublic]:
+    product = await products.get_owned(session, owner, product_id)
+    photos = await service.move(session, product, photo_id, data.position)
+    return Page(items=[to_public(p, base_url(request)) for p in photos])
+
+
+@router.delete("/{photo_id}", status_code=204, summary="Delete a photo of one of your varieties")
+async def delete_photo(session: SessionDep, owner: Grower, store: Store, product_id: IdPath,
+                       photo_id: IdPath) -> Response:
+    product = await products.get_owned(session, owner, product_id)
+    await service.delete(session, store, product, photo_id)
+    return Response(status_code=204)
+
+
+@media_router.head("/media/{name}", include_in_schema=False)
+@media_router.get("/media/{name}", summary="A stored photo file", response_class=Response,
+                  responses={200: {"content": {"image/webp": {}, "image/jpeg": {}}}})
+async def media(name: str, store: Store) -> Response:
+    """Names carry the content hash, so a file never changes: cached for a year, ``immutable``."""
+    stored = await store.open(name)
+    if stored is None:
+        raise NotFound("No such photo file")
+    headers = {"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"}
+    if stored.path is not None:
+        return FileResponse(stored.path, media_type=stored.content_type, headers=headers)
+    headers["Content-Length"] = str(stored.size)
+    return StreamingResponse(stored.chunks, media_type=stored.content_type, headers=headers)
+
