@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
+from pydantic import TypeAdapter, ValidationError
+
+from common.errors import UnprocessableEntity
 
 # Since 2018 the 11-digit mobile numbers moved to 10 digits: 0168 x → 038 x, and so on.
 OLD_MOBILE_PREFIXES = {
@@ -116,3 +120,41 @@ BANKS: dict[str, str] = {
     "970444": "CBBank", "970433": "Vietbank", "970454": "BVBank", "970430": "PGBank",
     "970429": "SCB", "970458": "UOB Vietnam", "970424": "Shinhan Bank Vietnam",
 }
+
+
+# ---- Dates: a grower thinks in Vietnamese days ----
+
+# Vietnam has kept UTC+7, without daylight saving, since 1975: a fixed offset needs no tz database
+# (slim container images may lack one).
+VN_TZ = dt.timezone(dt.timedelta(hours=7), "ICT")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME = TypeAdapter(dt.datetime)
+
+
+def local_bound(value: str | None, name: str, *, end: bool = False) -> dt.datetime | None:
+    """A ``since``/``until`` query value as an aware datetime.
+
+    A date (``2025-07-01``) or a time without offset is Vietnam time (UTC+7); ``until`` as a date
+    (``end=True``) includes that whole day. Times with an offset are taken as they are; anything
+    else is a 422 naming the query field.
+    """
+    if value is None or value == "":
+        return None
+    if _DATE.fullmatch(value):
+        try:
+            day = dt.date.fromisoformat(value)
+        except ValueError:
+            raise _bad(name, "not a real date (YYYY-MM-DD)") from None
+        if end:
+            day += dt.timedelta(days=1)
+        return dt.datetime.combine(day, dt.time(), tzinfo=VN_TZ)
+    try:
+        moment = _DATETIME.validate_python(value)
+    except ValidationError:
+        raise _bad(name, "a date (YYYY-MM-DD) or a date and time (ISO 8601) is expected") from None
+    return moment.replace(tzinfo=VN_TZ) if moment.tzinfo is None else moment
+
+
+def _bad(name: str, message: str) -> UnprocessableEntity:
+    return UnprocessableEntity(f"{name}: {message}",
+                               errors=[{"field": f"query.{name}", "message": message, "type": "datetime_parsing"}])

@@ -6,7 +6,17 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from common.bus import make_publisher
+from common.crypto import FieldCipher
+from common.relay import OutboxRelay
 from common.service import create_service_app
+from services.orders import reconciler
+from services.orders.accounts import router as accounts_router
+from services.orders.catalog_client import CatalogClient
+from services.orders.desk.endpoints import router as desk_router
+from services.orders.orders.endpoints import router as orders_router
+from services.orders.outbox import OutboxEvent
+from services.orders.payments.endpoints import router as payments_router
 from services.orders.settings import OrdersSettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -14,10 +24,31 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     settings = settings or OrdersSettings()
-    return create_service_app(
+
+    async def start(app: FastAPI) -> None:
+        app.state.catalog = CatalogClient(settings.catalog_url, settings.service_token.get_secret_value(),
+                                          settings.catalog_timeout)
+        await reconciler.start(app)
+        publisher = make_publisher(settings.event_bus_url, settings.notify_url,
+                                   settings.service_token.get_secret_value(), "orders", settings.event_namespace)
+        app.state.relay = OutboxRelay(app.state.db, OutboxEvent, publisher, poll_interval=settings.relay_poll_interval)
+        if settings.relay_poll_interval > 0:
+            await app.state.relay.start()
+
+    async def stop(app: FastAPI) -> None:
+        await app.state.relay.stop()
+        await reconciler.stop(app)
+        await app.state.catalog.aclose()
+
+    app = create_service_app(
         settings,
         title="Chợ Vườn orders",
         description="Orders, the reservation saga, idempotency, the order state machine, payments.",
-        routers=[],
+        # Static paths (/orders/export.csv, /orders/packing-list) before /orders/{order_id}.
+        routers=[accounts_router, desk_router, payments_router, orders_router],
         migrations=MIGRATIONS,
+        on_startup=[start],
+        on_shutdown=[stop],
     )
+    app.state.cipher = FieldCipher(settings.data_key.get_secret_value())
+    return app

@@ -1,8 +1,9 @@
 from typing import ClassVar
 
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import AppSettings, unprefixed
+from common.settings import DEV_SECRET_PREFIX, AppSettings, unprefixed
 
 
 class OrdersSettings(AppSettings):
@@ -13,6 +14,16 @@ class OrdersSettings(AppSettings):
     port: int = 8002
     database_url: str = "sqlite+aiosqlite:///var/orders.db"
     catalog_url: str = "http://127.0.0.1:8001"
+    catalog_timeout: float = Field(5.0, gt=0, le=60)
+    public_base_url: str = "http://localhost:8000"
+    # Seconds between reconciler rounds (commit or release what a crash left); 0 turns it off.
+    reconcile_interval: float = Field(5.0, ge=0)
+    # The outbox relay polls this often besides waking on every commit; 0 turns the relay off.
+    relay_poll_interval: float = Field(2.0, ge=0)
+    # Encrypts the shop's bank account number kept with each bank-transfer order.
+    data_key: SecretStr = SecretStr(DEV_SECRET_PREFIX + "orders-data-key-change-me")
     notify_url: str = "http://127.0.0.1:8003"
     # Empty: events go by HTTP push to notify (the embedded default). nats://…: NATS JetStream.
     event_bus_url: str = unprefixed("EVENT_BUS_URL", "")
+    # NATS stream CV_EVENTS and subjects cv.events.* / cv.dead.* for the namespace "cv".
+    event_namespace: str = unprefixed("EVENT_NAMESPACE", "cv", pattern=r"^[a-z][a-z0-9]{0,15}$")

@@ -1,0 +1,97 @@
+"""Idempotency-Key for creating orders, as the IETF httpapi draft describes it.
+
+- No key → 400. A key longer than 255 characters → 400.
+- The first request with a key records it as in flight (its own short transaction, so that a
+  second request with the same key sees it at once) → a concurrent duplicate gets 409.
+- The order's own transaction marks the key completed and stores the reply with it, so a stored
+  order and its key are one fact. A retry with the same key and the same body gets that reply again;
+  with another body, 422.
+- A request that fails (any error) deletes its key: the client may retry with the same key.
+- Keys are scoped to the caller (the account, or "guest") and kept 24 hours. A key left in flight by
+  a crashed process is taken over after ``STALE_AFTER``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from common.errors import Conflict, Problem, UnprocessableEntity
+from services.orders.orders.models import IdempotencyKey, utcnow
+
+KEEP_FOR = dt.timedelta(hours=24)
+STALE_AFTER = dt.timedelta(seconds=60)
+
+
+class MissingKey(Problem):
+    status, slug, title = 400, "idempotency-key-missing", "Idempotency-Key header required"
+
+
+class KeyInFlight(Conflict):
+    slug, title = "idempotency-key-in-flight", "A request with this Idempotency-Key is still being processed"
+
+
+class KeyReused(UnprocessableEntity):
+    slug, title = "idempotency-key-reused", "This Idempotency-Key was used with another request body"
+
+
+def fingerprint(path: str, body: bytes) -> str:
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        canonical = body
+    return hashlib.sha256(path.encode() + b"\n" + canonical).hexdigest()
+
+
+def check_key(key: str | None) -> str:
+    if not key or not key.strip():
+        raise MissingKey("Send an Idempotency-Key header (a random UUID per order) so retries are safe")
+    key = key.strip()
+    if len(key) > 255 or any(ord(c) < 0x20 for c in key):
+        raise MissingKey("The Idempotency-Key must be at most 255 printable characters")
+    return key
+
+
+async def begin(sessions: async_sessionmaker, scope: str, key: str,
+                print_: str) -> tuple[int | None, tuple[int, dict] | None]:
+    """Claim the key. Returns (row id, None) to go ahead, or (None, (status, body)) to replay."""
+    async with sessions() as session:
+        await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEEP_FOR))
+        row = IdempotencyKey(scope=scope, key=key, fingerprint=print_)
+        session.add(row)
+        try:
+            await session.commit()
+            return row.id, None
+        except IntegrityError:
+            await session.rollback()
+        existing = await session.scalar(select(IdempotencyKey).where(IdempotencyKey.scope == scope,
+                                                                     IdempotencyKey.key == key))
+        if existing is None:  # it was deleted between our insert and our read: the first try failed
+            raise KeyInFlight("Retry in a moment")
+        if existing.fingerprint != print_:
+            raise KeyReused()
+        if existing.state == "completed":
+            return None, (existing.response_status or 201, existing.response_body or {})
+        if utcnow() - existing.created_at > STALE_AFTER:
+            existing.created_at = utcnow()
+            await session.commit()
+            return existing.id, None
+        raise KeyInFlight(headers={"Retry-After": "1"})
+
+
+async def complete(session: AsyncSession, row_id: int, status: int, body: dict) -> None:
+    """Inside the order's transaction: the key now stands for this reply."""
+    row = await session.get(IdempotencyKey, row_id)
+    row.state, row.response_status, row.response_body = "completed", status, body
+
+
+async def abandon(sessions: async_sessionmaker, row_id: int) -> None:
+    async with sessions() as session:
+        await session.execute(delete(IdempotencyKey).where(IdempotencyKey.id == row_id,
+                                                           IdempotencyKey.state == "in_flight"))
+        await session.commit()

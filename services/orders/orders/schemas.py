@@ -1,0 +1,174 @@
+"""What the order endpoints accept and reply. Clients never send prices or totals: the shape
+forbids unknown fields, so a `unit_price` or `total` in a request is a 422."""
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
+from common.text import has_control_chars, nfc
+from common.vietnam import InvalidPhone, normalise_vn_mobile, province_name, ward_name
+
+CONSENT_PURPOSES = (
+    "Chợ Vườn and the shop use your name, phone, email and address to deliver this order, to tell you "
+    "about it, and to keep the shop's sales records (required by law). Nothing is used for advertising."
+)
+MAX_QUANTITY = 1_000_000
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def clean(value: str, what: str) -> str:
+    value = nfc(value)
+    if has_control_chars(value.replace("\n", " ")):
+        raise ValueError(f"{what} must not contain control characters")
+    return value
+
+
+class LineIn(Strict):
+    variant_id: int = Field(ge=1, le=2**31 - 1)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+
+
+class Contact(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    phone: str = Field(max_length=32, description="A Vietnamese mobile number")
+    email: EmailStr | None = Field(None, max_length=254)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        v = clean(v, "The name")
+        if not v:
+            raise ValueError("The name must not be empty")
+        return v
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, v: str) -> str:
+        try:
+            return normalise_vn_mobile(v)
+        except InvalidPhone as exc:
+            raise ValueError(str(exc)) from None
+
+
+class Address(Strict):
+    province_code: str = Field(pattern=r"^\d{2}$")
+    ward_code: str = Field(pattern=r"^\d{5}$")
+    street: str = Field(min_length=1, max_length=200)
+
+    @field_validator("street")
+    @classmethod
+    def _street(cls, v: str) -> str:
+        return clean(v, "The street")
+
+    @field_validator("province_code")
+    @classmethod
+    def _province(cls, v: str) -> str:
+        if province_name(v) is None:
+            raise ValueError("unknown province (see GET /api/v1/provinces)")
+        return v
+
+    @model_validator(mode="after")
+    def _ward(self) -> "Address":
+        if ward_name(self.province_code, self.ward_code) is None:
+            raise ValueError("ward_code is not a ward of this province (see GET /api/v1/provinces/{code}/wards)")
+        return self
+
+
+class OrderFields(Strict):
+    lines: list[LineIn] = Field(min_length=1, max_length=50)
+    contact: Contact
+    address: Address
+    payment_method: Literal["cod", "bank_transfer"]
+    delivery_method: Literal["ship", "pickup"] = "ship"
+    note: str = Field("", max_length=1000)
+    locale: Literal["vi", "en"] = Field("vi", description="The buyer's language for messages about this order")
+    consent: Literal[True] = Field(description="The buyer agrees to the purposes in `consent_purposes`")
+
+    @field_validator("note")
+    @classmethod
+    def _note(cls, v: str) -> str:
+        return clean(v, "The note")
+
+
+class OrderCreate(OrderFields):
+    shop_id: int | None = Field(None, ge=1, le=2**31 - 1, description="When given, every line must be of it")
+
+
+class PhoneOrderCreate(OrderFields):
+    """An order the grower took by phone: same rules, marked as a phone order."""
+
+    consent: Literal[True] = Field(description="The buyer agreed on the phone to the stated purposes")
+
+
+class CheckoutCreate(Strict):
+    """Several shops at once: lines are split per shop into one order each, all reserved or none."""
+
+    lines: list[LineIn] = Field(min_length=1, max_length=100)
+    contact: Contact
+    address: Address
+    payment_method: Literal["cod", "bank_transfer"]
+    delivery_method: Literal["ship", "pickup"] = "ship"
+    note: str = Field("", max_length=1000)
+    locale: Literal["vi", "en"] = "vi"
+    consent: Literal[True]
+
+
+class LineOut(BaseModel):
+    variant_id: int
+    product_id: int
+    product_name: str
+    variant_label: str
+    quantity: int
+    unit_price: int
+    price_kind: Literal["retail", "wholesale"]
+    line_total: int
+
+
+class HistoryOut(BaseModel):
+    action: str
+    from_status: str | None
+    to_status: str | None
+    actor_role: str
+    note: str
+    at: dt.datetime
+
+
+class OrderOut(BaseModel):
+    id: int
+    code: str
+    shop_id: int
+    shop_name: str
+    status: str
+    payment_status: str
+    payment_method: str
+    delivery_method: str
+    source: str
+    lines: list[LineOut]
+    contact: dict
+    address: dict
+    note: str
+    subtotal: int
+    delivery_fee: int
+    total: int
+    allowed_actions: list[str]
+    history: list[HistoryOut]
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class OrderCreated(OrderOut):
+    tracking_url: str = Field(description="The buyer's private link to follow this order (shown once)")
+
+
+class CheckoutOut(BaseModel):
+    checkout_id: str
+    orders: list[OrderCreated]
+    total: int
+
+
+class CancelRequest(BaseModel):
+    reason: str = Field("", max_length=500)

@@ -1,0 +1,298 @@
+"""Placing orders (the saga) and moving them through their states. Endpoints call these.
+
+The saga, per order (DESIGN.md, "Placing an order"):
+1. The idempotency key is claimed (see idempotency.py).
+2. The catalog reserves every line in one transaction and returns the authoritative prices.
+3. One transaction here stores the order, its lines (name and price snapshots), its history, an
+   ``order.placed`` outbox row and the idempotency key's reply.
+4. The reservation is committed at the catalog. If that call fails, the reconciler retries it; a
+   reservation never committed is released by the catalog after its TTL, so a crash at any step
+   leaks no stock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.auth import Principal
+from common.crypto import FieldCipher
+from common.errors import Conflict, NotFound, UnprocessableEntity
+from common.events import Envelope, OrderChanged, OrderLineSummary
+from common.pagination import decode_cursor, encode_cursor
+from services.orders.catalog_client import CatalogClient, CatalogUnavailable
+from services.orders.orders import idempotency, states
+from services.orders.orders.models import Order, OrderHistory, OrderLine, OrderStatus, PaymentStatus, utcnow
+from services.orders.orders.schemas import CONSENT_PURPOSES, OrderCreated, OrderFields, OrderOut
+from services.orders.outbox import OutboxEvent
+
+log = logging.getLogger("orders.saga")
+CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+# Test seam: tests set this to fail the saga between its steps ("after_reserve", "after_store").
+Fault = Callable[[str], Awaitable[None]]
+
+
+async def _no_fault(_: str) -> None:
+    return None
+
+
+def new_code() -> str:
+    return "CV-" + "".join(secrets.choice(CODE_ALPHABET) for _ in range(5))
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class IllegalTransition(Conflict):
+    slug, title = "illegal-transition", "This order cannot make that move now"
+
+
+def delivery_fee(delivery: dict, method: str, province_code: str, subtotal: int) -> int:
+    if method == "pickup":
+        if not delivery.get("pickup"):
+            raise _field_error("body.delivery_method", "this shop does not offer pickup", "no_pickup")
+        return 0
+    fee = (delivery.get("fee_by_province") or {}).get(province_code, delivery.get("flat_fee"))
+    if fee is None:
+        raise _field_error("body.address.province_code", "this shop does not deliver to this province",
+                           "no_delivery")
+    free_above = delivery.get("free_above")
+    return 0 if free_above is not None and subtotal >= free_above else fee
+
+
+def _field_error(field: str, message: str, kind: str) -> UnprocessableEntity:
+    return UnprocessableEntity(message, errors=[{"field": field, "message": message, "type": kind}])
+
+
+def event_for(order: Order, kind: str, actor_role: str, note: str = "") -> OutboxEvent:
+    data = OrderChanged(
+        order_id=order.id, code=order.code, shop_id=order.shop_id, shop_owner_id=order.shop_owner_id,
+        shop_name=order.shop_name, buyer_id=order.buyer_id, status=order.status,
+        payment_status=order.payment_status, payment_method=order.payment_method, total=order.total,
+        contact_name=order.contact.get("name", ""), contact_email=order.contact.get("email"),
+        buyer_locale=order.locale,
+        lines=[OrderLineSummary(product_name=ln.product_name, variant_label=ln.variant_label, quantity=ln.quantity,
+                                unit_price=ln.unit_price) for ln in order.lines],
+        actor_role=actor_role, note=note)
+    envelope = Envelope(type=f"order.{kind}", source="orders", data=data.model_dump())
+    return OutboxEvent(id=envelope.id, type=envelope.type, version=envelope.version, data=envelope.data,
+                       occurred_at=envelope.occurred_at)
+
+
+@dataclass
+class Placed:
+    order: Order
+    tracking_token: str
+
+
+def build_order(reservation: dict, data: OrderFields, buyer: Principal | None, source: str, cipher: FieldCipher,
+                checkout_id: str | None = None) -> Placed:
+    """An unsaved order from the catalog's reservation reply: the catalog's prices, nothing else."""
+    shop = reservation["shop"]
+    lines = [OrderLine(variant_id=ln["variant_id"], product_id=ln["product_id"], product_name=ln["product_name"],
+                       variant_label=ln["variant_label"], quantity=ln["quantity"], unit_price=ln["unit_price"],
+                       price_kind=ln["price_kind"], line_total=ln["unit_price"] * ln["quantity"])
+             for ln in reservation["lines"]]
+    subtotal = sum(line.line_total for line in lines)
+    if subtotal < shop["min_order_value"]:
+        raise _field_error("body.lines", f"this shop's minimum order is {shop['min_order_value']} ₫",
+                           "below_min_order_value")
+    fee = delivery_fee(shop["delivery"], data.delivery_method, data.address.province_code, subtotal)
+    token = secrets.token_urlsafe(24)
+    bank = None
+    if data.payment_method == "bank_transfer":
+        if not (shop.get("bank_bin") and shop.get("bank_account")):
+            raise _field_error("body.payment_method", "this shop does not take bank transfers yet", "no_bank")
+        # The shop's account as it was when the order was placed, encrypted at rest like the catalog's.
+        bank = {"bin": shop["bank_bin"], "account_encrypted": cipher.encrypt(shop["bank_account"]),
+                "last4": shop["bank_account"][-4:], "holder": shop.get("bank_holder")}
+    order = Order(
+        code=new_code(), shop_id=shop["id"], shop_owner_id=shop["owner_id"], shop_name=shop["name"],
+        shop_slug=shop["slug"], shop_phone=shop["phone"], buyer_id=buyer.sub if buyer else None,
+        checkout_id=checkout_id, source=source, payment_method=data.payment_method,
+        delivery_method=data.delivery_method, contact=data.contact.model_dump(), address=data.address.model_dump(),
+        note=data.note, locale=data.locale, subtotal=subtotal, delivery_fee=fee, total=subtotal + fee, bank=bank,
+        consent={"purposes": CONSENT_PURPOSES, "given_at": utcnow().isoformat()},
+        tracking_token_hash=token_hash(token), reservation_id=reservation["id"], lines=lines,
+        history=[OrderHistory(action="place", to_status=OrderStatus.placed, actor_id=buyer.sub if buyer else None,
+                              actor_role=_actor_role(buyer, source))],
+    )
+    return Placed(order, token)
+
+
+def _actor_role(principal: Principal | None, source: str = "web") -> str:
+    if principal is None:
+        return "guest"
+    return principal.role
+
+
+def to_out(order: Order, role: str) -> OrderOut:
+    return OrderOut.model_validate({
+        **order.model_dump(exclude={"lines", "history"}),
+        "lines": [line.model_dump() for line in order.lines],
+        "history": [h.model_dump() for h in order.history],
+        "allowed_actions": states.allowed_actions(order, role),
+    })
+
+
+def to_created(placed: Placed, base_url: str, role: str) -> OrderCreated:
+    return OrderCreated(**to_out(placed.order, role).model_dump(),
+                        tracking_url=f"{base_url}/t/{placed.tracking_token}")
+
+
+async def release_quietly(catalog: CatalogClient, reservation_ids: list[str]) -> None:
+    """Give back what a failed attempt reserved; if the catalog is down, its TTL sweeper will."""
+    for reservation_id in reservation_ids:
+        try:
+            await catalog.release(reservation_id)
+        except Exception as exc:  # noqa: BLE001 - best effort: the TTL is the safety net
+            log.warning("could not release reservation %s now (%s); its TTL will", reservation_id, exc)
+
+
+async def store(session: AsyncSession, placed: list[Placed], idem_row: int | None, reply: Callable[[], dict],
+                status: int) -> None:
+    """One transaction: the orders, their lines and history, their order.placed events, the key's reply."""
+    for item in placed:
+        session.add(item.order)
+    for attempt in range(5):
+        try:
+            await session.flush()
+            break
+        except IntegrityError:  # a code collision (1 in 20 million): draw again
+            await session.rollback()
+            if attempt == 4:
+                raise
+            for item in placed:
+                item.order.code = new_code()
+                session.add(item.order)
+    for item in placed:
+        session.add(event_for(item.order, "placed", item.order.history[0].actor_role))
+    if idem_row is not None:
+        await idempotency.complete(session, idem_row, status, reply())
+    await session.commit()
+
+
+async def commit_reservations(session: AsyncSession, catalog: CatalogClient, orders: list[Order]) -> None:
+    for order in orders:
+        try:
+            await catalog.commit(order.reservation_id)
+        except CatalogUnavailable:
+            log.warning("reservation %s of %s not committed yet; the reconciler will retry",
+                        order.reservation_id, order.code)
+            continue
+        order.reservation_state = "committed"
+    await session.commit()
+
+
+# ---- Reading -------------------------------------------------------------------------------------
+
+def viewer_role(order: Order, principal: Principal | None) -> str | None:
+    """The caller's role on this order, or None if it is not theirs to see."""
+    if principal is None:
+        return None
+    if principal.role == "admin":
+        return "admin"
+    if principal.role == "grower" and order.shop_owner_id == principal.sub and principal.allows("orders:read"):
+        return "grower"
+    if principal.role == "buyer" and order.buyer_id == principal.sub:
+        return "buyer"
+    return None
+
+
+async def get_for(session: AsyncSession, order_id: int, principal: Principal) -> tuple[Order, str]:
+    order = await session.get(Order, order_id)
+    role = viewer_role(order, principal) if order else None
+    if order is None or role is None:
+        raise NotFound("No such order")
+    return order, role
+
+
+async def get_by_token(session: AsyncSession, token: str) -> Order:
+    if not token or len(token) > 64:
+        raise NotFound("No such order")
+    order = await session.scalar(select(Order).where(Order.tracking_token_hash == token_hash(token)))
+    if order is None:
+        raise NotFound("No such order")
+    return order
+
+
+async def list_for(session: AsyncSession, principal: Principal, *, status: str | None, paid: bool | None,
+                   since, until, limit: int, cursor: str | None) -> tuple[list[Order], str | None]:
+    stmt = select(Order)
+    if principal.role == "grower":
+        stmt = stmt.where(Order.shop_owner_id == principal.sub)
+    elif principal.role == "buyer":
+        stmt = stmt.where(Order.buyer_id == principal.sub)
+    if status:
+        stmt = stmt.where(Order.status == status)
+    if paid is not None:
+        stmt = stmt.where(Order.payment_status == (PaymentStatus.paid if paid else PaymentStatus.unpaid))
+    if since is not None:
+        stmt = stmt.where(Order.created_at >= since)
+    if until is not None:
+        stmt = stmt.where(Order.created_at < until)
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(Order.id < int(after.get("id", 0)))
+    rows = (await session.scalars(stmt.order_by(Order.id.desc()).limit(limit + 1))).all()
+    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
+    return list(rows[:limit]), next_cursor
+
+
+async def counts_for(session: AsyncSession, principal: Principal) -> dict[str, int]:
+    stmt = select(Order.status, func.count()).where(Order.shop_owner_id == principal.sub).group_by(Order.status)
+    found = dict((await session.execute(stmt)).all())
+    return {status.value: found.get(status.value, 0) for status in OrderStatus}
+
+
+# ---- Moving --------------------------------------------------------------------------------------
+
+async def transition(session: AsyncSession, catalog: CatalogClient, order: Order, action: str, role: str,
+                     actor_id: str | None, note: str = "") -> Order:
+    """Move the order (or mark it paid); an illegal move is a 409 naming the allowed ones."""
+    if not states.can(action, order, role):
+        raise IllegalTransition(f"Cannot {action} an order that is {order.status}"
+                                + (f" and {order.payment_status}" if action == "mark-paid" else ""),
+                                allowed_actions=states.allowed_actions(order, role))
+    before = order.status
+    if action == "mark-paid":
+        order.payment_status = PaymentStatus.paid
+        kind = "paid"
+    else:
+        order.status = states.TRANSITIONS[action][1]
+        kind = order.status
+        if order.status == OrderStatus.cancelled:
+            order.reservation_state = "release-pending"
+    order.updated_at = utcnow()
+    order.history.append(OrderHistory(action=action, from_status=before, to_status=order.status, actor_id=actor_id,
+                                      actor_role=role, note=note))
+    session.add(event_for(order, kind, role, note))
+    await session.commit()
+    if order.reservation_state == "release-pending":
+        await release_stock(session, catalog, order)
+    return order
+
+
+async def release_stock(session: AsyncSession, catalog: CatalogClient, order: Order) -> None:
+    """A cancelled order's stock goes back, once: the catalog releases a reservation only once."""
+    try:
+        await catalog.release(order.reservation_id)
+    except CatalogUnavailable:
+        log.warning("stock of cancelled %s not returned yet; the reconciler will retry", order.code)
+        return
+    order.reservation_state = "released"
+    await session.commit()
+
+
+def new_reservation_id() -> str:
+    return uuid.uuid4().hex

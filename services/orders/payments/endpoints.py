@@ -1,0 +1,51 @@
+"""``GET /orders/{id}/payment-qr`` (the grower, or the buyer who placed it) and
+``GET /tracking/{token}/payment-qr`` (a guest, by the secret tracking link)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import Response
+
+from common.auth import CurrentPrincipal
+from common.db import SessionDep
+from common.params import IdPath
+from services.orders.orders import service as orders
+from services.orders.payments.schemas import PaymentQrOut
+from services.orders.payments.service import payment_qr
+
+router = APIRouter(prefix="/api/v1", tags=["payments"])
+
+Format = Annotated[Literal["json", "svg"], Query(description="`svg`: the QR code alone, as image/svg+xml")]
+NO_STORE = {"Cache-Control": "no-store"}  # an account number and a secret link: kept out of shared caches
+SVG_RESPONSE = {200: {"content": {"image/svg+xml": {}}, "description": "With `?format=svg`: the QR code"},
+                409: {"description": "Not a bank-transfer order (`/problems/not-bank-transfer`), or cancelled "
+                                     "(`/problems/order-cancelled`)"}}
+
+
+def _reply(qr: PaymentQrOut, fmt: str) -> Response:
+    if fmt == "svg":
+        return Response(qr.svg, media_type="image/svg+xml", headers={
+            **NO_STORE, "Content-Disposition": f'inline; filename="vietqr-{qr.order_code}.svg"',
+            "Content-Security-Policy": "default-src 'none'", "X-Content-Type-Options": "nosniff"})
+    return Response(qr.model_dump_json(), media_type="application/json", headers=NO_STORE)
+
+
+@router.get("/orders/{order_id}/payment-qr", response_model=PaymentQrOut, responses=SVG_RESPONSE,
+            summary="The VietQR to pay a bank-transfer order (its grower, or the buyer who placed it)")
+async def order_payment_qr(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath,
+                           format: Format = "json") -> Response:
+    order, _ = await orders.get_for(session, order_id, principal)
+    return _reply(payment_qr(order, f"/api/v1/orders/{order.id}/payment-qr?format=svg", request.app.state.cipher),
+                  format)
+
+
+@router.get("/tracking/{token}/payment-qr", response_model=PaymentQrOut, responses=SVG_RESPONSE,
+            summary="The VietQR to pay a guest's bank-transfer order, by its secret tracking link")
+async def tracking_payment_qr(request: Request, session: SessionDep,
+                              token: Annotated[str, Path(min_length=16, max_length=64)],
+                              format: Format = "json") -> Response:
+    order = await orders.get_by_token(session, token)
+    return _reply(payment_qr(order, f"/api/v1/tracking/{token}/payment-qr?format=svg", request.app.state.cipher),
+                  format)

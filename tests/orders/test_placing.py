@@ -1,0 +1,181 @@
+"""Placing an order: server-side prices, delivery fees, minimums, idempotency, bad input, the saga's
+failures. A real catalog answers the reservations."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import pytest
+from sqlalchemy import func, select
+
+from services.orders.orders.models import IdempotencyKey, Order
+from services.orders.outbox import OutboxEvent
+from tests.orders.market import BUYER, ORDER, market
+from tests.support.auth import auth
+
+
+@pytest.fixture
+async def m(db_urls):
+    async with market(db_urls) as mk:
+        yield mk
+
+
+async def count_orders(m) -> int:
+    async with m.orders_app.state.db.sessionmaker() as session:
+        return await session.scalar(select(func.count()).select_from(Order))
+
+
+async def test_guest_places_a_retail_order(m) -> None:
+    resp = await m.place([{"variant_id": m.tuber, "quantity": 3}, {"variant_id": m.pot, "quantity": 1}])
+    assert resp.status_code == 201, resp.text
+    order = resp.json()
+    assert re.fullmatch(r"CV-[2-9A-HJKMNP-TV-Z]{5}", order["code"])
+    assert [(ln["quantity"], ln["unit_price"], ln["price_kind"]) for ln in order["lines"]] == [
+        (3, 45000, "retail"), (1, 150000, "retail")]
+    assert order["subtotal"] == 285000 and order["delivery_fee"] == 30000 and order["total"] == 315000
+    assert order["status"] == "placed" and order["payment_status"] == "unpaid"
+    assert order["tracking_url"].startswith("http://localhost:8000/t/")
+    assert order["contact"]["phone"] == "+84987654321"
+    assert await m.stock(m.tuber) == 97 and await m.stock(m.pot) == 4
+    async with m.orders_app.state.db.sessionmaker() as session:
+        events = (await session.scalars(select(OutboxEvent))).all()
+        stored = await session.get(Order, order["id"])
+    assert [e.type for e in events] == ["order.placed"] and events[0].data["code"] == order["code"]
+    assert stored.reservation_state == "committed"
+    token = order["tracking_url"].rsplit("/", 1)[1]
+    tracked = await m.orders.get(f"/api/v1/tracking/{token}")
+    assert tracked.status_code == 200 and tracked.json()["code"] == order["code"]
+    assert (await m.orders.get(f"/api/v1/tracking/{token[:-3]}abc")).status_code == 404
+
+
+async def test_wholesale_tiers_and_delivery_by_province(m) -> None:
+    body = await m.place([{"variant_id": m.tuber, "quantity": 10}],
+                         address={"province_code": "92", "ward_code": "31135", "street": "1 Hòa Bình"})
+    order = body.json()
+    assert order["lines"][0]["unit_price"] == 38000 and order["lines"][0]["price_kind"] == "wholesale"
+    assert order["delivery_fee"] == 15000
+    free = (await m.place([{"variant_id": m.tuber, "quantity": 50}])).json()
+    assert free["lines"][0]["unit_price"] == 32000 and free["subtotal"] == 1_600_000 and free["delivery_fee"] == 0
+    pickup = (await m.place([{"variant_id": m.tuber, "quantity": 2}], delivery_method="pickup")).json()
+    assert pickup["delivery_fee"] == 0 and pickup["delivery_method"] == "pickup"
+
+
+@pytest.mark.parametrize("tamper", [
+    {"total": 1}, {"subtotal": 1}, {"delivery_fee": 0}, {"status": "delivered"}, {"payment_status": "paid"},
+])
+async def test_client_prices_and_states_are_refused(m, tamper) -> None:
+    resp = await m.place([{"variant_id": m.tuber, "quantity": 1}], **tamper)
+    assert resp.status_code == 422
+    line_price = await m.place([{"variant_id": m.tuber, "quantity": 1, "unit_price": 1}])
+    assert line_price.status_code == 422 and line_price.json()["errors"][0]["field"] == "body.lines[0].unit_price"
+    assert await count_orders(m) == 0 and await m.stock(m.tuber) == 100
+
+
+@pytest.mark.parametrize("change,field", [
+    ({"lines": [{"variant_id": 0, "quantity": 1}]}, "body.lines[0].variant_id"),
+    ({"lines": [{"variant_id": "T", "quantity": 0}]}, "body.lines[0].quantity"),
+    ({"lines": [{"variant_id": "T", "quantity": -2}]}, "body.lines[0].quantity"),
+    ({"lines": [{"variant_id": "T", "quantity": 10**9}]}, "body.lines[0].quantity"),
+    ({"lines": [{"variant_id": 999999, "quantity": 1}]}, "body.lines[0].variant_id"),
+    ({"address": {"ward_code": "31135", "street": "x"}}, "body.address.province_code"),
+    ({"address": {"province_code": "92", "ward_code": "00004", "street": "x"}}, "body.address"),
+    ({"contact": {"name": "A", "phone": "123"}}, "body.contact.phone"),
+    ({"contact": {"name": "A\x00", "phone": "0987654321"}}, "body.contact.name"),
+    ({"consent": False}, "body.consent"),
+    ({"consent": None}, "body.consent"),
+    ({"payment_method": "crypto"}, "body.payment_method"),
+])
+async def test_bad_input_is_422_with_field_paths_and_no_stock_touched(m, change, field) -> None:
+    body = {**ORDER, "lines": [{"variant_id": m.tuber, "quantity": 1}]}
+    for key, value in change.items():
+        if key == "lines":
+            value = [{**ln, "variant_id": m.tuber if ln["variant_id"] == "T" else ln["variant_id"]} for ln in value]
+        body[key] = value
+    if change.get("consent", True) is None:
+        body.pop("consent")
+    resp = await m.orders.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "k-" + field})
+    assert resp.status_code == 422, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert any(e["field"].startswith(field) for e in resp.json()["errors"]), resp.json()
+    assert await count_orders(m) == 0 and await m.stock(m.tuber) == 100
+
+
+async def test_other_shops_archived_and_minimums(m) -> None:
+    other = auth("grower-orders-2")
+    from tests.catalog.helpers import PRODUCT, SHOP
+
+    await m.catalog.post("/api/v1/shops", json={**SHOP, "name": "Vườn Khác"}, headers=other)
+    foreign = (await m.catalog.post("/api/v1/products", json=PRODUCT, headers=other)).json()
+    mixed = await m.place([{"variant_id": m.tuber, "quantity": 1}, {"variant_id": foreign["variants"][0]["id"],
+                                                                     "quantity": 1}])
+    assert mixed.status_code == 422
+    wrong_shop = await m.place([{"variant_id": foreign["variants"][0]["id"], "quantity": 1}], shop_id=m.shop["id"])
+    assert wrong_shop.status_code == 422
+    await m.catalog.delete(f"/api/v1/products/{foreign['id']}", headers=other)
+    archived = await m.place([{"variant_id": foreign["variants"][0]["id"], "quantity": 1}])
+    assert archived.status_code == 422
+    below = await m.place([{"variant_id": m.tuber, "quantity": 1}])  # 45.000 < the shop's 50.000 minimum
+    assert below.status_code == 422 and below.json()["errors"][0]["type"] == "below_min_order_value"
+    assert await count_orders(m) == 0
+    assert await m.stock(m.tuber) == 100 and await m.stock(foreign["variants"][0]["id"], other) == 100
+
+
+async def test_out_of_stock_is_409_and_all_or_nothing(m) -> None:
+    resp = await m.place([{"variant_id": m.tuber, "quantity": 5}, {"variant_id": m.pot, "quantity": 6}])
+    assert resp.status_code == 409 and resp.json()["type"].endswith("/out-of-stock")
+    assert resp.json()["errors"][0]["field"] == "body.lines[1].variant_id"
+    assert await m.stock(m.tuber) == 100 and await count_orders(m) == 0
+
+
+async def test_idempotency_key_semantics(m) -> None:
+    lines = [{"variant_id": m.tuber, "quantity": 2}]
+    missing = await m.place(lines, key="")
+    assert missing.status_code == 400 and missing.json()["type"].endswith("/idempotency-key-missing")
+    first = await m.place(lines, key="order-abc")
+    again = await m.place(lines, key="order-abc")
+    assert first.status_code == again.status_code == 201
+    assert again.json() == first.json()
+    assert await count_orders(m) == 1 and await m.stock(m.tuber) == 98
+    other_body = await m.place([{"variant_id": m.tuber, "quantity": 3}], key="order-abc")
+    assert other_body.status_code == 422 and other_body.json()["type"].endswith("/idempotency-key-reused")
+    # Keys are the caller's own: a signed-in buyer's "order-abc" is another order.
+    mine = await m.place(lines, key="order-abc", headers=BUYER)
+    assert mine.status_code == 201 and mine.json()["id"] != first.json()["id"]
+
+
+async def test_in_flight_duplicate_is_409(m) -> None:
+    gate = asyncio.Event()
+
+    async def slow(step: str) -> None:
+        if step == "after_reserve":
+            await gate.wait()
+
+    m.orders_app.state.saga_fault = slow
+    lines = [{"variant_id": m.tuber, "quantity": 2}]
+    first = asyncio.create_task(m.place(lines, key="same"))
+    await asyncio.sleep(0.3)
+    second = await m.place(lines, key="same")
+    gate.set()
+    assert second.status_code == 409 and second.headers["retry-after"]
+    assert (await first).status_code == 201
+    assert await count_orders(m) == 1 and await m.stock(m.tuber) == 98
+
+
+async def test_catalog_down_is_503_and_nothing_written(db_urls) -> None:
+    async with market(db_urls, catalog_timeout=1.0) as mk:
+        mk.orders_app.state.catalog.client._base_url = mk.orders_app.state.catalog.client._merge_url(
+            "http://127.0.0.1:9")
+        resp = await mk.place([{"variant_id": mk.tuber, "quantity": 2}], key="retry-me")
+        assert resp.status_code == 503 and resp.json()["service"] == "catalog"
+        assert await count_orders(mk) == 0
+        async with mk.orders_app.state.db.sessionmaker() as session:
+            assert await session.scalar(select(func.count()).select_from(IdempotencyKey)) == 0
+        assert await mk.stock(mk.tuber) == 100
+
+
+async def test_concurrent_guests_never_oversell(m) -> None:
+    replies = await asyncio.gather(*(m.place([{"variant_id": m.pot, "quantity": 1}]) for _ in range(15)))
+    codes = [r.status_code for r in replies]
+    assert codes.count(201) == 5 and codes.count(409) == 10, codes
+    assert await m.stock(m.pot) == 0 and await count_orders(m) == 5
