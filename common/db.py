@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from sqlalchemy import DateTime, TypeDecorator, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 
 def normalise_url(url: str) -> str:
@@ -72,15 +73,29 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
 class Database:
     """An app's engine and session factory, made at start-up and disposed at shutdown."""
 
-    def __init__(self, url: str, migrations: Path | None = None) -> None:
+    def __init__(self, url: str, migrations: Path | None = None, name: str = "app") -> None:
         self.url = normalise_url(url)
+        self.name = name
         self.engine = make_engine(self.url)
-        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        # A Session class of this database's own, so that commit hooks see only its sessions.
+        self._session_class = type(f"{name.title()}Session", (Session,), {})
+        self._commit_hooks: list = []
+        event.listen(self._session_class, "after_commit", self._run_commit_hooks)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False,
+                                               sync_session_class=self._session_class)
         # For transactions that read, then write what they read (stock): on SQLite they begin
         # IMMEDIATE; on PostgreSQL the option means nothing and row locks do the work.
         self.writer = async_sessionmaker(self.engine.execution_options(sqlite_immediate=True),
-                                         expire_on_commit=False)
+                                         expire_on_commit=False, sync_session_class=self._session_class)
         self.migrations = migrations
+
+    def after_commit(self, hook) -> None:
+        """Call ``hook()`` after every commit on this database (the outbox relay wakes up this way)."""
+        self._commit_hooks.append(hook)
+
+    def _run_commit_hooks(self, _session: Session) -> None:
+        for hook in self._commit_hooks:
+            hook()
 
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
@@ -116,12 +131,15 @@ def upgrade_to_head(connection: Any, migrations: Path) -> None:
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with request.app.state.db.sessionmaker() as session:
+    db: Database = request.app.state.db
+    maker = db.sessionmaker if request.method in ("GET", "HEAD", "OPTIONS") else db.writer
+    async with maker() as session:
         yield session
 
 
 SessionDep = Annotated[AsyncSession, Depends(_request_session)]
-"""A session on the app's database for one request (``request.app.state.db``)."""
+"""A session on the app's database for one request (``request.app.state.db``). Requests that may
+write get a writer session (on SQLite it begins IMMEDIATE, so read-then-write cannot fail half way)."""
 
 
 class UtcDateTime(TypeDecorator):

@@ -37,4 +37,36 @@ class StockLow(BaseModel):
     threshold: int
 
 
-CONTRACTS: dict[str, type[BaseModel]] = {"stock.low": StockLow}
+class OrderLineSummary(BaseModel):
+    product_name: str
+    variant_label: str
+    quantity: int
+    unit_price: int
+
+
+class OrderChanged(BaseModel):
+    """``order.placed``, ``.confirmed``, ``.shipped``, ``.delivered``, ``.cancelled``, ``.paid``."""
+
+    order_id: int
+    code: str
+    shop_id: int
+    shop_owner_id: str
+    shop_name: str
+    buyer_id: str | None
+    status: str
+    payment_status: str
+    payment_method: str
+    total: int
+    contact_name: str
+    contact_email: str | None
+    buyer_locale: str = "vi"
+    lines: list[OrderLineSummary]
+    actor_role: str
+    note: str = ""
+
+
+CONTRACTS: dict[str, type[BaseModel]] = {
+    "stock.low": StockLow,
+    **{f"order.{name}": OrderChanged for name in ("placed", "confirmed", "shipped", "delivered", "cancelled",
+                                                  "paid")},
+}

@@ -46,17 +46,26 @@ class AppSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = ""
-    # Credential that callers of /internal/* present (X-Service-Token).
-    service_token: SecretStr = SecretStr(DEV_SECRET_PREFIX + "service-token-change-me-000000")
+    # Credential that services present to each other's /internal/* (X-Service-Token); one value
+    # shared by every app of a deployment.
+    service_token: SecretStr = unprefixed("SERVICE_TOKEN",
+                                          SecretStr(DEV_SECRET_PREFIX + "service-token-change-me-000000"))
     # Public keys that verify access tokens (base64url, comma-separated). Empty in development:
     # the key pair under var/keys/ is used.
     jwt_public_key: str = unprefixed("JWT_PUBLIC_KEY", "")
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        """The environment variable a field is read from."""
+        alias = cls.model_fields[field].validation_alias
+        if isinstance(alias, AliasChoices):
+            return str(alias.choices[0])
+        return f"{cls.model_config.get('env_prefix', '')}{field.upper()}"
 
     @model_validator(mode="after")
     def _refuse_insecure_secrets(self) -> AppSettings:
         if self.environment == "development":
             return self
-        prefix = self.model_config.get("env_prefix", "")
         if not self.jwt_public_key.strip():
             raise ValueError(f"JWT_PUBLIC_KEY must be set when ENVIRONMENT={self.environment}")
         insecure = []
@@ -65,7 +74,7 @@ class AppSettings(BaseSettings):
                 continue
             secret = value.get_secret_value()
             if secret.startswith(DEV_SECRET_PREFIX) or len(secret) < MIN_SECRET_LENGTH:
-                insecure.append(f"{prefix}{name.upper()}")
+                insecure.append(self.env_name(name))
         if insecure:
             raise ValueError(
                 f"{', '.join(insecure)}: a development default or shorter than {MIN_SECRET_LENGTH} "

@@ -1,6 +1,9 @@
-from sqlmodel import SQLModel
-
-import services.notify.inbox  # noqa: F401  (registers the tables)
+import services.notify.events.models  # noqa: F401
+import services.notify.inbox.models  # noqa: F401  (registers the tables)
+import services.notify.mail.models  # noqa: F401
+import services.notify.preferences.models  # noqa: F401
+import services.notify.webhooks.models  # noqa: F401
 from common.migrations import run_migrations
+from services.notify.base import NotifyModel  # noqa: E402
 
-run_migrations(SQLModel.metadata)
+run_migrations(NotifyModel.metadata)

@@ -1,0 +1,58 @@
+"""Handling one event, once: the event id is recorded in the same transaction as every side effect
+(inbox rows, queued mail, queued webhook deliveries), so a redelivered event changes nothing."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.events import CONTRACTS, Envelope
+from services.notify.events.models import ProcessedEvent
+from services.notify.inbox import service as inbox
+
+log = logging.getLogger("notify.events")
+
+# Side effects that queue work in the event's transaction. Each returns the accounts whose inbox
+# changed (for the live stream), or an empty set; an effect that must read first (a preference, a
+# subscription) may be a coroutine function.
+Effect = Callable[[AsyncSession, Envelope], set[str] | None | Awaitable[set[str] | None]]
+
+
+def effects(app: FastAPI) -> list[Effect]:
+    return app.state.effects
+
+
+async def handle(app: FastAPI, envelope: Envelope) -> bool:
+    """Apply ``envelope`` unless it was already; True when it was new."""
+    contract = CONTRACTS.get(envelope.type)
+    if contract is not None:
+        contract.model_validate(envelope.data)  # a malformed event is refused, not half-applied
+    touched: set[str] = set()
+    async with app.state.db.sessionmaker() as session:
+        session.add(ProcessedEvent(event_id=envelope.id))
+        try:
+            await session.flush()
+        except IntegrityError:
+            await session.rollback()
+            log.info("event %s (%s) already handled", envelope.id, envelope.type)
+            return False
+        touched |= inbox.add_for_event(session, envelope)
+        for effect in effects(app):
+            result = effect(session, envelope)
+            if inspect.isawaitable(result):
+                result = await result
+            touched |= result or set()
+        try:
+            await session.commit()
+        except IntegrityError:  # handled concurrently by another delivery of the same event
+            await session.rollback()
+            return False
+    app.state.broadcaster.publish(touched)
+    for wake in app.state.after_event:
+        wake()
+    return True

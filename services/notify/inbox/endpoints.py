@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from common.auth import CurrentPrincipal
+from common.db import SessionDep
+from common.pagination import CursorQuery, LimitQuery, Page
+from common.params import IdPath
+from services.notify.inbox import service
+from services.notify.inbox.models import Notification
+
+router = APIRouter(prefix="/api/v1/notifications", tags=["notifications"])
+
+
+class NotificationOut(BaseModel):
+    id: int
+    type: str
+    title: str
+    body: str
+    data: dict
+    created_at: dt.datetime
+    read_at: dt.datetime | None
+
+
+class Inbox(Page[NotificationOut]):
+    unread_count: int
+
+
+def out(row: Notification) -> NotificationOut:
+    return NotificationOut.model_validate(row, from_attributes=True)
+
+
+@router.get("", response_model=Inbox, summary="Your notifications, newest first, with the unread count")
+async def list_notifications(session: SessionDep, principal: CurrentPrincipal,
+                             unread: Annotated[bool, Query(description="Only unread ones")] = False,
+                             limit: LimitQuery = 20, cursor: CursorQuery = None) -> Inbox:
+    rows, next_cursor = await service.page(session, principal.sub, unread, limit, cursor)
+    return Inbox(items=[out(r) for r in rows], next_cursor=next_cursor,
+                 unread_count=await service.unread_count(session, principal.sub))
+
+
+@router.post("/{notification_id}/read", response_model=NotificationOut, summary="Mark one as read")
+async def read_one(session: SessionDep, principal: CurrentPrincipal, notification_id: IdPath) -> NotificationOut:
+    return out(await service.mark_read(session, principal.sub, notification_id))
+
+
+@router.post("/read-all", summary="Mark all as read")
+async def read_all(session: SessionDep, principal: CurrentPrincipal) -> dict:
+    return {"marked": await service.mark_all_read(session, principal.sub)}
+
+
+def _sse(row: Notification) -> bytes:
+    payload = orjson.dumps(out(row).model_dump(mode="json"))
+    return b"id: %d\nevent: notification\ndata: %s\n\n" % (row.id, payload)
+
+
+@router.get("/stream", summary="Server-sent events: each new notification as it arrives",
+            response_class=StreamingResponse,
+            responses={200: {"content": {"text/event-stream": {}},
+                             "description": "`id:` is the notification id; reconnect with Last-Event-ID "
+                                            "to receive what you missed"}})
+async def stream(request: Request, principal: CurrentPrincipal,
+                 last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
+                 since: Annotated[int | None, Query(ge=0, description="Same as Last-Event-ID")] = None
+                 ) -> StreamingResponse:
+    state = request.app.state
+    start = since if since is not None else (int(last_event_id) if (last_event_id or "").isdigit() else None)
+    account_id = principal.sub
+
+    async def events() -> AsyncIterator[bytes]:
+        wake = state.broadcaster.subscribe(account_id)  # before reading, so nothing falls in between
+        try:
+            last = start
+            if last is None:  # a fresh stream starts from now: only what arrives from here on
+                async with state.db.sessionmaker() as session:
+                    newest = await service.page(session, account_id, False, 1, None)
+                last = newest[0][0].id if newest[0] else 0
+            yield b"retry: 2000\n\n"
+            while True:
+                async with state.db.sessionmaker() as session:
+                    rows = await service.since(session, account_id, last)
+                for row in rows:
+                    yield _sse(row)
+                    last = row.id
+                if rows:
+                    continue
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), state.settings.stream_heartbeat)
+                    continue
+                yield b": keep-alive\n\n"
+        finally:
+            state.broadcaster.unsubscribe(account_id, wake)
+
+    return StreamingResponse(events(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from common.errors import NotFound
+from common.events import Envelope
+from common.pagination import decode_cursor, encode_cursor
+from services.notify.inbox import messages
+from services.notify.inbox.models import Notification, utcnow
+
+
+def add_for_event(session: AsyncSession, envelope: Envelope) -> set[str]:
+    """Inbox rows for an event (in the caller's transaction). Returns the accounts to wake."""
+    touched = set()
+    for account_id, title, body in messages.for_event(envelope):
+        session.add(Notification(account_id=account_id, event_id=str(envelope.id), type=envelope.type,
+                                 title=title, body=body, data=envelope.data))
+        touched.add(account_id)
+    return touched
+
+
+async def page(session: AsyncSession, account_id: str, unread_only: bool, limit: int,
+               cursor: str | None) -> tuple[list[Notification], str | None]:
+    stmt = select(Notification).where(Notification.account_id == account_id)
+    if unread_only:
+        stmt = stmt.where(Notification.read_at.is_(None))
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(Notification.id < int(after.get("id", 0)))
+    rows = (await session.scalars(stmt.order_by(Notification.id.desc()).limit(limit + 1))).all()
+    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
+    return list(rows[:limit]), next_cursor
+
+
+async def unread_count(session: AsyncSession, account_id: str) -> int:
+    return await session.scalar(select(func.count()).select_from(Notification).where(
+        Notification.account_id == account_id, Notification.read_at.is_(None)))
+
+
+async def since(session: AsyncSession, account_id: str, last_id: int, limit: int = 200) -> list[Notification]:
+    return list((await session.scalars(select(Notification).where(
+        Notification.account_id == account_id, Notification.id > last_id).order_by(Notification.id)
+        .limit(limit))).all())
+
+
+async def mark_read(session: AsyncSession, account_id: str, notification_id: int) -> Notification:
+    row = await session.get(Notification, notification_id)
+    if row is None or row.account_id != account_id:
+        raise NotFound("No such notification")
+    if row.read_at is None:
+        row.read_at = utcnow()
+        await session.commit()
+    return row
+
+
+async def mark_all_read(session: AsyncSession, account_id: str) -> int:
+    result = await session.execute(update(Notification).where(Notification.account_id == account_id,
+                                                              Notification.read_at.is_(None))
+                                   .values(read_at=utcnow()))
+    await session.commit()
+    return result.rowcount

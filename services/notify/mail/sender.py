@@ -1,0 +1,170 @@
+"""The mail sender: a background task that sends the queued mail, at least once, retrying with backoff.
+
+- It wakes as soon as an event that queued mail is committed (``app.state.after_event``), and
+  otherwise sleeps until the next retry is due (at most ``NOTIFY_MAIL_POLL_INTERVAL``), so it picks up
+  after a restart whatever was left.
+- A job is claimed before it is sent (``attempts`` moves on, ``next_attempt_at`` is pushed a lease
+  ahead): two senders never send the same job at once, and one that died mid-send is retried after
+  the lease.
+- A failure is retried with ``common.relay.backoff`` (1 s, 2 s, 4 s … up to an hour); after
+  ``NOTIFY_MAIL_MAX_ATTEMPTS`` tries, or when the server refuses the address for good, the job is
+  dead: kept with its last error, listed and replayed with ``python -m services.notify dead-mail``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from email.utils import parseaddr
+
+from fastapi import FastAPI
+from sqlalchemy import func, select, update
+
+from common.db import Database
+from common.relay import backoff
+from services.notify.mail.models import MailJob, MailState, utcnow
+from services.notify.mail.queue import queue_mail
+from services.notify.mail.render import message_for
+from services.notify.mail.transport import MailRefused, Transport, make_transport
+
+log = logging.getLogger("notify.mail")
+
+LEASE = dt.timedelta(seconds=120)  # longer than one SMTP exchange may take (transport.TIMEOUT)
+RETRY_CAP = 3600.0
+
+
+class MailSender:
+    def __init__(self, db: Database, transport: Transport, mail_from: str, *, max_attempts: int = 16,
+                 poll_interval: float = 30.0, batch: int = 50) -> None:
+        self.db, self.transport, self.mail_from = db, transport, mail_from
+        self.max_attempts, self.poll_interval, self.batch = max_attempts, poll_interval, batch
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="mail-sender")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            self._wake.clear()  # before the round: a wake during it is not lost
+            try:
+                more = await self.run_once()
+                wait = 0.0 if more else await self._until_next_due()
+            except Exception:  # a database hiccup must not end the sender
+                log.exception("mail round failed; will retry")
+                wait = self.poll_interval
+            if wait > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+
+    async def _until_next_due(self) -> float:
+        async with self.db.sessionmaker() as session:
+            due = await session.scalar(select(func.min(MailJob.next_attempt_at))
+                                       .where(MailJob.state == MailState.pending))
+        if due is None:
+            return self.poll_interval
+        return min(self.poll_interval, max(0.05, (due - utcnow()).total_seconds()))
+
+    async def run_once(self) -> bool:
+        """Send the mail that is due. True when a full batch was taken (there may be more)."""
+        async with self.db.sessionmaker() as session:
+            jobs = (await session.scalars(
+                select(MailJob).where(MailJob.state == MailState.pending, MailJob.next_attempt_at <= utcnow())
+                .order_by(MailJob.next_attempt_at, MailJob.created_at).limit(self.batch))).all()
+        for job in jobs:
+            if not await self._claim(job):
+                continue  # another sender took it
+            try:
+                message = message_for(job, self.mail_from)
+            except Exception as exc:  # noqa: BLE001 - a template error: retried, so a fix can still send it
+                log.exception("mail %s (%s) could not be rendered", job.id, job.template)
+                await self._failed(job, f"render: {type(exc).__name__}: {exc}")
+                continue
+            try:
+                await self.transport.send(message)
+            except MailRefused as exc:
+                await self._failed(job, f"refused: {exc}", permanent=True)
+            except Exception as exc:  # noqa: BLE001 - unreachable, timed out, 4xx: all retried
+                await self._failed(job, f"{type(exc).__name__}: {exc}")
+            else:
+                await self._sent(job)
+        return len(jobs) == self.batch
+
+    async def _claim(self, job: MailJob) -> bool:
+        async with self.db.sessionmaker() as session:
+            result = await session.execute(
+                update(MailJob).where(MailJob.id == job.id, MailJob.state == MailState.pending,
+                                      MailJob.attempts == job.attempts)
+                .values(attempts=job.attempts + 1, next_attempt_at=utcnow() + LEASE))
+            await session.commit()
+        job.attempts += 1
+        return result.rowcount == 1
+
+    async def _sent(self, job: MailJob) -> None:
+        log.info("mail %s (%s) sent to %s via %s", job.id, job.template, job.recipient, self.transport)
+        await self._set(job.id, state=MailState.sent, sent_at=utcnow())
+
+    async def _failed(self, job: MailJob, error: str, permanent: bool = False) -> None:
+        dead = permanent or job.attempts >= self.max_attempts
+        if dead:
+            log.error("mail %s (%s) to %s given up after %d tries (dead): %s", job.id, job.template,
+                      job.recipient, job.attempts, error)
+        else:
+            log.warning("mail %s (%s) to %s not sent, try %d: %s", job.id, job.template, job.recipient,
+                        job.attempts, error)
+        await self._set(job.id, state=MailState.dead if dead else MailState.pending, last_error=error[:2000],
+                        next_attempt_at=utcnow() + dt.timedelta(seconds=backoff(job.attempts, cap=RETRY_CAP)))
+
+    async def _set(self, job_id: uuid.UUID, **values) -> None:
+        async with self.db.sessionmaker() as session:
+            await session.execute(update(MailJob).where(MailJob.id == job_id).values(**values))
+            await session.commit()
+
+
+async def dead_jobs(db: Database, limit: int = 100) -> list[MailJob]:
+    async with db.sessionmaker() as session:
+        return list((await session.scalars(select(MailJob).where(MailJob.state == MailState.dead)
+                                           .order_by(MailJob.created_at).limit(limit))).all())
+
+
+async def replay_dead(db: Database) -> int:
+    """An operator's second chance for dead mail: tried again from now, with a fresh count of tries."""
+    async with db.sessionmaker() as session:
+        result = await session.execute(update(MailJob).where(MailJob.state == MailState.dead)
+                                       .values(state=MailState.pending, attempts=0, next_attempt_at=utcnow()))
+        await session.commit()
+    return result.rowcount
+
+
+async def start(app: FastAPI) -> None:
+    """Wire mail into the app: the queueing effect on every event, and the sender woken after each."""
+    settings = app.state.settings
+    if "@" not in parseaddr(settings.mail_from)[1]:
+        raise ValueError(f"NOTIFY_MAIL_FROM must be an address, like 'Chợ Vườn <no-reply@example.vn>', "
+                         f"not {settings.mail_from!r}")
+    transport = make_transport(settings.smtp_url)  # a malformed SMTP_URL stops the start here too
+    sender = MailSender(app.state.db, transport, settings.mail_from, max_attempts=settings.mail_max_attempts,
+                        poll_interval=settings.mail_poll_interval)
+    app.state.effects.append(queue_mail)
+    app.state.after_event.append(sender.wake)
+    app.state.mail_sender = sender
+    await sender.start()
+    log.info("mail goes to %s", transport)
+
+
+async def stop(app: FastAPI) -> None:
+    sender = getattr(app.state, "mail_sender", None)
+    if sender is not None:
+        await sender.stop()

@@ -1,0 +1,1 @@
+"""Each account's notification preferences: where mail goes, in which language, and whether at all."""
