@@ -55,10 +55,11 @@ RUN groupadd --system --gid 10001 app \
 
 COPY --from=build /opt/venv /opt/venv
 
-# The code is read-only to the app user (root owns /opt/venv). /app/var only holds the SQLite
-# files of the embedded default, used when no <PREFIX>DATABASE_URL is given.
+# The code is read-only to the app user (root owns /opt/venv). /app/var holds the SQLite files of
+# the embedded default, used when no <PREFIX>DATABASE_URL is given, and the catalog's photo files
+# (var/media: made here so that a volume mounted on it starts owned by the app user).
 WORKDIR /app
-RUN mkdir -p /app/var && chown app:app /app/var
+RUN mkdir -p /app/var/media && chown -R app:app /app/var
 
 USER app:app
 

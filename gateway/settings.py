@@ -11,8 +11,10 @@ DEFAULT_ROUTES: dict[str, str] = {
     "/api/v1/products": "catalog",
     "/api/v1/provinces": "catalog",
     "/api/v1/banks": "catalog",
+    "/media": "catalog",  # photo files (immutable, named by content hash)
     "/api/v1/orders": "orders",
     "/api/v1/checkouts": "orders",
+    "/api/v1/tracking": "orders",
     "/api/v1/notifications": "notify",
     "/api/v1/webhooks": "notify",
 }

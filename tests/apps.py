@@ -32,4 +32,7 @@ def make_app(name: str, db_urls: dict[str, str], **settings) -> FastAPI:
     settings.setdefault("jwt_public_key", PUBLIC_KEY)
     if name == "gateway":
         settings.setdefault("jwt_private_key", PRIVATE_KEY)
+    if name in ("catalog", "orders"):
+        # No event relay unless a test wires one to its own notify: nothing leaks to a real :8003.
+        settings.setdefault("relay_poll_interval", 0)
     return factory(settings_cls(database_url=db_urls[name], **settings))

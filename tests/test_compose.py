@@ -566,8 +566,8 @@ def test_accepted_names_come_from_the_settings_classes() -> None:
     assert "SMTP_URL" not in accepted_env("services.orders")
     assert "ORDERS_EVENT_BUS_URL" not in accepted_env("services.orders")  # unprefixed alias
     assert readers("SMTP_URL") == ["services.notify"]
-    assert "GATEWAY_SERVICE_TOKEN" in secret_env_names(GatewaySettings)
-    assert "CATALOG_SERVICE_TOKEN" not in secret_env_names(GatewaySettings)
+    assert secret_env_names(GatewaySettings) == {"SERVICE_TOKEN", "GATEWAY_JWT_PRIVATE_KEY"}
+    assert "CATALOG_DATA_KEY" not in secret_env_names(GatewaySettings)
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)
@@ -620,8 +620,8 @@ MUTATIONS = [
      check_required_env, "NOTIFY_HOST must be '0.0.0.0'"),
     ("development mode", _set_env("gateway", "ENVIRONMENT", "development"),
      check_required_env, "ENVIRONMENT must be 'production'"),
-    ("missing secret", _set_env("orders", "ORDERS_SERVICE_TOKEN", None),
-     check_required_env, "ORDERS_SERVICE_TOKEN is not set"),
+    ("missing secret", _set_env("orders", "SERVICE_TOKEN", None),
+     check_required_env, "SERVICE_TOKEN is not set"),
     ("missing upstream", _set_env("gateway", "GATEWAY_NOTIFY_URL", None),
      check_required_env, "GATEWAY_NOTIFY_URL is not set"),
     ("no JWT public key", lambda d: [svc["environment"].pop("JWT_PUBLIC_KEY")
@@ -631,7 +631,7 @@ MUTATIONS = [
      check_settings_accept_env, "CatalogSettings refuses its environment"),
     ("bad log format", _set_env("notify", "LOG_FORMAT", "xml"),
      check_settings_accept_env, "SharedSettings refuses its environment"),
-    ("short literal secret", _set_env("orders", "ORDERS_SERVICE_TOKEN", "short"),
+    ("short literal secret", _set_env("orders", "SERVICE_TOKEN", "short"),
      check_settings_accept_env, "OrdersSettings refuses its environment: 1 validation error"),
     ("image without a command", lambda d: d["services"].update(worker={"image": "cho-vuon:latest"}),
      check_app_commands, "worker: command [] is not `python -m <module> serve`"),
@@ -660,12 +660,12 @@ MUTATIONS = [
      check_smtp, "SMTP_URL must be an smtp:// URL"),
     ("wrong upstream port", _set_env("gateway", "GATEWAY_ORDERS_URL", "http://orders:8001"),
      check_service_urls, "GATEWAY_ORDERS_URL=http://orders:8001 should point at http://orders:8002"),
-    ("optional secret", _set_env("notify", "NOTIFY_SERVICE_TOKEN", "${NOTIFY_SERVICE_TOKEN}"),
-     check_secrets, "${NOTIFY_SERVICE_TOKEN} must be written ${NOTIFY_SERVICE_TOKEN:?message}"),
-    ("defaulted secret", _set_env("notify", "NOTIFY_SERVICE_TOKEN", "${NOTIFY_SERVICE_TOKEN:-changeme}"),
+    ("optional secret", _set_env("notify", "SERVICE_TOKEN", "${SERVICE_TOKEN}"),
+     check_secrets, "${SERVICE_TOKEN} must be written ${SERVICE_TOKEN:?message}"),
+    ("defaulted secret", _set_env("notify", "SERVICE_TOKEN", "${SERVICE_TOKEN:-changeme}"),
      check_secrets, "must be written"),
-    ("literal secret", _set_env("catalog", "CATALOG_SERVICE_TOKEN", "x" * 40),
-     check_secrets, "CATALOG_SERVICE_TOKEN holds a literal value"),
+    ("literal secret", _set_env("catalog", "SERVICE_TOKEN", "x" * 40),
+     check_secrets, "SERVICE_TOKEN holds a literal value"),
     ("optional db password", _set_env("catalog", "CATALOG_DATABASE_URL",
                                       "postgresql+asyncpg://chovuon:${POSTGRES_PASSWORD}@postgres:5432/catalog"),
      check_secrets, "${POSTGRES_PASSWORD} must be written"),

@@ -11,7 +11,7 @@ from common.db import SessionDep
 from common.errors import Forbidden
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
-from gateway.identity import service
+from gateway.identity import personal_data, service
 from gateway.identity.schemas import (
     AccountPublic,
     AccountUpdate,
@@ -79,6 +79,20 @@ async def me(session: SessionDep, principal: CurrentPrincipal) -> AccountPublic:
 async def update_me(session: SessionDep, principal: CurrentPrincipal, data: AccountUpdate) -> AccountPublic:
     account = await service.update_account(session, principal.sub, data)
     return AccountPublic.model_validate(account, from_attributes=True)
+
+
+@router.get("/me/export", summary="Everything Chợ Vườn holds about you, as JSON")
+async def export_me(request: Request, session: SessionDep, principal: CurrentPrincipal) -> dict:
+    _only_users(principal)
+    return await personal_data.export(request, session, principal.sub)
+
+
+@router.delete("/me", status_code=204,
+               summary="Delete your account; orders shops must keep are anonymised, a grower's shop is closed")
+async def delete_me(request: Request, session: SessionDep, principal: CurrentPrincipal) -> Response:
+    _only_users(principal)
+    await personal_data.erase(request, session, principal.sub)
+    return Response(status_code=204)
 
 
 Grower = Annotated[Principal, Depends(require("grower"))]

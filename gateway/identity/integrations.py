@@ -39,15 +39,16 @@ async def integration_headers(request: Request) -> list[tuple[str, str]]:
     state = request.app.state
     async with state.db.sessionmaker() as session:
         found = await service.resolve_api_key(session, key)
-        if found is None:
-            raise Unauthorized("The API key is not valid or has been revoked",
-                               headers={"WWW-Authenticate": 'Bearer realm="cho-vuon", error="invalid_token"'})
-        row, account = found
-        await enforce(state.limiter, state.rules["api-key"], row.prefix)
-        last_writes: dict[int, float] = state.__dict__.setdefault("api_key_last_write", {})
-        now = time.monotonic()
-        if now - last_writes.get(row.id, 0.0) >= LAST_USE_WRITE_EVERY:
-            last_writes[row.id] = now
+    if found is None:
+        raise Unauthorized("The API key is not valid or has been revoked",
+                           headers={"WWW-Authenticate": 'Bearer realm="cho-vuon", error="invalid_token"'})
+    row, account = found
+    await enforce(state.limiter, state.rules["api-key"], row.prefix)
+    last_writes: dict[int, float] = state.__dict__.setdefault("api_key_last_write", {})
+    now = time.monotonic()
+    if now - last_writes.get(row.id, 0.0) >= LAST_USE_WRITE_EVERY:
+        last_writes[row.id] = now
+        async with state.db.writer() as session:
             await service.record_key_use(session, row.id)
     token = state.signer.access_token(sub=account.id, role=account.role, kind="api_key",
                                       scopes=list(row.scopes), ttl=state.settings.api_key_token_ttl)

@@ -4,9 +4,10 @@ import datetime as dt
 import uuid
 
 from sqlalchemy import JSON, Column, Index
-from sqlmodel import Field, SQLModel
+from sqlmodel import Field
 
 from common.db import UtcDateTime
+from gateway.base import GatewayModel
 
 
 def utcnow() -> dt.datetime:
@@ -17,7 +18,7 @@ def _ts(**kw) -> Column:
     return Column(UtcDateTime(), **kw)
 
 
-class Account(SQLModel, table=True):
+class Account(GatewayModel, table=True):
     __tablename__ = "accounts"
 
     id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
@@ -31,7 +32,7 @@ class Account(SQLModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
 
 
-class RefreshToken(SQLModel, table=True):
+class RefreshToken(GatewayModel, table=True):
     """One link of a rotation chain. Presenting a used link again revokes its whole family."""
 
     __tablename__ = "refresh_tokens"
@@ -47,7 +48,7 @@ class RefreshToken(SQLModel, table=True):
     revoked_at: dt.datetime | None = Field(default=None, sa_column=_ts())
 
 
-class ApiKey(SQLModel, table=True):
+class ApiKey(GatewayModel, table=True):
     __tablename__ = "api_keys"
 
     id: int | None = Field(default=None, primary_key=True)

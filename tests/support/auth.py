@@ -12,7 +12,7 @@ from tests.apps import SIGNING_KEY
 
 
 def token(sub: str | None = None, role: str = "grower", kind: str = "user", scopes: list[str] | None = None,
-          ttl: int = 300) -> str:
+          ttl: int = 6 * 3600) -> str:
     now = dt.datetime.now(dt.UTC)
     claims = {"iss": "cho-vuon", "aud": "cho-vuon-api", "sub": sub or str(uuid.uuid4()), "role": role,
               "kind": kind, "iat": now, "exp": now + dt.timedelta(seconds=ttl)}
