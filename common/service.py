@@ -8,6 +8,7 @@ A service's ``app.py`` calls :func:`create_service_app` with its settings and ro
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -48,6 +49,10 @@ def create_service_app(
         await db.migrate()
         for hook in on_startup:
             await hook(app)
+        # What start-up built lives as long as the process: keep it out of the collector's full
+        # passes, which otherwise pause a request for 50–100 ms now and then.
+        gc.collect()
+        gc.freeze()
         log.info("%s ready on %s", settings.service_name, db.engine.url.render_as_string())
         try:
             yield
