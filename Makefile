@@ -32,7 +32,10 @@ seed: install
 
 run: seed
 	@echo ""
-	@echo "  Chợ Vườn is starting:  http://localhost:8000/s/vuon-sung-co-ut   (API docs: http://localhost:8000/docs)"
+	@echo "  Chợ Vườn is starting on http://localhost:8000"
+	@echo "    API docs:        http://localhost:8000/docs"
+	@echo "    demo varieties:  http://localhost:8000/api/v1/products?shop_id=1"
+	@echo "    readiness:       http://localhost:8000/readyz"
 	@echo "  Ctrl-C stops all four apps."
 	@echo ""
 	@$(BIN)/honcho start -f Procfile

@@ -91,3 +91,5 @@ def configure_logging(service: str, log_format: str = "text", level: str = "INFO
         lg.propagate = True
     # Our middleware writes one access line per request, with the request id; uvicorn's would not.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx would log every proxied or internal call again at INFO; failures are logged by callers.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
