@@ -253,3 +253,18 @@ def test_merged_openapi_and_docs(tmp_path, catalog_url: str, stand_in) -> None:
     assert not [p for p in doc["paths"] if p.startswith("/internal")]
     assert "ProductPublic" in doc["components"]["schemas"]
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def test_order_creation_is_limited_per_address(tmp_path, stand_in) -> None:
+    upstream, stub = stand_in
+    limits = {"login-account": (10, 60), "login-ip": (10, 60), "register-ip": (10, 60), "api-key": (10, 60),
+              "order-ip": (3, 60)}
+    with gateway(tmp_path, orders_url=stub, rate_limits=limits) as gw:
+        codes = [httpx.post(f"{gw}/api/v1/orders", json={}).status_code for _ in range(4)]
+        checkout = httpx.post(f"{gw}/api/v1/checkouts", json={})
+        reads = [httpx.get(f"{gw}/api/v1/orders").status_code for _ in range(5)]
+    assert codes == [200, 200, 200, 429]
+    assert checkout.status_code == 429 and checkout.json()["policy"] == "order-ip"
+    assert checkout.headers["retry-after"] and checkout.headers["ratelimit"].startswith('"order-ip";r=0')
+    assert reads == [200] * 5
+    assert upstream.seen.count("/api/v1/orders") == 3 + 5

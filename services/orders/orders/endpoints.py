@@ -112,7 +112,7 @@ Action = Literal["confirm", "ship", "deliver", "cancel", "mark-paid"]
              summary="Move an order: confirm, ship, deliver, cancel or mark-paid")
 async def act(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath,
               action: Action, body: Annotated[CancelRequest | None, Body()] = None) -> OrderOut:
-    order, role = await service.get_for(session, order_id, principal)
+    order, role = await service.get_for(session, order_id, principal, for_update=True)
     if role in ("grower", "admin") and not principal.allows("orders:write"):
         raise Forbidden("This API key lacks the orders:write scope", scope="orders:write")
     order = await service.transition(session, request.app.state.catalog, order, action, role, principal.sub,

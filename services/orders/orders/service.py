@@ -209,8 +209,13 @@ def viewer_role(order: Order, principal: Principal | None) -> str | None:
     return None
 
 
-async def get_for(session: AsyncSession, order_id: int, principal: Principal) -> tuple[Order, str]:
-    order = await session.get(Order, order_id)
+async def get_for(session: AsyncSession, order_id: int, principal: Principal,
+                  for_update: bool = False) -> tuple[Order, str]:
+    """The order and the caller's role on it; 404 if it is not theirs. ``for_update`` locks the row
+    until the transaction ends (PostgreSQL; SQLite writers already hold the database's write lock),
+    so two moves of one order cannot both start from the same state."""
+    stmt = select(Order).where(Order.id == order_id)
+    order = await session.scalar(stmt.with_for_update() if for_update else stmt)
     role = viewer_role(order, principal) if order else None
     if order is None or role is None:
         raise NotFound("No such order")
