@@ -69,3 +69,26 @@ def test_api_key_becomes_a_scoped_token_and_revocation_is_immediate(db_urls) -> 
             assert revoked.headers["content-type"] == "application/problem+json"
 
     assert asyncio.run(_last_used(db_urls["gateway"])) is not None
+
+
+def test_each_api_key_has_its_own_rate_limit(db_urls) -> None:
+    upstream = StandIn()
+    dead = f"http://127.0.0.1:{free_port()}"
+    limits = {"login-account": (10, 60), "login-ip": (30, 60), "register-ip": (10, 60), "api-key": (2, 60),
+              "order-ip": (10, 60)}
+    with serve_in_thread(upstream.app) as stub:
+        app = make_app("gateway", db_urls, catalog_url=dead, orders_url=dead, notify_url=stub,
+                       routes={"/api/v1/stub": "notify"}, rate_limits=limits)
+        with serve_in_thread(app) as gw:
+            httpx.post(f"{gw}/api/v1/auth/register", json={"role": "grower", "name": "Ba", "phone": "0912345678",
+                                                           "password": PASSWORD})
+            tokens = httpx.post(f"{gw}/api/v1/auth/token", json={"login": "0912345678", "password": PASSWORD}).json()
+            auth = {"Authorization": f"Bearer {tokens['access_token']}"}
+            keys = [httpx.post(f"{gw}/api/v1/api-keys", json={"name": f"k{i}", "scopes": ["orders:read"]},
+                               headers=auth).json()["key"] for i in range(2)]
+            first = [httpx.get(f"{gw}/api/v1/stub/x", headers={"X-API-Key": keys[0]}).status_code for _ in range(3)]
+            second = httpx.get(f"{gw}/api/v1/stub/x", headers={"X-API-Key": keys[1]})
+            limited = httpx.get(f"{gw}/api/v1/stub/x", headers={"X-API-Key": keys[0]})
+    assert first == [200, 200, 429]
+    assert second.status_code == 200, "another key has its own allowance"
+    assert limited.json()["policy"] == "api-key" and limited.headers["retry-after"]
