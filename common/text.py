@@ -24,3 +24,12 @@ def fold(value: str) -> str:
     decomposed = unicodedata.normalize("NFD", value.replace("đ", "d").replace("Đ", "D"))
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return _SPACES.sub(" ", stripped.lower()).strip()
+
+
+def clean_text(value: str, what: str) -> str:
+    """A field's text as stored (NFC, trimmed); NUL and other control characters are refused
+    (``what`` names the field in the error). Tabs and line breaks are allowed."""
+    value = nfc(value)
+    if has_control_chars(value):
+        raise ValueError(f"{what} must not contain control characters")
+    return value

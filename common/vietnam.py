@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from typing import Annotated
 
 import phonenumbers
 from phonenumbers import PhoneNumberType
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AfterValidator, Field, TypeAdapter, ValidationError
 
 from common.errors import UnprocessableEntity
 
@@ -63,6 +64,19 @@ def normalise_vn_mobile(raw: str) -> str:
         raise InvalidPhone("This looks like a landline; enter a mobile number (10 digits, starting 03, 05, "
                            "07, 08 or 09).")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _mobile(value: str) -> str:
+    try:
+        return normalise_vn_mobile(value)
+    except InvalidPhone as exc:
+        raise ValueError(str(exc)) from None
+
+
+VnMobile = Annotated[str, Field(max_length=32, description="A Vietnamese mobile number, any usual spelling; "
+                                                           "replies give it in E.164"),
+                     AfterValidator(_mobile)]
+"""A request field holding a Vietnamese mobile number, normalised to E.164 (``+84912345678``)."""
 
 
 # ---- Administrative divisions (34 provinces since 1 July 2025), from the vietnam-provinces package ----

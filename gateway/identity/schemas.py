@@ -6,21 +6,14 @@ from typing import Literal
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from common.auth import SCOPES
-from common.text import has_control_chars, nfc
-from common.vietnam import InvalidPhone, normalise_vn_mobile
-
-
-def clean_text(value: str, what: str) -> str:
-    value = nfc(value)
-    if has_control_chars(value):
-        raise ValueError(f"{what} must not contain control characters")
-    return value
+from common.text import clean_text
+from common.vietnam import VnMobile
 
 
 class Registration(BaseModel):
     role: Literal["grower", "buyer"]
     name: str = Field(min_length=1, max_length=100)
-    phone: str = Field(max_length=32, description="A Vietnamese mobile number, any usual spelling")
+    phone: VnMobile
     password: str = Field(min_length=8, max_length=128)
     email: EmailStr | None = Field(default=None, max_length=254)
     locale: Literal["vi", "en"] = "vi"
@@ -32,14 +25,6 @@ class Registration(BaseModel):
         if not v:
             raise ValueError("The name must not be empty")
         return v
-
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, v: str) -> str:
-        try:
-            return normalise_vn_mobile(v)
-        except InvalidPhone as exc:
-            raise ValueError(str(exc)) from None
 
     @field_validator("email")
     @classmethod

@@ -3,13 +3,12 @@ the stock of cancelled ones. Runs at start and then every few seconds; every cal
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from common.tasks import Periodic
 from services.orders.catalog_client import CatalogRefused, CatalogUnavailable
 from services.orders.orders.models import Order, OrderHistory, OrderStatus
 
@@ -53,22 +52,11 @@ async def reconcile_once(app: FastAPI) -> int:
     return done
 
 
-async def _loop(app: FastAPI, interval: float) -> None:
-    while True:
-        try:
-            await reconcile_once(app)
-        except Exception:  # must outlive a database or catalog hiccup
-            log.exception("reconcile round failed; will retry")
-        await asyncio.sleep(interval)
-
-
 async def start(app: FastAPI) -> None:
-    interval = app.state.settings.reconcile_interval
-    app.state.reconciler = asyncio.create_task(_loop(app, interval)) if interval > 0 else None
+    app.state.reconciler = Periodic("reconciler", app.state.settings.reconcile_interval,
+                                    lambda: reconcile_once(app))
+    await app.state.reconciler.start()
 
 
 async def stop(app: FastAPI) -> None:
-    if app.state.reconciler is not None:
-        app.state.reconciler.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await app.state.reconciler
+    await app.state.reconciler.stop()

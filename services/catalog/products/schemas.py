@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from common.text import has_control_chars, nfc
+from common.text import clean_text
 from services.catalog.photos.schemas import PhotoPublic
 from services.catalog.products.models import Category, ProductStatus
 
@@ -15,12 +15,6 @@ Price = Annotated[int, Field(gt=0, le=MAX_PRICE, description="VND per unit")]
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
 
 
-def clean(value: str, what: str, multiline: bool = False) -> str:
-    value = nfc(value)
-    probe = value.replace("\n", "").replace("\r", "").replace("\t", "") if multiline else value
-    if has_control_chars(probe):
-        raise ValueError(f"{what} must not contain control characters")
-    return value
 
 
 class WholesaleTier(BaseModel):
@@ -41,7 +35,7 @@ class VariantIn(BaseModel):
     @field_validator("label")
     @classmethod
     def _label(cls, v: str) -> str:
-        v = clean(v, "The label")
+        v = clean_text(v, "The label")
         if not v:
             raise ValueError("The label must not be empty")
         return v
@@ -68,7 +62,7 @@ class ProductFields(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        v = clean(v, "The name")
+        v = clean_text(v, "The name")
         if not v:
             raise ValueError("The name must not be empty")
         return v
@@ -76,7 +70,7 @@ class ProductFields(BaseModel):
     @field_validator("description")
     @classmethod
     def _description(cls, v: str) -> str:
-        return clean(v, "The description", multiline=True)
+        return clean_text(v, "The description")
 
 
 class ProductCreate(ProductFields):
@@ -96,12 +90,12 @@ class ProductUpdate(BaseModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str | None) -> str | None:
-        return clean(v, "The name") if v is not None else v
+        return clean_text(v, "The name") if v is not None else v
 
     @field_validator("description")
     @classmethod
     def _description(cls, v: str | None) -> str | None:
-        return clean(v, "The description", multiline=True) if v is not None else v
+        return clean_text(v, "The description") if v is not None else v
 
 
 class VariantPublic(BaseModel):

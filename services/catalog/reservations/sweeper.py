@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 from fastapi import FastAPI
 
+from common.tasks import Periodic
 from services.catalog.reservations import service
 
 log = logging.getLogger("catalog.sweeper")
@@ -26,23 +25,11 @@ async def sweep_once(app: FastAPI) -> int:
     return released
 
 
-async def _loop(app: FastAPI, interval: float) -> None:
-    while True:
-        try:
-            await sweep_once(app)
-        except Exception:  # the sweeper must outlive a database hiccup
-            log.exception("reservation sweep failed; will retry")
-        await asyncio.sleep(interval)
-
-
 async def start(app: FastAPI) -> None:
-    interval = app.state.settings.reservation_sweep_interval
-    app.state.sweeper = asyncio.create_task(_loop(app, interval)) if interval > 0 else None
+    app.state.sweeper = Periodic("reservation sweeper", app.state.settings.reservation_sweep_interval,
+                                 lambda: sweep_once(app))
+    await app.state.sweeper.start()
 
 
 async def stop(app: FastAPI) -> None:
-    task = app.state.sweeper
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await app.state.sweeper.stop()

@@ -6,28 +6,15 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from common.text import has_control_chars, nfc
-from common.vietnam import BANKS, InvalidPhone, normalise_vn_mobile, province_name, ward_name
+from common.text import clean_text
+from common.vietnam import BANKS, VnMobile, province_name, ward_name
 
 MAX_VND = 1_000_000_000
 Money = Annotated[int, Field(ge=0, le=MAX_VND, description="VND")]
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,58}[a-z0-9])$")
 
 
-def clean(value: str, what: str) -> str:
-    value = nfc(value)
-    if has_control_chars(value.replace("\n", "").replace("\t", "")):
-        raise ValueError(f"{what} must not contain control characters")
-    return value
 
-
-def mobile(value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return normalise_vn_mobile(value)
-    except InvalidPhone as exc:
-        raise ValueError(str(exc)) from None
 
 
 class Delivery(BaseModel):
@@ -69,7 +56,7 @@ class BankAccount(BaseModel):
     @field_validator("holder")
     @classmethod
     def _holder(cls, v: str) -> str:
-        return clean(v, "The holder").upper()
+        return clean_text(v, "The holder").upper()
 
 
 class ShopFields(BaseModel):
@@ -78,20 +65,15 @@ class ShopFields(BaseModel):
     province_code: str = Field(pattern=r"^\d{2}$")
     ward_code: str = Field(pattern=r"^\d{5}$")
     street: str = Field(min_length=1, max_length=200)
-    phone: str = Field(max_length=32)
-    zalo_phone: str | None = Field(None, max_length=32)
+    phone: VnMobile
+    zalo_phone: VnMobile | None = None
     delivery: Delivery = Field(default_factory=Delivery)
     min_order_value: Money = 0
 
     @field_validator("name", "street", "description")
     @classmethod
     def _text(cls, v: str, info) -> str:
-        return clean(v, info.field_name)
-
-    @field_validator("phone", "zalo_phone")
-    @classmethod
-    def _phones(cls, v: str | None) -> str | None:
-        return mobile(v)
+        return clean_text(v, info.field_name)
 
     @model_validator(mode="after")
     def _address(self):
@@ -120,8 +102,8 @@ class ShopUpdate(BaseModel):
     province_code: str | None = Field(None, pattern=r"^\d{2}$")
     ward_code: str | None = Field(None, pattern=r"^\d{5}$")
     street: str | None = Field(None, min_length=1, max_length=200)
-    phone: str | None = Field(None, max_length=32)
-    zalo_phone: str | None = Field(None, max_length=32)
+    phone: VnMobile | None = None
+    zalo_phone: VnMobile | None = None
     delivery: Delivery | None = None
     min_order_value: Money | None = None
     bank: BankAccount | None = None
@@ -129,12 +111,7 @@ class ShopUpdate(BaseModel):
     @field_validator("name", "street", "description")
     @classmethod
     def _text(cls, v: str | None, info) -> str | None:
-        return clean(v, info.field_name) if v is not None else v
-
-    @field_validator("phone", "zalo_phone")
-    @classmethod
-    def _phones(cls, v: str | None) -> str | None:
-        return mobile(v)
+        return clean_text(v, info.field_name) if v is not None else v
 
 
 class ShopPublic(BaseModel):

@@ -6,8 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
-from common.text import has_control_chars, nfc
-from common.vietnam import InvalidPhone, normalise_vn_mobile, province_name, ward_name
+from common.text import clean_text
+from common.vietnam import VnMobile, province_name, ward_name
 
 CONSENT_PURPOSES = (
     "Chợ Vườn and the shop use your name, phone, email and address to deliver this order, to tell you "
@@ -20,11 +20,6 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def clean(value: str, what: str) -> str:
-    value = nfc(value)
-    if has_control_chars(value.replace("\n", " ")):
-        raise ValueError(f"{what} must not contain control characters")
-    return value
 
 
 class LineIn(Strict):
@@ -34,24 +29,17 @@ class LineIn(Strict):
 
 class Contact(Strict):
     name: str = Field(min_length=1, max_length=100)
-    phone: str = Field(max_length=32, description="A Vietnamese mobile number")
+    phone: VnMobile
     email: EmailStr | None = Field(None, max_length=254)
 
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        v = clean(v, "The name")
+        v = clean_text(v, "The name")
         if not v:
             raise ValueError("The name must not be empty")
         return v
 
-    @field_validator("phone")
-    @classmethod
-    def _phone(cls, v: str) -> str:
-        try:
-            return normalise_vn_mobile(v)
-        except InvalidPhone as exc:
-            raise ValueError(str(exc)) from None
 
 
 class Address(Strict):
@@ -62,7 +50,7 @@ class Address(Strict):
     @field_validator("street")
     @classmethod
     def _street(cls, v: str) -> str:
-        return clean(v, "The street")
+        return clean_text(v, "The street")
 
     @field_validator("province_code")
     @classmethod
@@ -91,7 +79,7 @@ class OrderFields(Strict):
     @field_validator("note")
     @classmethod
     def _note(cls, v: str) -> str:
-        return clean(v, "The note")
+        return clean_text(v, "The note")
 
 
 class OrderCreate(OrderFields):
