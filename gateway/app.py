@@ -12,7 +12,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
-from common.errors import NotFound, ServiceUnavailable
+from common.errors import ServiceUnavailable
 from common.keys import dev_private_key, private_key_from_text
 from common.service import create_service_app
 from gateway.identity.endpoints import jwks_router
@@ -20,13 +20,12 @@ from gateway.identity.endpoints import router as identity_router
 from gateway.identity.integrations import integration_headers
 from gateway.identity.tokens import Signer
 from gateway.openapi import MergedOpenAPI
-from gateway.paths import RejectedPath, RouteTable, canonical_path
-from gateway.proxy import Upstreams, forward
+from gateway.paths import RouteTable
+from gateway.proxy import ProxyRoute, Upstreams
 from gateway.ratelimit import Rule, enforce, make_rate_limiter
 from gateway.settings import GatewaySettings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-PROXY_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 ORDER_CREATION = {"/api/v1/orders", "/api/v1/checkouts"}
 
 
@@ -95,20 +94,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def docs() -> Response:
         return get_swagger_ui_html(openapi_url="/openapi.json", title="Chợ Vườn API")
 
-    @app.api_route("/{path:path}", methods=PROXY_METHODS, include_in_schema=False)
-    async def proxy(request: Request) -> Response:
-        try:
-            path = canonical_path(request.scope.get("raw_path") or request.url.path.encode())
-        except (RejectedPath, UnicodeDecodeError):
-            raise NotFound("No such resource") from None
-        service = routes.match(path)
-        if service is None:
-            raise NotFound("No such resource")
+    async def prepare(request: Request, service: str, path: str) -> list[tuple[str, str]]:
+        """What the gateway does to a request before forwarding it: limits, API key → token."""
         if request.method == "POST" and path.rstrip("/") in ORDER_CREATION:
             await enforce(request.app.state.limiter, request.app.state.rules["order-ip"],
                           request.client.host if request.client else "unknown")
-        extra = await integration_headers(request)
-        client = request.app.state.upstreams.clients[service]
-        return await forward(request, client, service, path, settings, extra)
+        return await integration_headers(request)
+
+    # First of the app's routes: the route table's prefixes never reach FastAPI's routing.
+    app.router.routes.insert(0, ProxyRoute(routes, settings, prepare))
 
     return app

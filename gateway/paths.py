@@ -47,9 +47,14 @@ class RouteTable:
         self._routes = sorted(((p.rstrip("/"), s) for p, s in routes.items()), key=lambda r: -len(r[0]))
 
     def match(self, path: str) -> str | None:
+        found = self.match_prefix(path)
+        return found[1] if found else None
+
+    def match_prefix(self, path: str) -> tuple[str, str] | None:
+        """(prefix, service) of the longest prefix that ``path`` falls under, or None."""
         for prefix, service in self._routes:
             if path == prefix or path.startswith(prefix + "/"):
-                return service
+                return prefix, service
         return None
 
     @property

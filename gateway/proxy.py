@@ -1,25 +1,35 @@
 """Forwarding a public request to its service.
 
+:class:`ProxyRoute` is the first route of the gateway's app: a request whose path falls under the
+route table's prefixes (``GATEWAY_ROUTES``) is forwarded by plain ASGI, without FastAPI's per-route
+machinery; anything else (identity, health, docs, pages) goes on to the app's own routes. It still runs
+inside the app's middleware, so request ids, access logs, metrics and problem+json errors are the same.
+
 One pooled ``httpx.AsyncClient`` per upstream, made at start-up, with explicit connect, read and
-pool timeouts. JSON bodies (≤ ``max_json_body_bytes``) are read before an upstream connection is
-taken, so a slow client cannot hold the pool; uploads are streamed through with their own limit.
-Large responses stream back; small ones (the common case) are passed on whole.
+pool timeouts, over :class:`gateway.transport.UpstreamTransport`. JSON bodies
+(≤ ``max_json_body_bytes``) are read before an upstream connection is taken, so a slow client cannot
+hold the pool; uploads are streamed through with their own limit. Large responses stream back; small
+ones (the common case) are passed on whole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from http.cookiejar import CookieJar, CookiePolicy
 
 import httpx
-from starlette.background import BackgroundTask
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Match
+from starlette.types import Receive, Scope, Send
 
-from common.errors import Problem, problem_response
+from common.errors import NotFound, Problem, problem_response
 from common.logging import request_id_var
+from gateway.paths import RejectedPath, RouteTable, canonical_path
 from gateway.settings import GatewaySettings
+from gateway.transport import UpstreamTransport
 
 log = logging.getLogger("gateway.proxy")
 
@@ -27,6 +37,7 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "trailers", "transfer-encoding", "upgrade", "host", "content-length",
 })
+HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 # Headers a caller must never be able to set on the way to a service.
 PRIVATE_REQUEST_HEADERS = frozenset({"x-service-token", "x-forwarded-for", "x-forwarded-proto",
                                      "x-forwarded-host", "x-real-ip", "x-request-id", "x-api-key"})
@@ -47,15 +58,40 @@ class Upstreams:
     def __init__(self, settings: GatewaySettings) -> None:
         timeout = httpx.Timeout(connect=settings.connect_timeout, read=settings.read_timeout,
                                 write=settings.read_timeout, pool=settings.pool_timeout)
-        limits = httpx.Limits(max_connections=settings.max_connections,
-                              max_keepalive_connections=settings.max_connections, keepalive_expiry=30)
         self.clients = {
-            name: httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits, follow_redirects=False)
+            name: httpx.AsyncClient(base_url=url, timeout=timeout, follow_redirects=False,
+                                    transport=_transport(url, settings.max_connections),
+                                    cookies=CookieJar(policy=_NoCookies()))
             for name, url in settings.upstream_urls().items()
         }
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.aclose() for c in self.clients.values()))
+
+
+class _NoCookies(CookiePolicy):
+    """The clients are shared by every caller: a cookie one reply sets must never ride on another's request."""
+
+    netscape, rfc2965, hide_cookie2 = True, False, False
+
+    def set_ok(self, cookie, request) -> bool:  # noqa: ANN001 - http.cookiejar's signature
+        return False
+
+    def return_ok(self, cookie, request) -> bool:  # noqa: ANN001
+        return False
+
+    def domain_return_ok(self, domain, request) -> bool:  # noqa: ANN001
+        return False
+
+    def path_return_ok(self, path, request) -> bool:  # noqa: ANN001
+        return False
+
+
+def _transport(url: str, max_connections: int) -> httpx.AsyncBaseTransport:
+    if httpx.URL(url).scheme == "http":
+        return UpstreamTransport(url, max_connections=max_connections)
+    # An upstream behind TLS (not the embedded or compose layout): httpx's own transport.
+    return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=4.0))
 
 
 def _is_upload(request: Request) -> bool:
@@ -113,61 +149,153 @@ def unavailable(service: str, why: str) -> Response:
                             headers={"Retry-After": "2"}, service=service)
 
 
-async def forward(request: Request, client: httpx.AsyncClient, service: str, path: str,
-                  settings: GatewaySettings, extra_headers: list[tuple[str, str]] = ()) -> Response:
-    method = request.method
-    content: bytes | AsyncIterator[bytes] | None = None
-    if method not in ("GET", "HEAD", "OPTIONS", "DELETE") or request.headers.get("content-length") \
-            or request.headers.get("transfer-encoding"):
-        limit = settings.max_upload_bytes if _is_upload(request) else settings.max_json_body_bytes
-        declared = _declared_length(request)
-        if declared is not None and declared > limit:
-            raise PayloadTooLarge(f"The body is larger than {limit} bytes", limit=limit)
-        if _is_upload(request):
-            content = _stream_limited(request, limit)
-        else:
-            try:
-                content = await _read_limited(request, limit, settings.body_timeout)
-            except ClientDisconnect:
-                return Response(status_code=400)
+def bad_gateway(service: str) -> Response:
+    return problem_response(502, "bad-gateway", "Bad gateway",
+                            f"The {service} service closed the connection.", service=service)
+
+
+def gateway_timeout(service: str) -> Response:
+    return problem_response(504, "upstream-timeout", "Gateway timeout",
+                            f"The {service} service did not answer in time.", service=service)
+
+
+async def _request_body(request: Request, settings: GatewaySettings) -> bytes | AsyncIterator[bytes] | None:
+    if request.method in ("GET", "HEAD", "OPTIONS", "DELETE") and "content-length" not in request.headers \
+            and "transfer-encoding" not in request.headers:
+        return None
+    upload = _is_upload(request)
+    limit = settings.max_upload_bytes if upload else settings.max_json_body_bytes
+    declared = _declared_length(request)
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"The body is larger than {limit} bytes", limit=limit)
+    if upload:
+        return _stream_limited(request, limit)
+    return await _read_limited(request, limit, settings.body_timeout)
+
+
+async def forward(request: Request, send: Send, client: httpx.AsyncClient, service: str, path: str,
+                  settings: GatewaySettings, extra_headers: list[tuple[str, str]] = ()) -> None:
+    """Send ``request`` to ``service`` at ``path`` and its reply (or a problem) to the client."""
+    try:
+        content = await _request_body(request, settings)
+    except ClientDisconnect:
+        return
     url = httpx.URL(path=path, query=request.url.query.encode("latin-1"))
     replaced = {k for k, _ in extra_headers}
-    upstream_request = client.build_request(method, url,
+    upstream_request = client.build_request(request.method, url,
                                             headers=[*forward_headers(request, replaced), *extra_headers],
                                             content=content)
     try:
         upstream = await client.send(upstream_request, stream=True)
     except httpx.PoolTimeout:
         log.warning("upstream pool exhausted", extra={"upstream": service})
-        return unavailable(service, "too many requests in flight")
+        return await unavailable(service, "too many requests in flight")(request.scope, request.receive, send)
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         log.warning("upstream unreachable: %s", exc, extra={"upstream": service})
-        return unavailable(service, "not reachable")
+        return await unavailable(service, "not reachable")(request.scope, request.receive, send)
     except (httpx.ReadTimeout, httpx.WriteTimeout):
         log.warning("upstream too slow", extra={"upstream": service})
-        return problem_response(504, "upstream-timeout", "Gateway timeout",
-                                f"The {service} service did not answer in time.", service=service)
+        return await gateway_timeout(service)(request.scope, request.receive, send)
     except httpx.RemoteProtocolError as exc:
         log.warning("upstream broke the connection: %s", exc, extra={"upstream": service})
-        return problem_response(502, "bad-gateway", "Bad gateway",
-                                f"The {service} service closed the connection.", service=service)
+        return await bad_gateway(service)(request.scope, request.receive, send)
 
-    headers = [(k, v) for k, v in upstream.headers.multi_items()
-               if k.lower() not in HOP_BY_HOP and k.lower() != "x-request-id"]
-    length = upstream.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) <= WHOLE_RESPONSE_MAX:
+    try:
+        headers = [(k, v) for k, v in upstream.headers.raw
+                   if k.lower() not in HOP_BY_HOP_BYTES and k.lower() != b"x-request-id"]
+        length = upstream.headers.get("content-length")
+        if request.method == "HEAD":
+            if length is not None:
+                headers.append((b"content-length", length.encode("latin-1")))
+            await send({"type": "http.response.start", "status": upstream.status_code, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+        elif length is not None and length.isdigit() and int(length) <= WHOLE_RESPONSE_MAX:
+            try:
+                body = b"".join([chunk async for chunk in upstream.aiter_raw()])
+            except httpx.ReadTimeout:
+                return await gateway_timeout(service)(request.scope, request.receive, send)
+            except httpx.HTTPError:
+                return await bad_gateway(service)(request.scope, request.receive, send)
+            headers.append((b"content-length", str(len(body)).encode()))
+            await send({"type": "http.response.start", "status": upstream.status_code, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        else:
+            await _stream_reply(upstream, send, headers, service)
+    finally:
+        await upstream.aclose()
+
+
+async def _stream_reply(upstream: httpx.Response, send: Send, headers: list[tuple[bytes, bytes]],
+                        service: str) -> None:
+    chunks = upstream.aiter_raw()
+    try:
+        first = await chunks.__anext__()
+    except StopAsyncIteration:
+        first = b""
+    except httpx.HTTPError as exc:
+        log.warning("upstream reply broke off: %s", exc, extra={"upstream": service})
+        problem = gateway_timeout(service) if isinstance(exc, httpx.ReadTimeout) else bad_gateway(service)
+        await send({"type": "http.response.start", "status": problem.status_code, "headers": problem.raw_headers})
+        await send({"type": "http.response.body", "body": problem.body})
+        return
+    await send({"type": "http.response.start", "status": upstream.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": first, "more_body": True})
+    try:
+        async for chunk in chunks:
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+    except httpx.HTTPError as exc:
+        # The status line is out: all that is left is to end the reply unfinished, which the
+        # server does by closing the connection, so the client cannot take it for a whole one.
+        log.warning("upstream reply broke off: %s", exc, extra={"upstream": service})
+        return
+    await send({"type": "http.response.body", "body": b""})
+
+
+class _RouteLabel:
+    """What logs and metrics call a proxied route: the prefix, never the raw path (bounded labels)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.path = prefix + "/{path}"
+
+
+Prepare = Callable[[Request, str, str], Awaitable[list[tuple[str, str]]]]
+
+
+class ProxyRoute(BaseRoute):
+    """Forwards whatever the route table claims; leaves every other path to the app's routes."""
+
+    methods = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+
+    def __init__(self, routes: RouteTable, settings: GatewaySettings, prepare: Prepare) -> None:
+        self.routes = routes
+        self.settings = settings
+        self.prepare = prepare
+        self.labels = {prefix: _RouteLabel(prefix) for prefix, _ in routes.prefixes}
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] != "http" or scope["method"] not in self.methods:
+            return Match.NONE, {}
+        raw = scope.get("raw_path") or scope["path"].encode("utf-8")
         try:
-            body = b"".join([chunk async for chunk in upstream.aiter_raw()])
-        except httpx.ReadTimeout:
-            return problem_response(504, "upstream-timeout", "Gateway timeout",
-                                    f"The {service} service did not answer in time.", service=service)
-        finally:
-            await upstream.aclose()
-        response = Response(body, status_code=upstream.status_code)
-        response.raw_headers = [*[(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers],
-                                (b"content-length", str(len(body)).encode())]
-        return response
-    response = StreamingResponse(upstream.aiter_raw(), status_code=upstream.status_code,
-                                 background=BackgroundTask(upstream.aclose))
-    response.raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-    return response
+            path = canonical_path(raw)
+        except (RejectedPath, UnicodeDecodeError):
+            # No spelling of a path reaches /internal, here or in the app's routes: answered 404.
+            return Match.FULL, {"proxy": None}
+        found = self.routes.match_prefix(path)
+        if found is None:
+            return Match.NONE, {}
+        prefix, service = found
+        return Match.FULL, {"proxy": (service, path), "route": self.labels[prefix]}
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        target = scope.get("proxy")
+        if target is None:
+            raise NotFound("No such resource")
+        service, path = target
+        request = Request(scope, receive)
+        extra = await self.prepare(request, service, path)
+        client = scope["app"].state.upstreams.clients[service]
+        await forward(request, send, client, service, path, self.settings, extra)
+
+    def url_path_for(self, name: str, /, **path_params: object):  # pragma: no cover - never reversed
+        raise NotImplementedError

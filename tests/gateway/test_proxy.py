@@ -40,6 +40,10 @@ class StandIn:
             seconds = float(request.query_params.get("sleep", "0"))
             if seconds:
                 await asyncio.sleep(seconds)
+            if request.query_params.get("set-cookie"):
+                reply = JSONResponse({"cookie": request.headers.get("cookie")})
+                reply.set_cookie("session", request.query_params["set-cookie"])
+                return reply
             if request.query_params.get("big"):
                 async def chunks():
                     for _ in range(32):
@@ -49,6 +53,7 @@ class StandIn:
                                  "request_id": request.headers.get("x-request-id"),
                                  "service_token": request.headers.get("x-service-token"),
                                  "authorization": request.headers.get("authorization"),
+                                 "cookie": request.headers.get("cookie"),
                                  "header_values": list(request.headers.values())})
 
         async def health(_: Request) -> Response:
@@ -61,7 +66,7 @@ class StandIn:
 
         self.app = Starlette(routes=[Route("/healthz", health), Route("/readyz", health),
                                      Route("/openapi.json", openapi),
-                                     Route("/{path:path}", anything, methods=["GET", "POST", "PUT"])])
+                                     Route("/{path:path}", anything, methods=["GET", "POST", "PUT", "HEAD"])])
 
 
 @pytest.fixture
@@ -174,6 +179,28 @@ def test_large_responses_stream_through(tmp_path, stand_in) -> None:
             assert resp.headers.get("transfer-encoding") == "chunked"
             size = sum(len(c) for c in resp.iter_bytes())
     assert size == 32 * 65536
+
+
+def test_a_cookie_set_for_one_caller_never_reaches_another(tmp_path, stand_in) -> None:
+    _, stub = stand_in
+    with gateway(tmp_path, notify_url=stub, routes=STUB_ROUTES) as gw:
+        first = httpx.get(f"{gw}/api/v1/stub/x", params={"set-cookie": "alice"})
+        second = httpx.get(f"{gw}/api/v1/stub/x")
+    assert first.cookies.get("session") == "alice"  # passed on to the caller it was meant for
+    assert second.json()["cookie"] is None  # and kept by nobody in between
+
+
+def test_head_and_many_requests_on_reused_connections(tmp_path, stand_in) -> None:
+    upstream, stub = stand_in
+    with gateway(tmp_path, notify_url=stub, routes=STUB_ROUTES) as gw:
+        with httpx.Client(base_url=gw) as client:
+            head = client.head("/api/v1/stub/h")
+            replies = [client.post("/api/v1/stub/n", json={"i": i, "pad": "x" * i}) for i in range(50)]
+            after = client.get("/api/v1/stub/after")
+    assert head.status_code == 200 and head.content == b""
+    assert [r.json()["bytes"] for r in replies] == [len(f'{{"i":{i},"pad":"{"x" * i}"}}') for i in range(50)]
+    assert after.status_code == 200
+    assert upstream.seen.count("/api/v1/stub/n") == 50
 
 
 @pytest.mark.parametrize("path", [
