@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate seed lint fmt clean bench-gateway bench-search
+.PHONY: run test install migrate seed lint fmt clean bench-gateway bench-search bench-page
 
 # The venv is rebuilt only when the lock file or pyproject.toml change.
 $(STAMP): requirements.lock pyproject.toml
@@ -40,7 +40,15 @@ run: seed
 	@echo ""
 	@$(BIN)/honcho start -f Procfile
 
-test: install
+# axe-core for the browser tests' accessibility checks (tests/browser); without npm those checks skip
+# (under CI=true they fail). Chromium itself comes from the system: apt-get install chromium.
+BROWSER_DEPS := tests/browser/node_modules/.installed
+$(BROWSER_DEPS): tests/browser/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null && touch $@; \
+	else echo "npm not found: the browser tests' accessibility checks will be skipped"; fi
+
+test: install $(BROWSER_DEPS)
 	@$(BIN)/lint-imports
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -55,6 +63,10 @@ bench-gateway: install
 # docs/performance.md ("Search") and docs/search-latency.png.
 bench-search: install
 	@$(BIN)/python bench/search.py
+
+# The shop page of 20 products in Chromium, cold cache, unthrottled and on slow 4G: first paint.
+bench-page: install $(BROWSER_DEPS)
+	@$(BIN)/python bench/page_load.py
 
 clean:
 	rm -rf var .pytest_cache
