@@ -24,6 +24,7 @@ from gateway.paths import RouteTable
 from gateway.proxy import ProxyRoute, Upstreams
 from gateway.ratelimit import Rule, enforce, make_rate_limiter
 from gateway.settings import GatewaySettings
+from gateway.web import router as web_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ORDER_CREATION = {"/api/v1/orders", "/api/v1/checkouts"}
@@ -72,7 +73,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         title="Chợ Vườn API",
         description="The public REST API of Chợ Vườn, a garden market for small growers. "
                     "Errors are RFC 9457 problem details; lists are cursor-paginated.",
-        routers=[identity_router, jwks_router],
+        routers=[identity_router, jwks_router, web_router],
         migrations=MIGRATIONS,
         on_startup=[start],
         on_shutdown=[stop],

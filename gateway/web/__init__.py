@@ -1,0 +1,16 @@
+"""The mobile web: server-rendered pages for growers and buyers, Vietnamese by default.
+
+``router`` holds every page; the gateway includes it before its catch-all proxy. See
+docs/architecture.md (Web pages) and docs/decisions/0007-server-rendered-web.md.
+"""
+
+from fastapi import APIRouter
+
+from gateway.web import assets, grower, public
+
+router = APIRouter(include_in_schema=False)
+router.include_router(assets.router)
+router.include_router(grower.router)
+router.include_router(public.router)
+
+__all__ = ["router"]

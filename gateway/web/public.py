@@ -1,0 +1,207 @@
+"""The buyer's pages, reached from a shared link: the shop ``/s/{slug}``, a variety ``/p/{id}``, the
+order form ``/p/{id}/order`` (as a guest) and the tracking page ``/t/{token}``."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Path, Query, Request
+from starlette.responses import Response
+
+from common.errors import NotFound
+from common.vietnam import provinces, wards
+from gateway.ratelimit import enforce
+from gateway.web import core, session
+from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
+from gateway.web.forms import number, text, translate_errors
+from gateway.web.i18n import LANG_COOKIE, LOCALES, N_
+
+router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+Slug = Annotated[str, Path(pattern=r"^[a-z0-9][a-z0-9-]{1,58}[a-z0-9]$")]
+ProductId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Token = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{16,64}$")]
+
+
+def safe_next(value: str | None) -> str:
+    """Only a path on this site: never ``//elsewhere`` or ``https://elsewhere``."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    return value
+
+
+@router.get("/lang/{code}")
+async def switch_language(request: Request, code: str, next: str | None = None) -> Response:
+    if code not in LOCALES:
+        raise NotFound("No such language")
+    response = core.redirect(request, safe_next(next))
+    response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, path="/", samesite="lax",
+                        secure=request.app.state.settings.environment != "development")
+    return response
+
+
+@router.get("/")
+async def home(request: Request, q: Annotated[str | None, Query(max_length=200)] = None) -> Response:
+    params = {"limit": 20, **({"q": q} if q else {})}
+    found = expect(await call(request, "catalog", "GET", "/api/v1/products", params=params))
+    return page(request, "home.html", public=True, products=found["items"], q=q or "")
+
+
+async def find_shop(request: Request, slug: str) -> dict:
+    """The shop at ``/s/{slug}``. The catalog's public API finds shops by words, and a slug is made of
+    its name's words (plus, when taken, a short suffix): search with them, then match exactly."""
+    words = slug.split("-")
+    tries = [" ".join(words)]
+    if len(words) > 1:
+        tries.append(" ".join(words[:-1]))
+    for q in tries:
+        reply = await call(request, "catalog", "GET", "/api/v1/shops", params={"q": q, "limit": 100})
+        for shop in (reply.data or {}).get("items", []) if reply.ok else []:
+            if shop["slug"] == slug:
+                return shop
+    cursor = None
+    for _ in range(20):  # a slug chosen by hand, unlike the name: walk the list (100 a page)
+        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
+        data = expect(await call(request, "catalog", "GET", "/api/v1/shops", params=params))
+        for shop in data["items"]:
+            if shop["slug"] == slug:
+                return shop
+        cursor = data.get("next_cursor")
+        if not cursor:
+            break
+    raise NotFound("No such shop")
+
+
+@router.get("/s/{slug}")
+async def shop_page(request: Request, slug: Slug) -> Response:
+    shop = await find_shop(request, slug)
+    found = expect(await call(request, "catalog", "GET", "/api/v1/products",
+                              params={"shop_id": shop["id"], "limit": 100}))
+    return page(request, "shop.html", public=True, shop=shop, products=found["items"],
+                share_url=shop["url"])
+
+
+async def _product_and_shop(request: Request, product_id: int) -> tuple[dict, dict]:
+    product = expect(await call(request, "catalog", "GET", f"/api/v1/products/{product_id}"))
+    shop = expect(await call(request, "catalog", "GET", f"/api/v1/shops/{product['shop_id']}"))
+    return product, shop
+
+
+@router.get("/p/{product_id}")
+async def product_page(request: Request, product_id: ProductId) -> Response:
+    product, shop = await _product_and_shop(request, product_id)
+    return page(request, "product.html", public=True, product=product, shop=shop, share_url=product["url"])
+
+
+# ---- ordering as a guest -------------------------------------------------------------------------------
+
+def _order_context(request: Request, product: dict, shop: dict, values: dict, errors: dict[str, str],
+                   message: str = "") -> dict:
+    province = values.get("address.province_code", "")
+    return {"product": product, "shop": shop, "values": values, "errors": errors, "message": message,
+            "provinces": provinces(), "wards": wards(province) or [] if province else [],
+            "bank": bool(shop.get("bank_name")), "purposes": gettext(request)(CONSENT_PURPOSES)}
+
+
+CONSENT_PURPOSES = N_(
+    "Chợ Vườn and the shop use your name, phone, email and address to deliver this order, to tell you "
+    "about it, and to keep the shop's sales records (required by law). Nothing is used for advertising.")
+
+
+@router.get("/p/{product_id}/order")
+async def order_form(request: Request, product_id: ProductId,
+                     variant: Annotated[int | None, Query(ge=1)] = None,
+                     qty: Annotated[int | None, Query(ge=0, le=1_000_000)] = None) -> Response:
+    product, shop = await _product_and_shop(request, product_id)
+    values: dict[str, str] = {"idempotency_key": uuid.uuid4().hex, "payment_method": "cod",
+                              "delivery_method": "ship"}
+    chosen = variant or (product["variants"][0]["id"] if len(product["variants"]) == 1 else None)
+    for v in product["variants"]:
+        if v["id"] == chosen:
+            values[f"qty.{v['id']}"] = str(max(qty or 0, v["min_order_quantity"]))
+    return page(request, "order.html", **_order_context(request, product, shop, values, {}))
+
+
+@router.post("/p/{product_id}/order")
+async def place_order(request: Request, product_id: ProductId) -> Response:
+    form = await request.form()
+    session.check_csrf(request, text(form, session.CSRF_FIELD))
+    _ = gettext(request)
+    product, shop = await _product_and_shop(request, product_id)
+    values = {k: v for k, v in form.items() if isinstance(v, str) and k != session.CSRF_FIELD}
+    errors: dict[str, str] = {}
+    if text(form, "action") == "wards":  # without JavaScript: the wards of the chosen province
+        return page(request, "order.html", **_order_context(request, product, shop, values, errors))
+    lines, line_fields = [], []
+    for v in product["variants"]:
+        name = f"qty.{v['id']}"
+        quantity = number(form, name, errors, _("Enter a whole number"), blank=0)
+        if quantity:
+            lines.append({"variant_id": v["id"], "quantity": quantity})
+            line_fields.append(name)
+    if not lines and not errors:
+        errors["lines"] = _("Choose how many you want")
+    if form.get("consent") != "yes":
+        errors["consent"] = _("Tick the box to agree, or we cannot deliver")
+    key = text(form, "idempotency_key")
+    if not (8 <= len(key) <= 64):
+        key = uuid.uuid4().hex
+        values["idempotency_key"] = key
+    if errors:
+        return page(request, "order.html", status=422,
+                    **_order_context(request, product, shop, values, errors, _("Please check the marked fields")))
+    body = {
+        "shop_id": shop["id"], "lines": lines,
+        "contact": {"name": text(form, "contact.name"), "phone": text(form, "contact.phone"),
+                    **({"email": text(form, "contact.email")} if text(form, "contact.email") else {})},
+        "address": {"province_code": text(form, "address.province_code"),
+                    "ward_code": text(form, "address.ward_code"), "street": text(form, "address.street")},
+        "payment_method": text(form, "payment_method") or "cod",
+        "delivery_method": text(form, "delivery_method") or "ship",
+        "note": text(form, "note"), "locale": core.locale_of(request), "consent": True,
+    }
+    state = request.app.state
+    await enforce(state.limiter, state.rules["order-ip"], request.client.host if request.client else "unknown")
+    for _attempt in range(20):  # the same key still in flight (a double tap): wait for its reply
+        reply = await call(request, "orders", "POST", "/api/v1/orders", json=body,
+                           headers={"Idempotency-Key": key})
+        if not (reply.status == 409 and "in-flight" in str((reply.data or {}).get("type", ""))):
+            break
+        await asyncio.sleep(0.25)
+    if reply.ok:
+        token = urlsplit(reply.data["tracking_url"]).path.rsplit("/", 1)[-1]
+        raise Redirect(f"/t/{token}")
+    errors = translate_errors(request, (reply.data or {}).get("errors"), {})
+    for i, name in enumerate(line_fields):  # lines[0].quantity → the variant's own field
+        for suffix in (".quantity", ".variant_id", ""):
+            if f"lines[{i}]{suffix}" in errors:
+                errors[name] = errors.pop(f"lines[{i}]{suffix}")
+    if reply.status >= 500 or reply.status in (401, 403, 404, 429):
+        expect(reply)
+    values["idempotency_key"] = uuid.uuid4().hex  # nothing was placed: another try is another order
+    if str((reply.data or {}).get("type", "")).endswith("/out-of-stock"):
+        message = _("Not enough stock for this order: lower the quantity")
+    elif errors:
+        message = _("Please check the marked fields")
+    else:
+        message = reply.detail or _("The order could not be placed")
+    return page(request, "order.html", status=422 if reply.status == 422 else 409 if reply.status == 409 else 400,
+                **_order_context(request, product, shop, values, errors, message))
+
+
+@router.get("/t/{token}")
+async def tracking_page(request: Request, token: Token) -> Response:
+    order = expect(await call(request, "orders", "GET", f"/api/v1/tracking/{token}"))
+    qr = None
+    if order["payment_method"] == "bank_transfer" and order["payment_status"] != "paid" \
+            and order["status"] != "cancelled":
+        reply = await call(request, "orders", "GET", f"/api/v1/tracking/{token}/payment-qr")
+        if reply.ok:
+            qr = reply.data
+            qr["img"] = f"/api/v1/tracking/{token}/payment-qr?format=svg"
+    response = page(request, "tracking.html", order=order, qr=qr, token=token)
+    response.headers["Referrer-Policy"] = "no-referrer"  # the link is the secret
+    return response

@@ -1,0 +1,153 @@
+/* Chợ Vườn: small enhancements. Every page works without this file. */
+(function () {
+  "use strict";
+  var $ = function (sel, root) { return (root || document).querySelector(sel); };
+  var $$ = function (sel, root) { return Array.prototype.slice.call((root || document).querySelectorAll(sel)); };
+  var locale = document.documentElement.lang === "en" ? "en-US" : "vi-VN";
+  function vnd(n) { return new Intl.NumberFormat(locale).format(n) + " ₫"; }
+
+  /* Share: the phone's own share sheet (Facebook, Zalo…), else copy the link. */
+  $$("[data-share]").forEach(function (btn) {
+    btn.hidden = false;
+    btn.addEventListener("click", function () {
+      var url = btn.dataset.url, status = $("[data-share-status]", btn.parentNode);
+      if (navigator.share) {
+        navigator.share({ title: btn.dataset.title, url: url }).catch(function () {});
+      } else if (navigator.clipboard) {
+        navigator.clipboard.writeText(url).then(function () { status.textContent = btn.dataset.copied; });
+      } else {
+        var input = $("input.link", btn.parentNode); input.select(); document.execCommand("copy");
+        status.textContent = btn.dataset.copied;
+      }
+    });
+  });
+
+  /* Province → its wards, from /api/v1/provinces/{code}/wards. */
+  $$("select[data-province]").forEach(function (sel) {
+    var ward = document.getElementById(sel.dataset.province);
+    sel.addEventListener("change", function () {
+      var empty = ward.dataset.empty;
+      ward.innerHTML = "";
+      ward.add(new Option(empty, ""));
+      if (!sel.value) return;
+      fetch("/api/v1/provinces/" + encodeURIComponent(sel.value) + "/wards")
+        .then(function (r) { return r.ok ? r.json() : []; })
+        .then(function (wards) { wards.forEach(function (w) { ward.add(new Option(w.name, w.code)); }); });
+    });
+  });
+
+  /* The order form: the unit price (retail or wholesale) as the quantity changes, the fee, the total. */
+  var order = $("form[data-order]");
+  if (order) {
+    var delivery = JSON.parse(order.dataset.delivery || "{}");
+    var summary = $("[data-summary]", order);
+    var update = function () {
+      var subtotal = 0;
+      $$("[data-variant]", order).forEach(function (box) {
+        var input = $("input", box), q = parseInt(input.value, 10) || 0;
+        var unit = +box.dataset.retail, kind = order.dataset.retailWord;
+        JSON.parse(box.dataset.tiers).forEach(function (t) {
+          if (q >= t.min_quantity) { unit = t.unit_price; kind = order.dataset.wholesaleWord; }
+        });
+        $("[data-line]", box).textContent = q > 0 ? q + " × " + vnd(unit) + " (" + kind + ") = " + vnd(q * unit) : "";
+        subtotal += q * unit;
+      });
+      var pickup = $("#dm-pickup", order), province = $("select[name='address.province_code']", order).value;
+      var fee = 0;
+      if (!(pickup && pickup.checked)) {
+        var byProvince = delivery.fee_by_province || {};
+        fee = province in byProvince ? byProvince[province] : (delivery.flat_fee || 0);
+        if (delivery.free_above != null && subtotal >= delivery.free_above) fee = 0;
+      }
+      summary.hidden = subtotal === 0;
+      $("[data-subtotal]", summary).textContent = vnd(subtotal);
+      $("[data-fee]", summary).textContent = vnd(fee);
+      $("[data-total]", summary).textContent = vnd(subtotal + fee);
+    };
+    order.addEventListener("input", update);
+    order.addEventListener("change", update);
+    update();
+  }
+
+  /* One submit per tap: the server's Idempotency-Key makes a second one harmless anyway. */
+  $$("form").forEach(function (form) {
+    form.addEventListener("submit", function () {
+      var btn = $("button[data-once]", form);
+      if (btn) setTimeout(function () { btn.disabled = true; }, 0);
+    });
+  });
+
+  /* Photos from the camera, shrunk on the phone (≤ 1600 px JPEG) before they are sent. */
+  var MAX = 1600;
+  function shrink(file) {
+    if (!/^image\//.test(file.type) || !window.createImageBitmap) return Promise.resolve(file);
+    return createImageBitmap(file, { imageOrientation: "from-image" }).then(function (bmp) {
+      var scale = Math.min(1, MAX / Math.max(bmp.width, bmp.height));
+      if (scale === 1 && file.type === "image/jpeg" && file.size < 600000) return file;
+      var canvas = document.createElement("canvas");
+      canvas.width = Math.round(bmp.width * scale); canvas.height = Math.round(bmp.height * scale);
+      canvas.getContext("2d").drawImage(bmp, 0, 0, canvas.width, canvas.height);
+      return new Promise(function (done) {
+        canvas.toBlob(function (blob) {
+          if (!blob || blob.size >= file.size) return done(file);
+          done(new File([blob], file.name.replace(/\.\w+$/, "") + ".jpg", { type: "image/jpeg" }));
+        }, "image/jpeg", 0.85);
+      });
+    }).catch(function () { return file; });
+  }
+  $$("input[type=file][data-shrink]").forEach(function (input) {
+    var box = input.closest(".field"), status = $("[data-shrink-status]", box), previews = $("[data-previews]", box);
+    var form = input.form, busy = null;
+    input.addEventListener("change", function () {
+      var files = Array.prototype.slice.call(input.files);
+      if (!files.length || input.dataset.done === "1") { input.dataset.done = ""; return; }
+      status.textContent = input.dataset.shrinking;
+      busy = Promise.all(files.map(shrink)).then(function (small) {
+        if (window.DataTransfer) {
+          var dt = new DataTransfer();
+          small.forEach(function (f) { dt.items.add(f); });
+          input.dataset.done = "1";
+          input.files = dt.files;
+        }
+        previews.innerHTML = "";
+        var total = 0;
+        small.forEach(function (f) {
+          total += f.size;
+          var img = document.createElement("img");
+          img.alt = ""; img.width = 96; img.height = 96; img.src = URL.createObjectURL(f);
+          previews.appendChild(img);
+        });
+        status.textContent = input.dataset.shrunk.replace("{n}", small.length).replace("{kb}", Math.round(total / 1024));
+        busy = null;
+      });
+    });
+    form.addEventListener("submit", function (e) {
+      if (!busy) return;
+      e.preventDefault();
+      busy.then(function () { form.requestSubmit ? form.requestSubmit() : form.submit(); });
+    });
+  });
+
+  /* The order desk: new orders appear the moment they arrive (server-sent events). */
+  var live = $("[data-live]");
+  if (live && window.EventSource) {
+    var toast = $("[data-toast]");
+    var refresh = function () {
+      fetch(location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          var doc = new DOMParser().parseFromString(html, "text/html");
+          ["#orders", "#counts"].forEach(function (id) {
+            var fresh = $(id, doc), old = $(id);
+            if (fresh && old) old.innerHTML = fresh.innerHTML;
+          });
+        });
+    };
+    var source = new EventSource(live.dataset.live);
+    source.addEventListener("notification", function (e) {
+      var data = JSON.parse(e.data);
+      toast.textContent = live.dataset.newOrder + " " + data.title;
+      refresh();
+    });
+  }
+})();

@@ -1,0 +1,218 @@
+"""The buyer's pages as a browser without JavaScript sees them: language, Open Graph, caching, weight,
+photos, ordering as a guest (with a double submit), tracking with the VietQR, and refused forgeries."""
+
+from __future__ import annotations
+
+import re
+from io import BytesIO
+
+import pytest
+from PIL import Image
+
+from tests.web.conftest import PROVINCE, WARD, Market, hidden
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+BUDGET = 60 * 1024  # a public page with its CSS and JS, as sent (gzip)
+
+
+def meta(html: str, prop: str) -> str:
+    found = re.search(rf'<meta property="{re.escape(prop)}" content="([^"]*)"', html)
+    assert found, f"no {prop}"
+    return found.group(1)
+
+
+async def test_links_in_replies_point_at_the_pages(market: Market) -> None:
+    assert market.product["url"] == f"{market.url}/p/{market.product['id']}"
+    assert market.shop["url"] == f"{market.url}/s/{market.shop['slug']}"
+    async with market.browser() as b:
+        for url in (market.product["url"], market.shop["url"]):
+            resp = await b.get(url)
+            assert resp.status_code == 200, url
+            assert resp.headers["content-type"].startswith("text/html")
+
+
+async def test_the_home_page_finds_varieties_accents_and_case_ignored(market: Market) -> None:
+    async with market.browser() as b:
+        found = await b.get("/", params={"q": "SUNG THAI"})
+        assert found.status_code == 200 and "Súng Thái Mini Pink" in found.text
+        missing = await b.get("/", params={"q": "xương rồng"})
+        assert "Súng Thái Mini Pink" not in missing.text and "Không tìm thấy gì." in missing.text
+
+
+async def test_vietnamese_by_default_english_by_the_switch(market: Market) -> None:
+    path = f"/p/{market.product['id']}"
+    async with market.browser() as b:
+        vi = await b.get(path)
+        assert '<html lang="vi">' in vi.text
+        assert "Chọn cách mua" in vi.text and "150.000 ₫" in vi.text
+        switch = await b.get(f"/lang/en?next={path}")
+        assert switch.status_code == 303 and switch.headers["location"] == path
+        assert "cv_lang=en" in switch.headers["set-cookie"]
+        en = await b.get(path)
+        assert '<html lang="en">' in en.text and "Choose how to buy" in en.text
+        assert "Chọn cách mua" not in en.text
+        # Back, and never to another site.
+        assert (await b.get("/lang/vi?next=//evil.example/")).headers["location"] == "/"
+        assert '<html lang="vi">' in (await b.get(path)).text
+
+
+async def test_product_page_previews_well_when_shared(market: Market) -> None:
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{market.product['id']}")).text
+        assert meta(html, "og:title") == "Súng Thái Mini Pink – từ 150.000 ₫"
+        assert meta(html, "og:url") == market.product["url"]
+        assert (meta(html, "og:image:width"), meta(html, "og:image:height")) == ("1200", "630")
+        image = await b.get(meta(html, "og:image"))
+        assert image.status_code == 200 and image.headers["content-type"] == "image/jpeg"
+        assert Image.open(BytesIO(image.content)).size == (1200, 630)
+
+
+async def test_photos_are_lazy_with_the_stored_sizes(market: Market) -> None:
+    async with market.browser() as b:
+        html = (await b.get(f"/s/{market.shop['slug']}")).text
+    img = re.search(r"<img [^>]*>", html).group(0)
+    assert 'loading="lazy"' in img and 'alt="Súng Thái Mini Pink"' in img
+    srcset = re.search(r'srcset="([^"]+)"', img).group(1)
+    widths = [int(w) for w in re.findall(r"\.webp (\d+)w", srcset)]
+    assert widths == [320, 800, 1600], srcset
+
+
+async def test_public_pages_are_cacheable_and_static_files_immutable(market: Market) -> None:
+    async with market.browser() as b:
+        first = await b.get(f"/s/{market.shop['slug']}")
+        assert first.headers["cache-control"] == "public, max-age=60"
+        again = await b.get(f"/s/{market.shop['slug']}", headers={"If-None-Match": first.headers["etag"]})
+        assert again.status_code == 304 and again.content == b""
+        css = re.search(r'href="(/static/app\.[0-9a-f]+\.css)"', first.text).group(1)
+        static = await b.get(css)
+        assert static.headers["cache-control"] == "public, max-age=31536000, immutable"
+        assert (await b.get("/static/app.0000000000.css")).status_code == 404
+
+
+async def test_a_public_page_with_its_css_and_js_is_light(market: Market) -> None:
+    """Bytes on the wire, gzip as a phone asks: the 20-product shop page budget is 60 KB, photos apart."""
+    gw, headers = market.stack.gw, market.grower["headers"]
+    for i in range(19):
+        resp = await gw.post("/api/v1/products", headers=headers, json={
+            "name": f"Súng lai số {i}", "status": "active", "description": "Hoa to, màu đẹp. " * 10,
+            "variants": [{"label": "Củ", "retail_price": 90000 + i * 1000, "stock": 10}]})
+        assert resp.status_code == 201
+    async with market.browser(headers={"Accept": "text/html", "Accept-Encoding": "gzip"}) as b:
+        page = await b.get(f"/s/{market.shop['slug']}")
+        assert page.headers["content-encoding"] == "gzip"
+        assert page.text.count('class="card"') == 20
+        total = page.num_bytes_downloaded
+        for ref in re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text):
+            asset = await b.get(ref)
+            assert asset.headers.get("content-encoding") == "gzip"
+            total += asset.num_bytes_downloaded
+    print(f"shop page of 20 varieties with its CSS and JS: {total} bytes on the wire (gzip)")
+    assert total <= BUDGET, f"{total} bytes"
+
+
+async def test_pages_that_do_not_exist(market: Market) -> None:
+    async with market.browser() as b:
+        for path in ("/s/no-such-shop", "/p/999999", "/t/" + "x" * 24):
+            resp = await b.get(path)
+            assert resp.status_code == 404, path
+            assert resp.headers["content-type"].startswith("text/html")
+        api = await b.get("/p/999999", headers={"Accept": "application/json"})
+        assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+        assert (await b.get("/p/abc")).status_code == 404
+        bad = await b.get("/s/Not_A_Slug", headers={"Accept": "application/json"})
+        assert bad.status_code == 422 and bad.headers["content-type"] == "application/problem+json"
+
+
+def order_form(html: str, **fields: str) -> dict[str, str]:
+    data = {"csrf": hidden(html, "csrf"), "idempotency_key": hidden(html, "idempotency_key"),
+            "contact.name": "Anh Minh", "contact.phone": "0987654321", "address.province_code": PROVINCE,
+            "address.ward_code": WARD, "address.street": "5 Hàng Bạc", "payment_method": "bank_transfer",
+            "delivery_method": "ship", "consent": "yes"}
+    data.update(fields)
+    return data
+
+
+async def test_a_guest_orders_wholesale_pays_by_vietqr_and_follows_the_order(market: Market) -> None:
+    gw, headers = market.stack.gw, market.grower["headers"]
+    before = len((await gw.get("/api/v1/orders", headers=headers)).json()["items"])
+    tuber = market.product["variants"][0]
+    async with market.browser() as b:
+        form = await b.get(f"/p/{market.product['id']}/order?variant={tuber['id']}&qty=12")
+        assert form.status_code == 200 and form.headers["cache-control"] == "private, no-store"
+        html = form.text
+        assert f'name="qty.{tuber["id"]}" type="number"' in html and 'value="12"' in html
+        assert "Giá sỉ từ 10" in html and "120.000 ₫" in html  # the tier table, for phones without JS
+        assert "không dùng cho quảng cáo" in html.lower()  # the consent names its purposes
+        data = order_form(html, **{f"qty.{tuber['id']}": "12"})
+        placed = await b.post(f"/p/{market.product['id']}/order", data=data)
+        assert placed.status_code == 303, placed.text
+        tracking = placed.headers["location"]
+        assert re.fullmatch(r"/t/[A-Za-z0-9_-]{16,64}", tracking)
+        # The same form sent twice (a double tap): the same order, not a second one.
+        again = await b.post(f"/p/{market.product['id']}/order", data=data)
+        assert again.status_code == 303 and again.headers["location"] == tracking
+        page = await b.get(tracking)
+    assert page.status_code == 200 and page.headers["cache-control"] == "private, no-store"
+    assert page.headers["referrer-policy"] == "no-referrer"
+    text = page.text
+    assert "12 × " not in text  # lines are a table
+    assert "120.000 ₫" in text and "giá sỉ" in text  # the wholesale price the catalog decided
+    total = 12 * 120000 + 30000
+    assert f"{total:,}".replace(",", ".") + " ₫" in text
+    qr = re.search(r'<img src="(/api/v1/tracking/[^"]+/payment-qr\?format=svg)"', text).group(1)
+    memo = re.search(r"<dd data-memo><code>([^<]+)</code>", text).group(1)
+    orders = (await gw.get("/api/v1/orders", headers=headers)).json()["items"]
+    assert len(orders) == before + 1
+    assert memo == orders[0]["code"]
+    svg = await gw.get(qr)
+    assert svg.status_code == 200 and svg.headers["content-type"].startswith("image/svg+xml")
+
+
+async def test_the_order_form_shows_the_services_errors_by_their_fields(market: Market) -> None:
+    pid = market.product["id"]
+    tuber = market.product["variants"][0]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        bad = order_form(html, **{"contact.phone": "12345", f"qty.{tuber['id']}": "2"})
+        resp = await b.post(f"/p/{pid}/order", data=bad)
+        assert resp.status_code == 422
+        assert 'id="contact-phone-err"' in resp.text and "số di động Việt Nam" in resp.text
+        assert 'value="Anh Minh"' in resp.text  # what was typed stays
+        no_consent = order_form(resp.text, **{f"qty.{tuber['id']}": "2"})
+        no_consent.pop("consent")
+        resp = await b.post(f"/p/{pid}/order", data=no_consent)
+        assert resp.status_code == 422 and 'id="consent-err"' in resp.text
+        too_many = order_form(resp.text, **{f"qty.{tuber['id']}": "100000"})
+        resp = await b.post(f"/p/{pid}/order", data=too_many)
+        assert resp.status_code == 409 and "Không đủ hàng" in resp.text and "Chỉ còn 88" in resp.text
+        junk = order_form(resp.text, **{f"qty.{tuber['id']}": "hai"})
+        resp = await b.post(f"/p/{pid}/order", data=junk)
+        assert resp.status_code == 422 and "Nhập một số nguyên" in resp.text
+
+
+async def test_without_javascript_the_wards_come_from_the_server(market: Market) -> None:
+    pid = market.product["id"]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order")).text
+        resp = await b.post(f"/p/{pid}/order", data={"csrf": hidden(html, "csrf"), "action": "wards",
+                                                      "address.province_code": PROVINCE})
+        assert resp.status_code == 200 and "Phường Ba Đình" in resp.text
+
+
+async def test_a_forged_post_is_refused(market: Market) -> None:
+    pid = market.product["id"]
+    tuber = market.product["variants"][0]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order")).text
+        data = order_form(html, **{f"qty.{tuber['id']}": "1"})
+    async with market.browser() as attacker:  # another browser: its own cookie, the victim's form
+        await attacker.get(f"/p/{pid}/order")
+        resp = await attacker.post(f"/p/{pid}/order", data=data)
+        assert resp.status_code == 403 and "hết hạn" in resp.text
+        resp = await attacker.post(f"/p/{pid}/order", data={**data, "csrf": ""},
+                                   headers={"Accept": "application/json"})
+        assert resp.status_code == 403 and resp.headers["content-type"] == "application/problem+json"
+    async with market.browser() as fresh:  # no cookie at all
+        resp = await fresh.post(f"/p/{pid}/order", data=data)
+        assert resp.status_code == 403
