@@ -220,35 +220,43 @@ async def forward(request: Request, send: Send, client: httpx.AsyncClient, servi
             await send({"type": "http.response.start", "status": upstream.status_code, "headers": headers})
             await send({"type": "http.response.body", "body": body})
         else:
-            await _stream_reply(upstream, send, headers, service)
+            await _stream_reply(upstream, request.receive, send, headers, service)
     finally:
         await upstream.aclose()
 
 
-async def _stream_reply(upstream: httpx.Response, send: Send, headers: list[tuple[bytes, bytes]],
-                        service: str) -> None:
-    chunks = upstream.aiter_raw()
-    try:
-        first = await chunks.__anext__()
-    except StopAsyncIteration:
-        first = b""
-    except httpx.HTTPError as exc:
-        log.warning("upstream reply broke off: %s", exc, extra={"upstream": service})
-        problem = gateway_timeout(service) if isinstance(exc, httpx.ReadTimeout) else bad_gateway(service)
-        await send({"type": "http.response.start", "status": problem.status_code, "headers": problem.raw_headers})
-        await send({"type": "http.response.body", "body": problem.body})
-        return
+async def _stream_reply(upstream: httpx.Response, receive: Receive, send: Send,
+                        headers: list[tuple[bytes, bytes]], service: str) -> None:
+    """Copy a streamed reply (a large body, the live notification stream) until it ends or the client
+    goes away. A client that leaves must free the upstream connection at once: an abandoned live
+    stream would otherwise hold a pool slot, and a stream at the service, for as long as it runs."""
     await send({"type": "http.response.start", "status": upstream.status_code, "headers": headers})
-    await send({"type": "http.response.body", "body": first, "more_body": True})
+
+    async def copy() -> None:
+        try:
+            async for chunk in upstream.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.HTTPError as exc:
+            # The status line is out: all that is left is to end the reply unfinished, which the
+            # server does by closing the connection, so the client cannot take it for a whole one.
+            log.warning("upstream reply broke off: %s", exc, extra={"upstream": service})
+            return
+        await send({"type": "http.response.body", "body": b""})
+
+    async def client_gone() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    copying = asyncio.ensure_future(copy())
+    watching = asyncio.ensure_future(client_gone())
     try:
-        async for chunk in chunks:
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-    except httpx.HTTPError as exc:
-        # The status line is out: all that is left is to end the reply unfinished, which the
-        # server does by closing the connection, so the client cannot take it for a whole one.
-        log.warning("upstream reply broke off: %s", exc, extra={"upstream": service})
-        return
-    await send({"type": "http.response.body", "body": b""})
+        await asyncio.wait((copying, watching), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (copying, watching):
+            task.cancel()
+        await asyncio.gather(copying, watching, return_exceptions=True)
+    if copying.done() and not copying.cancelled() and copying.exception() is not None:
+        raise copying.exception()
 
 
 class _RouteLabel:

@@ -33,6 +33,7 @@ class StandIn:
 
     def __init__(self) -> None:
         self.seen: list[str] = []
+        self.open_streams = 0
 
         async def anything(request: Request) -> Response:
             self.seen.append(request.url.path)
@@ -44,6 +45,16 @@ class StandIn:
                 reply = JSONResponse({"cookie": request.headers.get("cookie")})
                 reply.set_cookie("session", request.query_params["set-cookie"])
                 return reply
+            if request.query_params.get("endless"):
+                async def ticks():
+                    self.open_streams += 1
+                    try:
+                        while True:
+                            yield b"data: tick\n\n"
+                            await asyncio.sleep(0.05)
+                    finally:
+                        self.open_streams -= 1
+                return StreamingResponse(ticks(), media_type="text/event-stream")
             if request.query_params.get("big"):
                 async def chunks():
                     for _ in range(32):
@@ -179,6 +190,20 @@ def test_large_responses_stream_through(tmp_path, stand_in) -> None:
             assert resp.headers.get("transfer-encoding") == "chunked"
             size = sum(len(c) for c in resp.iter_bytes())
     assert size == 32 * 65536
+
+
+def test_a_client_leaving_a_stream_frees_the_upstream(tmp_path, stand_in) -> None:
+    upstream, stub = stand_in
+    with gateway(tmp_path, notify_url=stub, routes=STUB_ROUTES) as gw:
+        for _ in range(3):
+            with httpx.stream("GET", f"{gw}/api/v1/stub/live", params={"endless": "1"}) as resp:
+                assert resp.headers["content-type"].startswith("text/event-stream")
+                assert next(resp.iter_bytes()).startswith(b"data: tick")
+            # the client has gone; the gateway must close the stream at the upstream too
+        deadline = time.monotonic() + 5
+        while upstream.open_streams and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert upstream.open_streams == 0
 
 
 def test_a_cookie_set_for_one_caller_never_reaches_another(tmp_path, stand_in) -> None:

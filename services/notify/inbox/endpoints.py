@@ -86,6 +86,9 @@ async def stream(request: Request, principal: CurrentPrincipal,
                 last = newest[0][0].id if newest[0] else 0
             yield b"retry: 2000\n\n"
             while True:
+                # Cleared before reading, not after: a notification committed while this reads (or
+                # while it sends) leaves the wake-up set, so it is not left waiting for the heartbeat.
+                wake.clear()
                 async with state.db.sessionmaker() as session:
                     rows = await service.since(session, account_id, last)
                 for row in rows:
@@ -93,7 +96,6 @@ async def stream(request: Request, principal: CurrentPrincipal,
                     last = row.id
                 if rows:
                     continue
-                wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), state.settings.stream_heartbeat)
                     continue
