@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate seed lint fmt clean bench-gateway bench-search bench-page
+.PHONY: run test install migrate seed lint fmt clean bench-gateway bench-search bench-page bench-events bench-load
 
 # The venv is rebuilt only when the lock file or pyproject.toml change.
 $(STAMP): requirements.lock pyproject.toml
@@ -63,6 +63,15 @@ bench-gateway: install
 # docs/performance.md ("Search") and docs/search-latency.png.
 bench-search: install
 	@$(BIN)/python bench/search.py
+
+# Order placed → in the grower's live inbox, p50/p95, over HTTP push and NATS JetStream.
+bench-events: install
+	@$(BIN)/python bench/events.py
+
+# Two minutes of weighted traffic through the gateway on PostgreSQL + NATS, and the apps' memory:
+# rewrites the Load and Memory sections of docs/performance.md and their plots.
+bench-load: install
+	@$(BIN)/python bench/load.py --write-docs
 
 # The shop page of 20 products in Chromium, cold cache, unthrottled and on slow 4G: first paint.
 bench-page: install $(BROWSER_DEPS)

@@ -1,0 +1,1127 @@
+"""A realistic load through the gateway, and the memory the four apps take meanwhile.
+
+Starts the production shape on this machine, each app its own process in a temporary directory:
+notify, catalog, orders and the gateway (``python -m … serve``, one uvicorn worker each), every app on
+its own fresh PostgreSQL database (made here with a unique name, dropped at the end), events on NATS
+JetStream under a namespace of their own (stream deleted at the end), LOG_LEVEL=WARNING. Seeds through
+the public API: growers with shops, varieties with variants, wholesale tiers, large stock and a few
+photos. Then sends weighted traffic to the gateway for ``--duration`` seconds:
+
+    browse 10   GET /api/v1/shops, GET /api/v1/products?shop_id=… and its next pages (cursor)
+    search  3   GET /api/v1/products?q=… (Vietnamese words, with and without accents, upper case, prefixes)
+    product 5   GET /api/v1/products/{id}
+    order   1   POST /api/v1/orders as a guest, with an Idempotency-Key
+    inbox   1   GET /api/v1/notifications as a signed-in grower
+
+Closed model by default (``--users`` virtual users, each sending its next request as soon as the last
+is answered, plus ``--think`` seconds); ``--rate R`` switches to an open model (Poisson arrivals at R
+requests per second, whatever the replies). Prints progress every few seconds, then per route count,
+p50, p95, p99, max and errors, the overall req/s and error rate, and the resident memory (RSS, and USS)
+of each app idle and under load, sampled every second; plots latency, throughput and memory over time.
+After the load it checks that every order placed reached its grower's inbox over NATS.
+
+    make bench-load                                        # 2 minutes, 32 users; writes docs/performance.md
+    .venv/bin/python bench/load.py --duration 10 --no-plot # a short check that everything works
+    .venv/bin/python bench/load.py --rate 40               # open model, 40 requests per second
+
+See bench/README.md for every option and docs/performance.md ("Load", "Memory") for figures.
+Needs PostgreSQL (``--pg-admin-dsn``) and NATS with JetStream (``--nats-url``). Not part of the test
+suite. Every process it starts is stopped at the end, also on Ctrl-C, SIGTERM or an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import io
+import json
+import os
+import random
+import re
+import resource
+import shlex
+import shutil
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# bench/gateway.py would shadow the `gateway` package: put the repository, not bench/, first.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+PERFORMANCE_MD = REPO / "docs" / "performance.md"
+LATENCY_PLOT = REPO / "docs" / "load-latency.png"
+MEMORY_PLOT = REPO / "docs" / "load-memory.png"
+APPS = ("notify", "catalog", "orders", "gateway")
+MEMORY_TARGET_MB = 400.0
+PASSWORD = "Vuon-sen-Thap-Muoi-2025"
+
+# The traffic mix: activity → weight (requests of that kind out of 20).
+MIX = {"browse": 10, "search": 3, "product": 5, "order": 1, "inbox": 1}
+# Routes as reported (an activity may use several: browsing is the shop list, a shop's first page, or
+# the next page of what the user was looking at).
+ROUTES = {
+    "browse: shops": "GET /api/v1/shops",
+    "browse: shop's products": "GET /api/v1/products?shop_id=…",
+    "browse: next page": "GET /api/v1/products?shop_id=…&cursor=…",
+    "search": "GET /api/v1/products?q=…",
+    "product page": "GET /api/v1/products/{id}",
+    "order": "POST /api/v1/orders",
+    "grower inbox": "GET /api/v1/notifications",
+}
+
+# What the seeded names are made of, and what buyers type: the same words with and without accents.
+GENERA = [("Súng", "water_lily"), ("Hoa súng", "water_lily"), ("Bông súng", "water_lily"), ("Sen", "lotus"),
+          ("Sen Nhật", "lotus"), ("Sen bách diệp", "lotus"), ("Thủy cúc", "aquatic"), ("Lục bình", "aquatic")]
+KINDS = ["Thái", "Mỹ", "Nhật", "Ấn Độ", "Đồng Tháp", "Quan Âm", "Tháp Mười", "Huế", "Queen", "lai"]
+COLOURS = ["đỏ", "hồng", "trắng", "vàng", "tím", "xanh", "cam", "đỏ thẫm", "hồng phấn", "trắng ngà"]
+TRAITS = ["nở ngày", "nở đêm", "thơm nhẹ", "cánh kép", "lá đốm", "mini", "khổng lồ", "chịu nắng"]
+VARIANTS = [("Củ giống", 35_000), ("Cây con", 60_000), ("Chậu 30 cm", 150_000), ("Chậu 50 cm", 320_000)]
+SEARCHES = ["hoa súng", "hoa sung", "HOA SÚNG", "sen hồng", "sen hong", "súng thái đỏ", "sung thai do",
+            "sen quan âm", "sen quan am", "bông súng tím", "bong sung tim", "đồng tháp", "dong thap",
+            "súng mỹ", "sung my", "thủy cúc", "thuy cuc", "sen nhật trắng", "sen nhat trang", "nở đêm",
+            "no dem", "sen bach", "súng n", "tháp mười", "thap muoi", "lục bình", "luc binh", "cánh kép"]
+GROWER_NAMES = ["Vườn Sen Bà Tư", "Súng Cô Ba Cao Lãnh", "Nhà Vườn Út Hiền", "Sen Quê Tháp Mười",
+                "Vườn Súng Chú Sáu", "Hoa Nước Miền Tây", "Sen Súng Cái Bè", "Vườn Thủy Sinh Bảy Nhỏ",
+                "Sen Hồng Sa Đéc", "Súng Mỹ Long An", "Vườn Sen An Giang", "Hoa Súng Hậu Giang"]
+BUYER_NAMES = ["Nguyễn Thị Hoa", "Trần Văn Bình", "Lê Thị Mai", "Phạm Minh Tuấn", "Võ Thị Lan",
+               "Huỳnh Văn Phúc", "Đặng Thu Trang", "Bùi Quốc Dũng", "Đỗ Thị Ngọc", "Hồ Văn Tài"]
+MOBILE_PREFIXES = ["090", "091", "093", "094", "096", "097", "098", "086", "088", "089", "032", "033",
+                   "035", "070", "077", "081", "083", "085"]
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ── processes, databases, the event bus ──────────────────────────────────────────────────────────
+
+
+def ensure_venv() -> None:
+    """Run under the project's venv (the apps, psutil and matplotlib need its packages)."""
+    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
+        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+    try:
+        import httpx  # noqa: F401
+        import psutil  # noqa: F401
+
+        import services.catalog  # noqa: F401
+    except ImportError as exc:
+        sys.exit(f"bench/load.py: {exc}; run `make install` first (then `make bench-load`).")
+
+
+def pg_dsn(admin_dsn: str, name: str) -> str:
+    return f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
+
+
+async def pg_admin(admin_dsn: str, statements: list[str]) -> str:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn, timeout=5)
+    try:
+        for stmt in statements:
+            await conn.execute(stmt)
+        return await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+
+
+async def delete_stream(nats_url: str, namespace: str) -> None:
+    import nats
+    from nats.js.errors import NotFoundError
+
+    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
+    try:
+        try:
+            await nc.jetstream(timeout=5).delete_stream(f"{namespace.upper()}_EVENTS")
+        except NotFoundError:
+            pass
+    finally:
+        await nc.close()
+
+
+def app_env(base: dict[str, str], tmp: Path, ports: dict[str, int], db_urls: dict[str, str],
+            args: argparse.Namespace, namespace: str, rate_limits: dict[str, list[int]]) -> dict[str, dict[str, str]]:
+    url = {app: f"http://127.0.0.1:{port}" for app, port in ports.items()}
+    shared = {**base, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "text", "ENVIRONMENT": "development",
+              "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO), "EVENT_BUS_URL": args.nats_url,
+              "EVENT_NAMESPACE": namespace, "SMTP_URL": ""}
+    return {
+        "notify": {**shared, "NOTIFY_HOST": "127.0.0.1", "NOTIFY_PORT": str(ports["notify"]),
+                   "NOTIFY_DATABASE_URL": db_urls["notify"]},
+        "catalog": {**shared, "CATALOG_HOST": "127.0.0.1", "CATALOG_PORT": str(ports["catalog"]),
+                    "CATALOG_DATABASE_URL": db_urls["catalog"], "CATALOG_NOTIFY_URL": url["notify"],
+                    "CATALOG_PUBLIC_BASE_URL": url["gateway"], "CATALOG_MEDIA_DIR": str(tmp / "media")},
+        "orders": {**shared, "ORDERS_HOST": "127.0.0.1", "ORDERS_PORT": str(ports["orders"]),
+                   "ORDERS_DATABASE_URL": db_urls["orders"], "ORDERS_CATALOG_URL": url["catalog"],
+                   "ORDERS_NOTIFY_URL": url["notify"], "ORDERS_PUBLIC_BASE_URL": url["gateway"]},
+        "gateway": {**shared, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(ports["gateway"]),
+                    "GATEWAY_DATABASE_URL": db_urls["gateway"], "GATEWAY_CATALOG_URL": url["catalog"],
+                    "GATEWAY_ORDERS_URL": url["orders"], "GATEWAY_NOTIFY_URL": url["notify"],
+                    "GATEWAY_RATE_LIMITS": json.dumps(rate_limits)},
+    }
+
+
+def raised_rate_limits(factor: int) -> dict[str, list[int]]:
+    """The gateway's rules with every limit multiplied: one client address places all the orders."""
+    from gateway.settings import DEFAULT_RATE_LIMITS
+
+    return {name: [limit * factor, window] for name, (limit, window) in DEFAULT_RATE_LIMITS.items()}
+
+
+async def wait_ready(procs, url: str, timeout: float = 90.0) -> None:
+    import httpx
+
+    deadline, last = time.monotonic() + timeout, ""
+    async with httpx.AsyncClient(timeout=3) as client:
+        while time.monotonic() < deadline:
+            for child in procs.children:
+                if child.proc.poll() is not None:
+                    raise BenchError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
+            try:
+                resp = await client.get(url)
+                if resp.status_code == 200:
+                    return
+                last = f"{resp.status_code} {resp.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            await asyncio.sleep(0.3)
+    raise BenchError(f"not ready at {url} after {timeout:.0f} s ({last}):\n"
+                     + "\n".join(f"--- {c.name}\n{c.tail(10)}" for c in procs.children))
+
+
+# ── memory and CPU of the apps ───────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class MemorySample:
+    t: float  # time.monotonic() of the reading
+    phase: str  # "started", "seeding", "seeded", "warm-up", "load", "after"
+    rss: dict[str, float]  # MB per app (the process and any children)
+    uss: dict[str, float | None]  # pages only this app maps
+    pss: dict[str, float | None]  # its own pages plus its share of the pages it shares
+
+
+class MemoryWatch:
+    """Reads each app's resident memory: RSS, and USS (its own pages, not shared) where /proc allows."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        import psutil
+
+        self.psutil = psutil
+        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
+        self.samples: list[MemorySample] = []
+        self.uss_available = True
+        self.phase = "started"
+
+    def _tree(self, proc):
+        try:
+            return [proc, *proc.children(recursive=True)]
+        except self.psutil.Error:
+            return [proc]
+
+    async def sample_every_second(self) -> None:
+        """Reads every second, tagged with the current phase, until cancelled."""
+        while True:
+            await asyncio.to_thread(self.read, time.monotonic(), self.phase)
+            await asyncio.sleep(1.0)
+
+    def read(self, t: float, phase: str) -> MemorySample:
+        rss: dict[str, float] = {}
+        uss: dict[str, float | None] = {}
+        pss: dict[str, float | None] = {}
+        for name, proc in self.procs.items():
+            total_rss, total_uss, total_pss = 0, 0, 0
+            for p in self._tree(proc):
+                try:
+                    if self.uss_available:
+                        info = p.memory_full_info()
+                        total_rss += info.rss
+                        total_uss += info.uss
+                        total_pss += getattr(info, "pss", 0)
+                    else:
+                        total_rss += p.memory_info().rss
+                except self.psutil.AccessDenied:
+                    self.uss_available = False
+                    total_rss += p.memory_info().rss
+                except self.psutil.NoSuchProcess:
+                    pass
+            rss[name] = total_rss / 1_048_576
+            uss[name] = total_uss / 1_048_576 if self.uss_available else None
+            pss[name] = total_pss / 1_048_576 if self.uss_available and total_pss else None
+        sample = MemorySample(t, phase, rss, uss, pss)
+        self.samples.append(sample)
+        return sample
+
+    def cpu_seconds(self) -> dict[str, float]:
+        out = {}
+        for name, proc in self.procs.items():
+            total = 0.0
+            for p in self._tree(proc):
+                try:
+                    times = p.cpu_times()
+                    total += times.user + times.system
+                except self.psutil.Error:
+                    pass
+            out[name] = total
+        return out
+
+
+# ── seeding through the API ──────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Grower:
+    phone: str
+    headers: dict[str, str]
+    token_at: float
+    shop_id: int = 0
+
+
+@dataclass
+class World:
+    growers: list[Grower]
+    shop_ids: list[int]
+    product_ids: list[int]
+    variants_by_shop: dict[int, list[dict]]  # shop → [{id, retail_price, tiers}]
+    addresses: list[tuple[str, str]]  # (province_code, ward_code)
+    photos: int = 0
+
+
+def mobile(rng: random.Random) -> str:
+    """A random number that the apps accept as a Vietnamese mobile."""
+    from common.vietnam import InvalidPhone, normalise_vn_mobile
+
+    while True:
+        number = rng.choice(MOBILE_PREFIXES) + "".join(rng.choice("0123456789") for _ in range(7))
+        try:
+            normalise_vn_mobile(number)
+            return number
+        except InvalidPhone:
+            continue
+
+
+def product_body(rng: random.Random, n: int) -> dict:
+    genus, category = rng.choice(GENERA)
+    colour, kind = rng.choice(COLOURS), rng.choice(KINDS)
+    traits = rng.sample(TRAITS, 2)
+    name = f"{genus} {kind} {colour} {traits[0]} #{n}"
+    variants = []
+    for label, base in rng.sample(VARIANTS, rng.randint(1, 3)):
+        price = base + 1_000 * rng.randint(0, 30)
+        tiers = [{"min_quantity": 10, "unit_price": price * 85 // 100}]
+        if rng.random() < 0.6:
+            tiers.append({"min_quantity": 50, "unit_price": price * 70 // 100})
+        variants.append({"label": label, "retail_price": price, "wholesale_tiers": tiers,
+                         "min_order_quantity": 1, "stock": 500_000})
+    return {"name": name, "category": category, "status": "active", "variants": variants,
+            "description": f"{genus} {kind} màu {colour}, {traits[0]}, {traits[1]}. Giống khỏe, dễ trồng "
+                           f"trong chậu hoặc ao; giao tận nơi toàn quốc, đóng gói cẩn thận."}
+
+
+def photo_jpeg(seed: int) -> bytes:
+    """A 1200×900 JPEG that is different for every seed (the catalog keeps one file per content)."""
+    from PIL import Image, ImageDraw
+
+    rng = random.Random(seed)
+    img = Image.new("RGB", (1200, 900), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    draw = ImageDraw.Draw(img)
+    for _ in range(40):
+        x, y, r = rng.randrange(1200), rng.randrange(900), rng.randrange(20, 160)
+        draw.ellipse((x - r, y - r, x + r, y + r),
+                     fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+async def expect(resp, status: int, what: str):
+    if resp.status_code != status:
+        raise BenchError(f"seeding: {what} answered {resp.status_code}: {resp.text[:500]}")
+    return resp.json()
+
+
+async def sign_in(client, phone: str) -> dict[str, str]:
+    tokens = await expect(await client.post("/api/v1/auth/token", json={"login": phone, "password": PASSWORD}),
+                          200, "sign-in")
+    return {"Authorization": f"Bearer {tokens['access_token']}"}
+
+
+async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
+    provinces = await expect(await client.get("/api/v1/provinces"), 200, "GET /provinces")
+    codes = [p["code"] for p in provinces]
+    addresses: list[tuple[str, str]] = []
+    for code in rng.sample(codes, min(8, len(codes))):
+        wards = await expect(await client.get(f"/api/v1/provinces/{code}/wards"), 200, "GET wards")
+        addresses += [(code, w["code"]) for w in rng.sample(wards, min(10, len(wards)))]
+
+    growers: list[Grower] = []
+    used_phones: set[str] = set()
+    for i in range(args.growers):
+        phone = mobile(rng)
+        while phone in used_phones:
+            phone = mobile(rng)
+        used_phones.add(phone)
+        await expect(await client.post("/api/v1/auth/register", json={
+            "role": "grower", "name": f"Chủ vườn {i + 1}", "phone": phone, "password": PASSWORD}),
+            201, "register a grower")
+        grower = Grower(phone, await sign_in(client, phone), time.monotonic())
+        province, ward = addresses[i % len(addresses)]
+        shop = await expect(await client.post("/api/v1/shops", headers=grower.headers, json={
+            "name": GROWER_NAMES[i % len(GROWER_NAMES)] + ("" if i < len(GROWER_NAMES) else f" {i + 1}"),
+            "description": "Sen, súng và cây thủy sinh từ vườn nhà, giao tận nơi.",
+            "province_code": province, "ward_code": ward, "street": f"{rng.randint(1, 300)} Ấp Mỹ Hòa",
+            "phone": phone,
+            "delivery": {"pickup": True, "flat_fee": 30_000, "fee_by_province": {province: 15_000},
+                         "free_above": 1_000_000},
+            "bank": {"bin": "970415", "account_number": f"1133{rng.randrange(10**8):08d}",
+                     "holder": f"Nguyễn Văn {chr(65 + i % 26)}"},
+        }), 201, "open a shop")
+        grower.shop_id = shop["id"]
+        growers.append(grower)
+
+    world = World(growers, [g.shop_id for g in growers], [], defaultdict(list), addresses)
+
+    async def add(n: int) -> None:
+        grower = growers[n % len(growers)]
+        product = await expect(await client.post("/api/v1/products", headers=grower.headers,
+                                                 json=product_body(rng, n + 1)), 201, "list a variety")
+        world.product_ids.append(product["id"])
+        for v in product["variants"]:
+            world.variants_by_shop[grower.shop_id].append(
+                {"id": v["id"], "tiers": [t["min_quantity"] for t in v["wholesale_tiers"]]})
+        if n < args.photos:
+            await expect(await client.post(f"/api/v1/products/{product['id']}/photos", headers={
+                **grower.headers, "Content-Type": "image/jpeg"}, content=photo_jpeg(n)), 201, "add a photo")
+            world.photos += 1
+
+    # A few at a time, as several growers would.
+    for start in range(0, args.products, 8):
+        await asyncio.gather(*(add(n) for n in range(start, min(start + 8, args.products))))
+    return world
+
+
+# ── the load ─────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Record:
+    t: float  # seconds since the load began, when the request was sent
+    route: str
+    ms: float
+    ok: bool
+    status: int  # 0: no reply (timeout, connection)
+
+
+@dataclass
+class Load:
+    client: object
+    world: World
+    rng: random.Random
+    started: float = 0.0
+    records: list[Record] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    orders_placed: int = 0
+    orders_per_shop: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+    async def send(self, route: str, method: str, url: str, expect: int, **kwargs):
+        import httpx
+        import orjson
+
+        t0 = time.perf_counter()
+        status, body, why = 0, None, ""
+        try:
+            resp = await self.client.request(method, url, **kwargs)
+            status = resp.status_code
+            if status == expect:
+                body = orjson.loads(resp.content)
+            else:
+                why = f"{status} {resp.headers.get('content-type', '')}: {resp.text[:160]}"
+        except (httpx.HTTPError, orjson.JSONDecodeError) as exc:
+            why = f"{type(exc).__name__}: {exc}"
+        ms = (time.perf_counter() - t0) * 1000
+        ok = body is not None
+        self.records.append(Record(t0 - self.started, route, ms, ok, status))
+        if not ok:
+            self.failures[f"{route}: {why}"] += 1
+        return body
+
+    async def browse(self, user: dict) -> None:
+        if user.get("cursor") and self.rng.random() < 0.5:
+            page = await self.send("browse: next page", "GET", "/api/v1/products", 200,
+                                   params={"shop_id": user["shop"], "cursor": user["cursor"]})
+        elif self.rng.random() < 0.2:
+            await self.send("browse: shops", "GET", "/api/v1/shops", 200)
+            return
+        else:
+            user["shop"] = self.rng.choice(self.world.shop_ids)
+            page = await self.send("browse: shop's products", "GET", "/api/v1/products", 200,
+                                   params={"shop_id": user["shop"]})
+        user["cursor"] = page.get("next_cursor") if page else None
+
+    async def search(self, user: dict) -> None:
+        await self.send("search", "GET", "/api/v1/products", 200, params={"q": self.rng.choice(SEARCHES)})
+
+    async def product(self, user: dict) -> None:
+        await self.send("product page", "GET", f"/api/v1/products/{self.rng.choice(self.world.product_ids)}", 200)
+
+    async def order(self, user: dict) -> None:
+        rng = self.rng
+        shop_id = rng.choice(self.world.shop_ids)
+        variants = rng.sample(self.world.variants_by_shop[shop_id],
+                              min(rng.choice((1, 1, 2, 3)), len(self.world.variants_by_shop[shop_id])))
+        lines = []
+        for v in variants:
+            # Mostly retail; now and then enough for a wholesale tier.
+            if rng.random() < 0.7 or not v["tiers"]:
+                qty = rng.randint(1, 4)
+            else:
+                qty = rng.choice(v["tiers"]) + rng.randint(0, 5)
+            lines.append({"variant_id": v["id"], "quantity": qty})
+        province, ward = rng.choice(self.world.addresses)
+        contact = {"name": rng.choice(BUYER_NAMES), "phone": mobile(rng)}
+        if rng.random() < 0.3:
+            contact["email"] = f"khach{rng.randrange(10**6)}@example.vn"
+        address = {"province_code": province, "ward_code": ward, "street": f"{rng.randint(1, 999)} Nguyễn Huệ"}
+        body = {"shop_id": shop_id, "lines": lines, "contact": contact, "address": address,
+                "payment_method": rng.choice(("cod", "cod", "bank_transfer")),
+                "delivery_method": "ship", "consent": True}
+        reply = await self.send("order", "POST", "/api/v1/orders", 201, json=body,
+                                headers={"Idempotency-Key": uuid.uuid4().hex})
+        if reply is not None:
+            self.orders_placed += 1
+            self.orders_per_shop[shop_id] += 1
+
+    async def inbox(self, user: dict) -> None:
+        grower = self.rng.choice(self.world.growers)
+        if time.monotonic() - grower.token_at > 600:  # access tokens live 15 minutes
+            grower.headers, grower.token_at = await sign_in(self.client, grower.phone), time.monotonic()
+        await self.send("grower inbox", "GET", "/api/v1/notifications", 200, headers=grower.headers)
+
+    def pick(self) -> str:
+        return self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
+
+    async def one(self, user: dict) -> None:
+        await getattr(self, self.pick())(user)
+
+
+async def run_closed(load: Load, users: int, think: float, until: float) -> None:
+    async def user_loop(i: int) -> None:
+        user: dict = {}
+        while time.monotonic() < until:
+            await load.one(user)
+            if think > 0:
+                await asyncio.sleep(load.rng.expovariate(1 / think))
+
+    await asyncio.gather(*(user_loop(i) for i in range(users)))
+
+
+async def run_open(load: Load, rate: float, max_in_flight: int, until: float) -> int:
+    """Poisson arrivals at ``rate`` per second; returns how many arrivals were dropped because
+    ``max_in_flight`` requests were already waiting (the stack could not keep up)."""
+    tasks: set[asyncio.Task] = set()
+    dropped = 0
+    next_at = time.monotonic()
+    while True:
+        next_at += load.rng.expovariate(rate)
+        if next_at >= until:
+            break
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        if len(tasks) >= max_in_flight:
+            dropped += 1
+            continue
+        task = asyncio.create_task(load.one({}))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+    return dropped
+
+
+def pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+async def progress(load: Load, watch: MemoryWatch, every: float, until: float) -> None:
+    """Prints a line every ``every`` seconds: the requests of that span and the latest memory reading."""
+    seen, last = 0, time.monotonic()
+    while time.monotonic() < until - 0.5:
+        await asyncio.sleep(min(every, max(0.0, until - time.monotonic())))
+        window, seen = load.records[seen:], len(load.records)
+        span, last = time.monotonic() - last, time.monotonic()
+        ms = [r.ms for r in window]
+        rss = sum(watch.samples[-1].rss.values()) if watch.samples else float("nan")
+        print(f"  {time.monotonic() - load.started:6.0f} s  {len(window) / span:7.1f} req/s  "
+              f"p50 {pct(ms, 50):7.1f} ms  p99 {pct(ms, 99):7.1f} ms  errors {sum(not r.ok for r in window):<4} "
+              f"orders {load.orders_placed:<5} RSS {rss:6.0f} MB", flush=True)
+
+
+async def wait_for_inboxes(load: Load, timeout: float) -> tuple[int, float]:
+    """Until the growers' inboxes hold a notification for every order placed (over NATS); returns
+    the notifications found and the seconds waited."""
+    started = time.monotonic()
+    found = 0
+    while True:
+        found = 0
+        for grower in load.world.growers:
+            resp = await load.client.get("/api/v1/notifications", params={"limit": 1},
+                                         headers=await fresh_headers(load, grower))
+            if resp.status_code == 200:
+                found += resp.json()["unread_count"]
+        waited = time.monotonic() - started
+        if found >= load.orders_placed or waited >= timeout:
+            return found, waited
+        await asyncio.sleep(0.5)
+
+
+async def fresh_headers(load: Load, grower: Grower) -> dict[str, str]:
+    if time.monotonic() - grower.token_at > 600:
+        grower.headers, grower.token_at = await sign_in(load.client, grower.phone), time.monotonic()
+    return grower.headers
+
+
+# ── figures ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def route_table(records: list[Record], duration: float) -> str:
+    lines = ["| route | request | count | req/s | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | errors |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    by_route: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        by_route[r.route].append(r)
+    for route in [*ROUTES, "all"]:
+        rs = records if route == "all" else by_route.get(route, [])
+        if not rs:
+            continue
+        ms = [r.ms for r in rs]
+        name = f"**{route}**" if route == "all" else route
+        lines.append(f"| {name} | {'' if route == 'all' else '`' + ROUTES[route] + '`'} | {len(rs):,} | "
+                     f"{len(rs) / duration:.1f} | {pct(ms, 50):.1f} | {pct(ms, 95):.1f} | {pct(ms, 99):.1f} | "
+                     f"{max(ms):.1f} | {sum(not r.ok for r in rs)} |")
+    return "\n".join(lines)
+
+
+def memory_figures(samples: list[MemorySample]) -> dict:
+    """Per app and in total: RSS and USS at start, idle after seeding, mean and peak under load, after."""
+
+    def value(sample: MemorySample, name: str, kind: str) -> float | None:
+        per_app = getattr(sample, kind)
+        if name != "total":
+            return per_app[name]
+        values = [per_app[a] for a in APPS]
+        return None if any(v is None for v in values) else sum(values)
+
+    out: dict = {}
+    for name in [*APPS, "total"]:
+        out[name] = {}
+        for kind in ("rss", "uss", "pss"):
+            series: dict[str, list[float]] = defaultdict(list)
+            for s in samples:
+                if (v := value(s, name, kind)) is not None:
+                    series[s.phase].append(v)
+            load = series["load"]
+            out[name][kind] = {"started": (series["started"] or [None])[-1], "idle": (series["seeded"] or [None])[-1],
+                               "load_mean": statistics.fmean(load) if load else None,
+                               "load_peak": max(load) if load else None, "after": (series["after"] or [None])[-1]}
+    return out
+
+
+def memory_table(mem: dict, kind: str) -> str:
+    label = kind.upper()
+
+    def f(v: float | None) -> str:
+        return "–" if v is None else f"{v:.0f}"
+
+    lines = [f"| app | {label} started (MB) | {label} idle, seeded (MB) | {label} under load, mean (MB) | "
+             f"{label} under load, peak (MB) | {label} after the load (MB) |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name in [*APPS, "total"]:
+        r = mem[name][kind]
+        cells = [f(r[k]) for k in ("started", "idle", "load_mean", "load_peak", "after")]
+        if name == "total":
+            lines.append("| **four apps** | " + " | ".join(f"**{c}**" for c in cells) + " |")
+        else:
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def pss_summary(mem: dict) -> str:
+    """The four apps' PSS added up: what they take together, each shared page counted once."""
+    r = mem["total"]["pss"]
+    if r["load_peak"] is None:
+        return ""
+    return (f"PSS of the four together (shared pages counted once between them): started {r['started']:.0f} MB, "
+            f"idle {r['idle']:.0f} MB, under load mean {r['load_mean']:.0f} MB, peak {r['load_peak']:.0f} MB.")
+
+
+def cpu_table(cpu: dict[str, float], client_cpu: float, duration: float, requests: int) -> str:
+    lines = ["| process | CPU (s) | cores busy | CPU per request (ms) |", "|---|---:|---:|---:|"]
+    for name, sec in [*cpu.items(), ("load generator (this script)", client_cpu)]:
+        lines.append(f"| {name} | {sec:.1f} | {sec / duration:.2f} | {1000 * sec / max(requests, 1):.2f} |")
+    return "\n".join(lines)
+
+
+def plot(load: Load, samples: list[MemorySample], duration: float, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    bucket = max(1.0, round(duration / 60))
+    nb = int(duration // bucket) + 1
+    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 7.5), dpi=110, sharex=True,
+                                  gridspec_kw={"height_ratios": [3, 1.3]})
+    colours = dict(zip(ROUTES, plt.get_cmap("tab10").colors, strict=False))
+    for route in ROUTES:
+        buckets: dict[int, list[float]] = defaultdict(list)
+        for r in load.records:
+            if r.route == route and 0 <= r.t < duration:
+                buckets[int(r.t // bucket)].append(r.ms)
+        if not buckets:
+            continue
+        xs = sorted(buckets)
+        ax.plot([(x + 0.5) * bucket for x in xs], [pct(buckets[x], 50) for x in xs], "-",
+                color=colours[route], label=f"{route} p50", linewidth=1.4)
+    allb: dict[int, list[float]] = defaultdict(list)
+    for r in load.records:
+        if 0 <= r.t < duration:
+            allb[int(r.t // bucket)].append(r.ms)
+    xs = sorted(allb)
+    ax.plot([(x + 0.5) * bucket for x in xs], [pct(allb[x], 99) for x in xs], "k--", linewidth=1.2,
+            label="all routes p99")
+    ax.set_yscale("log")
+    ax.set_ylabel(f"latency (ms), per {bucket:g} s")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title(title, fontsize=10)
+    counts = [0] * nb
+    errors = [0] * nb
+    for r in load.records:
+        if 0 <= r.t < duration:
+            counts[int(r.t // bucket)] += 1
+            errors[int(r.t // bucket)] += not r.ok
+    ax2.bar([(i + 0.5) * bucket for i in range(nb)], [c / bucket for c in counts], width=bucket * 0.9,
+            color="tab:gray", label="req/s")
+    if any(errors):
+        ax2.bar([(i + 0.5) * bucket for i in range(nb)], [e / bucket for e in errors], width=bucket * 0.9,
+                color="tab:red", label="errors/s")
+    ax2.set_ylabel("req/s")
+    ax2.set_xlabel("seconds into the load")
+    ax2.grid(True, alpha=0.3)
+    ax2.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(LATENCY_PLOT)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
+    ts = [s.t - load.started for s in samples]
+    ax.stackplot(ts, *[[s.rss[a] for s in samples] for a in APPS], labels=[f"{a} RSS" for a in APPS], alpha=0.75)
+    if samples and all(s.uss["gateway"] is not None for s in samples):
+        ax.plot(ts, [sum(s.uss[a] for a in APPS) for s in samples], "k:", label="four apps USS")
+    ax.axhline(MEMORY_TARGET_MB, color="tab:red", linestyle="--", linewidth=1)
+    if ts:
+        ax.text(ts[0], MEMORY_TARGET_MB, f" target ≤ {MEMORY_TARGET_MB:.0f} MB (four apps, RSS, under load)",
+                va="bottom", fontsize=8, color="tab:red")
+    top = max((sum(s.rss.values()) for s in samples), default=MEMORY_TARGET_MB)
+    phase = None
+    for t, sample in zip(ts, samples, strict=True):
+        if sample.phase != phase:
+            phase = sample.phase
+            ax.axvline(t, color="grey", linestyle=":", linewidth=1)
+            ax.text(t, top * 1.02, f" {phase}", fontsize=7, color="dimgray")
+    ax.set_xlabel("seconds from the start of the measured load (dotted lines: phases)")
+    ax.set_ylabel("resident memory (MB), read every second")
+    ax.set_title(title, fontsize=10)
+    ax.set_ylim(0, max(top, MEMORY_TARGET_MB) * 1.12)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
+    fig.tight_layout()
+    fig.savefig(MEMORY_PLOT)
+    plt.close(fig)
+
+
+def write_section(heading: str, text: str) -> None:
+    """Replace the generated part of one section of docs/performance.md (or add the section at the end),
+    leaving the other sections alone. The generated part ends at the section's first ``### `` heading:
+    subsections written by hand after it are kept."""
+    current = PERFORMANCE_MD.read_text() if PERFORMANCE_MD.exists() else "# Performance\n"
+    pattern = re.compile(rf"^{re.escape(heading)}( \(bench/load\.py\))?\n.*?(?=^## |^### |\Z)", re.S | re.M)
+    block = text.rstrip() + "\n\n"
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: block, current, count=1)
+    else:
+        updated = current.rstrip() + "\n\n" + block
+    PERFORMANCE_MD.write_text(updated.rstrip() + "\n")
+
+
+# ── main ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--duration", "-d", type=float, default=120.0, help="seconds of measured load")
+    p.add_argument("--users", "-u", type=int, default=32, help="virtual users (closed model)")
+    p.add_argument("--think", type=float, default=0.0,
+                   help="mean think time of a virtual user between requests, seconds (exponential)")
+    p.add_argument("--rate", type=float, default=0.0,
+                   help="open model instead: this many requests per second (Poisson arrivals); --users ignored")
+    p.add_argument("--max-in-flight", type=int, default=256,
+                   help="open model: arrivals beyond this many unanswered requests are dropped and counted")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds of the same load first, not measured")
+    p.add_argument("--progress", type=float, default=5.0, help="seconds between progress lines")
+    p.add_argument("--growers", type=int, default=8, help="growers, each with a shop")
+    p.add_argument("--products", type=int, default=200, help="varieties, spread over the shops (1–3 variants)")
+    p.add_argument("--photos", type=int, default=6, help="varieties that get a photo (1200×900 JPEG)")
+    p.add_argument("--rate-limit-factor", type=int, default=1000,
+                   help="the gateway's rate limits are multiplied by this for the run (all traffic comes "
+                        "from 127.0.0.1)")
+    p.add_argument("--app-env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra environment for all four apps, e.g. MALLOC_ARENA_MAX=2 (repeatable)")
+    p.add_argument("--seed", type=int, default=20261127, help="seed of the data and of the traffic")
+    p.add_argument("--pg-admin-dsn", default=os.environ.get("TEST_POSTGRES_DSN",
+                                                            "postgresql://root@127.0.0.1:5432/postgres"))
+    p.add_argument("--nats-url", default=os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222"))
+    p.add_argument("--no-plot", action="store_true", help=f"do not write {LATENCY_PLOT.name} and {MEMORY_PLOT.name}")
+    p.add_argument("--write-docs", action="store_true",
+                   help="replace the sections Load and Memory of docs/performance.md with this run's figures")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the temporary directory (logs, photos), the databases and the NATS stream")
+    args = p.parse_args(argv)
+    if args.duration <= 0 or args.users < 1 or args.rate < 0 or args.think < 0 or args.warmup < 0:
+        p.error("--duration and --users must be positive; --rate, --think and --warmup not negative")
+    for item in args.app_env:
+        if "=" not in item:
+            p.error(f"--app-env wants NAME=VALUE, not {item!r}")
+    if args.growers < 1 or args.products < args.growers:
+        p.error("--products must be at least --growers (every shop sells something)")
+    return args
+
+
+async def measure(args: argparse.Namespace, procs, tmp: Path, python: str, info: dict, command: str,
+                  cleanup: dict) -> Run:
+    import httpx
+
+    from bench.gateway import free_port
+
+    tag = uuid.uuid4().hex[:8]
+    namespace = f"load{tag}"
+    db_names = {app: f"cv_load_{tag}_{app}" for app in APPS}
+    cleanup["namespace"], cleanup["db_names"] = namespace, db_names
+    info["postgresql"] = await pg_admin(args.pg_admin_dsn, [f'CREATE DATABASE "{n}"' for n in db_names.values()])
+    db_urls = {app: pg_dsn(args.pg_admin_dsn, n).replace("postgresql://", "postgresql+asyncpg://")
+               for app, n in db_names.items()}
+    ports: dict[str, int] = {}
+    while len(set(ports.values())) < len(APPS):
+        ports = {app: free_port() for app in APPS}
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("CATALOG_", "GATEWAY_", "ORDERS_", "NOTIFY_"))
+            and k not in ("EVENT_BUS_URL", "EVENT_NAMESPACE", "SMTP_URL", "JWT_PUBLIC_KEY", "SERVICE_TOKEN")}
+    limits = raised_rate_limits(args.rate_limit_factor)
+    envs = app_env(base, tmp, ports, db_urls, args, namespace, limits)
+    for env in envs.values():
+        env.update(dict(item.split("=", 1) for item in args.app_env))
+    t0 = time.monotonic()
+    for app in APPS:  # notify first: orders and catalog publish to it; the gateway last
+        procs.start(app, [python, "-m", "gateway" if app == "gateway" else f"services.{app}", "serve"],
+                    envs[app], tmp / f"{app}.log")
+    gateway = f"http://127.0.0.1:{ports['gateway']}"
+    await wait_ready(procs, f"{gateway}/readyz")
+    started_in = time.monotonic() - t0
+    watch = MemoryWatch({c.name: c.proc.pid for c in procs.children})
+    sampler = asyncio.create_task(watch.sample_every_second())
+    await asyncio.sleep(2.5)
+
+    model = (f"open model: Poisson arrivals at {args.rate:g} req/s (at most {args.max_in_flight} unanswered)"
+             if args.rate else f"closed model: {args.users} virtual users, think time "
+             + (f"{args.think:g} s (exponential mean)" if args.think else "0"))
+    print(f"Chợ Vườn load bench — {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
+    print(f"  machine : {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}, "
+          f"load average before the run {info['load_before']}")
+    print(f"  software: Python {info['python']}, PostgreSQL {info['postgresql']}, NATS at {args.nats_url}")
+    print(f"  source  : commit {info['source']}")
+    print(f"  command : {command}")
+    print(f"  apps    : 4 processes, 1 uvicorn worker each, PostgreSQL databases cv_load_{tag}_*, "
+          f"EVENT_NAMESPACE={namespace}, LOG_LEVEL=WARNING"
+          + "".join(f", {item}" for item in args.app_env) + f"; ready in {started_in:.1f} s")
+    print(f"  limits  : the gateway's rate limits × {args.rate_limit_factor} (GATEWAY_RATE_LIMITS), "
+          "since every request comes from 127.0.0.1")
+    print(f"  load    : {model}; mix " + ", ".join(f"{k} {v}" for k, v in MIX.items())
+          + f"; {args.warmup:g} s warm-up, {args.duration:g} s measured", flush=True)
+
+    limits_http = httpx.Limits(max_connections=max(args.users, args.max_in_flight) + 8,
+                               max_keepalive_connections=max(args.users, args.max_in_flight) + 8)
+    async with httpx.AsyncClient(base_url=gateway, timeout=httpx.Timeout(30.0), limits=limits_http) as client:
+        rng = random.Random(args.seed)
+        t_seed = time.monotonic()
+        watch.phase = "seeding"
+        world = await seed(client, args, rng)
+        print(f"  seeded  : {len(world.growers)} growers with shops, {len(world.product_ids)} varieties, "
+              f"{sum(len(v) for v in world.variants_by_shop.values())} variants, {world.photos} photos, "
+              f"through the API in {time.monotonic() - t_seed:.1f} s", flush=True)
+        watch.phase = "seeded"
+        await asyncio.sleep(3.5)
+
+        load = Load(client, world, rng)
+        if args.warmup > 0:
+            print(f"  warming up for {args.warmup:g} s …", flush=True)
+            watch.phase = "warm-up"
+            load.started = time.monotonic()
+            until = time.monotonic() + args.warmup
+            if args.rate:
+                await run_open(load, args.rate, args.max_in_flight, until)
+            else:
+                await run_closed(load, args.users, args.think, until)
+            warm_errors = sum(not r.ok for r in load.records)
+            if warm_errors:
+                print(f"  warm-up : {warm_errors} errors of {len(load.records)}", flush=True)
+            load.records.clear()
+            load.failures.clear()
+        orders_before = load.orders_placed
+
+        print(f"\n  {'time':>6}    {'req/s':>7}  (each line: the last {args.progress:g} s)", flush=True)
+        cpu_before = watch.cpu_seconds()
+        self_before = resource.getrusage(resource.RUSAGE_SELF)
+        watch.phase = "load"
+        load.started = time.monotonic()
+        until = load.started + args.duration
+        ticker = asyncio.create_task(progress(load, watch, args.progress, until))
+        dropped = 0
+        if args.rate:
+            dropped = await run_open(load, args.rate, args.max_in_flight, until)
+        else:
+            await run_closed(load, args.users, args.think, until)
+        elapsed = time.monotonic() - load.started
+        watch.phase = "after"
+        await ticker
+        cpu = {k: v - cpu_before[k] for k, v in watch.cpu_seconds().items()}
+        self_after = resource.getrusage(resource.RUSAGE_SELF)
+        client_cpu = (self_after.ru_utime + self_after.ru_stime) - (self_before.ru_utime + self_before.ru_stime)
+        for child in procs.children:
+            if child.proc.poll() is not None:
+                raise BenchError(f"{child.name} died during the load:\n{child.tail()}")
+
+        found, waited = await wait_for_inboxes(load, timeout=30.0)
+        await asyncio.sleep(3.5)
+    sampler.cancel()
+    return Run(load, watch, model, elapsed, dropped, cpu, client_cpu, load.orders_placed - orders_before,
+               found, waited)
+
+
+@dataclass
+class Run:
+    load: Load
+    watch: MemoryWatch
+    model: str
+    elapsed: float
+    dropped: int
+    cpu: dict[str, float]
+    client_cpu: float
+    orders: int  # placed during the measured part
+    found: int  # notifications in the growers' inboxes after the load
+    waited: float
+
+
+def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: dict[str, list[str]]) -> int:
+    """Prints the figures; writes the plots, the JSON and the docs' sections when asked."""
+    load, watch, model, elapsed, dropped = run.load, run.watch, run.model, run.elapsed, run.dropped
+    cpu, client_cpu, orders, found, waited, world = (run.cpu, run.client_cpu, run.orders, run.found,
+                                                     run.waited, run.load.world)
+    records = load.records
+    ok = sum(r.ok for r in records)
+    errors = len(records) - ok
+    error_rate = errors / len(records) if records else 0.0
+    # Every request counted was sent within the measured --duration; the last replies come a little later.
+    throughput = len(records) / args.duration
+    mem = memory_figures(watch.samples)
+    peak_total = mem["total"]["rss"]["load_peak"] or 0.0
+    print()
+    print(f"{len(records):,} requests sent in {args.duration:g} s (the last answered after {elapsed:.1f} s): "
+          f"{throughput:.1f} req/s, {errors} errors "
+          f"(error rate {100 * error_rate:.2f} %){f', {dropped} arrivals dropped' if dropped else ''}")
+    print()
+    table = route_table(records, args.duration)
+    print(table)
+    if load.failures:
+        print("\nerrors:")
+        for why, n in sorted(load.failures.items(), key=lambda kv: -kv[1])[:15]:
+            print(f"  {n:>5} × {why}")
+    print()
+    print("Resident memory, sampled every second (MB = 2^20 bytes):")
+    print()
+    print(memory_table(mem, "rss"))
+    print()
+    if watch.uss_available:
+        print(memory_table(mem, "uss"))
+        print()
+    pss_line = pss_summary(mem)
+    if pss_line:
+        print(pss_line)
+        print()
+    cpu_lines = cpu_table(cpu, client_cpu, elapsed, len(records))
+    print(cpu_lines)
+    print()
+    events_ok = found >= load.orders_placed
+    print("the apps logged (LOG_LEVEL=WARNING): " + ", ".join(f"{name} {len(lines)} lines"
+                                                              for name, lines in logs.items()))
+    for name, lines in logs.items():
+        for line in lines[:5]:
+            print(f"  {name}: {line[:200]}")
+    print(f"orders placed (measured part) {orders}; growers' inboxes hold {found} notifications for "
+          f"{load.orders_placed} orders placed in all, {waited:.1f} s after the load "
+          f"({'every order reached its grower over NATS' if events_ok else 'SOME ORDERS DID NOT ARRIVE'})")
+    print(f"error rate {100 * error_rate:.2f} % (target 0: {'met' if errors == 0 else 'NOT met'}); "
+          f"four apps' peak RSS under load {peak_total:.0f} MB (target ≤ {MEMORY_TARGET_MB:.0f} MB: "
+          f"{'met' if peak_total <= MEMORY_TARGET_MB else 'NOT met'})")
+
+    date = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    title = (f"bench/load.py — {model}, {args.duration:g} s, {throughput:.0f} req/s, "
+             f"{errors} errors ({date[:16]})")
+    if not args.no_plot:
+        plot(load, watch.samples, elapsed, title)
+        print(f"wrote {LATENCY_PLOT.relative_to(REPO)} and {MEMORY_PLOT.relative_to(REPO)}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "date": date, "command": command, "machine": info, "model": model, "duration_s": elapsed,
+            "requests": len(records), "errors": errors, "error_rate": error_rate, "throughput_rps": throughput,
+            "dropped_arrivals": dropped, "orders": orders, "notifications_found": found,
+            "routes": {route: {"count": len(ms), "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95),
+                               "p99_ms": pct(ms, 99), "max_ms": max(ms),
+                               "errors": sum(not r.ok for r in records if r.route == route)}
+                       for route in ROUTES if (ms := [r.ms for r in records if r.route == route])},
+            "memory_mb": mem, "cpu_s": {**cpu, "load generator": client_cpu},
+            "memory_samples": [{**s.__dict__, "t": s.t - load.started} for s in watch.samples],
+        }, indent=2, ensure_ascii=False) + "\n")
+    if args.write_docs:
+        short = args.duration < 120
+        caveat = ([f"**A short validation run ({args.duration:g} s), not the measurement: "
+                   "`make bench-load` (120 s) replaces these figures.**", ""] if short else [])
+        header = [
+            f"Date: {date}  ",
+            f"Machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}; Python "
+            f"{info['python']}, PostgreSQL {info['postgresql']}, NATS JetStream; load average before the run "
+            f"{info['load_before']}  ",
+            f"Source: commit {info['source']}  ",
+            f"Command: `{command}`", "",
+        ]
+        write_section("## Load", "\n".join([
+            "## Load (bench/load.py)", "", *caveat, *header,
+            "The four apps run as separate processes (one uvicorn worker each) in the production shape on one "
+            "machine: each on its own fresh PostgreSQL database, events on NATS JetStream, mail logged "
+            f"(no SMTP server), `LOG_LEVEL=WARNING`, the gateway's rate limits × {args.rate_limit_factor} "
+            "(`GATEWAY_RATE_LIMITS`: all the traffic comes from one address)"
+            + "".join(f", `{item}`" for item in args.app_env) + ". Seeded through the API: "
+            f"{len(world.growers)} growers with shops, {len(world.product_ids)} varieties "
+            f"({sum(len(v) for v in world.variants_by_shop.values())} variants with wholesale tiers and large "
+            f"stock), {world.photos} photos. Load: {model}, mix browse 10 : search 3 : product page 5 : "
+            f"order 1 : grower inbox 1, {args.warmup:g} s warm-up, then {args.duration:g} s measured (the last "
+            f"replies came {elapsed - args.duration:.1f} s later). The load "
+            "generator (one asyncio process, httpx, keep-alive) runs on the same machine and takes CPU from "
+            "the apps (below). Latency is the client's: request sent to reply read. "
+            + ("A closed model keeps every user's next request waiting on the last reply: the stack runs at "
+               "its capacity on this machine (req/s is that capacity), and the latency is mostly queueing "
+               "(p50 ≈ users / req/s); it cannot pile up more work than the users hold, so an error is a "
+               "fault, not an overload. `--rate` gives an open model at a chosen rate instead."
+               if not args.rate else "An open model sends at the chosen rate whatever the replies, so the "
+               "latency is that of a stack below (or at) its capacity."), "",
+            f"**{throughput:.1f} req/s, {len(records):,} requests, {errors} errors (error rate "
+            f"{100 * error_rate:.2f} %; target 0: {'met' if errors == 0 else 'not met'})**; {orders} orders "
+            f"placed, and after the load the growers' inboxes held a notification for every order placed "
+            f"({found} for {load.orders_placed}, {waited:.1f} s after the load)." if events_ok else
+            f"**{throughput:.1f} req/s, {len(records):,} requests, {errors} errors (error rate "
+            f"{100 * error_rate:.2f} %)**; {orders} orders placed, but the growers' inboxes held only {found} "
+            f"notifications for {load.orders_placed} orders after {waited:.1f} s.", "",
+            table, "",
+            "CPU used during the measured load:", "",
+            cpu_lines, "",
+            "![latency and throughput over time](load-latency.png)",
+        ]))
+        write_section("## Memory", "\n".join([
+            "## Memory (bench/load.py)", "", *caveat,
+            "The same run as Load above. Resident memory of each app's process, read with psutil every second "
+            "(RSS; USS = the pages that process alone maps; PSS = USS plus its share of the pages it shares), "
+            "MB = 2^20 bytes: started = the last reading before seeding, ≈ 2.5 s after all four answered "
+            "`/readyz`; idle = the last reading after seeding and ≈ 3.5 s of rest; under load = the readings "
+            f"of the {args.duration:g} s measured (not the warm-up); after = the last reading, ≈ 3.5 s after the "
+            "growers' inboxes were checked.", "",
+            memory_table(mem, "rss"), "",
+            *([memory_table(mem, "uss"), ""] if watch.uss_available else []),
+            *([pss_line, ""] if pss_line else []),
+            f"Target: the four apps together ≤ {MEMORY_TARGET_MB:.0f} MB under load. Peak RSS "
+            f"{peak_total:.0f} MB: **{'met' if peak_total <= MEMORY_TARGET_MB else 'not met'}**. RSS counts "
+            "the pages the four share (the same Python, libraries and files mapped by each) once in every "
+            "process; USS leaves them all out; PSS shares them out, so the four PSS add up to what the four "
+            "apps take together.", "",
+            "![resident memory over time](load-memory.png)",
+        ]))
+        print(f"wrote {PERFORMANCE_MD.relative_to(REPO)} (sections Load and Memory)")
+    return 0 if errors == 0 and events_ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ensure_venv()
+    from bench.gateway import Processes, git_describe, machine
+
+    python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
+
+    def on_term(signum, frame):  # a SIGTERM (CI's timeout) unwinds like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    info = machine()
+    info["source"] = git_describe()
+    info["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    procs = Processes()
+    cleanup: dict = {}
+    try:
+        result = asyncio.run(measure(args, procs, tmp, python, info, command, cleanup))
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping what was started …", file=sys.stderr)
+        return 130
+    except BenchError as exc:
+        print(f"bench/load.py: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        children = list(procs.children)
+        procs.stop_all()
+        # What the apps logged (at WARNING and above), read before the directory goes.
+        cleanup["logs"] = {c.name: c.log.read_text(errors="replace").splitlines() for c in children
+                           if c.log.exists()}
+        if args.keep:
+            print(f"(kept {tmp}, databases {', '.join(cleanup.get('db_names', {}).values())}, "
+                  f"NATS stream {cleanup.get('namespace', '?').upper()}_EVENTS)", file=sys.stderr)
+        else:
+            if cleanup.get("db_names"):
+                try:
+                    asyncio.run(pg_admin(args.pg_admin_dsn, [f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)'
+                                                             for n in cleanup["db_names"].values()]))
+                except Exception as exc:  # report, but keep cleaning up
+                    print(f"could not drop the databases: {exc}", file=sys.stderr)
+            if cleanup.get("namespace"):
+                try:
+                    asyncio.run(delete_stream(args.nats_url, cleanup["namespace"]))
+                except Exception as exc:
+                    print(f"could not delete the NATS stream: {exc}", file=sys.stderr)
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report(args, result, info, command, cleanup.get("logs", {}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
