@@ -7,20 +7,29 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-
+from common import db as database
 from common.db import Database, alembic_config
 from common.logging import configure_logging
 from common.settings import AppSettings, SharedSettings
+
+# The apps never use httpx's own command line, whose module imports rich and pygments (~7 MB in each
+# process) whenever a development tool has installed them; httpx falls back when it cannot import it.
+# Every app's ``__main__`` imports this module before anything imports httpx.
+sys.modules.setdefault("httpx._main", None)
 
 Command = Callable[[argparse.Namespace, AppSettings], Any]
 
 
 def _makemigration(db: Database, message: str) -> None:
+    from alembic import command
+
     def run(connection: Any) -> None:
         cfg = alembic_config(db.migrations, connection)
         command.revision(cfg, message=message, autogenerate=True)
@@ -32,6 +41,29 @@ def _makemigration(db: Database, message: str) -> None:
         await db.dispose()
 
     asyncio.run(go())
+
+
+def _return_freed_memory() -> None:
+    """Tune glibc's allocator for a long-lived server (Linux; elsewhere nothing happens).
+
+    After the first large block is freed (argon2's 19 MiB, a photo being resized) glibc raises its
+    mmap threshold, and blocks that size are then carved from per-thread arenas and kept for good. A
+    fixed threshold keeps large blocks mmapped, so they go back to the system once freed; two arenas
+    instead of eight per core keep the threads' free memory from scattering."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(-3, 256 * 1024)  # M_MMAP_THRESHOLD
+    libc.mallopt(-8, 2)  # M_ARENA_MAX
+
+
+def _migrate_in_child(prog: str) -> None:
+    """Apply the migrations in a child process, so that the server never imports alembic (~10 MB)."""
+    done = subprocess.run([sys.executable, "-m", prog, "migrate"], check=False)
+    if done.returncode != 0:
+        sys.exit(f"{prog}: migrations failed (exit {done.returncode}); not starting")
+    database.skip_migrations_at_start()
 
 
 def run_cli(prog: str, app_factory: str, settings_cls: type[AppSettings], migrations: Path,
@@ -54,6 +86,10 @@ def run_cli(prog: str, app_factory: str, settings_cls: type[AppSettings], migrat
 
     if args.command == "serve":
         import uvicorn
+
+        _return_freed_memory()
+        if args.workers == 1:
+            _migrate_in_child(prog)
 
         uvicorn.run(app_factory, factory=True, host=args.host or settings.host, port=args.port or settings.port,
                     workers=args.workers, log_config=None, access_log=False, proxy_headers=False,

@@ -10,15 +10,25 @@ import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from alembic import command
-from alembic.config import Config
 from fastapi import Depends, Request
 from sqlalchemy import DateTime, TypeDecorator, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# ``python -m <app> serve`` applies the migrations in a child process before it starts the server,
+# and says so here; an app built any other way (tests, several workers) applies them itself at start.
+_migrations_applied = False
+
+
+def skip_migrations_at_start() -> None:
+    global _migrations_applied
+    _migrations_applied = True
 
 
 def normalise_url(url: str) -> str:
@@ -109,8 +119,8 @@ class Database:
         await asyncio.wait_for(_ping(), timeout)
 
     async def migrate(self) -> None:
-        """Apply this app's alembic migrations up to head."""
-        if self.migrations is None:
+        """Apply this app's alembic migrations up to head (unless the command line just did)."""
+        if self.migrations is None or _migrations_applied:
             return
         async with self.engine.begin() as conn:
             await conn.run_sync(upgrade_to_head, self.migrations)
@@ -120,6 +130,8 @@ class Database:
 
 
 def alembic_config(migrations: Path, connection: Any | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations))
     cfg.attributes["connection"] = connection
@@ -127,6 +139,8 @@ def alembic_config(migrations: Path, connection: Any | None = None) -> Config:
 
 
 def upgrade_to_head(connection: Any, migrations: Path) -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(migrations, connection), "head")
 
 

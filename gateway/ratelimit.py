@@ -46,11 +46,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-import redis.asyncio as aioredis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
-
 from common.errors import Problem
 
 log = logging.getLogger("gateway.ratelimit")
@@ -186,6 +181,13 @@ class RedisRateLimiter:
         self.prefix = prefix
         self.failure_backoff = failure_backoff
         self.warn_every = warn_every
+        # Imported here: the redis client costs ~16 MB of memory, and most gateways count in memory.
+        import redis.asyncio as aioredis
+        from redis.asyncio.retry import Retry
+        from redis.backoff import NoBackoff
+        from redis.exceptions import RedisError
+
+        self._errors = (RedisError, OSError, TimeoutError)
         # One retry, no backoff: enough to replace a pooled connection Redis closed (a restart),
         # short enough that an outage costs a request at most two timeouts before the backoff.
         self._client = aioredis.Redis.from_url(
@@ -206,7 +208,7 @@ class RedisRateLimiter:
         try:
             count, ms_left = await self._script(keys=[self.key_for(rule, key)],
                                                 args=[rule.window * 1000])
-        except (RedisError, OSError, TimeoutError) as exc:
+        except self._errors as exc:
             self._failed(rule, exc)
             return self._fail_open(rule)
         return _decide(rule, int(count), int(ms_left) / 1000)

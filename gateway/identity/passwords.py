@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import gc
+import sys
+from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from starlette.concurrency import run_in_threadpool
 
 from common.text import fold
 
 # OWASP Password Storage Cheat Sheet, first option for argon2id: m = 19 MiB, t = 2, p = 1.
 HASHER = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1, hash_len=32, salt_len=16)
+# Each hash takes 19 MiB and ~50 ms of a core. Two threads at most: a burst of sign-ins queues here
+# instead of taking a 19 MiB block (which the allocator keeps) in each of the default pool's 40 threads.
+_HASHING = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
 
 # Said often enough on Vietnamese sites to be guessed first; the 30,000 most common passwords
 # worldwide come from zxcvbn's frequency list.
@@ -26,7 +32,13 @@ VIETNAMESE_COMMON = {
 def _common_passwords() -> frozenset[str]:
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-    return frozenset(FREQUENCY_LISTS["passwords"]) | VIETNAMESE_COMMON
+    words = frozenset(FREQUENCY_LISTS["passwords"]) | VIETNAMESE_COMMON
+    # Only the password list is needed; zxcvbn's other lists and dictionaries weigh ~8 MB more.
+    del FREQUENCY_LISTS
+    for name in [m for m in sys.modules if m == "zxcvbn" or m.startswith("zxcvbn.")]:
+        del sys.modules[name]
+    gc.collect()
+    return words
 
 
 def password_problem(password: str, *, phone: str = "", name: str = "") -> str | None:
@@ -47,7 +59,7 @@ def password_problem(password: str, *, phone: str = "", name: str = "") -> str |
 
 
 async def hash_password(password: str) -> str:
-    return await run_in_threadpool(HASHER.hash, password)
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, HASHER.hash, password)
 
 
 async def verify_password(password_hash: str, password: str) -> bool:
@@ -57,7 +69,7 @@ async def verify_password(password_hash: str, password: str) -> bool:
         except (VerificationError, InvalidHashError):
             return False
 
-    return await run_in_threadpool(check)
+    return await asyncio.get_running_loop().run_in_executor(_HASHING, check)
 
 
 # Verified against when the login names no account, so that the reply takes as long either way.
