@@ -33,6 +33,8 @@ seed: install
 run: seed
 	@echo ""
 	@echo "  Chợ Vườn is starting on http://localhost:8000"
+	@echo "    demo shop page:  http://localhost:8000/s/vuon-sung-co-ut"
+	@echo "    grower's desk:   http://localhost:8000/grower/login"
 	@echo "    API docs:        http://localhost:8000/docs"
 	@echo "    demo varieties:  http://localhost:8000/api/v1/products?shop_id=1"
 	@echo "    readiness:       http://localhost:8000/readyz"
