@@ -17,6 +17,7 @@ from fastapi import Depends, Request
 
 from common.errors import Forbidden, Unauthorized
 from common.keys import dev_private_key, key_id, public_key_from_text
+from common.openapi import BEARER, SERVICE, declares
 
 ISSUER = "cho-vuon"
 AUDIENCE = "cho-vuon-api"
@@ -83,6 +84,7 @@ def bearer_token(request: Request) -> str | None:
     return token.strip()
 
 
+@declares(401, security=[{}, {BEARER: []}])
 async def optional_principal(request: Request) -> Principal | None:
     token = bearer_token(request)
     if token is None:
@@ -90,6 +92,7 @@ async def optional_principal(request: Request) -> Principal | None:
     return request.app.state.verifier.verify(token)
 
 
+@declares(401, security=[{BEARER: []}])
 async def current_principal(request: Request) -> Principal:
     principal = await optional_principal(request)
     if principal is None:
@@ -105,6 +108,7 @@ def require(role: str | tuple[str, ...] | None = None, scope: str | None = None)
     """A dependency: the caller has one of ``role`` and, for API keys, ``scope``."""
     roles = (role,) if isinstance(role, str) else role
 
+    @declares(401, 403, security=[{BEARER: []}])
     async def check(principal: CurrentPrincipal) -> Principal:
         if roles and principal.role not in roles and principal.role != "admin":
             raise Forbidden(f"This needs a {' or '.join(roles)} account")
@@ -115,6 +119,7 @@ def require(role: str | tuple[str, ...] | None = None, scope: str | None = None)
     return check
 
 
+@declares(401, security=[{SERVICE: []}])
 async def require_service(request: Request) -> None:
     """For ``/internal/*``: the caller presents this app's service token."""
     expected = request.app.state.settings.service_token.get_secret_value().encode()

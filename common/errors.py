@@ -11,7 +11,7 @@ from http import HTTPStatus
 from typing import Any
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, routing
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -137,9 +137,35 @@ def install_problem_handlers(app: FastAPI) -> None:
         return validation_problem(list(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         detail = exc.detail if isinstance(exc.detail, str) else None
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource"
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         return problem_response(exc.status_code, _HTTP_SLUGS.get(exc.status_code), detail=detail,
-                                headers=getattr(exc, "headers", None))
+                                headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of the resource at this path (Starlette's 405 names only the first route's).
+
+    As in OpenAPI path matching, a concrete path wins over a templated one: at ``/shops/mine`` the
+    methods of ``/shops/mine`` count, not those of ``/shops/{shop_id}``. Catch-all routes
+    (``{…:path}``) are no resource and never count.
+    """
+    path = request.scope.get("path", "")
+    best, methods = -1, set()
+    for ctx in routing.iter_route_contexts(request.app.routes):
+        regex, route_methods = getattr(ctx, "path_regex", None), getattr(ctx, "methods", None)
+        template = getattr(ctx, "path_format", None) or ""
+        if regex is None or not route_methods or ":path}" in getattr(ctx, "path", "") or not regex.match(path):
+            continue
+        concrete = sum(1 for segment in template.split("/") if segment and "{" not in segment)
+        if concrete > best:
+            best, methods = concrete, set()
+        if concrete == best:
+            methods.update(route_methods)
+    order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    return sorted(methods, key=lambda m: (order.index(m) if m in order else len(order), m))

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 import time
@@ -120,3 +121,17 @@ async def bind_route(request: Request) -> None:
 
 async def metrics_endpoint(_: Request) -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def guarded_metrics_endpoint(request: Request) -> Response:
+    """``/metrics`` on a public port: only for a scraper holding the service credential, as
+    ``X-Service-Token`` or ``Authorization: Bearer`` (Prometheus' ``authorization`` setting); to
+    anyone else it does not exist."""
+    expected = request.app.state.settings.service_token.get_secret_value().encode()
+    given = request.headers.get("x-service-token", "")
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if not given and scheme.lower() == "bearer":
+        given = credentials.strip()
+    if not given or not hmac.compare_digest(given.encode(), expected):
+        return problem_response(404, "not-found", "Not found", "No such resource")
+    return await metrics_endpoint(request)

@@ -16,10 +16,12 @@ from pathlib import Path
 from fastapi import APIRouter, Depends, FastAPI
 
 from common.auth import TokenVerifier
-from common.db import Database
+from common.db import Database, install_unavailable_handler
 from common.errors import ServiceUnavailable, install_problem_handlers
+from common.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from common.logging import configure_logging
-from common.observability import RequestContextMiddleware, bind_route, metrics_endpoint
+from common.observability import RequestContextMiddleware, bind_route, guarded_metrics_endpoint, metrics_endpoint
+from common.openapi import install_openapi
 from common.settings import AppSettings, SharedSettings
 
 log = logging.getLogger("app")
@@ -39,6 +41,7 @@ def create_service_app(
     readiness_checks: Sequence[Callable[[FastAPI], Awaitable[dict]]] = (),
     openapi_url: str | None = "/openapi.json",
     version: str = "1.0.0",
+    public_port: bool = False,
 ) -> FastAPI:
     shared = SharedSettings()
     configure_logging(settings.service_name, shared.log_format, shared.log_level)
@@ -68,6 +71,11 @@ def create_service_app(
     app.state.db = db
     app.state.verifier = TokenVerifier.from_setting(settings.jwt_public_key)
     install_problem_handlers(app)
+    # A database that cannot be reached (restarting, pool exhausted) is a 503 with Retry-After, not a 500.
+    install_unavailable_handler(app)
+    # Inside the request context (added first), so that a 413 carries the request id.
+    app.add_middleware(BodyLimitMiddleware,
+                       max_bytes=getattr(settings, "max_json_body_bytes", DEFAULT_MAX_BODY_BYTES))
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
 
     @app.get("/healthz", tags=["health"], summary="The process is alive")
@@ -87,7 +95,11 @@ def create_service_app(
             reply.update(await check(app))  # raises a Problem when something is not ready
         return reply
 
-    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    # A service's port is private (127.0.0.1, or the compose network); the gateway's is public, so there
+    # the scraper shows the service credential.
+    app.add_route("/metrics", guarded_metrics_endpoint if public_port else metrics_endpoint,
+                  include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    install_openapi(app)
     return app

@@ -79,6 +79,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         on_shutdown=[stop],
         readiness_checks=[_services_ready],
         openapi_url=None,
+        public_port=True,
     )
     app.state.signer = Signer(_signing_key(settings), settings.access_ttl)
     app.state.rules = {name: Rule(name, limit, window) for name, (limit, window) in settings.rate_limits.items()}

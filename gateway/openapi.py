@@ -10,10 +10,16 @@ from typing import Any
 
 import httpx
 
+from common.openapi import DESCRIPTIONS, document_problems, problem_response
+
 log = logging.getLogger("gateway.openapi")
 
 HIDDEN_PREFIXES = ("/internal", "/healthz", "/readyz", "/metrics")
 CACHE_SECONDS = 30.0
+METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# What the gateway itself may answer on any forwarded operation: its rate limit per API key (429), its
+# body limits (413, operations with a body) and the upstream's failures (502, 503, 504).
+FORWARDED = (429, 502, 503, 504)
 
 
 def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
@@ -45,11 +51,21 @@ def merge(base: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str
         for path, item in doc.get("paths", {}).items():
             if path.startswith(HIDDEN_PREFIXES):
                 continue
-            paths[path] = _rename_refs(item, renames)
+            paths[path] = _forwarded(_rename_refs(item, renames))
         for scheme, value in doc.get("components", {}).get("securitySchemes", {}).items():
             merged["components"].setdefault("securitySchemes", {}).setdefault(scheme, value)
     merged["paths"] = dict(sorted(paths.items()))
-    return merged
+    return document_problems(merged)
+
+
+def _forwarded(item: dict[str, Any]) -> dict[str, Any]:
+    for method, op in item.items():
+        if method not in METHODS:
+            continue
+        responses = op.setdefault("responses", {})
+        for status in FORWARDED + ((413,) if "requestBody" in op else ()):
+            responses.setdefault(str(status), problem_response(DESCRIPTIONS[status]))
+    return item
 
 
 class MergedOpenAPI:

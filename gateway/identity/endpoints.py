@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from common.auth import CurrentPrincipal, Principal, require
 from common.db import SessionDep
 from common.errors import Forbidden
+from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
 from gateway.identity import personal_data, service
@@ -39,14 +40,16 @@ async def limit(request: Request, rule: str, key: str) -> None:
 
 
 @router.post("/auth/register", status_code=201, response_model=AccountPublic,
-             summary="Open a grower or buyer account")
+             summary="Open a grower or buyer account",
+             responses=problems(409, 429, s409="An account with this phone number or email already exists"))
 async def register(request: Request, session: SessionDep, data: Registration) -> AccountPublic:
     await limit(request, "register-ip", client_ip(request))
     account = await service.register(session, data)
     return AccountPublic.model_validate(account, from_attributes=True)
 
 
-@router.post("/auth/token", response_model=TokenPair, summary="Sign in with phone or email and password")
+@router.post("/auth/token", response_model=TokenPair, summary="Sign in with phone or email and password",
+             responses=problems(401, 429, s401="Wrong login or password"))
 async def token(request: Request, session: SessionDep, data: Login) -> TokenPair:
     await limit(request, "login-ip", client_ip(request))
     await limit(request, "login-account", service.login_key(data.login))
@@ -56,7 +59,8 @@ async def token(request: Request, session: SessionDep, data: Login) -> TokenPair
 
 
 @router.post("/auth/refresh", response_model=TokenPair,
-             summary="Exchange a refresh token for a new pair (the old one stops working)")
+             summary="Exchange a refresh token for a new pair (the old one stops working)",
+             responses=problems(401, 429, s401="The refresh token is not valid, has expired or was already used"))
 async def refresh(request: Request, session: SessionDep, data: RefreshRequest) -> TokenPair:
     await limit(request, "login-ip", client_ip(request))
     settings = request.app.state.settings
@@ -75,7 +79,8 @@ async def me(session: SessionDep, principal: CurrentPrincipal) -> AccountPublic:
     return AccountPublic.model_validate(account, from_attributes=True)
 
 
-@router.patch("/me", response_model=AccountPublic, summary="Change name, email or language")
+@router.patch("/me", response_model=AccountPublic, summary="Change name, email or language",
+              responses=problems(409, s409="Another account uses this email"))
 async def update_me(session: SessionDep, principal: CurrentPrincipal, data: AccountUpdate) -> AccountPublic:
     account = await service.update_account(session, principal.sub, data)
     return AccountPublic.model_validate(account, from_attributes=True)

@@ -64,6 +64,7 @@ def base_url(request: Request) -> str:
 @router.post("", status_code=201, response_model=PhotoPublic, openapi_extra={"requestBody": UPLOAD_BODY},
              summary="Add a photo to one of your varieties",
              responses={200: {"model": PhotoPublic, "description": "This picture was already there (a retry)"},
+                        400: {"description": "The upload could not be read (a broken multipart body)"},
                         413: {"description": "Over 15 MB"},
                         415: {"description": "Not a JPEG, PNG, WebP or HEIC by its content"},
                         422: {"description": "Too many pixels, unreadable, or the variety has 10 photos"}})

@@ -31,7 +31,7 @@ class PhotoPublic(BaseModel):
 
 
 class PhotoMove(BaseModel):
-    position: int = Field(ge=0, le=9, description="The new place; 0 makes it the cover")
+    position: int = Field(ge=0, le=9, strict=True, description="The new place; 0 makes it the cover")
 
 
 def media_url(base_url: str, name: str) -> str:

@@ -8,6 +8,7 @@ from common.auth import OptionalPrincipal, Principal, require
 from common.db import SessionDep
 from common.errors import Forbidden, UnprocessableEntity
 from common.http_cache import cached_json
+from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import MAX_ID, IdPath
 from services.catalog.products import service
@@ -23,7 +24,8 @@ def base_url(request: Request) -> str:
     return request.app.state.settings.public_base_url
 
 
-@router.post("", status_code=201, response_model=ProductPublic, summary="List a new variety in your shop")
+@router.post("", status_code=201, response_model=ProductPublic, summary="List a new variety in your shop",
+             responses=problems(404, s404="You have no shop yet; open one first"))
 async def create_product(request: Request, session: SessionDep, owner: Grower, data: ProductCreate) -> ProductPublic:
     product = await service.create(session, owner, data)
     return service.to_public(product, base_url(request))
@@ -40,7 +42,9 @@ PRICE_RANGE = {"ge": 0, "le": MAX_PRICE}
                         "(`next_cursor`). The price of a variety is its lowest retail price. "
                         "Anonymous replies carry `ETag` and `Cache-Control: public, max-age=60`; "
                         "`If-None-Match` with the ETag answers 304.",
-            responses={304: {"description": "Not modified (If-None-Match matched the ETag)"}})
+            responses={304: {"description": "Not modified (If-None-Match matched the ETag)"},
+                       **problems(403, 404, s403="`mine=true` needs a grower account (or an API key with catalog:read)",
+                                  s404="`mine=true`, and you have no shop yet")})
 async def list_products(
     request: Request, session: SessionDep, viewer: OptionalPrincipal,
     q: Annotated[str | None, Query(max_length=Q_MAX_LENGTH, description=Q_DESCRIPTION)] = None,

@@ -11,26 +11,26 @@ from services.catalog.products.models import Category, ProductStatus
 
 MAX_PRICE = 1_000_000_000
 MAX_QUANTITY = 1_000_000
-Price = Annotated[int, Field(gt=0, le=MAX_PRICE, description="VND per unit")]
-Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
+Price = Annotated[int, Field(gt=0, le=MAX_PRICE, strict=True, description="VND per unit")]
+Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
 
 
 
 
 class WholesaleTier(BaseModel):
-    min_quantity: int = Field(ge=2, le=MAX_QUANTITY, description="From this many units on…")
+    min_quantity: int = Field(ge=2, le=MAX_QUANTITY, strict=True, description="From this many units on…")
     unit_price: Price
 
 
 class VariantIn(BaseModel):
-    id: int | None = Field(None, description="An existing variant to keep (on update); absent: a new one")
+    id: int | None = Field(None, strict=True, description="An existing variant to keep (on update); absent: a new one")
     label: str = Field(min_length=1, max_length=80, description='"Củ giống", "Cây con", "Chậu 30 cm"')
     retail_price: Price
     wholesale_tiers: list[WholesaleTier] = Field(default_factory=list, max_length=10)
     min_order_quantity: Quantity = 1
-    stock: int = Field(0, ge=0, le=MAX_QUANTITY)
-    low_stock_threshold: int = Field(0, ge=0, le=MAX_QUANTITY)
-    weight_grams: int | None = Field(None, ge=0, le=1_000_000)
+    stock: int = Field(0, ge=0, le=MAX_QUANTITY, strict=True)
+    low_stock_threshold: int = Field(0, ge=0, le=MAX_QUANTITY, strict=True)
+    weight_grams: int | None = Field(None, ge=0, le=1_000_000, strict=True)
 
     @field_validator("label")
     @classmethod

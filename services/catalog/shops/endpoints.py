@@ -9,6 +9,7 @@ from common.crypto import FieldCipher
 from common.db import SessionDep
 from common.errors import NotFound
 from common.http_cache import cached_json
+from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
 from common.vietnam import BANKS, provinces, wards
@@ -28,7 +29,8 @@ def base_url(request: Request) -> str:
     return request.app.state.settings.public_base_url
 
 
-@router.post("/shops", status_code=201, response_model=ShopPrivate, summary="Open your shop (one per grower)")
+@router.post("/shops", status_code=201, response_model=ShopPrivate, summary="Open your shop (one per grower)",
+             responses=problems(409, s409="You already have a shop, or its slug is taken"))
 async def create_shop(request: Request, session: SessionDep, owner: Grower, data: ShopCreate) -> ShopPrivate:
     shop = await service.create(session, owner, data, cipher(request))
     return service.to_private(shop, base_url(request))
@@ -51,7 +53,11 @@ async def list_shops(request: Request, session: SessionDep,
     return cached_json(request, page, private=False)
 
 
-@router.get("/shops/mine", response_model=ShopPrivate, summary="Your shop, with its private details")
+NO_SHOP = problems(404, s404="You have no shop yet")
+
+
+@router.get("/shops/mine", response_model=ShopPrivate, summary="Your shop, with its private details",
+            responses=NO_SHOP)
 async def my_shop(request: Request, session: SessionDep, owner: GrowerReader) -> ShopPrivate:
     return service.to_private(await service.get_owned(session, owner), base_url(request))
 
@@ -60,6 +66,13 @@ async def my_shop(request: Request, session: SessionDep, owner: GrowerReader) ->
 async def get_shop(request: Request, session: SessionDep, shop_id: IdPath) -> Response:
     return cached_json(request, service.to_public(await service.get(session, shop_id), base_url(request)),
                        private=False)
+
+
+@router.patch("/shops/mine", response_model=ShopPrivate, summary="Change your shop (no id needed)",
+              responses=NO_SHOP)
+async def update_my_shop(request: Request, session: SessionDep, owner: Grower, data: ShopUpdate) -> ShopPrivate:
+    shop = await service.update(session, await service.get_owned(session, owner), data, cipher(request))
+    return service.to_private(shop, base_url(request))
 
 
 @router.patch("/shops/{shop_id}", response_model=ShopPrivate, summary="Change your shop")

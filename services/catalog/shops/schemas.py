@@ -10,7 +10,7 @@ from common.text import clean_text
 from common.vietnam import BANKS, VnMobile, province_name, ward_name
 
 MAX_VND = 1_000_000_000
-Money = Annotated[int, Field(ge=0, le=MAX_VND, description="VND")]
+Money = Annotated[int, Field(ge=0, le=MAX_VND, strict=True, description="VND")]
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,58}[a-z0-9])$")
 
 
@@ -20,7 +20,7 @@ SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,58}[a-z0-9])$")
 class Delivery(BaseModel):
     """How the shop delivers. Fees in VND; a province's own fee wins over the flat fee."""
 
-    pickup: bool = Field(True, description="Buyers may collect at the nursery")
+    pickup: bool = Field(True, strict=True, description="Buyers may collect at the nursery")
     flat_fee: Money | None = Field(None, description="Fee for any address")
     fee_by_province: dict[str, Money] = Field(default_factory=dict, max_length=34,
                                               description="Province code → fee")

@@ -7,7 +7,7 @@ language for mail. A grower without a row (or without an email, or with mail tur
 import datetime as dt
 from typing import Literal
 
-from pydantic import EmailStr
+from pydantic import EmailStr, StrictBool
 from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
@@ -34,6 +34,8 @@ class NotificationSettingsUpdate(NotificationSettingsBase):
 
     email: EmailStr | None = Field(default=None, max_length=254, description="Where mail goes; null: no mail")
     locale: Locale = Field(default="vi", description="The language of mail")
+    # Strict: JSON `0` or `"no"` is not a boolean (the lax default would read them as false).
+    email_enabled: StrictBool = Field(default=True, description="false: no mail at all, whatever the address")
 
 
 class NotificationSettings(NotifyModel, NotificationSettingsBase, table=True):

@@ -38,7 +38,8 @@ class EndpointUpdate(BaseModel):
     url: Url | None = None
     event_types: EventTypes | None = None
     description: Description | None = None
-    active: bool | None = Field(None, description="`true` enables a disabled endpoint again; `false` pauses it")
+    active: bool | None = Field(None, strict=True,
+                                description="`true` enables a disabled endpoint again; `false` pauses it")
 
 
 class EndpointOut(BaseModel):

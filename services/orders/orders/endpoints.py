@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from common.auth import CurrentPrincipal, OptionalPrincipal, Principal, require
 from common.db import SessionDep
 from common.errors import Forbidden
+from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
 from common.vietnam import local_bound
@@ -28,6 +29,12 @@ router = APIRouter(prefix="/api/v1", tags=["orders"])
 Grower = Annotated[Principal, Depends(require("grower", scope="orders:write"))]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255,
                                               description="A unique key per order (e.g. a UUID); retries reuse it")]
+PLACING = problems(400, 403, 404, 409, 503,
+                   s400="No Idempotency-Key, or a body that is not JSON",
+                   s403="This account (or API key) may not place orders",
+                   s404="A variant or shop that does not exist or is not on sale",
+                   s409="A line is out of stock, or another request with this Idempotency-Key is in flight",
+                   s503="The catalog is unavailable; nothing was ordered")
 
 
 def _check_buyer(principal: Principal | None) -> None:
@@ -38,7 +45,8 @@ def _check_buyer(principal: Principal | None) -> None:
 
 
 @router.post("/orders", status_code=201, response_model=OrderCreated,
-             summary="Place an order at one shop (as a guest or signed in); needs an Idempotency-Key")
+             summary="Place an order at one shop (as a guest or signed in); needs an Idempotency-Key",
+             responses=PLACING)
 async def create_order(request: Request, principal: OptionalPrincipal, data: OrderCreate,
                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
     _check_buyer(principal)
@@ -48,7 +56,8 @@ async def create_order(request: Request, principal: OptionalPrincipal, data: Ord
 
 
 @router.post("/checkouts", status_code=201, response_model=CheckoutOut,
-             summary="Order from several shops at once: one order per shop, all reserved or none")
+             summary="Order from several shops at once: one order per shop, all reserved or none",
+             responses=PLACING)
 async def create_checkout(request: Request, principal: OptionalPrincipal, data: CheckoutCreate,
                           idempotency_key: IdempotencyKey = None) -> JSONResponse:
     _check_buyer(principal)
@@ -57,7 +66,8 @@ async def create_checkout(request: Request, principal: OptionalPrincipal, data: 
 
 
 @router.post("/orders/phone", status_code=201, response_model=OrderCreated,
-             summary="Record an order the grower took by phone (same rules, marked as a phone order)")
+             summary="Record an order the grower took by phone (same rules, marked as a phone order)",
+             responses=PLACING)
 async def create_phone_order(request: Request, grower: Grower, data: PhoneOrderCreate,
                              idempotency_key: IdempotencyKey = None) -> JSONResponse:
     status, body = await placing.place_order(request, grower, data, "phone")
@@ -109,7 +119,10 @@ Action = Literal["confirm", "ship", "deliver", "cancel", "mark-paid"]
 
 
 @router.post("/orders/{order_id}/{action}", response_model=OrderOut,
-             summary="Move an order: confirm, ship, deliver, cancel or mark-paid")
+             summary="Move an order: confirm, ship, deliver, cancel or mark-paid",
+             responses=problems(403, 409, s403="The API key lacks orders:write",
+                                s409="The order cannot make this move from its state (`allowed_actions` "
+                                     "lists those it can)"))
 async def act(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath,
               action: Action, body: Annotated[CancelRequest | None, Body()] = None) -> OrderOut:
     order, role = await service.get_for(session, order_id, principal, for_update=True)

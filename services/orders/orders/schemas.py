@@ -2,9 +2,9 @@
 forbids unknown fields, so a `unit_price` or `total` in a request is a 422."""
 
 import datetime as dt
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from common.text import clean_text
 from common.vietnam import VnMobile, province_name, ward_name
@@ -16,6 +16,16 @@ CONSENT_PURPOSES = (
 MAX_QUANTITY = 1_000_000
 
 
+def _json_true(value: object) -> object:
+    if value is not True:
+        raise ValueError("Consent is the JSON value true")
+    return value
+
+
+# Only JSON `true` (the lax default would take `1` as well).
+Consent = Annotated[Literal[True], BeforeValidator(_json_true)]
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -23,8 +33,8 @@ class Strict(BaseModel):
 
 
 class LineIn(Strict):
-    variant_id: int = Field(ge=1, le=2**31 - 1)
-    quantity: int = Field(ge=1, le=MAX_QUANTITY)
+    variant_id: int = Field(ge=1, le=2**31 - 1, strict=True)
+    quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
 
 
 class Contact(Strict):
@@ -74,7 +84,7 @@ class OrderFields(Strict):
     delivery_method: Literal["ship", "pickup"] = "ship"
     note: str = Field("", max_length=1000)
     locale: Literal["vi", "en"] = Field("vi", description="The buyer's language for messages about this order")
-    consent: Literal[True] = Field(description="The buyer agrees to the purposes in `consent_purposes`")
+    consent: Consent = Field(description="The buyer agrees to the purposes in `consent_purposes`")
 
     @field_validator("note")
     @classmethod
@@ -83,13 +93,14 @@ class OrderFields(Strict):
 
 
 class OrderCreate(OrderFields):
-    shop_id: int | None = Field(None, ge=1, le=2**31 - 1, description="When given, every line must be of it")
+    shop_id: int | None = Field(None, ge=1, le=2**31 - 1, strict=True,
+                                description="When given, every line must be of it")
 
 
 class PhoneOrderCreate(OrderFields):
     """An order the grower took by phone: same rules, marked as a phone order."""
 
-    consent: Literal[True] = Field(description="The buyer agreed on the phone to the stated purposes")
+    consent: Consent = Field(description="The buyer agreed on the phone to the stated purposes")
 
 
 class CheckoutCreate(Strict):
@@ -102,7 +113,7 @@ class CheckoutCreate(Strict):
     delivery_method: Literal["ship", "pickup"] = "ship"
     note: str = Field("", max_length=1000)
     locale: Literal["vi", "en"] = "vi"
-    consent: Literal[True]
+    consent: Consent
 
 
 class LineOut(BaseModel):
