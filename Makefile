@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate seed lint fmt clean bench-gateway bench-search bench-page bench-events bench-load
+.PHONY: run test install migrate seed lint fmt clean bench-gateway bench-search bench-page bench-events bench-load bench-orders fuzz
 
 # The venv is rebuilt only when the lock file or pyproject.toml change.
 $(STAMP): requirements.lock pyproject.toml
@@ -54,6 +54,11 @@ test: install $(BROWSER_DEPS)
 	@$(BIN)/lint-imports
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The longer fuzzing pass (make test runs a bounded one): 100 examples per operation, stateful
+# sequences, a random seed (FUZZ_SEED=… replays one). See docs/testing.md.
+fuzz: install
+	@FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FUZZ_STATEFUL=1 $(BIN)/python -m pytest tests/fuzz $(PYTEST_ARGS)
+
 lint: install
 	@$(BIN)/ruff check .
 	@$(BIN)/lint-imports
@@ -65,6 +70,11 @@ bench-gateway: install
 # docs/performance.md ("Search") and docs/search-latency.png.
 bench-search: install
 	@$(BIN)/python bench/search.py
+
+# Orders per second through the gateway, 50 buyers, many variants and one, SQLite and PostgreSQL,
+# beside raw SQL doing the same conditional updates; checks nothing was oversold.
+bench-orders: install
+	@$(BIN)/python bench/orders.py
 
 # Order placed → in the grower's live inbox, p50/p95, over HTTP push and NATS JetStream.
 bench-events: install

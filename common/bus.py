@@ -16,6 +16,7 @@ import httpx
 import orjson
 
 from common.events import Envelope
+from common.transport import service_transport
 
 log = logging.getLogger("bus")
 
@@ -53,6 +54,7 @@ class HttpPublisher:
 
     def __init__(self, notify_url: str, service_token: str, timeout: float = 5.0) -> None:
         self.client = httpx.AsyncClient(base_url=notify_url, timeout=httpx.Timeout(timeout, connect=2.0),
+                                        transport=service_transport(notify_url, max_connections=4),
                                         headers={"X-Service-Token": service_token,
                                                  "Content-Type": "application/json"})
 

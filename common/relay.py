@@ -42,7 +42,7 @@ class OutboxRelay:
         self.poll_interval, self.batch, self.max_attempts = poll_interval, batch, max_attempts
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        db.after_commit(self.wake)
+        db.after_commit(self.wake, if_added=model)
 
     def wake(self) -> None:
         self._wake.set()

@@ -6,7 +6,7 @@ machinery; anything else (identity, health, docs, pages) goes on to the app's ow
 inside the app's middleware, so request ids, access logs, metrics and problem+json errors are the same.
 
 One pooled ``httpx.AsyncClient`` per upstream, made at start-up, with explicit connect, read and
-pool timeouts, over :class:`gateway.transport.UpstreamTransport`. JSON bodies
+pool timeouts, over :class:`common.transport.UpstreamTransport`. JSON bodies
 (≤ ``max_json_body_bytes``) are read before an upstream connection is taken, so a slow client cannot
 hold the pool; uploads are streamed through with their own limit. Large responses stream back; small
 ones (the common case) are passed on whole.
@@ -27,9 +27,9 @@ from starlette.types import Receive, Scope, Send
 
 from common.errors import NotFound, Problem, problem_response
 from common.logging import request_id_var
+from common.transport import service_transport
 from gateway.paths import RejectedPath, RouteTable, canonical_path
 from gateway.settings import GatewaySettings
-from gateway.transport import UpstreamTransport
 
 log = logging.getLogger("gateway.proxy")
 
@@ -41,6 +41,7 @@ HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 # Headers a caller must never be able to set on the way to a service.
 PRIVATE_REQUEST_HEADERS = frozenset({"x-service-token", "x-forwarded-for", "x-forwarded-proto",
                                      "x-forwarded-host", "x-real-ip", "x-request-id", "x-api-key"})
+PRIVATE_REQUEST_HEADERS_BYTES = frozenset(h.encode() for h in PRIVATE_REQUEST_HEADERS)
 WHOLE_RESPONSE_MAX = 256 * 1024
 
 
@@ -60,7 +61,7 @@ class Upstreams:
                                 write=settings.read_timeout, pool=settings.pool_timeout)
         self.clients = {
             name: httpx.AsyncClient(base_url=url, timeout=timeout, follow_redirects=False,
-                                    transport=_transport(url, settings.max_connections),
+                                    transport=service_transport(url, settings.max_connections),
                                     cookies=CookieJar(policy=_NoCookies()))
             for name, url in settings.upstream_urls().items()
         }
@@ -85,13 +86,6 @@ class _NoCookies(CookiePolicy):
 
     def path_return_ok(self, path, request) -> bool:  # noqa: ANN001
         return False
-
-
-def _transport(url: str, max_connections: int) -> httpx.AsyncBaseTransport:
-    if httpx.URL(url).scheme == "http":
-        return UpstreamTransport(url, max_connections=max_connections)
-    # An upstream behind TLS (not the embedded or compose layout): httpx's own transport.
-    return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=4.0))
 
 
 def _is_upload(request: Request) -> bool:
@@ -134,12 +128,16 @@ async def _stream_limited(request: Request, limit: int) -> AsyncIterator[bytes]:
         yield chunk
 
 
-def forward_headers(request: Request, replaced: set[str] = frozenset()) -> list[tuple[str, str]]:
-    headers = [(k, v) for k, v in request.headers.items()
-               if k not in HOP_BY_HOP and k not in PRIVATE_REQUEST_HEADERS and k not in replaced]
+def forward_headers(request: Request, replaced: set[str] = frozenset()) -> list[tuple[bytes, bytes]]:
+    """The caller's headers as the bytes that came (any octet a client may send passes through
+    unchanged), minus hop-by-hop and private ones, plus the forwarding headers."""
+    dropped = HOP_BY_HOP_BYTES | PRIVATE_REQUEST_HEADERS_BYTES | {k.encode("latin-1") for k in replaced}
+    headers = [(k, v) for k, v in request.scope["headers"] if k not in dropped]
     client = request.client.host if request.client else ""
-    headers += [("x-request-id", request_id_var.get() or ""), ("x-forwarded-for", client),
-                ("x-forwarded-proto", request.url.scheme), ("x-forwarded-host", request.headers.get("host", ""))]
+    headers += [(b"x-request-id", (request_id_var.get() or "").encode("latin-1")),
+                (b"x-forwarded-for", client.encode("latin-1")),
+                (b"x-forwarded-proto", request.url.scheme.encode("latin-1")),
+                (b"x-forwarded-host", request.headers.get("host", "").encode("latin-1"))]
     return headers
 
 
@@ -183,7 +181,9 @@ async def forward(request: Request, send: Send, client: httpx.AsyncClient, servi
     url = httpx.URL(path=path, query=request.url.query.encode("latin-1"))
     replaced = {k for k, _ in extra_headers}
     upstream_request = client.build_request(request.method, url,
-                                            headers=[*forward_headers(request, replaced), *extra_headers],
+                                            headers=[*forward_headers(request, replaced),
+                                                     *[(k.encode("latin-1"), v.encode("latin-1"))
+                                                       for k, v in extra_headers]],
                                             content=content)
     try:
         upstream = await client.send(upstream_request, stream=True)
@@ -272,7 +272,7 @@ Prepare = Callable[[Request, str, str], Awaitable[list[tuple[str, str]]]]
 class ProxyRoute(BaseRoute):
     """Forwards whatever the route table claims; leaves every other path to the app's routes."""
 
-    methods = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
+    methods = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "TRACE"})
 
     def __init__(self, routes: RouteTable, settings: GatewaySettings, prepare: Prepare) -> None:
         self.routes = routes

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Literal
 
 import httpx
+from pydantic import BaseModel, Field, ValidationError
 
 from common.errors import Problem, ServiceUnavailable
 from common.logging import request_id_var
+from common.transport import service_transport
 
 log = logging.getLogger("orders.catalog")
+
+# The catalog's answers that are about the order itself (unknown variant, out of stock, a reservation
+# closed or gone); any other 4xx means the call is wrong (a credential, a limit) and is not the buyer's.
+REFUSALS = frozenset({404, 409, 410, 422})
 
 
 class CatalogUnavailable(ServiceUnavailable):
@@ -21,18 +28,60 @@ class CatalogRefused(Problem):
     """The catalog said no (out of stock, unknown variant…): its problem is passed on as it is."""
 
     def __init__(self, status: int, body: dict) -> None:
-        super().__init__(body.get("detail"))
+        kind, title, detail = body.get("type"), body.get("title"), body.get("detail")
+        super().__init__(detail if isinstance(detail, str) else None)
         self.status = status
-        self.slug = body.get("type", "/problems/conflict").rsplit("/", 1)[-1]
-        self.title = body.get("title", "Refused")
+        self.slug = kind.rsplit("/", 1)[-1] if isinstance(kind, str) else "conflict"
+        self.title = title if isinstance(title, str) else "Refused"
         self.extra = {k: v for k, v in body.items() if k not in ("type", "title", "status", "detail", "request_id")}
+
+
+Vnd = Annotated[int, Field(ge=0, le=10**12)]
+
+
+class ReservedLine(BaseModel):
+    variant_id: int
+    product_id: int
+    product_name: str = Field(max_length=500)
+    variant_label: str = Field(max_length=500)
+    quantity: int = Field(ge=1)
+    unit_price: Vnd
+    price_kind: Literal["retail", "wholesale"]
+
+
+class ShopDelivery(BaseModel):
+    pickup: bool = False
+    flat_fee: Vnd | None = None
+    fee_by_province: dict[str, Vnd] = Field(default_factory=dict)
+    free_above: Vnd | None = None
+
+
+class ShopTerms(BaseModel):
+    id: int
+    owner_id: str
+    name: str
+    slug: str
+    phone: str
+    delivery: ShopDelivery
+    min_order_value: Vnd
+    bank_bin: str | None = None
+    bank_account: str | None = None
+    bank_holder: str | None = None
+
+
+class Reservation(BaseModel):
+    """What orders reads from the catalog's reservation reply (its own view of that contract)."""
+
+    id: str
+    shop: ShopTerms
+    lines: list[ReservedLine] = Field(min_length=1)
 
 
 class CatalogClient:
     def __init__(self, base_url: str, service_token: str, timeout: float = 5.0) -> None:
         self.client = httpx.AsyncClient(
             base_url=base_url, timeout=httpx.Timeout(timeout, connect=2.0),
-            limits=httpx.Limits(max_connections=100, max_keepalive_connections=50),
+            transport=service_transport(base_url),
             headers={"X-Service-Token": service_token})
 
     async def aclose(self) -> None:
@@ -48,12 +97,31 @@ class CatalogClient:
         if resp.status_code >= 500:
             log.warning("catalog call %s answered %s", path, resp.status_code)
             raise CatalogUnavailable()
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or (resp.status_code >= 400 and resp.status_code not in REFUSALS):
+            log.warning("catalog call %s answered %s with %s", path, resp.status_code,
+                        "a refusal not about the order" if isinstance(body, dict) else "a body that is not JSON")
+            raise CatalogUnavailable()
         if resp.status_code >= 400:
-            raise CatalogRefused(resp.status_code, resp.json())
-        return resp.json()
+            raise CatalogRefused(resp.status_code, body)
+        return body
 
     async def reserve(self, reservation_id: str, lines: list[dict], shop_id: int | None) -> dict:
-        return await self._post("/internal/reservations", {"id": reservation_id, "lines": lines, "shop_id": shop_id})
+        """The reservation, its authoritative prices and the shop's terms, checked before they are used:
+        a reply of another shape (or for another reservation) is the catalog being unavailable."""
+        body = await self._post("/internal/reservations", {"id": reservation_id, "lines": lines, "shop_id": shop_id})
+        try:
+            reply = Reservation.model_validate(body)
+        except ValidationError as exc:
+            log.warning("catalog reservation reply not understood: %s", exc.errors(include_input=False)[:3])
+            raise CatalogUnavailable() from None
+        if reply.id != reservation_id:
+            log.warning("catalog answered reservation %s for %s", reply.id, reservation_id)
+            raise CatalogUnavailable()
+        return reply.model_dump()
 
     async def commit(self, reservation_id: str) -> dict:
         return await self._post(f"/internal/reservations/{reservation_id}/commit")
@@ -63,4 +131,8 @@ class CatalogClient:
 
     async def variant_shops(self, variant_ids: list[int]) -> dict[int, int]:
         body = await self._post("/internal/variants/shops", {"variant_ids": variant_ids})
-        return {int(k): v for k, v in body["shops"].items()}
+        try:
+            return {int(k): int(v) for k, v in body["shops"].items()}
+        except (KeyError, TypeError, ValueError, AttributeError):
+            log.warning("catalog variant-shops reply not understood")
+            raise CatalogUnavailable() from None

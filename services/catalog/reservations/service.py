@@ -15,6 +15,7 @@ from collections import defaultdict
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import raiseload
 
 from common.crypto import FieldCipher
 from common.errors import Conflict, NotFound, UnprocessableEntity
@@ -71,9 +72,7 @@ async def reserve(session: AsyncSession, request: ReservationRequest, ttl_second
         return await _replay(session, existing, request, cipher)
 
     totals = _summed(request)
-    rows = (await session.execute(
-        select(Variant, Product).join(Product, Product.id == Variant.product_id).where(Variant.id.in_(totals))
-    )).all()
+    rows = (await session.execute(_variants_with_products(totals))).all()
     found = {variant.id: (variant, product) for variant, product in rows}
     errors = []
     for variant_id, quantity in totals.items():
@@ -91,6 +90,7 @@ async def reserve(session: AsyncSession, request: ReservationRequest, ttl_second
 
     shortages = []
     low: list[tuple[Variant, Product, int]] = []
+    sold_out: set[int] = set()  # products a variant of which has just reached zero
     for variant_id, quantity in totals.items():
         result = await session.execute(
             update(Variant).where(Variant.id == variant_id, Variant.stock >= quantity)
@@ -100,6 +100,8 @@ async def reserve(session: AsyncSession, request: ReservationRequest, ttl_second
         if left is None:
             shortages.append(variant_id)
             continue
+        if left == 0:
+            sold_out.add(product.id)
         threshold = variant.low_stock_threshold
         if threshold and left < threshold <= left + quantity:
             low.append((variant, product, left))
@@ -110,7 +112,9 @@ async def reserve(session: AsyncSession, request: ReservationRequest, ttl_second
             {**_line_error(request, v, f"only {available[v]} left", "out_of_stock"), "available": available[v]}
             for v in shortages])
 
-    await refresh_listing(session, {product.id for _, product in found.values()})
+    # A product's "from" price does not depend on stock, and while every variant reserved keeps some
+    # stock its product stays in stock: only a variant reaching zero can change the listing.
+    await refresh_listing(session, sold_out)
     shop = await session.get(Shop, shop_ids.pop())
     reservation = Reservation(id=request.id, shop_id=shop.id,
                               expires_at=utcnow() + dt.timedelta(seconds=request.ttl_seconds or ttl_seconds))
@@ -125,6 +129,13 @@ async def reserve(session: AsyncSession, request: ReservationRequest, ttl_second
         session.add(outbox_row(_stock_low(shop, product, variant, left)))
     await session.commit()
     return _reply(reservation, shop, lines, found, cipher)
+
+
+def _variants_with_products(variant_ids) -> object:
+    """The variants and their products, without the products' own variants and photos (a reservation
+    needs neither: loading them would cost two more queries per reservation)."""
+    return (select(Variant, Product).join(Product, Product.id == Variant.product_id)
+            .where(Variant.id.in_(variant_ids)).options(raiseload(Product.variants), raiseload(Product.photos)))
 
 
 def _stock_low(shop: Shop, product: Product, variant: Variant, left: int) -> Envelope:
@@ -159,8 +170,7 @@ async def _replay(session: AsyncSession, reservation: Reservation, request: Rese
         raise ReservationMismatch("This reservation id was used for other lines")
     if reservation.status == ReservationStatus.released:
         raise ReservationClosed("This reservation was released; make a new one")
-    rows = (await session.execute(select(Variant, Product).join(Product, Product.id == Variant.product_id)
-                                  .where(Variant.id.in_([line.variant_id for line in lines])))).all()
+    rows = (await session.execute(_variants_with_products([line.variant_id for line in lines]))).all()
     found = {variant.id: (variant, product) for variant, product in rows}
     shop = await session.get(Shop, reservation.shop_id)
     return _reply(reservation, shop, lines, found, cipher)
@@ -171,8 +181,9 @@ async def commit(session: AsyncSession, reservation_id: str) -> Reservation:
     changed = await session.execute(
         update(Reservation).where(Reservation.id == reservation_id, Reservation.status == ReservationStatus.held)
         .values(status=ReservationStatus.committed, committed_at=utcnow()))
-    await session.commit()
+    # Read back in the same transaction: after the commit it would take another one.
     reservation = await session.get(Reservation, reservation_id)
+    await session.commit()
     if reservation is None:
         raise NotFound("No such reservation")
     if changed.rowcount == 0 and reservation.status == ReservationStatus.released:
@@ -194,8 +205,8 @@ async def release(session: AsyncSession, reservation_id: str) -> tuple[Reservati
                                   .values(stock=Variant.stock + line.quantity))
         await refresh_listing(session, set((await session.scalars(
             select(Variant.product_id).where(Variant.id.in_([line.variant_id for line in lines])))).all()))
-    await session.commit()
     reservation = await session.get(Reservation, reservation_id)
+    await session.commit()
     if reservation is None:
         raise NotFound("No such reservation")
     return reservation, changed.rowcount == 1

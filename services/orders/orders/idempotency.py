@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
 
 import orjson
 from sqlalchemy import delete, select
@@ -26,6 +27,10 @@ from services.orders.orders.models import IdempotencyKey, utcnow
 
 KEEP_FOR = dt.timedelta(hours=24)
 STALE_AFTER = dt.timedelta(seconds=60)
+# Expired keys are deleted at most this often (a scan of the table), not on every order; a key found
+# expired before then is treated as new anyway.
+PURGE_EVERY = 60.0
+_last_purge = 0.0
 
 
 class MissingKey(Problem):
@@ -60,8 +65,11 @@ def check_key(key: str | None) -> str:
 async def begin(sessions: async_sessionmaker, scope: str, key: str,
                 print_: str) -> tuple[int | None, tuple[int, dict] | None]:
     """Claim the key. Returns (row id, None) to go ahead, or (None, (status, body)) to replay."""
+    global _last_purge
     async with sessions() as session:
-        await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEEP_FOR))
+        if time.monotonic() - _last_purge >= PURGE_EVERY:
+            _last_purge = time.monotonic()
+            await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEEP_FOR))
         row = IdempotencyKey(scope=scope, key=key, fingerprint=print_)
         session.add(row)
         try:
@@ -73,6 +81,11 @@ async def begin(sessions: async_sessionmaker, scope: str, key: str,
                                                                      IdempotencyKey.key == key))
         if existing is None:  # it was deleted between our insert and our read: the first try failed
             raise KeyInFlight("Retry in a moment")
+        if utcnow() - existing.created_at > KEEP_FOR:  # expired, not yet purged: the key is new again
+            existing.fingerprint, existing.state, existing.created_at = print_, "in_flight", utcnow()
+            existing.response_status = existing.response_body = None
+            await session.commit()
+            return existing.id, None
         if existing.fingerprint != print_:
             raise KeyReused()
         if existing.state == "completed":

@@ -54,18 +54,21 @@ async def place_order(request: Request, principal: Principal | None, data: Order
             if source == "phone":
                 placed.order.history[0].actor_role = "grower"
                 placed.order.history[0].actor_id = principal.sub
+            reply: dict = {}
+
+            def make_reply() -> dict:  # once the order has its id; the key's stored reply and ours are one
+                reply.update(service.to_created(placed, state.settings.public_base_url, role).model_dump(mode="json"))
+                return reply
+
             async with state.db.sessionmaker() as session:
-                await service.store(session, [placed], row_id,
-                                    lambda: service.to_created(placed, state.settings.public_base_url,
-                                                               role).model_dump(mode="json"), 201)
+                await service.store(session, [placed], row_id, make_reply, 201)
         except BaseException:
             await service.release_quietly(catalog, [reservation_id])
             raise
         await fault("after_store")
         async with state.db.sessionmaker() as session:
-            session.add(placed.order)
             await service.commit_reservations(session, catalog, [placed.order])
-        return 201, service.to_created(placed, state.settings.public_base_url, role).model_dump(mode="json")
+        return 201, reply
 
     return await _with_key(request, principal, run)
 
@@ -108,8 +111,6 @@ async def place_checkout(request: Request, principal: Principal | None, data: Ch
             await service.release_quietly(catalog, reserved)
             raise
         async with state.db.sessionmaker() as session:
-            for item in placed:
-                session.add(item.order)
             await service.commit_reservations(session, catalog, [p.order for p in placed])
         return 201, reply()
 

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -183,6 +183,10 @@ async def store(session: AsyncSession, placed: list[Placed], idem_row: int | Non
 
 
 async def commit_reservations(session: AsyncSession, catalog: CatalogClient, orders: list[Order]) -> None:
+    """Step 4: commit each order's reservation at the catalog, then note it on the order. One UPDATE of
+    that column (not a flush of the whole order with its lines and history); a reservation the
+    reconciler got to first stays as the reconciler left it."""
+    committed = []
     for order in orders:
         try:
             await catalog.commit(order.reservation_id)
@@ -190,8 +194,15 @@ async def commit_reservations(session: AsyncSession, catalog: CatalogClient, ord
             log.warning("reservation %s of %s not committed yet; the reconciler will retry",
                         order.reservation_id, order.code)
             continue
-        order.reservation_state = "committed"
+        committed.append(order)
+    if not committed:
+        return
+    await session.execute(update(Order)
+                          .where(Order.id.in_([o.id for o in committed]), Order.reservation_state == "held")
+                          .values(reservation_state="committed").execution_options(synchronize_session=False))
     await session.commit()
+    for order in committed:
+        order.reservation_state = "committed"
 
 
 # ---- Reading -------------------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""The transport under the gateway's httpx clients: HTTP/1.1 to one upstream, pooled, and lean.
+"""The transport under our httpx clients to our own services: HTTP/1.1 to one upstream, pooled, lean.
 
 httpx's default transport (httpcore) looks at every pooled connection on every request — a socket
 poll and a dozen attribute lookups each — and that bookkeeping, not the forwarding, was most of the
-gateway's cost per request (docs/decisions/0008-gateway-transport.md). This transport keeps only
-what the gateway needs:
+gateway's cost per request (docs/decisions/0008-gateway-transport.md). The gateway's clients, the
+orders service's catalog client and the relay's HTTP publisher run over this transport instead, which
+keeps only what they need:
 
 - HTTP/1.1 over asyncio to one ``http://host:port``, replies parsed by httptools (the parser uvicorn
   uses), request bodies sent whole or streamed (``Transfer-Encoding: chunked``), replies streamed
@@ -41,6 +42,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.transport: asyncio.Transport | None = None
+        self.origin: tuple[str, int] = ("", 0)
         self.closed = False
         self.idle_since = 0.0
         self._waiter: asyncio.Future | None = None
@@ -239,17 +241,15 @@ class _ReplyBody(httpx.AsyncByteStream):
 
 
 class UpstreamTransport(httpx.AsyncBaseTransport):
-    """Pooled HTTP/1.1 connections to one upstream (``http://host:port``)."""
+    """Pooled HTTP/1.1 connections to a service (``http://host:port``; each request goes where its URL
+    says, so a client whose base URL changes follows it)."""
 
     def __init__(self, url: str, *, max_connections: int = 100, keepalive_expiry: float = 4.0) -> None:
-        parsed = httpx.URL(url)
-        if parsed.scheme != "http":
+        if httpx.URL(url).scheme != "http":
             raise ValueError(f"UpstreamTransport speaks plain HTTP to a service; got {url!r}")
-        self.host = parsed.host
-        self.port = parsed.port or 80
         self.keepalive_expiry = keepalive_expiry
         self._slots = asyncio.Semaphore(max_connections)
-        self._idle: list[_Connection] = []
+        self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._closed = False
 
     # -- the pool --------------------------------------------------------------------------------------
@@ -262,9 +262,10 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         except TimeoutError:
             raise httpx.PoolTimeout("every connection to the upstream is busy") from None
 
-    def _idle_connection(self, now: float) -> _Connection | None:
-        while self._idle:
-            conn = self._idle.pop()
+    def _idle_connection(self, origin: tuple[str, int], now: float) -> _Connection | None:
+        idle = self._idle.get(origin)
+        while idle:
+            conn = idle.pop()
             if not conn.closed and now - conn.idle_since < self.keepalive_expiry:
                 return conn
             conn.close()
@@ -276,19 +277,22 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             return
         now = conn.loop.time()
         conn.idle_since = now
-        self._idle.append(conn)
-        while self._idle and (self._idle[0].closed or now - self._idle[0].idle_since >= self.keepalive_expiry):
-            self._idle.pop(0).close()
+        idle = self._idle.setdefault(conn.origin, [])
+        idle.append(conn)
+        while idle and (idle[0].closed or now - idle[0].idle_since >= self.keepalive_expiry):
+            idle.pop(0).close()
 
-    async def _connect(self, timeout: float | None) -> _Connection:
+    async def _connect(self, origin: tuple[str, int], timeout: float | None) -> _Connection:
         loop = asyncio.get_running_loop()
+        host, port = origin
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(lambda: _Connection(loop), self.host, self.port), timeout)
+                loop.create_connection(lambda: _Connection(loop), host, port), timeout)
         except TimeoutError:
-            raise httpx.ConnectTimeout(f"no connection to {self.host}:{self.port} in time") from None
+            raise httpx.ConnectTimeout(f"no connection to {host}:{port} in time") from None
         except OSError as exc:
-            raise httpx.ConnectError(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+            raise httpx.ConnectError(f"cannot connect to {host}:{port}: {exc}") from None
+        conn.origin = origin
         return conn
 
     # -- one request -----------------------------------------------------------------------------------
@@ -302,14 +306,17 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             raise
 
     async def _exchange(self, request: httpx.Request, timeouts: dict[str, float | None]) -> httpx.Response:
+        if request.url.scheme != "http":
+            raise httpx.UnsupportedProtocol(f"UpstreamTransport speaks plain HTTP; got {request.url.scheme!r}")
+        origin = (request.url.host, request.url.port or 80)
         try:
             body: bytes | None = request.content
         except httpx.RequestNotRead:
             body = None  # a streamed body: sent once, never retried
-        conn = self._idle_connection(asyncio.get_running_loop().time())
+        conn = self._idle_connection(origin, asyncio.get_running_loop().time())
         reused = conn is not None
         if conn is None:
-            conn = await self._connect(timeouts.get("connect"))
+            conn = await self._connect(origin, timeouts.get("connect"))
         try:
             return await self._on(conn, request, body, timeouts)
         except _Closed:
@@ -320,7 +327,7 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
             conn.close()
             raise
         # The upstream had closed the idle connection as we picked it: once more on a new one.
-        conn = await self._connect(timeouts.get("connect"))
+        conn = await self._connect(origin, timeouts.get("connect"))
         try:
             return await self._on(conn, request, body, timeouts)
         except _Closed:
@@ -374,5 +381,13 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         self._closed = True
-        while self._idle:
-            self._idle.pop().close()
+        for idle in self._idle.values():
+            while idle:
+                idle.pop().close()
+
+
+def service_transport(url: str, max_connections: int = 100) -> httpx.AsyncBaseTransport:
+    """:class:`UpstreamTransport` for a plain-HTTP service URL; httpx's own transport behind TLS."""
+    if httpx.URL(url).scheme == "http":
+        return UpstreamTransport(url, max_connections=max_connections)
+    return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=4.0))

@@ -1,6 +1,7 @@
-"""The gateway's upstream transport against a raw HTTP/1.1 server whose every byte the test decides:
-keep-alive reuse, the race with an upstream closing an idle connection, framing, and each failure
-raising the httpx error the proxy turns into 502/503/504."""
+"""The upstream transport (common/transport.py: under the gateway's and the services' clients) against
+a raw HTTP/1.1 server whose every byte the test decides: keep-alive reuse, the race with an upstream
+closing an idle connection, framing, and each failure raising the httpx error the proxy turns into
+502/503/504."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from gateway.transport import UpstreamTransport
+from common.transport import UpstreamTransport
 from tests.support.servers import free_port
 
 Handler = Callable[[int, bytes], bytes | None]  # (request number on this connection, head) → reply or None
@@ -189,3 +190,13 @@ async def test_a_cancelled_request_gives_its_slot_back() -> None:
             await waiting
         with pytest.raises(httpx.ReadTimeout):  # the pool slot is free again: this reaches the upstream
             await client.get("/y", timeout=httpx.Timeout(2.0, read=0.2, pool=0.5))
+
+
+async def test_each_request_goes_where_its_url_says() -> None:
+    async with upstream(lambda n, req: ok(b'"a"')) as (a, client), \
+            upstream(lambda n, req: ok(b'"b"')) as (b, other):
+        b_url = str(other.base_url).rstrip("/")
+        assert (await client.get("/x")).json() == "a"
+        assert (await client.get(f"{b_url}/x")).json() == "b"  # the same transport, another service
+        assert (await client.get("/y")).json() == "a"
+    assert len(a.requests) == 2 and len(b.requests) == 1

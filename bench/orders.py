@@ -1,0 +1,990 @@
+"""How many orders a second can the marketplace place, and does it ever oversell?
+
+For each backend (SQLite files, or fresh PostgreSQL databases made and dropped here) the four apps run
+as real processes (``python -m gateway serve``, ``python -m services.catalog serve``, …) in a temporary
+directory, each with its own database, events by HTTP push from the orders outbox to notify. A grower
+is registered through the gateway and opens a shop with varieties whose variants have known stock.
+Then ``--concurrency`` buyer tasks (each its own ``httpx.AsyncClient``, as each buyer is their own
+browser) place guest cash-on-delivery orders through the gateway (``POST /api/v1/orders`` with an
+``Idempotency-Key``) for ``--duration`` seconds:
+
+    (a) many   every order for a variant drawn at random among ``--variants`` variants
+    (b) one    every order for one variant: every reservation waits for the same row
+
+Beside each, a raw-SQL baseline: the same number of workers, each in its own transaction as the
+catalog's (``BEGIN`` — ``IMMEDIATE`` on SQLite — then ``UPDATE variants SET stock = stock - :q WHERE
+id = :id AND stock >= :q RETURNING stock``, ``COMMIT``), on the catalog's own database, on variants
+of their own: the database's own limit for the one statement every order must serialise on.
+
+After each run the oversell check reads the catalog's and the orders' databases: per variant,
+stock + held + committed = initial, no stock below zero, what the orders database holds equals what
+the catalog took, and what the buyers were told (201s) equals what the orders database holds. A last
+short run sells one variant out with ``--concurrency`` buyers: exactly its stock is sold, not one more.
+
+Prints orders/s, p50/p99 latency (request sent → reply read, at the buyer), raw-SQL updates/s, the
+ratio orders/s ÷ updates/s, and the checks. Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell.
+
+    make bench-orders
+    .venv/bin/python bench/orders.py --backend both --duration 20
+    .venv/bin/python bench/orders.py --backend postgres --duration 5      # a quick look
+
+The gateway's per-address limit on placing orders (``order-ip``, 20 a minute by default) is raised for
+the bench through ``GATEWAY_RATE_LIMITS``: every buyer here comes from 127.0.0.1. See bench/README.md
+and docs/performance.md. Not part of the test suite; every process it starts is stopped when it ends,
+also on Ctrl-C, SIGTERM or an error, and the PostgreSQL databases it made are dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import os
+import platform
+import random
+import resource
+import shlex
+import shutil
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+# bench/gateway.py would shadow the `gateway` package for anything imported from here: put the
+# repository, not bench/, first on the path.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+APPS = ("notify", "catalog", "orders", "gateway")
+MODULES = {"gateway": "gateway", "catalog": "services.catalog", "orders": "services.orders",
+           "notify": "services.notify"}
+TARGET_ORDERS_PER_S = 150.0
+RETRIES = 5  # a buyer asks again this many times (same Idempotency-Key) after no reply, a 503 or a 409 in flight
+PASSWORD = "Sen-hong-Dong-Thap-7"
+GROWER_PHONE = "0912345678"
+# The order-creation limit per client address while the bench runs (requests, window seconds).
+BENCH_ORDER_LIMIT = (100_000_000, 60)
+SHOP = {
+    "name": "Vườn Súng Đo Tải", "description": "Súng và sen Đồng Tháp", "province_code": "92",
+    "ward_code": "31135", "street": "12 Lê Lợi", "phone": GROWER_PHONE,
+    "delivery": {"pickup": True, "flat_fee": 30000, "fee_by_province": {"92": 15000}},
+    "min_order_value": 0,
+}
+ADDRESSES = [
+    {"province_code": "01", "ward_code": "00004", "street": "5 Hàng Bạc"},
+    {"province_code": "92", "ward_code": "31135", "street": "1 Hòa Bình"},
+]
+BUYER_NAMES = ["Chị Hoa", "Anh Tuấn", "Cô Lan", "Chú Bảy", "Em Vy", "Bác Năm"]
+MOBILE_PREFIXES = ("090", "091", "093", "094", "096", "097", "098", "086", "088", "032", "070")
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# ── machine ──────────────────────────────────────────────────────────────────────────────────────
+
+
+def machine() -> dict[str, str]:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor() or "?"
+    mem = "?"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+                break
+    except OSError:
+        pass
+    return {"cpus": str(os.cpu_count()), "cpu_model": model, "memory": mem,
+            "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time used so far by one process (utime + stime), 0 where /proc is absent."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return 0.0
+    fields = stat[stat.rindex(")") + 2:].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def own_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_busy_seconds() -> float:
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def git_describe() -> str:
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except OSError:
+        return "?"
+    return f"{head or '?'}{' + uncommitted changes' if dirty else ''}"
+
+
+def free_ports(n: int) -> list[int]:
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ── child processes ──────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen
+    log: Path
+
+    def tail(self, lines: int = 25) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Processes:
+    children: list[Child] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> Child:
+        log = cwd / f"{name}.log"
+        with log.open("wb") as out:
+            # Own session: a Ctrl-C in the terminal reaches only this script, which stops them in order.
+            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        child = Child(name, proc, log)
+        self.children.append(child)
+        return child
+
+    def check_alive(self) -> None:
+        for child in self.children:
+            if child.proc.poll() is not None:
+                raise BenchError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
+
+    def stop_all(self) -> None:
+        for child in reversed(self.children):
+            if child.proc.poll() is None:
+                try:
+                    os.killpg(child.proc.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 15
+        for child in reversed(self.children):
+            try:
+                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                try:
+                    os.killpg(child.proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                child.proc.wait()
+        self.children.clear()
+
+
+def wait_ready(child: Child, url: str, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        if child.proc.poll() is not None:
+            raise BenchError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                if resp.status == 200:
+                    return
+                last = str(resp.status)
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.25)
+    raise BenchError(f"{child.name} not ready at {url} after {timeout:.0f} s ({last}):\n{child.tail()}")
+
+
+# ── databases ────────────────────────────────────────────────────────────────────────────────────
+
+
+class Backend:
+    """Where the four apps keep their data for one run: SQLite files, or PostgreSQL databases."""
+
+    label = ""
+    name = ""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.urls: dict[str, str] = {}
+
+    def create(self) -> None: ...
+
+    def drop(self) -> None: ...
+
+
+class SqliteBackend(Backend):
+    label, name = "SQLite", "sqlite"
+
+    def create(self) -> None:
+        self.urls = {app: f"sqlite+aiosqlite:///{self.tmp / f'{app}.db'}" for app in APPS}
+
+
+class PostgresBackend(Backend):
+    label, name = "PostgreSQL", "postgres"
+
+    def __init__(self, tmp: Path, admin_dsn: str) -> None:
+        super().__init__(tmp)
+        self.admin_dsn = admin_dsn
+        tag = uuid.uuid4().hex[:8]
+        self.names = {app: f"cv_bench_orders_{tag}_{app}" for app in APPS}
+        self.created = False
+
+    async def _admin(self, statements: list[str]) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.admin_dsn, timeout=5)
+        try:
+            for stmt in statements:
+                await conn.execute(stmt)
+        finally:
+            await conn.close()
+
+    def create(self) -> None:
+        try:
+            asyncio.run(self._admin([f'CREATE DATABASE "{n}"' for n in self.names.values()]))
+        except (OSError, TimeoutError) as exc:
+            raise BenchError(f"PostgreSQL at {self.admin_dsn} is not reachable: {exc}") from None
+        self.created = True
+        base = self.admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+        self.urls = {app: f"{base}/{name}" for app, name in self.names.items()}
+
+    def drop(self) -> None:
+        if self.created:
+            asyncio.run(self._admin([f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in self.names.values()]))
+            self.created = False
+
+    def server_version(self) -> str:
+        async def go() -> str:
+            import asyncpg
+
+            conn = await asyncpg.connect(self.admin_dsn, timeout=5)
+            try:
+                return await conn.fetchval("SHOW server_version")
+            finally:
+                await conn.close()
+
+        try:
+            return "PostgreSQL " + asyncio.run(go()).split()[0]
+        except Exception:  # noqa: BLE001 - only for the header
+            return "PostgreSQL ?"
+
+
+# ── the stack ────────────────────────────────────────────────────────────────────────────────────
+
+
+def start_stack(procs: Processes, backend: Backend, python: str, run_dir: Path, extra_env: dict[str, str],
+                ) -> dict[str, str]:
+    """The four apps as processes, in ``run_dir``; returns their base URLs once they are ready."""
+    from gateway.settings import DEFAULT_RATE_LIMITS
+
+    ports = dict(zip(APPS, free_ports(len(APPS)), strict=True))
+    urls = {app: f"http://127.0.0.1:{port}" for app, port in ports.items()}
+    limits = {**{k: list(v) for k, v in DEFAULT_RATE_LIMITS.items()}, "order-ip": list(BENCH_ORDER_LIMIT)}
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("CATALOG_", "GATEWAY_", "ORDERS_", "NOTIFY_", "EVENT_", "SMTP_"))}
+    base.update(LOG_LEVEL="WARNING", LOG_FORMAT="text", ENVIRONMENT="development", PYTHONDONTWRITEBYTECODE="1")
+    env = {
+        "notify": {"NOTIFY_DATABASE_URL": backend.urls["notify"]},
+        "catalog": {"CATALOG_DATABASE_URL": backend.urls["catalog"], "CATALOG_NOTIFY_URL": urls["notify"],
+                    "CATALOG_PUBLIC_BASE_URL": urls["gateway"], "CATALOG_MEDIA_DIR": str(run_dir / "media")},
+        "orders": {"ORDERS_DATABASE_URL": backend.urls["orders"], "ORDERS_CATALOG_URL": urls["catalog"],
+                   "ORDERS_NOTIFY_URL": urls["notify"], "ORDERS_PUBLIC_BASE_URL": urls["gateway"]},
+        "gateway": {"GATEWAY_DATABASE_URL": backend.urls["gateway"], "GATEWAY_CATALOG_URL": urls["catalog"],
+                    "GATEWAY_ORDERS_URL": urls["orders"], "GATEWAY_NOTIFY_URL": urls["notify"],
+                    "GATEWAY_RATE_LIMITS": json.dumps(limits)},
+    }
+    # The first app makes the development key pair under run_dir/var/keys/; the others read it.
+    for app in APPS:
+        child = procs.start(app, [python, "-m", MODULES[app], "serve", "--port", str(ports[app])],
+                            {**base, **env[app], **extra_env}, run_dir)
+        wait_ready(child, f"{urls[app]}/readyz")
+    return urls
+
+
+@dataclass
+class Shop:
+    many: list[int]  # (a): variants drawn at random
+    one: int  # (b): every order on this one
+    sellout: int  # the sell-out check
+    raw_many: list[int]  # the raw-SQL baseline's own variants
+    raw_one: int
+    initial: dict[int, int]  # variant id → stock it was made with
+
+
+async def seed_shop(gateway_url: str, variants: int, stock: int, sellout_stock: int) -> Shop:
+    """A grower, a shop and its varieties, made through the gateway as a grower would."""
+    import httpx
+
+    per_product = 20  # the most variants a product may have
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as gw:
+        resp = await gw.post("/api/v1/auth/register", json={"role": "grower", "name": "Bà Tư", "phone": GROWER_PHONE,
+                                                            "password": PASSWORD})
+        if resp.status_code != 201:
+            raise BenchError(f"registering the grower: {resp.status_code} {resp.text}")
+        tokens = (await gw.post("/api/v1/auth/token", json={"login": GROWER_PHONE, "password": PASSWORD})).json()
+        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+        resp = await gw.post("/api/v1/shops", json=SHOP, headers=headers)
+        if resp.status_code != 201:
+            raise BenchError(f"opening the shop: {resp.status_code} {resp.text}")
+
+        async def product(name: str, count: int, each: int) -> list[int]:
+            body = {"name": name, "description": "Củ giống khỏe, ship toàn quốc", "category": "water_lily",
+                    "status": "active", "variants": [
+                        {"label": f"Củ giống {i + 1}", "retail_price": 45000 + 1000 * (i % 7), "stock": each,
+                         "min_order_quantity": 1,
+                         "wholesale_tiers": [{"min_quantity": 10, "unit_price": 38000}]} for i in range(count)]}
+            resp = await gw.post("/api/v1/products", json=body, headers=headers)
+            if resp.status_code != 201:
+                raise BenchError(f"adding a variety: {resp.status_code} {resp.text}")
+            return [v["id"] for v in resp.json()["variants"]]
+
+        async def spread(prefix: str, n: int) -> list[int]:
+            ids: list[int] = []
+            for p in range(0, n, per_product):
+                ids += await product(f"{prefix} {p // per_product + 1}", min(per_product, n - p), stock)
+            return ids
+
+        many = await spread("Súng Thái", variants)
+        (one,) = await product("Sen Quan Âm", 1, stock)
+        (sellout,) = await product("Súng Nhật Bản hiếm", 1, sellout_stock)
+        raw_many = await spread("Súng lai (SQL)", variants)
+        (raw_one,) = await product("Sen bách diệp (SQL)", 1, stock)
+    initial = {v: stock for v in [*many, one, *raw_many, raw_one]}
+    initial[sellout] = sellout_stock
+    return Shop(many, one, sellout, raw_many, raw_one, initial)
+
+
+# ── load ─────────────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Run:
+    scenario: str
+    seconds: float = 0.0
+    ok: int = 0  # measured 201s (or successful updates for the baseline)
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: Counter = field(default_factory=Counter)
+    errors: Counter = field(default_factory=Counter)  # transport errors (each attempt)
+    retried: Counter = field(default_factory=Counter)  # 409 in flight / 503, asked again with the same key
+    unresolved: int = 0  # no answer even after the retries: the ledger cannot know this order's fate
+    out_of_stock: int = 0
+    samples: list[str] = field(default_factory=list)  # a few replies other than 201 and out of stock
+    cpu_s: dict[str, float] = field(default_factory=dict)
+    other_cores: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds if self.seconds else 0.0
+
+    def pct(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        data = sorted(self.latencies_ms)
+        return data[min(len(data) - 1, int(q * len(data)))]
+
+    def summary(self) -> dict:
+        return {"scenario": self.scenario, "seconds": round(self.seconds, 3), "ok": self.ok,
+                "per_s": round(self.rate, 1), "p50_ms": round(self.pct(0.50), 2),
+                "p99_ms": round(self.pct(0.99), 2), "statuses": dict(self.statuses), "errors": dict(self.errors),
+                "retried": dict(self.retried), "unresolved": self.unresolved, "samples": self.samples,
+                "cpu_s": {k: round(v, 2) for k, v in self.cpu_s.items()}, "other_cores": round(self.other_cores, 2)}
+
+
+@dataclass
+class Ledger:
+    """What the buyers were told: units per variant in 201 replies, warm-up included."""
+
+    ordered: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+    orders: int = 0
+
+
+def random_mobile(rng: random.Random) -> str:
+    return rng.choice(MOBILE_PREFIXES) + "".join(rng.choice("0123456789") for _ in range(7))
+
+
+def order_body(rng: random.Random, variant_id: int, quantity: int) -> dict:
+    return {"lines": [{"variant_id": variant_id, "quantity": quantity}],
+            "contact": {"name": rng.choice(BUYER_NAMES), "phone": random_mobile(rng)},
+            "address": rng.choice(ADDRESSES), "payment_method": "cod", "consent": True}
+
+
+class Progress:
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.done = 0
+        self.failed = 0
+
+    async def report(self, stop_at: float, started: float) -> None:
+        last_done, last_t = 0, started
+        while (now := time.monotonic()) < stop_at:
+            await asyncio.sleep(min(1.0, max(0.05, stop_at - now)))
+            now = time.monotonic()
+            rate = (self.done - last_done) / max(now - last_t, 1e-6)
+            last_done, last_t = self.done, now
+            print(f"    {self.label:<30} {now - started:5.1f} s  {self.done:>7} done  {rate:7.0f}/s now"
+                  + (f"  {self.failed} failed" if self.failed else ""), flush=True)
+
+
+async def buyers(gateway_url: str, variants: list[int], concurrency: int, seconds: float, label: str,
+                 ledger: Ledger, quantities: tuple[int, int] = (1, 3), stop_when_sold_out: bool = False,
+                 progress: bool = True) -> Run:
+    """``concurrency`` buyers placing orders for ``seconds`` (closed loop: each sends its next order
+    when the last is answered). Every 201 is written in the ledger."""
+    import httpx
+
+    run = Run(label)
+    progress_ = Progress(label)
+    started = time.monotonic()
+    stop_at = started + seconds
+    sold_out = asyncio.Event()
+
+    tls = ssl.create_default_context()  # never used (plain HTTP), but made once rather than once per client
+
+    async def buyer(n: int) -> None:
+        rng = random.Random(f"{label}-{n}-{time.time_ns()}")
+        async with httpx.AsyncClient(base_url=gateway_url, timeout=httpx.Timeout(30.0, connect=5.0), verify=tls,
+                                     limits=httpx.Limits(max_connections=1, max_keepalive_connections=1)) as client:
+            while time.monotonic() < stop_at and not sold_out.is_set():
+                variant = rng.choice(variants)
+                quantity = rng.randint(*quantities)
+                body, key = order_body(rng, variant, quantity), uuid.uuid4().hex
+                t0 = time.perf_counter()
+                # As a careful client does: a lost reply, a 503 or a 409 "in flight" is asked again with
+                # the same key and body, so an order placed once is never placed twice nor left unknown.
+                for attempt in range(RETRIES + 1):
+                    try:
+                        resp = await client.post("/api/v1/orders", json=body, headers={"Idempotency-Key": key})
+                    except httpx.HTTPError as exc:
+                        run.errors[type(exc).__name__] += 1
+                        status, reply = None, {}
+                    else:
+                        status = resp.status_code
+                        reply = resp.json() if resp.headers.get("content-type", "").endswith("json") else {}
+                        if status not in (409, 503) or reply.get("type", "").endswith("/out-of-stock"):
+                            break
+                        run.retried[status] += 1
+                    await asyncio.sleep(min(2.0, 0.2 * 2 ** attempt))
+                elapsed = (time.perf_counter() - t0) * 1000
+                if status is None:
+                    run.unresolved += 1
+                    progress_.failed += 1
+                    continue
+                run.statuses[status] += 1
+                if status == 201:
+                    if [(ln["variant_id"], ln["quantity"]) for ln in reply.get("lines", [])] != [(variant, quantity)]:
+                        run.errors["201 with other lines"] += 1
+                    ledger.ordered[variant] += quantity
+                    ledger.orders += 1
+                    run.ok += 1
+                    run.latencies_ms.append(elapsed)
+                    progress_.done += 1
+                else:
+                    progress_.failed += 1
+                    if reply.get("type", "").endswith("/out-of-stock"):
+                        run.out_of_stock += 1
+                        if stop_when_sold_out:
+                            sold_out.set()
+                    elif len(run.samples) < 5:
+                        run.samples.append(f"{status} {reply.get('title', '')}: {reply.get('detail', '')}"[:200])
+
+    tasks = [asyncio.create_task(buyer(n)) for n in range(concurrency)]
+    reporter = asyncio.create_task(progress_.report(stop_at, started)) if progress else None
+    await asyncio.gather(*tasks)
+    run.seconds = time.monotonic() - started
+    if reporter:
+        reporter.cancel()
+    return run
+
+
+async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: float, label: str,
+                  ledger: Ledger) -> Run:
+    """The baseline: each worker, in a transaction of its own as the catalog's, takes stock with the
+    conditional update and commits. Same driver, same connection settings (SQLite pragmas, BEGIN
+    IMMEDIATE) as the catalog; one connection per worker."""
+    from sqlalchemy import text
+
+    from common.db import is_sqlite, make_engine
+
+    engine = make_engine(url, pool_size=concurrency, max_overflow=0,
+                         **({} if is_sqlite(url) else {"pool_pre_ping": False}))
+    writer = engine.execution_options(sqlite_immediate=True)
+    take = text("UPDATE variants SET stock = stock - :q WHERE id = :id AND stock >= :q RETURNING stock")
+    run = Run(label)
+    progress_ = Progress(label)
+    try:
+        async with writer.connect() as conn:  # open the pool's first connection before the clock starts
+            await conn.execute(text("SELECT 1"))
+        started = time.monotonic()
+        stop_at = started + seconds
+
+        async def worker(n: int) -> None:
+            rng = random.Random(f"{label}-{n}-{time.time_ns()}")
+            while time.monotonic() < stop_at:
+                variant, quantity = rng.choice(variants), rng.randint(1, 3)
+                t0 = time.perf_counter()
+                try:
+                    async with writer.connect() as conn, conn.begin():
+                        left = (await conn.execute(take, {"q": quantity, "id": variant})).scalar_one_or_none()
+                except Exception as exc:  # noqa: BLE001 - counted and shown; a baseline does not stop
+                    run.errors[type(exc).__name__] += 1
+                    progress_.failed += 1
+                    continue
+                run.statuses["updated" if left is not None else "no stock"] += 1
+                if left is not None:
+                    ledger.ordered[variant] += quantity
+                    run.ok += 1
+                    run.latencies_ms.append((time.perf_counter() - t0) * 1000)
+                    progress_.done += 1
+
+        reporter = asyncio.create_task(progress_.report(stop_at, started))
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        run.seconds = time.monotonic() - started
+        reporter.cancel()
+    finally:
+        await engine.dispose()
+    return run
+
+
+def measured(procs: Processes, load) -> Run:
+    """Run a load, with the CPU time each app and this process spent, and what other processes took."""
+    before = {c.name: cpu_seconds(c.proc.pid) for c in procs.children}
+    me_before, busy_before, t0 = own_cpu_seconds(), machine_busy_seconds(), time.monotonic()
+    run = asyncio.run(load)
+    elapsed = time.monotonic() - t0
+    run.cpu_s = {c.name: cpu_seconds(c.proc.pid) - before[c.name] for c in procs.children}
+    run.cpu_s["bench"] = own_cpu_seconds() - me_before
+    busy = machine_busy_seconds() - busy_before
+    # What the database server and everything else on the machine used meanwhile.
+    run.other_cores = max(0.0, (busy - sum(run.cpu_s.values())) / elapsed) if elapsed else 0.0
+    procs.check_alive()
+    return run
+
+
+# ── the oversell check ───────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class Check:
+    variants: int = 0
+    initial: int = 0
+    stock: int = 0
+    committed: int = 0
+    held_with_order: int = 0  # the reconciler commits these
+    held_without_order: int = 0  # an attempt that failed half way: the sweeper gives them back after the TTL
+    in_orders: int = 0
+    told: int = 0
+    oversold: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+async def read_books(urls: dict[str, str]) -> tuple[dict, list, dict, dict]:
+    """The catalog's stock and reservation lines, and the orders' reservations and units per variant."""
+    from sqlalchemy import text
+
+    from common.db import make_engine
+
+    catalog, orders = make_engine(urls["catalog"]), make_engine(urls["orders"])
+    try:
+        async with catalog.connect() as conn:
+            stock = dict((await conn.execute(text("SELECT id, stock FROM variants"))).all())
+            lines = (await conn.execute(text(
+                "SELECT r.id, r.status, l.variant_id, l.quantity FROM reservation_lines l "
+                "JOIN reservations r ON r.id = l.reservation_id"))).all()
+        async with orders.connect() as conn:
+            placed = dict((await conn.execute(text(
+                "SELECT reservation_id, reservation_state FROM orders WHERE status <> 'cancelled'"))).all())
+            in_orders = {v: int(q) for v, q in (await conn.execute(text(
+                "SELECT l.variant_id, SUM(l.quantity) FROM order_lines l JOIN orders o ON o.id = l.order_id "
+                "WHERE o.status <> 'cancelled' GROUP BY l.variant_id"))).all()}
+    finally:
+        await catalog.dispose()
+        await orders.dispose()
+    return stock, lines, placed, in_orders
+
+
+async def settle(urls: dict[str, str], seconds: float) -> None:
+    """Wait (up to ``seconds``) until no stored order's reservation is still held: the orders
+    reconciler commits one whose commit call failed."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        _, lines, placed, _ = await read_books(urls)
+        if not any(status == "held" and rid in placed for rid, status, _, _ in lines):
+            return
+        await asyncio.sleep(1.0)
+
+
+async def check_stock(urls: dict[str, str], initial: dict[int, int], ledger: Ledger, via_orders: set[int]) -> Check:
+    """The books of the variants in ``initial``, at rest after a run.
+
+    Per variant: stock ≥ 0; stock + held + committed = initial (the catalog loses no update); units in
+    orders ≤ initial (nothing oversold). For variants sold through orders also: every committed
+    reservation belongs to an order (no stock taken for nothing), every order's reservation is held or
+    committed (never released under a live order), units in orders = units the orders' reservations
+    hold, and = units the buyers were told in 201s. For the baseline's variants: initial − stock =
+    units its updates took.
+    """
+    stock, lines, placed, in_orders = await read_books(urls)
+    per = defaultdict(lambda: defaultdict(int))
+    for rid, status, variant_id, quantity in lines:
+        if variant_id not in initial:
+            continue
+        if status == "held":
+            status = "held_with_order" if rid in placed else "held_without_order"
+        elif status == "committed" and rid not in placed:
+            per[variant_id]["committed_without_order"] += quantity
+        per[variant_id][status] += quantity
+    released_under_order = {rid for rid, status, v, _ in lines
+                            if v in initial and status == "released" and rid in placed}
+    check = Check(variants=len(initial))
+    if released_under_order:
+        check.problems.append(f"{len(released_under_order)} orders whose reservation was released")
+    for v in sorted(initial):
+        s, t = stock.get(v), per[v]
+        if s is None:
+            check.problems.append(f"variant {v} is gone")
+            continue
+        held = t["held_with_order"] + t["held_without_order"]
+        check.initial += initial[v]
+        check.stock += s
+        check.committed += t["committed"]
+        check.held_with_order += t["held_with_order"]
+        check.held_without_order += t["held_without_order"]
+        if s < 0:
+            check.problems.append(f"variant {v}: stock {s} below zero")
+        if v in via_orders:
+            units, told = in_orders.get(v, 0), ledger.ordered.get(v, 0)
+            check.in_orders += units
+            check.told += told
+            check.oversold += max(0, units - initial[v], -s)
+            if s + held + t["committed"] != initial[v]:
+                check.problems.append(f"variant {v}: stock {s} + held {held} + committed {t['committed']} "
+                                      f"≠ initial {initial[v]}")
+            if t["committed_without_order"]:
+                check.problems.append(f"variant {v}: {t['committed_without_order']} units committed for no order")
+            if units != t["committed"] - t["committed_without_order"] + t["held_with_order"]:
+                check.problems.append(f"variant {v}: {units} units in orders, their reservations hold "
+                                      f"{t['committed'] - t['committed_without_order'] + t['held_with_order']}")
+            if told != units:
+                check.problems.append(f"variant {v}: buyers were told {told} units (201s), orders hold {units}")
+        else:
+            check.oversold += max(0, -s)
+            if held or t["committed"]:
+                check.problems.append(f"variant {v}: a baseline variant has reservations")
+            if initial[v] - s != ledger.ordered.get(v, 0):
+                check.problems.append(f"variant {v}: the updates took {ledger.ordered.get(v, 0)} units, "
+                                      f"stock fell by {initial[v] - s}")
+    return check
+
+
+# ── one backend ──────────────────────────────────────────────────────────────────────────────────
+
+
+@dataclass
+class BackendResult:
+    backend: str
+    version: str
+    runs: dict[str, Run]
+    check: Check
+    sellout: Check
+    sellout_run: Run
+    sellout_stock: int
+
+
+def run_backend(args: argparse.Namespace, backend: Backend, python: str, procs: Processes) -> BackendResult:
+    run_dir = backend.tmp
+    t0 = time.monotonic()
+    backend.create()
+    version = backend.server_version() if isinstance(backend, PostgresBackend) else _sqlite_version()
+    print(f"\n== {version} ==", flush=True)
+    urls = start_stack(procs, backend, python, run_dir, dict(item.split("=", 1) for item in args.env))
+    shop = asyncio.run(seed_shop(urls["gateway"], args.variants, args.stock, args.sellout_stock))
+    if args.serve:
+        serve(procs, urls, shop)
+    print(f"  4 apps up and a shop with {len(shop.many) + 2} variants for buyers, {len(shop.raw_many) + 1} for the "
+          f"baseline, in {time.monotonic() - t0:.1f} s", flush=True)
+    ledger = Ledger()
+    runs: dict[str, Run] = {}
+    n, d = args.concurrency, args.duration
+
+    if args.warmup > 0:
+        asyncio.run(buyers(urls["gateway"], shop.many, n, args.warmup, "warm-up", ledger, progress=False))
+    for key, variants, raw_variants in (("a", shop.many, shop.raw_many), ("b", [shop.one], [shop.raw_one])):
+        what = "many variants" if key == "a" else "one variant"
+        runs[f"raw-{key}"] = measured(procs, raw_sql(backend.urls["catalog"], raw_variants, n, d,
+                                                     f"({key}) raw SQL, {what}", ledger))
+        _line(runs[f"raw-{key}"], "updates")
+        runs[key] = measured(procs, buyers(urls["gateway"], variants, n, d, f"({key}) gateway, {what}", ledger))
+        _line(runs[key], "orders")
+
+    sellout_run = measured(procs, buyers(urls["gateway"], [shop.sellout], n, 60.0, "sell-out", ledger,
+                                         quantities=(1, 1), stop_when_sold_out=True, progress=False))
+    # The buyers stopped at the first out-of-stock reply; the rest of the stock, if any (a reservation
+    # that had failed and was given back), goes now, one at a time.
+    while True:
+        one_more = asyncio.run(buyers(urls["gateway"], [shop.sellout], 1, 10.0, "sell-out rest", ledger,
+                                      quantities=(1, 1), stop_when_sold_out=True, progress=False))
+        sellout_run.ok += one_more.ok
+        sellout_run.out_of_stock += one_more.out_of_stock
+        sellout_run.statuses.update(one_more.statuses)
+        if one_more.ok == 0:
+            break
+    asyncio.run(settle(backend.urls, args.settle))
+    via_orders = {*shop.many, shop.one}
+    check = asyncio.run(check_stock(backend.urls, {v: shop.initial[v] for v in shop.initial if v != shop.sellout},
+                                    ledger, via_orders))
+    sellout = asyncio.run(check_stock(backend.urls, {shop.sellout: shop.initial[shop.sellout]}, ledger,
+                                      {shop.sellout}))
+    if sellout.stock != 0:
+        sellout.problems.append(f"{sellout.stock} units left after the buyers were told it was sold out")
+    print(f"  sell-out: {shop.initial[shop.sellout]} in stock, {sellout_run.ok} orders of 1 accepted, "
+          f"{sellout_run.out_of_stock} refused out of stock, {sellout.stock} left", flush=True)
+    return BackendResult(backend.label, version, runs, check, sellout, sellout_run, shop.initial[shop.sellout])
+
+
+def serve(procs: Processes, urls: dict[str, str], shop: Shop) -> None:
+    """Leave the stack running for a look by hand (a profiler, curl) until Ctrl-C."""
+    for child in procs.children:
+        print(f"  {child.name:<8} pid {child.proc.pid:<7} {urls[child.name]}  log {child.log}")
+    print(f"  variants: (a) {shop.many[0]}…{shop.many[-1]}, (b) {shop.one}, sell-out {shop.sellout}")
+    print("  an order: curl -s -XPOST -H 'Content-Type: application/json' -H \"Idempotency-Key: $(uuidgen)\" "
+          f"-d '{json.dumps(order_body(random.Random(0), shop.one, 1), ensure_ascii=False)}' "
+          f"{urls['gateway']}/api/v1/orders")
+    print("Ctrl-C stops them.", flush=True)
+    while True:
+        procs.check_alive()
+        time.sleep(0.5)
+
+
+def _sqlite_version() -> str:
+    import sqlite3
+
+    return f"SQLite {sqlite3.sqlite_version}"
+
+
+def _line(run: Run, unit: str) -> None:
+    failed = sum(c for s, c in run.statuses.items() if s not in (201, "updated")) + sum(run.errors.values())
+    per = ", ".join(f"{k} {1000 * v / max(run.ok, 1):.1f}" for k, v in run.cpu_s.items() if v / run.seconds >= 0.01)
+    print(f"  {run.scenario:<30} {run.rate:8.1f} {unit}/s  p50 {run.pct(0.5):7.1f} ms  p99 {run.pct(0.99):7.1f} ms"
+          + (f"  {failed} not ok {dict(run.statuses) | dict(run.errors)}" if failed else "")
+          + f"\n  {'':<30} CPU ms per {unit[:-1]}: {per}; other processes (database server, rest of the machine) "
+          f"kept {run.other_cores:.2f} cores busy", flush=True)
+
+
+# ── report ───────────────────────────────────────────────────────────────────────────────────────
+
+
+def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
+    print()
+    print(f"{args.concurrency} concurrent buyers (gateway) or workers (raw SQL), {args.duration:g} s each; "
+          "latency = request sent → reply read (gateway), BEGIN → COMMIT (raw SQL)")
+    print()
+    print("| backend | orders on | gateway orders/s | p50 (ms) | p99 (ms) | raw SQL updates/s | p50 (ms) | p99 (ms) "
+          "| orders/s ÷ updates/s | not 201 (after retries) |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    ok = True
+    for r in results:
+        for key, what in (("a", f"{args.variants} variants"), ("b", "1 variant")):
+            g, raw = r.runs[key], r.runs[f"raw-{key}"]
+            ratio = g.rate / raw.rate if raw.rate else float("nan")
+            not_ok = sum(c for s, c in g.statuses.items() if s != 201) + g.unresolved
+            print(f"| {r.backend} | ({key}) {what} | {g.rate:.1f} | {g.pct(0.5):.1f} | {g.pct(0.99):.1f} | "
+                  f"{raw.rate:.0f} | {raw.pct(0.5):.1f} | {raw.pct(0.99):.1f} | {ratio:.3f} | {not_ok} |")
+    print()
+    print("| backend | variants | initial units | in stock | committed | held (order / none) | in orders "
+          "| told buyers (201s) | oversold | sell-out: stock → sold, left | checks |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    for r in results:
+        c, s = r.check, r.sellout
+        problems = c.problems + s.problems
+        ok &= not problems
+        print(f"| {r.backend} | {c.variants} | {c.initial:,} | {c.stock:,} | {c.committed:,} | "
+              f"{c.held_with_order + s.held_with_order} / {c.held_without_order + s.held_without_order} | "
+              f"{c.in_orders:,} | {c.told:,} | {c.oversold + s.oversold} | "
+              f"{r.sellout_stock} → {s.in_orders}, {s.stock} | "
+              f"{'all hold' if not problems else f'{len(problems)} FAILED'} |")
+    for r in results:
+        for problem in (r.check.problems + r.sellout.problems)[:20]:
+            print(f"  {r.backend}: {problem}")
+    for r in results:
+        for run in (*r.runs.values(), r.sellout_run):
+            if run.retried or run.unresolved or run.samples:
+                print(f"  {r.backend} {run.scenario}: asked again {dict(run.retried)}, transport errors "
+                      f"{dict(run.errors)}, unanswered {run.unresolved}" + "".join(f"; {x}" for x in run.samples))
+    if any(r.check.held_without_order or r.sellout.held_without_order for r in results):
+        print("  held (none): stock held by an attempt that failed half way; the catalog's sweeper gives it back "
+              "after CATALOG_RESERVATION_TTL")
+    print()
+    for r in results:
+        if r.backend == "PostgreSQL":
+            rate = r.runs["a"].rate
+            print(f"PostgreSQL (a) {rate:.1f} orders/s (target ≥ {TARGET_ORDERS_PER_S:.0f}: "
+                  f"{'met' if rate >= TARGET_ORDERS_PER_S else 'NOT met'})")
+    oversold = sum(r.check.oversold + r.sellout.oversold for r in results)
+    print(f"oversold units: {oversold} (target 0: {'met' if oversold == 0 and ok else 'NOT met'})")
+    return ok
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    p.add_argument("--duration", "-d", type=float, default=15.0, help="seconds measured per run")
+    p.add_argument("--concurrency", "-c", type=int, default=50, help="concurrent buyers (and raw-SQL workers)")
+    p.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured orders first (0: none)")
+    p.add_argument("--variants", type=int, default=200, help="variants the orders of (a) are spread over")
+    p.add_argument("--stock", type=int, default=1_000_000, help="initial stock of every measured variant")
+    p.add_argument("--sellout-stock", type=int, default=300, help="stock of the variant sold out at the end")
+    p.add_argument("--settle", type=float, default=15.0,
+                   help="seconds to wait after the runs for the orders reconciler to commit what is left held")
+    p.add_argument("--pg-admin-dsn", default=os.environ.get("BENCH_POSTGRES_DSN",
+                                                            "postgresql://root@127.0.0.1:5432/postgres"),
+                   help="where the PostgreSQL databases are made (and dropped)")
+    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                   help="extra environment for every app, e.g. ORDERS_RELAY_POLL_INTERVAL=5 (repeatable)")
+    p.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
+    p.add_argument("--serve", action="store_true",
+                   help="start the apps of the first backend, seed the shop, print URLs and pids, and wait for "
+                        "Ctrl-C instead of loading them (to profile by hand)")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (SQLite files, logs)")
+    args = p.parse_args(argv)
+    if args.concurrency < 1 or args.duration <= 0 or args.variants < 1:
+        p.error("--concurrency and --variants must be ≥ 1, --duration > 0")
+    if args.stock < 1 or args.sellout_stock < 1:
+        p.error("--stock and --sellout-stock must be ≥ 1")
+    for item in args.env:
+        if "=" not in item:
+            p.error(f"--env wants NAME=VALUE, not {item!r}")
+    return args
+
+
+def ensure_venv() -> None:
+    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
+        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
+    try:
+        import services.orders  # noqa: F401
+    except ImportError:
+        sys.exit("bench/orders.py: the project's packages are not importable; run `make install` first.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    ensure_venv()
+    python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
+
+    def on_term(signum, frame):  # a SIGTERM (a CI timeout) unwinds like Ctrl-C
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
+    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, REPO),
+                                                 os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    info = machine()
+    info["source"] = git_describe()
+    info["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    print(f"Chợ Vườn orders bench — {started}")
+    print(f"  machine : {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}, "
+          f"Python {info['python']}; load average before the run {info['load_before']}")
+    print(f"  source  : commit {info['source']}")
+    print(f"  command : {command}")
+    print(f"  load    : {args.concurrency} buyers, each its own httpx client and connection, guest COD orders of "
+          f"1–3 units with an Idempotency-Key, closed loop; {args.warmup:g} s warm-up, then {args.duration:g} s "
+          "per run")
+    print(f"  apps    : gateway, catalog, orders, notify: one uvicorn process each, LOG_LEVEL=WARNING, events by "
+          f"HTTP push; gateway order-ip limit raised to {BENCH_ORDER_LIMIT[0]:,} per {BENCH_ORDER_LIMIT[1]} s "
+          "(GATEWAY_RATE_LIMITS)" + "".join(f", {e}" for e in args.env), flush=True)
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-orders-"))
+    procs = Processes()
+    backends: list[Backend] = []
+    results: list[BackendResult] = []
+    try:
+        for name in (("sqlite", "postgres") if args.backend == "both" else (args.backend,)):
+            run_dir = tmp / name
+            run_dir.mkdir()
+            backend = SqliteBackend(run_dir) if name == "sqlite" else PostgresBackend(run_dir, args.pg_admin_dsn)
+            backends.append(backend)
+            try:
+                results.append(run_backend(args, backend, python, procs))
+            finally:
+                procs.stop_all()
+                backend.drop()
+        ok = report(results, args)
+        if args.json:
+            Path(args.json).write_text(json.dumps({
+                "date": started, "command": command, "machine": info, "concurrency": args.concurrency,
+                "duration_s": args.duration, "warmup_s": args.warmup, "variants": args.variants,
+                "results": [{"backend": r.backend, "version": r.version,
+                             "runs": {k: run.summary() for k, run in r.runs.items()},
+                             "check": {**r.check.__dict__, "oversold": r.check.oversold},
+                             "sellout": {**r.sellout.__dict__, "oversold": r.sellout.oversold,
+                                         "stock": r.sellout_stock, "run": r.sellout_run.summary()}}
+                            for r in results]}, indent=2, ensure_ascii=False) + "\n")
+        return 0 if ok else 3
+    except KeyboardInterrupt:
+        print("\ninterrupted; stopping what was started …", file=sys.stderr)
+        return 130
+    except BenchError as exc:
+        print(f"bench/orders.py: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        procs.stop_all()
+        for backend in backends:
+            try:
+                backend.drop()
+            except Exception as exc:  # noqa: BLE001 - say so, keep stopping
+                print(f"could not drop the {backend.label} databases: {exc}", file=sys.stderr)
+        if args.keep:
+            print(f"(kept {tmp})", file=sys.stderr)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
