@@ -51,28 +51,11 @@ async def home(request: Request, q: Annotated[str | None, Query(max_length=200)]
 
 
 async def find_shop(request: Request, slug: str) -> dict:
-    """The shop at ``/s/{slug}``. The catalog's public API finds shops by words, and a slug is made of
-    its name's words (plus, when taken, a short suffix): search with them, then match exactly."""
-    words = slug.split("-")
-    tries = [" ".join(words)]
-    if len(words) > 1:
-        tries.append(" ".join(words[:-1]))
-    for q in tries:
-        reply = await call(request, "catalog", "GET", "/api/v1/shops", params={"q": q, "limit": 100})
-        for shop in (reply.data or {}).get("items", []) if reply.ok else []:
-            if shop["slug"] == slug:
-                return shop
-    cursor = None
-    for _ in range(20):  # a slug chosen by hand, unlike the name: walk the list (100 a page)
-        params = {"limit": 100, **({"cursor": cursor} if cursor else {})}
-        data = expect(await call(request, "catalog", "GET", "/api/v1/shops", params=params))
-        for shop in data["items"]:
-            if shop["slug"] == slug:
-                return shop
-        cursor = data.get("next_cursor")
-        if not cursor:
-            break
-    raise NotFound("No such shop")
+    """The shop at ``/s/{slug}`` (the catalog's ``GET /api/v1/shops?slug=``)."""
+    data = expect(await call(request, "catalog", "GET", "/api/v1/shops", params={"slug": slug, "limit": 1}))
+    if not data["items"]:
+        raise NotFound("No such shop")
+    return data["items"][0]
 
 
 @router.get("/s/{slug}")

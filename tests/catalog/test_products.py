@@ -105,6 +105,31 @@ async def test_update_replaces_variants_and_archives_the_missing(catalog) -> Non
     assert body["variants"][0]["id"] == keep["id"]
 
 
+async def test_updating_a_variant_keeps_what_was_not_sent(catalog) -> None:
+    product = await add_product(catalog, GROWER)
+    keep = product["variants"][0]
+    assert keep["wholesale_tiers"] and keep["stock"] > 0
+    await catalog.patch(f"/api/v1/products/{product['id']}", headers=GROWER, json={"variants": [
+        {"id": keep["id"], "label": keep["label"], "retail_price": keep["retail_price"],
+         "low_stock_threshold": 7, "weight_grams": 250}]})
+    renamed = await catalog.patch(f"/api/v1/products/{product['id']}", headers=GROWER, json={"variants": [
+        {"id": keep["id"], "label": "Củ giống loại 1", "retail_price": keep["retail_price"]}]})
+    assert renamed.status_code == 200, renamed.text
+    variant = renamed.json()["variants"][0]
+    assert variant["label"] == "Củ giống loại 1"
+    assert (variant["stock"], variant["wholesale_tiers"], variant["min_order_quantity"],
+            variant["low_stock_threshold"], variant["weight_grams"]) == (
+        keep["stock"], keep["wholesale_tiers"], keep["min_order_quantity"], 7, 250)
+    # A retail price at or under a kept wholesale tier is refused, and nothing changes.
+    lowest_tier = min(t["unit_price"] for t in keep["wholesale_tiers"])
+    refused = await catalog.patch(f"/api/v1/products/{product['id']}", headers=GROWER, json={"variants": [
+        {"id": keep["id"], "label": "x", "retail_price": lowest_tier}]})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "body.variants[0].retail_price"
+    again = (await catalog.get(f"/api/v1/products/{product['id']}", headers=GROWER)).json()["variants"][0]
+    assert (again["label"], again["retail_price"]) == ("Củ giống loại 1", keep["retail_price"])
+
+
 async def test_archive_hides_from_buyers(catalog) -> None:
     product = await add_product(catalog, GROWER)
     assert (await catalog.delete(f"/api/v1/products/{product['id']}", headers=GROWER)).status_code == 204

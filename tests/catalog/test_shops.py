@@ -34,6 +34,10 @@ async def test_grower_opens_one_shop(catalog) -> None:
     assert "113366668888" not in str(public) and "bank_account_last4" not in public and "owner_id" not in public
     mine = (await catalog.get("/api/v1/shops/mine", headers=grower)).json()
     assert mine["id"] == shop["id"]
+    by_slug = (await catalog.get("/api/v1/shops", params={"slug": "vuon-sen-ba-tu"})).json()
+    assert [s["id"] for s in by_slug["items"]] == [shop["id"]]
+    assert (await catalog.get("/api/v1/shops", params={"slug": "vuon-khac"})).json()["items"] == []
+    assert (await catalog.get("/api/v1/shops", params={"slug": "Vườn/../x"})).status_code == 422
 
 
 async def test_bank_account_encrypted_at_rest(catalog) -> None:

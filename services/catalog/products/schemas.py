@@ -23,7 +23,8 @@ class WholesaleTier(BaseModel):
 
 
 class VariantIn(BaseModel):
-    id: int | None = Field(None, strict=True, description="An existing variant to keep (on update); absent: a new one")
+    id: int | None = Field(None, strict=True, description="An existing variant to keep (on update; the "
+                           "fields not sent keep their values); absent: a new one")
     label: str = Field(min_length=1, max_length=80, description='"Củ giống", "Cây con", "Chậu 30 cm"')
     retail_price: Price
     wholesale_tiers: list[WholesaleTier] = Field(default_factory=list, max_length=10)
@@ -106,6 +107,7 @@ class VariantPublic(BaseModel):
     min_order_quantity: int
     stock: int
     in_stock: bool
+    low_stock_threshold: int = 0
     weight_grams: int | None
 
 

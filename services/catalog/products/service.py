@@ -39,7 +39,7 @@ def to_public(product: Product, base_url: str) -> ProductPublic:
         variants=[VariantPublic(id=v.id, label=v.label, retail_price=v.retail_price,
                                 wholesale_tiers=[WholesaleTier(**t) for t in v.wholesale_tiers],
                                 min_order_quantity=v.min_order_quantity, stock=v.stock, in_stock=v.stock > 0,
-                                weight_grams=v.weight_grams)
+                                low_stock_threshold=v.low_stock_threshold, weight_grams=v.weight_grams)
                   for v in product.variants if not v.archived],
         photos=photos_of(product, base_url),
     )
@@ -76,9 +76,12 @@ async def refresh_listing(session: AsyncSession, product_ids: int | list[int] | 
         .values(min_price=min_price, in_stock=in_stock).execution_options(synchronize_session=False))
 
 
-def _variant_fields(data: VariantIn, position: int) -> dict:
-    fields = data.model_dump(exclude={"id", "wholesale_tiers"})
-    fields["wholesale_tiers"] = [t.model_dump() for t in data.wholesale_tiers]
+def _variant_fields(data: VariantIn, position: int, *, only_sent: bool = False) -> dict:
+    """The columns of a variant from its input; ``only_sent``: just the fields the caller sent (an
+    update of an existing variant keeps its stock, threshold, weight and tiers unless they are sent)."""
+    fields = data.model_dump(exclude={"id", "wholesale_tiers"}, exclude_unset=only_sent)
+    if not only_sent or "wholesale_tiers" in data.model_fields_set:
+        fields["wholesale_tiers"] = [t.model_dump() for t in data.wholesale_tiers]
     fields["position"] = position
     return fields
 
@@ -136,8 +139,13 @@ async def update(session: AsyncSession, product: Product, data: ProductUpdate) -
                 raise UnprocessableEntity("A variant id does not belong to this product", errors=[{
                     "field": f"body.variants[{position}].id", "message": "not a variant of this product",
                     "type": "unknown_variant"}])
-            for name, value in _variant_fields(incoming, position).items():
+            for name, value in _variant_fields(incoming, position, only_sent=True).items():
                 setattr(variant, name, value)
+            if any(t["unit_price"] >= variant.retail_price for t in variant.wholesale_tiers or []):
+                raise UnprocessableEntity("A wholesale price would not be below the retail price", errors=[{
+                    "field": f"body.variants[{position}].retail_price",
+                    "message": "each wholesale tier's unit price must be below the retail price",
+                    "type": "tiers_above_retail"}])
             variant.archived = False
             kept.add(variant.id)
         for variant_id, variant in current.items():

@@ -47,8 +47,10 @@ NOT_MODIFIED = {304: {"description": "Not modified (If-None-Match matched the ET
 async def list_shops(request: Request, session: SessionDep,
                      q: Annotated[str | None, Query(max_length=200, description="Words to find")] = None,
                      province_code: Annotated[str | None, Query(pattern=r"^\d{2}$")] = None,
+                     slug: Annotated[str | None, Query(max_length=60, pattern=r"^[a-z0-9-]+$",
+                                                       description="The shop at /s/{slug}")] = None,
                      limit: LimitQuery = 20, cursor: CursorQuery = None) -> Response:
-    rows, next_cursor = await service.list_shops(session, province_code, limit, cursor, q=q)
+    rows, next_cursor = await service.list_shops(session, province_code, limit, cursor, q=q, slug=slug)
     page = Page[ShopPublic](items=[service.to_public(s, base_url(request)) for s in rows], next_cursor=next_cursor)
     return cached_json(request, page, private=False)
 

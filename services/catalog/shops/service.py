@@ -136,11 +136,14 @@ SHOPS_FTS = table("shops_fts", column("rowid"))
 
 
 async def list_shops(session: AsyncSession, province_code: str | None, limit: int, cursor: str | None,
-                     q: str | None = None) -> tuple[list[Shop], str | None]:
+                     q: str | None = None, slug: str | None = None) -> tuple[list[Shop], str | None]:
     """Shops in id order; with ``q``, those whose name, description or province has the words, most
-    relevant first (FTS5 bm25 on SQLite, trigram similarity on PostgreSQL). Keyset pages."""
+    relevant first (FTS5 bm25 on SQLite, trigram similarity on PostgreSQL). Keyset pages. With
+    ``slug``, the shop whose public page is ``/s/{slug}`` (a page of one, or none)."""
     query = search.Query.parse(q)
     stmt = select(Shop)
+    if slug is not None:
+        stmt = stmt.where(Shop.slug == slug)
     if province_code:
         stmt = stmt.where(Shop.province_code == province_code)
     after = decode_cursor(cursor)
