@@ -93,3 +93,5 @@ def configure_logging(service: str, log_format: str = "text", level: str = "INFO
     logging.getLogger("uvicorn.access").disabled = True
     # httpx would log every proxied or internal call again at INFO; failures are logged by callers.
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    # alembic names each of its plugins at start; the migrations it runs are still logged.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
