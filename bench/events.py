@@ -34,13 +34,11 @@ import json
 import math
 import os
 import platform
-import resource
 import shlex
 import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -54,6 +52,17 @@ REPO = Path(__file__).resolve().parent.parent
 # repository, not bench/, first on the path.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
+
+from bench.harness import (  # noqa: E402
+    BenchError,
+    Processes,
+    cpu_seconds,
+    free_port,
+    git_describe,
+    machine_busy_seconds,
+    own_cpu_seconds,
+)
+
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
 TARGET_P95_MS = 500.0
@@ -83,10 +92,6 @@ CONTACT_PHONE = "0987 654 321"
 ADDRESS = {"province_code": "92", "ward_code": "31135", "street": "9 Mậu Thân"}
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 # ── machine ──────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -106,100 +111,7 @@ def machine() -> dict[str, str]:
             "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
 
 
-def git_describe() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except OSError:
-        return "?"
-    return f"{head or '?'}{' + uncommitted changes' if dirty else ''}"
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time a process has used so far (/proc/PID/stat), 0 where /proc is absent."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all CPUs have spent busy since boot (/proc/stat), 0 where absent."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen
-    log: Path
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-@dataclass
-class Processes:
-    children: list[Child] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> Child:
-        log = cwd / f"{name}.log"
-        with log.open("wb") as out:
-            # Own session: a Ctrl-C in the terminal reaches only this script, which then stops them.
-            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        child = Child(name, proc, log)
-        self.children.append(child)
-        return child
-
-    def check_alive(self) -> None:
-        for child in self.children:
-            if child.proc.poll() is not None:
-                raise BenchError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
-
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            if child.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 15
-        for child in reversed(self.children):
-            try:
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.proc.pid, signal.SIGKILL)
-                child.proc.wait()
-        self.children.clear()
 
 
 # ── databases and the bus ────────────────────────────────────────────────────────────────────────
@@ -349,7 +261,7 @@ def start_stack(args: argparse.Namespace, python: str, tmp: Path, transport: str
         for app in APPS:
             own = {k: v for k, v in extra.items() if k.startswith(prefixes[app])}
             procs.start(app, [python, "-m", module[app], "serve", "--host", "127.0.0.1", "--port", str(ports[app])],
-                        {**env, **per_app[app], **shared, **own}, folder)
+                        {**env, **per_app[app], **shared, **own}, folder / f"{app}.log")
         # The gateway's readiness asks every service's.
         wait_ready(procs, f"{urls['gateway']}/readyz", timeout=args.start_timeout)
     except BaseException:

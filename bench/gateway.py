@@ -37,7 +37,6 @@ import resource
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,6 +52,9 @@ REPO = Path(__file__).resolve().parent.parent
 # repository, not bench/, first on the path.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
+
+from bench.harness import BenchError, Child, Processes, cpu_seconds, free_port, git_describe, machine_busy_seconds  # noqa: E402
+
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.template"
 STATIC_TEMPLATE = Path(__file__).resolve().parent / "nginx-static.conf.template"
@@ -108,61 +110,6 @@ def machine() -> dict[str, str]:
     }
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def _proc_ticks(pid: int) -> tuple[int, int]:
-    """(utime + stime in clock ticks, parent pid) of one process, from /proc/PID/stat."""
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) "
-    return int(fields[11]) + int(fields[12]), int(fields[1])
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time used so far by a process and its children (nginx's worker), 0 where /proc is absent."""
-    total = 0
-    try:
-        total += _proc_ticks(pid)[0]
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    ticks, ppid = _proc_ticks(int(entry.name))
-                except (OSError, ValueError):
-                    continue
-                if ppid == pid:
-                    total += ticks
-    except (OSError, ValueError):
-        return 0.0
-    return total / CLOCK_TICKS
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all CPUs have spent busy since boot (/proc/stat), 0 where absent."""
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
-
-
-def git_describe() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except OSError:
-        return "?"
-    return f"{head or '?'}{' + uncommitted changes' if dirty else ''}"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 # ── the catalog's data ───────────────────────────────────────────────────────────────────────────
 
 
@@ -211,58 +158,6 @@ async def seed_catalog(database_url: str, products: int) -> int:
 
 
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen
-    log: Path
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-@dataclass
-class Processes:
-    children: list[Child] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> Child:
-        with log.open("wb") as out:
-            # Run in the temporary directory: the repo's .env and var/ (dev keys, databases) are not
-            # read or written. Own session: a Ctrl-C in the terminal reaches only this script, which
-            # then stops them in order.
-            proc = subprocess.Popen(argv, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        child = Child(name, proc, log)
-        self.children.append(child)
-        return child
-
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            if child.proc.poll() is None:
-                try:
-                    os.killpg(child.proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 10
-        for child in reversed(self.children):
-            try:
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(child.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                child.proc.wait()
-        self.children.clear()
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 def wait_ready(child: Child, url: str, expect_items: int, timeout: float = 60.0) -> bytes:
@@ -431,13 +326,13 @@ def start_gateway(procs: Processes, python: str, tmp: Path, port: int, upstream:
 
 def measure_once(args: argparse.Namespace, wrk: str, procs: Processes, url: str) -> Result:
     """One measured wrk run, with the CPU time each of our processes spent and what others took."""
-    before = {c.name: cpu_seconds(c.proc.pid) for c in procs.children}
+    before = {c.name: cpu_seconds(c.proc.pid, with_children=True) for c in procs.children}
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy_before, started = machine_busy_seconds(), time.monotonic()
     result = parse_wrk(run_wrk(wrk, url, args.threads, args.connections, args.duration, latency=True))
     busy, elapsed = machine_busy_seconds() - busy_before, time.monotonic() - started
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    used = {c.name: cpu_seconds(c.proc.pid) - before[c.name] for c in procs.children}
+    used = {c.name: cpu_seconds(c.proc.pid, with_children=True) - before[c.name] for c in procs.children}
     used["wrk"] = (wrk_after.ru_utime + wrk_after.ru_stime) - (wrk_before.ru_utime + wrk_before.ru_stime)
     result.cpu_ms = {name: 1000 * sec / max(result.requests, 1) for name, sec in used.items()}
     result.other_cores = max(0.0, (busy - sum(used.values())) / elapsed)
@@ -449,10 +344,10 @@ def wait_quiet(args: argparse.Namespace, procs: Processes) -> float:
     busy over a 2 s sample, while the bench sends nothing. Returns the last sample, in cores."""
     deadline = time.monotonic() + args.wait_quiet
     while True:
-        ours_before = sum(cpu_seconds(c.proc.pid) for c in procs.children)
+        ours_before = sum(cpu_seconds(c.proc.pid, with_children=True) for c in procs.children)
         before, started = machine_busy_seconds(), time.monotonic()
         time.sleep(2.0)
-        ours = sum(cpu_seconds(c.proc.pid) for c in procs.children) - ours_before
+        ours = sum(cpu_seconds(c.proc.pid, with_children=True) for c in procs.children) - ours_before
         cores = max(0.0, machine_busy_seconds() - before - ours) / (time.monotonic() - started)
         if cores <= args.max_other_cores or time.monotonic() >= deadline:
             return cores

@@ -43,13 +43,10 @@ import json
 import os
 import platform
 import random
-import resource
 import shlex
 import shutil
 import signal
-import socket
 import ssl
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,6 +62,18 @@ REPO = Path(__file__).resolve().parent.parent
 # repository, not bench/, first on the path.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
+
+from bench.harness import (  # noqa: E402
+    BenchError,
+    Child,
+    Processes,
+    cpu_seconds,
+    free_ports,
+    git_describe,
+    machine_busy_seconds,
+    own_cpu_seconds,
+)
+
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 APPS = ("notify", "catalog", "orders", "gateway")
 MODULES = {"gateway": "gateway", "catalog": "services.catalog", "orders": "services.orders",
@@ -87,10 +96,6 @@ ADDRESSES = [
 ]
 BUYER_NAMES = ["Chị Hoa", "Anh Tuấn", "Cô Lan", "Chú Bảy", "Em Vy", "Bác Năm"]
 MOBILE_PREFIXES = ("090", "091", "093", "094", "096", "097", "098", "086", "088", "032", "070")
-
-
-class BenchError(RuntimeError):
-    pass
 
 
 # ── machine ──────────────────────────────────────────────────────────────────────────────────────
@@ -117,110 +122,7 @@ def machine() -> dict[str, str]:
             "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
 
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU time used so far by one process (utime + stime), 0 where /proc is absent."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0.0
-    fields = stat[stat.rindex(")") + 2:].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def machine_busy_seconds() -> float:
-    try:
-        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-    except OSError:
-        return 0.0
-    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
-    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
-
-
-def git_describe() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except OSError:
-        return "?"
-    return f"{head or '?'}{' + uncommitted changes' if dirty else ''}"
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen
-    log: Path
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-@dataclass
-class Processes:
-    children: list[Child] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> Child:
-        log = cwd / f"{name}.log"
-        with log.open("wb") as out:
-            # Own session: a Ctrl-C in the terminal reaches only this script, which stops them in order.
-            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        child = Child(name, proc, log)
-        self.children.append(child)
-        return child
-
-    def check_alive(self) -> None:
-        for child in self.children:
-            if child.proc.poll() is not None:
-                raise BenchError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
-
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            if child.proc.poll() is None:
-                try:
-                    os.killpg(child.proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 15
-        for child in reversed(self.children):
-            try:
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(child.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                child.proc.wait()
-        self.children.clear()
 
 
 def wait_ready(child: Child, url: str, timeout: float = 90.0) -> None:
@@ -342,7 +244,7 @@ def start_stack(procs: Processes, backend: Backend, python: str, run_dir: Path, 
     # The first app makes the development key pair under run_dir/var/keys/; the others read it.
     for app in APPS:
         child = procs.start(app, [python, "-m", MODULES[app], "serve", "--port", str(ports[app])],
-                            {**base, **env[app], **extra_env}, run_dir)
+                            {**base, **env[app], **extra_env}, run_dir / f"{app}.log")
         wait_ready(child, f"{urls[app]}/readyz")
     return urls
 

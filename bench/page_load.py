@@ -50,7 +50,6 @@ import random
 import shlex
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -64,6 +63,9 @@ REPO = Path(__file__).resolve().parent.parent
 # bench/ first on the path would let bench/gateway.py shadow the `gateway` package: put the repository there.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
+
+from bench.harness import BenchError, Processes, free_ports, git_describe  # noqa: E402
+
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -101,10 +103,6 @@ UNTHROTTLED = Network("unthrottled")
 CONDITIONS = (UNTHROTTLED, SLOW_4G)
 
 
-class BenchError(RuntimeError):
-    pass
-
-
 # ── machine ──────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -121,84 +119,7 @@ def machine() -> dict[str, str]:
             "python": platform.python_version(), "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
-def git_describe() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except OSError:
-        return "?"
-    return f"{head or '?'}{' + uncommitted changes' if dirty else ''}"
-
-
-def free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
-
-
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
-
-
-@dataclass
-class Child:
-    name: str
-    proc: subprocess.Popen
-    log: Path
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-@dataclass
-class Processes:
-    children: list[Child] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> Child:
-        log = cwd / f"{name}.log"
-        with log.open("wb") as out:
-            # Run in the temporary directory (the repository's .env and var/ are neither read nor
-            # written), in its own session: a Ctrl-C reaches only this script, which stops them in order.
-            proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        child = Child(name, proc, log)
-        self.children.append(child)
-        return child
-
-    def check_alive(self) -> None:
-        for child in self.children:
-            if child.proc.poll() is not None:
-                raise BenchError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
-
-    def stop_all(self) -> None:
-        for child in reversed(self.children):
-            if child.proc.poll() is None:
-                try:
-                    os.killpg(child.proc.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 15
-        for child in reversed(self.children):
-            try:
-                child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                try:
-                    os.killpg(child.proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                child.proc.wait()
-        self.children.clear()
 
 
 async def wait_ready(procs: Processes, url: str, timeout: float = 90.0) -> None:
@@ -241,7 +162,7 @@ async def start_stack(procs: Processes, python: str, run_dir: Path) -> dict[str,
 
     def start(app: str) -> None:
         procs.start(app, [python, "-m", MODULES[app], "serve", "--port", str(ports[app])], {**base, **env[app]},
-                    run_dir)
+                    run_dir / f"{app}.log")
 
     # The first app makes the development key pair under run_dir/var/keys/; the others then read it.
     start("notify")
