@@ -33,15 +33,14 @@ from gateway.settings import GatewaySettings
 
 log = logging.getLogger("gateway.proxy")
 
+# Header names as ASGI and httpx carry them: lower-case bytes.
 HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-    "trailers", "transfer-encoding", "upgrade", "host", "content-length",
+    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer",
+    b"trailers", b"transfer-encoding", b"upgrade", b"host", b"content-length",
 })
-HOP_BY_HOP_BYTES = frozenset(h.encode() for h in HOP_BY_HOP)
 # Headers a caller must never be able to set on the way to a service.
-PRIVATE_REQUEST_HEADERS = frozenset({"x-service-token", "x-forwarded-for", "x-forwarded-proto",
-                                     "x-forwarded-host", "x-real-ip", "x-request-id", "x-api-key"})
-PRIVATE_REQUEST_HEADERS_BYTES = frozenset(h.encode() for h in PRIVATE_REQUEST_HEADERS)
+PRIVATE_REQUEST_HEADERS = frozenset({b"x-service-token", b"x-forwarded-for", b"x-forwarded-proto",
+                                     b"x-forwarded-host", b"x-real-ip", b"x-request-id", b"x-api-key"})
 WHOLE_RESPONSE_MAX = 256 * 1024
 
 
@@ -131,7 +130,7 @@ async def _stream_limited(request: Request, limit: int) -> AsyncIterator[bytes]:
 def forward_headers(request: Request, replaced: set[str] = frozenset()) -> list[tuple[bytes, bytes]]:
     """The caller's headers as the bytes that came (any octet a client may send passes through
     unchanged), minus hop-by-hop and private ones, plus the forwarding headers."""
-    dropped = HOP_BY_HOP_BYTES | PRIVATE_REQUEST_HEADERS_BYTES | {k.encode("latin-1") for k in replaced}
+    dropped = HOP_BY_HOP | PRIVATE_REQUEST_HEADERS | {k.encode("latin-1") for k in replaced}
     headers = [(k, v) for k, v in request.scope["headers"] if k not in dropped]
     client = request.client.host if request.client else ""
     headers += [(b"x-request-id", (request_id_var.get() or "").encode("latin-1")),
@@ -202,7 +201,7 @@ async def forward(request: Request, send: Send, client: httpx.AsyncClient, servi
 
     try:
         headers = [(k, v) for k, v in upstream.headers.raw
-                   if k.lower() not in HOP_BY_HOP_BYTES and k.lower() != b"x-request-id"]
+                   if k.lower() not in HOP_BY_HOP and k.lower() != b"x-request-id"]
         length = upstream.headers.get("content-length")
         if request.method == "HEAD":
             if length is not None:
