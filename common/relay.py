@@ -1,7 +1,8 @@
 """The outbox relay: publishes what a service wrote to its outbox, in order, at least once.
 
 - Rows are read oldest first and published one by one; a row is marked sent only once the bus
-  acknowledged it. The first failure ends the round, so later events do not overtake it.
+  acknowledged it (the rows a round published, in one statement at its end). The first failure
+  ends the round, so later events do not overtake it.
 - A failed row is retried with exponential backoff and jitter; after ``max_attempts`` it is marked
   dead (a dead letter: kept, listed and replayable by an operator, never dropped).
 - The relay wakes at once when a transaction that wrote to the outbox commits, and otherwise polls,
@@ -78,23 +79,30 @@ class OutboxRelay:
                 select(model).where(model.published_at.is_(None), model.dead.is_(False),
                                     model.next_attempt_at <= utcnow())
                 .order_by(model.occurred_at, model.id).limit(self.batch))).all()
-        sent = 0
-        for row in rows:
-            envelope = Envelope(id=row.id, type=row.type, occurred_at=row.occurred_at, source=self.db.name,
-                                version=row.version, data=row.data)
-            try:
-                await self.publisher.publish(envelope)
-            except PublishError as exc:
-                await self._failed(row, str(exc))
-                return False
-            await self._sent(row)
-            sent += 1
-        return sent == self.batch
+        sent: list = []
+        try:
+            for row in rows:
+                envelope = Envelope(id=row.id, type=row.type, occurred_at=row.occurred_at, source=self.db.name,
+                                    version=row.version, data=row.data)
+                try:
+                    await self.publisher.publish(envelope)
+                except PublishError as exc:
+                    await self._failed(row, str(exc))
+                    return False
+                sent.append(row.id)
+        finally:
+            await self._sent(sent)
+        return len(sent) == self.batch
 
-    async def _sent(self, row) -> None:
+    async def _sent(self, ids: list) -> None:
+        """Mark a round's published rows in one statement. A crash before it re-publishes them on
+        restart (at least once: consumers drop what they have seen)."""
+        if not ids:
+            return
+        model = self.model
         async with self.db.sessionmaker() as session:
-            await session.execute(update(self.model).where(self.model.id == row.id, self.model.published_at.is_(None))
-                                  .values(published_at=utcnow(), attempts=row.attempts + 1))
+            await session.execute(update(model).where(model.id.in_(ids), model.published_at.is_(None))
+                                  .values(published_at=utcnow(), attempts=model.attempts + 1))
             await session.commit()
 
     async def _failed(self, row, error: str) -> None:

@@ -11,24 +11,32 @@ log = logging.getLogger("tasks")
 
 
 class Periodic:
-    """Runs ``work()`` every ``interval`` seconds; a failed round is logged and the next one comes.
-    An interval of 0 means off."""
+    """Runs ``work()`` every ``interval`` seconds, and at once when woken (``wake()``); a failed round
+    is logged and the next one comes. Wakes during a round bring one more round after it, so none is
+    lost, and many wakes make one round. An interval of 0: no timed rounds, only woken ones."""
 
     def __init__(self, name: str, interval: float, work: Callable[[], Awaitable[object]]) -> None:
         self.name, self.interval, self.work = name, interval, work
         self._task: asyncio.Task | None = None
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
 
     async def _loop(self) -> None:
+        if self.interval <= 0:
+            await self._wake.wait()
         while True:
+            self._wake.clear()  # before the round: a wake during it brings the next one at once
             try:
                 await self.work()
             except Exception:  # must outlive a database or network hiccup
                 log.exception("%s round failed; will retry", self.name)
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.interval if self.interval > 0 else None)
 
     async def start(self) -> None:
-        if self.interval > 0:
-            self._task = asyncio.create_task(self._loop(), name=self.name)
+        self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -56,6 +56,10 @@ class ShopDelivery(BaseModel):
     free_above: Vnd | None = None
 
 
+class CommitReply(BaseModel):
+    statuses: dict[str, Literal["committed", "released"]]
+
+
 class ShopTerms(BaseModel):
     id: int
     owner_id: str
@@ -123,8 +127,16 @@ class CatalogClient:
             raise CatalogUnavailable()
         return reply.model_dump()
 
-    async def commit(self, reservation_id: str) -> dict:
-        return await self._post(f"/internal/reservations/{reservation_id}/commit")
+    async def commit_many(self, reservation_ids: list[str]) -> dict[str, str]:
+        """Commit these reservations in one call. Each one's status afterwards: ``committed`` or
+        ``released`` (too late); ``unknown`` for one the catalog has never heard of."""
+        body = await self._post("/internal/reservations/commit", {"ids": reservation_ids})
+        try:
+            reply = CommitReply.model_validate(body)
+        except ValidationError as exc:
+            log.warning("catalog commit reply not understood: %s", exc.errors(include_input=False)[:3])
+            raise CatalogUnavailable() from None
+        return {rid: reply.statuses.get(rid, "unknown") for rid in reservation_ids}
 
     async def release(self, reservation_id: str) -> dict:
         return await self._post(f"/internal/reservations/{reservation_id}/release")

@@ -1,12 +1,19 @@
-"""Finishes what a crash or an outage interrupted: commits reservations of stored orders, and returns
-the stock of cancelled ones. Runs at start and then every few seconds; every call is idempotent."""
+"""Brings the catalog's reservations in line with the orders stored here: commits the reservations of
+stored orders (step 4 of the saga), and returns the stock of cancelled ones.
+
+Placing an order wakes it once the order is stored, so a reservation is committed a moment after
+its order, together with those of every order stored meanwhile: one call to the catalog and one
+``UPDATE`` here for all of them, rather than a call and a transaction per order. It also runs every
+few seconds (and at start), which finishes whatever a crash or an outage interrupted. Every call is
+idempotent, so rounds may overlap with a cancel or with another process's round.
+"""
 
 from __future__ import annotations
 
 import logging
 
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from common.tasks import Periodic
 from services.orders.catalog_client import CatalogRefused, CatalogUnavailable
@@ -14,47 +21,88 @@ from services.orders.orders.models import Order, OrderHistory, OrderStatus
 
 log = logging.getLogger("orders.reconciler")
 
+BATCH = 200
+LOST_NOTE = "The stock hold expired before the order was confirmed with the catalog; check stock by hand."
+
 
 async def reconcile_once(app: FastAPI) -> int:
-    catalog = app.state.catalog
+    """One round over up to ``BATCH`` orders whose reservation is open; the number settled."""
     db = app.state.db
     async with db.sessionmaker() as session:
         pending = (await session.execute(select(Order.id, Order.code, Order.reservation_id, Order.reservation_state,
                                                 Order.status)
                                          .where(Order.reservation_state.in_(("held", "release-pending")))
-                                         .order_by(Order.id).limit(200))).all()
-    done = 0
-    for order_id, code, reservation_id, state, status in pending:
-        releasing = state == "release-pending" or status == OrderStatus.cancelled
-        try:
-            if releasing:
-                await catalog.release(reservation_id)
-            else:
-                await catalog.commit(reservation_id)
-            outcome, note = ("released" if releasing else "committed"), None
-        except CatalogUnavailable:
-            break  # try again next round
-        except CatalogRefused as exc:
-            # The catalog released it first (its TTL passed while it could not be reached).
-            log.error("reservation %s of %s could not be committed: %s", reservation_id, code, exc.detail)
-            outcome = "lost"
-            note = "The stock hold expired before the order was confirmed with the catalog; check stock by hand."
-        async with db.writer() as session:
-            order = await session.get(Order, order_id)
-            if order.reservation_state == state:
-                order.reservation_state = outcome
-                if note:
-                    order.history.append(OrderHistory(action="stock-lost", actor_role="system", note=note))
-            await session.commit()
-        done += 1
+                                         .order_by(Order.id).limit(BATCH))).all()
+    releasing = [p.reservation_state == "release-pending" or p.status == OrderStatus.cancelled for p in pending]
+    to_commit = [p for p, r in zip(pending, releasing, strict=True) if not r]
+    to_release = [p for p, r in zip(pending, releasing, strict=True) if r]
+    done = await _commit(app, to_commit) if to_commit else 0
+    done += await _release(app, to_release)
     if done:
         log.info("reconciled %d reservations", done)
     return done
 
 
+async def _commit(app: FastAPI, pending: list) -> int:
+    try:
+        statuses = await app.state.catalog.commit_many([p.reservation_id for p in pending])
+    except CatalogUnavailable:
+        return 0  # try again next round
+    committed = [p.id for p in pending if statuses[p.reservation_id] == "committed"]
+    lost = [p for p in pending if statuses[p.reservation_id] != "committed"]
+    async with app.state.db.writer() as session:
+        # Only orders still "held": a cancel meanwhile has its own say on the reservation.
+        if committed:
+            await session.execute(update(Order).where(Order.id.in_(committed), Order.reservation_state == "held")
+                                  .values(reservation_state="committed").execution_options(synchronize_session=False))
+        for p in lost:
+            # The catalog released it first (its TTL passed while it could not be reached).
+            log.error("reservation %s of %s could not be committed: %s", p.reservation_id, p.code,
+                      statuses[p.reservation_id])
+            await _settle(session, p.id, "held", "lost", note=LOST_NOTE)
+        await session.commit()
+    return len(pending)
+
+
+async def _release(app: FastAPI, pending: list) -> int:
+    done = 0
+    for p in pending:
+        try:
+            await app.state.catalog.release(p.reservation_id)
+        except CatalogUnavailable:
+            break  # try again next round
+        except CatalogRefused as exc:  # the catalog does not know it
+            log.error("reservation %s of %s could not be released: %s", p.reservation_id, p.code, exc.detail)
+            outcome, note = "lost", LOST_NOTE
+        else:
+            outcome, note = "released", None
+        async with app.state.db.writer() as session:
+            await _settle(session, p.id, p.reservation_state, outcome, note)
+            await session.commit()
+        done += 1
+    return done
+
+
+async def _settle(session, order_id: int, was: str, outcome: str, note: str | None = None) -> None:
+    order = await session.get(Order, order_id)
+    if order.reservation_state == was:
+        order.reservation_state = outcome
+        if note:
+            order.history.append(OrderHistory(action="stock-lost", actor_role="system", note=note))
+
+
+async def _rounds(app: FastAPI) -> None:
+    while await reconcile_once(app) >= BATCH:
+        pass  # a full round: there may be more
+
+
+def wake(app: FastAPI) -> None:
+    """An order was stored: commit its reservation (with any others stored meanwhile) soon."""
+    app.state.reconciler.wake()
+
+
 async def start(app: FastAPI) -> None:
-    app.state.reconciler = Periodic("reconciler", app.state.settings.reconcile_interval,
-                                    lambda: reconcile_once(app))
+    app.state.reconciler = Periodic("reconciler", app.state.settings.reconcile_interval, lambda: _rounds(app))
     await app.state.reconciler.start()
 
 

@@ -125,6 +125,25 @@ async def test_commit_then_release_restores_once(catalog) -> None:
                                headers=catalog.service)).status_code == 404
 
 
+async def test_many_reservations_commit_in_one_call(catalog) -> None:
+    tuber = catalog.product["variants"][0]["id"]
+    held = [(await reserve(catalog, [{"variant_id": tuber, "quantity": 1}])).json()["id"] for _ in range(3)]
+    released = (await reserve(catalog, [{"variant_id": tuber, "quantity": 5}])).json()["id"]
+    await catalog.post(f"/internal/reservations/{released}/release", headers=catalog.service)
+    await catalog.post(f"/internal/reservations/{held[0]}/commit", headers=catalog.service)
+    body = {"ids": [*held, released, "nosuchreservation"]}
+    for _ in range(2):  # the same call again changes nothing
+        resp = await catalog.post("/internal/reservations/commit", json=body, headers=catalog.service)
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"statuses": {**dict.fromkeys(held, "committed"), released: "released"},
+                               "unknown": ["nosuchreservation"]}
+    assert await stock(catalog, tuber) == 97
+    for bad in ({"ids": []}, {"ids": ["short"]}, {"ids": ["x" * 8] * 501}, {"ids": "abcdefgh"}):
+        resp = await catalog.post("/internal/reservations/commit", json=bad, headers=catalog.service)
+        assert resp.status_code == 422, bad
+    assert (await catalog.post("/internal/reservations/commit", json=body)).status_code in (401, 403)
+
+
 async def test_uncommitted_reservations_are_swept_after_their_ttl(catalog) -> None:
     tuber = catalog.product["variants"][0]["id"]
     stale = (await reserve(catalog, [{"variant_id": tuber, "quantity": 4}])).json()["id"]

@@ -43,7 +43,7 @@ async def test_relay_killed_between_publishing_and_marking_sent_one_email(db_url
             relay = s.apps["orders"].state.relay
             killed = threading.Event()
 
-            async def die_before_marking(row) -> None:  # the relay's process is killed right here
+            async def die_before_marking(ids) -> None:  # the relay's process is killed right here
                 killed.set()
                 raise asyncio.CancelledError
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass, field
@@ -45,6 +46,23 @@ class Market:
         if key == "":
             hdrs.pop("Idempotency-Key")
         return await self.orders.post("/api/v1/orders", json=payload, headers=hdrs)
+
+    async def reservations_settled(self, timeout: float = 10.0) -> None:
+        """Wait until the reconciler, woken by each stored order, has committed (or released) every
+        order's reservation."""
+        from sqlalchemy import func, select
+
+        from services.orders.orders.models import Order
+
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            async with self.orders_app.state.db.sessionmaker() as session:
+                open_ = await session.scalar(select(func.count()).select_from(Order).where(
+                    Order.reservation_state.in_(("held", "release-pending"))))
+            if not open_:
+                return
+            assert asyncio.get_running_loop().time() < deadline, f"{open_} reservations still open"
+            await asyncio.sleep(0.02)
 
     async def stock(self, variant_id: int, owner: dict = GROWER) -> int:
         resp = await self.catalog.get("/api/v1/products", params={"mine": True}, headers=owner)

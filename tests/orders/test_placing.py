@@ -42,6 +42,9 @@ async def test_guest_places_a_retail_order(m) -> None:
         events = (await session.scalars(select(OutboxEvent))).all()
         stored = await session.get(Order, order["id"])
     assert [e.type for e in events] == ["order.placed"] and events[0].data["code"] == order["code"]
+    await m.reservations_settled()  # step 4: the reconciler, woken by the stored order
+    async with m.orders_app.state.db.sessionmaker() as session:
+        stored = await session.get(Order, order["id"])
     assert stored.reservation_state == "committed"
     token = order["tracking_url"].rsplit("/", 1)[1]
     tracked = await m.orders.get(f"/api/v1/tracking/{token}")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from sqlalchemy import select
 
 from common.auth import ServiceCaller
@@ -14,6 +16,7 @@ from services.catalog.reservations.schemas import ReservationOut, ReservationReq
 
 router = APIRouter(prefix="/internal/reservations", tags=["internal"], dependencies=[ServiceCaller])
 variants_router = APIRouter(prefix="/internal/variants", tags=["internal"], dependencies=[ServiceCaller])
+MAX_COMMIT_BATCH = 500
 ReservationId = Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
@@ -25,11 +28,27 @@ async def reserve(request: Request, data: ReservationRequest) -> ReservationOut:
         return await service.reserve(session, data, state.settings.reservation_ttl, state.cipher)
 
 
+class CommitMany(BaseModel):
+    ids: list[Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]] = Field(
+        min_length=1, max_length=MAX_COMMIT_BATCH)
+
+
+@router.post("/commit", summary="Orders are stored: keep the stock of all their reservations taken",
+             description="One transaction for all. Each known reservation's status afterwards: `committed` "
+                         "(now or before) or `released` (it expired or was released first); unknown ids "
+                         "are listed apart.")
+async def commit_many(request: Request, data: CommitMany) -> dict:
+    async with request.app.state.db.writer() as session:
+        statuses = await service.commit_many(session, data.ids)
+    return {"statuses": {rid: str(status) for rid, status in statuses.items()},
+            "unknown": sorted(set(data.ids) - statuses.keys())}
+
+
 @router.post("/{reservation_id}/commit", summary="The order is stored: keep the stock taken")
 async def commit(request: Request, reservation_id: str = ReservationId) -> dict:
     async with request.app.state.db.writer() as session:
-        reservation = await service.commit(session, reservation_id)
-    return {"id": reservation.id, "status": reservation.status}
+        status = await service.commit(session, reservation_id)
+    return {"id": reservation_id, "status": str(status)}
 
 
 @router.post("/{reservation_id}/release", summary="Give the stock back (once, however often asked)")

@@ -176,19 +176,30 @@ async def _replay(session: AsyncSession, reservation: Reservation, request: Rese
     return _reply(reservation, shop, lines, found, cipher)
 
 
-async def commit(session: AsyncSession, reservation_id: str) -> Reservation:
+async def commit(session: AsyncSession, reservation_id: str) -> ReservationStatus:
     """The order exists: the stock stays taken. Idempotent."""
-    changed = await session.execute(
-        update(Reservation).where(Reservation.id == reservation_id, Reservation.status == ReservationStatus.held)
-        .values(status=ReservationStatus.committed, committed_at=utcnow()))
-    # Read back in the same transaction: after the commit it would take another one.
-    reservation = await session.get(Reservation, reservation_id)
-    await session.commit()
-    if reservation is None:
+    status = (await commit_many(session, [reservation_id])).get(reservation_id)
+    if status is None:
         raise NotFound("No such reservation")
-    if changed.rowcount == 0 and reservation.status == ReservationStatus.released:
+    if status == ReservationStatus.released:
         raise ReservationClosed("The reservation expired or was released before it was committed")
-    return reservation
+    return status
+
+
+async def commit_many(session: AsyncSession, reservation_ids: list[str]) -> dict[str, ReservationStatus]:
+    """Commit every held reservation of ``reservation_ids`` in one transaction (the orders service
+    sends the reservations of all the orders it stored meanwhile). Returns each known reservation's
+    status afterwards: ``committed`` (now or before) or ``released`` (too late: it expired or was
+    released first); unknown ids are left out. Idempotent."""
+    ids = sorted(set(reservation_ids))
+    await session.execute(
+        update(Reservation).where(Reservation.id.in_(ids), Reservation.status == ReservationStatus.held)
+        .values(status=ReservationStatus.committed, committed_at=utcnow()).execution_options(synchronize_session=False))
+    # Read back in the same transaction: after the commit it would take another one.
+    statuses = dict((await session.execute(select(Reservation.id, Reservation.status)
+                                           .where(Reservation.id.in_(ids)))).all())
+    await session.commit()
+    return statuses
 
 
 async def release(session: AsyncSession, reservation_id: str) -> tuple[Reservation, bool]:

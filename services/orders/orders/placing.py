@@ -9,6 +9,7 @@ from fastapi import Request
 
 from common.auth import Principal
 from common.errors import UnprocessableEntity
+from services.orders import reconciler
 from services.orders.catalog_client import CatalogClient
 from services.orders.orders import idempotency, service
 from services.orders.orders.schemas import CheckoutCreate, CheckoutOut, OrderCreate, OrderFields
@@ -66,8 +67,7 @@ async def place_order(request: Request, principal: Principal | None, data: Order
             await service.release_quietly(catalog, [reservation_id])
             raise
         await fault("after_store")
-        async with state.db.sessionmaker() as session:
-            await service.commit_reservations(session, catalog, [placed.order])
+        reconciler.wake(request.app)  # step 4, batched with other orders' (services/orders/reconciler.py)
         return 201, reply
 
     return await _with_key(request, principal, run)
@@ -110,8 +110,7 @@ async def place_checkout(request: Request, principal: Principal | None, data: Ch
         except BaseException:
             await service.release_quietly(catalog, reserved)
             raise
-        async with state.db.sessionmaker() as session:
-            await service.commit_reservations(session, catalog, [p.order for p in placed])
+        reconciler.wake(request.app)
         return 201, reply()
 
     return await _with_key(request, principal, run)

@@ -5,8 +5,9 @@ The saga, per order (DESIGN.md, "Placing an order"):
 2. The catalog reserves every line in one transaction and returns the authoritative prices.
 3. One transaction here stores the order, its lines (name and price snapshots), its history, an
    ``order.placed`` outbox row and the idempotency key's reply.
-4. The reservation is committed at the catalog. If that call fails, the reconciler retries it; a
-   reservation never committed is released by the catalog after its TTL, so a crash at any step
+4. The reservation is committed at the catalog, by the reconciler, which the stored order wakes: it
+   commits those of all orders stored meanwhile in one call. If that fails, its next round retries;
+   a reservation never committed is released by the catalog after its TTL, so a crash at any step
    leaks no stock.
 """
 
@@ -19,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -180,29 +181,6 @@ async def store(session: AsyncSession, placed: list[Placed], idem_row: int | Non
     if idem_row is not None:
         await idempotency.complete(session, idem_row, status, reply())
     await session.commit()
-
-
-async def commit_reservations(session: AsyncSession, catalog: CatalogClient, orders: list[Order]) -> None:
-    """Step 4: commit each order's reservation at the catalog, then note it on the order. One UPDATE of
-    that column (not a flush of the whole order with its lines and history); a reservation the
-    reconciler got to first stays as the reconciler left it."""
-    committed = []
-    for order in orders:
-        try:
-            await catalog.commit(order.reservation_id)
-        except CatalogUnavailable:
-            log.warning("reservation %s of %s not committed yet; the reconciler will retry",
-                        order.reservation_id, order.code)
-            continue
-        committed.append(order)
-    if not committed:
-        return
-    await session.execute(update(Order)
-                          .where(Order.id.in_([o.id for o in committed]), Order.reservation_state == "held")
-                          .values(reservation_state="committed").execution_options(synchronize_session=False))
-    await session.commit()
-    for order in committed:
-        order.reservation_state = "committed"
 
 
 # ---- Reading -------------------------------------------------------------------------------------
