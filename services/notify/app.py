@@ -31,7 +31,6 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     async def start(app: FastAPI) -> None:
         app.state.broadcaster = Broadcaster()
         app.state.effects = []  # mail and webhooks add theirs: queue work in the event's transaction
-        app.state.after_event = []  # and wake their senders after it commits
         app.state.nats_ready = asyncio.Event()
         app.state.consumer = None
         if settings.uses_nats:

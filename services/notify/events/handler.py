@@ -53,6 +53,4 @@ async def handle(app: FastAPI, envelope: Envelope) -> bool:
             await session.rollback()
             return False
     app.state.broadcaster.publish(touched)
-    for wake in app.state.after_event:
-        wake()
     return True

@@ -1,6 +1,6 @@
 """The mail sender: a background task that sends the queued mail, at least once, retrying with backoff.
 
-- It wakes as soon as an event that queued mail is committed (``app.state.after_event``), and
+- It wakes as soon as a transaction that queued mail commits (``Database.after_commit``), and
   otherwise sleeps until the next retry is due (at most ``NOTIFY_MAIL_POLL_INTERVAL``), so it picks up
   after a restart whatever was left.
 - A job is claimed before it is sent (``attempts`` moves on, ``next_attempt_at`` is pushed a lease
@@ -149,7 +149,7 @@ async def replay_dead(db: Database) -> int:
 
 
 async def start(app: FastAPI) -> None:
-    """Wire mail into the app: the queueing effect on every event, and the sender woken after each."""
+    """Wire mail into the app: the queueing effect on every event, the sender woken by a commit that queued mail."""
     settings = app.state.settings
     if "@" not in parseaddr(settings.mail_from)[1]:
         raise ValueError(f"NOTIFY_MAIL_FROM must be an address, like 'Chợ Vườn <no-reply@example.vn>', "
@@ -158,7 +158,7 @@ async def start(app: FastAPI) -> None:
     sender = MailSender(app.state.db, transport, settings.mail_from, max_attempts=settings.mail_max_attempts,
                         poll_interval=settings.mail_poll_interval)
     app.state.effects.append(queue_mail)
-    app.state.after_event.append(sender.wake)
+    app.state.db.after_commit(sender.wake, if_added=MailJob)
     app.state.mail_sender = sender
     await sender.start()
     log.info("mail goes to %s", transport)

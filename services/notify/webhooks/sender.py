@@ -1,6 +1,6 @@
 """The webhook sender: a background task that posts due deliveries, signed, and retries them.
 
-- Woken after every event that queued deliveries (``app.state.after_event``) and by the API
+- Woken after every commit that queued deliveries (``Database.after_commit``) and by the API
   (redeliver, test); otherwise it sleeps until the next retry is due (at most :data:`MAX_SLEEP`).
 - A delivery is claimed before it is sent (``next_attempt_at`` pushed a lease ahead, only if it was
   still due), so two senders (several workers or replicas) never send it at once, and one that died
@@ -257,7 +257,7 @@ async def start(app: FastAPI) -> None:
         return await service.queue_deliveries(session, envelope, first_delay)
 
     app.state.effects.append(queue_deliveries)
-    app.state.after_event.append(sender.wake)
+    app.state.db.after_commit(sender.wake, if_added=WebhookDelivery)
     await sender.start()
 
 

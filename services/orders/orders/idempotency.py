@@ -18,7 +18,7 @@ import hashlib
 import time
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -70,11 +70,12 @@ async def begin(sessions: async_sessionmaker, scope: str, key: str,
         if time.monotonic() - _last_purge >= PURGE_EVERY:
             _last_purge = time.monotonic()
             await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEEP_FOR))
-        row = IdempotencyKey(scope=scope, key=key, fingerprint=print_)
-        session.add(row)
         try:
+            row_id = await session.scalar(insert(IdempotencyKey).values(
+                scope=scope, key=key, fingerprint=print_, state="in_flight", created_at=utcnow())
+                .returning(IdempotencyKey.id))
             await session.commit()
-            return row.id, None
+            return row_id, None
         except IntegrityError:
             await session.rollback()
         existing = await session.scalar(select(IdempotencyKey).where(IdempotencyKey.scope == scope,
@@ -99,8 +100,9 @@ async def begin(sessions: async_sessionmaker, scope: str, key: str,
 
 async def complete(session: AsyncSession, row_id: int, status: int, body: dict) -> None:
     """Inside the order's transaction: the key now stands for this reply."""
-    row = await session.get(IdempotencyKey, row_id)
-    row.state, row.response_status, row.response_body = "completed", status, body
+    await session.execute(update(IdempotencyKey).where(IdempotencyKey.id == row_id)
+                          .values(state="completed", response_status=status, response_body=body)
+                          .execution_options(synchronize_session=False))
 
 
 async def abandon(sessions: async_sessionmaker, row_id: int) -> None:
