@@ -241,10 +241,36 @@ def parse_wrk(output: str) -> Result:
                   "; ".join(errors))
 
 
-def run_wrk(wrk: str, url: str, threads: int, connections: int, seconds: float, latency: bool) -> str:
+PACING_SCRIPT = """\
+-- Each connection waits a random 0 to 2 × {mean_ms:.1f} ms before each request (the mean keeps
+-- {connections} connections at ≈ {rate:g} requests/s in all); wrk times only request → reply.
+function init(args)
+  math.randomseed(os.time() + tonumber(tostring({{}}):match("0x(%x+)") or "0", 16))
+end
+function delay()
+  return math.random(0, {twice_ms})
+end
+"""
+
+
+def pacing_script(directory: Path, connections: int, rate: float) -> Path:
+    """A wrk script that paces every connection so that together they offer ``rate`` requests/s:
+    load below what the upstream can serve, where latency is the service's and the proxy's own, not
+    the queue's."""
+    mean_ms = 1000.0 * connections / rate
+    path = directory / f"pace-{rate:g}.lua"
+    path.write_text(PACING_SCRIPT.format(mean_ms=mean_ms, connections=connections, rate=rate,
+                                         twice_ms=max(1, round(2 * mean_ms))))
+    return path
+
+
+def run_wrk(wrk: str, url: str, threads: int, connections: int, seconds: float, latency: bool,
+            script: Path | None = None) -> str:
     argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
     if latency:
         argv.append("--latency")
+    if script is not None:
+        argv += ["-s", str(script)]
     out = subprocess.run([*argv, url], capture_output=True, text=True)
     if out.returncode != 0:
         raise BenchError(f"{' '.join(argv)} {url} failed ({out.returncode}):\n{out.stdout}{out.stderr}")
@@ -263,6 +289,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load per target first")
     p.add_argument("--rounds", type=int, default=1,
                    help="measure direct, gateway, nginx this many times in turn; the median is reported")
+    p.add_argument("--load", type=float, default=0.5,
+                   help="the latency phase offers this share of the direct path's req/s from the throughput "
+                        "phase, spread over the same connections (0: skip it)")
     p.add_argument("--max-other-cores", type=float, default=0.15,
                    help="a run during which other processes kept more cores than this busy is disturbed")
     p.add_argument("--retries", type=int, default=2,
@@ -291,6 +320,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--gateway-env wants NAME=VALUE, not {item!r}")
     if not 1 <= args.threads <= args.connections:
         p.error("--threads must be between 1 and --connections")
+    if not 0 <= args.load < 1:
+        p.error("--load must be at least 0 and below 1 (a share of the direct path's req/s)")
     if args.rounds < 1 or args.duration <= 0:
         p.error("--rounds must be ≥ 1 and --duration > 0")
     return args
@@ -324,12 +355,13 @@ def start_gateway(procs: Processes, python: str, tmp: Path, port: int, upstream:
                        tmp / "gateway.log")
 
 
-def measure_once(args: argparse.Namespace, wrk: str, procs: Processes, url: str) -> Result:
+def measure_once(args: argparse.Namespace, wrk: str, procs: Processes, url: str,
+                 script: Path | None = None) -> Result:
     """One measured wrk run, with the CPU time each of our processes spent and what others took."""
     before = {c.name: cpu_seconds(c.proc.pid, with_children=True) for c in procs.children}
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     busy_before, started = machine_busy_seconds(), time.monotonic()
-    result = parse_wrk(run_wrk(wrk, url, args.threads, args.connections, args.duration, latency=True))
+    result = parse_wrk(run_wrk(wrk, url, args.threads, args.connections, args.duration, latency=True, script=script))
     busy, elapsed = machine_busy_seconds() - busy_before, time.monotonic() - started
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     used = {c.name: cpu_seconds(c.proc.pid, with_children=True) - before[c.name] for c in procs.children}
@@ -355,15 +387,18 @@ def wait_quiet(args: argparse.Namespace, procs: Processes) -> float:
         time.sleep(3.0)
 
 
-def measure(args: argparse.Namespace, wrk: str, procs: Processes, urls: dict[str, str]) -> dict[str, list[Result]]:
+def measure(args: argparse.Namespace, wrk: str, procs: Processes, urls: dict[str, str],
+            script: Path | None = None) -> dict[str, list[Result]]:
+    """``--rounds`` rounds of direct, gateway, nginx in turn (so each round's three runs are close in
+    time and can be compared pairwise); with ``script``, paced by it."""
     runs: dict[str, list[Result]] = {t: [] for t in TARGETS}
     for round_no in range(1, args.rounds + 1):
         for target in TARGETS:
             if args.wait_quiet > 0:
                 wait_quiet(args, procs)
             if args.warmup > 0:
-                run_wrk(wrk, urls[target], args.threads, args.connections, args.warmup, latency=False)
-            result = measure_once(args, wrk, procs, urls[target])
+                run_wrk(wrk, urls[target], args.threads, args.connections, args.warmup, latency=False, script=script)
+            result = measure_once(args, wrk, procs, urls[target], script)
             # Another job on the machine took CPU meanwhile: measure again, keep the quietest.
             for _ in range(args.retries):
                 if result.other_cores <= args.max_other_cores:
@@ -374,8 +409,8 @@ def measure(args: argparse.Namespace, wrk: str, procs: Processes, urls: dict[str
                     wait_quiet(args, procs)
                     if args.warmup > 0:
                         run_wrk(wrk, urls[target], args.threads, args.connections, min(args.warmup, 1.0),
-                                latency=False)
-                again = measure_once(args, wrk, procs, urls[target])
+                                latency=False, script=script)
+                again = measure_once(args, wrk, procs, urls[target], script)
                 result = again if again.other_cores < result.other_cores else result
             runs[target].append(result)
             print(f"  round {round_no}/{args.rounds} {target:<8} {result.rps:>8.0f} req/s  "
@@ -389,18 +424,31 @@ def measure(args: argparse.Namespace, wrk: str, procs: Processes, urls: dict[str
     return runs
 
 
-def report(args: argparse.Namespace, runs: dict[str, list[Result]], upstream: str) -> dict:
-    med = {t: Result(statistics.median(r.rps for r in rs), statistics.median(r.p50_ms for r in rs),
-                     statistics.median(r.p99_ms for r in rs), sum(r.requests for r in rs),
-                     "; ".join(r.errors for r in rs if r.errors),
-                     {n: statistics.median(r.cpu_ms.get(n, 0.0) for r in rs) for n in rs[0].cpu_ms},
-                     max(r.other_cores for r in rs))
-           for t, rs in runs.items()}
+def medians(runs: dict[str, list[Result]]) -> dict[str, Result]:
+    return {t: Result(statistics.median(r.rps for r in rs), statistics.median(r.p50_ms for r in rs),
+                      statistics.median(r.p99_ms for r in rs), sum(r.requests for r in rs),
+                      "; ".join(r.errors for r in rs if r.errors),
+                      {n: statistics.median(r.cpu_ms.get(n, 0.0) for r in rs) for n in rs[0].cpu_ms},
+                      max(r.other_cores for r in rs))
+            for t, rs in runs.items()}
+
+
+def paired(runs: dict[str, list[Result]], target: str, key: str) -> list[float]:
+    """``target`` minus direct, round by round: runs next to each other in time, so what drifts
+    slowly on the machine (the catalog's speed between turns) cancels out."""
+    return [getattr(t, key) - getattr(d, key) for t, d in zip(runs[target], runs["direct"], strict=True)]
+
+
+def report(args: argparse.Namespace, runs: dict[str, list[Result]], upstream: str, rate: float | None) -> dict:
+    """Print one phase's table and figures. ``rate`` None: the throughput phase (connections as fast
+    as they go; judged on req/s); else the latency phase, paced at ``rate`` (judged on the p99 added)."""
+    med = medians(runs)
     proxy_of = {"direct": None, "gateway": "gateway", "nginx": "nginx"}
     label = f"median of {args.rounds} rounds" if args.rounds > 1 else "one round"
+    load = "as fast as they go" if rate is None else f"paced to ≈ {rate:.0f} req/s in all"
     print()
-    print(f"{label}; {args.connections} connections, {args.threads} wrk threads, {args.duration:g} s per target; "
-          "CPU/req = CPU time of that process during the run / requests served")
+    print(f"{label}; {args.connections} connections {load}, {args.threads} wrk threads, {args.duration:g} s per "
+          "target; CPU/req = CPU time of that process during the run / requests served")
     print()
     up_col = f"{upstream} CPU/req (ms)"
     print(f"| target  |   req/s | p50 (ms) | p99 (ms) | {up_col} | proxy CPU/req (ms) | wrk CPU/req (ms) |")
@@ -413,12 +461,20 @@ def report(args: argparse.Namespace, runs: dict[str, list[Result]], upstream: st
               f"{r.cpu_ms.get(upstream, 0.0):>{len(up_col)}.2f} | {proxy:>18} | {r.cpu_ms.get('wrk', 0.0):>16.2f} |")
     g, d, n = med["gateway"], med["direct"], med["nginx"]
     vs_nginx, vs_direct = g.rps / n.rps, g.rps / d.rps
-    added_p99, added_p50, nginx_added_p99 = g.p99_ms - d.p99_ms, g.p50_ms - d.p50_ms, n.p99_ms - d.p99_ms
+    added = {t: paired(runs, t, "p99_ms") for t in ("gateway", "nginx")}
+    added_p50 = statistics.median(paired(runs, "gateway", "p50_ms"))
+    added_p99, nginx_added_p99 = statistics.median(added["gateway"]), statistics.median(added["nginx"])
+    spread = (f" (per round {', '.join(f'{x:+.1f}' for x in added['gateway'])})" if args.rounds > 1 else "")
     print()
-    print(f"gateway/nginx  req/s = {vs_nginx:.2f}   (target ≥ 0.80: {'met' if vs_nginx >= 0.8 else 'NOT met'})")
-    print(f"gateway/direct req/s = {vs_direct:.2f}")
-    print(f"p99 added by gateway = gateway p99 − direct p99 = {g.p99_ms:.2f} − {d.p99_ms:.2f} = "
-          f"{added_p99:+.2f} ms   (target ≤ 3 ms: {'met' if added_p99 <= 3.0 else 'NOT met'})")
+    if rate is None:
+        print(f"gateway/nginx  req/s = {vs_nginx:.2f}   (target ≥ 0.80: {'met' if vs_nginx >= 0.8 else 'NOT met'})")
+        print(f"gateway/direct req/s = {vs_direct:.2f}")
+        print(f"p99 added by gateway = {added_p99:+.2f} ms{spread}: the {upstream}'s queue, not the gateway: "
+              "see the paced phase")
+    else:
+        print(f"offered ≈ {rate:.0f} req/s; served: direct {d.rps:.0f}, gateway {g.rps:.0f}, nginx {n.rps:.0f}")
+        print(f"p99 added by gateway = median over rounds of (gateway p99 − direct p99) = {added_p99:+.2f} ms{spread}"
+              f"   (target ≤ 3 ms: {'met' if added_p99 <= 3.0 else 'NOT met'})")
     print(f"p50 added by gateway = {added_p50:+.2f} ms;  p99 added by nginx = {nginx_added_p99:+.2f} ms")
     gw_cpu, ngx_cpu = g.cpu_ms.get("gateway", 0.0), n.cpu_ms.get("nginx", 0.0)
     if gw_cpu and ngx_cpu:
@@ -438,7 +494,9 @@ def report(args: argparse.Namespace, runs: dict[str, list[Result]], upstream: st
         print("errors: " + "; ".join(f"{t}: {e}" for t, e in errors.items()))
     return {"median": {t: r.__dict__ for t, r in med.items()}, "gateway_over_nginx": vs_nginx,
             "gateway_over_direct": vs_direct, "p99_added_by_gateway_ms": added_p99,
-            "p50_added_by_gateway_ms": added_p50, "p99_added_by_nginx_ms": nginx_added_p99}
+            "p99_added_by_gateway_per_round_ms": added["gateway"],
+            "p50_added_by_gateway_ms": added_p50, "p99_added_by_nginx_ms": nginx_added_p99,
+            "offered_rate": rate}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -521,7 +579,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  source  : commit {info['source']}")
         print(f"  command : {command}")
         print(f"  load    : wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
-              f"(warm-up {args.warmup:g}s per target), {args.rounds} round(s) of direct, gateway, nginx in turn")
+              f"(warm-up {args.warmup:g}s per target), {args.rounds} round(s) of direct, gateway, nginx in turn; "
+              + (f"then the same paced to {args.load:g} × the direct req/s" if args.load > 0 else "no paced phase"))
         print(f"  request : GET {LIST_PATH} → 20 of {active} active products, {len(bodies['direct'])} B of JSON")
         if not same_body:
             print("  warning : the three targets answer different bodies: "
@@ -532,15 +591,23 @@ def main(argv: list[str] | None = None) -> int:
               f"upstream keepalive {args.nginx_keepalive}; everything on 127.0.0.1")
         print(flush=True)
 
+        print("Throughput: every connection sends its next request as soon as the reply is in", flush=True)
         runs = measure(args, wrk, procs, urls)
-        summary = report(args, runs, upstream.name)
+        phases = {"throughput": {"runs": {t: [r.__dict__ for r in rs] for t, rs in runs.items()},
+                                 **report(args, runs, upstream.name, None)}}
+        if args.load > 0:
+            rate = args.load * medians(runs)["direct"].rps
+            print(f"\nLatency: the same connections, paced to {args.load:g} × the direct req/s above "
+                  f"(≈ {rate:.0f} req/s in all)", flush=True)
+            paced = measure(args, wrk, procs, urls, pacing_script(tmp, args.connections, rate))
+            phases["latency"] = {"runs": {t: [r.__dict__ for r in rs] for t, rs in paced.items()},
+                                 **report(args, paced, upstream.name, rate)}
         if args.json:
             Path(args.json).write_text(json.dumps({
                 "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "command": command,
                 "machine": info, "upstream": args.upstream, "connections": args.connections,
                 "threads": args.threads, "duration_s": args.duration, "warmup_s": args.warmup,
-                "rounds": args.rounds, "response_bytes": len(bodies["direct"]),
-                "runs": {t: [r.__dict__ for r in rs] for t, rs in runs.items()}, **summary,
+                "rounds": args.rounds, "load": args.load, "response_bytes": len(bodies["direct"]), **phases,
             }, indent=2, ensure_ascii=False) + "\n")
         return 0
     except KeyboardInterrupt:
