@@ -73,7 +73,8 @@ async def reserve(session: AsyncSession, request: ReservationRequest, ttl_second
 
     totals = _summed(request)
     rows = (await session.execute(_variants_with_products(totals))).all()
-    found = {variant.id: (variant, product) for variant, product in rows}
+    found = {variant.id: (variant, product) for variant, product, _ in rows}
+    shops = {shop.id: shop for _, _, shop in rows}
     errors = []
     for variant_id, quantity in totals.items():
         pair = found.get(variant_id)
@@ -115,7 +116,7 @@ async def reserve(session: AsyncSession, request: ReservationRequest, ttl_second
     # A product's "from" price does not depend on stock, and while every variant reserved keeps some
     # stock its product stays in stock: only a variant reaching zero can change the listing.
     await refresh_listing(session, sold_out)
-    shop = await session.get(Shop, shop_ids.pop())
+    shop = shops[shop_ids.pop()]
     reservation = Reservation(id=request.id, shop_id=shop.id,
                               expires_at=utcnow() + dt.timedelta(seconds=request.ttl_seconds or ttl_seconds))
     session.add(reservation)
@@ -132,9 +133,10 @@ async def reserve(session: AsyncSession, request: ReservationRequest, ttl_second
 
 
 def _variants_with_products(variant_ids) -> object:
-    """The variants and their products, without the products' own variants and photos (a reservation
-    needs neither: loading them would cost two more queries per reservation)."""
-    return (select(Variant, Product).join(Product, Product.id == Variant.product_id)
+    """The variants with their products and shops, in one query; without the products' own variants
+    and photos (a reservation needs neither: loading them would cost two more queries)."""
+    return (select(Variant, Product, Shop).join(Product, Product.id == Variant.product_id)
+            .join(Shop, Shop.id == Product.shop_id)
             .where(Variant.id.in_(variant_ids)).options(raiseload(Product.variants), raiseload(Product.photos)))
 
 
@@ -171,8 +173,8 @@ async def _replay(session: AsyncSession, reservation: Reservation, request: Rese
     if reservation.status == ReservationStatus.released:
         raise ReservationClosed("This reservation was released; make a new one")
     rows = (await session.execute(_variants_with_products([line.variant_id for line in lines]))).all()
-    found = {variant.id: (variant, product) for variant, product in rows}
-    shop = await session.get(Shop, reservation.shop_id)
+    found = {variant.id: (variant, product) for variant, product, _ in rows}
+    shop = await session.get(Shop, reservation.shop_id)  # loaded with the variants: no query
     return _reply(reservation, shop, lines, found, cipher)
 
 
