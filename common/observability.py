@@ -72,8 +72,9 @@ class RequestContextMiddleware:
         rid_token = request_id_var.set(rid)
         route_token = route_var.set(None)
         service_token = service_var.set(self.service)
-        scope.setdefault("state", {})["request_id"] = rid
         started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        state["request_id"], state["started"] = rid, started
         status = 500
         response_started = False
         rid_header = (b"x-request-id", rid.encode())

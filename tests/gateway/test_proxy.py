@@ -143,6 +143,30 @@ def test_upstream_down_is_503_naming_it(tmp_path) -> None:
     assert resp.headers["retry-after"]
 
 
+def _sample(metrics: str, name: str) -> float:
+    prefix = name + '{upstream="notify"} '
+    return next((float(line[len(prefix):]) for line in metrics.splitlines() if line.startswith(prefix)), 0.0)
+
+
+def test_metrics_split_each_request_into_the_services_part_and_the_gateways(tmp_path, stand_in) -> None:
+    _, stub = stand_in
+    secret = "scraper-credential-for-this-test-0123456789"
+    with gateway(tmp_path, notify_url=stub, routes=STUB_ROUTES, service_token=secret) as gw:
+        token = {"X-Service-Token": secret}
+        scrape = httpx.get(f"{gw}/metrics", headers=token)
+        assert scrape.status_code == 200
+        names = ("gateway_upstream_seconds_count", "gateway_upstream_seconds_sum",
+                 "gateway_added_seconds_count", "gateway_added_seconds_sum")
+        before = {n: _sample(scrape.text, n) for n in names}
+        for _ in range(3):
+            assert httpx.get(f"{gw}/api/v1/stub/x", params={"sleep": "0.2"}).status_code == 200
+        after = httpx.get(f"{gw}/metrics", headers=token).text
+    delta = {n: _sample(after, n) - before[n] for n in names}
+    assert delta["gateway_upstream_seconds_count"] == 3 and delta["gateway_added_seconds_count"] == 3
+    assert delta["gateway_upstream_seconds_sum"] >= 0.6  # the service's 0.2 s sleeps are its part…
+    assert delta["gateway_added_seconds_sum"] < 0.3  # …and not counted as the gateway's
+
+
 def test_upstream_too_slow_is_504(tmp_path, stand_in) -> None:
     _, stub = stand_in
     with gateway(tmp_path, notify_url=stub, routes=STUB_ROUTES, read_timeout=0.3) as gw:
