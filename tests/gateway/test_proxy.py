@@ -60,7 +60,8 @@ class StandIn:
                     for _ in range(32):
                         yield b"x" * 65536
                 return StreamingResponse(chunks(), media_type="application/octet-stream")
-            return JSONResponse({"path": request.url.path, "bytes": len(body),
+            return JSONResponse({"path": request.url.path, "raw_query": request.scope["query_string"].decode(),
+                                 "bytes": len(body),
                                  "request_id": request.headers.get("x-request-id"),
                                  "service_token": request.headers.get("x-service-token"),
                                  "authorization": request.headers.get("authorization"),
@@ -165,6 +166,16 @@ def test_metrics_split_each_request_into_the_services_part_and_the_gateways(tmp_
     assert delta["gateway_upstream_seconds_count"] == 3 and delta["gateway_added_seconds_count"] == 3
     assert delta["gateway_upstream_seconds_sum"] >= 0.6  # the service's 0.2 s sleeps are its part…
     assert delta["gateway_added_seconds_sum"] < 0.3  # …and not counted as the gateway's
+
+
+def test_paths_and_queries_reach_the_service_as_sent(tmp_path, stand_in) -> None:
+    _, stub = stand_in
+    with gateway(tmp_path, notify_url=stub, routes=STUB_ROUTES) as gw:
+        encoded = httpx.get(f"{gw}/api/v1/stub/a%3Fb", params={"q": "hoa súng", "n": "1"}).json()
+        bare = httpx.get(f"{gw}/api/v1/stub/x").json()
+    assert encoded["path"] == "/api/v1/stub/a%3Fb"  # an encoded "?" stays in the path
+    assert encoded["raw_query"] == "q=hoa+s%C3%BAng&n=1"
+    assert bare["path"] == "/api/v1/stub/x" and bare["raw_query"] == ""
 
 
 def test_upstream_too_slow_is_504(tmp_path, stand_in) -> None:
