@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
-from sqlalchemy.orm import noload, selectinload
+from sqlalchemy.orm import raiseload, selectinload
 
 from common.auth import Principal
 from common.db import Database
@@ -57,7 +57,7 @@ async def iter_orders(db: Database, filt: DeskFilter, page_size: int | None = No
     after = 0
     while True:
         stmt = (select(Order).where(*filt.where(), Order.id > after).order_by(Order.id).limit(size)
-                .options(selectinload(Order.lines), noload(Order.history)))
+                .options(selectinload(Order.lines), raiseload(Order.history)))
         async with db.sessionmaker() as session:
             page = list((await session.scalars(stmt)).all())
         if not page:
