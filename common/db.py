@@ -139,6 +139,12 @@ class Database:
         # IMMEDIATE; on PostgreSQL the option means nothing and row locks do the work.
         self.writer = async_sessionmaker(self.engine.execution_options(sqlite_immediate=True),
                                          expire_on_commit=False, sync_session_class=self._session_class)
+        # For a single statement that needs no transaction around it (claiming an idempotency key):
+        # on PostgreSQL it runs in autocommit, without the BEGIN and COMMIT round trips. SQLite keeps
+        # ordinary sessions: its driver's autocommit switch would stay set on the pooled connection.
+        self.autocommit = self.sessionmaker if is_sqlite(self.url) else async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False,
+            sync_session_class=self._session_class)
         self.migrations = migrations
 
     def after_commit(self, hook, *, if_added: type | None = None) -> None:

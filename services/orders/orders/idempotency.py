@@ -1,7 +1,7 @@
 """Idempotency-Key for creating orders, as the IETF httpapi draft describes it.
 
 - No key → 400. A key longer than 255 characters → 400.
-- The first request with a key records it as in flight (its own short transaction, so that a
+- The first request with a key records it as in flight (one statement, committed at once, so that a
   second request with the same key sees it at once) → a concurrent duplicate gets 409.
 - The order's own transaction marks the key completed and stores the reply with it, so a stored
   order and its key are one fact. A retry with the same key and the same body gets that reply again;

@@ -24,13 +24,13 @@ async def _with_key(request: Request, principal: Principal | None, run):
     state = request.app.state
     key = idempotency.check_key(request.headers.get("idempotency-key"))
     print_ = idempotency.fingerprint(request.url.path, await request.body())
-    row_id, replay = await idempotency.begin(state.db.sessionmaker, scope_of(principal), key, print_)
+    row_id, replay = await idempotency.begin(state.db.autocommit, scope_of(principal), key, print_)
     if replay is not None:
         return replay
     try:
         return await run(row_id)
     except BaseException:
-        await idempotency.abandon(state.db.sessionmaker, row_id)
+        await idempotency.abandon(state.db.autocommit, row_id)
         raise
 
 
