@@ -73,6 +73,24 @@ async def test_same_id_is_idempotent_other_lines_conflict(catalog) -> None:
     assert other.status_code == 409 and other.json()["type"].endswith("/reservation-mismatch")
 
 
+async def test_a_retry_is_replayed_after_its_stock_ran_out_or_its_product_was_withdrawn(catalog) -> None:
+    """A retry is told apart by failing (id taken, stock gone, variant off sale): it still gets its reply."""
+    pot = catalog.product["variants"][1]["id"]
+    reservation_id = rid()
+    first = await reserve(catalog, [{"variant_id": pot, "quantity": 5}], reservation_id)
+    assert first.status_code == 201 and await stock(catalog, pot) == 0
+    again = await reserve(catalog, [{"variant_id": pot, "quantity": 5}], reservation_id)
+    assert again.status_code == 201 and again.json() == first.json()
+    withdrawn = await catalog.patch(f"/api/v1/products/{catalog.product['id']}", json={"status": "draft"},
+                                    headers=GROWER)
+    assert withdrawn.status_code == 200, withdrawn.text
+    late = await reserve(catalog, [{"variant_id": pot, "quantity": 5}], reservation_id)
+    assert late.status_code == 201 and late.json() == first.json()
+    own = (await catalog.get(f"/api/v1/products/{catalog.product['id']}", headers=GROWER)).json()
+    assert [v["stock"] for v in own["variants"] if v["id"] == pot] == [0]
+    assert (await reserve(catalog, [{"variant_id": pot, "quantity": 1}])).status_code == 422  # a new id is refused
+
+
 async def test_all_or_nothing_when_one_line_is_short(catalog) -> None:
     tuber, pot = (v["id"] for v in catalog.product["variants"])
     resp = await reserve(catalog, [{"variant_id": tuber, "quantity": 10}, {"variant_id": pot, "quantity": 6}])

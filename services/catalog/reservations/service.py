@@ -14,6 +14,7 @@ import logging
 from collections import defaultdict
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import raiseload
 
@@ -66,11 +67,24 @@ def _line_error(request: ReservationRequest, variant_id: int, message: str, kind
 
 async def reserve(session: AsyncSession, request: ReservationRequest, ttl_seconds: int,
                   cipher: FieldCipher) -> ReservationOut:
-    """Hold stock for every line, or for none. Same id and lines again → the same reply."""
-    existing = await session.get(Reservation, request.id)
-    if existing is not None:
+    """Hold stock for every line, or for none. Same id and lines again → the same reply.
+
+    A new id is the common case, so it is reserved straight away rather than looked up first (a
+    query less per order). A retry shows itself by failing: its id is taken (the primary key), or its
+    stock or variant is gone since. Then the transaction is rolled back, and an earlier reservation
+    with that id, if there is one, is replayed instead."""
+    try:
+        return await _reserve_new(session, request, ttl_seconds, cipher)
+    except (IntegrityError, UnprocessableEntity, Conflict):
+        await session.rollback()
+        existing = await session.get(Reservation, request.id)
+        if existing is None:
+            raise
         return await _replay(session, existing, request, cipher)
 
+
+async def _reserve_new(session: AsyncSession, request: ReservationRequest, ttl_seconds: int,
+                       cipher: FieldCipher) -> ReservationOut:
     totals = _summed(request)
     rows = (await session.execute(_variants_with_products(totals))).all()
     found = {variant.id: (variant, product) for variant, product, _ in rows}
