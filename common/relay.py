@@ -5,8 +5,9 @@
   ends the round, so later events do not overtake it.
 - A failed row is retried with exponential backoff and jitter; after ``max_attempts`` it is marked
   dead (a dead letter: kept, listed and replayable by an operator, never dropped).
-- The relay wakes at once when a transaction that wrote to the outbox commits, and otherwise polls,
-  so it resumes after a restart with whatever was left unpublished.
+- The relay wakes when a transaction that wrote to the outbox commits (after ``LINGER``, so that the
+  events of a busy moment share a round), and otherwise polls, so it resumes after a restart with
+  whatever was left unpublished.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from common.events import Envelope
 
 log = logging.getLogger("relay")
 
+LINGER = 0.02  # seconds: what an event may wait for others to join its round
+
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
@@ -38,9 +41,10 @@ def backoff(attempts: int, base: float = 1.0, cap: float = 300.0) -> float:
 
 class OutboxRelay:
     def __init__(self, db: Database, model, publisher: Publisher, *, poll_interval: float = 2.0,
-                 batch: int = 100, max_attempts: int = 12) -> None:
+                 batch: int = 100, max_attempts: int = 12, linger: float = LINGER) -> None:
         self.db, self.model, self.publisher = db, model, publisher
         self.poll_interval, self.batch, self.max_attempts = poll_interval, batch, max_attempts
+        self.linger = linger
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
         db.after_commit(self.wake, if_added=model)
@@ -70,6 +74,9 @@ class OutboxRelay:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                # Woken by a commit: let the commits of the next moment join this round (a round costs
+                # two transactions however many rows it carries).
+                await asyncio.sleep(self.linger)
 
     async def run_once(self) -> bool:
         """Publish one batch. True when a full batch went out (there may be more)."""
