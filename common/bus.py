@@ -16,7 +16,7 @@ import httpx
 import orjson
 
 from common.events import Envelope
-from common.transport import service_transport
+from common.transport import ServiceClient
 
 log = logging.getLogger("bus")
 
@@ -53,14 +53,12 @@ class HttpPublisher:
     """Pushes events to notify over HTTP; an event counts as delivered on a 2xx."""
 
     def __init__(self, notify_url: str, service_token: str, timeout: float = 5.0) -> None:
-        self.client = httpx.AsyncClient(base_url=notify_url, timeout=httpx.Timeout(timeout, connect=2.0),
-                                        transport=service_transport(notify_url, max_connections=4),
-                                        headers={"X-Service-Token": service_token,
-                                                 "Content-Type": "application/json"})
+        self.client = ServiceClient(notify_url, timeout=httpx.Timeout(timeout, connect=2.0),
+                                    headers={"X-Service-Token": service_token}, max_connections=4)
 
     async def publish(self, envelope: Envelope) -> None:
         try:
-            resp = await self.client.post("/internal/events", content=encode(envelope))
+            resp = await self.client.post("/internal/events", encode(envelope))
         except httpx.HTTPError as exc:
             raise PublishError(f"notify unreachable: {exc}") from None
         if resp.status_code >= 300:

@@ -391,3 +391,35 @@ def service_transport(url: str, max_connections: int = 100) -> httpx.AsyncBaseTr
     if httpx.URL(url).scheme == "http":
         return UpstreamTransport(url, max_connections=max_connections)
     return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=4.0))
+
+
+class ServiceClient:
+    """JSON calls to one of our services, handed to its pooled transport directly. The layers of
+    ``httpx.AsyncClient`` (cookie jar, redirects, auth, URL merging) are ones calls between our own
+    services never use, and they were a third of such a call's CPU; the gateway's proxy skips them
+    the same way (decision 0008)."""
+
+    def __init__(self, base_url: str, *, timeout: httpx.Timeout, headers: dict[str, str],
+                 max_connections: int = 100) -> None:
+        self.base_url = base_url.rstrip("/")  # each call goes where it says: a test may point it elsewhere
+        self.transport = service_transport(base_url, max_connections)
+        self.timeout = timeout.as_dict()
+        self.headers = [(b"content-type", b"application/json"), *_raw(headers)]
+
+    async def post(self, path: str, content: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
+        """The reply, read whole; the transport's httpx errors when there is none."""
+        request = httpx.Request("POST", self.base_url + path, content=content,
+                                headers=[*self.headers, *_raw(headers or {})], extensions={"timeout": self.timeout})
+        response = await self.transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
+def _raw(headers: dict[str, str]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]

@@ -6,11 +6,12 @@ import logging
 from typing import Annotated, Literal
 
 import httpx
+import orjson
 from pydantic import BaseModel, Field, ValidationError
 
 from common.errors import Problem, ServiceUnavailable
 from common.logging import request_id_var
-from common.transport import service_transport
+from common.transport import ServiceClient
 
 log = logging.getLogger("orders.catalog")
 
@@ -83,10 +84,8 @@ class Reservation(BaseModel):
 
 class CatalogClient:
     def __init__(self, base_url: str, service_token: str, timeout: float = 5.0) -> None:
-        self.client = httpx.AsyncClient(
-            base_url=base_url, timeout=httpx.Timeout(timeout, connect=2.0),
-            transport=service_transport(base_url),
-            headers={"X-Service-Token": service_token})
+        self.client = ServiceClient(base_url, timeout=httpx.Timeout(timeout, connect=2.0),
+                                    headers={"X-Service-Token": service_token})
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -94,7 +93,7 @@ class CatalogClient:
     async def _post(self, path: str, json: dict | None = None) -> dict:
         headers = {"X-Request-ID": request_id_var.get() or ""}
         try:
-            resp = await self.client.post(path, json=json, headers=headers)
+            resp = await self.client.post(path, orjson.dumps(json) if json is not None else b"", headers)
         except httpx.HTTPError as exc:
             log.warning("catalog call %s failed: %s", path, exc)
             raise CatalogUnavailable() from None

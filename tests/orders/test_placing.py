@@ -167,8 +167,7 @@ async def test_in_flight_duplicate_is_409(m) -> None:
 
 async def test_catalog_down_is_503_and_nothing_written(db_urls) -> None:
     async with market(db_urls, catalog_timeout=1.0) as mk:
-        mk.orders_app.state.catalog.client._base_url = mk.orders_app.state.catalog.client._merge_url(
-            "http://127.0.0.1:9")
+        mk.orders_app.state.catalog.client.base_url = "http://127.0.0.1:9"
         resp = await mk.place([{"variant_id": mk.tuber, "quantity": 2}], key="retry-me")
         assert resp.status_code == 503 and resp.json()["service"] == "catalog"
         assert await count_orders(mk) == 0
