@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -162,12 +162,16 @@ async def release_quietly(catalog: CatalogClient, reservation_ids: list[str]) ->
 
 async def store(session: AsyncSession, placed: list[Placed], idem_row: int | None, reply: Callable[[], dict],
                 status: int) -> None:
-    """One transaction: the orders, their lines and history, their order.placed events, the key's reply."""
-    for item in placed:
-        session.add(item.order)
+    """One transaction: the orders, their lines and history, their order.placed events, the key's reply.
+
+    Plain INSERTs into the tables (each order's id comes back from its own) rather than the ORM's unit
+    of work: on the busiest path there is, its bookkeeping cost more CPU than the statements. The
+    event still goes through the session, so that its commit wakes the outbox relay."""
     for attempt in range(5):
         try:
-            await session.flush()
+            for item in placed:
+                item.order.id = await session.scalar(
+                    insert(Order.__table__).values(_row(item.order)).returning(Order.__table__.c.id))
             break
         except IntegrityError:  # a code collision (1 in 20 million): draw again
             await session.rollback()
@@ -175,12 +179,21 @@ async def store(session: AsyncSession, placed: list[Placed], idem_row: int | Non
                 raise
             for item in placed:
                 item.order.code = new_code()
-                session.add(item.order)
+    await session.execute(insert(OrderLine.__table__),
+                          [_row(line, order_id=item.order.id) for item in placed for line in item.order.lines])
+    await session.execute(insert(OrderHistory.__table__),
+                          [_row(entry, order_id=item.order.id) for item in placed for entry in item.order.history])
     for item in placed:
         session.add(event_for(item.order, "placed", item.order.history[0].actor_role))
     if idem_row is not None:
         await idempotency.complete(session, idem_row, status, reply())
     await session.commit()
+
+
+def _row(obj: Order | OrderLine | OrderHistory, **given: object) -> dict:
+    """An unsaved row's columns as an INSERT takes them (the id left to the database)."""
+    return {column.name: getattr(obj, column.name) for column in type(obj).__table__.columns
+            if column.name != "id"} | given
 
 
 # ---- Reading -------------------------------------------------------------------------------------
