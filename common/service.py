@@ -27,6 +27,7 @@ from common.settings import AppSettings, SharedSettings
 log = logging.getLogger("app")
 
 Hook = Callable[[FastAPI], Awaitable[None]]
+GC_YOUNG_THRESHOLD = 20_000
 
 
 def create_service_app(
@@ -56,6 +57,10 @@ def create_service_app(
         # passes, which otherwise pause a request for 50–100 ms now and then.
         gc.collect()
         gc.freeze()
+        # The collector's youngest generation is swept every 700 allocations by default: under load that
+        # was 4–5 % of the orders and catalog services' CPU (py-spy --native), spent mostly on a request's
+        # own objects that reference counting frees a moment later anyway. Sweep it about 30× less often.
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         log.info("%s ready on %s", settings.service_name, db.engine.url.render_as_string())
         try:
             yield
