@@ -170,8 +170,7 @@ async def store(session: AsyncSession, placed: list[Placed], idem_row: int | Non
     for attempt in range(5):
         try:
             for item in placed:
-                item.order.id = await session.scalar(
-                    insert(Order.__table__).values(_row(item.order)).returning(Order.__table__.c.id))
+                item.order.id = await session.scalar(_INSERT_ORDER, _row(item.order))
             break
         except IntegrityError:  # a code collision (1 in 20 million): draw again
             await session.rollback()
@@ -179,15 +178,20 @@ async def store(session: AsyncSession, placed: list[Placed], idem_row: int | Non
                 raise
             for item in placed:
                 item.order.code = new_code()
-    await session.execute(insert(OrderLine.__table__),
+    await session.execute(_INSERT_LINE,
                           [_row(line, order_id=item.order.id) for item in placed for line in item.order.lines])
-    await session.execute(insert(OrderHistory.__table__),
+    await session.execute(_INSERT_HISTORY,
                           [_row(entry, order_id=item.order.id) for item in placed for entry in item.order.history])
     for item in placed:
         session.add(event_for(item.order, "placed", item.order.history[0].actor_role))
     if idem_row is not None:
         await idempotency.complete(session, idem_row, status, reply())
     await session.commit()
+
+
+_INSERT_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
+_INSERT_LINE = insert(OrderLine.__table__)
+_INSERT_HISTORY = insert(OrderHistory.__table__)
 
 
 def _row(obj: Order | OrderLine | OrderHistory, **given: object) -> dict:
