@@ -27,7 +27,7 @@ from common.settings import AppSettings, SharedSettings
 log = logging.getLogger("app")
 
 Hook = Callable[[FastAPI], Awaitable[None]]
-GC_YOUNG_THRESHOLD = 20_000
+GC_YOUNG_THRESHOLD = 5_000
 
 
 def create_service_app(
@@ -59,7 +59,8 @@ def create_service_app(
         gc.freeze()
         # The collector's youngest generation is swept every 700 allocations by default: under load that
         # was 4–5 % of the orders and catalog services' CPU (py-spy --native), spent mostly on a request's
-        # own objects that reference counting frees a moment later anyway. Sweep it about 30× less often.
+        # own objects that reference counting frees a moment later anyway. Sweep it 7× less often (20,000 saved
+        # a little more CPU but added ≈ 5 MB to the catalog under bench/load.py; the four apps' target is 400 MB).
         gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         log.info("%s ready on %s", settings.service_name, db.engine.url.render_as_string())
         try:
