@@ -28,6 +28,13 @@ GROWER_ID = "grower-chaos-1"
 GROWER = auth(GROWER_ID)
 # Every buyer comes from 127.0.0.1: lift the per-address order limit for the load.
 GATEWAY_LIMITS = {**DEFAULT_RATE_LIMITS, "order-ip": (1_000_000, 60)}
+
+
+def gateway_client(url: str) -> httpx.AsyncClient:
+    """The buyers' client. It drops an idle connection after 2 s, before the server's keep-alive of
+    5 s runs out: with httpx's default (also 5 s) a request sent on a connection the server is closing
+    at that moment fails with a ReadError that says nothing about the system under test."""
+    return httpx.AsyncClient(base_url=url, timeout=30, limits=httpx.Limits(keepalive_expiry=2.0))
 INITIAL_STOCK = 100_000
 # (label, retail price, quantities a buyer picks from): every order is above the shop's minimum value.
 VARIANTS = [("Củ giống", 45_000, (2, 3)), ("Chậu 30 cm", 150_000, (1, 2)), ("Cây con", 60_000, (1, 2, 3))]

@@ -11,10 +11,16 @@ from __future__ import annotations
 import asyncio
 import random
 
-import httpx
-
 from tests.apps import PUBLIC_KEY, make_app
-from tests.chaos.market import GATEWAY_LIMITS, Buyers, check_ledger, listed_codes, open_nursery, settled_ledger
+from tests.chaos.market import (
+    GATEWAY_LIMITS,
+    Buyers,
+    check_ledger,
+    gateway_client,
+    listed_codes,
+    open_nursery,
+    settled_ledger,
+)
 from tests.support.processes import AppProcess
 from tests.support.servers import serve_in_thread
 
@@ -38,7 +44,7 @@ async def test_orders_killed_mid_load_loses_no_order_and_no_stock(db_urls, tmp_p
                 gateway = make_app("gateway", db_urls, catalog_url=catalog_url, orders_url=orders.url,
                                    notify_url=notify_url, rate_limits=GATEWAY_LIMITS)
                 with serve_in_thread(gateway) as gateway_url:
-                    async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as gw:
+                    async with gateway_client(gateway_url) as gw:
                         product = await open_nursery(gw)
                         variants = product["variants"]
                         buyers = Buyers(gw, variants, BUYERS)

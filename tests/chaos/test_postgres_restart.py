@@ -14,7 +14,15 @@ import random
 import httpx
 
 from tests.apps import make_app
-from tests.chaos.market import GATEWAY_LIMITS, Buyers, check_ledger, listed_codes, open_nursery, settled_ledger
+from tests.chaos.market import (
+    GATEWAY_LIMITS,
+    Buyers,
+    check_ledger,
+    gateway_client,
+    listed_codes,
+    open_nursery,
+    settled_ledger,
+)
 from tests.support.databases import APPS, require
 from tests.support.postgres import PrivatePostgres, unavailable
 from tests.support.servers import serve_in_thread
@@ -41,7 +49,7 @@ async def test_services_recover_from_a_postgres_restart_by_themselves() -> None:
                     gateway = make_app("gateway", urls, catalog_url=catalog_url, orders_url=orders_url,
                                        notify_url=notify_url, rate_limits=GATEWAY_LIMITS)
                     with serve_in_thread(gateway) as gateway_url:
-                        async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as gw, \
+                        async with gateway_client(gateway_url) as gw, \
                                 httpx.AsyncClient(timeout=30) as direct:
                             product = await open_nursery(gw)
                             variants = product["variants"]
