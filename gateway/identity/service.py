@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import Conflict, NotFound, Unauthorized, UnprocessableEntity
-from common.pagination import decode_cursor, encode_cursor
+from common.pagination import keyset_page
 from common.vietnam import InvalidPhone, normalise_vn_mobile
 from gateway.identity.models import Account, ApiKey, RefreshToken, utcnow
 from gateway.identity.passwords import burn_time, hash_password, password_problem, verify_password
@@ -159,13 +159,8 @@ async def create_api_key(session: AsyncSession, account: Account, data: ApiKeyCr
 
 async def list_api_keys(session: AsyncSession, account_id: str, limit: int,
                         cursor: str | None) -> tuple[list[ApiKey], str | None]:
-    stmt = select(ApiKey).where(ApiKey.account_id == account_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(ApiKey.id < int(after.get("id", 0)))
-    rows = (await session.scalars(stmt.order_by(ApiKey.id.desc()).limit(limit + 1))).all()
-    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
-    return list(rows[:limit]), next_cursor
+    return await keyset_page(session, select(ApiKey).where(ApiKey.account_id == account_id), ApiKey.id,
+                             limit, cursor)
 
 
 async def revoke_api_key(session: AsyncSession, account_id: str, key_id: int) -> None:

@@ -217,6 +217,20 @@ async def test_loopback_only_with_the_development_setting_and_http_only_in_devel
         await register(client, "https://8.8.8.8/h", ["stock.low"])
 
 
+async def test_a_refused_loopback_receiver_names_the_switch_that_allows_it(db_urls) -> None:
+    async with asgi_client(make_app("notify", db_urls)) as client:
+        for url in ("http://127.0.0.1:9/hook", "http://localhost:9/hook", "http://[::1]:9/"):
+            resp = await client.post("/api/v1/webhooks", json={"url": url, "event_types": ["stock.low"]},
+                                     headers=GROWER)
+            assert resp.status_code == 422, url
+            error = resp.json()["errors"][0]
+            assert error["field"] == "body.url" and "NOTIFY_WEBHOOKS_ALLOW_LOOPBACK=true" in error["message"], error
+        # Another refused address is not a loopback one: no switch allows it, none is named.
+        private = await client.post("/api/v1/webhooks", json={"url": "http://10.0.0.1/", "event_types": ["stock.low"]},
+                                    headers=GROWER)
+        assert private.status_code == 422 and "ALLOW_LOOPBACK" not in private.text
+
+
 def test_loopback_setting_is_refused_in_production(monkeypatch) -> None:
     from pydantic import ValidationError
 

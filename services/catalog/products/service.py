@@ -5,7 +5,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
+from pydantic import Field
 from sqlalchemy import and_, column, exists, false, func, not_, or_, select, table, text, true, tuple_
 from sqlalchemy import update as sql_update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,11 +16,12 @@ from sqlalchemy.sql import ColumnElement
 
 from common.auth import Principal
 from common.errors import NotFound, UnprocessableEntity
-from common.pagination import decode_cursor, encode_cursor
+from common.pagination import Cursor, CursorId, bad_cursor, next_page
 from services.catalog import search
 from services.catalog.photos.schemas import photos_of
 from services.catalog.products.models import Category, Product, ProductStatus, Variant
 from services.catalog.products.schemas import (
+    MAX_PRICE,
     ProductCreate,
     ProductPublic,
     ProductUpdate,
@@ -306,9 +309,18 @@ async def _read(session: AsyncSession, conditions: list[ColumnElement], segment:
     return found + list((await session.scalars(rest)).all())
 
 
-def _bad_cursor() -> UnprocessableEntity:
-    return UnprocessableEntity("The cursor is not one this API gave out", errors=[
-        {"field": "query.cursor", "message": "not a cursor of this listing and sort order", "type": "cursor_invalid"}])
+class ProductCursor(Cursor):
+    """Where a page of varieties ended: its sort, the last one's id, its price (price sorts) and its
+    run (relevance: 0 for the name, 1 for elsewhere)."""
+
+    s: Sort
+    id: CursorId
+    k: int | None = Field(None, ge=0, le=MAX_PRICE)
+    t: Literal[0, 1] | None = None
+
+    def fits(self, sort: Sort) -> bool:
+        return (self.s == sort and (self.k is not None) == (sort in (Sort.price_asc, Sort.price_desc))
+                and (self.t is not None) == (sort == Sort.relevance))
 
 
 async def list_products(session: AsyncSession, *, q: str | None = None, filters: Filters = Filters(),
@@ -347,22 +359,10 @@ async def list_products(session: AsyncSession, *, q: str | None = None, filters:
     if filters.in_stock is not None:
         conditions.append(Product.in_stock == (true() if filters.in_stock else false()))
 
-    after = decode_cursor(cursor)
-    after_tier: int | None = None
-    after_key: int | None = None
-    if after is not None:
-        after_id, after_key, after_tier = after.get("id"), after.get("k"), after.get("t")
-        ok = (after.get("s") == sort.value and isinstance(after_id, int) and not isinstance(after_id, bool))
-        if sort in (Sort.price_asc, Sort.price_desc):
-            ok = ok and isinstance(after_key, int) and not isinstance(after_key, bool)
-        else:
-            ok = ok and "k" not in after
-        if sort == Sort.relevance:
-            ok = ok and after_tier in (0, 1) and not isinstance(after_tier, bool)
-        else:
-            ok = ok and "t" not in after
-        if not ok:
-            raise _bad_cursor()
+    after = ProductCursor.decode(cursor)
+    if after is not None and not after.fits(sort):
+        raise bad_cursor("not a cursor of this listing and sort order")
+    after_key, after_tier = (after.k, after.t) if after is not None else (None, None)
 
     found: list[tuple[int | None, Product]] = []
     window = owner is None and session.get_bind().dialect.name != "sqlite"
@@ -370,19 +370,13 @@ async def list_products(session: AsyncSession, *, q: str | None = None, filters:
         if after is not None and segment.tier is not None and segment.tier > after_tier:
             continue  # a run the previous pages have finished
         resumes = after is not None and (segment.tier is None or segment.tier == after_tier)
-        rows = await _read(session, conditions, segment, sort, (after_key, after["id"]) if resumes else None,
+        rows = await _read(session, conditions, segment, sort, (after_key, after.id) if resumes else None,
                            limit + 1 - len(found), window)
         found += [(segment.tier, p) for p in rows]
         if len(found) > limit:
             break
 
-    next_cursor = None
-    if len(found) > limit:
-        tier, last = found[limit - 1]
-        values: dict = {"s": sort.value, "id": last.id}
-        if sort in (Sort.price_asc, Sort.price_desc):
-            values["k"] = last.min_price
-        if tier is not None:
-            values["t"] = tier
-        next_cursor = encode_cursor(values)
-    return [p for _, p in found[:limit]], next_cursor
+    page, next_cursor = next_page(found, limit, lambda row: ProductCursor(
+        s=sort, id=row[1].id, t=row[0],
+        k=row[1].min_price if sort in (Sort.price_asc, Sort.price_desc) else None))
+    return [p for _, p in page], next_cursor

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 
+from pydantic import Field
 from sqlalchemy import Float, column, func, literal_column, select, table, text, tuple_
 from sqlalchemy import update as sql_update
 from sqlalchemy.exc import IntegrityError
@@ -13,7 +14,7 @@ from sqlalchemy.sql.expression import type_coerce
 from common.auth import Principal
 from common.crypto import FieldCipher
 from common.errors import Conflict, NotFound, UnprocessableEntity
-from common.pagination import decode_cursor, encode_cursor
+from common.pagination import Cursor, CursorId, keyset_page, next_page
 from common.text import fold
 from common.vietnam import BANKS, province_name, ward_name
 from services.catalog import search
@@ -135,6 +136,13 @@ async def update(session: AsyncSession, shop: Shop, data: ShopUpdate, cipher: Fi
 SHOPS_FTS = table("shops_fts", column("rowid"))
 
 
+class ScoreCursor(Cursor):
+    """Shops found by words: the last one's relevance and id."""
+
+    k: float = Field(allow_inf_nan=False)
+    id: CursorId
+
+
 async def list_shops(session: AsyncSession, province_code: str | None, limit: int, cursor: str | None,
                      q: str | None = None, slug: str | None = None) -> tuple[list[Shop], str | None]:
     """Shops in id order; with ``q``, those whose name, description or province has the words, most
@@ -146,16 +154,8 @@ async def list_shops(session: AsyncSession, province_code: str | None, limit: in
         stmt = stmt.where(Shop.slug == slug)
     if province_code:
         stmt = stmt.where(Shop.province_code == province_code)
-    after = decode_cursor(cursor)
     if query is None:
-        if after is not None:
-            after_id = after.get("id")
-            if not isinstance(after_id, int) or "k" in after:
-                raise UnprocessableEntity("The cursor is not one this API gave out")
-            stmt = stmt.where(Shop.id > after_id)
-        rows = (await session.scalars(stmt.order_by(Shop.id).limit(limit + 1))).all()
-        next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
-        return list(rows[:limit]), next_cursor
+        return await keyset_page(session, stmt, Shop.id, limit, cursor, newest_first=False)
 
     if session.get_bind().dialect.name == "sqlite":
         stmt = stmt.join(SHOPS_FTS, SHOPS_FTS.c.rowid == Shop.id).where(
@@ -164,14 +164,10 @@ async def list_shops(session: AsyncSession, province_code: str | None, limit: in
     else:
         stmt = stmt.where(*[Shop.search_text.like(p) for p in query.like_patterns()])
         score = type_coerce(func.similarity(Shop.search_text, query.text), Float)
+    after = ScoreCursor.decode(cursor)
     if after is not None:
-        value, after_id = after.get("k"), after.get("id")
-        if not isinstance(value, float) or not isinstance(after_id, int) or isinstance(after_id, bool):
-            raise UnprocessableEntity("The cursor is not one this API gave out")
-        stmt = stmt.where(tuple_(score, Shop.id) < tuple_(value, after_id))
+        stmt = stmt.where(tuple_(score, Shop.id) < tuple_(after.k, after.id))
     rows = (await session.execute(stmt.add_columns(score.label("score"))
                                   .order_by(score.desc(), Shop.id.desc()).limit(limit + 1))).all()
-    next_cursor = None
-    if len(rows) > limit:
-        next_cursor = encode_cursor({"k": float(rows[limit - 1][1]), "id": rows[limit - 1][0].id})
-    return [r[0] for r in rows[:limit]], next_cursor
+    page, next_cursor = next_page(rows, limit, lambda row: ScoreCursor(k=float(row[1]), id=row[0].id))
+    return [r[0] for r in page], next_cursor

@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import NotFound
 from common.events import Envelope
-from common.pagination import decode_cursor, encode_cursor
+from common.pagination import keyset_page
 from services.notify.inbox import messages
 from services.notify.inbox.models import Notification, utcnow
 
@@ -25,12 +25,7 @@ async def page(session: AsyncSession, account_id: str, unread_only: bool, limit:
     stmt = select(Notification).where(Notification.account_id == account_id)
     if unread_only:
         stmt = stmt.where(Notification.read_at.is_(None))
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(Notification.id < int(after.get("id", 0)))
-    rows = (await session.scalars(stmt.order_by(Notification.id.desc()).limit(limit + 1))).all()
-    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
-    return list(rows[:limit]), next_cursor
+    return await keyset_page(session, stmt, Notification.id, limit, cursor)
 
 
 async def unread_count(session: AsyncSession, account_id: str) -> int:

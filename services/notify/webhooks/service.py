@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.crypto import FieldCipher
 from common.errors import Conflict, NotFound, Problem, UnprocessableEntity
 from common.events import Envelope
-from common.pagination import decode_cursor, encode_cursor
+from common.pagination import keyset_page
 from services.notify import accounts
 from services.notify.inbox.models import Notification
 from services.notify.settings import NotifySettings
@@ -46,8 +46,12 @@ async def checked_url(settings: NotifySettings, url: str) -> str:
         destination = await ssrf.check(url, allow_loopback=settings.webhooks_allow_loopback,
                                        allow_http=settings.environment == "development")
     except ssrf.Refused as exc:
-        raise UnprocessableEntity(f"This URL cannot receive webhooks: {exc}", errors=[
-            {"field": "body.url", "message": str(exc),
+        why = str(exc)
+        if isinstance(exc, ssrf.Loopback):
+            why += (f"; a development server takes loopback receivers when started with "
+                    f"{settings.env_name('webhooks_allow_loopback')}=true (refused in production)")
+        raise UnprocessableEntity(f"This URL cannot receive webhooks: {why}", errors=[
+            {"field": "body.url", "message": why,
              "type": "url_unresolvable" if isinstance(exc, ssrf.Unresolvable) else "url_refused"}]) from None
     return str(destination.url)
 
@@ -74,13 +78,8 @@ async def create(session: AsyncSession, owner_id: str, data: EndpointCreate, set
 
 async def page(session: AsyncSession, owner_id: str, limit: int,
                cursor: str | None) -> tuple[list[WebhookEndpoint], str | None]:
-    stmt = select(WebhookEndpoint).where(WebhookEndpoint.owner_id == owner_id)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(WebhookEndpoint.id < int(after.get("id", 0)))
-    rows = (await session.scalars(stmt.order_by(WebhookEndpoint.id.desc()).limit(limit + 1))).all()
-    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
-    return list(rows[:limit]), next_cursor
+    return await keyset_page(session, select(WebhookEndpoint).where(WebhookEndpoint.owner_id == owner_id),
+                             WebhookEndpoint.id, limit, cursor)
 
 
 async def get_owned(session: AsyncSession, owner_id: str, endpoint_id: int) -> WebhookEndpoint:
@@ -228,12 +227,7 @@ async def deliveries_page(session: AsyncSession, endpoint: WebhookEndpoint, stat
     stmt = select(WebhookDelivery).where(WebhookDelivery.endpoint_id == endpoint.id)
     if state is not None:
         stmt = stmt.where(WebhookDelivery.state == state)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(WebhookDelivery.id < int(after.get("id", 0)))
-    rows = list((await session.scalars(stmt.order_by(WebhookDelivery.id.desc()).limit(limit + 1))).all())
-    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
-    rows = rows[:limit]
+    rows, next_cursor = await keyset_page(session, stmt, WebhookDelivery.id, limit, cursor)
     return [(row, log) for row, log in zip(rows, await _attempts(session, [r.id for r in rows]), strict=True)], \
         next_cursor
 

@@ -30,6 +30,7 @@ import httpx
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URL_LENGTH = 2048
+LOOPBACK = "a loopback address"
 RESOLVE_TIMEOUT = 5.0
 
 METADATA = frozenset(ipaddress.ip_address(a) for a in (
@@ -51,6 +52,10 @@ class Refused(ValueError):
 
 class Unresolvable(Refused):
     """The host has no address (or DNS did not answer in time)."""
+
+
+class Loopback(Refused):
+    """The host is, or resolves to, a loopback address (which a development server may allow)."""
 
 
 def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -75,7 +80,7 @@ def address_problem(ip: IPAddress, *, allow_loopback: bool = False) -> str | Non
     if ip in METADATA:
         return "a cloud metadata address"
     if ip.is_loopback:
-        return None if allow_loopback else "a loopback address"
+        return None if allow_loopback else LOOPBACK
     if ip.is_unspecified:
         return "the unspecified address"
     if ip.is_link_local:
@@ -181,5 +186,6 @@ async def check(url: str, *, allow_loopback: bool, allow_http: bool) -> Destinat
         problem = address_problem(ip, allow_loopback=allow_loopback)
         if problem:
             where = str(ip) if _ip_literal(host) == ip else f"{host} resolves to {ip}, which"
-            raise Refused(f"{where} is {problem}; webhooks go only to public addresses")
+            refused = Loopback if problem == LOOPBACK else Refused
+            raise refused(f"{where} is {problem}; webhooks go only to public addresses")
     return Destination(parsed, addresses)

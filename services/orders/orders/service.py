@@ -28,7 +28,7 @@ from common.auth import Principal
 from common.crypto import FieldCipher
 from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.events import Envelope, OrderChanged, OrderLineSummary
-from common.pagination import decode_cursor, encode_cursor
+from common.pagination import keyset_page
 from services.orders.catalog_client import CatalogClient, CatalogUnavailable
 from services.orders.orders import idempotency, states
 from services.orders.orders.models import Order, OrderHistory, OrderLine, OrderStatus, PaymentStatus, utcnow
@@ -252,12 +252,7 @@ async def list_for(session: AsyncSession, principal: Principal, *, status: str |
         stmt = stmt.where(Order.created_at >= since)
     if until is not None:
         stmt = stmt.where(Order.created_at < until)
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(Order.id < int(after.get("id", 0)))
-    rows = (await session.scalars(stmt.order_by(Order.id.desc()).limit(limit + 1))).all()
-    next_cursor = encode_cursor({"id": rows[limit - 1].id}) if len(rows) > limit else None
-    return list(rows[:limit]), next_cursor
+    return await keyset_page(session, stmt, Order.id, limit, cursor)
 
 
 async def counts_for(session: AsyncSession, principal: Principal) -> dict[str, int]:
