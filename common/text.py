@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator
 
 _SPACES = re.compile(r"\s+")
 _CONTROL = {c for c in range(32) if c not in (9, 10, 13)} | {0x7F}
@@ -33,3 +36,21 @@ def clean_text(value: str, what: str) -> str:
     if has_control_chars(value):
         raise ValueError(f"{what} must not contain control characters")
     return value
+
+
+def _cleaned(value: str) -> str:
+    return clean_text(value, "The text")
+
+
+def _cleaned_not_empty(value: str) -> str:
+    value = _cleaned(value)
+    if not value:
+        raise ValueError("The text must not be empty (or only spaces)")
+    return value
+
+
+# A person's text as stored: NFC, trimmed, no control characters (tabs and line breaks allowed). Put
+# length limits on the field (``Field(max_length=…)``): they count what was sent.
+CleanText = Annotated[str, AfterValidator(_cleaned)]
+# The same, and something must be left once trimmed: names, labels, streets.
+NonEmptyText = Annotated[str, AfterValidator(_cleaned_not_empty)]

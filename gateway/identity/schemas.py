@@ -6,25 +6,18 @@ from typing import Literal
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
 from common.auth import SCOPES
-from common.text import clean_text
+from common.params import StrictBody
+from common.text import NonEmptyText
 from common.vietnam import VnMobile
 
 
-class Registration(BaseModel):
+class Registration(StrictBody):
     role: Literal["grower", "buyer"]
-    name: str = Field(min_length=1, max_length=100)
+    name: NonEmptyText = Field(min_length=1, max_length=100)
     phone: VnMobile
     password: str = Field(min_length=8, max_length=128)
     email: EmailStr | None = Field(default=None, max_length=254)
     locale: Literal["vi", "en"] = "vi"
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        v = clean_text(v, "The name")
-        if not v:
-            raise ValueError("The name must not be empty")
-        return v
 
     @field_validator("email")
     @classmethod
@@ -42,23 +35,18 @@ class AccountPublic(BaseModel):
     created_at: dt.datetime
 
 
-class AccountUpdate(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=100)
+class AccountUpdate(StrictBody):
+    name: NonEmptyText | None = Field(default=None, min_length=1, max_length=100)
     email: EmailStr | None = Field(default=None, max_length=254)
     locale: Literal["vi", "en"] | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str | None) -> str | None:
-        return clean_text(v, "The name") if v is not None else v
 
-
-class Login(BaseModel):
+class Login(StrictBody):
     login: str = Field(min_length=1, max_length=254, description="Phone number or email")
     password: str = Field(min_length=1, max_length=128)
 
 
-class RefreshRequest(BaseModel):
+class RefreshRequest(StrictBody):
     refresh_token: str = Field(min_length=1, max_length=200)
 
 
@@ -72,14 +60,9 @@ class TokenPair(BaseModel):
 Scope = Literal[SCOPES]  # type: ignore[valid-type]
 
 
-class ApiKeyCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=80)
+class ApiKeyCreate(StrictBody):
+    name: NonEmptyText = Field(min_length=1, max_length=80)
     scopes: list[Scope] = Field(min_length=1, max_length=len(SCOPES))
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        return clean_text(v, "The name")
 
 
 class ApiKeyPublic(BaseModel):

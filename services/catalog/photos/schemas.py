@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import inspect
 from sqlalchemy.orm.base import NO_VALUE
 
+from common.params import StrictBody
 from services.catalog.photos.models import Photo
 from services.catalog.photos.processing import OG_SIZE, WIDTHS, file_names, scaled_size
 
@@ -30,7 +31,7 @@ class PhotoPublic(BaseModel):
     created_at: dt.datetime
 
 
-class PhotoMove(BaseModel):
+class PhotoMove(StrictBody):
     position: int = Field(ge=0, le=9, strict=True, description="The new place; 0 makes it the cover")
 
 

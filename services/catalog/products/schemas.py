@@ -3,9 +3,10 @@
 import datetime as dt
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, model_validator
 
-from common.text import clean_text
+from common.params import StrictBody
+from common.text import CleanText, NonEmptyText
 from services.catalog.photos.schemas import PhotoPublic
 from services.catalog.products.models import Category, ProductStatus
 
@@ -15,31 +16,21 @@ Price = Annotated[int, Field(gt=0, le=MAX_PRICE, strict=True, description="VND p
 Quantity = Annotated[int, Field(ge=1, le=MAX_QUANTITY, strict=True)]
 
 
-
-
-class WholesaleTier(BaseModel):
+class WholesaleTier(StrictBody):
     min_quantity: int = Field(ge=2, le=MAX_QUANTITY, strict=True, description="From this many units on…")
     unit_price: Price
 
 
-class VariantIn(BaseModel):
+class VariantIn(StrictBody):
     id: int | None = Field(None, strict=True, description="An existing variant to keep (on update; the "
                            "fields not sent keep their values); absent: a new one")
-    label: str = Field(min_length=1, max_length=80, description='"Củ giống", "Cây con", "Chậu 30 cm"')
+    label: NonEmptyText = Field(min_length=1, max_length=80, description='"Củ giống", "Cây con", "Chậu 30 cm"')
     retail_price: Price
     wholesale_tiers: list[WholesaleTier] = Field(default_factory=list, max_length=10)
     min_order_quantity: Quantity = 1
     stock: int = Field(0, ge=0, le=MAX_QUANTITY, strict=True)
     low_stock_threshold: int = Field(0, ge=0, le=MAX_QUANTITY, strict=True)
     weight_grams: int | None = Field(None, ge=0, le=1_000_000, strict=True)
-
-    @field_validator("label")
-    @classmethod
-    def _label(cls, v: str) -> str:
-        v = clean_text(v, "The label")
-        if not v:
-            raise ValueError("The label must not be empty")
-        return v
 
     @model_validator(mode="after")
     def _tiers(self) -> "VariantIn":
@@ -54,49 +45,26 @@ class VariantIn(BaseModel):
         return self
 
 
-class ProductFields(BaseModel):
-    name: str = Field(min_length=1, max_length=160)
-    description: str = Field("", max_length=8000)
+class ProductFields(StrictBody):
+    name: NonEmptyText = Field(min_length=1, max_length=160)
+    description: CleanText = Field("", max_length=8000)
     category: Category = Category.water_lily
     status: ProductStatus = ProductStatus.draft
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        v = clean_text(v, "The name")
-        if not v:
-            raise ValueError("The name must not be empty")
-        return v
-
-    @field_validator("description")
-    @classmethod
-    def _description(cls, v: str) -> str:
-        return clean_text(v, "The description")
 
 
 class ProductCreate(ProductFields):
     variants: list[VariantIn] = Field(min_length=1, max_length=20)
 
 
-class ProductUpdate(BaseModel):
+class ProductUpdate(StrictBody):
     """Fields left out stay as they are. ``variants``, when given, is the whole new list: variants
     it leaves out are archived (kept for past orders), those with an ``id`` are changed."""
 
-    name: str | None = Field(None, min_length=1, max_length=160)
-    description: str | None = Field(None, max_length=8000)
+    name: NonEmptyText | None = Field(None, min_length=1, max_length=160)
+    description: CleanText | None = Field(None, max_length=8000)
     category: Category | None = None
     status: ProductStatus | None = None
     variants: list[VariantIn] | None = Field(None, min_length=1, max_length=20)
-
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str | None) -> str | None:
-        return clean_text(v, "The name") if v is not None else v
-
-    @field_validator("description")
-    @classmethod
-    def _description(cls, v: str | None) -> str | None:
-        return clean_text(v, "The description") if v is not None else v
 
 
 class VariantPublic(BaseModel):

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, Field, StringConstraints
+from pydantic import Field, StringConstraints
 from sqlalchemy import select
 
 from common.auth import ServiceCaller
 from common.db import SessionDep
+from common.params import StrictBody
 from services.catalog.products.models import Product, Variant
 from services.catalog.reservations import service
 from services.catalog.reservations.schemas import ReservationOut, ReservationRequest
@@ -28,7 +29,7 @@ async def reserve(request: Request, data: ReservationRequest) -> ReservationOut:
         return await service.reserve(session, data, state.settings.reservation_ttl, state.cipher)
 
 
-class CommitMany(BaseModel):
+class CommitMany(StrictBody):
     ids: list[Annotated[str, StringConstraints(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]] = Field(
         min_length=1, max_length=MAX_COMMIT_BATCH)
 
@@ -58,7 +59,7 @@ async def release(request: Request, reservation_id: str = ReservationId) -> dict
     return {"id": reservation.id, "status": reservation.status, "restored": restored}
 
 
-class VariantShopsRequest(BaseModel):
+class VariantShopsRequest(StrictBody):
     variant_ids: list[int] = Field(min_length=1, max_length=100)
 
 

@@ -5,15 +5,17 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from common.params import StrictBody
+
 MAX_QUANTITY = 1_000_000
 
 
-class LineIn(BaseModel):
+class LineIn(StrictBody):
     variant_id: int = Field(ge=1, le=2**31 - 1)
     quantity: int = Field(ge=1, le=MAX_QUANTITY)
 
 
-class ReservationRequest(BaseModel):
+class ReservationRequest(StrictBody):
     id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     shop_id: int | None = Field(None, ge=1, le=2**31 - 1, description="When given, every line must be of it")
     lines: list[LineIn] = Field(min_length=1, max_length=100)

@@ -4,9 +4,10 @@ import datetime as dt
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator, model_validator
 
-from common.text import clean_text
+from common.params import StrictBody
+from common.text import CleanText, NonEmptyText
 from common.vietnam import BANKS, VnMobile, province_name, ward_name
 
 MAX_VND = 1_000_000_000
@@ -14,10 +15,7 @@ Money = Annotated[int, Field(ge=0, le=MAX_VND, strict=True, description="VND")]
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{1,58}[a-z0-9])$")
 
 
-
-
-
-class Delivery(BaseModel):
+class Delivery(StrictBody):
     """How the shop delivers. Fees in VND; a province's own fee wins over the flat fee."""
 
     pickup: bool = Field(True, strict=True, description="Buyers may collect at the nursery")
@@ -41,10 +39,11 @@ class Delivery(BaseModel):
         return self
 
 
-class BankAccount(BaseModel):
+class BankAccount(StrictBody):
     bin: str = Field(pattern=r"^\d{6}$", description="The bank's NAPAS BIN (see GET /api/v1/banks)")
     account_number: str = Field(pattern=r"^[0-9A-Za-z]{4,19}$")
-    holder: str = Field(min_length=2, max_length=80, description="Account holder, as the bank writes it")
+    holder: Annotated[NonEmptyText, AfterValidator(str.upper)] = Field(
+        min_length=2, max_length=80, description="Account holder, as the bank writes it")
 
     @field_validator("bin")
     @classmethod
@@ -53,27 +52,17 @@ class BankAccount(BaseModel):
             raise ValueError("unknown bank; see GET /api/v1/banks")
         return v
 
-    @field_validator("holder")
-    @classmethod
-    def _holder(cls, v: str) -> str:
-        return clean_text(v, "The holder").upper()
 
-
-class ShopFields(BaseModel):
-    name: str = Field(min_length=1, max_length=120)
-    description: str = Field("", max_length=4000)
+class ShopFields(StrictBody):
+    name: NonEmptyText = Field(min_length=1, max_length=120)
+    description: CleanText = Field("", max_length=4000)
     province_code: str = Field(pattern=r"^\d{2}$")
     ward_code: str = Field(pattern=r"^\d{5}$")
-    street: str = Field(min_length=1, max_length=200)
+    street: NonEmptyText = Field(min_length=1, max_length=200)
     phone: VnMobile
     zalo_phone: VnMobile | None = None
     delivery: Delivery = Field(default_factory=Delivery)
     min_order_value: Money = 0
-
-    @field_validator("name", "street", "description")
-    @classmethod
-    def _text(cls, v: str, info) -> str:
-        return clean_text(v, info.field_name)
 
     @model_validator(mode="after")
     def _address(self):
@@ -96,22 +85,17 @@ class ShopCreate(ShopFields):
         return v
 
 
-class ShopUpdate(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=120)
-    description: str | None = Field(None, max_length=4000)
+class ShopUpdate(StrictBody):
+    name: NonEmptyText | None = Field(None, min_length=1, max_length=120)
+    description: CleanText | None = Field(None, max_length=4000)
     province_code: str | None = Field(None, pattern=r"^\d{2}$")
     ward_code: str | None = Field(None, pattern=r"^\d{5}$")
-    street: str | None = Field(None, min_length=1, max_length=200)
+    street: NonEmptyText | None = Field(None, min_length=1, max_length=200)
     phone: VnMobile | None = None
     zalo_phone: VnMobile | None = None
     delivery: Delivery | None = None
     min_order_value: Money | None = None
     bank: BankAccount | None = None
-
-    @field_validator("name", "street", "description")
-    @classmethod
-    def _text(cls, v: str | None, info) -> str | None:
-        return clean_text(v, info.field_name) if v is not None else v
 
 
 class ShopPublic(BaseModel):

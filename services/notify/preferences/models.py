@@ -7,7 +7,7 @@ language for mail. A grower without a row (or without an email, or with mail tur
 import datetime as dt
 from typing import Literal
 
-from pydantic import EmailStr, StrictBool
+from pydantic import ConfigDict, EmailStr, StrictBool
 from sqlalchemy import Column
 from sqlmodel import Field, SQLModel
 
@@ -31,6 +31,8 @@ class NotificationSettingsBase(SQLModel):
 
 class NotificationSettingsUpdate(NotificationSettingsBase):
     """The whole set, as ``PUT`` replaces it."""
+
+    model_config = ConfigDict(extra="forbid")  # as every request body (common.params.StrictBody)
 
     email: EmailStr | None = Field(default=None, max_length=254, description="Where mail goes; null: no mail")
     locale: Locale = Field(default="vi", description="The language of mail")

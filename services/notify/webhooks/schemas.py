@@ -6,9 +6,10 @@ import datetime as dt
 import uuid
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from common.events import EventType
+from common.params import StrictBody
 
 
 def _distinct(types: list[str]) -> list[str]:
@@ -24,17 +25,13 @@ Url = Annotated[str, Field(min_length=8, max_length=2048, examples=["https://exa
 Description = Annotated[str, Field(max_length=200)]
 
 
-class EndpointCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EndpointCreate(StrictBody):
     url: Url
     event_types: EventTypes
     description: Description = ""
 
 
-class EndpointUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class EndpointUpdate(StrictBody):
     url: Url | None = None
     event_types: EventTypes | None = None
     description: Description | None = None

@@ -4,9 +4,10 @@ forbids unknown fields, so a `unit_price` or `total` in a request is a 422."""
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, EmailStr, Field, field_validator, model_validator
 
-from common.text import clean_text
+from common.params import StrictBody
+from common.text import CleanText, NonEmptyText
 from common.vietnam import VnMobile, province_name, ward_name
 
 CONSENT_PURPOSES = (
@@ -26,41 +27,21 @@ def _json_true(value: object) -> object:
 Consent = Annotated[Literal[True], BeforeValidator(_json_true)]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-
-
-class LineIn(Strict):
+class LineIn(StrictBody):
     variant_id: int = Field(ge=1, le=2**31 - 1, strict=True)
     quantity: int = Field(ge=1, le=MAX_QUANTITY, strict=True)
 
 
-class Contact(Strict):
-    name: str = Field(min_length=1, max_length=100)
+class Contact(StrictBody):
+    name: NonEmptyText = Field(min_length=1, max_length=100)
     phone: VnMobile
     email: EmailStr | None = Field(None, max_length=254)
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        v = clean_text(v, "The name")
-        if not v:
-            raise ValueError("The name must not be empty")
-        return v
 
-
-
-class Address(Strict):
+class Address(StrictBody):
     province_code: str = Field(pattern=r"^\d{2}$")
     ward_code: str = Field(pattern=r"^\d{5}$")
-    street: str = Field(min_length=1, max_length=200)
-
-    @field_validator("street")
-    @classmethod
-    def _street(cls, v: str) -> str:
-        return clean_text(v, "The street")
+    street: NonEmptyText = Field(min_length=1, max_length=200)
 
     @field_validator("province_code")
     @classmethod
@@ -76,20 +57,15 @@ class Address(Strict):
         return self
 
 
-class OrderFields(Strict):
+class OrderFields(StrictBody):
     lines: list[LineIn] = Field(min_length=1, max_length=50)
     contact: Contact
     address: Address
     payment_method: Literal["cod", "bank_transfer"]
     delivery_method: Literal["ship", "pickup"] = "ship"
-    note: str = Field("", max_length=1000)
+    note: CleanText = Field("", max_length=1000)
     locale: Literal["vi", "en"] = Field("vi", description="The buyer's language for messages about this order")
     consent: Consent = Field(description="The buyer agrees to the purposes in `consent_purposes`")
-
-    @field_validator("note")
-    @classmethod
-    def _note(cls, v: str) -> str:
-        return clean_text(v, "The note")
 
 
 class OrderCreate(OrderFields):
@@ -103,7 +79,7 @@ class PhoneOrderCreate(OrderFields):
     consent: Consent = Field(description="The buyer agreed on the phone to the stated purposes")
 
 
-class CheckoutCreate(Strict):
+class CheckoutCreate(StrictBody):
     """Several shops at once: lines are split per shop into one order each, all reserved or none."""
 
     lines: list[LineIn] = Field(min_length=1, max_length=100)
@@ -111,7 +87,7 @@ class CheckoutCreate(Strict):
     address: Address
     payment_method: Literal["cod", "bank_transfer"]
     delivery_method: Literal["ship", "pickup"] = "ship"
-    note: str = Field("", max_length=1000)
+    note: CleanText = Field("", max_length=1000)
     locale: Literal["vi", "en"] = "vi"
     consent: Consent
 
@@ -169,5 +145,5 @@ class CheckoutOut(BaseModel):
     total: int
 
 
-class CancelRequest(BaseModel):
+class CancelRequest(StrictBody):
     reason: str = Field("", max_length=500)
