@@ -13,6 +13,7 @@ operations refer to. Both are idempotent: the gateway applies the second again t
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -26,7 +27,12 @@ from common.errors import PROBLEM_CONTENT_TYPE
 
 PROBLEM_REF = "#/components/schemas/ProblemDetails"
 BEARER = "bearerAuth"
+API_KEY = "apiKey"
 SERVICE = "serviceToken"
+# An operation's marker (from a dependency's ``required_headers``), turned into ``required: true``.
+REQUIRED_HEADERS = "x-required-headers"
+# operationIds are `<tag>_<verb>`: short, stable, and what generated clients name their calls after.
+OPERATION_ID = re.compile(r"^[a-z][a-z0-9]*(_[a-z0-9]+)+$")
 
 DESCRIPTIONS = {
     400: "Malformed request: the body is not valid JSON, or a required header is missing",
@@ -44,8 +50,11 @@ DESCRIPTIONS = {
 }
 SECURITY_SCHEMES = {
     BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-             "description": "An access token from `POST /api/v1/auth/token`, or an API key "
-                            "(`cv_…`) sent the same way"},
+             "description": "An access token from `POST /api/v1/auth/token` (an Ed25519 JWT of at most 15 "
+                            "minutes). On the services' routes an API key (`cvk_…`) may be sent the same way"},
+    API_KEY: {"type": "apiKey", "in": "header", "name": "X-API-Key",
+              "description": "An integration's API key (`cvk_…`, from "
+                             "`POST /api/v1/api-keys`), limited to its scopes"},
     SERVICE: {"type": "apiKey", "in": "header", "name": "X-Service-Token",
               "description": "Service credential for `/internal/*` (never routed by the gateway)"},
 }
@@ -62,7 +71,8 @@ class ProblemDetails(BaseModel):
 
     model_config = ConfigDict(extra="allow", title="ProblemDetails")
 
-    type: str = Field(description="`/problems/<slug>`, or `about:blank`")
+    type: str = Field(description="An absolute URI ending in `/problems/<slug>`, whose page documents the "
+                                  "problem; match on it, not on `title` or `detail`")
     title: str
     status: int
     detail: str
@@ -74,16 +84,20 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def declares(*statuses: int, security: list[dict[str, list[str]]] | None = None,
-             **descriptions: str) -> Callable[[F], F]:
+             required_headers: tuple[str, ...] = (), **descriptions: str) -> Callable[[F], F]:
     """Mark a dependency with the problem statuses it raises and the credential it reads.
 
     ``security`` is the OpenAPI security requirement (``[{}, …]`` when the credential is optional).
+    ``required_headers`` are documented as required although the dependency takes them as optional
+    (to answer their absence with a problem of its own rather than a validation 422).
     """
 
     def mark(func: F) -> F:
         func.__problems__ = {s: descriptions.get(f"s{s}", DESCRIPTIONS.get(s, "Error")) for s in statuses}
         if security is not None:
             func.__security__ = security
+        if required_headers:
+            func.__required_headers__ = required_headers
         return func
 
     return mark
@@ -114,8 +128,10 @@ def declare_problems(app: FastAPI) -> None:
             continue
         statuses: dict[int, str] = {}
         security: list[dict[str, list[str]]] | None = None
+        headers: list[str] = []
         for call in _calls(ctx.dependant):
             statuses.update(getattr(call, "__problems__", {}))
+            headers += getattr(call, "__required_headers__", ())
             if getattr(call, "__security__", None) is not None:
                 required = [r for r in call.__security__ if r]
                 # A required credential wins over an optional one read by a sub-dependency.
@@ -136,6 +152,8 @@ def declare_problems(app: FastAPI) -> None:
                     target.responses[status] = problem_response(description)
             if security is not None:
                 target.openapi_extra = {"security": security, **(target.openapi_extra or {})}
+            if headers:
+                target.openapi_extra = {**(target.openapi_extra or {}), REQUIRED_HEADERS: headers}
 
 
 def _is_problem_schema(schema: dict[str, Any] | None) -> bool:
@@ -154,6 +172,14 @@ def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
         for op in item.values():
             if not isinstance(op, dict) or "responses" not in op:
                 continue
+            required = set(op.pop(REQUIRED_HEADERS, ()))
+            for param in op.get("parameters", []):
+                if param.get("in") == "header" and param.get("name") in required:
+                    param["required"] = True  # and a string, not "a string or null"
+                    schema = param.get("schema", {})
+                    if "anyOf" in schema:
+                        kinds = [k for k in schema.pop("anyOf") if k.get("type") != "null"]
+                        param["schema"] = {**(kinds[0] if len(kinds) == 1 else {"anyOf": kinds}), **schema}
             for requirement in op.get("security", []):
                 uses_security.update(requirement)
             for code, response in op["responses"].items():
@@ -175,11 +201,24 @@ def document_problems(doc: dict[str, Any]) -> dict[str, Any]:
     for unused in ("HTTPValidationError", "ValidationError"):
         if unused in schemas and f"/{unused}\"" not in _refs(doc):
             schemas.pop(unused)
+    # The schemes the operations use, and no other: the public document has no service credential.
     if uses_security:
-        schemes = components.setdefault("securitySchemes", {})
-        for name in uses_security:
-            if name in SECURITY_SCHEMES:
-                schemes.setdefault(name, SECURITY_SCHEMES[name])
+        components["securitySchemes"] = {name: SECURITY_SCHEMES[name] for name in sorted(uses_security)
+                                         if name in SECURITY_SCHEMES}
+    else:
+        components.pop("securitySchemes", None)
+    return doc
+
+
+def document_webhooks(doc: dict[str, Any]) -> dict[str, Any]:
+    """A webhook's responses are what the receiver may answer, as declared: not FastAPI's defaults for
+    a route it would serve (its 200 and its 422)."""
+    for item in doc.get("webhooks", {}).values():
+        for op in item.values():
+            responses = op.get("responses", {})
+            responses.pop("422", None)
+            if responses.get("200", {}).get("description") == "Successful Response":
+                responses.pop("200")
     return doc
 
 
@@ -197,8 +236,29 @@ def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = get_openapi(title=app.title, version=app.version, description=app.description,
-                              routes=app.routes)
-            app.openapi_schema = document_problems(doc)
+                              routes=app.routes, webhooks=app.webhooks.routes)
+            app.openapi_schema = document_webhooks(document_problems(doc))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def operation_id_problems(doc: dict[str, Any]) -> list[str]:
+    """What is wrong with a document's operationIds: each operation (webhooks too) has one, of the
+    form `<tag>_<verb>` with its first tag, and no two are the same."""
+    found: list[str] = []
+    seen: dict[str, str] = {}
+    for section in ("paths", "webhooks"):
+        for path, item in doc.get(section, {}).items():
+            for method, op in item.items():
+                if not isinstance(op, dict) or "responses" not in op:
+                    continue
+                where = f"{method.upper()} {path}"
+                op_id = op.get("operationId", "")
+                tag = (op.get("tags") or [""])[0].replace("-", "_")
+                if not OPERATION_ID.match(op_id) or not op_id.startswith(f"{tag}_"):
+                    found.append(f"{where}: operationId {op_id!r} is not `<tag>_<verb>` (tag {tag!r})")
+                elif op_id in seen:
+                    found.append(f"{where}: operationId {op_id!r} is also {seen[op_id]}")
+                seen.setdefault(op_id, where)
+    return found

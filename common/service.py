@@ -43,6 +43,7 @@ def create_service_app(
     openapi_url: str | None = "/openapi.json",
     version: str = "1.0.0",
     public_port: bool = False,
+    webhooks: APIRouter | None = None,
 ) -> FastAPI:
     shared = SharedSettings()
     configure_logging(settings.service_name, shared.log_format, shared.log_level)
@@ -84,11 +85,12 @@ def create_service_app(
                        max_bytes=getattr(settings, "max_json_body_bytes", DEFAULT_MAX_BODY_BYTES))
     app.add_middleware(RequestContextMiddleware, service=settings.service_name)
 
-    @app.get("/healthz", tags=["health"], summary="The process is alive")
+    @app.get("/healthz", tags=["health"], operation_id="health_alive", summary="The process is alive")
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": settings.service_name}
 
-    @app.get("/readyz", tags=["health"], summary="The service, its database and what it depends on answer")
+    @app.get("/readyz", tags=["health"], operation_id="health_ready",
+             summary="The service, its database and what it depends on answer")
     async def readyz() -> dict:
         try:
             await db.ping()
@@ -107,5 +109,7 @@ def create_service_app(
                   include_in_schema=False)
     for router in routers:
         app.include_router(router)
+    if webhooks is not None:  # the requests the app sends, described in the document's `webhooks`
+        app.webhooks.include_router(webhooks)
     install_openapi(app)
     return app

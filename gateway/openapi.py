@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from common.openapi import DESCRIPTIONS, document_problems, problem_response
+from common.openapi import API_KEY, BEARER, DESCRIPTIONS, document_problems, document_webhooks, problem_response
 
 log = logging.getLogger("gateway.openapi")
 
@@ -38,33 +38,69 @@ def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
 
 
 def merge(base: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Add each service's public paths and schemas to ``base``; clashing schema names get a prefix."""
+    """The public document: ``base`` plus each service's public paths and webhooks, with the schemas
+    they use and no other (an internal route's schemas stay in its service's own document). A schema
+    name two services use for different schemas gets the service's prefix, in its key and its title."""
     merged = copy.deepcopy(base)
     paths = merged.setdefault("paths", {})
+    webhooks = merged.setdefault("webhooks", {})
     schemas = merged.setdefault("components", {}).setdefault("schemas", {})
     for service, doc in services.items():
-        theirs = doc.get("components", {}).get("schemas", {})
+        public = {path: item for path, item in doc.get("paths", {}).items() if not path.startswith(HIDDEN_PREFIXES)}
+        theirs = _used(doc.get("components", {}).get("schemas", {}), [public, doc.get("webhooks", {})])
         renames = {name: f"{service}_{name}" for name, schema in theirs.items()
                    if name in schemas and schemas[name] != schema}
         for name, schema in theirs.items():
-            schemas[renames.get(name, name)] = _rename_refs(schema, renames)
-        for path, item in doc.get("paths", {}).items():
-            if path.startswith(HIDDEN_PREFIXES):
-                continue
+            schema = _rename_refs(schema, renames)
+            if name in renames:
+                schema["title"] = renames[name]
+            schemas[renames.get(name, name)] = schema
+        for path, item in public.items():
             paths[path] = _forwarded(_rename_refs(item, renames))
-        for scheme, value in doc.get("components", {}).get("securitySchemes", {}).items():
-            merged["components"].setdefault("securitySchemes", {}).setdefault(scheme, value)
+        for name, item in doc.get("webhooks", {}).items():
+            webhooks[name] = _rename_refs(item, renames)
     merged["paths"] = dict(sorted(paths.items()))
-    return document_problems(merged)
+    if not webhooks:
+        merged.pop("webhooks")
+    doc = document_webhooks(document_problems(merged))
+    doc["components"]["schemas"] = dict(sorted(_used(doc["components"]["schemas"],
+                                                     [doc["paths"], doc.get("webhooks", {})]).items()))
+    return doc
+
+
+def _used(schemas: dict[str, Any], roots: list[Any]) -> dict[str, Any]:
+    """The schemas that ``roots`` refer to, directly or through other schemas."""
+    used: set[str] = set()
+    todo = [n for root in roots for n in _ref_names(root)]
+    while todo:
+        name = todo.pop()
+        if name in used or name not in schemas:
+            continue
+        used.add(name)
+        todo += _ref_names(schemas[name])
+    return {name: schema for name, schema in schemas.items() if name in used}
+
+
+def _ref_names(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        found = [node["$ref"].rsplit("/", 1)[1]] if isinstance(node.get("$ref"), str) else []
+        return found + [n for value in node.values() for n in _ref_names(value)]
+    if isinstance(node, list):
+        return [n for value in node for n in _ref_names(value)]
+    return []
 
 
 def _forwarded(item: dict[str, Any]) -> dict[str, Any]:
+    """A forwarded operation: what the gateway answers itself, and an API key accepted where a token is
+    (the gateway swaps it for a token: gateway/identity/integrations.py)."""
     for method, op in item.items():
         if method not in METHODS:
             continue
         responses = op.setdefault("responses", {})
         for status in FORWARDED + ((413,) if "requestBody" in op else ()):
             responses.setdefault(str(status), problem_response(DESCRIPTIONS[status]))
+        if any(BEARER in requirement for requirement in op.get("security", [])):
+            op["security"] = op["security"] + [{API_KEY: []}]
     return item
 
 

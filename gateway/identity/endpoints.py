@@ -19,7 +19,9 @@ from gateway.identity.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPublic,
+    Jwks,
     Login,
+    PersonalData,
     RefreshRequest,
     Registration,
     TokenPair,
@@ -39,7 +41,7 @@ async def limit(request: Request, rule: str, key: str) -> None:
     await enforce(state.limiter, state.rules[rule], key)
 
 
-@router.post("/auth/register", status_code=201, response_model=AccountPublic,
+@router.post("/auth/register", operation_id="identity_register", status_code=201, response_model=AccountPublic,
              summary="Open a grower or buyer account",
              responses=problems(409, 429, s409="An account with this phone number or email already exists"))
 async def register(request: Request, session: SessionDep, data: Registration) -> AccountPublic:
@@ -48,7 +50,8 @@ async def register(request: Request, session: SessionDep, data: Registration) ->
     return AccountPublic.model_validate(account, from_attributes=True)
 
 
-@router.post("/auth/token", response_model=TokenPair, summary="Sign in with phone or email and password",
+@router.post("/auth/token", operation_id="identity_token",
+             response_model=TokenPair, summary="Sign in with phone or email and password",
              responses=problems(401, 429, s401="Wrong login or password"))
 async def token(request: Request, session: SessionDep, data: Login) -> TokenPair:
     await limit(request, "login-ip", client_ip(request))
@@ -58,7 +61,7 @@ async def token(request: Request, session: SessionDep, data: Login) -> TokenPair
     return await service.issue_tokens(session, request.app.state.signer, account, settings.refresh_ttl)
 
 
-@router.post("/auth/refresh", response_model=TokenPair,
+@router.post("/auth/refresh", operation_id="identity_refresh", response_model=TokenPair,
              summary="Exchange a refresh token for a new pair (the old one stops working)",
              responses=problems(401, 429, s401="The refresh token is not valid, has expired or was already used"))
 async def refresh(request: Request, session: SessionDep, data: RefreshRequest) -> TokenPair:
@@ -67,32 +70,35 @@ async def refresh(request: Request, session: SessionDep, data: RefreshRequest) -
     return await service.rotate(session, request.app.state.signer, data.refresh_token, settings.refresh_ttl)
 
 
-@router.post("/auth/logout", status_code=204, summary="Sign out: the refresh token's family is revoked")
+@router.post("/auth/logout", operation_id="identity_logout",
+             status_code=204, summary="Sign out: the refresh token's family is revoked")
 async def logout(session: SessionDep, data: RefreshRequest) -> Response:
     await service.logout(session, data.refresh_token)
     return Response(status_code=204)
 
 
-@router.get("/me", response_model=AccountPublic, summary="The signed-in account")
+@router.get("/me", operation_id="identity_me", response_model=AccountPublic, summary="The signed-in account")
 async def me(session: SessionDep, principal: CurrentPrincipal) -> AccountPublic:
     account = await service.get_account(session, principal.sub)
     return AccountPublic.model_validate(account, from_attributes=True)
 
 
-@router.patch("/me", response_model=AccountPublic, summary="Change name, email or language",
+@router.patch("/me", operation_id="identity_update_me",
+              response_model=AccountPublic, summary="Change name, email or language",
               responses=problems(409, s409="Another account uses this email"))
 async def update_me(session: SessionDep, principal: CurrentPrincipal, data: AccountUpdate) -> AccountPublic:
     account = await service.update_account(session, principal.sub, data)
     return AccountPublic.model_validate(account, from_attributes=True)
 
 
-@router.get("/me/export", summary="Everything Chợ Vườn holds about you, as JSON")
+@router.get("/me/export", operation_id="identity_export_me", response_model=PersonalData,
+            summary="Everything Chợ Vườn holds about you, as JSON")
 async def export_me(request: Request, session: SessionDep, principal: CurrentPrincipal) -> dict:
     _only_users(principal)
     return await personal_data.export(request, session, principal.sub)
 
 
-@router.delete("/me", status_code=204,
+@router.delete("/me", operation_id="identity_delete_me", status_code=204,
                summary="Delete your account; orders shops must keep are anonymised, a grower's shop is closed")
 async def delete_me(request: Request, session: SessionDep, principal: CurrentPrincipal) -> Response:
     _only_users(principal)
@@ -103,7 +109,7 @@ async def delete_me(request: Request, session: SessionDep, principal: CurrentPri
 Grower = Annotated[Principal, Depends(require("grower"))]
 
 
-@router.post("/api-keys", status_code=201, response_model=ApiKeyCreated,
+@router.post("/api-keys", operation_id="identity_create_api_key", status_code=201, response_model=ApiKeyCreated,
              summary="Create an API key for an integration (the key is shown once)")
 async def create_api_key(session: SessionDep, principal: Grower, data: ApiKeyCreate) -> ApiKeyCreated:
     _only_users(principal)
@@ -112,7 +118,8 @@ async def create_api_key(session: SessionDep, principal: Grower, data: ApiKeyCre
     return ApiKeyCreated(**ApiKeyPublic.model_validate(row, from_attributes=True).model_dump(), key=key)
 
 
-@router.get("/api-keys", response_model=Page[ApiKeyPublic], summary="Your API keys (without the keys)")
+@router.get("/api-keys", operation_id="identity_list_api_keys",
+            response_model=Page[ApiKeyPublic], summary="Your API keys (without the keys)")
 async def list_api_keys(session: SessionDep, principal: Grower, limit: LimitQuery = 20,
                         cursor: CursorQuery = None) -> Page[ApiKeyPublic]:
     _only_users(principal)
@@ -121,7 +128,8 @@ async def list_api_keys(session: SessionDep, principal: Grower, limit: LimitQuer
                 next_cursor=next_cursor)
 
 
-@router.delete("/api-keys/{key_id}", status_code=204, summary="Revoke an API key")
+@router.delete("/api-keys/{key_id}", operation_id="identity_revoke_api_key",
+               status_code=204, summary="Revoke an API key")
 async def revoke_api_key(session: SessionDep, principal: Grower, key_id: IdPath) -> Response:
     _only_users(principal)
     await service.revoke_api_key(session, principal.sub, key_id)
@@ -133,6 +141,7 @@ def _only_users(principal: Principal) -> None:
         raise Forbidden("API keys are managed by signing in, not with another key")
 
 
-@jwks_router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
+@jwks_router.get("/.well-known/jwks.json", operation_id="identity_jwks", response_model=Jwks,
+                 summary="Public keys that verify access tokens")
 async def jwks(request: Request) -> dict:
     return request.app.state.signer.jwks()

@@ -1,7 +1,7 @@
 """What the identity endpoints accept and reply."""
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, EmailStr, Field, field_validator
 
@@ -77,3 +77,41 @@ class ApiKeyPublic(BaseModel):
 
 class ApiKeyCreated(ApiKeyPublic):
     key: str = Field(description="The key itself. Shown once: store it now.")
+
+
+class ExportedAccount(AccountPublic):
+    locked: bool = Field(description="Sign-in is locked after too many wrong passwords")
+
+
+class ExportedApiKey(BaseModel):
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: dt.datetime
+    last_used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+class PersonalData(BaseModel):
+    """Everything Chợ Vườn holds about an account: the gateway's part, and each service's as it holds it."""
+
+    account: ExportedAccount
+    api_keys: list[ExportedApiKey]
+    catalog: dict[str, Any] = Field(description="Your shop (with its bank account) and its varieties")
+    orders: dict[str, Any] = Field(description="The orders you placed, with their lines")
+    notify: dict[str, Any] = Field(description="Your notifications and notification settings")
+
+
+class Jwk(BaseModel):
+    """An Ed25519 public key (RFC 8037) that verifies access tokens."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    x: str = Field(description="The public key, base64url")
+    kid: str = Field(description="Matches the `kid` in an access token's header")
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+
+
+class Jwks(BaseModel):
+    keys: list[Jwk]

@@ -20,7 +20,7 @@ AccountId = Path(min_length=1, max_length=64)
 ERASED = "(đã xóa)"
 
 
-@router.get("/{account_id}/export", summary="This account's shop and varieties")
+@router.get("/{account_id}/export", operation_id="internal_export_account", summary="This account's shop and varieties")
 async def export(request: Request, session: SessionDep, account_id: str = AccountId) -> dict:
     shop = await session.scalar(select(Shop).where(Shop.owner_id == account_id))
     if shop is None:
@@ -34,7 +34,8 @@ async def export(request: Request, session: SessionDep, account_id: str = Accoun
                           "variants": [v.model_dump(mode="json") for v in p.variants]} for p in products]}
 
 
-@router.delete("/{account_id}", summary="Close this account's shop and wipe its personal details")
+@router.delete("/{account_id}", operation_id="internal_erase_account",
+               summary="Close this account's shop and wipe its personal details")
 async def erase(session: SessionDep, account_id: str = AccountId) -> dict:
     shop = await session.scalar(select(Shop).where(Shop.owner_id == account_id))
     if shop is None:

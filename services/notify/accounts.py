@@ -16,7 +16,8 @@ AccountId = Path(min_length=1, max_length=64)
 SECTIONS: list = []
 
 
-@router.get("/{account_id}/export", summary="This account's notifications and settings")
+@router.get("/{account_id}/export", operation_id="internal_export_account",
+            summary="This account's notifications and settings")
 async def export(session: SessionDep, account_id: str = AccountId) -> dict:
     rows = (await session.scalars(select(Notification).where(Notification.account_id == account_id)
                                   .order_by(Notification.id))).all()
@@ -26,7 +27,8 @@ async def export(session: SessionDep, account_id: str = AccountId) -> dict:
     return out
 
 
-@router.delete("/{account_id}", summary="Delete this account's notifications and settings")
+@router.delete("/{account_id}", operation_id="internal_erase_account",
+               summary="Delete this account's notifications and settings")
 async def erase(session: SessionDep, account_id: str = AccountId) -> dict:
     result = await session.execute(delete(Notification).where(Notification.account_id == account_id))
     for _, erase_section in SECTIONS:

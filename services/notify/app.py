@@ -19,6 +19,7 @@ from services.notify.inbox.endpoints import router as inbox_router
 from services.notify.mail import sender as mail
 from services.notify.preferences.endpoints import router as preferences_router
 from services.notify.settings import NotifySettings
+from services.notify.webhooks import described
 from services.notify.webhooks import sender as webhooks
 from services.notify.webhooks.endpoints import router as webhooks_router
 
@@ -50,6 +51,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         title="Chợ Vườn notify",
         description="The grower's inbox (live), email and webhooks, fed by order and stock events.",
         routers=[accounts_router, preferences_router, inbox_router, events_router, webhooks_router],
+        webhooks=described.router,
         migrations=MIGRATIONS,
         on_startup=[start, webhooks.start],
         on_shutdown=[webhooks.stop, stop],

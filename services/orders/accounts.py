@@ -18,7 +18,7 @@ AccountId = Path(min_length=1, max_length=64)
 ERASED = "(đã xóa)"
 
 
-@router.get("/{account_id}/export", summary="The orders this account placed")
+@router.get("/{account_id}/export", operation_id="internal_export_account", summary="The orders this account placed")
 async def export(session: SessionDep, account_id: str = AccountId) -> dict:
     orders = (await session.scalars(select(Order).where(Order.buyer_id == account_id).order_by(Order.id))).all()
     return {"orders": [{**o.model_dump(mode="json", exclude={"tracking_token_hash", "reservation_id", "bank",
@@ -27,7 +27,8 @@ async def export(session: SessionDep, account_id: str = AccountId) -> dict:
                        for o in orders]}
 
 
-@router.delete("/{account_id}", summary="Anonymise this account's contact in the orders the shops keep")
+@router.delete("/{account_id}", operation_id="internal_erase_account",
+               summary="Anonymise this account's contact in the orders the shops keep")
 async def erase(session: SessionDep, account_id: str = AccountId) -> dict:
     orders = (await session.scalars(select(Order).where(Order.buyer_id == account_id))).all()
     for order in orders:

@@ -25,14 +25,18 @@ Grower = Annotated[Principal, Depends(require("grower", scope="catalog:write"))]
 # Files never change under a name (the name is their content hash): caches may keep them a year.
 IMMUTABLE = "public, max-age=31536000, immutable"
 
+# The document names the multipart form, which every HTTP client (and every generated one) can send.
+# The bare image (`Content-Type: image/jpeg`, …) is taken too: described in words, as `image/*` is no
+# media type a client generator can build a call for.
 UPLOAD_BODY = {
     "required": True,
+    "description": "The photo in the form field `file`; or, instead of a form, the bare image as the body "
+                   "with its own `Content-Type: image/…`",
     "content": {
         "multipart/form-data": {"schema": {
             "type": "object", "required": ["file"],
             "properties": {"file": {"type": "string", "format": "binary",
                                     "description": "JPEG, PNG, WebP or HEIC; at most 15 MB and 50 megapixels"}}}},
-        "image/*": {"schema": {"type": "string", "format": "binary"}},
     },
 }
 
@@ -61,7 +65,8 @@ def base_url(request: Request) -> str:
     return request.app.state.settings.public_base_url
 
 
-@router.post("", status_code=201, response_model=PhotoPublic, openapi_extra={"requestBody": UPLOAD_BODY},
+@router.post("", operation_id="photos_add",
+             status_code=201, response_model=PhotoPublic, openapi_extra={"requestBody": UPLOAD_BODY},
              summary="Add a photo to one of your varieties",
              responses={200: {"model": PhotoPublic, "description": "This picture was already there (a retry)"},
                         400: {"description": "The upload could not be read (a broken multipart body)"},
@@ -78,7 +83,8 @@ async def add_photo(request: Request, response: Response, session: SessionDep, o
     return to_public(photo, base_url(request))
 
 
-@router.get("", response_model=Page[PhotoPublic], summary="A variety's photos, the cover first")
+@router.get("", operation_id="photos_list",
+            response_model=Page[PhotoPublic], summary="A variety's photos, the cover first")
 async def list_photos(request: Request, session: SessionDep, viewer: OptionalPrincipal,
                       product_id: IdPath) -> Page[PhotoPublic]:
     """At most ten, so always one page."""
@@ -87,7 +93,8 @@ async def list_photos(request: Request, session: SessionDep, viewer: OptionalPri
     return Page(items=[to_public(p, base_url(request)) for p in photos])
 
 
-@router.patch("/{photo_id}", response_model=Page[PhotoPublic], summary="Move a photo (position 0: the cover)")
+@router.patch("/{photo_id}", operation_id="photos_move",
+              response_model=Page[PhotoPublic], summary="Move a photo (position 0: the cover)")
 async def move_photo(request: Request, session: SessionDep, owner: Grower, product_id: IdPath,
                      photo_id: IdPath, data: PhotoMove) -> Page[PhotoPublic]:
     product = await products.get_owned(session, owner, product_id)
@@ -95,7 +102,8 @@ async def move_photo(request: Request, session: SessionDep, owner: Grower, produ
     return Page(items=[to_public(p, base_url(request)) for p in photos])
 
 
-@router.delete("/{photo_id}", status_code=204, summary="Delete a photo of one of your varieties")
+@router.delete("/{photo_id}", operation_id="photos_delete",
+               status_code=204, summary="Delete a photo of one of your varieties")
 async def delete_photo(session: SessionDep, owner: Grower, store: Store, product_id: IdPath,
                        photo_id: IdPath) -> Response:
     product = await products.get_owned(session, owner, product_id)
@@ -103,9 +111,9 @@ async def delete_photo(session: SessionDep, owner: Grower, store: Store, product
     return Response(status_code=204)
 
 
+# Not an API operation: the photo files behind the URLs that replies give (`url`, `sizes`, `og_image`).
 @media_router.head("/media/{name}", include_in_schema=False)
-@media_router.get("/media/{name}", summary="A stored photo file", response_class=Response,
-                  responses={200: {"content": {"image/webp": {}, "image/jpeg": {}}}})
+@media_router.get("/media/{name}", include_in_schema=False)
 async def media(name: str, store: Store) -> Response:
     """Names carry the content hash, so a file never changes: cached for a year, ``immutable``."""
     stored = await store.open(name)

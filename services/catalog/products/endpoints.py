@@ -24,7 +24,8 @@ def base_url(request: Request) -> str:
     return request.app.state.settings.public_base_url
 
 
-@router.post("", status_code=201, response_model=ProductPublic, summary="List a new variety in your shop",
+@router.post("", operation_id="products_create",
+             status_code=201, response_model=ProductPublic, summary="List a new variety in your shop",
              responses=problems(404, s404="You have no shop yet; open one first"))
 async def create_product(request: Request, session: SessionDep, owner: Grower, data: ProductCreate) -> ProductPublic:
     product = await service.create(session, owner, data)
@@ -37,7 +38,8 @@ Q_DESCRIPTION = ("Words to find, accents and case ignored (\"hoa sung\" finds \"
 PRICE_RANGE = {"ge": 0, "le": MAX_PRICE}
 
 
-@router.get("", response_model=Page[ProductPublic], summary="Find varieties; or list your own",
+@router.get("", operation_id="products_list",
+            response_model=Page[ProductPublic], summary="Find varieties; or list your own",
             description="Active varieties, searched (`q`), filtered and sorted, a page at a time "
                         "(`next_cursor`). The price of a variety is its lowest retail price. "
                         "Anonymous replies carry `ETag` and `Cache-Control: public, max-age=60`; "
@@ -76,7 +78,7 @@ async def list_products(
     return cached_json(request, page, private=viewer is not None)
 
 
-@router.get("/{product_id}", response_model=ProductPublic, summary="One variety",
+@router.get("/{product_id}", operation_id="products_get", response_model=ProductPublic, summary="One variety",
             responses={304: {"description": "Not modified (If-None-Match matched the ETag)"}})
 async def get_product(request: Request, session: SessionDep, viewer: OptionalPrincipal,
                       product_id: IdPath) -> Response:
@@ -84,7 +86,8 @@ async def get_product(request: Request, session: SessionDep, viewer: OptionalPri
     return cached_json(request, service.to_public(product, base_url(request)), private=viewer is not None)
 
 
-@router.patch("/{product_id}", response_model=ProductPublic, summary="Change one of your varieties")
+@router.patch("/{product_id}", operation_id="products_update",
+              response_model=ProductPublic, summary="Change one of your varieties")
 async def update_product(request: Request, session: SessionDep, owner: Grower, product_id: IdPath,
                          data: ProductUpdate) -> ProductPublic:
     product = await service.get_owned(session, owner, product_id)
@@ -92,7 +95,8 @@ async def update_product(request: Request, session: SessionDep, owner: Grower, p
     return service.to_public(product, base_url(request))
 
 
-@router.delete("/{product_id}", status_code=204, summary="Archive one of your varieties")
+@router.delete("/{product_id}", operation_id="products_archive",
+               status_code=204, summary="Archive one of your varieties")
 async def archive_product(session: SessionDep, owner: Grower, product_id: IdPath) -> Response:
     await service.archive(session, await service.get_owned(session, owner, product_id))
     return Response(status_code=204)

@@ -21,7 +21,7 @@ MAX_COMMIT_BATCH = 500
 ReservationId = Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 
-@router.post("", response_model=ReservationOut, status_code=201,
+@router.post("", operation_id="internal_reserve", response_model=ReservationOut, status_code=201,
              summary="Hold stock for all lines of an order, or for none")
 async def reserve(request: Request, data: ReservationRequest) -> ReservationOut:
     state = request.app.state
@@ -34,7 +34,8 @@ class CommitMany(StrictBody):
         min_length=1, max_length=MAX_COMMIT_BATCH)
 
 
-@router.post("/commit", summary="Orders are stored: keep the stock of all their reservations taken",
+@router.post("/commit", operation_id="internal_commit_reservations",
+             summary="Orders are stored: keep the stock of all their reservations taken",
              description="One transaction for all. Each known reservation's status afterwards: `committed` "
                          "(now or before) or `released` (it expired or was released first); unknown ids "
                          "are listed apart.")
@@ -45,14 +46,16 @@ async def commit_many(request: Request, data: CommitMany) -> dict:
             "unknown": sorted(set(data.ids) - statuses.keys())}
 
 
-@router.post("/{reservation_id}/commit", summary="The order is stored: keep the stock taken")
+@router.post("/{reservation_id}/commit", operation_id="internal_commit_reservation",
+             summary="The order is stored: keep the stock taken")
 async def commit(request: Request, reservation_id: str = ReservationId) -> dict:
     async with request.app.state.db.writer() as session:
         status = await service.commit(session, reservation_id)
     return {"id": reservation_id, "status": str(status)}
 
 
-@router.post("/{reservation_id}/release", summary="Give the stock back (once, however often asked)")
+@router.post("/{reservation_id}/release", operation_id="internal_release_reservation",
+             summary="Give the stock back (once, however often asked)")
 async def release(request: Request, reservation_id: str = ReservationId) -> dict:
     async with request.app.state.db.writer() as session:
         reservation, restored = await service.release(session, reservation_id)
@@ -63,7 +66,8 @@ class VariantShopsRequest(StrictBody):
     variant_ids: list[int] = Field(min_length=1, max_length=100)
 
 
-@variants_router.post("/shops", summary="Which shop each variant belongs to (to split a checkout)")
+@variants_router.post("/shops", operation_id="internal_variant_shops",
+                      summary="Which shop each variant belongs to (to split a checkout)")
 async def variant_shops(session: SessionDep, data: VariantShopsRequest) -> dict:
     rows = (await session.execute(select(Variant.id, Product.shop_id).join(Product, Product.id == Variant.product_id)
                                   .where(Variant.id.in_(data.variant_ids)))).all()

@@ -14,7 +14,7 @@ from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
 from common.vietnam import BANKS, provinces, wards
 from services.catalog.shops import service
-from services.catalog.shops.schemas import ShopCreate, ShopPrivate, ShopPublic, ShopUpdate
+from services.catalog.shops.schemas import Bank, Province, ShopCreate, ShopPrivate, ShopPublic, ShopUpdate, Ward
 
 router = APIRouter(prefix="/api/v1", tags=["shops"])
 Grower = Annotated[Principal, Depends(require("grower", scope="catalog:write"))]
@@ -29,7 +29,8 @@ def base_url(request: Request) -> str:
     return request.app.state.settings.public_base_url
 
 
-@router.post("/shops", status_code=201, response_model=ShopPrivate, summary="Open your shop (one per grower)",
+@router.post("/shops", operation_id="shops_create",
+             status_code=201, response_model=ShopPrivate, summary="Open your shop (one per grower)",
              responses=problems(409, s409="You already have a shop, or its slug is taken"))
 async def create_shop(request: Request, session: SessionDep, owner: Grower, data: ShopCreate) -> ShopPrivate:
     shop = await service.create(session, owner, data, cipher(request))
@@ -39,7 +40,8 @@ async def create_shop(request: Request, session: SessionDep, owner: Grower, data
 NOT_MODIFIED = {304: {"description": "Not modified (If-None-Match matched the ETag)"}}
 
 
-@router.get("/shops", response_model=Page[ShopPublic], summary="Find shops, optionally in one province",
+@router.get("/shops", operation_id="shops_list",
+            response_model=Page[ShopPublic], summary="Find shops, optionally in one province",
             description="With `q`: shops whose name, description or province has the words (accents and case "
                         "ignored), most relevant first; else in the order they opened. `ETag`, "
                         "`Cache-Control: public, max-age=60`, 304 on `If-None-Match`.",
@@ -58,26 +60,29 @@ async def list_shops(request: Request, session: SessionDep,
 NO_SHOP = problems(404, s404="You have no shop yet")
 
 
-@router.get("/shops/mine", response_model=ShopPrivate, summary="Your shop, with its private details",
+@router.get("/shops/mine", operation_id="shops_get_mine",
+            response_model=ShopPrivate, summary="Your shop, with its private details",
             responses=NO_SHOP)
 async def my_shop(request: Request, session: SessionDep, owner: GrowerReader) -> ShopPrivate:
     return service.to_private(await service.get_owned(session, owner), base_url(request))
 
 
-@router.get("/shops/{shop_id}", response_model=ShopPublic, summary="One shop", responses=NOT_MODIFIED)
+@router.get("/shops/{shop_id}", operation_id="shops_get",
+            response_model=ShopPublic, summary="One shop", responses=NOT_MODIFIED)
 async def get_shop(request: Request, session: SessionDep, shop_id: IdPath) -> Response:
     return cached_json(request, service.to_public(await service.get(session, shop_id), base_url(request)),
                        private=False)
 
 
-@router.patch("/shops/mine", response_model=ShopPrivate, summary="Change your shop (no id needed)",
+@router.patch("/shops/mine", operation_id="shops_update_mine",
+              response_model=ShopPrivate, summary="Change your shop (no id needed)",
               responses=NO_SHOP)
 async def update_my_shop(request: Request, session: SessionDep, owner: Grower, data: ShopUpdate) -> ShopPrivate:
     shop = await service.update(session, await service.get_owned(session, owner), data, cipher(request))
     return service.to_private(shop, base_url(request))
 
 
-@router.patch("/shops/{shop_id}", response_model=ShopPrivate, summary="Change your shop")
+@router.patch("/shops/{shop_id}", operation_id="shops_update", response_model=ShopPrivate, summary="Change your shop")
 async def update_shop(request: Request, session: SessionDep, owner: Grower, shop_id: IdPath,
                       data: ShopUpdate) -> ShopPrivate:
     shop = await service.get_owned(session, owner, shop_id)
@@ -85,19 +90,20 @@ async def update_shop(request: Request, session: SessionDep, owner: Grower, shop
     return service.to_private(shop, base_url(request))
 
 
-@router.get("/provinces", summary="The 34 provinces and cities (since 1 July 2025)")
-async def list_provinces() -> list[dict[str, str]]:
-    return provinces()
+@router.get("/provinces", operation_id="shops_list_provinces",
+            summary="The 34 provinces and cities (since 1 July 2025)")
+async def list_provinces() -> list[Province]:
+    return [Province(**p) for p in provinces()]
 
 
-@router.get("/provinces/{code}/wards", summary="The wards of a province")
-async def list_wards(code: Annotated[str, Path(pattern=r"^\d{1,2}$")]) -> list[dict[str, str]]:
+@router.get("/provinces/{code}/wards", operation_id="shops_list_wards", summary="The wards of a province")
+async def list_wards(code: Annotated[str, Path(pattern=r"^\d{1,2}$")]) -> list[Ward]:
     found = wards(code)
     if found is None:
         raise NotFound("No such province")
-    return found
+    return [Ward(**w) for w in found]
 
 
-@router.get("/banks", summary="Banks for VietQR transfers: BIN and name")
-async def list_banks() -> list[dict[str, str]]:
-    return [{"bin": bin_, "name": name} for bin_, name in sorted(BANKS.items(), key=lambda b: b[1])]
+@router.get("/banks", operation_id="shops_list_banks", summary="Banks for VietQR transfers: BIN and name")
+async def list_banks() -> list[Bank]:
+    return [Bank(bin=bin_, name=name) for bin_, name in sorted(BANKS.items(), key=lambda b: b[1])]

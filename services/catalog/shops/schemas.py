@@ -117,6 +117,21 @@ class ShopPublic(BaseModel):
     created_at: dt.datetime
 
 
+class Province(BaseModel):
+    code: str = Field(description="Two digits, as `province_code` takes it")
+    name: str
+
+
+class Ward(BaseModel):
+    code: str = Field(description="Five digits, as `ward_code` takes it")
+    name: str
+
+
+class Bank(BaseModel):
+    bin: str = Field(description="The NAPAS bank identification number, as `bank.bin` takes it")
+    name: str
+
+
 class ShopPrivate(ShopPublic):
     """What the owner sees: the bank details, with the account number masked."""
 

@@ -12,7 +12,7 @@ from services.notify.events.handler import handle
 router = APIRouter(prefix="/internal/events", tags=["internal"], dependencies=[ServiceCaller])
 
 
-@router.post("", summary="Receive one event (idempotent on its id)")
+@router.post("", operation_id="internal_receive_event", summary="Receive one event (idempotent on its id)")
 async def receive(request: Request, envelope: Envelope) -> dict:
     new = await handle(request.app, envelope)
     return {"id": str(envelope.id), "handled": "new" if new else "duplicate"}

@@ -9,7 +9,7 @@ from typing import Annotated
 import orjson
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from common.auth import CurrentPrincipal
 from common.db import SessionDep
@@ -35,11 +35,16 @@ class Inbox(Page[NotificationOut]):
     unread_count: int
 
 
+class MarkedRead(BaseModel):
+    marked: int = Field(description="How many were unread until now")
+
+
 def out(row: Notification) -> NotificationOut:
     return NotificationOut.model_validate(row, from_attributes=True)
 
 
-@router.get("", response_model=Inbox, summary="Your notifications, newest first, with the unread count")
+@router.get("", operation_id="notifications_list",
+            response_model=Inbox, summary="Your notifications, newest first, with the unread count")
 async def list_notifications(session: SessionDep, principal: CurrentPrincipal,
                              unread: Annotated[bool, Query(description="Only unread ones")] = False,
                              limit: LimitQuery = 20, cursor: CursorQuery = None) -> Inbox:
@@ -48,14 +53,15 @@ async def list_notifications(session: SessionDep, principal: CurrentPrincipal,
                  unread_count=await service.unread_count(session, principal.sub))
 
 
-@router.post("/{notification_id}/read", response_model=NotificationOut, summary="Mark one as read")
+@router.post("/{notification_id}/read", operation_id="notifications_read",
+             response_model=NotificationOut, summary="Mark one as read")
 async def read_one(session: SessionDep, principal: CurrentPrincipal, notification_id: IdPath) -> NotificationOut:
     return out(await service.mark_read(session, principal.sub, notification_id))
 
 
-@router.post("/read-all", summary="Mark all as read")
-async def read_all(session: SessionDep, principal: CurrentPrincipal) -> dict:
-    return {"marked": await service.mark_all_read(session, principal.sub)}
+@router.post("/read-all", operation_id="notifications_read_all", summary="Mark all as read")
+async def read_all(session: SessionDep, principal: CurrentPrincipal) -> MarkedRead:
+    return MarkedRead(marked=await service.mark_all_read(session, principal.sub))
 
 
 def _sse(row: Notification) -> bytes:
@@ -63,9 +69,10 @@ def _sse(row: Notification) -> bytes:
     return b"id: %d\nevent: notification\ndata: %s\n\n" % (row.id, payload)
 
 
-@router.get("/stream", summary="Server-sent events: each new notification as it arrives",
+@router.get("/stream", operation_id="notifications_stream",
+            summary="Server-sent events: each new notification as it arrives",
             response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {}},
+            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                              "description": "`id:` is the notification id; reconnect with Last-Event-ID "
                                             "to receive what you missed"}})
 async def stream(request: Request, principal: CurrentPrincipal,

@@ -16,7 +16,7 @@ from services.notify.preferences.models import NotificationSettingsPublic, Notif
 router = APIRouter(prefix="/api/v1/notifications/settings", tags=["notifications"])
 
 
-@router.get("", response_model=NotificationSettingsPublic,
+@router.get("", operation_id="notifications_get_settings", response_model=NotificationSettingsPublic,
             summary="Your notification settings (the defaults until you save them)")
 async def get_settings(session: SessionDep, principal: CurrentPrincipal) -> NotificationSettingsPublic:
     row = await service.get(session, principal.sub)
@@ -25,7 +25,7 @@ async def get_settings(session: SessionDep, principal: CurrentPrincipal) -> Noti
     return NotificationSettingsPublic.model_validate(row, from_attributes=True)
 
 
-@router.put("", response_model=NotificationSettingsPublic,
+@router.put("", operation_id="notifications_put_settings", response_model=NotificationSettingsPublic,
             summary="Replace your notification settings: the email for mail, its language, on or off")
 async def put_settings(session: SessionDep, principal: CurrentPrincipal,
                        data: NotificationSettingsUpdate) -> NotificationSettingsPublic:

@@ -52,7 +52,7 @@ def delivery_out(row: WebhookDelivery, log: list[WebhookAttempt]) -> DeliveryOut
                        log=[AttemptOut.model_validate(a, from_attributes=True) for a in log])
 
 
-@router.post("", status_code=201, response_model=EndpointWithSecret,
+@router.post("", operation_id="webhooks_create", status_code=201, response_model=EndpointWithSecret,
              summary="Register an endpoint for some event types; the reply shows its signing secret, once",
              responses={409: {"description": "You already have the most endpoints allowed (10)"},
                         422: {"description": "Invalid fields, or a URL that cannot receive webhooks (not https, "
@@ -64,19 +64,20 @@ async def create_endpoint(request: Request, session: SessionDep, owner: Owner,
     return with_secret(row, secret)
 
 
-@router.get("", response_model=Page[EndpointOut], summary="Your endpoints, newest first")
+@router.get("", operation_id="webhooks_list", response_model=Page[EndpointOut], summary="Your endpoints, newest first")
 async def list_endpoints(session: SessionDep, owner: Owner, limit: LimitQuery = 20,
                          cursor: CursorQuery = None) -> Page[EndpointOut]:
     rows, next_cursor = await service.page(session, owner.sub, limit, cursor)
     return Page[EndpointOut](items=[endpoint_out(r) for r in rows], next_cursor=next_cursor)
 
 
-@router.get("/{endpoint_id}", response_model=EndpointOut, summary="One endpoint", responses=NOT_YOURS)
+@router.get("/{endpoint_id}", operation_id="webhooks_get",
+            response_model=EndpointOut, summary="One endpoint", responses=NOT_YOURS)
 async def get_endpoint(session: SessionDep, owner: Owner, endpoint_id: IdPath) -> EndpointOut:
     return endpoint_out(await service.get_owned(session, owner.sub, endpoint_id))
 
 
-@router.patch("/{endpoint_id}", response_model=EndpointOut, responses=NOT_YOURS,
+@router.patch("/{endpoint_id}", operation_id="webhooks_update", response_model=EndpointOut, responses=NOT_YOURS,
               summary="Change the URL, event types or description; `active: true` enables it again")
 async def update_endpoint(request: Request, session: SessionDep, owner: Owner, endpoint_id: IdPath,
                           data: EndpointUpdate) -> EndpointOut:
@@ -84,14 +85,16 @@ async def update_endpoint(request: Request, session: SessionDep, owner: Owner, e
     return endpoint_out(row)
 
 
-@router.delete("/{endpoint_id}", status_code=204, response_class=Response, responses=NOT_YOURS,
+@router.delete("/{endpoint_id}", operation_id="webhooks_delete",
+               status_code=204, response_class=Response, responses=NOT_YOURS,
                summary="Delete the endpoint with its delivery log")
 async def delete_endpoint(session: SessionDep, owner: Owner, endpoint_id: IdPath) -> Response:
     await service.delete_endpoint(session, owner.sub, endpoint_id)
     return Response(status_code=204)
 
 
-@router.post("/{endpoint_id}/rotate-secret", response_model=EndpointWithSecret, responses=NOT_YOURS,
+@router.post("/{endpoint_id}/rotate-secret", operation_id="webhooks_rotate_secret",
+             response_model=EndpointWithSecret, responses=NOT_YOURS,
              summary="A new signing secret (shown once); the old one also signs for 24 hours")
 async def rotate_secret(request: Request, session: SessionDep, owner: Owner,
                         endpoint_id: IdPath) -> EndpointWithSecret:
@@ -99,7 +102,7 @@ async def rotate_secret(request: Request, session: SessionDep, owner: Owner,
     return with_secret(row, secret)
 
 
-@router.post("/{endpoint_id}/test", status_code=202, response_model=DeliveryOut,
+@router.post("/{endpoint_id}/test", operation_id="webhooks_test", status_code=202, response_model=DeliveryOut,
              responses={**NOT_YOURS, 409: {"description": "The endpoint is disabled"}},
              summary="Send a `webhook.test` event to the endpoint now (follow it in the delivery log)")
 async def send_test(request: Request, session: SessionDep, owner: Owner, endpoint_id: IdPath) -> DeliveryOut:
@@ -108,7 +111,8 @@ async def send_test(request: Request, session: SessionDep, owner: Owner, endpoin
     return delivery_out(delivery, [])
 
 
-@router.get("/{endpoint_id}/deliveries", response_model=Page[DeliveryOut], responses=NOT_YOURS,
+@router.get("/{endpoint_id}/deliveries", operation_id="webhooks_list_deliveries",
+            response_model=Page[DeliveryOut], responses=NOT_YOURS,
             summary="The endpoint's delivery log, newest first, each with its attempts")
 async def list_deliveries(session: SessionDep, owner: Owner, endpoint_id: IdPath,
                           state: Annotated[DeliveryState | None, Query(description="Only these")] = None,
@@ -118,14 +122,16 @@ async def list_deliveries(session: SessionDep, owner: Owner, endpoint_id: IdPath
     return Page[DeliveryOut](items=[delivery_out(r, log) for r, log in rows], next_cursor=next_cursor)
 
 
-@router.get("/{endpoint_id}/deliveries/{delivery_id}", response_model=DeliveryOut, responses=NOT_YOURS,
+@router.get("/{endpoint_id}/deliveries/{delivery_id}", operation_id="webhooks_get_delivery",
+            response_model=DeliveryOut, responses=NOT_YOURS,
             summary="One delivery with its attempts")
 async def get_delivery(session: SessionDep, owner: Owner, endpoint_id: IdPath, delivery_id: IdPath) -> DeliveryOut:
     _, delivery = await service.get_delivery(session, owner.sub, endpoint_id, delivery_id)
     return delivery_out(*await service.with_log(session, delivery))
 
 
-@router.post("/{endpoint_id}/deliveries/{delivery_id}/redeliver", status_code=202, response_model=DeliveryOut,
+@router.post("/{endpoint_id}/deliveries/{delivery_id}/redeliver", operation_id="webhooks_redeliver",
+             status_code=202, response_model=DeliveryOut,
              responses={**NOT_YOURS, 409: {"description": "The endpoint is disabled"}},
              summary="Send a delivery again now, same `webhook-id`, with a fresh round of retries")
 async def redeliver(request: Request, session: SessionDep, owner: Owner, endpoint_id: IdPath,

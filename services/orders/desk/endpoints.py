@@ -29,7 +29,8 @@ Until = Annotated[str | None, Query(max_length=40, description="Placed before th
 Lang = Annotated[csvfile.Lang, Query(description="`vi`: Vietnamese headers and words; `en`: the API's names")]
 Delimiter = Annotated[csvfile.Delimiter, Query(description="`semicolon` for Excel with Vietnamese regional settings")]
 CSV = "text/csv; charset=utf-8"
-CSV_RESPONSE = {200: {"content": {"text/csv": {}}, "description": "UTF-8 with a byte-order mark"}}
+CSV_RESPONSE = {200: {"content": {"text/csv": {"schema": {"type": "string"}}},
+                       "description": "UTF-8 with a byte-order mark"}}
 
 
 def _filter(grower: Principal, statuses: list[OrderStatus] | None, paid: bool | None, since: str | None,
@@ -44,7 +45,8 @@ def _attachment(stem: str) -> dict[str, str]:
     return {"Content-Disposition": f'attachment; filename="{stem}-{today}.csv"', "Cache-Control": "no-store"}
 
 
-@router.get("/orders/export.csv", response_class=StreamingResponse, responses=CSV_RESPONSE,
+@router.get("/orders/export.csv", operation_id="desk_export_orders",
+            response_class=StreamingResponse, responses=CSV_RESPONSE,
             summary="Your shop's orders as a CSV file for Excel (filters as in the list)")
 async def export_orders(request: Request, grower: Grower, status: Statuses = None, paid: bool | None = None,
                         since: Since = None, until: Until = None, lang: Lang = "vi",
@@ -54,14 +56,15 @@ async def export_orders(request: Request, grower: Grower, status: Statuses = Non
     return StreamingResponse(body, media_type=CSV, headers=_attachment("don-hang" if lang == "vi" else "orders"))
 
 
-@router.get("/orders/packing-list", response_model=PackingList,
+@router.get("/orders/packing-list", operation_id="desk_packing_list", response_model=PackingList,
             summary="What to prepare: quantity per variant across your placed and confirmed orders")
 async def get_packing_list(request: Request, grower: Grower, status: Statuses = None, paid: bool | None = None,
                            since: Since = None, until: Until = None) -> PackingList:
     return await packing_list(request.app.state.db, _filter(grower, status, paid, since, until, OPEN_STATUSES))
 
 
-@router.get("/orders/packing-list.csv", response_class=Response, responses=CSV_RESPONSE,
+@router.get("/orders/packing-list.csv", operation_id="desk_packing_list_csv",
+            response_class=Response, responses=CSV_RESPONSE,
             summary="The packing list as a CSV file for Excel")
 async def get_packing_list_csv(request: Request, grower: Grower, status: Statuses = None,
                                paid: bool | None = None, since: Since = None, until: Until = None,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from common.auth import CurrentPrincipal, OptionalPrincipal, Principal, require
 from common.db import SessionDep
 from common.errors import Forbidden
-from common.openapi import problems
+from common.openapi import declares, problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
 from common.vietnam import local_bound
@@ -19,6 +19,8 @@ from services.orders.orders.schemas import (
     CancelRequest,
     CheckoutCreate,
     CheckoutOut,
+    ConsentOut,
+    OrderCounts,
     OrderCreate,
     OrderCreated,
     OrderOut,
@@ -27,8 +29,18 @@ from services.orders.orders.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
 Grower = Annotated[Principal, Depends(require("grower", scope="orders:write"))]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=255,
-                                              description="A unique key per order (e.g. a UUID); retries reuse it")]
+
+
+@declares(required_headers=("Idempotency-Key",))
+async def idempotency_key(key: Annotated[str | None, Header(
+        alias="Idempotency-Key", max_length=255,
+        description="A unique key per order (e.g. a UUID); retries reuse it")] = None) -> str | None:
+    """The header, documented as required; placing answers its absence with a 400
+    (``/problems/idempotency-key-missing``), as the IETF draft says, not with a validation 422."""
+    return key
+
+
+IdempotencyKey = Annotated[str | None, Depends(idempotency_key)]
 PLACING = problems(400, 403, 404, 409, 503,
                    s400="No Idempotency-Key, or a body that is not JSON",
                    s403="This account (or API key) may not place orders",
@@ -44,7 +56,7 @@ def _check_buyer(principal: Principal | None) -> None:
         raise Forbidden("This API key lacks the orders:write scope", scope="orders:write")
 
 
-@router.post("/orders", status_code=201, response_model=OrderCreated,
+@router.post("/orders", operation_id="orders_create", status_code=201, response_model=OrderCreated,
              summary="Place an order at one shop (as a guest or signed in); needs an Idempotency-Key",
              responses=PLACING)
 async def create_order(request: Request, principal: OptionalPrincipal, data: OrderCreate,
@@ -55,7 +67,7 @@ async def create_order(request: Request, principal: OptionalPrincipal, data: Ord
     return JSONResponse(body, status_code=status)
 
 
-@router.post("/checkouts", status_code=201, response_model=CheckoutOut,
+@router.post("/checkouts", operation_id="orders_checkout", status_code=201, response_model=CheckoutOut,
              summary="Order from several shops at once: one order per shop, all reserved or none",
              responses=PLACING)
 async def create_checkout(request: Request, principal: OptionalPrincipal, data: CheckoutCreate,
@@ -65,7 +77,7 @@ async def create_checkout(request: Request, principal: OptionalPrincipal, data: 
     return JSONResponse(body, status_code=status)
 
 
-@router.post("/orders/phone", status_code=201, response_model=OrderCreated,
+@router.post("/orders/phone", operation_id="orders_create_phone", status_code=201, response_model=OrderCreated,
              summary="Record an order the grower took by phone (same rules, marked as a phone order)",
              responses=PLACING)
 async def create_phone_order(request: Request, grower: Grower, data: PhoneOrderCreate,
@@ -74,12 +86,13 @@ async def create_phone_order(request: Request, grower: Grower, data: PhoneOrderC
     return JSONResponse(body, status_code=status)
 
 
-@router.get("/orders/consent", summary="The purposes a buyer agrees to when ordering")
-async def consent_text() -> dict:
-    return {"purposes": CONSENT_PURPOSES}
+@router.get("/orders/consent", operation_id="orders_consent", summary="The purposes a buyer agrees to when ordering")
+async def consent_text() -> ConsentOut:
+    return ConsentOut(purposes=CONSENT_PURPOSES)
 
 
-@router.get("/orders", response_model=Page[OrderOut], summary="Your orders (growers: your shop's)")
+@router.get("/orders", operation_id="orders_list",
+            response_model=Page[OrderOut], summary="Your orders (growers: your shop's)")
 async def list_orders(
     session: SessionDep, principal: CurrentPrincipal,
     status: OrderStatus | None = None, paid: bool | None = None,
@@ -97,37 +110,67 @@ async def list_orders(
     return Page(items=[service.to_out(o, role) for o in rows], next_cursor=next_cursor)
 
 
-@router.get("/orders/counts", summary="How many of your shop's orders are in each state")
+@router.get("/orders/counts", operation_id="orders_counts",
+            summary="How many of your shop's orders are in each state")
 async def order_counts(session: SessionDep, grower: Annotated[Principal, Depends(require("grower",
                                                                                           scope="orders:read"))]
-                       ) -> dict[str, int]:
-    return await service.counts_for(session, grower)
+                       ) -> OrderCounts:
+    return OrderCounts(**await service.counts_for(session, grower))
 
 
-@router.get("/orders/{order_id}", response_model=OrderOut, summary="One of your orders")
+@router.get("/orders/{order_id}", operation_id="orders_get", response_model=OrderOut, summary="One of your orders")
 async def get_order(session: SessionDep, principal: CurrentPrincipal, order_id: IdPath) -> OrderOut:
     order, role = await service.get_for(session, order_id, principal)
     return service.to_out(order, role)
 
 
-@router.get("/tracking/{token}", response_model=OrderOut, summary="A guest's order, by its secret tracking link")
+@router.get("/tracking/{token}", operation_id="orders_track",
+            response_model=OrderOut, summary="A guest's order, by its secret tracking link")
 async def track(session: SessionDep, token: Annotated[str, Path(min_length=16, max_length=64)]) -> OrderOut:
     return service.to_out(await service.get_by_token(session, token), "guest")
 
 
-Action = Literal["confirm", "ship", "deliver", "cancel", "mark-paid"]
+MOVE_PROBLEMS = problems(403, 409, s403="The API key lacks orders:write",
+                         s409="The order cannot make this move from its state (`allowed_actions` lists those it can)")
 
 
-@router.post("/orders/{order_id}/{action}", response_model=OrderOut,
-             summary="Move an order: confirm, ship, deliver, cancel or mark-paid",
-             responses=problems(403, 409, s403="The API key lacks orders:write",
-                                s409="The order cannot make this move from its state (`allowed_actions` "
-                                     "lists those it can)"))
-async def act(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath,
-              action: Action, body: Annotated[CancelRequest | None, Body()] = None) -> OrderOut:
+async def _move(request: Request, session: SessionDep, principal: Principal, order_id: int, action: str,
+                reason: str = "") -> OrderOut:
     order, role = await service.get_for(session, order_id, principal, for_update=True)
     if role in ("grower", "admin") and not principal.allows("orders:write"):
         raise Forbidden("This API key lacks the orders:write scope", scope="orders:write")
-    order = await service.transition(session, request.app.state.catalog, order, action, role, principal.sub,
-                                     body.reason if body else "")
+    order = await service.transition(session, request.app.state.catalog, order, action, role, principal.sub, reason)
     return service.to_out(order, role)
+
+
+# One operation per move, so that a generated client has `orders_confirm(order_id)` and no body to make up.
+@router.post("/orders/{order_id}/confirm", operation_id="orders_confirm", response_model=OrderOut,
+             summary="Confirm a placed order (its grower)", responses=MOVE_PROBLEMS)
+async def confirm(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath) -> OrderOut:
+    return await _move(request, session, principal, order_id, "confirm")
+
+
+@router.post("/orders/{order_id}/ship", operation_id="orders_ship", response_model=OrderOut,
+             summary="Mark a confirmed order shipped (its grower)", responses=MOVE_PROBLEMS)
+async def ship(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath) -> OrderOut:
+    return await _move(request, session, principal, order_id, "ship")
+
+
+@router.post("/orders/{order_id}/deliver", operation_id="orders_deliver", response_model=OrderOut,
+             summary="Mark a shipped order delivered (its grower)", responses=MOVE_PROBLEMS)
+async def deliver(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath) -> OrderOut:
+    return await _move(request, session, principal, order_id, "deliver")
+
+
+@router.post("/orders/{order_id}/cancel", operation_id="orders_cancel", response_model=OrderOut,
+             summary="Cancel an order (the buyer while placed or confirmed; the grower until delivered); "
+                     "its stock returns", responses=MOVE_PROBLEMS)
+async def cancel(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath,
+                 body: Annotated[CancelRequest | None, Body()] = None) -> OrderOut:
+    return await _move(request, session, principal, order_id, "cancel", body.reason if body else "")
+
+
+@router.post("/orders/{order_id}/mark-paid", operation_id="orders_mark_paid", response_model=OrderOut,
+             summary="Mark a bank-transfer order paid (its grower)", responses=MOVE_PROBLEMS)
+async def mark_paid(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath) -> OrderOut:
+    return await _move(request, session, principal, order_id, "mark-paid")

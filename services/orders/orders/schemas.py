@@ -145,5 +145,19 @@ class CheckoutOut(BaseModel):
     total: int
 
 
+class ConsentOut(BaseModel):
+    purposes: str = Field(description="What the buyer agrees to with `consent: true`, to show beside the box")
+
+
+class OrderCounts(BaseModel):
+    """How many of the shop's orders are in each state."""
+
+    placed: int
+    confirmed: int
+    shipped: int
+    delivered: int
+    cancelled: int
+
+
 class CancelRequest(StrictBody):
     reason: str = Field("", max_length=500)

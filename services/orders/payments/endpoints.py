@@ -19,9 +19,15 @@ router = APIRouter(prefix="/api/v1", tags=["payments"])
 
 Format = Annotated[Literal["json", "svg"], Query(description="`svg`: the QR code alone, as image/svg+xml")]
 NO_STORE = {"Cache-Control": "no-store"}  # an account number and a secret link: kept out of shared caches
-SVG_RESPONSE = {200: {"content": {"image/svg+xml": {}}, "description": "With `?format=svg`: the QR code"},
-                409: {"description": "Not a bank-transfer order (`/problems/not-bank-transfer`), or cancelled "
-                                     "(`/problems/order-cancelled`)"}}
+# One 200, two media types: the JSON (`format=json`, the default) and the SVG alone (`format=svg`).
+QR_RESPONSES = {
+    200: {"description": "`format=json` (the default): the transfer's details and the QR code as JSON. "
+                         "`format=svg`: the QR code alone, an SVG document (`image/svg+xml`)",
+          "content": {"application/json": {"schema": {"$ref": "#/components/schemas/PaymentQrOut"}},
+                      "image/svg+xml": {"schema": {"type": "string", "description": "An SVG document"}}}},
+    409: {"description": "Not a bank-transfer order (`/problems/not-bank-transfer`), or cancelled "
+                         "(`/problems/order-cancelled`)"},
+}
 
 
 def _reply(qr: PaymentQrOut, fmt: str) -> Response:
@@ -32,7 +38,8 @@ def _reply(qr: PaymentQrOut, fmt: str) -> Response:
     return Response(qr.model_dump_json(), media_type="application/json", headers=NO_STORE)
 
 
-@router.get("/orders/{order_id}/payment-qr", response_model=PaymentQrOut, responses=SVG_RESPONSE,
+@router.get("/orders/{order_id}/payment-qr", operation_id="payments_order_qr", response_model=PaymentQrOut,
+            responses=QR_RESPONSES,
             summary="The VietQR to pay a bank-transfer order (its grower, or the buyer who placed it)")
 async def order_payment_qr(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath,
                            format: Format = "json") -> Response:
@@ -41,7 +48,8 @@ async def order_payment_qr(request: Request, session: SessionDep, principal: Cur
                   format)
 
 
-@router.get("/tracking/{token}/payment-qr", response_model=PaymentQrOut, responses=SVG_RESPONSE,
+@router.get("/tracking/{token}/payment-qr", operation_id="payments_tracking_qr", response_model=PaymentQrOut,
+            responses=QR_RESPONSES,
             summary="The VietQR to pay a guest's bank-transfer order, by its secret tracking link")
 async def tracking_payment_qr(request: Request, session: SessionDep,
                               token: Annotated[str, Path(min_length=16, max_length=64)],
