@@ -19,10 +19,21 @@ from common.errors import problem_response
 
 DEFAULT_MAX_BODY_BYTES = 1_048_576
 UPLOAD_TYPES = (b"multipart/form-data", b"image/")
+TITLE = "The request body is too large"
 
 
 def _too_large(limit: int) -> str:
     return f"The body is larger than {limit} bytes"
+
+
+class BodyTooLarge(HTTPException):
+    """A body streamed past the limit. An HTTPException, so that FastAPI's body parsing passes it on
+    as it is; the problem handler adds ``limit`` (``problem_extra``), as on a declared length."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, _too_large(limit))
+        self.problem_title = TITLE
+        self.problem_extra = {"limit": limit}
 
 
 class BodyLimitMiddleware:
@@ -42,7 +53,7 @@ class BodyLimitMiddleware:
             if name == b"content-length":
                 declared = value.strip()
         if declared.isdigit() and int(declared) > self.max_bytes:
-            response = problem_response(413, "payload-too-large", "The request body is too large",
+            response = problem_response(413, "payload-too-large", TITLE,
                                         _too_large(self.max_bytes), limit=self.max_bytes)
             await response(scope, receive, send)
             return
@@ -55,8 +66,7 @@ class BodyLimitMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    # An HTTPException, so that FastAPI's body parsing passes it on as it is (a 413).
-                    raise HTTPException(413, _too_large(self.max_bytes))
+                    raise BodyTooLarge(self.max_bytes)
             return message
 
         await self.app(scope, limited_receive, send)

@@ -15,13 +15,14 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from common.errors import problem_response
+from common.errors import DEFAULT_BASE_URL, problem_base_var, problem_response
 from common.logging import request_id_var, route_var, service_var
 
 log = logging.getLogger("http")
@@ -60,9 +61,11 @@ def route_template(scope: Scope) -> str:
 
 
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, service: str) -> None:
+    def __init__(self, app: ASGIApp, service: str, public_base_url: Callable[[], str] = lambda: DEFAULT_BASE_URL
+                 ) -> None:
         self.app = app
         self.service = service
+        self.public_base_url = public_base_url  # read per request: problem types are made on it
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -72,6 +75,7 @@ class RequestContextMiddleware:
         rid_token = request_id_var.set(rid)
         route_token = route_var.set(None)
         service_token = service_var.set(self.service)
+        base_token = problem_base_var.set(self.public_base_url())
         started = time.perf_counter()
         state = scope.setdefault("state", {})
         state["request_id"], state["started"] = rid, started
@@ -113,6 +117,7 @@ class RequestContextMiddleware:
             route_var.reset(route_token)
             request_id_var.reset(rid_token)
             service_var.reset(service_token)
+            problem_base_var.reset(base_token)
 
 
 async def bind_route(request: Request) -> None:

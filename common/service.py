@@ -83,7 +83,8 @@ def create_service_app(
     # Inside the request context (added first), so that a 413 carries the request id.
     app.add_middleware(BodyLimitMiddleware,
                        max_bytes=getattr(settings, "max_json_body_bytes", DEFAULT_MAX_BODY_BYTES))
-    app.add_middleware(RequestContextMiddleware, service=settings.service_name)
+    app.add_middleware(RequestContextMiddleware, service=settings.service_name,
+                       public_base_url=lambda: settings.public_base_url)
 
     @app.get("/healthz", tags=["health"], operation_id="health_alive", summary="The process is alive")
     async def healthz() -> dict[str, str]:

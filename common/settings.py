@@ -46,6 +46,8 @@ class AppSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = ""
+    # The marketplace's public address (the gateway's): pages and problem types are made on it.
+    public_base_url: str = "http://localhost:8000"
     # Credential that services present to each other's /internal/* (X-Service-Token); one value
     # shared by every app of a deployment.
     service_token: SecretStr = unprefixed("SERVICE_TOKEN",

@@ -50,7 +50,7 @@ async def posted_form(request: Request, max_files: int = 0) -> FormData:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         _ = gettext(request)
-        raise PhotosTooLarge(_("The photos are too large: send fewer at a time"))
+        raise PhotosTooLarge(_("The photos are too large: send fewer at a time"), limit=limit)
     form = await request.form(max_files=max_files, max_fields=400)
     session.check_csrf(request, text(form, session.CSRF_FIELD))
     return form

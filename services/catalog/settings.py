@@ -13,8 +13,6 @@ class CatalogSettings(AppSettings):
 
     port: int = 8001
     database_url: str = "sqlite+aiosqlite:///var/catalog.db"
-    # Where buyers see shops and products: the gateway's public address.
-    public_base_url: str = "http://localhost:8000"
     # Stock held for an order that is never committed comes back after this long.
     reservation_ttl: int = Field(900, ge=10, le=86_400)
     reservation_sweep_interval: float = Field(15.0, ge=0, description="Seconds between sweeps; 0 turns it off")

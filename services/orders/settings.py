@@ -15,7 +15,6 @@ class OrdersSettings(AppSettings):
     database_url: str = "sqlite+aiosqlite:///var/orders.db"
     catalog_url: str = "http://127.0.0.1:8001"
     catalog_timeout: float = Field(5.0, gt=0, le=60)
-    public_base_url: str = "http://localhost:8000"
     # Seconds between reconciler rounds (commit or release what a crash left); 0 turns it off.
     reconcile_interval: float = Field(5.0, ge=0)
     # The outbox relay polls this often besides waking on every commit; 0 turns the relay off.

@@ -449,7 +449,7 @@ async def test_webhooks_are_their_owner_s_alone(db_urls) -> None:
                 await register(client, f"{base}/n{i}", ["stock.low"], headers=with_scope)
             eleventh = await client.post("/api/v1/webhooks", headers=GROWER,
                                          json={"url": f"{base}/n10", "event_types": ["stock.low"]})
-            assert eleventh.status_code == 409 and eleventh.json()["type"] == "/problems/webhook-limit"
+            assert eleventh.status_code == 409 and eleventh.json()["type"] == "http://localhost:8000/problems/webhook-limit"
             page = (await client.get("/api/v1/webhooks", params={"limit": 4}, headers=GROWER)).json()
             assert len(page["items"]) == 4 and page["next_cursor"]
             assert (await client.delete(f"/api/v1/webhooks/{eid}", headers=GROWER)).status_code == 204

@@ -173,7 +173,7 @@ async def test_rate_limited_is_a_problem_json_429(limiter: RateLimiter) -> None:
     assert re.fullmatch(r'"login-account";r=0;t=(\d+)', resp.headers["ratelimit"])
     assert resp.headers["ratelimit"].endswith(f";t={decision.reset}")
     body = orjson.loads(resp.body)
-    assert body["type"] == "/problems/rate-limited"
+    assert body["type"] == "http://localhost:8000/problems/rate-limited"
     assert body["title"] == "Too many requests"
     assert body["status"] == 429
     assert body["policy"] == "login-account"

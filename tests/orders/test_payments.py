@@ -179,7 +179,7 @@ async def test_cash_on_delivery_is_409(m) -> None:
                  await m.orders.get(f"/api/v1/tracking/{token}/payment-qr", params={"format": "svg"})):
         assert resp.status_code == 409
         assert resp.headers["content-type"] == "application/problem+json"
-        assert resp.json()["type"] == "/problems/not-bank-transfer"
+        assert resp.json()["type"] == "http://localhost:8000/problems/not-bank-transfer"
 
 
 async def test_paid_orders_still_show_it_cancelled_ones_do_not(m) -> None:
@@ -191,7 +191,7 @@ async def test_paid_orders_still_show_it_cancelled_ones_do_not(m) -> None:
     cancelled = await place(m)
     assert (await m.orders.post(f"/api/v1/orders/{cancelled['id']}/cancel", headers=GROWER)).status_code == 200
     resp = await m.orders.get(f"/api/v1/orders/{cancelled['id']}/payment-qr", headers=GROWER)
-    assert resp.status_code == 409 and resp.json()["type"] == "/problems/order-cancelled"
+    assert resp.status_code == 409 and resp.json()["type"] == "http://localhost:8000/problems/order-cancelled"
 
 
 async def test_the_qr_route_does_not_disturb_the_order_routes(m) -> None:
