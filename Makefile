@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate seed lint fmt clean bench-gateway bench-search bench-page bench-events bench-load bench-orders fuzz
+.PHONY: run test install migrate seed lint fmt clean openapi bench-gateway bench-search bench-page bench-events bench-load bench-orders fuzz
 
 # The venv is rebuilt only when the lock file or pyproject.toml change.
 $(STAMP): requirements.lock pyproject.toml
@@ -53,6 +53,12 @@ $(BROWSER_DEPS): tests/browser/package-lock.json
 test: install $(BROWSER_DEPS)
 	@$(BIN)/lint-imports
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The public contract, docs/openapi.json: the merged document the gateway serves at /openapi.json. Run
+# it after changing a public route or schema (make test fails until the committed file is the live
+# document); it refuses to write a change that would break clients of the committed one.
+openapi: install
+	@$(BIN)/python -m tests.contract.document
 
 # The longer fuzzing pass (make test runs a bounded one): 100 examples per operation, stateful
 # sequences, a random seed (FUZZ_SEED=… replays one). See docs/testing.md.

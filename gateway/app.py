@@ -9,7 +9,6 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from common.errors import ServiceUnavailable
@@ -19,7 +18,7 @@ from gateway.identity.endpoints import jwks_router
 from gateway.identity.endpoints import router as identity_router
 from gateway.identity.integrations import integration_headers
 from gateway.identity.tokens import Signer
-from gateway.openapi import MergedOpenAPI
+from gateway.openapi import MergedOpenAPI, own_document
 from gateway.paths import RouteTable
 from gateway.proxy import ProxyRoute, Upstreams
 from gateway.ratelimit import Rule, enforce, make_rate_limiter
@@ -86,9 +85,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/openapi.json", include_in_schema=False)
     async def openapi_json(request: Request) -> Response:
-        base = get_openapi(title=app.title, version=app.version, description=app.description,
-                           routes=app.routes)
-        doc, missing = await request.app.state.openapi.document(base)
+        doc, missing = await request.app.state.openapi.document(own_document(app))
         headers = {"X-OpenAPI-Missing": ",".join(missing)} if missing else {}
         return JSONResponse(doc, headers=headers)
 

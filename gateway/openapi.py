@@ -9,6 +9,8 @@ import time
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from common.openapi import API_KEY, BEARER, DESCRIPTIONS, document_problems, document_webhooks, problem_response
 
@@ -35,6 +37,11 @@ def _rename_refs(node: Any, renames: dict[str, str]) -> Any:
     if isinstance(node, list):
         return [_rename_refs(v, renames) for v in node]
     return node
+
+
+def own_document(app: FastAPI) -> dict[str, Any]:
+    """The gateway's own routes (identity, JWKS, health), before the services' are merged in."""
+    return get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
 
 
 def merge(base: dict[str, Any], services: dict[str, dict[str, Any]]) -> dict[str, Any]:
