@@ -50,7 +50,15 @@ $(BROWSER_DEPS): tests/browser/package-lock.json
 		npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error >/dev/null && touch $@; \
 	else echo "npm not found: the browser tests' accessibility checks will be skipped"; fi
 
-test: install $(BROWSER_DEPS)
+# openapi-typescript, openapi-fetch and tsc for the TypeScript client check (tests/contract); without
+# npm that test skips (under CI=true it fails).
+CONTRACT_DEPS := tests/contract/typescript/node_modules/.installed
+$(CONTRACT_DEPS): tests/contract/typescript/package-lock.json
+	@if command -v npm >/dev/null; then \
+		npm ci --prefix tests/contract/typescript --no-audit --no-fund --loglevel=error >/dev/null && touch $@; \
+	else echo "npm not found: the TypeScript client check will be skipped"; fi
+
+test: install $(BROWSER_DEPS) $(CONTRACT_DEPS)
 	@$(BIN)/lint-imports
 	@$(BIN)/python -m pytest $(PYTEST_ARGS)
 

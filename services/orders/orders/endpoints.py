@@ -166,8 +166,8 @@ async def deliver(request: Request, session: SessionDep, principal: CurrentPrinc
              summary="Cancel an order (the buyer while placed or confirmed; the grower until delivered); "
                      "its stock returns", responses=MOVE_PROBLEMS)
 async def cancel(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath,
-                 body: Annotated[CancelRequest | None, Body()] = None) -> OrderOut:
-    return await _move(request, session, principal, order_id, "cancel", body.reason if body else "")
+                 body: Annotated[CancelRequest, Body(default_factory=CancelRequest)]) -> OrderOut:
+    return await _move(request, session, principal, order_id, "cancel", body.reason)
 
 
 @router.post("/orders/{order_id}/mark-paid", operation_id="orders_mark_paid", response_model=OrderOut,
