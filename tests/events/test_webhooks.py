@@ -27,7 +27,7 @@ from starlette.routing import Route
 
 from common.crypto import FieldCipher
 from common.db import Database
-from services.notify.webhooks import signing, ssrf
+from services.notify.webhooks import described, signing, ssrf
 from services.notify.webhooks.models import WebhookEndpoint
 from tests.apps import make_app
 from tests.conftest import asgi_client
@@ -278,6 +278,14 @@ async def test_an_order_reaches_the_endpoint_signed_retried_with_one_id_and_rede
             assert first.body == second.body
             assert all(verify(secret, t) for t in (first, second))
             assert not verify(signing.new_secret(), first)
+            # As an integrator verifies it: with the standardwebhooks package, on the raw body; and the
+            # payload is the one the OpenAPI document's `webhooks` section describes.
+            from standardwebhooks.webhooks import Webhook
+
+            assert Webhook(secret).verify(second.body, dict(second.headers))["data"]["code"] == placed["code"]
+            with pytest.raises(Exception):  # noqa: B017 - the library's own WebhookVerificationError
+                Webhook(signing.new_secret()).verify(second.body, dict(second.headers))
+            described.OrderEventPayload.model_validate_json(second.body)
             body = second.json
             assert body["type"] == "order.placed" and body["data"]["code"] == placed["code"]
             assert body["timestamp"].endswith("Z") and body["data"]["total"] == placed["total"]
@@ -307,6 +315,7 @@ async def test_an_order_reaches_the_endpoint_signed_retried_with_one_id_and_rede
             assert ping.status_code == 202 and ping.json()["event_type"] == "webhook.test"
             test = (await eventually(lambda: len(rcv.at("/hook")) >= 4 and rcv.at("/hook")))[3]
             assert test.json["type"] == "webhook.test"
+            described.TestPayload.model_validate_json(test.body)
             assert len(test.headers["webhook-signature"].split(" ")) == 2
             assert verify(new_secret, test) and verify(secret, test)
 

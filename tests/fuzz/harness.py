@@ -54,10 +54,10 @@ EXCLUDED_CHECKS: dict[str, str] = {
 UNEXPECTED_METHODS = ["GET", "PUT", "POST", "DELETE", "OPTIONS", "PATCH", "TRACE"]
 
 # Where a method the document does not list at a path is answered by a templated route beside it,
-# before any 405 could be: `GET /orders/phone` is `GET /orders/{order_id}` with a non-numeric id, and
-# `POST /orders/{id}/payment-qr` the move "payment-qr"; both are 422 (tests/orders pins those replies).
-# `unsupported_method` is off for these two operations only.
-TEMPLATED_SIBLINGS = [("POST", "/api/v1/orders/phone"), ("GET", "/api/v1/orders/{order_id}/payment-qr")]
+# before any 405 could be: `GET /orders/phone` is `GET /orders/{order_id}` with a non-numeric id, a 422.
+# `unsupported_method` is off for this operation only. (Each order move is its own route, so
+# `POST /orders/{id}/payment-qr` is a 405 like any other.)
+TEMPLATED_SIBLINGS = [("POST", "/api/v1/orders/phone")]
 
 STREAM = "/api/v1/notifications/stream"
 
