@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.errors import ServiceUnavailable
 from common.logging import request_id_var
 from gateway.identity import service
-from gateway.identity.schemas import AccountPublic
+from gateway.identity.schemas import AccountPublic, ApiKeyPublic
 
 
 async def _ask(request: Request, method: str, path: str) -> dict:
@@ -44,9 +44,7 @@ async def export(request: Request, session: AsyncSession, account_id: str) -> di
     return {
         "account": {**AccountPublic.model_validate(account, from_attributes=True).model_dump(mode="json"),
                     "locked": account.locked},
-        "api_keys": [{"name": k.name, "prefix": k.prefix, "scopes": k.scopes, "created_at": k.created_at.isoformat(),
-                      "last_used_at": k.last_used_at.isoformat() if k.last_used_at else None,
-                      "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None} for k in keys[0]],
+        "api_keys": [ApiKeyPublic.model_validate(k, from_attributes=True).model_dump(mode="json") for k in keys[0]],
         **held,
     }
 

@@ -83,20 +83,11 @@ class ExportedAccount(AccountPublic):
     locked: bool = Field(description="Sign-in is locked after too many wrong passwords")
 
 
-class ExportedApiKey(BaseModel):
-    name: str
-    prefix: str
-    scopes: list[str]
-    created_at: dt.datetime
-    last_used_at: dt.datetime | None
-    revoked_at: dt.datetime | None
-
-
 class PersonalData(BaseModel):
     """Everything Chợ Vườn holds about an account: the gateway's part, and each service's as it holds it."""
 
     account: ExportedAccount
-    api_keys: list[ExportedApiKey]
+    api_keys: list[ApiKeyPublic]
     catalog: dict[str, Any] = Field(description="Your shop (with its bank account) and its varieties")
     orders: dict[str, Any] = Field(description="The orders you placed, with their lines")
     notify: dict[str, Any] = Field(description="Your notifications and notification settings")
