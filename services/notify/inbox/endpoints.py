@@ -72,7 +72,7 @@ def _sse(row: Notification) -> bytes:
 @router.get("/stream", operation_id="notifications_stream",
             summary="Server-sent events: each new notification as it arrives",
             response_class=StreamingResponse,
-            responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
+            responses={200: {"content": {"text/event-stream": {}},
                              "description": "`id:` is the notification id; reconnect with Last-Event-ID "
                                             "to receive what you missed"}})
 async def stream(request: Request, principal: CurrentPrincipal,
