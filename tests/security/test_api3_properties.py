@@ -1,5 +1,6 @@
-"""API3 Broken Object Property Level Authorization: fields a caller may not set are refused or ignored,
-never applied (mass assignment), and replies carry no property their reader may not see.
+"""API3 Broken Object Property Level Authorization: fields a caller may not set are refused with a 422
+naming each of them, never applied (mass assignment), and replies carry no property their reader may
+not see. Every request body is strict (tests/contract/test_strict_bodies.py walks them all).
 
 Orders refuse unknown fields outright (a `total`, `unit_price`, `status` or `payment_status` in a new
 order is a 422: tests/orders/test_placing.py::test_client_prices_and_states_are_refused, at the
@@ -19,13 +20,22 @@ NOT_YOURS = {"id": 999_999, "owner_id": "someone-else", "created_at": "2000-01-0
              "updated_at": "2000-01-01T00:00:00Z"}
 
 
+def refused(resp, *fields: str) -> None:
+    """A 422 naming every field the caller may not set (``variants[0].id`` → ``body.variants[0].id``)."""
+    assert resp.status_code == 422, resp.text
+    named = {e["field"] for e in resp.json()["errors"] if e["type"] == "extra_forbidden"}
+    assert named == {f"body.{f}" for f in fields}, (named, fields)
+
+
 def test_accounts_take_no_role_id_lock_or_hash_from_the_caller(market: Market) -> None:
     phone = f"0915{uuid.uuid4().int % 10**6:06d}"
     forged_id = str(uuid.uuid4())
-    resp = market.gw.post("/api/v1/auth/register", json={
-        "role": "buyer", "name": "Khách", "phone": phone, "password": PASSWORD, "id": forged_id,
-        "locked": False, "is_admin": True, "password_hash": "$argon2id$forged", "created_at": "2000-01-01T00:00:00Z",
-        "scopes": ["catalog:write"]})
+    forged = {"id": forged_id, "locked": False, "is_admin": True, "password_hash": "$argon2id$forged",
+              "created_at": "2000-01-01T00:00:00Z", "scopes": ["catalog:write"]}
+    plain = {"role": "buyer", "name": "Khách", "phone": phone, "password": PASSWORD}
+    refused(market.gw.post("/api/v1/auth/register", json={**plain, **forged}), *forged)
+    assert market.gw.post("/api/v1/auth/token", json={"login": phone, "password": PASSWORD}).status_code == 401
+    resp = market.gw.post("/api/v1/auth/register", json=plain)
     assert resp.status_code == 201, resp.text
     account = resp.json()
     assert account["id"] != forged_id and account["role"] == "buyer"
@@ -35,9 +45,11 @@ def test_accounts_take_no_role_id_lock_or_hash_from_the_caller(market: Market) -
     assert tokens.status_code == 200, "the password given is the one kept, whatever hash was sent"
     headers = {"Authorization": f"Bearer {tokens.json()['access_token']}"}
 
-    patched = market.gw.patch("/api/v1/me", headers=headers, json={
+    refused(market.gw.patch("/api/v1/me", headers=headers, json={
         "name": "Khách Mới", "role": "admin", "phone": "+84911111111", "id": forged_id, "locked": True,
-        "email": None})
+        "email": None}), "role", "phone", "id", "locked")
+    assert market.gw.get("/api/v1/me", headers=headers).json()["name"] == "Khách"
+    patched = market.gw.patch("/api/v1/me", headers=headers, json={"name": "Khách Mới", "email": None})
     assert patched.status_code == 200, patched.text
     me = market.gw.get("/api/v1/me", headers=headers).json()
     assert (me["name"], me["role"], me["phone"], me["id"]) == ("Khách Mới", "buyer", account["phone"], account["id"])
@@ -54,33 +66,44 @@ def test_shops_and_varieties_keep_their_owner_and_computed_fields(market: Market
     victim, victim_shop, victim_product = market.grower_with_shop()
     attacker = market.register("grower")
 
-    shop = market.gw.post("/api/v1/shops", headers=attacker.headers, json={
-        **SHOP, **NOT_YOURS, "owner_id": victim.id, "slug": f"gia-{uuid.uuid4().hex[:8]}",
-        "bank_account_last4": "0000", "bank_account": "999", "bank": BANK})
+    mine = {**SHOP, "slug": f"gia-{uuid.uuid4().hex[:8]}", "bank": BANK}
+    refused(market.gw.post("/api/v1/shops", headers=attacker.headers, json={
+        **mine, **NOT_YOURS, "owner_id": victim.id, "bank_account_last4": "0000", "bank_account": "999"}),
+        *NOT_YOURS, "bank_account_last4", "bank_account")
+    assert market.gw.get("/api/v1/shops/mine", headers=attacker.headers).status_code == 404  # nothing opened
+    shop = market.gw.post("/api/v1/shops", headers=attacker.headers, json=mine)
     assert shop.status_code == 201, shop.text
     assert shop.json()["owner_id"] == attacker.id and shop.json()["id"] != NOT_YOURS["id"]
     assert shop.json()["bank_account_last4"] == BANK["account_number"][-4:]
-    moved = market.gw.patch(f"/api/v1/shops/{shop.json()['id']}", headers=attacker.headers,
+    refused(market.gw.patch(f"/api/v1/shops/{shop.json()['id']}", headers=attacker.headers,
                             json={"owner_id": victim.id, "id": victim_shop["id"], "slug": victim_shop["slug"],
-                                  "name": "Vườn Mới"})
+                                  "name": "Vườn Mới"}), "owner_id", "id", "slug")
+    moved = market.gw.patch(f"/api/v1/shops/{shop.json()['id']}", headers=attacker.headers, json={"name": "Vườn Mới"})
     assert moved.status_code == 200, moved.text
     assert moved.json()["owner_id"] == attacker.id and moved.json()["slug"] == shop.json()["slug"]
     assert market.gw.get("/api/v1/shops/mine", headers=victim.headers).json()["name"] == victim_shop["name"]
 
     # A variety lands in the caller's own shop whatever shop_id it names; prices and stock flags are
     # computed, never taken.
-    product = market.gw.post("/api/v1/products", headers=attacker.headers, json={
+    refused(market.gw.post("/api/v1/products", headers=attacker.headers, json={
         **PRODUCT, **NOT_YOURS, "shop_id": victim_shop["id"], "min_price": 1, "in_stock": False,
         "search_text": "hoa sung gia re", "variants": [{
-            **PRODUCT["variants"][0], "id": victim_product["variants"][0]["id"], "product_id": victim_product["id"],
-            "archived": True, "in_stock": False}]})
+            **PRODUCT["variants"][0], "product_id": victim_product["id"], "archived": True, "in_stock": False}]}),
+        *NOT_YOURS, "shop_id", "min_price", "in_stock", "search_text", "variants[0].product_id",
+        "variants[0].archived", "variants[0].in_stock")
+    assert market.gw.get("/api/v1/products", params={"mine": "true"}, headers=attacker.headers).json()["items"] == []
+    # A variant id on a new variety is no way into another's variant.
+    product = market.gw.post("/api/v1/products", headers=attacker.headers, json={
+        **PRODUCT, "variants": [{**PRODUCT["variants"][0], "id": victim_product["variants"][0]["id"]}]})
     assert product.status_code == 201, product.text
     body = product.json()
     assert body["shop_id"] == shop.json()["id"] and body["id"] != NOT_YOURS["id"]
     assert body["min_price"] == PRODUCT["variants"][0]["retail_price"] and body["in_stock"] is True
     assert body["variants"][0]["id"] != victim_product["variants"][0]["id"]
-    changed = market.gw.patch(f"/api/v1/products/{body['id']}", headers=attacker.headers,
-                              json={"shop_id": victim_shop["id"], "min_price": 1, "name": "Súng mới"})
+    refused(market.gw.patch(f"/api/v1/products/{body['id']}", headers=attacker.headers,
+                            json={"shop_id": victim_shop["id"], "min_price": 1, "name": "Súng mới"}),
+            "shop_id", "min_price")
+    changed = market.gw.patch(f"/api/v1/products/{body['id']}", headers=attacker.headers, json={"name": "Súng mới"})
     assert changed.status_code == 200 and changed.json()["shop_id"] == shop.json()["id"]
     assert changed.json()["min_price"] == PRODUCT["variants"][0]["retail_price"]
     # Taking over another variety's variant by its id is refused.
@@ -109,7 +132,7 @@ def test_orders_take_no_price_state_or_owner_from_the_caller(market: Market) -> 
 
     order = market.place(variant, buyer.headers, quantity=10).json()
     assert order["lines"][0]["unit_price"] == 38000, "the wholesale tier the quantity reaches, from the catalog"
-    # A body on a move changes nothing but the move itself.
+    # A body on a move changes nothing but the move itself (confirm takes none; what is sent is not read).
     confirmed = market.gw.post(f"/api/v1/orders/{order['id']}/confirm", headers=grower.headers,
                                json={"reason": "x", "status": "delivered", "payment_status": "paid", "total": 1})
     assert confirmed.status_code == 200, confirmed.text
@@ -133,9 +156,12 @@ def test_webhooks_and_api_keys_take_no_secret_state_or_owner(market: Market) -> 
     listed = market.gw.get("/api/v1/webhooks", headers=grower.headers)
     assert hook["secret"] not in listed.text and "secret" not in listed.json()["items"][0]
 
-    key = market.gw.post("/api/v1/api-keys", headers=grower.headers, json={
+    refused(market.gw.post("/api/v1/api-keys", headers=grower.headers, json={
         "name": "kho", "scopes": ["orders:read"], "prefix": "cvk_mine", "key": "cvk_mine_0000",
-        "account_id": other.id, "revoked_at": None, "key_hash": "0" * 64})
+        "account_id": other.id, "revoked_at": None, "key_hash": "0" * 64}),
+        "prefix", "key", "account_id", "revoked_at", "key_hash")
+    assert market.gw.get("/api/v1/api-keys", headers=grower.headers).json()["items"] == []
+    key = market.gw.post("/api/v1/api-keys", headers=grower.headers, json={"name": "kho", "scopes": ["orders:read"]})
     assert key.status_code == 201, key.text
     assert key.json()["prefix"] != "cvk_mine" and key.json()["key"] != "cvk_mine_0000"
     assert key.json()["scopes"] == ["orders:read"]
