@@ -179,7 +179,7 @@ def problem_body(status: int, slug: str | None = None, title: str | None = None,
     phrase = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     body: dict[str, Any] = {
         "type": problem_type(slug),
-        "title": title or phrase,
+        "title": title or (PROBLEM_TYPES[slug].title if slug in PROBLEM_TYPES else phrase),
         "status": status,
         "detail": detail or title or phrase,
     }

@@ -7,18 +7,27 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
+from markupsafe import Markup, escape
 from starlette.responses import Response
 
-from common.errors import PROBLEM_TYPES, NotFound, problem_type
+from common.errors import PROBLEM_TYPES, NotFound, ProblemType, problem_type
 from gateway.web.core import WebRoute, page
+from gateway.web.i18n import locale_of
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
+
+
+def described(request: Request, problem: ProblemType) -> Markup:
+    """The type's description in the page's language, `names` shown as code."""
+    parts = str(escape(problem.vi if locale_of(request) == "vi" else problem.en)).split("`")
+    return Markup("".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts)))
 
 
 @router.get("/problems/")
 async def problem_types(request: Request) -> Response:
     ordered = sorted(PROBLEM_TYPES.items(), key=lambda item: (item[1].status, item[0]))
-    return page(request, "problems.html", public=True, problems=ordered)
+    return page(request, "problems.html", public=True,
+                problems=[(slug, t.status, described(request, t)) for slug, t in ordered])
 
 
 @router.get("/problems/{slug}")
@@ -26,4 +35,5 @@ async def problem_page(request: Request, slug: Annotated[str, Path(pattern=r"^[a
     found = PROBLEM_TYPES.get(slug)
     if found is None:
         raise NotFound("No such problem type")
-    return page(request, "problem.html", public=True, problem=found, type_uri=problem_type(slug))
+    return page(request, "problem.html", public=True, problem=found, slug=slug, text=described(request, found),
+                type_uri=problem_type(slug))
