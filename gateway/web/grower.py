@@ -98,8 +98,10 @@ async def signup(request: Request) -> Response:
 
 
 @router.get("/login")
-async def login_form(request: Request, next: str | None = None) -> Response:
-    return page(request, "login.html", values={"next": safe_next(next)}, errors={})
+async def login_form(request: Request, next: str | None = None, reset: int | None = None) -> Response:
+    _ = gettext(request)
+    notice = _("Your password is changed, and every other sign-in ended. Sign in with it now.")
+    return page(request, "login.html", values={"next": safe_next(next)}, errors={}, notice=notice if reset else "")
 
 
 @router.post("/login")

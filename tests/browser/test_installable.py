@@ -10,7 +10,8 @@ import re
 import pytest
 from PIL import Image
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, PHONE as PHONE_CONTEXT, chromium_installed
+from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, chromium_installed
+from tests.browser.conftest import PHONE as PHONE_CONTEXT
 from tests.support.databases import require
 from tests.support.fullstack import PASSWORD
 

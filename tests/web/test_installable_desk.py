@@ -25,7 +25,7 @@ async def test_manifest_icons_and_service_worker(market: Market) -> None:
         for icon in data["icons"]:
             png = await b.get(icon["src"])
             assert png.headers["content-type"] == "image/png"
-            assert "{0}x{1}".format(*Image.open(io.BytesIO(png.content)).size) == icon["sizes"]
+            assert "{}x{}".format(*Image.open(io.BytesIO(png.content)).size) == icon["sizes"]
         apple = Image.open(io.BytesIO((await b.get("/grower/icons/apple-touch-icon.png")).content))
         assert apple.size == (180, 180) and apple.mode == "RGB"  # no transparency for iOS to turn black
         assert (await b.get("/grower/icons/nope.png")).status_code == 404
