@@ -264,3 +264,40 @@ def test_the_sms_url_names_the_provider_and_its_keys() -> None:
     for bad in ("esms://rest.esms.vn?brandname=X", "esms://k:s@rest.esms.vn", "speedsms://k:s@x?brandname=X"):
         with pytest.raises(ValueError, match="GATEWAY_SMS_URL"):
             make_sms(GatewaySettings(sms_url=bad))
+
+
+async def test_both_ways_on_each_database_and_notify_queues_a_mail_once(db_urls) -> None:
+    """The reset's table and updates on SQLite and on PostgreSQL; notify's /internal/mail takes the
+    service credential only and queues one mail per request id, however often it is asked."""
+    with smtp_server() as (port, mailbox), esms_server() as esms:
+        async with full_stack(db_urls, notify_settings={"smtp_url": f"smtp://127.0.0.1:{port}"},
+                              **esms.settings) as stack:
+            stack.apps["gateway"].state.settings.public_base_url = stack.urls["gateway"]
+            await stack.register("grower", "0913000008", "Chị Tám", email="chi.tam@example.vn")
+            async with httpx.AsyncClient(base_url=stack.urls["gateway"], timeout=15,
+                                         headers={"Accept": "text/html"}) as b:
+                await ask(b, "0913000008")
+                code = code_in(esms.to("0913000008")[-1])
+                assert (await send_code(b, "0913000008", code)).status_code == 303
+                await ask(b, "chi.tam@example.vn")
+                [mail] = await mailbox.wait("chi.tam@example.vn")
+                path = re.search(r"/grower/reset/[A-Za-z0-9_-]+", mail.get_body(("plain",)).get_content()).group(0)
+                form = await b.get(path)
+                done = await b.post(path, data={"csrf": hidden(form.text, "csrf"), "password": "Mot-Lan-Nua-2026"})
+                assert done.status_code == 303
+            assert (await tokens(stack, "0913000008", "Mot-Lan-Nua-2026")).status_code == 200
+
+            notify = stack.urls["notify"]
+            body = {"id": "6f1c3a9e-2f0b-4d7e-9b1a-0c2d3e4f5a6b", "recipient": "twice@example.vn",
+                    "template": "password_reset",
+                    "context": {"name": "Anh Hai", "link": "http://x.vn/grower/reset/abc", "expires_minutes": 10}}
+            token = {"X-Service-Token": stack.apps["notify"].state.settings.service_token.get_secret_value()}
+            async with httpx.AsyncClient(base_url=notify, timeout=15) as n:
+                assert (await n.post("/internal/mail", json=body)).status_code in (401, 403)
+                first = await n.post("/internal/mail", json=body, headers=token)
+                again = await n.post("/internal/mail", json=body, headers=token)
+                assert (first.status_code, first.json()["queued"]) == (202, "new")
+                assert (again.status_code, again.json()["queued"]) == (200, "duplicate")
+                odd = await n.post("/internal/mail", json={**body, "template": "order_placed_grower"}, headers=token)
+                assert odd.status_code == 422
+            assert len(await mailbox.wait("twice@example.vn", settle=1.0)) == 1
