@@ -3,6 +3,7 @@ desk (live), an order's moves, and the packing list."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 import httpx
@@ -13,7 +14,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response, StreamingResponse
 
 from common.errors import NotFound, Problem
-from common.vietnam import BANKS, provinces, wards
+from common.vietnam import BANKS, VN_TZ, province_name, provinces, ward_name, wards
 from gateway.identity import service as identity
 from gateway.identity.schemas import Registration
 from gateway.ratelimit import enforce
@@ -535,7 +536,7 @@ async def stream(request: Request, grower: Grower) -> Response:
 @router.get("/orders/{order_id}")
 async def order_detail(request: Request, grower: Grower, order_id: Id) -> Response:
     order = expect(await call(request, "orders", "GET", f"/api/v1/orders/{order_id}", auth=grower))
-    return page(request, "grower_order.html", order=order)
+    return page(request, "grower_order.html", order=with_place_names(order))
 
 
 @router.post("/orders/{order_id}/{action}")
@@ -554,4 +555,49 @@ async def order_action(request: Request, grower: Grower, order_id: Id, action: s
 @router.get("/packing")
 async def packing(request: Request, grower: Grower) -> Response:
     data = expect(await call(request, "orders", "GET", "/api/v1/orders/packing-list", auth=grower))
-    return page(request, "grower_packing.html", packing=data)
+    return page(request, "grower_packing.html", packing=data, today=dt.datetime.now(VN_TZ).date().isoformat())
+
+
+# ---- packing slips (A6, to print) -----------------------------------------------------------------------
+
+MAX_SLIPS = 200
+
+
+def with_place_names(order: dict) -> dict:
+    """The order's address with its ward's and province's names (the API gives their codes)."""
+    address = order.get("address") or {}
+    if address.get("province_code"):
+        address.setdefault("province_name", province_name(address["province_code"]) or "")
+        address.setdefault("ward_name", ward_name(address["province_code"], address.get("ward_code", "")) or "")
+    return order
+
+
+def _slips_page(request: Request, shop: dict | None, orders: list[dict], day: dt.date | None = None) -> Response:
+    orders = [with_place_names(o) for o in orders]
+    return page(request, "grower_slips.html", shop=shop or {}, orders=orders,
+                day=day.strftime("%d/%m/%Y") if day else "")
+
+
+@router.get("/orders/{order_id}/slip")
+async def packing_slip(request: Request, grower: Grower, order_id: Id) -> Response:
+    order = expect(await call(request, "orders", "GET", f"/api/v1/orders/{order_id}", auth=grower))
+    return _slips_page(request, await my_shop(request, grower), [order])
+
+
+@router.get("/slips")
+async def day_slips(request: Request, grower: Grower, day: dt.date | None = None) -> Response:
+    """Every slip of the orders placed on ``day`` (Vietnam time; today by default), cancelled ones left out."""
+    day = day or dt.datetime.now(VN_TZ).date()
+    orders: list[dict] = []
+    cursor = None
+    while len(orders) < MAX_SLIPS:
+        params = {"since": day.isoformat(), "until": day.isoformat(), "limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        found = expect(await call(request, "orders", "GET", "/api/v1/orders", auth=grower, params=params))
+        orders += [o for o in found["items"] if o["status"] != "cancelled"]
+        cursor = found.get("next_cursor")
+        if not cursor:
+            break
+    orders.sort(key=lambda o: o["id"])
+    return _slips_page(request, await my_shop(request, grower), orders[:MAX_SLIPS], day)

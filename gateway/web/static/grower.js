@@ -1,10 +1,15 @@
 /* The grower's desk: installed as an app, it works offline (the service worker, /grower/sw.js); stock
-   is saved in place on the variety list (without JavaScript the form posts and the list comes back). */
+   is saved in place on the variety list (without JavaScript the form posts and the list comes back);
+   packing slips print from their button. */
 (function () {
   "use strict";
   if ("serviceWorker" in navigator && window.isSecureContext) {
     navigator.serviceWorker.register("/grower/sw.js", { scope: "/grower/" }).catch(function () {});
   }
+
+  Array.prototype.forEach.call(document.querySelectorAll("[data-print]"), function (button) {
+    button.addEventListener("click", function () { window.print(); });
+  });
 
   Array.prototype.forEach.call(document.querySelectorAll("form[data-stock]"), function (form) {
     form.addEventListener("submit", function (e) {
