@@ -3,25 +3,14 @@ to collect, or that it is paid) and every slip of a day at once; another shop's 
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 
 import pytest
 
 from common.vietnam import VN_TZ
-from tests.support.fullstack import PASSWORD
-from tests.web.conftest import PROVINCE, WARD, Market, hidden
+from tests.web.conftest import PROVINCE, WARD, Market, signed_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@contextlib.asynccontextmanager
-async def signed_in(market: Market):
-    async with market.browser() as b:
-        html = (await b.get("/grower/login")).text
-        await b.post("/grower/login", data={"csrf": hidden(html, "csrf"), "login": "0912345670",
-                                            "password": PASSWORD, "next": "/grower/"})
-        yield b
 
 
 async def place(market: Market, name: str, quantity: int, payment: str = "cod") -> dict:

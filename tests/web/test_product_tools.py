@@ -4,25 +4,13 @@ moved and deleted, and a variety duplicated."""
 
 from __future__ import annotations
 
-import contextlib
 import re
 
 import pytest
 
-from tests.support.fullstack import PASSWORD
-from tests.web.conftest import PROVINCE, WARD, Market, hidden, jpeg
+from tests.web.conftest import PROVINCE, WARD, Market, hidden, jpeg, signed_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@contextlib.asynccontextmanager
-async def signed_in(market: Market):
-    async with market.browser() as b:
-        html = (await b.get("/grower/login")).text
-        resp = await b.post("/grower/login", data={"csrf": hidden(html, "csrf"), "login": "0912345670",
-                                                   "password": PASSWORD, "next": "/grower/"})
-        assert resp.status_code == 303
-        yield b
 
 
 async def product(market: Market) -> dict:
