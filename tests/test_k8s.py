@@ -17,13 +17,16 @@ overlay, and feed each check a deliberately broken copy to prove it notices.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import ipaddress
 import json
 import os
 import re
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -1246,3 +1249,153 @@ def test_check_reports_a_broken_install(mutate, check, expected: str) -> None:
     problems = check(inst)
     assert any(expected in p for p in problems), (
         f"{check.__name__} did not report {expected!r} for the broken install; it reported {problems}")
+
+
+# --- the apps as the install runs them ------------------------------------------------------------
+
+
+def _traversal_blocker(path: Path) -> Path | None:
+    """The highest folder on the way to ``path`` that others may not enter (e.g. /root, 0700)."""
+    for parent in reversed(path.parents):
+        if parent != Path("/") and not parent.stat().st_mode & 0o001:
+            return parent
+    return None
+
+
+def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgres) -> None:
+    """The four apps with exactly the settings the install gives them (the ConfigMaps, and the
+    /run/secrets files as made by make_secrets.py), as uid 10001 on a read-only root file system
+    with a writable /tmp and photo folder only, as the pods run: only the servers' addresses and
+    ports are this machine's. Through the gateway a grower signs up, opens a shop, lists varieties
+    with photos (one a 2 MB multipart upload, spooled to /tmp), and a buyer orders; the photo is
+    served and the order's event reaches notify over NATS."""
+    import asyncio
+    import random
+    import uuid
+
+    import asyncpg
+    import httpx
+    from PIL import Image
+
+    from bench import load as bench
+    from tests.gateway.test_ratelimit import REDIS_URL
+    from tests.support.nats_server import PrivateNats
+    from tests.support.nats_server import unavailable as nats_unavailable
+    from tests.support.servers import free_port
+
+    require(os.geteuid() == 0 and shutil.which("unshare") and shutil.which("setpriv") and
+            shutil.which("chroot"), "needs root, unshare, setpriv and chroot (a private read-only mount)")
+    require(nats_unavailable() is None, nats_unavailable() or "")
+    nats = PrivateNats(tmp_path / "nats")
+    nats.folder.mkdir()
+    nats.start()
+    inst, secrets = load("small"), make_secrets.make()
+    ports = {app: free_port() for app in ("gateway", "catalog", "orders", "notify")}
+    root = tmp_path / "root"
+    root.mkdir()
+    script = ["set -e", f"mount --rbind / {root}", f"mount -o remount,bind,ro {root}",
+              f"mount -t tmpfs -o size=256m,mode=1777 tmpfs {root}/tmp"]
+    blocker = _traversal_blocker(Path(sys.base_prefix))
+    if blocker is not None:  # the interpreter sits in a folder uid 10001 may not enter: show it alone
+        script += [f"mount -t tmpfs -o mode=755 tmpfs {root}{blocker}", f"mkdir -p {root}{sys.base_prefix}",
+                   f"mount --rbind {sys.base_prefix} {root}{sys.base_prefix}",
+                   f"mount -o remount,bind,ro {root}{sys.base_prefix}", f"mount -o remount,ro {root}{blocker}"]
+    script.append(f"if chroot {root} setpriv --reuid 10001 --regid 10001 --clear-groups touch {ROOT}/.ro-probe"
+                  f" 2>/dev/null; then echo writable; exit 1; fi")
+    for name, c in inst.apps().items():
+        cls = APP_SETTINGS[c.module]
+        env = dict(c.env)
+        for path, (secret, key) in c.files.items():
+            env[path] = inst.secret_value(secrets, secret, key)
+        env[env_name(cls, "database_url")] = postgres.dsns[name]
+        env[env_name(cls, "host")], env[env_name(cls, "port")] = "127.0.0.1", str(ports[name])
+        for other, port in ports.items():
+            if f"{other}_url" in cls.model_fields:
+                env[env_name(cls, f"{other}_url")] = f"http://127.0.0.1:{port}"
+        if "event_bus_url" in cls.model_fields:
+            env["EVENT_BUS_URL"] = nats.url
+        if name == "gateway":
+            env["GATEWAY_REDIS_URL"] = REDIS_URL
+        if name == "catalog":
+            env["CATALOG_MEDIA_DIR"] = "/tmp/media"
+        env["PATH"] = "/usr/bin:/bin"
+        inner = ("mkdir -p /tmp/media && cd / && exec env -i "
+                 + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + " "
+                 + " ".join(shlex.quote(x) for x in [sys.executable, *c.command[1:]]))
+        script.append(f"chroot {root} setpriv --reuid 10001 --regid 10001 --clear-groups sh -c {shlex.quote(inner)}"
+                      f" > {tmp_path}/{name}.log 2>&1 & echo $! >> {tmp_path}/pids")
+    script.append("wait")
+    (tmp_path / "run.sh").write_text("\n".join(script) + "\n")
+    outer = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sh", str(tmp_path / "run.sh")],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def logs() -> str:
+        return "\n".join(f"--- {a}\n" + (tmp_path / f"{a}.log").read_text(errors="replace")[-3000:]
+                         for a in ports if (tmp_path / f"{a}.log").exists())
+
+    async def use() -> None:
+        rng = random.Random(20)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports['gateway']}", timeout=60) as client:
+            deadline = asyncio.get_running_loop().time() + 120
+            while True:
+                assert outer.poll() is None, f"the install stopped: {outer.stdout.read().decode()}\n{logs()}"
+                try:
+                    if (await client.get("/readyz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert asyncio.get_running_loop().time() < deadline, f"not ready in 120 s\n{logs()}"
+                await asyncio.sleep(0.5)
+            world = await bench.seed(client, __import__("argparse").Namespace(growers=1, products=2, photos=1), rng)
+            grower = world.growers[0]
+            big = Image.frombytes("RGB", (1400, 1400), random.Random(1).randbytes(1400 * 1400 * 3))
+            out = __import__("io").BytesIO()
+            big.save(out, "JPEG", quality=95)
+            assert len(out.getvalue()) > 1_500_000
+            upload = await client.post(f"/api/v1/products/{world.product_ids[1]}/photos", headers=grower.headers,
+                                       files={"file": ("big.jpg", out.getvalue(), "image/jpeg")})
+            assert upload.status_code == 201, upload.text
+            photos = [p for pid in world.product_ids  # seeding adds the products concurrently: either has it
+                      for p in (await client.get(f"/api/v1/products/{pid}/photos")).json()["items"]]
+            assert len(photos) == 2, photos
+            media = "/media/" + photos[0]["url"].split("/media/", 1)[1]
+            served = await client.get(media)
+            assert served.status_code == 200 and served.content, media
+            variant = world.variants_by_shop[grower.shop_id][0]
+            province, ward = world.addresses[0]
+            order = await client.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
+                "shop_id": grower.shop_id, "lines": [{"variant_id": variant["id"], "quantity": 1}],
+                "contact": {"name": "Khách", "phone": bench.mobile(rng)},
+                "address": {"province_code": province, "ward_code": ward, "street": "1 Nguyễn Huệ"},
+                "payment_method": "cod", "delivery_method": "ship", "consent": True})
+            assert order.status_code == 201, order.text
+        conn = await asyncpg.connect(postgres.dsns["notify"])
+        try:
+            for _ in range(100):
+                if await conn.fetchval("SELECT count(*) FROM processed_events"):
+                    break
+                await asyncio.sleep(0.2)
+            else:
+                raise AssertionError(f"the order's event never reached notify\n{logs()}")
+        finally:
+            await conn.close()
+
+    try:
+        asyncio.run(use())
+        errors = [line for line in logs().splitlines() if '"level":"error"' in line or "Read-only file system" in line]
+        assert errors == [], "\n".join(errors)
+    finally:
+        pids = (tmp_path / "pids").read_text().split() if (tmp_path / "pids").exists() else []
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGTERM)
+        try:
+            outer.wait(30)
+        except subprocess.TimeoutExpired:
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            outer.kill()
+            outer.wait(10)
+        nats.stop()
+        postgres.empty()  # the session's databases, as the other tests leave them
