@@ -1399,3 +1399,125 @@ def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgr
             outer.wait(10)
         nats.stop()
         postgres.empty()  # the session's databases, as the other tests leave them
+
+
+# --- alerts and the dashboard ---------------------------------------------------------------------
+
+MONITORING = K8S / "monitoring"
+PROMTOOL = shutil.which("promtool")
+# PromQL words that are not metric names.
+PROMQL_WORDS = frozenset("""
+    sum min max avg count stddev stdvar topk bottomk quantile count_values group by without on ignoring
+    group_left group_right and or unless bool offset rate irate increase delta idelta deriv
+    histogram_quantile absent absent_over_time abs ceil floor round clamp clamp_min clamp_max exp ln log2
+    log10 sqrt time timestamp vector scalar sort sort_desc label_replace label_join changes resets
+    predict_linear holt_winters avg_over_time min_over_time max_over_time sum_over_time count_over_time
+    last_over_time quantile_over_time present_over_time inf nan
+""".split())
+
+
+def exported_metric_names() -> set[str]:
+    """Every sample name the apps' /metrics can carry: the families registered by the apps' code
+    (imported here as the apps import it), each expanded as Prometheus' text format writes it."""
+    import prometheus_client
+
+    import gateway.app  # noqa: F401  (its proxy registers the gateway's histograms)
+    import services.catalog.app  # noqa: F401
+    import services.notify.app  # noqa: F401
+    import services.orders.app  # noqa: F401
+
+    names = set()
+    for family in prometheus_client.REGISTRY.collect():
+        suffixes = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_sum", "_count", "_created"),
+                    "summary": ("", "_sum", "_count", "_created")}.get(family.type, ("",))
+        names |= {family.name + s for s in suffixes}
+        names |= {s.name for s in family.samples}
+    return names | {"up", "scrape_duration_seconds", "scrape_samples_scraped"}  # the scrape's own
+
+
+def promql_metrics(expr: str) -> set[str]:
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings
+    text = re.sub(r"\{[^}]*\}", "", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", "", text)  # ranges
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", text)
+    words = set(re.findall(r"(?<![\w.$])[a-zA-Z_:][a-zA-Z0-9_:]*", text))
+    return {w for w in words if w not in PROMQL_WORDS}
+
+
+def alert_exprs(rules: dict) -> list[tuple[str, str]]:
+    return [(r.get("alert") or r.get("record"), r["expr"]) for g in rules["groups"] for r in g["rules"]]
+
+
+def dashboard_exprs(dashboard: dict) -> list[tuple[str, str]]:
+    return [(p["title"], t["expr"]) for p in dashboard["panels"] for t in p.get("targets") or []]
+
+
+def invented_metrics(exprs: list[tuple[str, str]], exported: set[str]) -> list[str]:
+    return [f"{where}: {name} is not a metric the apps export" for where, expr in exprs
+            for name in sorted(promql_metrics(expr) - exported)]
+
+
+def _promtool(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    require(PROMTOOL is not None, "promtool is not installed (Debian: apt-get install prometheus)")
+    return subprocess.run([PROMTOOL, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_alert_rules_pass_promtool() -> None:
+    checked = _promtool("check", "rules", "alerts.yaml", cwd=MONITORING)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = _promtool("test", "rules", "alerts.test.yaml", cwd=MONITORING)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+
+
+def test_every_alert_rule_has_a_unit_test() -> None:
+    rules = yaml.safe_load((MONITORING / "alerts.yaml").read_text(encoding="utf-8"))
+    tests = yaml.safe_load((MONITORING / "alerts.test.yaml").read_text(encoding="utf-8"))
+    fired = {t["alertname"] for case in tests["tests"] for t in case.get("alert_rule_test") or [] if t["exp_alerts"]}
+    assert {name for name, _ in alert_exprs(rules)} == fired
+
+
+def test_monitoring_uses_only_metrics_the_apps_export() -> None:
+    exported = exported_metric_names()
+    assert {"http_requests_total", "http_request_duration_seconds_bucket", "gateway_upstream_seconds_bucket",
+            "process_resident_memory_bytes"} <= exported
+    rules = yaml.safe_load((MONITORING / "alerts.yaml").read_text(encoding="utf-8"))
+    dashboard = json.loads((MONITORING / "dashboard.json").read_text(encoding="utf-8"))
+    assert invented_metrics(alert_exprs(rules) + dashboard_exprs(dashboard), exported) == []
+    # The check notices a name made up.
+    made_up = [("panel", 'sum(rate(outbox_backlog_total{job="cho-vuon"}[5m])) / on(app) up')]
+    assert invented_metrics(made_up, exported) == ["panel: outbox_backlog_total is not a metric the apps export"]
+
+
+def test_dashboard_queries_are_promql(tmp_path: Path) -> None:
+    """Each panel's query, as a recording rule (Grafana's $__rate_interval as 5m), passes promtool."""
+    dashboard = json.loads((MONITORING / "dashboard.json").read_text(encoding="utf-8"))
+    assert dashboard["uid"] and dashboard["panels"]
+    for panel in dashboard["panels"]:
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        assert panel["targets"], panel["title"]
+    rules = {"groups": [{"name": "dashboard", "rules": [
+        {"record": f"dashboard:panel_{i}", "expr": expr.replace("$__rate_interval", "5m")}
+        for i, (_, expr) in enumerate(dashboard_exprs(dashboard))]}]}
+    (tmp_path / "dashboard-rules.yaml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+    checked = _promtool("check", "rules", "dashboard-rules.yaml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_prometheus_config(tmp_path: Path) -> None:
+    """The scrape configuration passes `promtool check config`. Debian's Prometheus is built without
+    Kubernetes discovery, so the copy checked here finds its targets in a file instead; the rest
+    (authorization, relabelling, the rule file) is checked as written."""
+    config = yaml.safe_load((MONITORING / "prometheus.yaml").read_text(encoding="utf-8"))
+    job = config["scrape_configs"][0]
+    assert job["job_name"] == "cho-vuon" and job["kubernetes_sd_configs"][0]["namespaces"]["names"] == ["cho-vuon"]
+    relabelled = {r.get("target_label") for r in job["relabel_configs"]}
+    assert {"app", "pod"} <= relabelled, "the alerts group by app and pod"
+    job.pop("kubernetes_sd_configs")
+    job["file_sd_configs"] = [{"files": ["targets.json"]}]
+    job["authorization"]["credentials_file"] = str(tmp_path / "SERVICE_TOKEN")
+    (tmp_path / "SERVICE_TOKEN").write_text("x" * 40)
+    (tmp_path / "targets.json").write_text("[]")
+    shutil.copy(MONITORING / "alerts.yaml", tmp_path / "alerts.yaml")
+    (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    checked = _promtool("check", "config", "prometheus.yaml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
