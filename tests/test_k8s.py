@@ -1521,3 +1521,105 @@ def test_prometheus_config(tmp_path: Path) -> None:
     (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
     checked = _promtool("check", "config", "prometheus.yaml", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -> None:
+    """Debian's Prometheus scrapes the four apps (real processes) as the job above does, with the
+    rules of alerts.yaml; notify is stopped and ChoVuonAppDown fires for notify, and for no other
+    app. Only the rule's `for:` is shortened here (1 m to 2 s) so that the test need not wait."""
+    import time
+
+    import httpx
+
+    from tests.support.databases import sqlite_urls
+    from tests.support.processes import AppProcess
+    from tests.support.servers import free_port
+
+    prometheus = shutil.which("prometheus")
+    require(prometheus is not None, "prometheus is not installed (Debian: apt-get install prometheus)")
+    token = "metrics-" + "t" * 40
+    urls = sqlite_urls(tmp_path)
+    ports = {app: free_port() for app in ("gateway", "catalog", "orders", "notify")}
+    prefix = {"gateway": "GATEWAY_", "catalog": "CATALOG_", "orders": "ORDERS_", "notify": "NOTIFY_"}
+    modules = {service_name(m): m for m in APP_SETTINGS}
+    procs = {}
+    for app, port in ports.items():
+        env = {"ENVIRONMENT": "development", "SERVICE_TOKEN": token, f"{prefix[app]}DATABASE_URL": urls[app]}
+        for other, other_port in ports.items():
+            if f"{other}_url" in APP_SETTINGS[modules[app]].model_fields:
+                env[f"{prefix[app]}{other.upper()}_URL"] = f"http://127.0.0.1:{other_port}"
+        folder = tmp_path / app
+        folder.mkdir()
+        procs[app] = AppProcess(modules[app], env, folder, port)
+    rules = yaml.safe_load((MONITORING / "alerts.yaml").read_text(encoding="utf-8"))
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == "ChoVuonAppDown":
+                rule["for"] = "2s"
+    (tmp_path / "alerts.yaml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+    (tmp_path / "SERVICE_TOKEN").write_text(token)
+    job = yaml.safe_load((MONITORING / "prometheus.yaml").read_text(encoding="utf-8"))["scrape_configs"][0]
+    job.pop("kubernetes_sd_configs")
+    job.pop("relabel_configs")  # the targets carry the labels the relabelling would give them
+    job["authorization"]["credentials_file"] = str(tmp_path / "SERVICE_TOKEN")
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"], "labels": {"app": app, "pod": f"{app}-1"}}
+                             for app, port in ports.items()]
+    job["scrape_interval"] = job["scrape_timeout"] = "1s"
+    config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, "rule_files": ["alerts.yaml"],
+              "scrape_configs": [job]}
+    (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
+    web = free_port()
+    api = f"http://127.0.0.1:{web}/api/v1"
+    log = (tmp_path / "prometheus.log").open("wb")
+    server = None
+    try:
+        for app in ("notify", "catalog", "orders", "gateway"):
+            procs[app].start()
+        server = subprocess.Popen([prometheus, f"--config.file={tmp_path / 'prometheus.yaml'}",
+                                   f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{web}"],
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def wait_for(what: str, done: Callable[[], object], timeout: float = 60) -> object:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                assert server.poll() is None, (tmp_path / "prometheus.log").read_text()[-3000:]
+                try:
+                    found = done()
+                except (OSError, ValueError, KeyError, httpx.HTTPError):
+                    found = None
+                if found:
+                    return found
+                time.sleep(0.5)
+            raise AssertionError(f"{what} within {timeout:.0f} s")
+
+        def get(path: str) -> dict:
+            return httpx.get(api + path, timeout=5).json()["data"]
+
+        def up() -> dict[str, float]:
+            return {r["metric"]["app"]: float(r["value"][1]) for r in get("/query?query=up")["result"]}
+
+        wait_for("every app scraped", lambda: up() == {a: 1.0 for a in ports})
+        # The gateway's guarded /metrics was read with the credential: its own series are there.
+        wait_for("the gateway's metrics",
+                 lambda: get('/query?query=process_resident_memory_bytes{app="gateway"}')["result"])
+        procs["notify"].stop()
+
+        def firing() -> list[dict]:
+            return [a for a in get("/alerts")["alerts"] if a["labels"]["alertname"] == "ChoVuonAppDown"
+                    and a["state"] == "firing"]
+
+        alerts = wait_for("ChoVuonAppDown firing", firing)
+        assert [a["labels"]["app"] for a in alerts] == ["notify"], alerts
+        assert alerts[0]["labels"]["severity"] == "critical"
+        assert up()["notify"] == 0.0 and up()["gateway"] == 1.0
+    finally:
+        if server is not None:
+            server.terminate()
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(10)
+        log.close()
+        for proc in procs.values():
+            proc.stop()
