@@ -1262,6 +1262,8 @@ def _traversal_blocker(path: Path) -> Path | None:
     return None
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgres) -> None:
     """The four apps with exactly the settings the install gives them (the ConfigMaps, and the
     /run/secrets files as made by make_secrets.py), as uid 10001 on a read-only root file system
@@ -1523,6 +1525,7 @@ def test_prometheus_config(tmp_path: Path) -> None:
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
+@pytest.mark.slow
 def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -> None:
     """Debian's Prometheus scrapes the four apps (real processes) as the job above does, with the
     rules of alerts.yaml; notify is stopped and ChoVuonAppDown fires for notify, and for no other
