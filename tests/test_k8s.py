@@ -889,6 +889,10 @@ NATS = Peer("nats", (("app.kubernetes.io/component", "nats"), ("app.kubernetes.i
                      ("app.kubernetes.io/name", "nats")))
 REDIS = Peer("redis", (("app.kubernetes.io/component", "database"), ("app.kubernetes.io/name", "redis"),
                        ("app.kubernetes.io/part-of", "cho-vuon")))
+POSTGRES_STANDBY = Peer("a standby", (("cnpg.io/cluster", "cho-vuon-db"), ("cnpg.io/instanceRole", "replica")))
+CNPG_OPERATOR = Peer("the CloudNativePG operator", (("app.kubernetes.io/name", "cloudnative-pg"),), "cnpg-system")
+NATS_PEER = Peer("another NATS server", NATS.labels)
+NATS_BOX = Peer("nats-box", (("app.kubernetes.io/component", "nats-box"), ("app.kubernetes.io/name", "nats")))
 DNS = Peer("kube-dns", (("k8s-app", "kube-dns"),), "kube-system")
 STRANGER = Peer("a pod elsewhere", (("app", "shell"),), "default")
 NEIGHBOUR = Peer("an unlabelled pod in cho-vuon", (("run", "debug"),))
@@ -922,6 +926,15 @@ FLOWS: list[tuple[Peer, Peer, int, str, bool]] = [
     (app_pod("notify"), outside("192.168.1.1"), 443, "TCP", False),
     *[(app_pod(a), outside("203.0.113.10"), 443, "TCP", False) for a in ("gateway", "catalog", "orders")],
     (app_pod("gateway"), POSTGRES, 6379, "TCP", False),
+    *[(peer, POSTGRES, 5432, "TCP", False) for peer in (STRANGER, NEIGHBOUR, REDIS, NATS)],
+    (CNPG_OPERATOR, POSTGRES, 8000, "TCP", True),
+    (POSTGRES_STANDBY, POSTGRES, 5432, "TCP", True),
+    (PROMETHEUS, POSTGRES, 9187, "TCP", True),
+    *[(peer, NATS, 4222, "TCP", False) for peer in (STRANGER, NEIGHBOUR, INGRESS_CONTROLLER)],
+    (NATS_BOX, NATS, 4222, "TCP", True),
+    (NATS_PEER, NATS, 6222, "TCP", True),
+    (app_pod("notify"), NATS, 6222, "TCP", False),
+    (PROMETHEUS, NATS, 7777, "TCP", True),
     (REDIS, outside("203.0.113.10"), 443, "TCP", False),
 ]
 
@@ -1236,6 +1249,10 @@ MUTATIONS: list[tuple[str, Callable[[Install], None], Callable[[Install], list[s
     ("webhooks into the cluster", lambda i:
         _policy("notify-to-internet")(i)["egress"][0]["to"][0]["ipBlock"].pop("except"),
      check_network, "notify → 169.254.169.254:80/TCP is let through"),
+    ("postgres for all", lambda i: _policy("postgres-in")(i)["ingress"][0].pop("from"),
+     check_network, "a pod elsewhere → postgres:5432/TCP is let through"),
+    ("nats without its cluster port", lambda i: _policy("nats-in")(i)["ingress"].pop(1),
+     check_network, "another NATS server → nats:6222/TCP is blocked"),
     ("redis for all", lambda i: _policy("redis-from-gateway")(i)["ingress"][0].pop("from"),
      check_network, "ingress-nginx → redis:6379/TCP is let through"),
 ]
