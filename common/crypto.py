@@ -1,19 +1,33 @@
-"""Encrypting fields at rest (growers' bank account numbers) with a key from settings."""
+"""Encrypting fields at rest (growers' bank account numbers, webhook secrets) with keys from settings.
+
+A data key setting may hold several keys, comma-separated (``new,old``): the first encrypts, every
+one decrypts, so a key is rotated without losing what was stored under the one before. New values
+are written under the new key; values stored earlier stay under the old one, which therefore stays in
+the list (there is no re-encrypting command yet).
+"""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+
+from common.settings import secret_list
+
+
+def _fernet(secret: str) -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"cho-vuon-field-v1:" + secret.encode()).digest()))
 
 
 class FieldCipher:
-    """Fernet (AES-128-CBC + HMAC-SHA256) with a key derived from the app's secret."""
+    """Fernet (AES-128-CBC + HMAC-SHA256) with keys derived from the app's secret(s)."""
 
-    def __init__(self, secret: str) -> None:
-        key = base64.urlsafe_b64encode(hashlib.sha256(b"cho-vuon-field-v1:" + secret.encode()).digest())
-        self._fernet = Fernet(key)
+    def __init__(self, secrets: str) -> None:
+        keys = secret_list(secrets)
+        if not keys:
+            raise ValueError("no data key")
+        self._fernet = MultiFernet([_fernet(k) for k in keys])
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode()

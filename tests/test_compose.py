@@ -566,7 +566,7 @@ def test_accepted_names_come_from_the_settings_classes() -> None:
     assert "SMTP_URL" not in accepted_env("services.orders")
     assert "ORDERS_EVENT_BUS_URL" not in accepted_env("services.orders")  # unprefixed alias
     assert readers("SMTP_URL") == ["services.notify"]
-    assert secret_env_names(GatewaySettings) == {"SERVICE_TOKEN", "GATEWAY_JWT_PRIVATE_KEY"}
+    assert secret_env_names(GatewaySettings) == {"SERVICE_TOKEN", "GATEWAY_JWT_PRIVATE_KEY", "METRICS_TOKEN"}
     assert "CATALOG_DATA_KEY" not in secret_env_names(GatewaySettings)
 
 
