@@ -424,7 +424,7 @@ def _initdb_sql(c: Compose, svc: str) -> tuple[str, list[str]]:
         if not path.exists():
             problems.append(f"{svc}: init script source {source} does not exist")
         texts += [f.read_text(encoding="utf-8") for f in files
-                  if f.is_file() and f.suffix in (".sql", ".sh")]
+                  if f.is_file() and f.suffix in (".sql", ".sh", ".psql")]
     return "\n".join(texts), problems
 
 
@@ -439,6 +439,11 @@ def check_databases(c: Compose) -> list[str]:
     sql, init_problems = _initdb_sql(c, postgres)
     problems += init_problems
     created = {m.lower() for m in re.findall(r"CREATE\s+DATABASE\s+\"?(\w+)", sql, re.IGNORECASE)}
+    owners = {d.lower(): o.lower() for d, o in
+              re.findall(r"CREATE\s+DATABASE\s+\"?(\w+)\"?\s+OWNER\s+\"?(\w+)", sql, re.IGNORECASE)}
+    superusers = {r.lower() for r in re.findall(r"CREATE\s+ROLE\s+\"?(\w+)\"?[^;]*\bSUPERUSER\b", sql,
+                                                re.IGNORECASE)}
+    admin = c.env(postgres).get("POSTGRES_USER", "postgres")
     if not created:
         problems.append(f"{postgres}: no init script mounted into {INITDB_DIR} creates a database")
     seen: dict[str, str] = {}
@@ -465,6 +470,13 @@ def check_databases(c: Compose) -> list[str]:
         if database not in created:
             problems.append(f"{svc}: database {database!r} is not created by the postgres init script "
                             f"(it creates {sorted(created)})")
+        if parts.username == admin:
+            problems.append(f"{svc}: {name} connects as {admin}, the superuser; use the app's own role")
+        elif owners.get(database) != parts.username:
+            problems.append(f"{svc}: {name} connects as {parts.username!r}, not the owner of {database!r} "
+                            f"({owners.get(database)!r} in the init script)")
+        if parts.username in superusers:
+            problems.append(f"{svc}: role {parts.username!r} is made a superuser by the init script")
     return problems
 
 
@@ -734,9 +746,15 @@ MUTATIONS = [
     ("optional domain", _set_env("caddy", "DOMAIN", "${DOMAIN:-localhost}"), check_edge, "DOMAIN must be"),
     ("plain HTTP links", _set_env("orders", "ORDERS_PUBLIC_BASE_URL", "http://${DOMAIN:?set it}"),
      check_edge, "ORDERS_PUBLIC_BASE_URL must be https://"),
-    ("shared database", _set_env("orders", "ORDERS_DATABASE_URL", "postgresql+asyncpg://chovuon:"
-                                 "${POSTGRES_PASSWORD:?set it}@postgres:5432/catalog"),
+    ("shared database", _set_env("orders", "ORDERS_DATABASE_URL", "postgresql+asyncpg://orders:"
+                                 "${ORDERS_DB_PASSWORD:?set it}@postgres:5432/catalog"),
      check_databases, "names database 'catalog', not its own database 'orders'"),
+    ("as the superuser", _set_env("orders", "ORDERS_DATABASE_URL", "postgresql+asyncpg://chovuon:"
+                                  "${POSTGRES_PASSWORD:?set it}@postgres:5432/orders"),
+     check_databases, "connects as chovuon, the superuser"),
+    ("another app's role", _set_env("orders", "ORDERS_DATABASE_URL", "postgresql+asyncpg://catalog:"
+                                    "${CATALOG_DB_PASSWORD:?set it}@postgres:5432/orders"),
+     check_databases, "connects as 'catalog', not the owner of 'orders'"),
     ("no init script", _set("postgres", "volumes", ["pgdata:/var/lib/postgresql/data"]),
      check_databases, "creates a database"),
     ("postgres 15", _set("postgres", "image", "postgres:15-alpine"),
@@ -756,10 +774,10 @@ MUTATIONS = [
     ("literal secret", _set_env("catalog", "SERVICE_TOKEN", "x" * 40),
      check_secrets, "SERVICE_TOKEN holds a literal value"),
     ("optional db password", _set_env("catalog", "CATALOG_DATABASE_URL",
-                                      "postgresql+asyncpg://chovuon:${POSTGRES_PASSWORD}@postgres:5432/catalog"),
-     check_secrets, "${POSTGRES_PASSWORD} must be written"),
+                                      "postgresql+asyncpg://catalog:${CATALOG_DB_PASSWORD}@postgres:5432/catalog"),
+     check_secrets, "${CATALOG_DB_PASSWORD} must be written"),
     ("literal db password", _set_env("catalog", "CATALOG_DATABASE_URL",
-                                     "postgresql+asyncpg://chovuon:hunter2@postgres:5432/catalog"),
+                                     "postgresql+asyncpg://catalog:hunter2@postgres:5432/catalog"),
      check_secrets, "database password is written in the compose file"),
     ("no wait for nats", lambda d: d["services"]["orders"]["depends_on"].pop("nats"),
      check_health_and_order, "orders: talks to nats but does not depend_on it"),
