@@ -2,8 +2,8 @@
 
 A data key setting may hold several keys, comma-separated (``new,old``): the first encrypts, every
 one decrypts, so a key is rotated without losing what was stored under the one before. New values
-are written under the new key; values stored earlier stay under the old one, which therefore stays in
-the list (there is no re-encrypting command yet).
+are written under the new key; ``python -m <app> reencrypt`` (:mod:`common.reencrypt`) moves the
+values stored earlier to it, after which the old key may be dropped from the list.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class FieldCipher:
         if not keys:
             raise ValueError("no data key")
         self._fernet = MultiFernet([_fernet(k) for k in keys])
+        self._first = _fernet(keys[0])
 
     def encrypt(self, plain: str) -> str:
         return self._fernet.encrypt(plain.encode()).decode()
@@ -35,5 +36,17 @@ class FieldCipher:
     def decrypt(self, token: str) -> str:
         try:
             return self._fernet.decrypt(token.encode()).decode()
+        except InvalidToken:
+            raise ValueError("cannot decrypt: wrong key or damaged value") from None
+
+    def reencrypt(self, token: str) -> str | None:
+        """``token`` encrypted under the first key; None when it already is."""
+        try:
+            self._first.decrypt(token.encode())
+            return None
+        except InvalidToken:
+            pass
+        try:
+            return self._fernet.rotate(token.encode()).decode()
         except InvalidToken:
             raise ValueError("cannot decrypt: wrong key or damaged value") from None

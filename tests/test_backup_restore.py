@@ -73,7 +73,8 @@ async def test_every_order_stock_level_notification_and_photo_comes_back(shape, 
     try:
         async with full_stack(urls) as stack:
             grower = (await stack.register("grower", "0912345670", "Chị Tư"))["headers"]
-            assert (await stack.gw.post("/api/v1/shops", json={**SHOP, "bank": BANK}, headers=grower)).status_code == 201
+            shop = await stack.gw.post("/api/v1/shops", json={**SHOP, "bank": BANK}, headers=grower)
+            assert shop.status_code == 201, shop.text
             product = (await stack.gw.post("/api/v1/products", headers=grower, json={
                 "name": "Súng Thái đỏ", "description": "Hoa đỏ", "category": "water_lily", "status": "active",
                 "variants": [{"label": "Củ giống", "retail_price": 45000, "stock": 50, "min_order_quantity": 1},
@@ -122,8 +123,8 @@ async def test_every_order_stock_level_notification_and_photo_comes_back(shape, 
             f.write(b"x")
         env = {"PATH": "/usr/bin:/bin", "CATALOG_MEDIA_DIR": str(media),
                **{f"{app.upper()}_DATABASE_URL": url for app, url in urls.items()}}
-        refused = subprocess.run([sys.executable, str(BACKUP), "restore", str(damaged)], env=env, cwd=tmp_path,
-                                 capture_output=True, text=True, timeout=120)
+        refused = await asyncio.to_thread(subprocess.run, [sys.executable, str(BACKUP), "restore", str(damaged)],
+                                          env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
         assert refused.returncode != 0 and "damaged" in refused.stderr
 
         run_backup("restore", tmp_path / "backup", urls, media, tmp_path)

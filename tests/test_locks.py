@@ -13,8 +13,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME, DEV = ROOT / "requirements.lock", ROOT / "requirements-dev.lock"
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)(?:\[[^\]]*\])?==([^\s\\]+)((?:\s*\\\n\s*--hash=sha256:[0-9a-f]{64})*)",
-                  re.M)
+_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_.\-]*)(?:\[[^\]]*\])?==([^\s\\]+)"
+                  r"((?:\s*\\\n\s*--hash=sha256:[0-9a-f]{64})*)", re.M)
 
 
 def pins(path: Path) -> dict[str, tuple[str, int]]:
