@@ -3,17 +3,21 @@ list, after which the old key can be dropped and nothing is lost (docs/operation
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 import subprocess
 import sys
+
+import asyncpg
+import pytest
 
 from common.crypto import FieldCipher
 from services.catalog.settings import CatalogSettings
 from services.orders.settings import OrdersSettings
 from tests.catalog.helpers import BANK, PRODUCT, SHOP
 from tests.events.stack import ORDER
-from tests.support.databases import sqlite_urls
+from tests.support.databases import PostgresDatabases, pg_reachable, require, sqlite_urls
 from tests.support.fullstack import full_stack
 from tests.support.servers import ROOT
 
@@ -28,9 +32,23 @@ def reencrypt(app: str, url: str, keys: str, tmp_path) -> subprocess.CompletedPr
                           capture_output=True, text=True, timeout=120)
 
 
-async def test_stored_values_move_to_the_new_key(tmp_path, monkeypatch) -> None:
+@pytest.mark.parametrize("shape", ["sqlite", "postgresql"])
+async def test_stored_values_move_to_the_new_key(shape, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("CATALOG_MEDIA_DIR", str(tmp_path / "media"))
-    urls = sqlite_urls(tmp_path)
+    pg = None
+    if shape == "postgresql":
+        why = await asyncio.to_thread(pg_reachable)
+        require(why is None, why or "")
+        pg = PostgresDatabases()
+        await asyncio.to_thread(pg.create)
+    try:
+        await _drill(pg.urls if pg else sqlite_urls(tmp_path), pg, tmp_path)
+    finally:
+        if pg is not None:
+            await asyncio.to_thread(pg.drop)
+
+
+async def _drill(urls: dict[str, str], pg, tmp_path) -> None:
     async with full_stack(urls) as stack:  # everything stored under the development keys
         grower = (await stack.register("grower", "0912345670"))["headers"]
         assert (await stack.gw.post("/api/v1/shops", json={**SHOP, "bank": BANK}, headers=grower)).status_code == 201
@@ -42,23 +60,34 @@ async def test_stored_values_move_to_the_new_key(tmp_path, monkeypatch) -> None:
 
     new_only = FieldCipher(NEW)
 
+    query = {"catalog": "SELECT bank_account_encrypted FROM shops", "orders": "SELECT bank FROM orders"}
+
     def tokens(app: str) -> list[str]:
-        with sqlite3.connect(urls[app].split(":///", 1)[1]) as db:
-            if app == "catalog":
-                return [r[0] for r in db.execute("SELECT bank_account_encrypted FROM shops")]
-            return [json.loads(r[0])["account_encrypted"] for r in db.execute("SELECT bank FROM orders")]
+        if pg is None:
+            with sqlite3.connect(urls[app].split(":///", 1)[1]) as db:
+                rows = [r[0] for r in db.execute(query[app])]
+        else:
+            async def fetch() -> list:
+                conn = await asyncpg.connect(pg.dsns[app])
+                try:
+                    return [r[0] for r in await conn.fetch(query[app])]
+                finally:
+                    await conn.close()
+            rows = asyncio.run(fetch())
+        return rows if app == "catalog" else [json.loads(r)["account_encrypted"] for r in rows]
 
     for app in ("catalog", "orders"):
-        before = tokens(app)
+        before = await asyncio.to_thread(tokens, app)
         assert len(before) == 1 and FieldCipher(OLD[app]).decrypt(before[0]) == BANK["account_number"]
         # A list that cannot read what is stored: refused, nothing changed.
-        refused = reencrypt(app, urls[app], NEW, tmp_path)
+        refused = await asyncio.to_thread(reencrypt, app, urls[app], NEW, tmp_path)
         assert refused.returncode != 0 and "nothing was changed" in refused.stderr, refused.stderr
-        assert tokens(app) == before
-        done = reencrypt(app, urls[app], f"{NEW},{OLD[app]}", tmp_path)
+        assert await asyncio.to_thread(tokens, app) == before
+        done = await asyncio.to_thread(reencrypt, app, urls[app], f"{NEW},{OLD[app]}", tmp_path)
         assert done.returncode == 0 and "1 values re-encrypted" in done.stdout, done.stdout + done.stderr
-        assert new_only.decrypt(tokens(app)[0]) == BANK["account_number"]  # the old key is no longer needed
-        again = reencrypt(app, urls[app], f"{NEW},{OLD[app]}", tmp_path)
+        after = await asyncio.to_thread(tokens, app)
+        assert new_only.decrypt(after[0]) == BANK["account_number"]  # the old key is no longer needed
+        again = await asyncio.to_thread(reencrypt, app, urls[app], f"{NEW},{OLD[app]}", tmp_path)
         assert "0 values re-encrypted" in again.stdout  # already under the new key: left alone
 
 
