@@ -27,7 +27,7 @@ WORKDIR /src
 # Dependencies first, from the lock alone, so that this layer is rebuilt only when the lock changes.
 COPY requirements.lock ./
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install -r requirements.lock
+    pip install --require-hashes -r requirements.lock
 
 # Then the project itself: its packages (with each app's migrations) into site-packages.
 COPY pyproject.toml ./

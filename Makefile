@@ -2,22 +2,40 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate seed lint fmt clean openapi bench-gateway bench-search bench-page bench-events bench-load bench-orders fuzz
+.PHONY: run test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-search bench-page bench-events bench-load bench-orders fuzz
 
-# The venv is rebuilt only when the lock file or pyproject.toml change.
-$(STAMP): requirements.lock pyproject.toml
+# Two locks, both with hashes: requirements.lock (what the apps run on: `make run`, the image) and
+# requirements-dev.lock (that plus the test and bench tools: `make test`). The venv is updated only
+# when a lock or pyproject.toml changes.
+$(RUNTIME_STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet --disable-pip-version-check uv
-	@echo "Installing dependencies into $(VENV) …"
-	@$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	@echo "Installing the runtime dependencies into $(VENV) …"
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
 	@$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	@touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP) requirements-dev.lock
+	@echo "Installing the development dependencies into $(VENV) …"
+	@$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements-dev.lock
 	@touch $(STAMP)
+
+install-runtime: $(RUNTIME_STAMP)
 
 install: $(STAMP)
 
-migrate: install
+# After editing the dependencies in pyproject.toml: both locks again, the versions already pinned kept
+# where they still fit, and the development lock constrained to the runtime one's versions.
+lock:
+	@$(BIN)/uv pip compile pyproject.toml --quiet --generate-hashes --python-version 3.11 \
+		--custom-compile-command "make lock" -o requirements.lock
+	@$(BIN)/uv pip compile pyproject.toml --quiet --extra dev --generate-hashes --python-version 3.11 \
+		--custom-compile-command "make lock" -c requirements.lock -o requirements-dev.lock
+
+migrate: install-runtime
 	@mkdir -p var
 	@$(BIN)/python -m gateway migrate
 	@$(BIN)/python -m services.catalog migrate
@@ -25,7 +43,7 @@ migrate: install
 	@$(BIN)/python -m services.notify migrate
 
 # Each app applies its own migrations when it starts; seeding migrates the catalog first.
-seed: install
+seed: install-runtime
 	@mkdir -p var
 	@$(BIN)/python -m gateway seed
 	@$(BIN)/python -m services.catalog seed

@@ -224,13 +224,13 @@ ADDED_BUCKET = re.compile(r'^gateway_added_seconds_bucket\{(?=[^}]*upstream="cat
 
 
 class GatewayMetrics:
-    """Reads the gateway's own-latency histogram from its /metrics (with the service credential)."""
+    """Reads the gateway's own-latency histogram from its /metrics (with the metrics credential)."""
 
     def __init__(self, base_url: str, token: str) -> None:
         self.url, self.token = base_url + "/metrics", token
 
     def buckets(self) -> dict[float, float]:
-        request = urllib.request.Request(self.url, headers={"X-Service-Token": self.token})
+        request = urllib.request.Request(self.url, headers={"Authorization": f"Bearer {self.token}"})
         with urllib.request.urlopen(request, timeout=10) as resp:
             text = resp.read().decode()
         return {float(le): float(count) for le, count in ADDED_BUCKET.findall(text)}
@@ -587,9 +587,9 @@ def main(argv: list[str] | None = None) -> int:
         urls = {name: f"http://127.0.0.1:{port}{LIST_PATH}" for name, port in ports.items()}
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("CATALOG_", "GATEWAY_", "ORDERS_", "NOTIFY_"))}
-        token = f"bench-{os.urandom(16).hex()}"  # the gateway's /metrics wants the service credential
+        token = f"bench-{os.urandom(16).hex()}"  # the gateway's /metrics wants the metrics credential
         env.update(LOG_LEVEL="WARNING", LOG_FORMAT="text", ENVIRONMENT="development", PYTHONDONTWRITEBYTECODE="1",
-                   SERVICE_TOKEN=token)
+                   METRICS_TOKEN=token)
 
         if args.upstream == "catalog":
             upstream = start_catalog(procs, python, tmp, ports["direct"], env)

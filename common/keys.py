@@ -66,3 +66,13 @@ def dev_private_key(path: Path = DEV_KEY_FILE) -> Ed25519PrivateKey:
         finally:
             tmp.unlink(missing_ok=True)
     return private_key_from_text(path.read_text())
+
+
+def main() -> None:
+    """``python -m common.keys``: a new key pair as shell exports (``eval "$(python -m common.keys)"``)."""
+    key = Ed25519PrivateKey.generate()
+    print(f"export GATEWAY_JWT_PRIVATE_KEY={private_key_text(key)} JWT_PUBLIC_KEY={public_key_text(key.public_key())}")
+
+
+if __name__ == "__main__":
+    main()

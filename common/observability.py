@@ -112,7 +112,10 @@ class RequestContextMiddleware:
             if scope["path"] not in QUIET_PATHS:
                 log.info(
                     "%s %s %s %.1fms", method, scope["path"], status, elapsed * 1000,
-                    extra={"method": method, "status": status, "duration_ms": round(elapsed * 1000, 2)},
+                    extra={"method": method, "status": status, "duration_ms": round(elapsed * 1000, 2),
+                           # The gateway's is the real client's (behind a trusted proxy, see
+                           # GATEWAY_TRUSTED_PROXIES); a service's is the gateway's.
+                           "client": (scope.get("client") or ("",))[0]},
                 )
             route_var.reset(route_token)
             request_id_var.reset(rid_token)
@@ -130,14 +133,12 @@ async def metrics_endpoint(_: Request) -> Response:
 
 
 async def guarded_metrics_endpoint(request: Request) -> Response:
-    """``/metrics`` on a public port: only for a scraper holding the service credential, as
-    ``X-Service-Token`` or ``Authorization: Bearer`` (Prometheus' ``authorization`` setting); to
-    anyone else it does not exist."""
-    expected = request.app.state.settings.service_token.get_secret_value().encode()
-    given = request.headers.get("x-service-token", "")
+    """``/metrics`` on a public port: only for a scraper holding the metrics credential
+    (``METRICS_TOKEN``, a credential of its own, not the services'), as ``Authorization: Bearer``
+    (Prometheus' ``authorization`` setting); to anyone else it does not exist."""
+    expected = request.app.state.settings.metrics_token.get_secret_value().encode()
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if not given and scheme.lower() == "bearer":
-        given = credentials.strip()
+    given = credentials.strip() if scheme.lower() == "bearer" else ""
     if not given or not hmac.compare_digest(given.encode(), expected):
         return problem_response(404, "not-found", "Not found", "No such resource")
     return await metrics_endpoint(request)

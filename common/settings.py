@@ -2,16 +2,31 @@
 
 Each app subclasses :class:`AppSettings` with its own env prefix (``CATALOG_``, ``ORDERS_``,
 ``NOTIFY_``, ``GATEWAY_``). Settings shared by all apps and named without a prefix in the design
-(``ENVIRONMENT``, ``EVENT_BUS_URL``, ``SMTP_URL``) are fields declared with :func:`unprefixed`;
-``LOG_FORMAT`` and ``LOG_LEVEL`` are read by :class:`SharedSettings` before an app's own settings.
+(``ENVIRONMENT``, ``SERVICE_TOKEN``, ``EVENT_BUS_URL``, ``SMTP_URL``) are fields declared with
+:func:`unprefixed`, and are read under that one name only (never ``ORDERS_SERVICE_TOKEN`` as well);
+``LOG_FORMAT``, ``LOG_LEVEL`` and ``SECRETS_DIR`` are read by :class:`SharedSettings`.
+
+Where a value comes from, first found wins: the environment, then ``.env``, then a file in
+``SECRETS_DIR`` named as the variable (``/run/secrets/SERVICE_TOKEN``: how compose and Kubernetes
+mount secrets), then the default. Secrets that are rotated (data keys, the JWT signing key) are
+comma-separated lists: the first one encrypts or signs, all of them decrypt or verify.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from pathlib import Path
+from typing import Any, ClassVar, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 Environment = Literal["development", "test", "production"]
 
@@ -28,11 +43,50 @@ class SharedSettings(BaseSettings):
 
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+    # A folder of files named as the settings (SERVICE_TOKEN, CATALOG_DATA_KEY…), one value each: how
+    # compose (/run/secrets) and Kubernetes mount secrets. A variable set in the environment wins.
+    secrets_dir: str = ""
+
+
+def secret_list(value: SecretStr | str) -> list[str]:
+    """A rotated secret's values, newest first: ``new,old`` → ``["new", "old"]``."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return [part.strip() for part in text.split(",") if part.strip()]
 
 
 def unprefixed(name: str, default, **kwargs):
     """A field read from ``NAME`` whatever the class's env prefix (for settings shared by all apps)."""
     return Field(default, validation_alias=AliasChoices(name), **kwargs)
+
+
+def _alias(field: FieldInfo) -> str | None:
+    alias = field.validation_alias
+    return str(alias.choices[0]) if isinstance(alias, AliasChoices) else None
+
+
+class _OneName:
+    """pydantic-settings reads an aliased field under its alias *and*, because the model populates
+    fields by name, under ``<prefix><field>`` too (``ORDERS_SERVICE_TOKEN`` beside ``SERVICE_TOKEN``):
+    two names for one setting, which gave each app its own service token. Only the alias counts here."""
+
+    def _extract_field_info(self, field: FieldInfo, field_name: str, *args: Any) -> list[tuple[str, str, bool]]:
+        found = super()._extract_field_info(field, field_name, *args)  # type: ignore[misc]
+        alias = _alias(field)
+        if alias is None:
+            return found
+        return [entry for entry in found if entry[1].lower() == alias.lower()]
+
+
+class _Env(_OneName, EnvSettingsSource):
+    pass
+
+
+class _DotEnv(_OneName, DotEnvSettingsSource):
+    pass
+
+
+class _SecretFiles(_OneName, SecretsSettingsSource):
+    pass
 
 
 class AppSettings(BaseSettings):
@@ -57,6 +111,21 @@ class AppSettings(BaseSettings):
     jwt_public_key: str = unprefixed("JWT_PUBLIC_KEY", "")
 
     @classmethod
+    def settings_customise_sources(cls, settings_cls: type[BaseSettings],
+                                   init_settings: PydanticBaseSettingsSource,
+                                   env_settings: PydanticBaseSettingsSource,
+                                   dotenv_settings: PydanticBaseSettingsSource,
+                                   file_secret_settings: PydanticBaseSettingsSource,
+                                   ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, _Env(settings_cls), _DotEnv(settings_cls)]
+        folder = SharedSettings().secrets_dir.strip()
+        if folder:
+            if not Path(folder).is_dir():
+                raise ValueError(f"SECRETS_DIR={folder} is not a folder")
+            sources.append(_SecretFiles(settings_cls, secrets_dir=folder))
+        return tuple(sources)
+
+    @classmethod
     def env_name(cls, field: str) -> str:
         """The environment variable a field is read from."""
         alias = cls.model_fields[field].validation_alias
@@ -74,8 +143,8 @@ class AppSettings(BaseSettings):
         for name, value in self:
             if not isinstance(value, SecretStr):
                 continue
-            secret = value.get_secret_value()
-            if secret.startswith(DEV_SECRET_PREFIX) or len(secret) < MIN_SECRET_LENGTH:
+            parts = secret_list(value) or [""]
+            if any(p.startswith(DEV_SECRET_PREFIX) or len(p) < MIN_SECRET_LENGTH for p in parts):
                 insecure.append(self.env_name(name))
         if insecure:
             raise ValueError(

@@ -10,10 +10,13 @@ import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from common.errors import ServiceUnavailable
 from common.keys import dev_private_key, private_key_from_text
 from common.service import create_service_app
+from common.settings import DEV_SECRET_PREFIX, secret_list
+from gateway.headers import SecurityHeadersMiddleware, script_hashes
 from gateway.identity.endpoints import jwks_router
 from gateway.identity.endpoints import router as identity_router
 from gateway.identity.integrations import integration_headers
@@ -23,18 +26,20 @@ from gateway.openapi import MergedOpenAPI, own_document
 from gateway.paths import RouteTable
 from gateway.proxy import ProxyRoute, Upstreams
 from gateway.ratelimit import Rule, enforce, make_rate_limiter
-from gateway.settings import GatewaySettings
+from gateway.settings import GatewaySettings, proxy_list
 from gateway.web import router as web_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+SWAGGER_CDN = "https://cdn.jsdelivr.net"
 ORDER_CREATION = {"/api/v1/orders", "/api/v1/checkouts"}
 
 
-def _signing_key(settings: GatewaySettings):
-    secret = settings.jwt_private_key.get_secret_value()
-    if settings.environment == "development" and secret.startswith("dev-insecure-"):
-        return dev_private_key()
-    return private_key_from_text(secret)
+def _signing_keys(settings: GatewaySettings):
+    """The first key signs; the others (being retired) are still published in the JWKS."""
+    secrets = secret_list(settings.jwt_private_key)
+    if settings.environment == "development" and secrets[0].startswith(DEV_SECRET_PREFIX):
+        return [dev_private_key()]
+    return [private_key_from_text(s) for s in secrets]
 
 
 async def _services_ready(app: FastAPI) -> dict:
@@ -83,7 +88,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         openapi_url=None,
         public_port=True,
     )
-    app.state.signer = Signer(_signing_key(settings), settings.access_ttl)
+    app.add_middleware(SecurityHeadersMiddleware)
+    # Outermost, before the request context: rate limits, the access log, Secure cookies and the
+    # X-Forwarded-For sent upstream all see the client behind a trusted proxy, never a forged header.
+    if proxy_list(settings.trusted_proxies):
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=proxy_list(settings.trusted_proxies))
+    app.state.signer = Signer(_signing_keys(settings), settings.access_ttl)
     app.state.rules = {name: Rule(name, limit, window) for name, (limit, window) in settings.rate_limits.items()}
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -94,7 +104,15 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> Response:
-        return get_swagger_ui_html(openapi_url="/openapi.json", title="Chợ Vườn API")
+        page = get_swagger_ui_html(openapi_url="/openapi.json", title="Chợ Vườn API")
+        # Swagger UI comes from its CDN and starts with one inline script: that script, by its hash, and
+        # nothing else inline (its inline styles are allowed; scripts are what CSP is for).
+        hashes = " ".join(script_hashes(page.body.decode()))
+        page.headers["Content-Security-Policy"] = (
+            f"default-src 'none'; script-src {SWAGGER_CDN} {hashes}; style-src {SWAGGER_CDN} 'unsafe-inline'; "
+            f"img-src 'self' data: https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'; "
+            "base-uri 'none'; form-action 'none'")
+        return page
 
     async def prepare(request: Request, service: str, path: str) -> list[tuple[str, str]]:
         """What the gateway does to a request before forwarding it: limits, API key → token."""

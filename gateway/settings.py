@@ -1,9 +1,10 @@
+import ipaddress
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import DEV_SECRET_PREFIX, AppSettings
+from common.settings import DEV_SECRET_PREFIX, AppSettings, unprefixed
 
 # Public prefix → upstream service. The longest matching prefix wins. /internal/* is never routed.
 DEFAULT_ROUTES: dict[str, str] = {
@@ -61,6 +62,11 @@ class GatewaySettings(AppSettings):
     api_key_token_ttl: int = Field(60, ge=10, le=300)
     refresh_ttl: int = 30 * 24 * 3600
 
+    # Proxies in front of the gateway (comma-separated addresses or networks: "172.30.0.10",
+    # "10.0.0.0/8"). Only a request arriving from one of them has its X-Forwarded-For and
+    # X-Forwarded-Proto believed; from anyone else they change nothing. Empty: none is trusted.
+    trusted_proxies: str = ""
+
     # Rate limits: rule → [requests, window seconds]. In memory unless redis_url is set.
     redis_url: str = ""
     rate_limits: dict[str, tuple[int, int]] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
@@ -73,9 +79,27 @@ class GatewaySettings(AppSettings):
     # code itself only in development); esms://API_KEY:SECRET_KEY@rest.esms.vn?brandname=NAME, eSMS.vn.
     sms_url: str = ""
     sms_timeout: float = Field(10.0, gt=0, le=60)
+    # The scraper's credential for the gateway's /metrics (Authorization: Bearer): its own, so that
+    # whoever scrapes cannot also call the services' /internal/* routes.
+    metrics_token: SecretStr = unprefixed("METRICS_TOKEN",
+                                          SecretStr(DEV_SECRET_PREFIX + "metrics-token-change-me-0000000"))
 
     max_json_body_bytes: int = 1_048_576
     max_upload_bytes: int = 16 * 1_048_576  # photos: 15 MB plus the multipart envelope
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: str) -> str:
+        for item in proxy_list(value):
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network (names are not accepted)") from None
+        return value
+
     def upstream_urls(self) -> dict[str, str]:
         return {"catalog": self.catalog_url, "orders": self.orders_url, "notify": self.notify_url}
+
+
+def proxy_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]

@@ -14,6 +14,8 @@ from __future__ import annotations
 import copy
 import functools
 import importlib.util
+import ipaddress
+import json
 import os
 import re
 import shlex
@@ -323,18 +325,86 @@ def check_one_image(c: Compose) -> list[str]:
 
 
 def check_ports(c: Compose) -> list[str]:
+    """Only the edge (Caddy) publishes ports, 80 and 443; the gateway is reached through it."""
     problems = []
-    gateway = c.app_service("gateway")
+    edge = c.image_of("caddy")
     for svc, spec in c.services.items():
         ports = spec.get("ports") or []
-        if svc != gateway and ports:
-            problems.append(f"{svc} publishes {ports}; only the gateway may publish a port")
-    if gateway:
-        gw_port = c.port_of("gateway")
-        published = [str(p.get("target") if isinstance(p, dict) else p).split(":")[-1].split("/")[0]
-                     for p in c.services[gateway].get("ports") or []]
-        if str(gw_port) not in published:
-            problems.append(f"{gateway}: its port {gw_port} is not published (ports: {published})")
+        if svc != edge and ports:
+            problems.append(f"{svc} publishes {ports}; only the edge ({edge}) may publish a port")
+    if edge is None:
+        return problems + ["no edge: no caddy service"]
+    published = {str(p.get("target") if isinstance(p, dict) else p).split(":")[-1].split("/")[0]
+                 for p in c.services[edge].get("ports") or []}
+    for port in ("80", "443"):
+        if port not in published:
+            problems.append(f"{edge}: port {port} is not published (ports: {sorted(published)})")
+    return problems
+
+
+CADDYFILE_TARGET = "/etc/caddy/Caddyfile"
+_UPSTREAM = re.compile(r"reverse_proxy\s+\{\$UPSTREAM:([\w.-]+):(\d+)\}")
+
+
+def _mounts(c: Compose, svc: str) -> dict[str, str]:
+    """target → source of a service's volumes."""
+    found = {}
+    for volume in c.services[svc].get("volumes") or []:
+        if isinstance(volume, dict):
+            found[str(volume.get("target"))] = str(volume.get("source"))
+        else:
+            source, _, rest = str(volume).partition(":")
+            found[rest.split(":")[0]] = source
+    return found
+
+
+def check_edge(c: Compose) -> list[str]:
+    """Caddy runs deploy/caddy/Caddyfile, proxies to the gateway's port, keeps its certificates on a
+    volume, is told DOMAIN; the gateway trusts Caddy's fixed address and nothing else; the apps'
+    public address is https://$DOMAIN."""
+    edge, gateway = c.image_of("caddy"), c.app_service("gateway")
+    if edge is None or gateway is None:
+        return ["no caddy service or no gateway"]
+    problems = []
+    mounts = _mounts(c, edge)
+    source = mounts.get(CADDYFILE_TARGET)
+    caddyfile = (c.base_dir / source).resolve() if source and source.startswith(".") else None
+    if caddyfile is None or not caddyfile.is_file():
+        problems.append(f"{edge}: no Caddyfile of this repository mounted at {CADDYFILE_TARGET} ({source})")
+    else:
+        upstream = _UPSTREAM.search(caddyfile.read_text(encoding="utf-8"))
+        want = (gateway, str(c.port_of("gateway")))
+        if upstream is None or upstream.groups() != want:
+            problems.append(f"{edge}: the Caddyfile does not proxy to {want[0]}:{want[1]} "
+                            f"({upstream.group(0) if upstream else 'no reverse_proxy {$UPSTREAM:…}'})")
+    if "/data" not in mounts or "/" in mounts["/data"]:
+        problems.append(f"{edge}: /data (certificates, the internal CA) is not on a named volume")
+    domain = interpolations(c.env(edge).get("DOMAIN", ""))
+    if not domain or domain[0].name != "DOMAIN" or domain[0].op != ":?":
+        problems.append(f"{edge}: DOMAIN must be ${{DOMAIN:?message}}")
+    networks = c.services[edge].get("networks") or {}
+    shared = {n: (spec or {}) for n, spec in (networks.items() if isinstance(networks, dict) else [])
+              if n in (c.services[gateway].get("networks") or [])}
+    addresses = {spec.get("ipv4_address") for spec in shared.values()} - {None}
+    trusted = c.env(gateway).get(env_name(GatewaySettings, "trusted_proxies"), "")
+    if not addresses:
+        problems.append(f"{edge}: no fixed ipv4_address on a network it shares with {gateway}")
+    elif {t.strip() for t in trusted.split(",") if t.strip()} != addresses:
+        problems.append(f"{gateway}: GATEWAY_TRUSTED_PROXIES={trusted!r} is not exactly {edge}'s address "
+                        f"{sorted(addresses)}")
+    for net, spec in shared.items():
+        subnets = [cfg.get("subnet") for cfg in ((c.data.get("networks") or {}).get(net) or {})
+                   .get("ipam", {}).get("config", [])]
+        address = spec.get("ipv4_address")
+        if address and not any(s and ipaddress.ip_address(address) in ipaddress.ip_network(s) for s in subnets):
+            problems.append(f"network {net}: {edge}'s {address} is in none of its subnets {subnets}")
+    for svc, module in c.apps().items():
+        if module not in APP_SETTINGS:
+            continue
+        name = env_name(APP_SETTINGS[module], "public_base_url")
+        value = c.env(svc).get(name, "")
+        if not value.startswith("https://") or [i.name for i in interpolations(value)] != ["DOMAIN"]:
+            problems.append(f"{svc}: {name} must be https://${{DOMAIN:?…}}, is {value!r}")
     return problems
 
 
@@ -354,7 +424,7 @@ def _initdb_sql(c: Compose, svc: str) -> tuple[str, list[str]]:
         if not path.exists():
             problems.append(f"{svc}: init script source {source} does not exist")
         texts += [f.read_text(encoding="utf-8") for f in files
-                  if f.is_file() and f.suffix in (".sql", ".sh")]
+                  if f.is_file() and f.suffix in (".sql", ".sh", ".psql")]
     return "\n".join(texts), problems
 
 
@@ -369,6 +439,11 @@ def check_databases(c: Compose) -> list[str]:
     sql, init_problems = _initdb_sql(c, postgres)
     problems += init_problems
     created = {m.lower() for m in re.findall(r"CREATE\s+DATABASE\s+\"?(\w+)", sql, re.IGNORECASE)}
+    owners = {d.lower(): o.lower() for d, o in
+              re.findall(r"CREATE\s+DATABASE\s+\"?(\w+)\"?\s+OWNER\s+\"?(\w+)", sql, re.IGNORECASE)}
+    superusers = {r.lower() for r in re.findall(r"CREATE\s+ROLE\s+\"?(\w+)\"?[^;]*\bSUPERUSER\b", sql,
+                                                re.IGNORECASE)}
+    admin = c.env(postgres).get("POSTGRES_USER", "postgres")
     if not created:
         problems.append(f"{postgres}: no init script mounted into {INITDB_DIR} creates a database")
     seen: dict[str, str] = {}
@@ -395,6 +470,13 @@ def check_databases(c: Compose) -> list[str]:
         if database not in created:
             problems.append(f"{svc}: database {database!r} is not created by the postgres init script "
                             f"(it creates {sorted(created)})")
+        if parts.username == admin:
+            problems.append(f"{svc}: {name} connects as {admin}, the superuser; use the app's own role")
+        elif owners.get(database) != parts.username:
+            problems.append(f"{svc}: {name} connects as {parts.username!r}, not the owner of {database!r} "
+                            f"({owners.get(database)!r} in the init script)")
+        if parts.username in superusers:
+            problems.append(f"{svc}: role {parts.username!r} is made a superuser by the init script")
     return problems
 
 
@@ -544,7 +626,7 @@ def check_settings_accept_env(c: Compose) -> list[str]:
 
 CHECKS: list[Callable[[Compose], list[str]]] = [
     check_app_commands, check_env_names, check_required_env, check_settings_accept_env,
-    check_one_image, check_ports, check_databases, check_event_bus, check_smtp, check_service_urls,
+    check_one_image, check_ports, check_edge, check_databases, check_event_bus, check_smtp, check_service_urls,
     check_secrets, check_health_and_order,
 ]
 
@@ -566,7 +648,7 @@ def test_accepted_names_come_from_the_settings_classes() -> None:
     assert "SMTP_URL" not in accepted_env("services.orders")
     assert "ORDERS_EVENT_BUS_URL" not in accepted_env("services.orders")  # unprefixed alias
     assert readers("SMTP_URL") == ["services.notify"]
-    assert secret_env_names(GatewaySettings) == {"SERVICE_TOKEN", "GATEWAY_JWT_PRIVATE_KEY"}
+    assert secret_env_names(GatewaySettings) == {"SERVICE_TOKEN", "GATEWAY_JWT_PRIVATE_KEY", "METRICS_TOKEN"}
     assert "CATALOG_DATA_KEY" not in secret_env_names(GatewaySettings)
 
 
@@ -645,9 +727,34 @@ MUTATIONS = [
      check_one_image, "does not exist"),
     ("published service port", _set("catalog", "ports", ["8001:8001"]),
      check_ports, "catalog publishes"),
-    ("shared database", _set_env("orders", "ORDERS_DATABASE_URL", "postgresql+asyncpg://chovuon:"
-                                 "${POSTGRES_PASSWORD:?set it}@postgres:5432/catalog"),
+    ("published gateway", _set("gateway", "ports", ["8000:8000"]),
+     check_ports, "gateway publishes"),
+    ("no HTTPS port", _set("caddy", "ports", ["80:80"]),
+     check_ports, "port 443 is not published"),
+    ("no edge", lambda d: d["services"].pop("caddy"), check_ports, "no caddy service"),
+    ("trusts everyone", _set_env("gateway", "GATEWAY_TRUSTED_PROXIES", "0.0.0.0/0"),
+     check_edge, "is not exactly caddy's address"),
+    ("trusts nobody", _set_env("gateway", "GATEWAY_TRUSTED_PROXIES", None),
+     check_edge, "is not exactly caddy's address"),
+    ("moving edge address", lambda d: d["services"]["caddy"]["networks"]["edge"].pop("ipv4_address"),
+     check_edge, "no fixed ipv4_address"),
+    ("address outside the subnet", lambda d: d["services"]["caddy"]["networks"]["edge"].update(
+        ipv4_address="10.9.9.9"), check_edge, "is in none of its subnets"),
+    ("certificates not kept", _set("caddy", "volumes", ["./deploy/caddy/Caddyfile:/etc/caddy/Caddyfile:ro"]),
+     check_edge, "/data (certificates"),
+    ("no Caddyfile", _set("caddy", "volumes", ["caddydata:/data"]), check_edge, "no Caddyfile"),
+    ("optional domain", _set_env("caddy", "DOMAIN", "${DOMAIN:-localhost}"), check_edge, "DOMAIN must be"),
+    ("plain HTTP links", _set_env("orders", "ORDERS_PUBLIC_BASE_URL", "http://${DOMAIN:?set it}"),
+     check_edge, "ORDERS_PUBLIC_BASE_URL must be https://"),
+    ("shared database", _set_env("orders", "ORDERS_DATABASE_URL", "postgresql+asyncpg://orders:"
+                                 "${ORDERS_DB_PASSWORD:?set it}@postgres:5432/catalog"),
      check_databases, "names database 'catalog', not its own database 'orders'"),
+    ("as the superuser", _set_env("orders", "ORDERS_DATABASE_URL", "postgresql+asyncpg://chovuon:"
+                                  "${POSTGRES_PASSWORD:?set it}@postgres:5432/orders"),
+     check_databases, "connects as chovuon, the superuser"),
+    ("another app's role", _set_env("orders", "ORDERS_DATABASE_URL", "postgresql+asyncpg://catalog:"
+                                    "${CATALOG_DB_PASSWORD:?set it}@postgres:5432/orders"),
+     check_databases, "connects as 'catalog', not the owner of 'orders'"),
     ("no init script", _set("postgres", "volumes", ["pgdata:/var/lib/postgresql/data"]),
      check_databases, "creates a database"),
     ("postgres 15", _set("postgres", "image", "postgres:15-alpine"),
@@ -667,10 +774,10 @@ MUTATIONS = [
     ("literal secret", _set_env("catalog", "SERVICE_TOKEN", "x" * 40),
      check_secrets, "SERVICE_TOKEN holds a literal value"),
     ("optional db password", _set_env("catalog", "CATALOG_DATABASE_URL",
-                                      "postgresql+asyncpg://chovuon:${POSTGRES_PASSWORD}@postgres:5432/catalog"),
-     check_secrets, "${POSTGRES_PASSWORD} must be written"),
+                                      "postgresql+asyncpg://catalog:${CATALOG_DB_PASSWORD}@postgres:5432/catalog"),
+     check_secrets, "${CATALOG_DB_PASSWORD} must be written"),
     ("literal db password", _set_env("catalog", "CATALOG_DATABASE_URL",
-                                     "postgresql+asyncpg://chovuon:hunter2@postgres:5432/catalog"),
+                                     "postgresql+asyncpg://catalog:hunter2@postgres:5432/catalog"),
      check_secrets, "database password is written in the compose file"),
     ("no wait for nats", lambda d: d["services"]["orders"]["depends_on"].pop("nats"),
      check_health_and_order, "orders: talks to nats but does not depend_on it"),
@@ -769,3 +876,44 @@ def test_operations_doc_lists_every_setting() -> None:
         shown = everyone if "all" in documented[name] else documented[name] & everyone
         assert shown == apps, (f"docs/operations.md says {name} is read by {sorted(shown)}, "
                                f"it is read by {sorted(apps)}")
+
+
+# --- the Caddyfile, read by Debian's caddy --------------------------------------------------------
+
+
+def _caddy_json(tmp_path: Path, **env: str) -> dict:
+    import shutil
+
+    from tests.support.databases import require
+
+    caddy = shutil.which("caddy")
+    require(caddy is not None, "caddy is not installed (Debian: apt-get install -y caddy)")
+    done = subprocess.run([caddy, "adapt", "--config", str(ROOT / "deploy" / "caddy" / "Caddyfile"),
+                           "--adapter", "caddyfile"], capture_output=True, text=True, timeout=60,
+                          env={"PATH": os.environ["PATH"], "HOME": str(tmp_path), **env})
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize(("domain", "tls", "issuer"), [
+    ("chovuon.example", "grower@example.com", "acme"), ("192.168.1.20", "internal", "internal")])
+def test_the_caddyfile_as_compose_runs_it(tmp_path: Path, domain: str, tls: str, issuer: str) -> None:
+    """With compose's environment (DOMAIN and CADDY_TLS, the rest defaults): the standard ports, the
+    site on DOMAIN, the chosen certificate issuer, HSTS, the proxy to gateway:8000."""
+    config = _caddy_json(tmp_path, DOMAIN=domain, CADDY_TLS=tls)
+    http = config["apps"]["http"]
+    assert http.get("http_port", 80) == 80 and http.get("https_port", 443) == 443
+    (server,) = http["servers"].values()
+    assert server["listen"] == [":443"]
+    assert server.get("automatic_https", {}).get("disable_redirects") is not True  # HTTP → HTTPS
+    route = server["routes"][0]
+    assert route["match"] == [{"host": [domain]}]
+    text = json.dumps(route)
+    assert '"Strict-Transport-Security": ["max-age=31536000; includeSubDomains"]' in text
+    assert '"dial": "gateway:8000"' in text
+    (policy,) = config["apps"]["tls"]["automation"]["policies"]
+    assert policy["subjects"] == [domain]
+    assert [i["module"] for i in policy["issuers"]][0] == issuer
+    if issuer == "acme":
+        assert policy["issuers"][0]["email"] == tls
+    assert config["apps"]["pki"]["certificate_authorities"]["local"]["install_trust"] is False

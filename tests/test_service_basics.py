@@ -139,8 +139,9 @@ async def test_request_id_taken_or_made(name: str, db_urls: dict[str, str]) -> N
 @pytest.mark.parametrize("name", SERVICES)
 async def test_metrics_count_requests_by_route_and_status(name: str, db_urls: dict[str, str]) -> None:
     app = make_app(name, db_urls)
-    # The gateway's port is public: there the scraper shows the service credential.
-    scraper = {"X-Service-Token": app.state.settings.service_token.get_secret_value()}
+    # The gateway's port is public: there the scraper shows the metrics credential.
+    metrics_token = getattr(app.state.settings, "metrics_token", None)
+    scraper = {"Authorization": f"Bearer {metrics_token.get_secret_value()}"} if metrics_token else {}
     async with asgi_client(app) as client:
         await client.get("/healthz")
         await client.get("/no/such/thing/at/all")

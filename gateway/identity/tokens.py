@@ -18,9 +18,13 @@ REFRESH_PREFIX = "cvr_"
 
 
 class Signer:
-    def __init__(self, private_key: Ed25519PrivateKey, access_ttl: int) -> None:
-        self.key = private_key
-        self.kid = key_id(private_key.public_key())
+    """Signs with the first key; the JWKS lists them all, so that tokens signed by a key being
+    retired still verify where the JWKS is used."""
+
+    def __init__(self, private_keys: list[Ed25519PrivateKey], access_ttl: int) -> None:
+        self.keys = private_keys
+        self.key = self.keys[0]
+        self.kid = key_id(self.key.public_key())
         self.access_ttl = access_ttl
 
     def access_token(self, *, sub: str, role: str, kind: str = "user", scopes: list[str] | None = None,
@@ -34,7 +38,7 @@ class Signer:
         return jwt.encode(claims, self.key, algorithm=ALGORITHM, headers={"kid": self.kid})
 
     def jwks(self) -> dict:
-        return {"keys": [jwk(self.key.public_key())]}
+        return {"keys": [jwk(k.public_key()) for k in self.keys]}
 
 
 def digest(secret: str) -> str:

@@ -152,8 +152,8 @@ def _sample(metrics: str, name: str) -> float:
 def test_metrics_split_each_request_into_the_services_part_and_the_gateways(tmp_path, stand_in) -> None:
     _, stub = stand_in
     secret = "scraper-credential-for-this-test-0123456789"
-    with gateway(tmp_path, notify_url=stub, routes=STUB_ROUTES, service_token=secret) as gw:
-        token = {"X-Service-Token": secret}
+    with gateway(tmp_path, notify_url=stub, routes=STUB_ROUTES, metrics_token=secret) as gw:
+        token = {"Authorization": f"Bearer {secret}"}
         scrape = httpx.get(f"{gw}/metrics", headers=token)
         assert scrape.status_code == 200
         names = ("gateway_upstream_seconds_count", "gateway_upstream_seconds_sum",

@@ -12,20 +12,17 @@ from __future__ import annotations
 import contextlib
 import itertools
 import random
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import httpx
 import pytest
-import uvicorn
 
 from tests.apps import make_app
 from tests.catalog.helpers import BANK, PRODUCT, SHOP
 from tests.support.databases import sqlite_urls
-from tests.support.servers import free_port, serve_in_thread
+from tests.support.servers import serve_in_thread
 
 PASSWORD = "Sen-hong-Dong-Thap-7"
 PROBLEM = "application/problem+json"
@@ -117,28 +114,9 @@ def running_market(folder) -> Iterator[Market]:
                             client.close()
 
 
-@contextlib.contextmanager
-def serve_as_in_production(app) -> Iterator[str]:
-    """``app`` under uvicorn in a thread, configured as ``python -m <app> serve`` runs it
-    (common/cli.py): ``proxy_headers=False``, so the client address is the connection's, whatever
-    ``X-Forwarded-For`` says. (tests/support/servers.serve_in_thread keeps uvicorn's default, which
-    trusts that header from 127.0.0.1, where every test client is.)"""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                                           lifespan="on", proxy_headers=False, timeout_graceful_shutdown=2))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the test server did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
+def serve_as_in_production(app) -> contextlib.AbstractContextManager[str]:
+    """``app`` under uvicorn as ``python -m <app> serve`` runs it (``proxy_headers=False``)."""
+    return serve_in_thread(app)
 
 
 @pytest.fixture(scope="package")

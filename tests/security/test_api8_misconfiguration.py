@@ -117,6 +117,10 @@ def test_operators_endpoints_are_not_on_the_public_port(market: Market) -> None:
     assert "http_requests_total" not in resp.text
     wrong = market.gw.get("/metrics", headers={"Authorization": "Bearer not-the-service-token"})
     assert wrong.status_code == 404
-    token = market.apps["gateway"].state.settings.service_token.get_secret_value()
+    settings = market.apps["gateway"].state.settings
+    service = settings.service_token.get_secret_value()  # the credential that may delete accounts
+    for headers in ({"Authorization": f"Bearer {service}"}, {"X-Service-Token": service}):
+        assert market.gw.get("/metrics", headers=headers).status_code == 404
+    token = settings.metrics_token.get_secret_value()
     scraped = market.gw.get("/metrics", headers={"Authorization": f"Bearer {token}"})  # the scraper
     assert scraped.status_code == 200 and "http_requests_total" in scraped.text

@@ -41,10 +41,15 @@ def wait_until_up(url: str, timeout: float = 30.0, proc: subprocess.Popen | None
 
 @contextlib.contextmanager
 def serve_in_thread(app, port: int | None = None) -> Iterator[str]:
-    """Run ``app`` under uvicorn on 127.0.0.1 in a background thread; yields its base URL."""
+    """Run ``app`` under uvicorn on 127.0.0.1 in a background thread; yields its base URL.
+
+    Configured as ``python -m <app> serve`` runs it (common/cli.py): ``proxy_headers=False``, so the
+    client address is the connection's unless the app itself trusts a proxy (the gateway's
+    GATEWAY_TRUSTED_PROXIES); uvicorn's default would believe X-Forwarded-For from 127.0.0.1, where
+    every test client is."""
     port = port or free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False,
-                            lifespan="on", timeout_graceful_shutdown=2)
+                            lifespan="on", proxy_headers=False, timeout_graceful_shutdown=2)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     thread = threading.Thread(target=server.run, daemon=True)
