@@ -12,7 +12,7 @@ with wrk, the same threads and connections for each, a short warm-up first. Prin
 p99 for each, the ratios gateway/nginx and gateway/direct, the p99 the gateway adds, and the CPU time
 each process spent per request. ``--upstream static`` puts nginx serving a snapshot of the catalog's
 page in the catalog's place, to see the proxies' own cost.
-Targets (issue "bench/gateway"): gateway ≥ 0.8 × nginx's req/s; p99 added ≤ 3 ms at 32 connections.
+Targets: gateway ≥ 0.8 × nginx's req/s; p99 added ≤ 3 ms at 32 connections.
 
     make bench-gateway
     .venv/bin/python bench/gateway.py --connections 32 --threads 2 --duration 10 --rounds 3

@@ -1,6 +1,6 @@
 """Placing orders (the saga) and moving them through their states. Endpoints call these.
 
-The saga, per order (DESIGN.md, "Placing an order"):
+The saga, per order (docs/architecture.md, "Placing an order"):
 1. The idempotency key is claimed (see idempotency.py).
 2. The catalog reserves every line in one transaction and returns the authoritative prices.
 3. One transaction here stores the order, its lines (name and price snapshots), its history, an
