@@ -229,8 +229,8 @@ async def start(app: FastAPI) -> None:
     app.state.webhook_prune = Worker("webhook prune", partial(prune, app.state.db), interval=PRUNE_EVERY)
     first_delay = settings.webhooks_retry_schedule[0]
 
-    async def queue_deliveries(session, envelope) -> set[str]:
-        return await service.queue_deliveries(session, envelope, first_delay)
+    async def queue_deliveries(session, event) -> set[str]:
+        return await service.queue_deliveries(session, event, first_delay)
 
     app.state.effects.append(queue_deliveries)
     app.state.db.after_commit(sender.wake, if_added=WebhookDelivery)
