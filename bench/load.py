@@ -56,7 +56,9 @@ REPO = Path(__file__).resolve().parent.parent
 # bench/gateway.py would shadow the `gateway` package: put the repository, not bench/, first.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+
+from bench.harness import VENV_PYTHON, Processes, ensure_venv, free_port, machine  # noqa: E402
+
 PERFORMANCE_MD = REPO / "docs" / "performance.md"
 LATENCY_PLOT = REPO / "docs" / "load-latency.png"
 MEMORY_PLOT = REPO / "docs" / "load-memory.png"
@@ -103,19 +105,6 @@ class BenchError(RuntimeError):
 
 
 # ── processes, databases, the event bus ──────────────────────────────────────────────────────────
-
-
-def ensure_venv() -> None:
-    """Run under the project's venv (the apps, psutil and matplotlib need its packages)."""
-    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    try:
-        import httpx  # noqa: F401
-        import psutil  # noqa: F401
-
-        import services.catalog  # noqa: F401
-    except ImportError as exc:
-        sys.exit(f"bench/load.py: {exc}; run `make install` first (then `make bench-load`).")
 
 
 def pg_dsn(admin_dsn: str, name: str) -> str:
@@ -816,7 +805,6 @@ async def measure(args: argparse.Namespace, procs, tmp: Path, python: str, info:
                   cleanup: dict) -> Run:
     import httpx
 
-    from bench.harness import free_port
 
     tag = uuid.uuid4().hex[:8]
     namespace = f"load{tag}"
@@ -1079,9 +1067,7 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_venv()
-    from bench.gateway import machine
-    from bench.harness import Processes, git_describe
+    ensure_venv(__file__, "httpx", "psutil", "services.catalog", target="bench-load")
 
     python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 
@@ -1091,8 +1077,6 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     info = machine()
-    info["source"] = git_describe()
-    info["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
     procs = Processes()
     cleanup: dict = {}
