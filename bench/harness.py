@@ -12,6 +12,7 @@ import contextlib
 import importlib
 import os
 import platform
+import re
 import resource
 import signal
 import socket
@@ -23,6 +24,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+PERFORMANCE_MD = REPO / "docs" / "performance.md"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -196,3 +198,19 @@ def git_describe() -> str:
     except OSError:
         return "?"
     return f"{head or '?'}{' + uncommitted changes' if dirty else ''}"
+
+
+def write_section(heading: str, text: str, *, keep_subsections: bool = False,
+                  path: Path = PERFORMANCE_MD) -> None:
+    """Replace one section of docs/performance.md (``heading``, with or without a ``(bench/….py)`` after
+    it) by ``text``, or add it at the end, leaving the other sections alone. ``keep_subsections``: only
+    the part before the section's first ``### `` heading is replaced (subsections written by hand stay)."""
+    current = path.read_text() if path.exists() else "# Performance\n"
+    end = "^## |^### " if keep_subsections else "^## "
+    pattern = re.compile(rf"^{re.escape(heading)}( \(bench/[\w.]+\))?\n.*?(?={end}|\Z)", re.S | re.M)
+    block = text.rstrip() + "\n\n"
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: block, current, count=1)
+    else:
+        updated = current.rstrip() + "\n\n" + block
+    path.write_text(updated.rstrip() + "\n")

@@ -38,7 +38,6 @@ import io
 import json
 import os
 import random
-import re
 import resource
 import shlex
 import shutil
@@ -57,9 +56,8 @@ REPO = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
 
-from bench.harness import VENV_PYTHON, Processes, ensure_venv, free_port, machine  # noqa: E402
+from bench.harness import PERFORMANCE_MD, VENV_PYTHON, Processes, ensure_venv, free_port, machine, write_section  # noqa: E402
 
-PERFORMANCE_MD = REPO / "docs" / "performance.md"
 LATENCY_PLOT = REPO / "docs" / "load-latency.png"
 MEMORY_PLOT = REPO / "docs" / "load-memory.png"
 APPS = ("notify", "catalog", "orders", "gateway")
@@ -742,20 +740,6 @@ def plot(load: Load, samples: list[MemorySample], duration: float, title: str) -
     plt.close(fig)
 
 
-def write_section(heading: str, text: str) -> None:
-    """Replace the generated part of one section of docs/performance.md (or add the section at the end),
-    leaving the other sections alone. The generated part ends at the section's first ``### `` heading:
-    subsections written by hand after it are kept."""
-    current = PERFORMANCE_MD.read_text() if PERFORMANCE_MD.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(heading)}( \(bench/load\.py\))?\n.*?(?=^## |^### |\Z)", re.S | re.M)
-    block = text.rstrip() + "\n\n"
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: block, current, count=1)
-    else:
-        updated = current.rstrip() + "\n\n" + block
-    PERFORMANCE_MD.write_text(updated.rstrip() + "\n")
-
-
 # ── main ─────────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -1011,7 +995,7 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
             f"Source: commit {info['source']}  ",
             f"Command: `{command}`", "",
         ]
-        write_section("## Load", "\n".join([
+        write_section("## Load", keep_subsections=True, text="\n".join([
             "## Load (bench/load.py)", "", *caveat, *header,
             "The four apps run as separate processes (one uvicorn worker each) in the production shape on one "
             "machine: each on its own fresh PostgreSQL database, events on NATS JetStream, mail logged "
@@ -1043,7 +1027,7 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
             cpu_lines, "",
             "![latency and throughput over time](load-latency.png)",
         ]))
-        write_section("## Memory", "\n".join([
+        write_section("## Memory", keep_subsections=True, text="\n".join([
             "## Memory (bench/load.py)", "", *caveat,
             "The same run as Load above. Resident memory of each app's process, read with psutil every second "
             "(RSS; USS = the pages that process alone maps; PSS = USS plus its share of the pages it shares), "

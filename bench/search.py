@@ -25,7 +25,6 @@ import datetime as dt
 import json
 import os
 import random
-import re
 import shlex
 import shutil
 import signal
@@ -45,10 +44,9 @@ REPO = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
 
-from bench.harness import VENV_PYTHON, ensure_venv, load_average, machine  # noqa: E402
+from bench.harness import PERFORMANCE_MD, VENV_PYTHON, ensure_venv, load_average, machine, write_section  # noqa: E402
 
 DOCS = REPO / "docs"
-PERFORMANCE_MD = DOCS / "performance.md"
 PLOT = DOCS / "search-latency.png"
 SECTION = "## Search (bench/search.py)"
 TARGET_P50_MS, TARGET_P99_MS, TARGET_SIZE = 15.0, 50.0, 100_000
@@ -535,18 +533,6 @@ def plot(results: list[Measured], path: Path) -> None:
     plt.close(fig)
 
 
-def write_section(text: str) -> None:
-    """Replace this bench's section of docs/performance.md, leaving every other section alone."""
-    current = PERFORMANCE_MD.read_text() if PERFORMANCE_MD.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = text.rstrip() + "\n\n"
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: block, current, count=1)
-    else:
-        updated = current.rstrip() + "\n\n" + block
-    PERFORMANCE_MD.write_text(updated.rstrip() + "\n")
-
-
 # ── main ─────────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -669,7 +655,7 @@ def main(argv: list[str] | None = None) -> int:
         } for r in results], indent=2, ensure_ascii=False) + "\n")
     if not args.no_write:
         plot(results, PLOT)
-        write_section("\n".join([
+        write_section(SECTION, "\n".join([
             SECTION, "",
             f"Date: {started_at.isoformat(timespec='seconds')}  ",
             f"Machine: {described}; load average before the run {load_before}, after {load_average()}  ",
