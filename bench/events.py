@@ -33,7 +33,6 @@ import datetime as dt
 import json
 import math
 import os
-import platform
 import shlex
 import shutil
 import signal
@@ -54,16 +53,17 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
     sys.path[0] = str(REPO)
 
 from bench.harness import (  # noqa: E402
+    VENV_PYTHON,
     BenchError,
     Processes,
     cpu_seconds,
+    ensure_venv,
     free_port,
-    git_describe,
+    load_average,
+    machine,
     machine_busy_seconds,
     own_cpu_seconds,
 )
-
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 
 TARGET_P95_MS = 500.0
 APPS = ("notify", "catalog", "orders", "gateway")
@@ -90,25 +90,6 @@ PRODUCT = {
 }
 CONTACT_PHONE = "0987 654 321"
 ADDRESS = {"province_code": "92", "ward_code": "31135", "street": "9 Mậu Thân"}
-
-
-# ── machine ──────────────────────────────────────────────────────────────────────────────────────
-
-
-def machine() -> dict[str, str]:
-    model, mem = "?", "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    return {"cpus": str(os.cpu_count()), "cpu_model": model, "memory": mem,
-            "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
 
 
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
@@ -679,19 +660,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def ensure_venv() -> None:
-    """Run under the project's venv (the apps need its packages)."""
-    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    try:
-        import httpx  # noqa: F401
-
-        import services.notify  # noqa: F401
-    except ImportError:
-        sys.exit("bench/events.py: the project's packages are not importable; run `make install` first "
-                 "(then `make bench-events`).")
-
-
 def wait_quiet(args: argparse.Namespace, procs: Processes, label: str) -> float:
     """Wait (up to ``--wait-quiet`` seconds) until other processes keep at most ``--max-other-cores``
     busy over a 2 s sample, while the bench sends nothing. Returns the last sample, in cores."""
@@ -757,7 +725,7 @@ def measure_transport(args: argparse.Namespace, python: str, tmp: Path, transpor
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_venv()
+    ensure_venv(__file__, "httpx", "services.notify", target="bench-events")
     python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
     transports = ("http", "nats") if args.transport == "both" else (args.transport,)
     if "nats" in transports and (why := nats_reachable(args.nats_url)):
@@ -774,8 +742,6 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, REPO),
                                                  os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     info = machine()
-    info["source"] = git_describe()
-    info["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     date = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     print(f"Chợ Vườn events bench — {date}")
     print(f"  machine : {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}, "
@@ -802,7 +768,7 @@ def main(argv: list[str] | None = None) -> int:
             results += measure_transport(args, python, tmp, transport)
         print_table(results)
         verdicts(results, args.max_other_cores)
-        info["load_after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        info["load_after"] = load_average()
         print(f"(load average after the run {info['load_after']})")
         if args.json:
             Path(args.json).write_text(json.dumps({

@@ -12,7 +12,7 @@ with wrk, the same threads and connections for each, a short warm-up first. Prin
 p99 for each, the ratios gateway/nginx and gateway/direct, the p99 the gateway adds, and the CPU time
 each process spent per request. ``--upstream static`` puts nginx serving a snapshot of the catalog's
 page in the catalog's place, to see the proxies' own cost.
-Targets (issue "bench/gateway"): gateway ≥ 0.8 × nginx's req/s; p99 added ≤ 3 ms at 32 connections.
+Targets: gateway ≥ 0.8 × nginx's req/s; p99 added ≤ 3 ms at 32 connections.
 
     make bench-gateway
     .venv/bin/python bench/gateway.py --connections 32 --threads 2 --duration 10 --rounds 3
@@ -31,7 +31,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import re
 import resource
 import shlex
@@ -53,9 +52,18 @@ REPO = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
 
-from bench.harness import BenchError, Child, Processes, cpu_seconds, free_port, git_describe, machine_busy_seconds  # noqa: E402
+from bench.harness import (  # noqa: E402
+    VENV_PYTHON,
+    BenchError,
+    Child,
+    Processes,
+    cpu_seconds,
+    ensure_venv,
+    free_port,
+    machine,
+    machine_busy_seconds,
+)
 
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.template"
 STATIC_TEMPLATE = Path(__file__).resolve().parent / "nginx-static.conf.template"
 LIST_PATH = "/api/v1/products?limit=20"
@@ -67,7 +75,7 @@ bench/gateway.py needs {missing} on the PATH.
 """
 
 
-# ── tools and machine ────────────────────────────────────────────────────────────────────────────
+# ── tools ────────────────────────────────────────────────────────────────────────────────────────
 
 
 def find_tool(name: str) -> str | None:
@@ -82,32 +90,6 @@ def tool_version(argv: list[str]) -> str:
         return "?"
     text = (out.stdout + out.stderr).strip().splitlines()
     return text[0].strip() if text else "?"
-
-
-def machine() -> dict[str, str]:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        model = platform.processor() or "?"
-    mem = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    return {
-        "cpus": str(os.cpu_count()),
-        "cpu_model": model,
-        "memory": mem,
-        "kernel": f"{platform.system()} {platform.release()}",
-        "python": platform.python_version(),
-    }
 
 
 # ── the catalog's data ───────────────────────────────────────────────────────────────────────────
@@ -365,17 +347,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def ensure_venv() -> None:
-    """Run under the project's venv (the apps and the seed need its packages)."""
-    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    try:
-        import services.catalog  # noqa: F401
-    except ImportError:
-        sys.exit("bench/gateway.py: the project's packages are not importable; run `make install` first "
-                 "(then `make bench-gateway`).")
-
-
 def start_catalog(procs: Processes, python: str, tmp: Path, port: int, env: dict[str, str]) -> Child:
     return procs.start("catalog", [python, "-m", "services.catalog", "serve", "--port", str(port)],
                        {**env, "CATALOG_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/catalog.db",
@@ -559,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         sys.stderr.write(INSTALL_HINT.format(missing=" and ".join(missing)))
         return 2
-    ensure_venv()
+    ensure_venv(__file__, "services.catalog", target="bench-gateway")
     python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 
     # A SIGTERM (e.g. from CI's timeout) unwinds like Ctrl-C, so the children are stopped.
@@ -573,8 +544,6 @@ def main(argv: list[str] | None = None) -> int:
     info = machine()
     info["wrk"] = tool_version([wrk, "-v"]).split(" Copyright")[0]
     info["nginx"] = tool_version([nginx, "-v"])
-    info["source"] = git_describe()
-    info["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     tmp = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
     # nginx's worker runs as an unprivileged user when started by root; let it reach its files.
     tmp.chmod(0o755)

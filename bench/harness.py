@@ -1,5 +1,6 @@
-"""What every benchmark here needs: child processes started in a temporary directory and stopped in
-order (also on Ctrl-C), free ports, CPU readings from /proc, and the source being measured.
+"""What every benchmark here needs: the project's venv, a description of the machine and of the source
+being measured, child processes started in a temporary directory and stopped in order (also on
+Ctrl-C), free ports and CPU readings from /proc.
 
 Imported by the scripts in bench/ (each puts the repository first on ``sys.path``, so this is
 ``bench.harness``); not part of the apps.
@@ -8,21 +9,66 @@ Imported by the scripts in bench/ (each puts the repository first on ``sys.path`
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
+import platform
+import re
 import resource
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+PERFORMANCE_MD = REPO / "docs" / "performance.md"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 class BenchError(RuntimeError):
     pass
+
+
+def ensure_venv(script: str, *needs: str, target: str) -> None:
+    """Run ``script`` (the bench's ``__file__``) under the project's venv, where the apps' packages are;
+    exit with what to do when a module it ``needs`` does not import there."""
+    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
+        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(script).resolve()), *sys.argv[1:]])
+    for module in needs:
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            sys.exit(f"bench/{Path(script).name}: {exc}; run `make install` first (then `make {target}`).")
+
+
+# ── the machine and the source ───────────────────────────────────────────────────────────────────
+
+
+def _proc_line(path: str, prefix: str) -> str | None:
+    with contextlib.suppress(OSError):
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(prefix):
+                return line
+    return None
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def machine() -> dict[str, str]:
+    """What a run's figures depend on: CPUs, their model, memory, kernel, Python, the commit measured
+    and the load average before the run (other work on the machine skews the figures)."""
+    model = _proc_line("/proc/cpuinfo", "model name")
+    mem = _proc_line("/proc/meminfo", "MemTotal:")
+    return {"cpus": str(os.cpu_count()),
+            "cpu_model": model.split(":", 1)[1].strip() if model else platform.processor() or "?",
+            "memory": f"{int(mem.split()[1]) / 1024 / 1024:.1f} GiB" if mem else "?",
+            "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "source": git_describe(), "load_before": load_average()}
 
 
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
@@ -142,8 +188,6 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
-# ── what is measured ─────────────────────────────────────────────────────────────────────────────
-
 
 def git_describe() -> str:
     try:
@@ -154,3 +198,19 @@ def git_describe() -> str:
     except OSError:
         return "?"
     return f"{head or '?'}{' + uncommitted changes' if dirty else ''}"
+
+
+def write_section(heading: str, text: str, *, keep_subsections: bool = False,
+                  path: Path = PERFORMANCE_MD) -> None:
+    """Replace one section of docs/performance.md (``heading``, with or without a ``(bench/….py)`` after
+    it) by ``text``, or add it at the end, leaving the other sections alone. ``keep_subsections``: only
+    the part before the section's first ``### `` heading is replaced (subsections written by hand stay)."""
+    current = path.read_text() if path.exists() else "# Performance\n"
+    end = "^## |^### " if keep_subsections else "^## "
+    pattern = re.compile(rf"^{re.escape(heading)}( \(bench/[\w.]+\))?\n.*?(?={end}|\Z)", re.S | re.M)
+    block = text.rstrip() + "\n\n"
+    if pattern.search(current):
+        updated = pattern.sub(lambda _: block, current, count=1)
+    else:
+        updated = current.rstrip() + "\n\n" + block
+    path.write_text(updated.rstrip() + "\n")

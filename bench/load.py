@@ -38,7 +38,6 @@ import io
 import json
 import os
 import random
-import re
 import resource
 import shlex
 import shutil
@@ -56,8 +55,9 @@ REPO = Path(__file__).resolve().parent.parent
 # bench/gateway.py would shadow the `gateway` package: put the repository, not bench/, first.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
-PERFORMANCE_MD = REPO / "docs" / "performance.md"
+
+from bench.harness import PERFORMANCE_MD, VENV_PYTHON, Processes, ensure_venv, free_port, machine, write_section  # noqa: E402
+
 LATENCY_PLOT = REPO / "docs" / "load-latency.png"
 MEMORY_PLOT = REPO / "docs" / "load-memory.png"
 APPS = ("notify", "catalog", "orders", "gateway")
@@ -103,19 +103,6 @@ class BenchError(RuntimeError):
 
 
 # ── processes, databases, the event bus ──────────────────────────────────────────────────────────
-
-
-def ensure_venv() -> None:
-    """Run under the project's venv (the apps, psutil and matplotlib need its packages)."""
-    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    try:
-        import httpx  # noqa: F401
-        import psutil  # noqa: F401
-
-        import services.catalog  # noqa: F401
-    except ImportError as exc:
-        sys.exit(f"bench/load.py: {exc}; run `make install` first (then `make bench-load`).")
 
 
 def pg_dsn(admin_dsn: str, name: str) -> str:
@@ -753,20 +740,6 @@ def plot(load: Load, samples: list[MemorySample], duration: float, title: str) -
     plt.close(fig)
 
 
-def write_section(heading: str, text: str) -> None:
-    """Replace the generated part of one section of docs/performance.md (or add the section at the end),
-    leaving the other sections alone. The generated part ends at the section's first ``### `` heading:
-    subsections written by hand after it are kept."""
-    current = PERFORMANCE_MD.read_text() if PERFORMANCE_MD.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(heading)}( \(bench/load\.py\))?\n.*?(?=^## |^### |\Z)", re.S | re.M)
-    block = text.rstrip() + "\n\n"
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: block, current, count=1)
-    else:
-        updated = current.rstrip() + "\n\n" + block
-    PERFORMANCE_MD.write_text(updated.rstrip() + "\n")
-
-
 # ── main ─────────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -816,7 +789,6 @@ async def measure(args: argparse.Namespace, procs, tmp: Path, python: str, info:
                   cleanup: dict) -> Run:
     import httpx
 
-    from bench.harness import free_port
 
     tag = uuid.uuid4().hex[:8]
     namespace = f"load{tag}"
@@ -1023,7 +995,7 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
             f"Source: commit {info['source']}  ",
             f"Command: `{command}`", "",
         ]
-        write_section("## Load", "\n".join([
+        write_section("## Load", keep_subsections=True, text="\n".join([
             "## Load (bench/load.py)", "", *caveat, *header,
             "The four apps run as separate processes (one uvicorn worker each) in the production shape on one "
             "machine: each on its own fresh PostgreSQL database, events on NATS JetStream, mail logged "
@@ -1055,7 +1027,7 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
             cpu_lines, "",
             "![latency and throughput over time](load-latency.png)",
         ]))
-        write_section("## Memory", "\n".join([
+        write_section("## Memory", keep_subsections=True, text="\n".join([
             "## Memory (bench/load.py)", "", *caveat,
             "The same run as Load above. Resident memory of each app's process, read with psutil every second "
             "(RSS; USS = the pages that process alone maps; PSS = USS plus its share of the pages it shares), "
@@ -1079,9 +1051,7 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_venv()
-    from bench.gateway import machine
-    from bench.harness import Processes, git_describe
+    ensure_venv(__file__, "httpx", "psutil", "services.catalog", target="bench-load")
 
     python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 
@@ -1091,8 +1061,6 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     info = machine()
-    info["source"] = git_describe()
-    info["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
     procs = Processes()
     cleanup: dict = {}

@@ -41,7 +41,6 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import random
 import shlex
 import shutil
@@ -64,17 +63,18 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
     sys.path[0] = str(REPO)
 
 from bench.harness import (  # noqa: E402
+    VENV_PYTHON,
     BenchError,
     Child,
     Processes,
     cpu_seconds,
+    ensure_venv,
     free_ports,
-    git_describe,
+    machine,
     machine_busy_seconds,
     own_cpu_seconds,
 )
 
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 APPS = ("notify", "catalog", "orders", "gateway")
 MODULES = {"gateway": "gateway", "catalog": "services.catalog", "orders": "services.orders",
            "notify": "services.notify"}
@@ -96,30 +96,6 @@ ADDRESSES = [
 ]
 BUYER_NAMES = ["Chị Hoa", "Anh Tuấn", "Cô Lan", "Chú Bảy", "Em Vy", "Bác Năm"]
 MOBILE_PREFIXES = ("090", "091", "093", "094", "096", "097", "098", "086", "088", "032", "070")
-
-
-# ── machine ──────────────────────────────────────────────────────────────────────────────────────
-
-
-def machine() -> dict[str, str]:
-    model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        model = platform.processor() or "?"
-    mem = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    return {"cpus": str(os.cpu_count()), "cpu_model": model, "memory": mem,
-            "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version()}
 
 
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
@@ -850,18 +826,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def ensure_venv() -> None:
-    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    try:
-        import services.orders  # noqa: F401
-    except ImportError:
-        sys.exit("bench/orders.py: the project's packages are not importable; run `make install` first.")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_venv()
+    ensure_venv(__file__, "services.orders", target="bench-orders")
     python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 
     def on_term(signum, frame):  # a SIGTERM (a CI timeout) unwinds like Ctrl-C
@@ -872,8 +839,6 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, REPO),
                                                  os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
     info = machine()
-    info["source"] = git_describe()
-    info["load_before"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
     print(f"Chợ Vườn orders bench — {started}")
     print(f"  machine : {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}, "

@@ -45,7 +45,6 @@ import io
 import json
 import math
 import os
-import platform
 import random
 import shlex
 import shutil
@@ -64,9 +63,8 @@ REPO = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
 
-from bench.harness import BenchError, Processes, free_ports, git_describe  # noqa: E402
+from bench.harness import VENV_PYTHON, BenchError, Processes, ensure_venv, free_ports, machine  # noqa: E402
 
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -101,22 +99,6 @@ class Network:
 SLOW_4G = Network("slow 4G", latency_ms=150 * 3.75, down_bytes_s=1.6e6 / 8 * 0.9, up_bytes_s=750e3 / 8 * 0.9)
 UNTHROTTLED = Network("unthrottled")
 CONDITIONS = (UNTHROTTLED, SLOW_4G)
-
-
-# ── machine ──────────────────────────────────────────────────────────────────────────────────────
-
-
-def machine() -> dict[str, str]:
-    model = platform.processor() or "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpus": str(os.cpu_count()), "cpu_model": model, "kernel": f"{platform.system()} {platform.release()}",
-            "python": platform.python_version(), "load_before": " ".join(f"{x:.2f}" for x in os.getloadavg())}
 
 
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
@@ -454,19 +436,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def ensure_venv() -> None:
-    """Run under the project's venv (the apps, Pillow and Playwright come from it)."""
-    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    try:
-        import playwright  # noqa: F401
-
-        import gateway  # noqa: F401
-    except ImportError:
-        sys.exit("bench/page_load.py: the project's packages are not importable; run `make install` first "
-                 "(then `make bench-page`).")
-
-
 async def run(args: argparse.Namespace, procs: Processes, tmp: Path, python: str, command: str) -> dict:
     started = time.monotonic()
     urls = await start_stack(procs, python, tmp)
@@ -478,7 +447,7 @@ async def run(args: argparse.Namespace, procs: Processes, tmp: Path, python: str
     print(f"  machine : {info['cpus']} CPUs, {info['cpu_model']}, {info['kernel']}, load average before the run "
           f"{info['load_before']}")
     print(f"  software: Python {info['python']}, {chromium_version()} headless (Playwright)")
-    print(f"  source  : commit {git_describe()}")
+    print(f"  source  : commit {info['source']}")
     print(f"  command : {command}")
     print(f"  page    : GET {path}: a shop of {shop.products} active varieties, each with a photo "
           f"({shop.photo_bytes / shop.photos / 1024:.0f} KiB JPEG 1200×900 uploaded, stored as the catalog's "
@@ -493,7 +462,7 @@ async def run(args: argparse.Namespace, procs: Processes, tmp: Path, python: str
     procs.check_alive()
     figures = report(args, loads)
     return {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "command": command,
-            "machine": info, "chromium": chromium_version(), "source": git_describe(), "path": path,
+            "machine": info, "chromium": chromium_version(), "source": info["source"], "path": path,
             "products": shop.products, "runs": args.runs, "cpu_slowdown": args.cpu_slowdown,
             "networks": {n.name: asdict(n) for n in CONDITIONS}, "loads": [asdict(x) for x in loads], **figures}
 
@@ -504,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"bench/page_load.py needs Chromium at {CHROMIUM}.\n"
                          "  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y chromium\n")
         return 2
-    ensure_venv()
+    ensure_venv(__file__, "playwright", "gateway", target="bench-page")
     python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 
     # A SIGTERM (e.g. from CI's timeout) unwinds like Ctrl-C, so the children are stopped.

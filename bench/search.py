@@ -24,9 +24,7 @@ import asyncio
 import datetime as dt
 import json
 import os
-import platform
 import random
-import re
 import shlex
 import shutil
 import signal
@@ -42,9 +40,13 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 REPO = Path(__file__).resolve().parent.parent
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
+# bench/gateway.py would shadow the `gateway` package: put the repository, not bench/, first.
+if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path[0] = str(REPO)
+
+from bench.harness import PERFORMANCE_MD, VENV_PYTHON, ensure_venv, load_average, machine, write_section  # noqa: E402
+
 DOCS = REPO / "docs"
-PERFORMANCE_MD = DOCS / "performance.md"
 PLOT = DOCS / "search-latency.png"
 SECTION = "## Search (bench/search.py)"
 TARGET_P50_MS, TARGET_P99_MS, TARGET_SIZE = 15.0, 50.0, 100_000
@@ -446,22 +448,11 @@ def measure(server: Server, backend: str, size: int, rounds: int, seed: int) -> 
 # ── report ───────────────────────────────────────────────────────────────────────────────────────
 
 
-def machine() -> str:
-    model = "?"
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    mem = "?"
-    try:
-        kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal:"))
-        mem = f"{kb / 1024 / 1024:.1f} GiB"
-    except (OSError, StopIteration):
-        pass
-    return (f"{os.cpu_count()} CPUs, {model}, {mem}, {platform.system()} {platform.release()}, "
-            f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}")
+def versions() -> tuple[str, str]:
+    """The machine (with SQLite's version) in one line, and the load average before the run."""
+    m = machine()
+    return (f"{m['cpus']} CPUs, {m['cpu_model']}, {m['memory']}, {m['kernel']}, Python {m['python']}, "
+            f"SQLite {sqlite3.sqlite_version}"), m["load_before"]
 
 
 def pg_version(dsn: str) -> str:
@@ -542,18 +533,6 @@ def plot(results: list[Measured], path: Path) -> None:
     plt.close(fig)
 
 
-def write_section(text: str) -> None:
-    """Replace this bench's section of docs/performance.md, leaving every other section alone."""
-    current = PERFORMANCE_MD.read_text() if PERFORMANCE_MD.exists() else "# Performance\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    block = text.rstrip() + "\n\n"
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: block, current, count=1)
-    else:
-        updated = current.rstrip() + "\n\n" + block
-    PERFORMANCE_MD.write_text(updated.rstrip() + "\n")
-
-
 # ── main ─────────────────────────────────────────────────────────────────────────────────────────
 
 
@@ -574,12 +553,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.sizes != sorted(args.sizes) or args.sizes[0] < 1:
         p.error("--sizes must be positive and ascending (each size adds to the one before)")
     return args
-
-
-def ensure_venv() -> None:
-    if VENV_PYTHON.exists() and Path(sys.prefix).resolve() != (REPO / ".venv").resolve():
-        os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *sys.argv[1:]])
-    sys.path.insert(0, str(REPO))
 
 
 def batches(total: int, size: int) -> Iterator[tuple[int, int]]:
@@ -629,7 +602,7 @@ def run_backend(kind: str, args: argparse.Namespace, tmp: Path, python: str, env
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_venv()
+    ensure_venv(__file__, target="bench-search")
     python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 
     def on_term(signum, frame):
@@ -644,12 +617,11 @@ def main(argv: list[str] | None = None) -> int:
                PYTHONPATH=str(REPO), CATALOG_RESERVATION_SWEEP_INTERVAL="0")
     results: list[Measured] = []
     try:
-        versions = machine()
-        load_before = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        described, load_before = versions()
         if "postgresql" in args.backends:
-            versions += ", " + pg_version(args.pg_admin_dsn)
+            described += ", " + pg_version(args.pg_admin_dsn)
         print(f"Chợ Vườn search bench — {started_at.isoformat(timespec='seconds')}")
-        print(f"  machine : {versions}")
+        print(f"  machine : {described}")
         print(f"  command : {command}")
         print(f"  load    : load average before the run {load_before} (other work on the machine skews the figures)")
         print(f"  client  : one httpx client, one request at a time, keep-alive; {len(QUERIES) + len(SECOND_PAGES)} "
@@ -683,11 +655,10 @@ def main(argv: list[str] | None = None) -> int:
         } for r in results], indent=2, ensure_ascii=False) + "\n")
     if not args.no_write:
         plot(results, PLOT)
-        write_section("\n".join([
+        write_section(SECTION, "\n".join([
             SECTION, "",
             f"Date: {started_at.isoformat(timespec='seconds')}  ",
-            f"Machine: {versions}; load average before the run {load_before}, after "
-            f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}  ",
+            f"Machine: {described}; load average before the run {load_before}, after {load_average()}  ",
             f"Command: `{command}`", "",
             "Each backend's catalog database is made by the migrations and filled with SQL (not the API) with "
             f"varieties whose Vietnamese names combine genera, colours, origins, descriptors and cultivars, over "

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
-EventType = Literal["order.placed", "order.confirmed", "order.shipped", "order.delivered", "order.cancelled",
-                    "order.paid", "stock.low"]
+OrderEventType = Literal["order.placed", "order.confirmed", "order.shipped", "order.delivered", "order.cancelled",
+                         "order.paid"]
+EventType = Literal[OrderEventType, "stock.low"]
 
 
 class Envelope(BaseModel):
@@ -65,8 +66,24 @@ class OrderChanged(BaseModel):
     note: str = ""
 
 
-CONTRACTS: dict[str, type[BaseModel]] = {
-    "stock.low": StockLow,
-    **{f"order.{name}": OrderChanged for name in ("placed", "confirmed", "shipped", "delivered", "cancelled",
-                                                  "paid")},
-}
+class OrderEvent(Envelope):
+    """An envelope whose data was checked against :class:`OrderChanged`."""
+
+    type: OrderEventType
+    data: OrderChanged
+
+
+class StockLowEvent(Envelope):
+    """An envelope whose data was checked against :class:`StockLow`."""
+
+    type: Literal["stock.low"]
+    data: StockLow
+
+
+Event = OrderEvent | StockLowEvent
+_EVENT: TypeAdapter[Event] = TypeAdapter(Annotated[Event, Field(discriminator="type")])
+
+
+def checked(envelope: Envelope) -> Event:
+    """The envelope with its data held to its type's contract (a ``ValidationError`` when it is not)."""
+    return _EVENT.validate_python(envelope.model_dump())

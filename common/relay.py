@@ -12,71 +12,36 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
-import random
 
 from sqlalchemy import select, update
 
 from common.bus import Publisher, PublishError
 from common.db import Database
 from common.events import Envelope
+from common.outbox import utcnow
+from common.worker import Worker, backoff
 
 log = logging.getLogger("relay")
 
 LINGER = 0.02  # seconds: what an event may wait for others to join its round
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
+class OutboxRelay(Worker):
+    """A worker whose round publishes one batch. Woken by a commit, it lingers, so that the commits
+    of the next moment join the round (a round costs two transactions however many rows it carries)."""
 
-
-def backoff(attempts: int, base: float = 1.0, cap: float = 300.0) -> float:
-    """Seconds before the next try: 1, 2, 4, … up to ``cap``, each with ±25 % jitter."""
-    delay = min(cap, base * 2 ** max(0, attempts - 1))
-    return delay * random.uniform(0.75, 1.25)
-
-
-class OutboxRelay:
     def __init__(self, db: Database, model, publisher: Publisher, *, poll_interval: float = 2.0,
                  batch: int = 100, max_attempts: int = 12, linger: float = LINGER) -> None:
+        super().__init__("outbox-relay", self.run_once, interval=poll_interval, linger=linger)
         self.db, self.model, self.publisher = db, model, publisher
-        self.poll_interval, self.batch, self.max_attempts = poll_interval, batch, max_attempts
-        self.linger = linger
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
+        self.batch, self.max_attempts = batch, max_attempts
         db.after_commit(self.wake, if_added=model)
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         await self.publisher.aclose()
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()  # before the round: a commit during it wakes the next one at once
-            try:
-                more = await self.run_once()
-            except Exception:  # a database hiccup must not end the relay
-                log.exception("relay round failed; will retry")
-                more = False
-            if more:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
-                # Woken by a commit: let the commits of the next moment join this round (a round costs
-                # two transactions however many rows it carries).
-                await asyncio.sleep(self.linger)
 
     async def run_once(self) -> bool:
         """Publish one batch. True when a full batch went out (there may be more)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -10,10 +11,12 @@ from common.bus import make_publisher
 from common.crypto import FieldCipher
 from common.relay import OutboxRelay
 from common.service import create_service_app
+from common.worker import Worker
 from services.orders import reconciler
 from services.orders.accounts import router as accounts_router
 from services.orders.catalog_client import CatalogClient
 from services.orders.desk.endpoints import router as desk_router
+from services.orders.orders import idempotency
 from services.orders.orders.endpoints import router as orders_router
 from services.orders.outbox import OutboxEvent
 from services.orders.payments.endpoints import router as payments_router
@@ -29,6 +32,9 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         app.state.catalog = CatalogClient(settings.catalog_url, settings.service_token.get_secret_value(),
                                           settings.catalog_timeout)
         await reconciler.start(app)
+        app.state.idempotency_purge = Worker("idempotency purge", partial(idempotency.purge, app.state.db),
+                                             interval=idempotency.PURGE_EVERY)
+        await app.state.idempotency_purge.start()
         publisher = make_publisher(settings.event_bus_url, settings.notify_url,
                                    settings.service_token.get_secret_value(), "orders", settings.event_namespace)
         app.state.relay = OutboxRelay(app.state.db, OutboxEvent, publisher, poll_interval=settings.relay_poll_interval)
@@ -37,6 +43,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
 
     async def stop(app: FastAPI) -> None:
         await app.state.relay.stop()
+        await app.state.idempotency_purge.stop()
         await reconciler.stop(app)
         await app.state.catalog.aclose()
 

@@ -11,11 +11,12 @@ idempotent, so rounds may overlap with a cancel or with another process's round.
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
-from common.tasks import Periodic
+from common.worker import Worker
 from services.orders.catalog_client import CatalogRefused, CatalogUnavailable
 from services.orders.orders.models import Order, OrderHistory, OrderStatus
 
@@ -94,9 +95,8 @@ async def _settle(session, order_id: int, was: str, outcome: str, note: str | No
             order.history.append(OrderHistory(action="stock-lost", actor_role="system", note=note))
 
 
-async def _rounds(app: FastAPI) -> None:
-    while await reconcile_once(app) >= BATCH:
-        pass  # a full round: there may be more
+async def _round(app: FastAPI) -> bool:
+    return await reconcile_once(app) >= BATCH  # a full round: there may be more
 
 
 def wake(app: FastAPI) -> None:
@@ -105,8 +105,8 @@ def wake(app: FastAPI) -> None:
 
 
 async def start(app: FastAPI) -> None:
-    app.state.reconciler = Periodic("reconciler", app.state.settings.reconcile_interval, lambda: _rounds(app),
-                                    linger=LINGER)
+    app.state.reconciler = Worker("reconciler", partial(_round, app), interval=app.state.settings.reconcile_interval,
+                                  linger=LINGER)
     await app.state.reconciler.start()
 
 

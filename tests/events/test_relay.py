@@ -13,7 +13,8 @@ from sqlalchemy import select, update
 from common.bus import Names, NatsPublisher, PublishError
 from common.db import Database
 from common.events import Envelope
-from common.relay import OutboxRelay, backoff
+from common.relay import OutboxRelay
+from common.worker import backoff
 from services.orders.app import MIGRATIONS
 from services.orders.outbox import OutboxEvent
 from tests.events.stack import NATS_URL, drop_stream, nats_namespace

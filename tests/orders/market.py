@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import uuid
 from dataclasses import dataclass, field
 
@@ -63,6 +64,47 @@ class Market:
                 return
             assert asyncio.get_running_loop().time() < deadline, f"{open_} reservations still open"
             await asyncio.sleep(0.02)
+
+    @contextlib.contextmanager
+    def failing(self, step: str, fault):
+        """The order's path calls ``fault()`` (and awaits what it returns) at ``step``, injected where the
+        path depends on something: the catalog client (``before_reserve``; ``after_reserve``: the catalog
+        has reserved, its reply is not handled yet), the orders database (``storing``: the order's
+        ``INSERT`` fails, so ``fault`` must raise) or the reconciler (``after_store``: the stored order's
+        wake fails instead of waking it)."""
+        from sqlalchemy import event
+
+        state = self.orders_app.state
+        engine = state.db.engine.sync_engine
+        real_reserve, real_wake = state.catalog.reserve, state.reconciler.wake
+
+        async def call() -> None:
+            if inspect.isawaitable(result := fault()):
+                await result
+
+        async def reserve(*args, **kwargs):
+            if step == "before_reserve":
+                await call()
+            reply = await real_reserve(*args, **kwargs)
+            if step == "after_reserve":
+                await call()
+            return reply
+
+        def on_execute(_conn, _cursor, statement: str, *_args) -> None:
+            if statement.startswith("INSERT INTO orders "):
+                fault()
+
+        state.catalog.reserve = reserve
+        if step == "storing":
+            event.listen(engine, "before_cursor_execute", on_execute)
+        if step == "after_store":
+            state.reconciler.wake = fault
+        try:
+            yield
+        finally:
+            state.catalog.reserve, state.reconciler.wake = real_reserve, real_wake
+            if step == "storing":
+                event.remove(engine, "before_cursor_execute", on_execute)
 
     async def stock(self, variant_id: int, owner: dict = GROWER) -> int:
         resp = await self.catalog.get("/api/v1/products", params={"mine": True}, headers=owner)

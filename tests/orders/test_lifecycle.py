@@ -83,16 +83,14 @@ async def test_cancel_returns_stock_exactly_once(m) -> None:
     assert (await m.orders.get(f"/api/v1/tracking/{token}")).json()["status"] == "cancelled"
 
 
-@pytest.mark.parametrize("step", ["before_reserve", "after_reserve", "after_store"])
+@pytest.mark.parametrize("step", ["before_reserve", "storing", "after_store"])
 async def test_a_failure_at_each_step_leaves_stock_right(m, step: str) -> None:
-    async def fail(at: str) -> None:
-        if at == step:
-            raise RuntimeError(f"injected failure {at}")
+    def fail() -> None:
+        raise RuntimeError(f"injected failure {step}")
 
-    m.orders_app.state.saga_fault = fail
-    resp = await m.place([{"variant_id": m.tuber, "quantity": 5}], key="fault-" + step)
+    with m.failing(step, fail):
+        resp = await m.place([{"variant_id": m.tuber, "quantity": 5}], key="fault-" + step)
     assert resp.status_code == 500 and "injected" not in resp.text
-    m.orders_app.state.saga_fault = None
     async with m.orders_app.state.db.sessionmaker() as session:
         orders = await session.scalar(select(func.count()).select_from(Order))
     if step == "after_store":
@@ -115,11 +113,9 @@ async def test_a_failure_at_each_step_leaves_stock_right(m, step: str) -> None:
 async def test_a_crash_after_reserving_is_healed_by_the_ttl(m, db_urls) -> None:
     """The process dies after the catalog reserved: no release is sent; the catalog's sweeper
     gives the stock back once the reservation's time-to-live has passed."""
-    async def die(at: str) -> None:
-        if at == "after_reserve":
-            raise asyncio.CancelledError()
+    def die() -> None:
+        raise asyncio.CancelledError()
 
-    m.orders_app.state.saga_fault = die
     from services.orders.orders import service as order_service
 
     released: list[str] = []
@@ -130,11 +126,10 @@ async def test_a_crash_after_reserving_is_healed_by_the_ttl(m, db_urls) -> None:
     original = order_service.release_quietly
     order_service.release_quietly = no_release
     try:
-        with pytest.raises(asyncio.CancelledError):
+        with m.failing("after_reserve", die), pytest.raises(asyncio.CancelledError):
             await m.place([{"variant_id": m.tuber, "quantity": 6}])
     finally:
         order_service.release_quietly = original
-        m.orders_app.state.saga_fault = None
     assert await m.stock(m.tuber) == 94
     catalog_db = Database(db_urls["catalog"])  # the catalog app's own pool lives in its server's thread
     try:

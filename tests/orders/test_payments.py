@@ -1,5 +1,5 @@
-"""Bank transfer by VietQR: the payload (held to the verified one in DESIGN.md), its CRC, and who may
-see an order's QR code. A real catalog answers the reservations."""
+"""Bank transfer by VietQR: the payload (held to a known-good one, ``VERIFIED`` below), its CRC, and who
+may see an order's QR code. A real catalog answers the reservations."""
 
 from __future__ import annotations
 

@@ -150,18 +150,14 @@ async def test_idempotency_key_semantics(m) -> None:
 async def test_in_flight_duplicate_is_409(m) -> None:
     gate = asyncio.Event()
 
-    async def slow(step: str) -> None:
-        if step == "after_reserve":
-            await gate.wait()
-
-    m.orders_app.state.saga_fault = slow
     lines = [{"variant_id": m.tuber, "quantity": 2}]
-    first = asyncio.create_task(m.place(lines, key="same"))
-    await asyncio.sleep(0.3)
-    second = await m.place(lines, key="same")
-    gate.set()
+    with m.failing("after_reserve", gate.wait):  # the first request waits once the catalog reserved
+        first = asyncio.create_task(m.place(lines, key="same"))
+        await asyncio.sleep(0.3)
+        second = await m.place(lines, key="same")
+        gate.set()
+        assert (await first).status_code == 201
     assert second.status_code == 409 and second.headers["retry-after"]
-    assert (await first).status_code == 201
     assert await count_orders(m) == 1 and await m.stock(m.tuber) == 98
 
 

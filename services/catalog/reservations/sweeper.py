@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from fastapi import FastAPI
 
-from common.tasks import Periodic
+from common.worker import Worker
 from services.catalog.reservations import service
 
 log = logging.getLogger("catalog.sweeper")
@@ -25,9 +26,13 @@ async def sweep_once(app: FastAPI) -> int:
     return released
 
 
+async def _round(app: FastAPI) -> None:
+    await sweep_once(app)
+
+
 async def start(app: FastAPI) -> None:
-    app.state.sweeper = Periodic("reservation sweeper", app.state.settings.reservation_sweep_interval,
-                                 lambda: sweep_once(app))
+    app.state.sweeper = Worker("reservation sweeper", partial(_round, app),
+                               interval=app.state.settings.reservation_sweep_interval)
     await app.state.sweeper.start()
 
 

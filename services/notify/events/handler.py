@@ -11,16 +11,16 @@ from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.events import CONTRACTS, Envelope
+from common.events import Envelope, Event, checked
 from services.notify.events.models import ProcessedEvent
 from services.notify.inbox import service as inbox
 
 log = logging.getLogger("notify.events")
 
-# Side effects that queue work in the event's transaction. Each returns the accounts whose inbox
-# changed (for the live stream), or an empty set; an effect that must read first (a preference, a
-# subscription) may be a coroutine function.
-Effect = Callable[[AsyncSession, Envelope], set[str] | None | Awaitable[set[str] | None]]
+# Side effects that queue work in the event's transaction, given the event held to its contract. Each
+# returns the accounts whose inbox changed (for the live stream), or an empty set; an effect that must
+# read first (a preference, a subscription) may be a coroutine function.
+Effect = Callable[[AsyncSession, Event], set[str] | None | Awaitable[set[str] | None]]
 
 
 def effects(app: FastAPI) -> list[Effect]:
@@ -29,9 +29,7 @@ def effects(app: FastAPI) -> list[Effect]:
 
 async def handle(app: FastAPI, envelope: Envelope) -> bool:
     """Apply ``envelope`` unless it was already; True when it was new."""
-    contract = CONTRACTS.get(envelope.type)
-    if contract is not None:
-        contract.model_validate(envelope.data)  # a malformed event is refused, not half-applied
+    event = checked(envelope)  # a malformed event is refused, not half-applied
     touched: set[str] = set()
     async with app.state.db.sessionmaker() as session:
         session.add(ProcessedEvent(event_id=envelope.id))
@@ -41,9 +39,9 @@ async def handle(app: FastAPI, envelope: Envelope) -> bool:
             await session.rollback()
             log.info("event %s (%s) already handled", envelope.id, envelope.type)
             return False
-        touched |= inbox.add_for_event(session, envelope)
+        touched |= inbox.add_for_event(session, event)
         for effect in effects(app):
-            result = effect(session, envelope)
+            result = effect(session, event)
             if inspect.isawaitable(result):
                 result = await result
             touched |= result or set()

@@ -4,18 +4,18 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import NotFound
-from common.events import Envelope
+from common.events import Event
 from common.pagination import keyset_page
 from services.notify.inbox import messages
 from services.notify.inbox.models import Notification, utcnow
 
 
-def add_for_event(session: AsyncSession, envelope: Envelope) -> set[str]:
+def add_for_event(session: AsyncSession, event: Event) -> set[str]:
     """Inbox rows for an event (in the caller's transaction). Returns the accounts to wake."""
     touched = set()
-    for account_id, title, body in messages.for_event(envelope):
-        session.add(Notification(account_id=account_id, event_id=str(envelope.id), type=envelope.type,
-                                 title=title, body=body, data=envelope.data))
+    for account_id, title, body in messages.for_event(event):
+        session.add(Notification(account_id=account_id, event_id=str(event.id), type=event.type,
+                                 title=title, body=body, data=event.data.model_dump(mode="json")))
         touched.add(account_id)
     return touched
 

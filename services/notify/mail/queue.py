@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.events import Envelope, OrderChanged
+from common.events import Event, OrderEvent
 from services.notify.mail.models import MailJob
 from services.notify.mail.render import LOCALES
 from services.notify.preferences import service as preferences
@@ -23,12 +23,12 @@ BUYER_MAIL = {"confirmed": "order_confirmed_buyer", "shipped": "order_shipped_bu
               "cancelled": "order_cancelled_buyer"}
 
 
-async def mails_for(session: AsyncSession, envelope: Envelope) -> list[tuple[str, str, str]]:
+async def mails_for(session: AsyncSession, event: Event) -> list[tuple[str, str, str]]:
     """(recipient, locale, template) for every mail this event asks for."""
-    if not envelope.type.startswith("order."):
+    if not isinstance(event, OrderEvent):
         return []
-    action = envelope.type.split(".", 1)[1]
-    order = OrderChanged.model_validate(envelope.data)
+    action = event.type.split(".", 1)[1]
+    order = event.data
     out = []
     # A grower who cancelled the order themselves is not told about it (as in the inbox).
     if action in GROWER_MAIL and not (action == "cancelled" and order.actor_role == "grower"):
@@ -43,9 +43,9 @@ async def mails_for(session: AsyncSession, envelope: Envelope) -> list[tuple[str
     return out
 
 
-async def queue_mail(session: AsyncSession, envelope: Envelope) -> set[str]:
-    for recipient, locale, template in await mails_for(session, envelope):
-        session.add(MailJob(event_id=envelope.id, recipient=recipient, locale=locale, template=template,
-                            context={"event_type": envelope.type, "occurred_at": envelope.occurred_at.isoformat(),
-                                     **envelope.data}))
+async def queue_mail(session: AsyncSession, event: Event) -> set[str]:
+    for recipient, locale, template in await mails_for(session, event):
+        session.add(MailJob(event_id=event.id, recipient=recipient, locale=locale, template=template,
+                            context={"event_type": event.type, "occurred_at": event.occurred_at.isoformat(),
+                                     **event.data.model_dump(mode="json")}))
     return set()  # no inbox changed

@@ -6,25 +6,23 @@
 - A job is claimed before it is sent (``attempts`` moves on, ``next_attempt_at`` is pushed a lease
   ahead): two senders never send the same job at once, and one that died mid-send is retried after
   the lease.
-- A failure is retried with ``common.relay.backoff`` (1 s, 2 s, 4 s … up to an hour); after
+- A failure is retried with ``common.worker.backoff`` (1 s, 2 s, 4 s … up to an hour); after
   ``NOTIFY_MAIL_MAX_ATTEMPTS`` tries, or when the server refuses the address for good, the job is
   dead: kept with its last error, listed and replayed with ``python -m services.notify dead-mail``.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
 import logging
 import uuid
 from email.utils import parseaddr
 
 from fastapi import FastAPI
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from common.db import Database
-from common.relay import backoff
+from common.worker import Worker, backoff, due_in
 from services.notify.mail.models import MailJob, MailState, utcnow
 from services.notify.mail.queue import queue_mail
 from services.notify.mail.render import message_for
@@ -36,46 +34,19 @@ LEASE = dt.timedelta(seconds=120)  # longer than one SMTP exchange may take (tra
 RETRY_CAP = 3600.0
 
 
-class MailSender:
+class MailSender(Worker):
+    """A worker whose round sends the mail that is due; between rounds it sleeps until the next retry
+    is due, at most ``poll_interval``."""
+
     def __init__(self, db: Database, transport: Transport, mail_from: str, *, max_attempts: int = 16,
                  poll_interval: float = 30.0, batch: int = 50) -> None:
+        super().__init__("mail-sender", self.run_once, interval=poll_interval, next_due=self._until_next_due)
         self.db, self.transport, self.mail_from = db, transport, mail_from
-        self.max_attempts, self.poll_interval, self.batch = max_attempts, poll_interval, batch
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
-
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="mail-sender")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()  # before the round: a wake during it is not lost
-            try:
-                more = await self.run_once()
-                wait = 0.0 if more else await self._until_next_due()
-            except Exception:  # a database hiccup must not end the sender
-                log.exception("mail round failed; will retry")
-                wait = self.poll_interval
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
+        self.max_attempts, self.batch = max_attempts, batch
 
     async def _until_next_due(self) -> float:
-        async with self.db.sessionmaker() as session:
-            due = await session.scalar(select(func.min(MailJob.next_attempt_at))
-                                       .where(MailJob.state == MailState.pending))
-        if due is None:
-            return self.poll_interval
-        return min(self.poll_interval, max(0.05, (due - utcnow()).total_seconds()))
+        return await due_in(self.db, MailJob.next_attempt_at, MailJob.state == MailState.pending,
+                            cap=self.interval, floor=0.05)
 
     async def run_once(self) -> bool:
         """Send the mail that is due. True when a full batch was taken (there may be more)."""

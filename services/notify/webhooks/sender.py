@@ -14,23 +14,26 @@
   (each delay ±20 % jitter; a longer ``Retry-After`` is honoured); after its last entry the delivery
   is dead. An endpoint that has failed, with no success, for ``NOTIFY_WEBHOOKS_DISABLE_AFTER`` is
   disabled and its owner told.
+- Finished deliveries past ``service.RETENTION`` are purged every hour, by a worker of their own.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import random
 import time
+from functools import partial
 
 import httpx
 import orjson
 from fastapi import FastAPI
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from common.crypto import FieldCipher
+from common.db import Database
+from common.worker import Worker, due_in
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import service, signing, ssrf
 from services.notify.webhooks.models import (
@@ -49,7 +52,7 @@ BATCH = 50
 CONCURRENCY = 10  # tries in flight at once (a slow receiver does not hold up the others)
 JITTER = 0.2
 RETRY_AFTER_CAP = 86_400
-PRUNE_EVERY = dt.timedelta(hours=1)
+PRUNE_EVERY = 3600.0  # seconds between purges of finished deliveries past their retention
 USER_AGENT = "ChoVuon-Webhooks/1.0 (+https://www.standardwebhooks.com)"
 
 
@@ -66,8 +69,12 @@ def _retry_after(value: str | None) -> float | None:
     return None
 
 
-class WebhookSender:
+class WebhookSender(Worker):
+    """A worker whose round tries every delivery that is due; between rounds it sleeps until the next
+    retry is due, at most :data:`MAX_SLEEP`."""
+
     def __init__(self, app: FastAPI) -> None:
+        super().__init__("webhook-sender", self.run_once, interval=MAX_SLEEP, next_due=self._until_next_due)
         self.app = app
         self.db = app.state.db
         self.settings: NotifySettings = app.state.settings
@@ -77,59 +84,20 @@ class WebhookSender:
             timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)), follow_redirects=False, trust_env=False,
             limits=httpx.Limits(max_connections=CONCURRENCY * 2, max_keepalive_connections=0),
             headers={"User-Agent": USER_AGENT})
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
         self._slots = asyncio.Semaphore(CONCURRENCY)
-        self._pruned_at = dt.datetime.min.replace(tzinfo=dt.UTC)
 
     @property
     def lease(self) -> dt.timedelta:
         """Longer than one try can take (DNS, connect, the answer)."""
         return dt.timedelta(seconds=self.settings.webhooks_timeout + ssrf.RESOLVE_TIMEOUT + 30)
 
-    def wake(self) -> None:
-        self._wake.set()
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="webhook-sender")
-
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await super().stop()
         await self.client.aclose()
 
-    async def _run(self) -> None:
-        while True:
-            self._wake.clear()  # before the round: a wake during it is not lost
-            try:
-                more = await self.run_once()
-                wait = 0.0 if more else await self._until_next_due()
-                await self._prune()
-            except Exception:  # a database hiccup must not end the sender
-                log.exception("webhook round failed; will retry")
-                wait = MAX_SLEEP
-            if wait > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), wait)
-
     async def _until_next_due(self) -> float:
-        async with self.db.sessionmaker() as session:
-            due = await session.scalar(select(func.min(WebhookDelivery.next_attempt_at))
-                                       .where(WebhookDelivery.state.in_(OUTSTANDING)))
-        if due is None:
-            return MAX_SLEEP
-        return min(MAX_SLEEP, max(0.02, (due - utcnow()).total_seconds()))
-
-    async def _prune(self) -> None:
-        now = utcnow()
-        if now - self._pruned_at < PRUNE_EVERY:
-            return
-        self._pruned_at = now
-        async with self.db.writer() as session:
-            if pruned := await service.prune(session, now):
-                log.info("pruned %d finished webhook deliveries older than %s", pruned, service.RETENTION)
+        return await due_in(self.db, WebhookDelivery.next_attempt_at, WebhookDelivery.state.in_(OUTSTANDING),
+                            cap=MAX_SLEEP, floor=0.02)
 
     async def run_once(self) -> bool:
         """Try every delivery that is due. True when a full batch was taken (there may be more)."""
@@ -245,23 +213,32 @@ class WebhookSender:
             self.app.state.broadcaster.publish(touched)
 
 
+async def prune(db: Database) -> None:
+    async with db.writer() as session:
+        if pruned := await service.prune(session, utcnow()):
+            log.info("pruned %d finished webhook deliveries older than %s", pruned, service.RETENTION)
+
+
 async def start(app: FastAPI) -> None:
-    """Wire webhooks into the app: the queueing effect on every event, the sender woken after each."""
+    """Wire webhooks into the app: the queueing effect on every event, the sender woken after each, the
+    purge of finished deliveries every hour."""
     settings: NotifySettings = app.state.settings
     sender = WebhookSender(app)
     app.state.webhook_cipher = sender.cipher
     app.state.webhook_sender = sender
+    app.state.webhook_prune = Worker("webhook prune", partial(prune, app.state.db), interval=PRUNE_EVERY)
     first_delay = settings.webhooks_retry_schedule[0]
 
-    async def queue_deliveries(session, envelope) -> set[str]:
-        return await service.queue_deliveries(session, envelope, first_delay)
+    async def queue_deliveries(session, event) -> set[str]:
+        return await service.queue_deliveries(session, event, first_delay)
 
     app.state.effects.append(queue_deliveries)
     app.state.db.after_commit(sender.wake, if_added=WebhookDelivery)
     await sender.start()
+    await app.state.webhook_prune.start()
 
 
 async def stop(app: FastAPI) -> None:
-    sender = getattr(app.state, "webhook_sender", None)
-    if sender is not None:
-        await sender.stop()
+    for worker in ("webhook_prune", "webhook_sender"):
+        if (running := getattr(app.state, worker, None)) is not None:
+            await running.stop()

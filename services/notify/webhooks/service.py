@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.crypto import FieldCipher
 from common.errors import Conflict, NotFound, Problem, UnprocessableEntity
-from common.events import Envelope
+from common.events import Event, OrderEvent
 from common.pagination import keyset_page
 from services.notify import accounts
 from services.notify.inbox.models import Notification
@@ -168,36 +168,35 @@ async def disable(session: AsyncSession, endpoint: WebhookEndpoint, reason: str,
 # --- deliveries -----------------------------------------------------------------------------------
 
 
-def owner_of(envelope: Envelope) -> str | None:
+def owner_of(event: Event) -> str:
     """The account an event concerns: the shop's owner (order.*), the grower (stock.low)."""
-    data = envelope.data
-    return data.get("shop_owner_id") if envelope.type.startswith("order.") else data.get("owner_id")
+    return event.data.shop_owner_id if isinstance(event, OrderEvent) else event.data.owner_id
 
 
 def _timestamp(when: dt.datetime) -> str:
     return when.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
-def payload_for(envelope: Envelope) -> dict:
+def payload_for(event: Event) -> dict:
     """The body sent: Standard Webhooks' ``type``, ``timestamp`` (when it happened) and ``data``."""
-    return {"type": envelope.type, "timestamp": _timestamp(envelope.occurred_at), "event_id": str(envelope.id),
-            "version": envelope.version, "data": envelope.data}
+    return {"type": event.type, "timestamp": _timestamp(event.occurred_at), "event_id": str(event.id),
+            "version": event.version, "data": event.data.model_dump(mode="json")}
 
 
-async def queue_deliveries(session: AsyncSession, envelope: Envelope, first_delay: float = 0) -> set[str]:
+async def queue_deliveries(session: AsyncSession, event: Event, first_delay: float = 0) -> set[str]:
     """The effect on every event (in its transaction): one delivery per active endpoint of the
     event's owner that subscribed to its type, first tried ``first_delay`` seconds from now (the
     retry schedule's first entry). Nothing is sent here; the sender is woken after commit."""
-    owner_id = owner_of(envelope)
+    owner_id = owner_of(event)
     if not owner_id:
         return set()
     endpoints = (await session.scalars(select(WebhookEndpoint).where(
         WebhookEndpoint.owner_id == owner_id, WebhookEndpoint.active.is_(True)))).all()
-    payload = payload_for(envelope)
+    payload = payload_for(event)
     due = utcnow() + dt.timedelta(seconds=first_delay)
     for endpoint in endpoints:
-        if envelope.type in endpoint.event_types:
-            session.add(WebhookDelivery(endpoint_id=endpoint.id, event_id=envelope.id, event_type=envelope.type,
+        if event.type in endpoint.event_types:
+            session.add(WebhookDelivery(endpoint_id=endpoint.id, event_id=event.id, event_type=event.type,
                                         payload=payload, next_attempt_at=due))
     return set()
 

@@ -7,30 +7,28 @@
   order and its key are one fact. A retry with the same key and the same body gets that reply again;
   with another body, 422.
 - A request that fails (any error) deletes its key: the client may retry with the same key.
-- Keys are scoped to the caller (the account, or "guest") and kept 24 hours. A key left in flight by
-  a crashed process is taken over after ``STALE_AFTER``.
+- Keys are scoped to the caller (the account, or "guest") and kept 24 hours (a worker purges the
+  expired ones every ``PURGE_EVERY``; a key found expired before then is treated as new anyway). A
+  key left in flight by a crashed process is taken over after ``STALE_AFTER``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import time
 
 import orjson
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from common.db import Database
 from common.errors import Conflict, Problem, UnprocessableEntity
 from services.orders.orders.models import IdempotencyKey, utcnow
 
 KEEP_FOR = dt.timedelta(hours=24)
 STALE_AFTER = dt.timedelta(seconds=60)
-# Expired keys are deleted at most this often (a scan of the table), not on every order; a key found
-# expired before then is treated as new anyway.
-PURGE_EVERY = 60.0
-_last_purge = 0.0
+PURGE_EVERY = 60.0  # seconds between deletes of expired keys (a scan of the table), not one per order
 
 
 class MissingKey(Problem):
@@ -65,11 +63,7 @@ def check_key(key: str | None) -> str:
 async def begin(sessions: async_sessionmaker, scope: str, key: str,
                 print_: str) -> tuple[int | None, tuple[int, dict] | None]:
     """Claim the key. Returns (row id, None) to go ahead, or (None, (status, body)) to replay."""
-    global _last_purge
     async with sessions() as session:
-        if time.monotonic() - _last_purge >= PURGE_EVERY:
-            _last_purge = time.monotonic()
-            await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEEP_FOR))
         try:
             row_id = await session.scalar(_CLAIM, {"scope": scope, "key": key, "fingerprint": print_,
                                                    "state": "in_flight", "created_at": utcnow()})
@@ -95,6 +89,13 @@ async def begin(sessions: async_sessionmaker, scope: str, key: str,
             await session.commit()
             return existing.id, None
         raise KeyInFlight(headers={"Retry-After": "1"})
+
+
+async def purge(db: Database) -> None:
+    """Forget the keys older than ``KEEP_FOR`` (a worker's round)."""
+    async with db.sessionmaker() as session:
+        await session.execute(delete(IdempotencyKey).where(IdempotencyKey.created_at < utcnow() - KEEP_FOR))
+        await session.commit()
 
 
 async def complete(session: AsyncSession, row_id: int, status: int, body: dict) -> None:

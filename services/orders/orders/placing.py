@@ -38,16 +38,13 @@ async def place_order(request: Request, principal: Principal | None, data: Order
                       source: str, shop_id: int | None = None) -> tuple[int, dict]:
     state = request.app.state
     catalog: CatalogClient = state.catalog
-    fault = getattr(state, "saga_fault", None) or service._no_fault
     role = "grower" if source == "phone" else (principal.role if principal else "guest")
     buyer = principal if source != "phone" else None
 
     async def run(row_id: int) -> tuple[int, dict]:
         reservation_id = service.new_reservation_id()
-        await fault("before_reserve")
         reservation = await catalog.reserve(reservation_id, [ln.model_dump() for ln in data.lines], shop_id)
         try:
-            await fault("after_reserve")
             if source == "phone" and reservation["shop"]["owner_id"] != principal.sub:
                 raise UnprocessableEntity("A phone order is for your own shop's varieties", errors=[
                     {"field": "body.lines", "message": "not your shop's varieties", "type": "not_your_shop"}])
@@ -55,18 +52,15 @@ async def place_order(request: Request, principal: Principal | None, data: Order
             if source == "phone":
                 placed.order.history[0].actor_role = "grower"
                 placed.order.history[0].actor_id = principal.sub
-            reply: dict = {}
-
-            def make_reply() -> dict:  # once the order has its id; the key's stored reply and ours are one
-                reply.update(service.to_created(placed, state.settings.public_base_url, role).model_dump(mode="json"))
-                return reply
-
             async with state.db.sessionmaker() as session:
-                await service.store(session, [placed], row_id, make_reply, 201)
+                await service.store(session, [placed])
+                # Now that the order has its id: the key's stored reply and ours are one.
+                reply = service.to_created(placed, state.settings.public_base_url, role).model_dump(mode="json")
+                await idempotency.complete(session, row_id, 201, reply)
+                await session.commit()
         except BaseException:
             await service.release_quietly(catalog, [reservation_id])
             raise
-        await fault("after_store")
         reconciler.wake(request.app)  # step 4, batched with other orders' (services/orders/reconciler.py)
         return 201, reply
 
@@ -99,18 +93,17 @@ async def place_checkout(request: Request, principal: Principal | None, data: Ch
                 part = OrderFields(**{**data.model_dump(exclude={"lines"}), "lines": [ln.model_dump() for ln in lines]})
                 item = service.build_order(reservation, part, principal, "web", state.cipher, checkout_id)
                 placed.append(item)
-
-            def reply() -> dict:
-                orders = [service.to_created(p, state.settings.public_base_url, role) for p in placed]
-                return CheckoutOut(checkout_id=checkout_id, orders=orders,
-                                   total=sum(o.total for o in orders)).model_dump(mode="json")
-
             async with state.db.sessionmaker() as session:
-                await service.store(session, placed, row_id, reply, 201)
+                await service.store(session, placed)
+                orders = [service.to_created(p, state.settings.public_base_url, role) for p in placed]
+                reply = CheckoutOut(checkout_id=checkout_id, orders=orders,
+                                    total=sum(o.total for o in orders)).model_dump(mode="json")
+                await idempotency.complete(session, row_id, 201, reply)
+                await session.commit()
         except BaseException:
             await service.release_quietly(catalog, reserved)
             raise
         reconciler.wake(request.app)
-        return 201, reply()
+        return 201, reply
 
     return await _with_key(request, principal, run)

@@ -1,6 +1,6 @@
 """Placing orders (the saga) and moving them through their states. Endpoints call these.
 
-The saga, per order (DESIGN.md, "Placing an order"):
+The saga, per order (docs/architecture.md, "Placing an order"):
 1. The idempotency key is claimed (see idempotency.py).
 2. The catalog reserves every line in one transaction and returns the authoritative prices.
 3. One transaction here stores the order, its lines (name and price snapshots), its history, an
@@ -30,7 +30,7 @@ from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.events import Envelope, OrderChanged, OrderLineSummary
 from common.pagination import keyset_page
 from services.orders.catalog_client import CatalogClient, CatalogUnavailable
-from services.orders.orders import idempotency, states
+from services.orders.orders import states
 from services.orders.orders.models import Order, OrderHistory, OrderLine, OrderStatus, PaymentStatus, utcnow
 from services.orders.orders.schemas import CONSENT_PURPOSES, OrderCreated, OrderFields, OrderOut
 from services.orders.outbox import OutboxEvent
@@ -40,10 +40,6 @@ CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 # Test seam: tests set this to fail the saga between its steps ("after_reserve", "after_store").
 Fault = Callable[[str], Awaitable[None]]
-
-
-async def _no_fault(_: str) -> None:
-    return None
 
 
 def new_code() -> str:
@@ -160,9 +156,9 @@ async def release_quietly(catalog: CatalogClient, reservation_ids: list[str]) ->
             log.warning("could not release reservation %s now (%s); its TTL will", reservation_id, exc)
 
 
-async def store(session: AsyncSession, placed: list[Placed], idem_row: int | None, reply: Callable[[], dict],
-                status: int) -> None:
-    """One transaction: the orders, their lines and history, their order.placed events, the key's reply.
+async def store(session: AsyncSession, placed: list[Placed]) -> None:
+    """The orders, their lines and history, their order.placed events, in the caller's transaction;
+    each order has its id afterwards (for the reply the Idempotency-Key stores in the same transaction).
 
     Plain INSERTs into the tables (each order's id comes back from its own) rather than the ORM's unit
     of work: on the busiest path there is, its bookkeeping cost more CPU than the statements. The
@@ -184,9 +180,6 @@ async def store(session: AsyncSession, placed: list[Placed], idem_row: int | Non
                           [_row(entry, order_id=item.order.id) for item in placed for entry in item.order.history])
     for item in placed:
         session.add(event_for(item.order, "placed", item.order.history[0].actor_role))
-    if idem_row is not None:
-        await idempotency.complete(session, idem_row, status, reply())
-    await session.commit()
 
 
 _INSERT_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)

@@ -15,7 +15,8 @@ merchant account (38) and the additional data (62), closed by a CRC (63):
     63 CRC                           CRC-16/CCITT-FALSE over everything before it, "6304" included
 
 ``build`` makes a payload, ``parse`` reads one back and checks it (CRC included); the tests hold
-``build`` to the verified payload in DESIGN.md. ``svg`` renders it with segno.
+``build`` to a known-good payload (``VERIFIED`` in tests/orders/test_payments.py). ``svg`` renders it
+with segno.
 """
 
 from __future__ import annotations
