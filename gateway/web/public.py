@@ -94,6 +94,9 @@ CONSENT_PURPOSES = N_(
     "about it, and to keep the shop's sales records (required by law). Nothing is used for advertising.")
 
 
+ADDRESS_FIELDS = ("address.province_code", "address.ward_code", "address.street")
+
+
 @router.get("/p/{product_id}/order")
 async def order_form(request: Request, product_id: ProductId,
                      variant: Annotated[int | None, Query(ge=1)] = None,
@@ -127,6 +130,11 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
             line_fields.append(name)
     if not lines and not errors:
         errors["lines"] = _("Choose how many you want")
+    delivery = text(form, "delivery_method") or "ship"
+    if delivery != "pickup":
+        for name in ADDRESS_FIELDS:
+            if not text(form, name):
+                errors[name] = _("This field is required")
     if form.get("consent") != "yes":
         errors["consent"] = _("Tick the box to agree, or we cannot deliver")
     key = text(form, "idempotency_key")
@@ -140,12 +148,12 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
         "shop_id": shop["id"], "lines": lines,
         "contact": {"name": text(form, "contact.name"), "phone": text(form, "contact.phone"),
                     **({"email": text(form, "contact.email")} if text(form, "contact.email") else {})},
-        "address": {"province_code": text(form, "address.province_code"),
-                    "ward_code": text(form, "address.ward_code"), "street": text(form, "address.street")},
         "payment_method": text(form, "payment_method") or "cod",
-        "delivery_method": text(form, "delivery_method") or "ship",
+        "delivery_method": delivery,
         "note": text(form, "note"), "locale": core.locale_of(request), "consent": True,
     }
+    if delivery != "pickup":  # collecting at the nursery needs no address
+        body["address"] = {name.removeprefix("address."): text(form, name) for name in ADDRESS_FIELDS}
     state = request.app.state
     await enforce(state.limiter, state.rules["order-ip"], request.client.host if request.client else "unknown")
     for _attempt in range(20):  # the same key still in flight (a double tap): wait for its reply
@@ -158,6 +166,8 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
         token = urlsplit(reply.data["tracking_url"]).path.rsplit("/", 1)[-1]
         raise Redirect(f"/t/{token}")
     errors = translate_errors(request, (reply.data or {}).get("errors"), {})
+    if "address" in errors:  # no address at all: shown by its first field
+        errors.setdefault("address.province_code", errors.pop("address"))
     for i, name in enumerate(line_fields):  # lines[0].quantity → the variant's own field
         for suffix in (".quantity", ".variant_id", ""):
             if f"lines[{i}]{suffix}" in errors:

@@ -20,3 +20,34 @@ async def test_cards_keep_their_photo_square(stack, page, shot):
         for width, height in boxes:
             assert 150 < width < 200 and abs(width - height) <= 1, boxes
     await shot(page, "fix-01-square-cards")
+
+
+async def fill_contact(page, name="Anh Minh", phone="0987 654 321"):
+    await page.get_by_label(re.compile("^Họ tên")).fill(name)
+    await page.get_by_label(re.compile("^Số điện thoại di động")).fill(phone)
+
+
+async def fill_address(page):
+    await page.get_by_label(re.compile("^Tỉnh/thành phố")).select_option(PROVINCE)
+    await page.wait_for_function("() => document.querySelector('#address-ward_code').options.length > 10")
+    await page.get_by_label(re.compile("^Phường/xã")).select_option(WARD)
+    await page.get_by_label(re.compile("^Số nhà, tên đường")).fill("5 Hàng Bạc")
+
+
+async def test_pickup_at_the_nursery_asks_no_address(stack, page, axe, shot):
+    grower, _, (product,) = await nursery(stack)
+    await page.goto(f"{product['url']}/order?variant={product['variants'][0]['id']}&qty=2")
+    assert await page.get_by_label(re.compile("^Tỉnh/thành phố")).is_visible()
+    await fill_contact(page)
+    await page.get_by_label("Tôi nhận tại vườn").check()
+    assert await page.get_by_label(re.compile("^Tỉnh/thành phố")).is_hidden()
+    assert await page.locator("[data-fee]").inner_text() == "0 ₫"
+    await page.locator("#consent").check()
+    await shot(page, "fix-02-pickup")
+    assert await axe(page) == []
+    await page.get_by_role("button", name="Đặt hàng").click()
+    await page.wait_for_url(re.compile(r"/t/[A-Za-z0-9_-]{16,}$"))
+    assert "Nhận tại vườn" in await page.locator("main").inner_text()
+    orders = (await stack.gw.get("/api/v1/orders", headers=grower["headers"])).json()["items"]
+    assert [(o["delivery_method"], o["address"], o["delivery_fee"]) for o in orders] == [("pickup", {}, 0)]
+    assert page.console_errors == []

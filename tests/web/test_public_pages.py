@@ -216,3 +216,26 @@ async def test_a_forged_post_is_refused(market: Market) -> None:
     async with market.browser() as fresh:  # no cookie at all
         resp = await fresh.post(f"/p/{pid}/order", data=data)
         assert resp.status_code == 403
+
+
+async def test_pickup_at_the_nursery_needs_no_address(market: Market) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        # The shop offers pickup: the address fields are not required by the browser.
+        assert not re.search(r'<select id="address-province_code" name="address.province_code" required', html)
+        data = order_form(html, **{f"qty.{tuber['id']}": "2", "delivery_method": "pickup",
+                                   "address.province_code": "", "address.ward_code": "", "address.street": ""})
+        placed = await b.post(f"/p/{pid}/order", data=data)
+        assert placed.status_code == 303, placed.text
+        page = await b.get(placed.headers["location"])
+        assert "Nhận tại vườn" in page.text or "nhận tại vườn" in page.text
+        # Shipping still needs one, in the page's language beside the province.
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        data = order_form(html, **{f"qty.{tuber['id']}": "2", "address.province_code": "",
+                                   "address.ward_code": "", "address.street": ""})
+        resp = await b.post(f"/p/{pid}/order", data=data)
+        assert resp.status_code == 422
+        assert 'id="address-province_code-err"' in resp.text and "Không đúng định dạng" not in resp.text
+    orders = (await market.stack.gw.get("/api/v1/orders", headers=market.grower["headers"])).json()["items"]
+    assert orders[0]["delivery_method"] == "pickup" and orders[0]["address"] == {}

@@ -67,6 +67,17 @@
     order.addEventListener("input", update);
     order.addEventListener("change", update);
     update();
+    /* Collecting at the nursery: no address asked (the server does not ask for one either). */
+    var pickupChoice = $("#dm-pickup", order), shipOnly = $("[data-ship-only]", order);
+    if (pickupChoice && shipOnly) {
+      var ship = function () {
+        var needed = !pickupChoice.checked;
+        shipOnly.hidden = !needed;
+        $$("select, input[name='address.street']", shipOnly).forEach(function (el) { el.required = needed; });
+      };
+      $$("input[name=delivery_method]", order).forEach(function (r) { r.addEventListener("change", ship); });
+      ship();
+    }
   }
 
   /* One submit per tap: the server's Idempotency-Key makes a second one harmless anyway. */
