@@ -188,7 +188,7 @@ async def test_the_order_form_shows_the_services_errors_by_their_fields(market: 
         assert resp.status_code == 409 and "Không đủ hàng" in resp.text and "Chỉ còn 88" in resp.text
         junk = order_form(resp.text, **{f"qty.{tuber['id']}": "hai"})
         resp = await b.post(f"/p/{pid}/order", data=junk)
-        assert resp.status_code == 422 and "Nhập một số nguyên" in resp.text
+        assert resp.status_code == 422 and "Số lượng là số nguyên" in resp.text
 
 
 async def test_without_javascript_the_wards_come_from_the_server(market: Market) -> None:
