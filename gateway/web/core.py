@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import httpx
 from fastapi import Request
@@ -29,7 +29,9 @@ from gateway.web.i18n import LANG_COOKIE, LOCALES, N_, local_phone, locale_of, m
 log = logging.getLogger("gateway.web")
 
 TEMPLATES = Path(__file__).parent / "templates"
-PUBLIC_MAX_AGE = 60
+# Public pages: kept by browsers and shared caches, but asked again on every view (no-cache), so a
+# changed price or stock shows at once; an unchanged page is a 304 with no body (docs/decisions/0011).
+PUBLIC_CACHE = "public, no-cache"
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
@@ -52,13 +54,27 @@ def srcset(value: str | None) -> str:
     return ", ".join(parts)
 
 
+def national_digits(e164: str | None) -> str:
+    """``+84912345678`` → ``0912345678``: how Zalo names an account (``https://zalo.me/0912345678``)."""
+    if not e164:
+        return ""
+    return "0" + e164[3:] if e164.startswith("+84") else e164.lstrip("+")
+
+
+def map_link(shop: dict) -> str:
+    """A map search for the nursery's address (opens the phone's maps app)."""
+    parts = [shop.get("street"), shop.get("ward_name"), shop.get("province_name"), "Việt Nam"]
+    return "https://www.google.com/maps/search/?api=1&query=" + quote_plus(", ".join(p for p in parts if p))
+
+
 def _environment(locale: str) -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_translations(translations(locale), newstyle=True)
     env.globals.update(static=assets.url, locale=locale, LANG_COOKIE=LANG_COOKIE)
     env.filters.update(vnd=lambda v: money(v, locale), when=lambda v: when(v, locale), media=media_path,
-                       srcset=srcset, phone=local_phone)
+                       srcset=srcset, phone=local_phone,
+                       zalo=lambda p: f"https://zalo.me/{national_digits(p)}", map_link=map_link)
     return env
 
 
@@ -78,8 +94,9 @@ def render_text(request: Request, template: str, **context: Any) -> str:
 
 def page(request: Request, template: str, *, status: int = 200, public: bool = False,
          **context: Any) -> Response:
-    """An HTML page. ``public``: the same for every visitor in a language, so cacheable by anyone
-    for a minute with an ETag (a 304 when it has not changed); otherwise private and never stored."""
+    """An HTML page. ``public``: the same for every visitor in a language, so storable by anyone and
+    revalidated on each view by its ETag (a 304 when it has not changed); otherwise private and never
+    stored."""
     if not public:
         context.setdefault("csrf", session.csrf_token(request))
     body = render_text(request, template, **context).encode()
@@ -88,7 +105,7 @@ def page(request: Request, template: str, *, status: int = 200, public: bool = F
                "Content-Language": locale_of(request)}
     if public and status == 200:
         etag = weak_etag(body)
-        headers.update({"ETag": etag, "Cache-Control": f"public, max-age={PUBLIC_MAX_AGE}"})
+        headers.update({"ETag": etag, "Cache-Control": PUBLIC_CACHE})
         if etag_matches(request.headers.get("if-none-match"), etag):
             return session.apply_cookies(request, Response(status_code=304, headers=headers))
     else:
@@ -141,7 +158,11 @@ class WebRoute(APIRoute):
 
 
 def error_page(request: Request, status: int, detail: str | None = None) -> Response:
-    return page(request, "error.html", status=status, status_code=status, detail=detail)
+    """The error page in the page's language; a service's English ``detail`` is shown only when the
+    catalog translates it (a person reads what happened by its status, never an English sentence)."""
+    _ = gettext(request)
+    shown = detail if detail and (locale_of(request) == "en" or _(detail) != detail) else None
+    return page(request, "error.html", status=status, public=True, status_code=status, detail=shown)
 
 
 # ---- the services' public API ------------------------------------------------------------------------

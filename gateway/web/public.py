@@ -12,12 +12,13 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from common.errors import NotFound
-from common.vietnam import provinces, wards
+from common.vietnam import province_name, provinces, ward_name
 from gateway.ratelimit import enforce
 from gateway.web import core, session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
-from gateway.web.forms import number, text, translate_errors
-from gateway.web.i18n import LANG_COOKIE, LOCALES, N_
+from gateway.web.forms import WHOLE, text, translate_errors, whole
+from gateway.web.places import sorted_wards
+from gateway.web.i18n import LANG_COOKIE, LOCALES, N_, money
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -85,7 +86,7 @@ def _order_context(request: Request, product: dict, shop: dict, values: dict, er
                    message: str = "") -> dict:
     province = values.get("address.province_code", "")
     return {"product": product, "shop": shop, "values": values, "errors": errors, "message": message,
-            "provinces": provinces(), "wards": wards(province) or [] if province else [],
+            "provinces": provinces(), "wards": sorted_wards(province) if province else [],
             "bank": bool(shop.get("bank_name")), "purposes": gettext(request)(CONSENT_PURPOSES)}
 
 
@@ -94,18 +95,29 @@ CONSENT_PURPOSES = N_(
     "about it, and to keep the shop's sales records (required by law). Nothing is used for advertising.")
 
 
+BELOW_MINIMUM = N_("This shop's minimum order is %(amount)s of goods (delivery not counted): add a little more")
+WHOLE_QUANTITY = N_("Quantities are whole numbers (1, 2, 3…), with no comma or dot")
+ADDRESS_FIELDS = ("address.province_code", "address.ward_code", "address.street")
+
+
 @router.get("/p/{product_id}/order")
 async def order_form(request: Request, product_id: ProductId,
                      variant: Annotated[int | None, Query(ge=1)] = None,
-                     qty: Annotated[int | None, Query(ge=0, le=1_000_000)] = None) -> Response:
+                     qty: Annotated[str | None, Query(max_length=20)] = None) -> Response:
     product, shop = await _product_and_shop(request, product_id)
     values: dict[str, str] = {"idempotency_key": uuid.uuid4().hex, "payment_method": "cod",
                               "delivery_method": "ship"}
+    errors: dict[str, str] = {}
     chosen = variant or (product["variants"][0]["id"] if len(product["variants"]) == 1 else None)
     for v in product["variants"]:
         if v["id"] == chosen:
-            values[f"qty.{v['id']}"] = str(max(qty or 0, v["min_order_quantity"]))
-    return page(request, "order.html", **_order_context(request, product, shop, values, {}))
+            name = f"qty.{v['id']}"
+            typed = (qty or "").strip()
+            if typed and not WHOLE.fullmatch(typed):  # "1.5" on the variety's page: said, not guessed
+                values[name], errors[name] = typed, gettext(request)(WHOLE_QUANTITY)
+            else:
+                values[name] = str(max(int(typed or 0), v["min_order_quantity"]))
+    return page(request, "order.html", **_order_context(request, product, shop, values, errors))
 
 
 @router.post("/p/{product_id}/order")
@@ -121,12 +133,17 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
     lines, line_fields = [], []
     for v in product["variants"]:
         name = f"qty.{v['id']}"
-        quantity = number(form, name, errors, _("Enter a whole number"), blank=0)
+        quantity = whole(form, name, errors, _(WHOLE_QUANTITY), blank=0)
         if quantity:
             lines.append({"variant_id": v["id"], "quantity": quantity})
             line_fields.append(name)
     if not lines and not errors:
         errors["lines"] = _("Choose how many you want")
+    delivery = text(form, "delivery_method") or "ship"
+    if delivery != "pickup":
+        for name in ADDRESS_FIELDS:
+            if not text(form, name):
+                errors[name] = _("This field is required")
     if form.get("consent") != "yes":
         errors["consent"] = _("Tick the box to agree, or we cannot deliver")
     key = text(form, "idempotency_key")
@@ -140,12 +157,12 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
         "shop_id": shop["id"], "lines": lines,
         "contact": {"name": text(form, "contact.name"), "phone": text(form, "contact.phone"),
                     **({"email": text(form, "contact.email")} if text(form, "contact.email") else {})},
-        "address": {"province_code": text(form, "address.province_code"),
-                    "ward_code": text(form, "address.ward_code"), "street": text(form, "address.street")},
         "payment_method": text(form, "payment_method") or "cod",
-        "delivery_method": text(form, "delivery_method") or "ship",
+        "delivery_method": delivery,
         "note": text(form, "note"), "locale": core.locale_of(request), "consent": True,
     }
+    if delivery != "pickup":  # collecting at the nursery needs no address
+        body["address"] = {name.removeprefix("address."): text(form, name) for name in ADDRESS_FIELDS}
     state = request.app.state
     await enforce(state.limiter, state.rules["order-ip"], request.client.host if request.client else "unknown")
     for _attempt in range(20):  # the same key still in flight (a double tap): wait for its reply
@@ -158,6 +175,8 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
         token = urlsplit(reply.data["tracking_url"]).path.rsplit("/", 1)[-1]
         raise Redirect(f"/t/{token}")
     errors = translate_errors(request, (reply.data or {}).get("errors"), {})
+    if "address" in errors:  # no address at all: shown by its first field
+        errors.setdefault("address.province_code", errors.pop("address"))
     for i, name in enumerate(line_fields):  # lines[0].quantity → the variant's own field
         for suffix in (".quantity", ".variant_id", ""):
             if f"lines[{i}]{suffix}" in errors:
@@ -165,8 +184,12 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
     if reply.status >= 500 or reply.status in (401, 403, 404, 429):
         expect(reply)
     values["idempotency_key"] = uuid.uuid4().hex  # nothing was placed: another try is another order
+    if any(e.get("type") == "below_min_order_value" for e in (reply.data or {}).get("errors") or []):
+        errors["lines"] = _(BELOW_MINIMUM) % {"amount": money(shop["min_order_value"], core.locale_of(request))}
     if str((reply.data or {}).get("type", "")).endswith("/out-of-stock"):
         message = _("Not enough stock for this order: lower the quantity")
+    elif "lines" in errors and len(errors) == 1:
+        message = errors["lines"]
     elif errors:
         message = _("Please check the marked fields")
     else:
@@ -185,6 +208,13 @@ async def tracking_page(request: Request, token: Token) -> Response:
         if reply.ok:
             qr = reply.data
             qr["img"] = f"/api/v1/tracking/{token}/payment-qr?format=svg"
-    response = page(request, "tracking.html", order=order, qr=qr, token=token)
+    found = await call(request, "catalog", "GET", f"/api/v1/shops/{order['shop_id']}")
+    shop = found.data if found.ok else None  # the shop's contact as it is now; the page stands without it
+    where = order.get("address") or {}
+    address = ", ".join(p for p in (where.get("street"), ward_name(where.get("province_code", ""), where.get("ward_code", "")),
+                                    province_name(where.get("province_code", ""))) if p)
+    tracking_url = f"{request.app.state.settings.public_base_url}/t/{token}"
+    response = page(request, "tracking.html", order=order, qr=qr, token=token, shop=shop, address=address,
+                    tracking_url=tracking_url)
     response.headers["Referrer-Policy"] = "no-referrer"  # the link is the secret
     return response

@@ -64,6 +64,24 @@ async def test_wholesale_tiers_and_delivery_by_province(m) -> None:
     assert pickup["delivery_fee"] == 0 and pickup["delivery_method"] == "pickup"
 
 
+async def test_pickup_needs_no_address_shipping_does(m) -> None:
+    body = {**ORDER, "lines": [{"variant_id": m.tuber, "quantity": 2}], "delivery_method": "pickup"}
+    body.pop("address")
+    resp = await m.orders.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "pickup-no-address"})
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["address"] == {} and resp.json()["delivery_fee"] == 0
+    # An address sent with a pickup is not kept (the order does not need it).
+    kept = (await m.place([{"variant_id": m.tuber, "quantity": 2}], delivery_method="pickup")).json()
+    assert kept.get("address") == {}, kept
+    body["delivery_method"] = "ship"
+    resp = await m.orders.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "ship-no-address"})
+    assert resp.status_code == 422, resp.text
+    assert [(e["field"], e["type"]) for e in resp.json()["errors"]] == [("body.address", "missing")]
+    body.pop("delivery_method")  # shipping is the default
+    resp = await m.orders.post("/api/v1/orders", json=body, headers={"Idempotency-Key": "default-no-address"})
+    assert resp.status_code == 422 and resp.json()["errors"][0]["field"] == "body.address"
+
+
 @pytest.mark.parametrize("tamper", [
     {"total": 1}, {"subtotal": 1}, {"delivery_fee": 0}, {"status": "delivered"}, {"payment_status": "paid"},
 ])

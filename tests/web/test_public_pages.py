@@ -4,6 +4,7 @@ photos, ordering as a guest (with a double submit), tracking with the VietQR, an
 from __future__ import annotations
 
 import re
+import time
 from io import BytesIO
 
 import pytest
@@ -81,7 +82,7 @@ async def test_photos_are_lazy_with_the_stored_sizes(market: Market) -> None:
 async def test_public_pages_are_cacheable_and_static_files_immutable(market: Market) -> None:
     async with market.browser() as b:
         first = await b.get(f"/s/{market.shop['slug']}")
-        assert first.headers["cache-control"] == "public, max-age=60"
+        assert first.headers["cache-control"] == "public, no-cache"
         again = await b.get(f"/s/{market.shop['slug']}", headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
         css = re.search(r'href="(/static/app\.[0-9a-f]+\.css)"', first.text).group(1)
@@ -188,7 +189,7 @@ async def test_the_order_form_shows_the_services_errors_by_their_fields(market: 
         assert resp.status_code == 409 and "Không đủ hàng" in resp.text and "Chỉ còn 88" in resp.text
         junk = order_form(resp.text, **{f"qty.{tuber['id']}": "hai"})
         resp = await b.post(f"/p/{pid}/order", data=junk)
-        assert resp.status_code == 422 and "Nhập một số nguyên" in resp.text
+        assert resp.status_code == 422 and "Số lượng là số nguyên" in resp.text
 
 
 async def test_without_javascript_the_wards_come_from_the_server(market: Market) -> None:
@@ -216,3 +217,200 @@ async def test_a_forged_post_is_refused(market: Market) -> None:
     async with market.browser() as fresh:  # no cookie at all
         resp = await fresh.post(f"/p/{pid}/order", data=data)
         assert resp.status_code == 403
+
+
+async def test_pickup_at_the_nursery_needs_no_address(market: Market) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        # The shop offers pickup: the address fields are not required by the browser.
+        assert not re.search(r'<select id="address-province_code" name="address.province_code" required', html)
+        data = order_form(html, **{f"qty.{tuber['id']}": "2", "delivery_method": "pickup",
+                                   "address.province_code": "", "address.ward_code": "", "address.street": ""})
+        placed = await b.post(f"/p/{pid}/order", data=data)
+        assert placed.status_code == 303, placed.text
+        page = await b.get(placed.headers["location"])
+        assert "Nhận tại vườn" in page.text or "nhận tại vườn" in page.text
+        # Shipping still needs one, in the page's language beside the province.
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        data = order_form(html, **{f"qty.{tuber['id']}": "2", "address.province_code": "",
+                                   "address.ward_code": "", "address.street": ""})
+        resp = await b.post(f"/p/{pid}/order", data=data)
+        assert resp.status_code == 422
+        assert 'id="address-province_code-err"' in resp.text and "Không đúng định dạng" not in resp.text
+    orders = (await market.stack.gw.get("/api/v1/orders", headers=market.grower["headers"])).json()["items"]
+    assert orders[0]["delivery_method"] == "pickup" and orders[0]["address"] == {}
+
+
+@pytest.mark.parametrize("typed", ["1.5", "1,5", "2.0", "1e1", "-2"])
+async def test_a_quantity_is_a_whole_number_or_a_clear_error(market: Market, typed: str) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    gw, headers = market.stack.gw, market.grower["headers"]
+    before = len((await gw.get("/api/v1/orders", headers=headers)).json()["items"])
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        resp = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": typed}))
+        assert resp.status_code == 422, resp.text
+        assert f'id="qty-{tuber["id"]}-err">Số lượng là số nguyên' in resp.text
+        # From the variety's page (a GET): the form, saying so, rather than a page not found.
+        form = await b.get(f"/p/{pid}/order", params={"variant": tuber["id"], "qty": typed})
+        assert form.status_code == 200 and "Số lượng là số nguyên" in form.text
+    assert len((await gw.get("/api/v1/orders", headers=headers)).json()["items"]) == before
+
+
+@pytest.mark.parametrize("phone,said", [
+    ("+1 415 555 2671", "Chỉ nhận số điện thoại Việt Nam (+84)."),
+    ("0912 abc 678", "Số điện thoại chỉ gồm chữ số"),
+    ("0243 825 6789", "Đây có vẻ là số máy bàn"),
+    ("01689 123 456", "Số 11 chữ số đã đổi sang 10 chữ số từ năm 2018: hãy thử 0389123456."),
+])
+async def test_the_services_validation_messages_are_in_the_pages_language(market: Market, phone, said) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        resp = await b.post(f"/p/{pid}/order", data=order_form(html, **{"contact.phone": phone,
+                                                                         f"qty.{tuber['id']}": "2"}))
+        assert resp.status_code == 422
+        shown = re.search(r'id="contact-phone-err">([^<]+)<', resp.text).group(1)
+        assert said in shown and "Value error" not in resp.text
+        await b.get(f"/lang/en?next=/p/{pid}")  # in English: the service's own sentence, no "Value error"
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        resp = await b.post(f"/p/{pid}/order", data=order_form(html, **{"contact.phone": phone,
+                                                                         f"qty.{tuber['id']}": "2"}))
+        shown = re.search(r'id="contact-phone-err">([^<]+)<', resp.text).group(1)
+        assert "Value error" not in shown and ("number" in shown or "landline" in shown), shown
+
+
+async def test_a_public_page_is_fresh_right_after_a_price_change_and_304_while_unchanged(market: Market) -> None:
+    gw, headers = market.stack.gw, market.grower["headers"]
+    made = (await gw.post("/api/v1/products", headers=headers, json={
+        "name": "Sen Nhật", "status": "active", "variants": [{"label": "Củ", "retail_price": 50000, "stock": 9}]})).json()
+    path = f"/p/{made['id']}"
+    async with market.browser() as b:
+        first = await b.get(path)
+        assert "50.000 ₫" in first.text and first.headers["cache-control"] == "public, no-cache"
+        etag = first.headers["etag"]
+        assert (await b.get(path, headers={"If-None-Match": etag})).status_code == 304
+        variant = made["variants"][0]
+        resp = await gw.patch(f"/api/v1/products/{made['id']}", headers=headers, json={
+            "variants": [{"id": variant["id"], "label": "Củ", "retail_price": 55000, "stock": 9}]})
+        assert resp.status_code == 200, resp.text
+        again = await b.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 200 and "55.000 ₫" in again.text and again.headers["etag"] != etag
+        # What a revalidation costs, next to a full page (both render; a 304 sends no body).
+        for label, sent in (("200", {}), ("304", {"If-None-Match": again.headers["etag"]})):
+            started = time.perf_counter()
+            for _ in range(30):
+                reply = await b.get(path, headers={**sent, "Accept-Encoding": "gzip"})
+            took = (time.perf_counter() - started) / 30 * 1000
+            print(f"product page, {label}: {took:.1f} ms a request, {reply.num_bytes_downloaded} bytes")
+            assert reply.status_code == int(label)
+
+
+async def test_payment_is_its_own_line_in_the_buyers_history(market: Market) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    gw, headers = market.stack.gw, market.grower["headers"]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        placed = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": "2"}))
+        tracking = placed.headers["location"]
+        order = (await gw.get("/api/v1/orders", headers=headers)).json()["items"][0]
+        for move in ("confirm", "mark-paid"):
+            assert (await gw.post(f"/api/v1/orders/{order['id']}/{move}", headers=headers)).status_code == 200
+        page = (await b.get(tracking)).text
+    timeline = re.search(r'<ol class="timeline">(.*?)</ol>', page, re.S).group(1)
+    lines = re.findall(r'<span class="what">([^<]+)</span>', timeline)
+    assert lines == ["Đã đặt hàng", "Cửa hàng đã xác nhận", "Đã nhận tiền thanh toán"]
+    assert "Đã xác nhận</li>" not in page
+
+
+async def test_browsers_get_error_pages_in_their_language_api_clients_problem_json(market: Market) -> None:
+    from common.errors import Problem, ServiceUnavailable
+
+    class Gone(Problem):
+        status, slug, title = 410, "gone", "Gone"
+
+    gateway = market.stack.apps["gateway"]
+
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    async def down() -> None:
+        raise ServiceUnavailable("catalog down", headers={"Retry-After": "5"})
+
+    async def gone() -> None:
+        raise Gone("This variety was withdrawn")
+
+    for path, endpoint in (("/test-only/boom", boom), ("/test-only/down", down), ("/test-only/gone", gone)):
+        gateway.router.add_api_route(path, endpoint, include_in_schema=False)
+    async with market.browser() as b:
+        for path, status, heading in (("/no/such/page", 404, "Không tìm thấy"),
+                                      ("/s/no-such-shop", 404, "Không tìm thấy"),
+                                      ("/test-only/gone", 410, "Không còn nữa"),
+                                      ("/test-only/boom", 500, "Không tải được trang này"),
+                                      ("/test-only/down", 503, "Chợ đang bận")):
+            resp = await b.get(path)
+            assert resp.status_code == status, path
+            assert resp.headers["content-type"].startswith("text/html"), path
+            assert '<html lang="vi">' in resp.text and f"<h1>{heading}</h1>" in resp.text, resp.text
+            main = re.search(r"<main.*</main>", resp.text, re.S).group(0)
+            assert not re.search(r"\b(No such|Not Found|Internal|withdrawn|catalog down)\b", main), main
+            # The same address for an API client: problem+json, as before.
+            api = await b.get(path, headers={"Accept": "application/json"})
+            assert api.status_code == status and api.headers["content-type"] == "application/problem+json"
+        assert (await b.get("/test-only/down")).headers["retry-after"] == "5"
+        # Under /api/ a browser gets the API's answer too.
+        api = await b.get("/api/v1/no-such-thing")
+        assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+        english = await b.get("/lang/en?next=/no/such/page", follow_redirects=True)
+        assert english.status_code == 404 and "<h1>Not found</h1>" in english.text
+
+
+async def test_the_minimum_order_error_states_the_minimum(market: Market) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    gw, headers, shop = market.stack.gw, market.grower["headers"], market.shop
+    assert (await gw.patch(f"/api/v1/shops/{shop['id']}", headers=headers,
+                           json={"min_order_value": 500000})).status_code == 200
+    try:
+        async with market.browser() as b:
+            html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+            assert 'data-min-order="500000"' in html and "data-below-min" in html
+            resp = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": "2"}))
+        assert resp.status_code == 422
+        said = "Đơn tối thiểu của cửa hàng là 500.000 ₫ tiền hàng"
+        assert said in re.search(r'<div class="alert" role="alert">([^<]+)</div>', resp.text).group(1)
+        assert said in re.search(r'id="lines-err">([^<]+)<', resp.text).group(1)
+    finally:
+        await gw.patch(f"/api/v1/shops/{shop['id']}", headers=headers, json={"min_order_value": 0})
+
+
+async def test_the_wards_come_in_vietnamese_order(market: Market) -> None:
+    from gateway.web.places import vietnamese_key
+
+    pid = market.product["id"]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order")).text
+        resp = await b.post(f"/p/{pid}/order", data={"csrf": hidden(html, "csrf"), "action": "wards",
+                                                      "address.province_code": "92"})  # Cần Thơ: 103 wards
+    select = re.search(r'<select id="address-ward_code".*?</select>', resp.text, re.S).group(0)
+    names = re.findall(r'<option value="\d{5}"[^>]*>([^<]+)</option>', select)
+    assert len(names) == 103 and names == sorted(names, key=vietnamese_key)
+    assert names[0] == "Phường An Bình" and names.index("Xã Đông Hiệp") > names.index("Xã Cù Lao Dung")
+    assert 'data-filter-label="Tìm nhanh theo tên"' in select
+
+
+async def test_call_and_zalo_are_one_tap_away_on_the_shop_product_and_tracking_pages(market: Market) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        placed = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": "2"}))
+        pages = {path: (await b.get(path)).text
+                 for path in (f"/s/{market.shop['slug']}", f"/p/{pid}", placed.headers["location"])}
+    for path, text in pages.items():
+        assert '<a class="btn" href="tel:+84912345670" data-call>Gọi 0912 345 670</a>' in text, path
+        assert 'href="https://zalo.me/0912345670" rel="noopener" data-zalo>Nhắn Zalo</a>' in text, path
+    shop_page = pages[f"/s/{market.shop['slug']}"]
+    assert "Vườn: 12 Lê Lợi, Phường Ba Đình, Thành phố Hà Nội" in shop_page
+    link = re.search(r'<a href="([^"]+)" rel="noopener" data-map>Xem bản đồ</a>', shop_page).group(1)
+    assert link == "https://www.google.com/maps/search/?api=1&amp;query=12+L%C3%AA+L%E1%BB%A3i%2C+Ph%C6%B0%E1%BB%9Dng+" \
+                   "Ba+%C4%90%C3%ACnh%2C+Th%C3%A0nh+ph%E1%BB%91+H%C3%A0+N%E1%BB%99i%2C+Vi%E1%BB%87t+Nam"

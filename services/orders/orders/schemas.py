@@ -5,6 +5,8 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, EmailStr, Field, field_validator, model_validator
+from pydantic import ValidationInfo
+from pydantic_core import PydanticCustomError
 
 from common.params import StrictBody
 from common.text import CleanText, NonEmptyText
@@ -57,15 +59,30 @@ class Address(StrictBody):
         return self
 
 
+ADDRESS_DESCRIPTION = "Where to ship: required for `ship`, not needed for `pickup` (then not kept)"
+
+
+def _address_to_ship(address: "Address | None", info: ValidationInfo) -> "Address | None":
+    """An address is needed to ship, not to collect at the nursery (``delivery_method: pickup``)."""
+    method = info.data.get("delivery_method")
+    if method == "pickup":
+        return None
+    if method == "ship" and address is None:
+        raise PydanticCustomError("missing", "An address is required to ship (not for pickup)")
+    return address
+
+
 class OrderFields(StrictBody):
     lines: list[LineIn] = Field(min_length=1, max_length=50)
     contact: Contact
-    address: Address
-    payment_method: Literal["cod", "bank_transfer"]
     delivery_method: Literal["ship", "pickup"] = "ship"
+    address: Address | None = Field(None, description=ADDRESS_DESCRIPTION, validate_default=True)
+    payment_method: Literal["cod", "bank_transfer"]
     note: CleanText = Field("", max_length=1000)
     locale: Literal["vi", "en"] = Field("vi", description="The buyer's language for messages about this order")
     consent: Consent = Field(description="The buyer agrees to the purposes in `consent_purposes`")
+
+    _address = field_validator("address")(_address_to_ship)
 
 
 class OrderCreate(OrderFields):
@@ -84,12 +101,14 @@ class CheckoutCreate(StrictBody):
 
     lines: list[LineIn] = Field(min_length=1, max_length=100)
     contact: Contact
-    address: Address
-    payment_method: Literal["cod", "bank_transfer"]
     delivery_method: Literal["ship", "pickup"] = "ship"
+    address: Address | None = Field(None, description=ADDRESS_DESCRIPTION, validate_default=True)
+    payment_method: Literal["cod", "bank_transfer"]
     note: CleanText = Field("", max_length=1000)
     locale: Literal["vi", "en"] = "vi"
     consent: Consent
+
+    _address = field_validator("address")(_address_to_ship)
 
 
 class LineOut(BaseModel):

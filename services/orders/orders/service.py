@@ -104,7 +104,8 @@ def build_order(reservation: dict, data: OrderFields, buyer: Principal | None, s
     if subtotal < shop["min_order_value"]:
         raise _field_error("body.lines", f"this shop's minimum order is {shop['min_order_value']} ₫",
                            "below_min_order_value")
-    fee = delivery_fee(shop["delivery"], data.delivery_method, data.address.province_code, subtotal)
+    fee = delivery_fee(shop["delivery"], data.delivery_method, data.address.province_code if data.address else "",
+                       subtotal)
     token = secrets.token_urlsafe(24)
     bank = None
     if data.payment_method == "bank_transfer":
@@ -117,7 +118,8 @@ def build_order(reservation: dict, data: OrderFields, buyer: Principal | None, s
         code=new_code(), shop_id=shop["id"], shop_owner_id=shop["owner_id"], shop_name=shop["name"],
         shop_slug=shop["slug"], shop_phone=shop["phone"], buyer_id=buyer.sub if buyer else None,
         checkout_id=checkout_id, source=source, payment_method=data.payment_method,
-        delivery_method=data.delivery_method, contact=data.contact.model_dump(), address=data.address.model_dump(),
+        delivery_method=data.delivery_method, contact=data.contact.model_dump(),
+        address=data.address.model_dump() if data.address else {},
         note=data.note, locale=data.locale, subtotal=subtotal, delivery_fee=fee, total=subtotal + fee, bank=bank,
         consent={"purposes": CONSENT_PURPOSES, "given_at": utcnow().isoformat()},
         tracking_token_hash=token_hash(token), reservation_id=reservation["id"], lines=lines,
