@@ -75,3 +75,18 @@ def number(form: FormData, name: str, errors: dict[str, str], message: str,
         errors[name] = message
         return None
     return int(raw)
+
+
+WHOLE = re.compile(r"\d{1,9}")
+
+
+def whole(form: FormData, name: str, errors: dict[str, str], message: str, blank: int | None = None) -> int | None:
+    """A count as typed: digits only. ``1.5``, ``1,5`` and ``2.0`` are errors, never 15 or 20 (as
+    :func:`number` would read an amount's thousands separators)."""
+    raw = text(form, name)
+    if not raw:
+        return blank
+    if not WHOLE.fullmatch(raw):
+        errors[name] = message
+        return None
+    return int(raw)

@@ -16,7 +16,7 @@ from common.vietnam import provinces, wards
 from gateway.ratelimit import enforce
 from gateway.web import core, session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
-from gateway.web.forms import number, text, translate_errors
+from gateway.web.forms import WHOLE, text, translate_errors, whole
 from gateway.web.i18n import LANG_COOKIE, LOCALES, N_
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -94,21 +94,28 @@ CONSENT_PURPOSES = N_(
     "about it, and to keep the shop's sales records (required by law). Nothing is used for advertising.")
 
 
+WHOLE_QUANTITY = N_("Quantities are whole numbers (1, 2, 3…), with no comma or dot")
 ADDRESS_FIELDS = ("address.province_code", "address.ward_code", "address.street")
 
 
 @router.get("/p/{product_id}/order")
 async def order_form(request: Request, product_id: ProductId,
                      variant: Annotated[int | None, Query(ge=1)] = None,
-                     qty: Annotated[int | None, Query(ge=0, le=1_000_000)] = None) -> Response:
+                     qty: Annotated[str | None, Query(max_length=20)] = None) -> Response:
     product, shop = await _product_and_shop(request, product_id)
     values: dict[str, str] = {"idempotency_key": uuid.uuid4().hex, "payment_method": "cod",
                               "delivery_method": "ship"}
+    errors: dict[str, str] = {}
     chosen = variant or (product["variants"][0]["id"] if len(product["variants"]) == 1 else None)
     for v in product["variants"]:
         if v["id"] == chosen:
-            values[f"qty.{v['id']}"] = str(max(qty or 0, v["min_order_quantity"]))
-    return page(request, "order.html", **_order_context(request, product, shop, values, {}))
+            name = f"qty.{v['id']}"
+            typed = (qty or "").strip()
+            if typed and not WHOLE.fullmatch(typed):  # "1.5" on the variety's page: said, not guessed
+                values[name], errors[name] = typed, gettext(request)(WHOLE_QUANTITY)
+            else:
+                values[name] = str(max(int(typed or 0), v["min_order_quantity"]))
+    return page(request, "order.html", **_order_context(request, product, shop, values, errors))
 
 
 @router.post("/p/{product_id}/order")
@@ -124,7 +131,7 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
     lines, line_fields = [], []
     for v in product["variants"]:
         name = f"qty.{v['id']}"
-        quantity = number(form, name, errors, _("Enter a whole number"), blank=0)
+        quantity = whole(form, name, errors, _(WHOLE_QUANTITY), blank=0)
         if quantity:
             lines.append({"variant_id": v["id"], "quantity": quantity})
             line_fields.append(name)

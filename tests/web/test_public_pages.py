@@ -188,7 +188,7 @@ async def test_the_order_form_shows_the_services_errors_by_their_fields(market: 
         assert resp.status_code == 409 and "Không đủ hàng" in resp.text and "Chỉ còn 88" in resp.text
         junk = order_form(resp.text, **{f"qty.{tuber['id']}": "hai"})
         resp = await b.post(f"/p/{pid}/order", data=junk)
-        assert resp.status_code == 422 and "Nhập một số nguyên" in resp.text
+        assert resp.status_code == 422 and "Số lượng là số nguyên" in resp.text
 
 
 async def test_without_javascript_the_wards_come_from_the_server(market: Market) -> None:
@@ -239,3 +239,19 @@ async def test_pickup_at_the_nursery_needs_no_address(market: Market) -> None:
         assert 'id="address-province_code-err"' in resp.text and "Không đúng định dạng" not in resp.text
     orders = (await market.stack.gw.get("/api/v1/orders", headers=market.grower["headers"])).json()["items"]
     assert orders[0]["delivery_method"] == "pickup" and orders[0]["address"] == {}
+
+
+@pytest.mark.parametrize("typed", ["1.5", "1,5", "2.0", "1e1", "-2"])
+async def test_a_quantity_is_a_whole_number_or_a_clear_error(market: Market, typed: str) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    gw, headers = market.stack.gw, market.grower["headers"]
+    before = len((await gw.get("/api/v1/orders", headers=headers)).json()["items"])
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        resp = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": typed}))
+        assert resp.status_code == 422, resp.text
+        assert f'id="qty-{tuber["id"]}-err">Số lượng là số nguyên' in resp.text
+        # From the variety's page (a GET): the form, saying so, rather than a page not found.
+        form = await b.get(f"/p/{pid}/order", params={"variant": tuber["id"], "qty": typed})
+        assert form.status_code == 200 and "Số lượng là số nguyên" in form.text
+    assert len((await gw.get("/api/v1/orders", headers=headers)).json()["items"]) == before

@@ -44,12 +44,17 @@
     var update = function () {
       var subtotal = 0;
       $$("[data-variant]", order).forEach(function (box) {
-        var input = $("input", box), q = parseInt(input.value, 10) || 0;
+        var input = $("input", box), typed = input.value.trim(), shown = $("[data-line]", box);
+        var notWhole = (typed && !/^\d+$/.test(typed)) || (input.validity && input.validity.badInput);
+        input.setCustomValidity(notWhole ? order.dataset.whole : "");  /* the browser's bubble, in the page's language */
+        shown.classList.toggle("err", !!notWhole);
+        if (notWhole) { shown.textContent = order.dataset.whole; return; }  /* "1.5" is not 1 */
+        var q = parseInt(typed, 10) || 0;
         var unit = +box.dataset.retail, kind = order.dataset.retailWord;
         JSON.parse(box.dataset.tiers).forEach(function (t) {
           if (q >= t.min_quantity) { unit = t.unit_price; kind = order.dataset.wholesaleWord; }
         });
-        $("[data-line]", box).textContent = q > 0 ? q + " × " + vnd(unit) + " (" + kind + ") = " + vnd(q * unit) : "";
+        shown.textContent = q > 0 ? q + " × " + vnd(unit) + " (" + kind + ") = " + vnd(q * unit) : "";
         subtotal += q * unit;
       });
       var pickup = $("#dm-pickup", order), province = $("select[name='address.province_code']", order).value;
