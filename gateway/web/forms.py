@@ -9,7 +9,7 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from gateway.web.core import gettext
-from gateway.web.i18n import N_
+from gateway.web.i18n import N_, locale_of
 
 # The services speak English; the common messages by their pydantic type, in the page's language.
 _BY_TYPE = {
@@ -38,15 +38,47 @@ _BY_TEXT = [
 ]
 
 
+# The services' own sentences for people (common/vietnam.py's phone numbers, the orders' rules), each
+# with its Vietnamese in the catalog: shown translated as a whole, never in English on a Vietnamese page.
+_SERVER_SENTENCES = {message: message for message in (
+    N_("Enter a Vietnamese mobile number, like 0912 345 678."),
+    N_("Only Vietnamese numbers (+84) are accepted."),
+    N_("A phone number has only digits, spaces and an optional +84."),
+    N_("This is not a valid Vietnamese phone number."),
+    N_("This looks like a landline; enter a mobile number (10 digits, starting 03, 05, 07, 08 or 09)."),
+    N_("The text must not be empty (or only spaces)"),
+    N_("An address is required to ship (not for pickup)"),
+)}
+_SERVER_PATTERNS = [
+    (re.compile(r"11-digit numbers changed to 10 digits in 2018: try (\d+)\."),
+     N_("11-digit numbers changed to 10 digits in 2018: try %(number)s."), "number"),
+]
+NOT_ACCEPTED = N_("This value is not accepted")
+
+
+def _server_sentence(_, message: str) -> str | None:
+    """The page's language for a sentence the services wrote (pydantic's "Value error, " left out)."""
+    message = message.removeprefix("Value error, ").strip()
+    if message in _SERVER_SENTENCES:
+        return _(_SERVER_SENTENCES[message])
+    for pattern, msgid, name in _SERVER_PATTERNS:
+        found = pattern.fullmatch(message)
+        if found:
+            return _(msgid) % {name: found.group(1)}
+    return None
+
+
 def translate_errors(request, errors: list[dict[str, Any]] | None, fallback: dict[str, str]) -> dict[str, str]:
-    """Field → message in the page's language, from a problem's ``errors``."""
+    """Field → message in the page's language, from a problem's ``errors``: the services' sentence
+    translated, else one by its kind, else (on a page not in English) a plain "not accepted"."""
     _ = gettext(request)
+    english = locale_of(request) == "en"
     out: dict[str, str] = {}
     for err in errors or []:
         field = str(err.get("field", "")).removeprefix("body.")
         message = str(err.get("message", ""))
-        text = None
-        if err.get("type") == "out_of_stock" and isinstance(err.get("available"), int):
+        text = _server_sentence(_, message)
+        if text is None and err.get("type") == "out_of_stock" and isinstance(err.get("available"), int):
             text = _("Only %(n)s left") % {"n": err["available"]}
         for pattern, msgid in _BY_TEXT:
             if text is None and pattern.search(message):
@@ -54,7 +86,7 @@ def translate_errors(request, errors: list[dict[str, Any]] | None, fallback: dic
                 break
         if text is None and err.get("type") in _BY_TYPE:
             text = _(_BY_TYPE[err["type"]])
-        out.setdefault(field, text or message)
+        out.setdefault(field, text or (message if english else _(NOT_ACCEPTED)))
     for field, message in fallback.items():
         out.setdefault(field, message)
     return out

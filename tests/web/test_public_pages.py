@@ -255,3 +255,26 @@ async def test_a_quantity_is_a_whole_number_or_a_clear_error(market: Market, typ
         form = await b.get(f"/p/{pid}/order", params={"variant": tuber["id"], "qty": typed})
         assert form.status_code == 200 and "Số lượng là số nguyên" in form.text
     assert len((await gw.get("/api/v1/orders", headers=headers)).json()["items"]) == before
+
+
+@pytest.mark.parametrize("phone,said", [
+    ("+1 415 555 2671", "Chỉ nhận số điện thoại Việt Nam (+84)."),
+    ("0912 abc 678", "Số điện thoại chỉ gồm chữ số"),
+    ("0243 825 6789", "Đây có vẻ là số máy bàn"),
+    ("01689 123 456", "Số 11 chữ số đã đổi sang 10 chữ số từ năm 2018: hãy thử 0389123456."),
+])
+async def test_the_services_validation_messages_are_in_the_pages_language(market: Market, phone, said) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        resp = await b.post(f"/p/{pid}/order", data=order_form(html, **{"contact.phone": phone,
+                                                                         f"qty.{tuber['id']}": "2"}))
+        assert resp.status_code == 422
+        shown = re.search(r'id="contact-phone-err">([^<]+)<', resp.text).group(1)
+        assert said in shown and "Value error" not in resp.text
+        await b.get(f"/lang/en?next=/p/{pid}")  # in English: the service's own sentence, no "Value error"
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        resp = await b.post(f"/p/{pid}/order", data=order_form(html, **{"contact.phone": phone,
+                                                                         f"qty.{tuber['id']}": "2"}))
+        shown = re.search(r'id="contact-phone-err">([^<]+)<', resp.text).group(1)
+        assert "Value error" not in shown and ("number" in shown or "landline" in shown), shown
