@@ -29,7 +29,9 @@ from gateway.web.i18n import LANG_COOKIE, LOCALES, N_, local_phone, locale_of, m
 log = logging.getLogger("gateway.web")
 
 TEMPLATES = Path(__file__).parent / "templates"
-PUBLIC_MAX_AGE = 60
+# Public pages: kept by browsers and shared caches, but asked again on every view (no-cache), so a
+# changed price or stock shows at once; an unchanged page is a 304 with no body (docs/decisions/0011).
+PUBLIC_CACHE = "public, no-cache"
 CSP = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
@@ -78,8 +80,9 @@ def render_text(request: Request, template: str, **context: Any) -> str:
 
 def page(request: Request, template: str, *, status: int = 200, public: bool = False,
          **context: Any) -> Response:
-    """An HTML page. ``public``: the same for every visitor in a language, so cacheable by anyone
-    for a minute with an ETag (a 304 when it has not changed); otherwise private and never stored."""
+    """An HTML page. ``public``: the same for every visitor in a language, so storable by anyone and
+    revalidated on each view by its ETag (a 304 when it has not changed); otherwise private and never
+    stored."""
     if not public:
         context.setdefault("csrf", session.csrf_token(request))
     body = render_text(request, template, **context).encode()
@@ -88,7 +91,7 @@ def page(request: Request, template: str, *, status: int = 200, public: bool = F
                "Content-Language": locale_of(request)}
     if public and status == 200:
         etag = weak_etag(body)
-        headers.update({"ETag": etag, "Cache-Control": f"public, max-age={PUBLIC_MAX_AGE}"})
+        headers.update({"ETag": etag, "Cache-Control": PUBLIC_CACHE})
         if etag_matches(request.headers.get("if-none-match"), etag):
             return session.apply_cookies(request, Response(status_code=304, headers=headers))
     else:

@@ -74,3 +74,18 @@ async def test_a_quantity_of_1_5_is_refused_not_read_as_15(stack, page, shot):
     await page.wait_for_load_state()
     assert "Số lượng là số nguyên" in await page.locator(f"#qty-{tuber['id']}-err").inner_text()
     assert (await stack.gw.get("/api/v1/orders", headers=grower["headers"])).json()["items"] == []
+
+
+async def test_the_page_is_fresh_right_after_a_price_change(stack, page, shot):
+    grower, shop, (product,) = await nursery(stack)
+    tuber = product["variants"][0]
+    await page.goto(product["url"])
+    assert "150.000 ₫" in await page.locator("main").inner_text()
+    resp = await stack.gw.patch(f"/api/v1/products/{product['id']}", headers=grower["headers"], json={
+        "variants": [{**{k: tuber[k] for k in ("id", "label", "stock", "wholesale_tiers")}, "retail_price": 155000},
+                     {k: product["variants"][1][k] for k in ("id", "label", "retail_price", "stock")}]})
+    assert resp.status_code == 200, resp.text
+    await page.goto(shop["url"])
+    await page.goto(product["url"])  # as a buyer comes back to it: a link, not a reload
+    assert "155.000 ₫" in await page.locator("main").inner_text()
+    await shot(page, "fix-04-fresh-price")

@@ -4,6 +4,7 @@ photos, ordering as a guest (with a double submit), tracking with the VietQR, an
 from __future__ import annotations
 
 import re
+import time
 from io import BytesIO
 
 import pytest
@@ -81,7 +82,7 @@ async def test_photos_are_lazy_with_the_stored_sizes(market: Market) -> None:
 async def test_public_pages_are_cacheable_and_static_files_immutable(market: Market) -> None:
     async with market.browser() as b:
         first = await b.get(f"/s/{market.shop['slug']}")
-        assert first.headers["cache-control"] == "public, max-age=60"
+        assert first.headers["cache-control"] == "public, no-cache"
         again = await b.get(f"/s/{market.shop['slug']}", headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
         css = re.search(r'href="(/static/app\.[0-9a-f]+\.css)"', first.text).group(1)
@@ -278,3 +279,29 @@ async def test_the_services_validation_messages_are_in_the_pages_language(market
                                                                          f"qty.{tuber['id']}": "2"}))
         shown = re.search(r'id="contact-phone-err">([^<]+)<', resp.text).group(1)
         assert "Value error" not in shown and ("number" in shown or "landline" in shown), shown
+
+
+async def test_a_public_page_is_fresh_right_after_a_price_change_and_304_while_unchanged(market: Market) -> None:
+    gw, headers = market.stack.gw, market.grower["headers"]
+    made = (await gw.post("/api/v1/products", headers=headers, json={
+        "name": "Sen Nhật", "status": "active", "variants": [{"label": "Củ", "retail_price": 50000, "stock": 9}]})).json()
+    path = f"/p/{made['id']}"
+    async with market.browser() as b:
+        first = await b.get(path)
+        assert "50.000 ₫" in first.text and first.headers["cache-control"] == "public, no-cache"
+        etag = first.headers["etag"]
+        assert (await b.get(path, headers={"If-None-Match": etag})).status_code == 304
+        variant = made["variants"][0]
+        resp = await gw.patch(f"/api/v1/products/{made['id']}", headers=headers, json={
+            "variants": [{"id": variant["id"], "label": "Củ", "retail_price": 55000, "stock": 9}]})
+        assert resp.status_code == 200, resp.text
+        again = await b.get(path, headers={"If-None-Match": etag})
+        assert again.status_code == 200 and "55.000 ₫" in again.text and again.headers["etag"] != etag
+        # What a revalidation costs, next to a full page (both render; a 304 sends no body).
+        for label, sent in (("200", {}), ("304", {"If-None-Match": again.headers["etag"]})):
+            started = time.perf_counter()
+            for _ in range(30):
+                reply = await b.get(path, headers={**sent, "Accept-Encoding": "gzip"})
+            took = (time.perf_counter() - started) / 30 * 1000
+            print(f"product page, {label}: {took:.1f} ms a request, {reply.num_bytes_downloaded} bytes")
+            assert reply.status_code == int(label)
