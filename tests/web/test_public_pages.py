@@ -305,3 +305,20 @@ async def test_a_public_page_is_fresh_right_after_a_price_change_and_304_while_u
             took = (time.perf_counter() - started) / 30 * 1000
             print(f"product page, {label}: {took:.1f} ms a request, {reply.num_bytes_downloaded} bytes")
             assert reply.status_code == int(label)
+
+
+async def test_payment_is_its_own_line_in_the_buyers_history(market: Market) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    gw, headers = market.stack.gw, market.grower["headers"]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        placed = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": "2"}))
+        tracking = placed.headers["location"]
+        order = (await gw.get("/api/v1/orders", headers=headers)).json()["items"][0]
+        for move in ("confirm", "mark-paid"):
+            assert (await gw.post(f"/api/v1/orders/{order['id']}/{move}", headers=headers)).status_code == 200
+        page = (await b.get(tracking)).text
+    timeline = re.search(r'<ol class="timeline">(.*?)</ol>', page, re.S).group(1)
+    lines = re.findall(r'<span class="what">([^<]+)</span>', timeline)
+    assert lines == ["Đã đặt hàng", "Cửa hàng đã xác nhận", "Đã nhận tiền thanh toán"]
+    assert "Đã xác nhận</li>" not in page
