@@ -12,6 +12,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
 
 from common.errors import ServiceUnavailable
+from gateway.web.error_pages import HtmlErrorPages
 from common.keys import dev_private_key, private_key_from_text
 from common.service import create_service_app
 from gateway.identity.endpoints import jwks_router
@@ -99,6 +100,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             await enforce(request.app.state.limiter, request.app.state.rules["order-ip"],
                           request.client.host if request.client else "unknown")
         return await integration_headers(request)
+
+    # Outermost: a browser's request that ends in problem+json (but not under /api/) gets an HTML page.
+    app.add_middleware(HtmlErrorPages)
 
     # First of the app's routes: the route table's prefixes never reach FastAPI's routing.
     app.router.routes.insert(0, ProxyRoute(routes, settings, prepare))

@@ -144,7 +144,11 @@ class WebRoute(APIRoute):
 
 
 def error_page(request: Request, status: int, detail: str | None = None) -> Response:
-    return page(request, "error.html", status=status, status_code=status, detail=detail)
+    """The error page in the page's language; a service's English ``detail`` is shown only when the
+    catalog translates it (a person reads what happened by its status, never an English sentence)."""
+    _ = gettext(request)
+    shown = detail if detail and (locale_of(request) == "en" or _(detail) != detail) else None
+    return page(request, "error.html", status=status, public=True, status_code=status, detail=shown)
 
 
 # ---- the services' public API ------------------------------------------------------------------------

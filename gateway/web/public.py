@@ -17,7 +17,7 @@ from gateway.ratelimit import enforce
 from gateway.web import core, session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
 from gateway.web.forms import WHOLE, text, translate_errors, whole
-from gateway.web.i18n import LANG_COOKIE, LOCALES, N_
+from gateway.web.i18n import LANG_COOKIE, LOCALES, N_, money
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -94,6 +94,7 @@ CONSENT_PURPOSES = N_(
     "about it, and to keep the shop's sales records (required by law). Nothing is used for advertising.")
 
 
+BELOW_MINIMUM = N_("This shop's minimum order is %(amount)s of goods (delivery not counted): add a little more")
 WHOLE_QUANTITY = N_("Quantities are whole numbers (1, 2, 3…), with no comma or dot")
 ADDRESS_FIELDS = ("address.province_code", "address.ward_code", "address.street")
 
@@ -182,8 +183,12 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
     if reply.status >= 500 or reply.status in (401, 403, 404, 429):
         expect(reply)
     values["idempotency_key"] = uuid.uuid4().hex  # nothing was placed: another try is another order
+    if any(e.get("type") == "below_min_order_value" for e in (reply.data or {}).get("errors") or []):
+        errors["lines"] = _(BELOW_MINIMUM) % {"amount": money(shop["min_order_value"], core.locale_of(request))}
     if str((reply.data or {}).get("type", "")).endswith("/out-of-stock"):
         message = _("Not enough stock for this order: lower the quantity")
+    elif "lines" in errors and len(errors) == 1:
+        message = errors["lines"]
     elif errors:
         message = _("Please check the marked fields")
     else:

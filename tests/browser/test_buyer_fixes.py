@@ -89,3 +89,35 @@ async def test_the_page_is_fresh_right_after_a_price_change(stack, page, shot):
     await page.goto(product["url"])  # as a buyer comes back to it: a link, not a reload
     assert "155.000 ₫" in await page.locator("main").inner_text()
     await shot(page, "fix-04-fresh-price")
+
+
+async def test_an_unknown_address_is_a_vietnamese_page_not_json(stack, page, axe, shot):
+    for path in ("/khong-co-trang-nay", "/s/khong-co-vuon-nay"):
+        response = await page.goto(stack.urls["gateway"] + path)
+        assert response.status == 404 and response.headers["content-type"].startswith("text/html")
+        assert await page.locator("h1").inner_text() == "Không tìm thấy"
+        assert "Trang này không có" in await page.locator("main").inner_text()
+    await shot(page, "fix-05-not-found")
+    assert await axe(page) == []
+    assert await page.get_by_role("link", name="Trang chủ").count() == 1
+
+
+async def test_the_live_total_warns_below_the_minimum_and_the_error_states_it(stack, page, shot):
+    grower, shop, (product,) = await nursery(stack)
+    resp = await stack.gw.patch(f"/api/v1/shops/{shop['id']}", headers=grower["headers"],
+                                json={"min_order_value": 500000})
+    assert resp.status_code == 200, resp.text
+    tuber = product["variants"][0]
+    await page.goto(f"{product['url']}/order?variant={tuber['id']}&qty=2")
+    warning = page.locator("[data-below-min]")
+    assert await warning.inner_text() == "Đơn tối thiểu 500.000 ₫: mua thêm 200.000 ₫ nữa để đặt được"
+    await shot(page, "fix-06-below-minimum")
+    await page.locator(f"#qty-{tuber['id']}").fill("4")
+    assert await warning.is_hidden()
+    await page.locator(f"#qty-{tuber['id']}").fill("2")
+    await fill_contact(page)
+    await fill_address(page)
+    await page.locator("#consent").check()
+    await page.get_by_role("button", name="Đặt hàng").click()
+    await page.wait_for_load_state()
+    assert "500.000 ₫" in await page.locator("[role=alert]").inner_text()

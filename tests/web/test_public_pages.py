@@ -322,3 +322,63 @@ async def test_payment_is_its_own_line_in_the_buyers_history(market: Market) -> 
     lines = re.findall(r'<span class="what">([^<]+)</span>', timeline)
     assert lines == ["Đã đặt hàng", "Cửa hàng đã xác nhận", "Đã nhận tiền thanh toán"]
     assert "Đã xác nhận</li>" not in page
+
+
+async def test_browsers_get_error_pages_in_their_language_api_clients_problem_json(market: Market) -> None:
+    from common.errors import Problem, ServiceUnavailable
+
+    class Gone(Problem):
+        status, slug, title = 410, "gone", "Gone"
+
+    gateway = market.stack.apps["gateway"]
+
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    async def down() -> None:
+        raise ServiceUnavailable("catalog down", headers={"Retry-After": "5"})
+
+    async def gone() -> None:
+        raise Gone("This variety was withdrawn")
+
+    for path, endpoint in (("/test-only/boom", boom), ("/test-only/down", down), ("/test-only/gone", gone)):
+        gateway.router.add_api_route(path, endpoint, include_in_schema=False)
+    async with market.browser() as b:
+        for path, status, heading in (("/no/such/page", 404, "Không tìm thấy"),
+                                      ("/s/no-such-shop", 404, "Không tìm thấy"),
+                                      ("/test-only/gone", 410, "Không còn nữa"),
+                                      ("/test-only/boom", 500, "Không tải được trang này"),
+                                      ("/test-only/down", 503, "Chợ đang bận")):
+            resp = await b.get(path)
+            assert resp.status_code == status, path
+            assert resp.headers["content-type"].startswith("text/html"), path
+            assert '<html lang="vi">' in resp.text and f"<h1>{heading}</h1>" in resp.text, resp.text
+            main = re.search(r"<main.*</main>", resp.text, re.S).group(0)
+            assert not re.search(r"\b(No such|Not Found|Internal|withdrawn|catalog down)\b", main), main
+            # The same address for an API client: problem+json, as before.
+            api = await b.get(path, headers={"Accept": "application/json"})
+            assert api.status_code == status and api.headers["content-type"] == "application/problem+json"
+        assert (await b.get("/test-only/down")).headers["retry-after"] == "5"
+        # Under /api/ a browser gets the API's answer too.
+        api = await b.get("/api/v1/no-such-thing")
+        assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+        english = await b.get("/lang/en?next=/no/such/page", follow_redirects=True)
+        assert english.status_code == 404 and "<h1>Not found</h1>" in english.text
+
+
+async def test_the_minimum_order_error_states_the_minimum(market: Market) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    gw, headers, shop = market.stack.gw, market.grower["headers"], market.shop
+    assert (await gw.patch(f"/api/v1/shops/{shop['id']}", headers=headers,
+                           json={"min_order_value": 500000})).status_code == 200
+    try:
+        async with market.browser() as b:
+            html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+            assert 'data-min-order="500000"' in html and "data-below-min" in html
+            resp = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": "2"}))
+        assert resp.status_code == 422
+        said = "Đơn tối thiểu của cửa hàng là 500.000 ₫ tiền hàng"
+        assert said in re.search(r'<div class="alert" role="alert">([^<]+)</div>', resp.text).group(1)
+        assert said in re.search(r'id="lines-err">([^<]+)<', resp.text).group(1)
+    finally:
+        await gw.patch(f"/api/v1/shops/{shop['id']}", headers=headers, json={"min_order_value": 0})

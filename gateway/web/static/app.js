@@ -68,6 +68,12 @@
       $("[data-subtotal]", summary).textContent = vnd(subtotal);
       $("[data-fee]", summary).textContent = vnd(fee);
       $("[data-total]", summary).textContent = vnd(subtotal + fee);
+      /* Below the shop's minimum (goods only): said before the buyer submits. */
+      var below = $("[data-below-min]", summary), min = +order.dataset.minOrder || 0;
+      if (below) {
+        below.hidden = !(subtotal > 0 && subtotal < min);
+        below.textContent = below.dataset.text.replace("{min}", vnd(min)).replace("{more}", vnd(min - subtotal));
+      }
     };
     order.addEventListener("input", update);
     order.addEventListener("change", update);
