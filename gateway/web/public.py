@@ -12,11 +12,12 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from common.errors import NotFound
-from common.vietnam import provinces, wards
+from common.vietnam import provinces
 from gateway.ratelimit import enforce
 from gateway.web import core, session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
 from gateway.web.forms import WHOLE, text, translate_errors, whole
+from gateway.web.places import sorted_wards
 from gateway.web.i18n import LANG_COOKIE, LOCALES, N_, money
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
@@ -85,7 +86,7 @@ def _order_context(request: Request, product: dict, shop: dict, values: dict, er
                    message: str = "") -> dict:
     province = values.get("address.province_code", "")
     return {"product": product, "shop": shop, "values": values, "errors": errors, "message": message,
-            "provinces": provinces(), "wards": wards(province) or [] if province else [],
+            "provinces": provinces(), "wards": sorted_wards(province) if province else [],
             "bank": bool(shop.get("bank_name")), "purposes": gettext(request)(CONSENT_PURPOSES)}
 
 

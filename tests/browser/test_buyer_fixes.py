@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+from gateway.web.places import sorted_wards
 from tests.browser.test_buyer_path import PROVINCE, WARD, nursery
 
 
@@ -121,3 +122,30 @@ async def test_the_live_total_warns_below_the_minimum_and_the_error_states_it(st
     await page.get_by_role("button", name="Đặt hàng").click()
     await page.wait_for_load_state()
     assert "500.000 ₫" in await page.locator("[role=alert]").inner_text()
+
+
+async def test_an_amount_never_breaks_before_its_dong_sign(stack, page):
+    _, _, (product,) = await nursery(stack)
+    tuber = product["variants"][0]
+    await page.goto(f"{product['url']}/order?variant={tuber['id']}&qty=32")
+    line = page.locator("[data-variant]").first.locator("[data-line]")
+    assert await line.inner_text() == "32 × 120.000 ₫ (giá sỉ) = 3.840.000 ₫"
+    rects = await page.eval_on_selector_all(".amt, [data-total], .card .price",
+                                            "els => els.map(e => e.getClientRects().length)")
+    assert len(rects) >= 3 and set(rects) == {1}, rects
+
+
+async def test_a_ward_is_found_by_typing_part_of_its_name(stack, page, axe, shot):
+    _, _, (product,) = await nursery(stack)
+    await page.goto(f"{product['url']}/order?variant={product['variants'][0]['id']}&qty=1")
+    await page.get_by_label(re.compile("^Tỉnh/thành phố")).select_option("92")  # Cần Thơ
+    await page.wait_for_function("() => document.querySelector('#address-ward_code').options.length > 100")
+    names = await page.eval_on_selector_all("#address-ward_code option", "os => os.slice(1).map(o => o.text)")
+    assert names[0] == "Phường An Bình" and len(names) == 103
+    assert names == [w["name"] for w in sorted_wards("92")]  # the same order as without JavaScript
+    await page.get_by_label("Tìm nhanh theo tên").fill("ninh kieu")  # no accents typed
+    assert await page.eval_on_selector_all("#address-ward_code option", "os => os.map(o => o.text)") == [
+        "Chọn…", "Phường Ninh Kiều"]
+    assert await page.locator("#address-ward_code").input_value() != ""
+    await shot(page, "fix-07-ward-search")
+    assert await axe(page) == []

@@ -382,3 +382,18 @@ async def test_the_minimum_order_error_states_the_minimum(market: Market) -> Non
         assert said in re.search(r'id="lines-err">([^<]+)<', resp.text).group(1)
     finally:
         await gw.patch(f"/api/v1/shops/{shop['id']}", headers=headers, json={"min_order_value": 0})
+
+
+async def test_the_wards_come_in_vietnamese_order(market: Market) -> None:
+    from gateway.web.places import vietnamese_key
+
+    pid = market.product["id"]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order")).text
+        resp = await b.post(f"/p/{pid}/order", data={"csrf": hidden(html, "csrf"), "action": "wards",
+                                                      "address.province_code": "92"})  # Cần Thơ: 103 wards
+    select = re.search(r'<select id="address-ward_code".*?</select>', resp.text, re.S).group(0)
+    names = re.findall(r'<option value="\d{5}"[^>]*>([^<]+)</option>', select)
+    assert len(names) == 103 and names == sorted(names, key=vietnamese_key)
+    assert names[0] == "Phường An Bình" and names.index("Xã Đông Hiệp") > names.index("Xã Cù Lao Dung")
+    assert 'data-filter-label="Tìm nhanh theo tên"' in select
