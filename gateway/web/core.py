@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 import httpx
 from fastapi import Request
@@ -54,13 +54,27 @@ def srcset(value: str | None) -> str:
     return ", ".join(parts)
 
 
+def national_digits(e164: str | None) -> str:
+    """``+84912345678`` → ``0912345678``: how Zalo names an account (``https://zalo.me/0912345678``)."""
+    if not e164:
+        return ""
+    return "0" + e164[3:] if e164.startswith("+84") else e164.lstrip("+")
+
+
+def map_link(shop: dict) -> str:
+    """A map search for the nursery's address (opens the phone's maps app)."""
+    parts = [shop.get("street"), shop.get("ward_name"), shop.get("province_name"), "Việt Nam"]
+    return "https://www.google.com/maps/search/?api=1&query=" + quote_plus(", ".join(p for p in parts if p))
+
+
 def _environment(locale: str) -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]),
                       extensions=["jinja2.ext.i18n"], trim_blocks=True, lstrip_blocks=True)
     env.install_gettext_translations(translations(locale), newstyle=True)
     env.globals.update(static=assets.url, locale=locale, LANG_COOKIE=LANG_COOKIE)
     env.filters.update(vnd=lambda v: money(v, locale), when=lambda v: when(v, locale), media=media_path,
-                       srcset=srcset, phone=local_phone)
+                       srcset=srcset, phone=local_phone,
+                       zalo=lambda p: f"https://zalo.me/{national_digits(p)}", map_link=map_link)
     return env
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from common.errors import NotFound
-from common.vietnam import provinces
+from common.vietnam import province_name, provinces, ward_name
 from gateway.ratelimit import enforce
 from gateway.web import core, session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
@@ -208,6 +208,13 @@ async def tracking_page(request: Request, token: Token) -> Response:
         if reply.ok:
             qr = reply.data
             qr["img"] = f"/api/v1/tracking/{token}/payment-qr?format=svg"
-    response = page(request, "tracking.html", order=order, qr=qr, token=token)
+    found = await call(request, "catalog", "GET", f"/api/v1/shops/{order['shop_id']}")
+    shop = found.data if found.ok else None  # the shop's contact as it is now; the page stands without it
+    where = order.get("address") or {}
+    address = ", ".join(p for p in (where.get("street"), ward_name(where.get("province_code", ""), where.get("ward_code", "")),
+                                    province_name(where.get("province_code", ""))) if p)
+    tracking_url = f"{request.app.state.settings.public_base_url}/t/{token}"
+    response = page(request, "tracking.html", order=order, qr=qr, token=token, shop=shop, address=address,
+                    tracking_url=tracking_url)
     response.headers["Referrer-Policy"] = "no-referrer"  # the link is the secret
     return response

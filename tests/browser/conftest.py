@@ -59,7 +59,7 @@ async def stack(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterato
     async with full_stack(sqlite_urls(tmp_path)) as running:
         # The gateway's address is known only once it listens; the links the catalog and orders put
         # in their replies (shop and product pages, photos, tracking) are read per request.
-        for name in ("catalog", "orders"):
+        for name in ("catalog", "orders", "gateway"):
             running.apps[name].state.settings.public_base_url = running.urls["gateway"]
         yield running
 

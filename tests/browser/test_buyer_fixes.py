@@ -149,3 +149,54 @@ async def test_a_ward_is_found_by_typing_part_of_its_name(stack, page, axe, shot
     assert await page.locator("#address-ward_code").input_value() != ""
     await shot(page, "fix-07-ward-search")
     assert await axe(page) == []
+
+
+async def test_the_confirmation_keeps_everything_and_the_grower_is_one_tap_away(stack, page, axe, shot):
+    grower, shop, (product,) = await nursery(stack)
+    for url in (shop["url"], product["url"]):
+        await page.goto(url)
+        assert await page.get_attribute("[data-call]", "href") == "tel:+84912345678"
+        assert await page.get_attribute("[data-zalo]", "href") == "https://zalo.me/0912345678"
+    await page.goto(shop["url"])
+    assert "maps/search" in await page.get_attribute("[data-map]", "href")
+    await shot(page, "point3-shop-contact")
+    assert await axe(page) == []
+
+    await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    await page.goto(f"{product['url']}/order?variant={product['variants'][0]['id']}&qty=3")
+    await fill_contact(page, phone="0987 654 321")
+    await fill_address(page)
+    await page.get_by_label("Chuyển khoản (VietQR)").check()
+    await page.locator("#consent").check()
+    await page.get_by_role("button", name="Đặt hàng").click()
+    await page.wait_for_url(re.compile(r"/t/[A-Za-z0-9_-]{16,}$"))
+    main = await page.locator("main").inner_text()
+    assert "Cảm ơn bạn đã đặt hàng!" in main
+    assert "5 Hàng Bạc, Phường Ba Đình, Thành phố Hà Nội" in main and "480.000 ₫" in main  # 3 × 150.000 + 30.000
+    assert await page.get_attribute("[data-call]", "href") == "tel:+84912345678"
+    # Paying from this phone: copy the account number and the memo, save the QR as a picture.
+    await page.get_by_role("button", name="Sao chép số tài khoản").click()
+    assert await page.evaluate("navigator.clipboard.readText()") == "113366668888"
+    await page.get_by_role("button", name="Sao chép nội dung").click()
+    memo = await page.locator("[data-memo]").inner_text()
+    assert await page.evaluate("navigator.clipboard.readText()") == memo
+    async with page.expect_download() as download:
+        await page.get_by_role("link", name="Lưu ảnh mã QR").click()
+    saved = await (await download.value).path()
+    assert (await download.value).suggested_filename == f"{memo}-vietqr.png"
+    with open(saved, "rb") as fh:
+        assert fh.read(8) == b"\x89PNG\r\n\x1a\n"
+    # The link to keep: by SMS to their own number, or copied.
+    sms = await page.get_attribute("[data-sms]", "href")
+    assert sms.startswith("sms:+84987654321?&body=") and sms.endswith(page.url.split("://", 1)[1].split("/", 1)[1])
+    await page.get_by_role("button", name="Sao chép đường dẫn").click()
+    assert await page.evaluate("navigator.clipboard.readText()") == page.url
+    orders = (await stack.gw.get("/api/v1/orders", headers=grower["headers"])).json()["items"]
+    for move in ("confirm", "mark-paid"):
+        assert (await stack.gw.post(f"/api/v1/orders/{orders[0]['id']}/{move}", headers=grower["headers"])).status_code == 200
+    await page.reload()
+    assert await page.locator(".timeline .what").all_inner_texts() == [
+        "Đã đặt hàng", "Cửa hàng đã xác nhận", "Đã nhận tiền thanh toán"]
+    await shot(page, "point4-tracking")
+    assert await axe(page) == []
+    assert page.console_errors == []

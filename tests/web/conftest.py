@@ -46,7 +46,7 @@ async def market(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Mark
     os.environ["CATALOG_MEDIA_DIR"] = str(folder / "media")
     try:
         async with full_stack(sqlite_urls(folder)) as stack:
-            for name in ("catalog", "orders"):
+            for name in ("catalog", "orders", "gateway"):
                 stack.apps[name].state.settings.public_base_url = stack.urls["gateway"]
             gw = stack.gw
             grower = await stack.register("grower", "0912345670", "Chị Sen")

@@ -397,3 +397,20 @@ async def test_the_wards_come_in_vietnamese_order(market: Market) -> None:
     assert len(names) == 103 and names == sorted(names, key=vietnamese_key)
     assert names[0] == "Phường An Bình" and names.index("Xã Đông Hiệp") > names.index("Xã Cù Lao Dung")
     assert 'data-filter-label="Tìm nhanh theo tên"' in select
+
+
+async def test_call_and_zalo_are_one_tap_away_on_the_shop_product_and_tracking_pages(market: Market) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        placed = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": "2"}))
+        pages = {path: (await b.get(path)).text
+                 for path in (f"/s/{market.shop['slug']}", f"/p/{pid}", placed.headers["location"])}
+    for path, text in pages.items():
+        assert '<a class="btn" href="tel:+84912345670" data-call>Gọi 0912 345 670</a>' in text, path
+        assert 'href="https://zalo.me/0912345670" rel="noopener" data-zalo>Nhắn Zalo</a>' in text, path
+    shop_page = pages[f"/s/{market.shop['slug']}"]
+    assert "Vườn: 12 Lê Lợi, Phường Ba Đình, Thành phố Hà Nội" in shop_page
+    link = re.search(r'<a href="([^"]+)" rel="noopener" data-map>Xem bản đồ</a>', shop_page).group(1)
+    assert link == "https://www.google.com/maps/search/?api=1&amp;query=12+L%C3%AA+L%E1%BB%A3i%2C+Ph%C6%B0%E1%BB%9Dng+" \
+                   "Ba+%C4%90%C3%ACnh%2C+Th%C3%A0nh+ph%E1%BB%91+H%C3%A0+N%E1%BB%99i%2C+Vi%E1%BB%87t+Nam"

@@ -24,6 +24,42 @@
     });
   });
 
+  /* Copy a value (an account number, a transfer message, a link) with one tap. */
+  function copied(btn) {
+    var status = $("[data-copy-status]", btn.closest("section") || document);
+    if (status) status.textContent = btn.dataset.done;
+  }
+  $$("[data-copy]").forEach(function (btn) {
+    if (!navigator.clipboard) return;  /* the values stay on the page to select by hand */
+    btn.hidden = false;
+    btn.addEventListener("click", function () {
+      navigator.clipboard.writeText(btn.dataset.copy).then(function () { copied(btn); });
+    });
+  });
+
+  /* The VietQR as a PNG in the phone's downloads (a bank app opens a picture, not an SVG). */
+  $$("[data-save-qr]").forEach(function (link) {
+    link.addEventListener("click", function (e) {
+      if (!window.fetch || !HTMLCanvasElement.prototype.toBlob) return;  /* the SVG link itself */
+      e.preventDefault();
+      var img = new Image();
+      img.onload = function () {
+        var canvas = document.createElement("canvas"), size = 720;
+        canvas.width = size; canvas.height = size;
+        var ctx = canvas.getContext("2d");
+        ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, size, size);
+        ctx.drawImage(img, 0, 0, size, size);
+        canvas.toBlob(function (blob) {
+          var a = document.createElement("a");
+          a.href = URL.createObjectURL(blob); a.download = link.dataset.name;
+          document.body.appendChild(a); a.click(); a.remove();
+          setTimeout(function () { URL.revokeObjectURL(a.href); }, 10000);
+        }, "image/png");
+      };
+      img.src = link.href;
+    });
+  });
+
   /* Province → its wards, from /api/v1/provinces/{code}/wards. */
   $$("select[data-province]").forEach(function (sel) {
     var ward = document.getElementById(sel.dataset.province);
