@@ -161,18 +161,20 @@
     order.addEventListener("input", update);
     order.addEventListener("change", update);
     update();
-    /* Collecting at the nursery: no address asked (the server does not ask for one either). */
-    var pickupChoice = $("#dm-pickup", order), shipOnly = $("[data-ship-only]", order);
-    if (pickupChoice && shipOnly) {
-      var ship = function () {
-        var needed = !pickupChoice.checked;
-        shipOnly.hidden = !needed;
-        $$("select, input[name='address.street']", shipOnly).forEach(function (el) { el.required = needed; });
-      };
-      $$("input[name=delivery_method]", order).forEach(function (r) { r.addEventListener("change", ship); });
-      ship();
-    }
   }
+
+  /* Collecting at the nursery: no address asked (the server does not ask for one either). */
+  $$("form").forEach(function (form) {
+    var pickupChoice = $("#dm-pickup", form), shipOnly = $("[data-ship-only]", form);
+    if (!pickupChoice || !shipOnly) return;
+    var ship = function () {
+      var needed = !pickupChoice.checked;
+      shipOnly.hidden = !needed;
+      $$("select, input[name='address.street']", shipOnly).forEach(function (el) { el.required = needed; });
+    };
+    $$("input[name=delivery_method]", form).forEach(function (r) { r.addEventListener("change", ship); });
+    ship();
+  });
 
   /* One submit per tap: the server's Idempotency-Key makes a second one harmless anyway. */
   $$("form").forEach(function (form) {
