@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
@@ -44,11 +44,56 @@ async def switch_language(request: Request, code: str, next: str | None = None) 
     return response
 
 
+HOME_PAGE_SIZE = 20
+
+
 @router.get("/")
-async def home(request: Request, q: Annotated[str | None, Query(max_length=200)] = None) -> Response:
-    params = {"limit": 20, **({"q": q} if q else {})}
-    found = expect(await call(request, "catalog", "GET", "/api/v1/products", params=params))
-    return page(request, "home.html", public=True, products=found["items"], q=q or "")
+async def home(request: Request, q: Annotated[str | None, Query(max_length=200)] = None,
+               province: Annotated[str | None, Query(max_length=2)] = None,
+               min_price: Annotated[str | None, Query(max_length=15)] = None,
+               max_price: Annotated[str | None, Query(max_length=15)] = None,
+               in_stock: Annotated[str | None, Query(max_length=3)] = None,
+               cursor: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    """Varieties from every shop, newest first (or by relevance with ``q``), 20 a page, filtered by
+    the shop's province, a price range and stock; each card names its shop and province."""
+    _ = gettext(request)
+    errors: dict[str, str] = {}
+    filters: dict[str, str] = {}
+    if q:
+        filters["q"] = q
+    if province and province_name(province):
+        filters["province"] = province
+    for name, raw in (("min_price", min_price), ("max_price", max_price)):
+        typed = (raw or "").replace(".", "").replace(" ", "").replace("₫", "")
+        if typed.isdigit() and len(typed) <= 12:
+            filters[name] = typed
+        elif typed:
+            errors[name] = _("Enter a whole number")
+    if in_stock:
+        filters["in_stock"] = "1"
+    params = {"limit": HOME_PAGE_SIZE, **{k: v for k, v in filters.items() if k in ("q", "min_price", "max_price")},
+              **({"province_code": filters["province"]} if "province" in filters else {}),
+              **({"in_stock": "true"} if "in_stock" in filters else {}), **({"cursor": cursor} if cursor else {})}
+    reply = await call(request, "catalog", "GET", "/api/v1/products", params=params)
+    if reply.status == 422 and cursor:  # a cursor from an old link: the first page instead
+        raise Redirect("/" + ("?" + urlencode(filters) if filters else ""))
+    found = expect(reply)
+    shops = await _shops_of(request, found["items"])
+    suggestions = []
+    if not found["items"] and filters:  # nothing: the newest varieties, as something to look at
+        suggestions = expect(await call(request, "catalog", "GET", "/api/v1/products", params={"limit": 6}))["items"]
+        shops |= await _shops_of(request, suggestions)
+    next_url = "/?" + urlencode({**filters, "cursor": found["next_cursor"]}) if found.get("next_cursor") else None
+    return page(request, "home.html", public=True, products=found["items"], q=q or "", filters=filters,
+                errors=errors, shops=shops, provinces=provinces(), next_url=next_url, suggestions=suggestions,
+                paged=bool(cursor))
+
+
+async def _shops_of(request: Request, products: list[dict]) -> dict[int, dict]:
+    """The shops of these varieties (their names and provinces on the cards), asked in parallel."""
+    ids = sorted({p["shop_id"] for p in products})
+    replies = await asyncio.gather(*(call(request, "catalog", "GET", f"/api/v1/shops/{i}") for i in ids))
+    return {i: r.data for i, r in zip(ids, replies, strict=True) if r.ok}
 
 
 async def find_shop(request: Request, slug: str) -> dict:

@@ -38,7 +38,10 @@ async def test_the_home_page_finds_varieties_accents_and_case_ignored(market: Ma
         found = await b.get("/", params={"q": "SUNG THAI"})
         assert found.status_code == 200 and "Súng Thái Mini Pink" in found.text
         missing = await b.get("/", params={"q": "xương rồng"})
-        assert "Súng Thái Mini Pink" not in missing.text and "Không tìm thấy gì." in missing.text
+        found_part, _, suggested = missing.text.partition("<h2>Giống cây mới nhất</h2>")
+        assert "Súng Thái Mini Pink" not in found_part and "Không tìm thấy gì." in found_part
+        assert "Súng Thái Mini Pink" in suggested  # an empty result suggests something
+        assert "Hãy thử ít từ hơn" in found_part
 
 
 async def test_vietnamese_by_default_english_by_the_switch(market: Market) -> None:
@@ -414,3 +417,29 @@ async def test_call_and_zalo_are_one_tap_away_on_the_shop_product_and_tracking_p
     link = re.search(r'<a href="([^"]+)" rel="noopener" data-map>Xem bản đồ</a>', shop_page).group(1)
     assert link == "https://www.google.com/maps/search/?api=1&amp;query=12+L%C3%AA+L%E1%BB%A3i%2C+Ph%C6%B0%E1%BB%9Dng+" \
                    "Ba+%C4%90%C3%ACnh%2C+Th%C3%A0nh+ph%E1%BB%91+H%C3%A0+N%E1%BB%99i%2C+Vi%E1%BB%87t+Nam"
+
+
+async def test_the_home_page_pages_filters_and_names_each_cards_shop(market: Market) -> None:
+    gw, headers = market.stack.gw, market.grower["headers"]
+    for i in range(21):  # more than a page
+        resp = await gw.post("/api/v1/products", headers=headers, json={
+            "name": f"Sen trang trí {i}", "status": "active",
+            "variants": [{"label": "Chậu", "retail_price": 40000 + i * 1000, "stock": 0 if i % 2 else 5}]})
+        assert resp.status_code == 201
+    async with market.browser() as b:
+        first = await b.get("/")
+        assert first.text.count('class="card"') == 20
+        assert '<span class="card-shop">Vườn Súng Đồng Tháp · Thành phố Hà Nội</span>' in first.text
+        more = re.search(r'<a class="btn" href="(/\?cursor=[^"]+)" rel="next">', first.text).group(1)
+        second = await b.get(more.replace("&amp;", "&"))
+        assert second.status_code == 200 and second.text.count('class="card"') >= 2
+        assert not set(re.findall(r'href="/p/(\d+)"', first.text)) & set(re.findall(r'href="/p/(\d+)"', second.text))
+        cheap = await b.get("/", params={"q": "sen trang trí", "max_price": "45.000", "in_stock": "1"})
+        names = re.findall(r'<span class="name">([^<]+)</span>', cheap.text)
+        assert sorted(names) == ["Sen trang trí 0", "Sen trang trí 2", "Sen trang trí 4"], names
+        elsewhere = await b.get("/", params={"province": "82"})  # no shop in Đồng Tháp here
+        assert "Không tìm thấy gì." in elsewhere.text
+        bad = await b.get("/", params={"min_price": "rẻ"})
+        assert bad.status_code == 200 and 'id="min_price-err"' in bad.text
+        old_link = await b.get("/", params={"cursor": "not-a-cursor"})
+        assert old_link.status_code == 303 and old_link.headers["location"] == "/"
