@@ -443,3 +443,22 @@ async def test_the_home_page_pages_filters_and_names_each_cards_shop(market: Mar
         assert bad.status_code == 200 and 'id="min_price-err"' in bad.text
         old_link = await b.get("/", params={"cursor": "not-a-cursor"})
         assert old_link.status_code == 303 and old_link.headers["location"] == "/"
+
+
+async def test_every_buyer_page_with_its_css_and_js_is_under_60_kb_compressed(market: Market) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    async with market.browser(headers={"Accept": "text/html", "Accept-Encoding": "gzip"}) as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        placed = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": "2"}))
+        await b.post("/cart/add", data={"product_id": str(pid), "variant": str(tuber["id"]), "qty": "2"},
+                     headers={"Origin": market.url})
+        sizes = {}
+        for path in ("/", f"/s/{market.shop['slug']}", f"/p/{pid}", f"/p/{pid}/order", "/cart",
+                     placed.headers["location"], "/no/such/page"):
+            resp = await b.get(path)
+            total = resp.num_bytes_downloaded
+            for ref in re.findall(r'(?:href|src)="(/static/[^"]+)"', resp.text):
+                total += (await b.get(ref)).num_bytes_downloaded
+            sizes[path if not path.startswith("/t/") else "/t/…"] = total
+    print("buyer pages with CSS and JS, gzip bytes:", sizes)
+    assert all(size <= BUDGET for size in sizes.values()), sizes
