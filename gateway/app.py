@@ -12,7 +12,6 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import JSONResponse
 
 from common.errors import ServiceUnavailable
-from gateway.web.error_pages import HtmlErrorPages
 from common.keys import dev_private_key, private_key_from_text
 from common.service import create_service_app
 from gateway.identity.endpoints import jwks_router
@@ -25,6 +24,7 @@ from gateway.proxy import ProxyRoute, Upstreams
 from gateway.ratelimit import Rule, enforce, make_rate_limiter
 from gateway.settings import GatewaySettings
 from gateway.web import router as web_router
+from gateway.web.error_pages import HtmlErrorPages
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ORDER_CREATION = {"/api/v1/orders", "/api/v1/checkouts"}

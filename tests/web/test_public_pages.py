@@ -287,7 +287,8 @@ async def test_the_services_validation_messages_are_in_the_pages_language(market
 async def test_a_public_page_is_fresh_right_after_a_price_change_and_304_while_unchanged(market: Market) -> None:
     gw, headers = market.stack.gw, market.grower["headers"]
     made = (await gw.post("/api/v1/products", headers=headers, json={
-        "name": "Sen Nhật", "status": "active", "variants": [{"label": "Củ", "retail_price": 50000, "stock": 9}]})).json()
+        "name": "Sen Nhật", "status": "active",
+        "variants": [{"label": "Củ", "retail_price": 50000, "stock": 9}]})).json()
     path = f"/p/{made['id']}"
     async with market.browser() as b:
         first = await b.get(path)
@@ -415,8 +416,8 @@ async def test_call_and_zalo_are_one_tap_away_on_the_shop_product_and_tracking_p
     shop_page = pages[f"/s/{market.shop['slug']}"]
     assert "Vườn: 12 Lê Lợi, Phường Ba Đình, Thành phố Hà Nội" in shop_page
     link = re.search(r'<a href="([^"]+)" rel="noopener" data-map>Xem bản đồ</a>', shop_page).group(1)
-    assert link == "https://www.google.com/maps/search/?api=1&amp;query=12+L%C3%AA+L%E1%BB%A3i%2C+Ph%C6%B0%E1%BB%9Dng+" \
-                   "Ba+%C4%90%C3%ACnh%2C+Th%C3%A0nh+ph%E1%BB%91+H%C3%A0+N%E1%BB%99i%2C+Vi%E1%BB%87t+Nam"
+    assert link == "https://www.google.com/maps/search/?api=1&amp;query=12+L%C3%AA+L%E1%BB%A3i%2C+" \
+                   "Ph%C6%B0%E1%BB%9Dng+Ba+%C4%90%C3%ACnh%2C+Th%C3%A0nh+ph%E1%BB%91+H%C3%A0+N%E1%BB%99i%2C+Vi%E1%BB%87t+Nam"
 
 
 async def test_the_home_page_pages_filters_and_names_each_cards_shop(market: Market) -> None:
