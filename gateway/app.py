@@ -17,6 +17,7 @@ from common.service import create_service_app
 from gateway.identity.endpoints import jwks_router
 from gateway.identity.endpoints import router as identity_router
 from gateway.identity.integrations import integration_headers
+from gateway.identity.sms import make_sms
 from gateway.identity.tokens import Signer
 from gateway.openapi import MergedOpenAPI, own_document
 from gateway.paths import RouteTable
@@ -63,10 +64,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         app.state.upstreams = Upstreams(settings)
         app.state.openapi = MergedOpenAPI(app.state.upstreams.clients)
         app.state.limiter = make_rate_limiter(settings.redis_url)
+        app.state.sms = make_sms(settings)
 
     async def stop(app: FastAPI) -> None:
         await app.state.upstreams.aclose()
         await app.state.limiter.aclose()
+        await app.state.sms.aclose()
 
     app = create_service_app(
         settings,

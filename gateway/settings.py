@@ -26,6 +26,9 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
     "register-ip": (10, 3600),
     "api-key": (600, 60),  # requests per API key, per minute
     "order-ip": (20, 60),  # orders and checkouts placed per client address, per minute
+    "reset-login": (3, 900),  # password-reset links or codes asked for one phone or email, per 15 minutes
+    "reset-ip": (10, 3600),  # password resets asked from one client address, per hour
+    "reset-verify-ip": (20, 900),  # reset codes and links tried from one client address, per 15 minutes
 }
 
 
@@ -61,6 +64,15 @@ class GatewaySettings(AppSettings):
     # Rate limits: rule → [requests, window seconds]. In memory unless redis_url is set.
     redis_url: str = ""
     rate_limits: dict[str, tuple[int, int]] = Field(default_factory=lambda: dict(DEFAULT_RATE_LIMITS))
+
+    # Password reset (gateway/identity/reset.py): how long a link or a code works, and wrong codes
+    # before it stops working.
+    password_reset_ttl: int = Field(600, ge=60, le=3600)
+    password_reset_code_tries: int = Field(5, ge=1, le=10)
+    # Where reset codes go by SMS (gateway/identity/sms.py), like SMTP_URL for mail: empty, the log (the
+    # code itself only in development); esms://API_KEY:SECRET_KEY@rest.esms.vn?brandname=NAME, eSMS.vn.
+    sms_url: str = ""
+    sms_timeout: float = Field(10.0, gt=0, le=60)
 
     max_json_body_bytes: int = 1_048_576
     max_upload_bytes: int = 16 * 1_048_576  # photos: 15 MB plus the multipart envelope

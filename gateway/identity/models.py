@@ -60,3 +60,21 @@ class ApiKey(GatewayModel, table=True):
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
     last_used_at: dt.datetime | None = Field(default=None, sa_column=_ts())
     revoked_at: dt.datetime | None = Field(default=None, sa_column=_ts())
+
+
+class PasswordReset(GatewayModel, table=True):
+    """A password-reset link (by email) or code (by SMS): it works once, until ``expires_at``; a newer
+    one for the account, a used one or too many wrong codes end it (``ended_at``)."""
+
+    __tablename__ = "password_resets"
+
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()), primary_key=True, max_length=36)
+    account_id: str = Field(foreign_key="accounts.id", ondelete="CASCADE", index=True, max_length=36)
+    channel: str = Field(max_length=5, description="email (a link) or sms (a code)")
+    secret_hash: str = Field(max_length=64, unique=True,
+                             description="SHA-256 of the link's token; HMAC of the code with the reset's id")
+    wrong_tries: int = Field(default=0)
+    created_at: dt.datetime = Field(default_factory=utcnow, sa_column=_ts(nullable=False))
+    expires_at: dt.datetime = Field(sa_column=_ts(nullable=False))
+    ended_at: dt.datetime | None = Field(default=None, sa_column=_ts())
+    used_at: dt.datetime | None = Field(default=None, sa_column=_ts())

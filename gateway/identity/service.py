@@ -69,6 +69,9 @@ async def _find_by_login(session: AsyncSession, login: str) -> Account | None:
     return await session.scalar(select(Account).where(Account.phone == phone))
 
 
+find_by_login = _find_by_login
+
+
 async def authenticate(session: AsyncSession, login: str, password: str) -> Account:
     """The account, or the same 401 for a wrong password, an unknown login and a locked account."""
     account = await _find_by_login(session, login)

@@ -6,11 +6,13 @@ docs/architecture.md (Web pages) and docs/decisions/0007-server-rendered-web.md.
 
 from fastapi import APIRouter
 
-from gateway.web import assets, cart, grower, problems, public
+from gateway.web import assets, cart, grower, password_reset, problems, public, pwa
 
 router = APIRouter(include_in_schema=False)
 router.include_router(assets.router)
+router.include_router(pwa.router)
 router.include_router(grower.router)
+router.include_router(password_reset.router)
 router.include_router(public.router)
 router.include_router(cart.router)
 router.include_router(problems.router)

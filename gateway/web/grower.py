@@ -3,6 +3,7 @@ desk (live), an order's moves, and the packing list."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Literal
 
 import httpx
@@ -13,7 +14,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.responses import Response, StreamingResponse
 
 from common.errors import NotFound, Problem
-from common.vietnam import BANKS, provinces, wards
+from common.vietnam import BANKS, VN_TZ, province_name, provinces, ward_name, wards
 from gateway.identity import service as identity
 from gateway.identity.schemas import Registration
 from gateway.ratelimit import enforce
@@ -98,8 +99,10 @@ async def signup(request: Request) -> Response:
 
 
 @router.get("/login")
-async def login_form(request: Request, next: str | None = None) -> Response:
-    return page(request, "login.html", values={"next": safe_next(next)}, errors={})
+async def login_form(request: Request, next: str | None = None, reset: int | None = None) -> Response:
+    _ = gettext(request)
+    notice = _("Your password is changed, and every other sign-in ended. Sign in with it now.")
+    return page(request, "login.html", values={"next": safe_next(next)}, errors={}, notice=notice if reset else "")
 
 
 @router.post("/login")
@@ -224,14 +227,21 @@ async def save_shop(request: Request, grower: Grower) -> Response:
 # ---- varieties ----------------------------------------------------------------------------------------
 
 @router.get("/products")
-async def products_list(request: Request, grower: Grower) -> Response:
+async def products_list(request: Request, grower: Grower,
+                        saved: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None) -> Response:
+    return await _products_page(request, grower, saved=saved)
+
+
+async def _products_page(request: Request, grower: session.Session, *, saved: int | None = None,
+                         stock_errors: dict[int, str] | None = None, status: int = 200) -> Response:
+    """The varieties, each with its state and every Phân loại's stock, changed in place."""
     shop = await my_shop(request, grower)
     if shop is None:
         raise Redirect("/grower/shop")
     found = expect(await call(request, "catalog", "GET", "/api/v1/products", auth=grower,
                               params={"mine": "true", "limit": 100}))
-    return page(request, "grower_products.html", shop=shop,
-                products=[p for p in found["items"] if p["status"] != "archived"])
+    return page(request, "grower_products.html", status=status, shop=shop, saved=saved,
+                stock_errors=stock_errors or {}, products=[p for p in found["items"] if p["status"] != "archived"])
 
 
 def _product_values(product: dict | None) -> dict[str, str]:
@@ -372,10 +382,14 @@ async def _owned_product(request: Request, grower: session.Session, product_id: 
 
 @router.get("/products/{product_id}")
 async def edit_product_form(request: Request, grower: Grower, product_id: Id,
-                            saved: Annotated[int | None, Query()] = None) -> Response:
+                            saved: Annotated[int | None, Query()] = None,
+                            copied: Annotated[int | None, Query()] = None) -> Response:
+    _ = gettext(request)
     product = await _owned_product(request, grower, product_id)
-    return _product_page(request, product, _product_values(product), {},
-                         message=gettext(request)("Saved") if saved else "")
+    message = _("Saved") if saved else ""
+    if copied:
+        message = _("This is a copy, hidden from buyers: change its name, stock and photos, then put it on sale.")
+    return _product_page(request, product, _product_values(product), {}, message=message)
 
 
 @router.post("/products/{product_id}")
@@ -405,13 +419,80 @@ async def update_product(request: Request, grower: Grower, product_id: Id) -> Re
 async def mark_sold_out(request: Request, grower: Grower, product_id: Id) -> Response:
     await posted_form(request)
     product = await _owned_product(request, grower, product_id)
-    variants = [{"id": v["id"], "label": v["label"], "retail_price": v["retail_price"],
-                 "wholesale_tiers": v["wholesale_tiers"], "min_order_quantity": v["min_order_quantity"],
-                 "stock": 0, **({"weight_grams": v["weight_grams"]} if v.get("weight_grams") is not None else {})}
-                for v in product["variants"]]
-    expect(await call(request, "catalog", "PATCH", f"/api/v1/products/{product_id}", json={"variants": variants},
-                      auth=grower))
+    await _set_stock(request, grower, product, {v["id"]: 0 for v in product["variants"]})
     raise Redirect(f"/grower/products/{product_id}?saved=1")
+
+
+def _kept(variant: dict) -> dict:
+    """A variant kept as it is in a PATCH: its id and the two fields every variant sends. The catalog
+    keeps the fields not sent, so stock an order took meanwhile is not written back."""
+    return {"id": variant["id"], "label": variant["label"], "retail_price": variant["retail_price"]}
+
+
+async def _set_stock(request: Request, grower: session.Session, product: dict, stock: dict[int, int]) -> None:
+    variants = [{**_kept(v), **({"stock": stock[v["id"]]} if v["id"] in stock else {})} for v in product["variants"]]
+    expect(await call(request, "catalog", "PATCH", f"/api/v1/products/{product['id']}", json={"variants": variants},
+                      auth=grower))
+
+
+@router.post("/products/{product_id}/stock")
+async def change_stock(request: Request, grower: Grower, product_id: Id) -> Response:
+    """One Phân loại's stock, from the list (in place: with JavaScript the list is not reloaded)."""
+    form = await posted_form(request)
+    _ = gettext(request)
+    product = await _owned_product(request, grower, product_id)
+    raw_id = text(form, "variant_id")
+    variant_id = int(raw_id) if raw_id.isdigit() and len(raw_id) < 11 else 0
+    if variant_id not in {v["id"] for v in product["variants"]}:
+        raise NotFound("No such variant")
+    errors: dict[str, str] = {}
+    stock = number(form, "stock", errors, _("Enter a whole number"))
+    if stock is None or stock > 1_000_000:
+        return await _products_page(request, grower, status=422,
+                                    stock_errors={variant_id: errors.get("stock") or _("Enter a whole number")})
+    await _set_stock(request, grower, product, {variant_id: stock})
+    raise Redirect(f"/grower/products?saved={variant_id}#v-{variant_id}")
+
+
+PHOTO_ACTIONS = ("cover", "earlier", "later", "delete")
+
+
+@router.post("/products/{product_id}/photos/{photo_id}/{action}")
+async def photo_action(request: Request, grower: Grower, product_id: Id, photo_id: Id, action: str) -> Response:
+    """A photo made the cover, moved one place earlier or later, or deleted."""
+    await posted_form(request)
+    if action not in PHOTO_ACTIONS:
+        raise NotFound("No such action")
+    product = await _owned_product(request, grower, product_id)
+    photo = next((p for p in product["photos"] if p["id"] == photo_id), None)
+    if photo is None:
+        raise NotFound("No such photo")
+    path = f"/api/v1/products/{product_id}/photos/{photo_id}"
+    if action == "delete":
+        expect(await call(request, "catalog", "DELETE", path, auth=grower))
+    else:
+        last = len(product["photos"]) - 1
+        position = {"cover": 0, "earlier": max(0, photo["position"] - 1),
+                    "later": min(last, photo["position"] + 1)}[action]
+        expect(await call(request, "catalog", "PATCH", path, json={"position": position}, auth=grower))
+    raise Redirect(f"/grower/products/{product_id}?saved=1#photos")
+
+
+@router.post("/products/{product_id}/duplicate")
+async def duplicate_product(request: Request, grower: Grower, product_id: Id) -> Response:
+    """A copy to start a similar variety from: hidden, no stock, no photos (those are the new one's)."""
+    await posted_form(request)
+    _ = gettext(request)
+    product = await _owned_product(request, grower, product_id)
+    variants = [{"label": v["label"], "retail_price": v["retail_price"], "wholesale_tiers": v["wholesale_tiers"],
+                 "min_order_quantity": v["min_order_quantity"], "stock": 0,
+                 "low_stock_threshold": v.get("low_stock_threshold", 0),
+                 **({"weight_grams": v["weight_grams"]} if v.get("weight_grams") is not None else {})}
+                for v in product["variants"]]
+    body = {"name": _("%(name)s (copy)") % {"name": product["name"][:150]}, "description": product["description"],
+            "category": product["category"], "status": "draft", "variants": variants}
+    created = expect(await call(request, "catalog", "POST", "/api/v1/products", json=body, auth=grower))
+    raise Redirect(f"/grower/products/{created['id']}?copied=1")
 
 
 # ---- the order desk -----------------------------------------------------------------------------------
@@ -455,7 +536,7 @@ async def stream(request: Request, grower: Grower) -> Response:
 @router.get("/orders/{order_id}")
 async def order_detail(request: Request, grower: Grower, order_id: Id) -> Response:
     order = expect(await call(request, "orders", "GET", f"/api/v1/orders/{order_id}", auth=grower))
-    return page(request, "grower_order.html", order=order)
+    return page(request, "grower_order.html", order=with_place_names(order))
 
 
 @router.post("/orders/{order_id}/{action}")
@@ -474,4 +555,49 @@ async def order_action(request: Request, grower: Grower, order_id: Id, action: s
 @router.get("/packing")
 async def packing(request: Request, grower: Grower) -> Response:
     data = expect(await call(request, "orders", "GET", "/api/v1/orders/packing-list", auth=grower))
-    return page(request, "grower_packing.html", packing=data)
+    return page(request, "grower_packing.html", packing=data, today=dt.datetime.now(VN_TZ).date().isoformat())
+
+
+# ---- packing slips (A6, to print) -----------------------------------------------------------------------
+
+MAX_SLIPS = 200
+
+
+def with_place_names(order: dict) -> dict:
+    """The order's address with its ward's and province's names (the API gives their codes)."""
+    address = order.get("address") or {}
+    if address.get("province_code"):
+        address.setdefault("province_name", province_name(address["province_code"]) or "")
+        address.setdefault("ward_name", ward_name(address["province_code"], address.get("ward_code", "")) or "")
+    return order
+
+
+def _slips_page(request: Request, shop: dict | None, orders: list[dict], day: dt.date | None = None) -> Response:
+    orders = [with_place_names(o) for o in orders]
+    return page(request, "grower_slips.html", shop=shop or {}, orders=orders,
+                day=day.strftime("%d/%m/%Y") if day else "")
+
+
+@router.get("/orders/{order_id}/slip")
+async def packing_slip(request: Request, grower: Grower, order_id: Id) -> Response:
+    order = expect(await call(request, "orders", "GET", f"/api/v1/orders/{order_id}", auth=grower))
+    return _slips_page(request, await my_shop(request, grower), [order])
+
+
+@router.get("/slips")
+async def day_slips(request: Request, grower: Grower, day: dt.date | None = None) -> Response:
+    """Every slip of the orders placed on ``day`` (Vietnam time; today by default), cancelled ones left out."""
+    day = day or dt.datetime.now(VN_TZ).date()
+    orders: list[dict] = []
+    cursor = None
+    while len(orders) < MAX_SLIPS:
+        params = {"since": day.isoformat(), "until": day.isoformat(), "limit": 100}
+        if cursor:
+            params["cursor"] = cursor
+        found = expect(await call(request, "orders", "GET", "/api/v1/orders", auth=grower, params=params))
+        orders += [o for o in found["items"] if o["status"] != "cancelled"]
+        cursor = found.get("next_cursor")
+        if not cursor:
+            break
+    orders.sort(key=lambda o: o["id"])
+    return _slips_page(request, await my_shop(request, grower), orders[:MAX_SLIPS], day)

@@ -17,6 +17,7 @@ from services.notify.events.endpoints import router as events_router
 from services.notify.inbox.broadcast import Broadcaster
 from services.notify.inbox.endpoints import router as inbox_router
 from services.notify.mail import sender as mail
+from services.notify.mail.endpoints import router as mail_router
 from services.notify.preferences.endpoints import router as preferences_router
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import described
@@ -50,7 +51,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         settings,
         title="Chợ Vườn notify",
         description="The grower's inbox (live), email and webhooks, fed by order and stock events.",
-        routers=[accounts_router, preferences_router, inbox_router, events_router, webhooks_router],
+        routers=[accounts_router, preferences_router, inbox_router, events_router, webhooks_router, mail_router],
         webhooks=described.router,
         migrations=MIGRATIONS,
         on_startup=[start, webhooks.start],

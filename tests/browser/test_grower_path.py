@@ -69,7 +69,7 @@ async def test_a_grower_opens_a_shop_lists_a_variety_and_handles_a_live_order(st
     shrunk = await page.evaluate("() => { const f = document.querySelector('#photos').files[0];"
                                  " return {type: f.type, size: f.size}; }")
     assert shrunk["type"] == "image/jpeg" and shrunk["size"] < len(original)
-    await page.get_by_label("Bán theo").first.fill("Củ giống")
+    await page.get_by_label("Tên phân loại").first.fill("Củ giống")
     await page.get_by_label("Giá lẻ (đ)").first.fill("150000")
     await page.get_by_label("Tồn kho").first.fill("50")
     await page.get_by_label("Giá sỉ từ (số lượng)").first.fill("10")

@@ -36,8 +36,8 @@ class FullStack:
 
 
 @contextlib.asynccontextmanager
-async def full_stack(db_urls, **gateway_settings):
-    notify = make_app("notify", db_urls)
+async def full_stack(db_urls, notify_settings: dict | None = None, **gateway_settings):
+    notify = make_app("notify", db_urls, **(notify_settings or {}))
     with serve_in_thread(notify) as notify_url:
         catalog = make_app("catalog", db_urls, reservation_sweep_interval=0, notify_url=notify_url,
                            relay_poll_interval=0.5)

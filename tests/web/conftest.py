@@ -3,6 +3,7 @@ variety with a photo, and a client that behaves like a browser without JavaScrip
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -75,3 +76,16 @@ def hidden(html: str, name: str) -> str:
     found = re.search(rf'name="{re.escape(name)}" value="([^"]*)"', html)
     assert found, f"no hidden field {name}"
     return found.group(1)
+
+
+@contextlib.asynccontextmanager
+async def signed_in(market: Market) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser-like client signed in as the market's grower."""
+    from tests.support.fullstack import PASSWORD
+
+    async with market.browser() as b:
+        html = (await b.get("/grower/login")).text
+        resp = await b.post("/grower/login", data={"csrf": hidden(html, "csrf"), "login": "0912345670",
+                                                   "password": PASSWORD, "next": "/grower/"})
+        assert resp.status_code == 303, resp.text
+        yield b

@@ -38,11 +38,12 @@ _env.filters["vnd"] = _vnd
 def context_for(job: MailJob) -> dict:
     """The event's data, and what the templates derive from it."""
     ctx = dict(job.context)
-    ctx.setdefault("note", "")
-    lines = ctx.get("lines", [])
-    ctx["subtotal"] = sum(line["quantity"] * line["unit_price"] for line in lines)
-    ctx["delivery_fee"] = ctx["total"] - ctx["subtotal"]
-    ctx["items"] = sum(line["quantity"] for line in lines)
+    if "total" in ctx:  # an order's mail (the account mail, a password reset, has none of this)
+        ctx.setdefault("note", "")
+        lines = ctx.get("lines", [])
+        ctx["subtotal"] = sum(line["quantity"] * line["unit_price"] for line in lines)
+        ctx["delivery_fee"] = ctx["total"] - ctx["subtotal"]
+        ctx["items"] = sum(line["quantity"] for line in lines)
     ctx["locale"] = job.locale if job.locale in LOCALES else "vi"
     return ctx
 
