@@ -29,6 +29,7 @@ from gateway.proxy import ProxyRoute, Upstreams
 from gateway.ratelimit import Rule, enforce, make_rate_limiter
 from gateway.settings import GatewaySettings, proxy_list
 from gateway.web import router as web_router
+from gateway.web.error_pages import HtmlErrorPages
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SWAGGER_CDN = "https://cdn.jsdelivr.net"

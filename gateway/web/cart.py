@@ -15,13 +15,12 @@ from starlette.responses import Response
 
 from common.errors import Forbidden
 from common.vietnam import provinces
-from gateway.ratelimit import enforce
 from gateway.web import core, session
 from gateway.web.core import Redirect, WebRoute, call, gettext, page
 from gateway.web.forms import WHOLE, text, translate_errors
 from gateway.web.i18n import N_, money
 from gateway.web.places import sorted_wards
-from gateway.web.public import ADDRESS_FIELDS, BELOW_MINIMUM, CONSENT_PURPOSES, WHOLE_QUANTITY
+from gateway.web.public import ADDRESS_FIELDS, BELOW_MINIMUM, CONSENT_PURPOSES, WHOLE_QUANTITY, buyer_fields, place
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -153,8 +152,8 @@ async def cart_checkout(request: Request) -> Response:
     if action in ("update", "wards") or errors:
         groups = await _priced(request, cart)
         status = 422 if errors else 200
-        response = page(request, "cart.html", status=status,
-                        **_context(request, groups, values, errors, _("Please check the marked fields") if errors else ""))
+        message = _("Please check the marked fields") if errors else ""
+        response = page(request, "cart.html", status=status, **_context(request, groups, values, errors, message))
         return _with_cart(request, response, cart) if not errors else response
     groups = await _priced(request, cart)
     delivery = text(form, "delivery_method") or "ship"
@@ -174,22 +173,10 @@ async def cart_checkout(request: Request) -> Response:
         return page(request, "cart.html", status=422,
                     **_context(request, groups, values, errors, _("Please check the marked fields")))
     lines = [{"variant_id": line["variant"]["id"], "quantity": line["quantity"]} for g in groups for line in g["lines"]]
-    body = {"lines": lines, "contact": {"name": text(form, "contact.name"), "phone": text(form, "contact.phone"),
-                                        **({"email": text(form, "contact.email")} if text(form, "contact.email") else {})},
-            "payment_method": text(form, "payment_method") or "cod", "delivery_method": delivery,
-            "note": text(form, "note"), "locale": core.locale_of(request), "consent": True}
-    if delivery != "pickup":
-        body["address"] = {name.removeprefix("address."): text(form, name) for name in ADDRESS_FIELDS}
     key = text(form, "idempotency_key")
     if not (8 <= len(key) <= 64):
         key = uuid.uuid4().hex
-    state = request.app.state
-    await enforce(state.limiter, state.rules["order-ip"], request.client.host if request.client else "unknown")
-    for _attempt in range(20):
-        reply = await call(request, "orders", "POST", "/api/v1/checkouts", json=body, headers={"Idempotency-Key": key})
-        if not (reply.status == 409 and "in-flight" in str((reply.data or {}).get("type", ""))):
-            break
-        await asyncio.sleep(0.25)
+    reply = await place(request, "/api/v1/checkouts", {"lines": lines, **buyer_fields(request, form, delivery)}, key)
     if reply.ok:
         orders = [{**o, "token": urlsplit(o["tracking_url"]).path.rsplit("/", 1)[-1]} for o in reply.data["orders"]]
         response = page(request, "cart_done.html", orders=orders, total=reply.data["total"])
@@ -201,6 +188,6 @@ async def cart_checkout(request: Request) -> Response:
     if str((reply.data or {}).get("type", "")).endswith("/out-of-stock"):
         message = _("Not enough stock for this order: lower the quantity")
     else:
-        message = _("Please check the marked fields") if errors else (reply.detail or _("The order could not be placed"))
+        message = _("Please check the marked fields") if errors else reply.detail or _("The order could not be placed")
     return page(request, "cart.html", status=422 if reply.status == 422 else 409,
                 **_context(request, groups, values, errors, message))

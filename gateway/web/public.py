@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from typing import Annotated
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
@@ -17,8 +17,8 @@ from gateway.ratelimit import enforce
 from gateway.web import core, session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
 from gateway.web.forms import WHOLE, text, translate_errors, whole
-from gateway.web.places import sorted_wards
 from gateway.web.i18n import LANG_COOKIE, LOCALES, N_, money
+from gateway.web.places import sorted_wards
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -44,11 +44,56 @@ async def switch_language(request: Request, code: str, next: str | None = None) 
     return response
 
 
+HOME_PAGE_SIZE = 20
+
+
 @router.get("/")
-async def home(request: Request, q: Annotated[str | None, Query(max_length=200)] = None) -> Response:
-    params = {"limit": 20, **({"q": q} if q else {})}
-    found = expect(await call(request, "catalog", "GET", "/api/v1/products", params=params))
-    return page(request, "home.html", public=True, products=found["items"], q=q or "")
+async def home(request: Request, q: Annotated[str | None, Query(max_length=200)] = None,
+               province: Annotated[str | None, Query(max_length=2)] = None,
+               min_price: Annotated[str | None, Query(max_length=15)] = None,
+               max_price: Annotated[str | None, Query(max_length=15)] = None,
+               in_stock: Annotated[str | None, Query(max_length=3)] = None,
+               cursor: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    """Varieties from every shop, newest first (or by relevance with ``q``), 20 a page, filtered by
+    the shop's province, a price range and stock; each card names its shop and province."""
+    _ = gettext(request)
+    errors: dict[str, str] = {}
+    filters: dict[str, str] = {}
+    if q:
+        filters["q"] = q
+    if province and province_name(province):
+        filters["province"] = province
+    for name, raw in (("min_price", min_price), ("max_price", max_price)):
+        typed = (raw or "").replace(".", "").replace(" ", "").replace("₫", "")
+        if typed.isdigit() and len(typed) <= 12:
+            filters[name] = typed
+        elif typed:
+            errors[name] = _("Enter a whole number")
+    if in_stock:
+        filters["in_stock"] = "1"
+    params = {"limit": HOME_PAGE_SIZE, **{k: v for k, v in filters.items() if k in ("q", "min_price", "max_price")},
+              **({"province_code": filters["province"]} if "province" in filters else {}),
+              **({"in_stock": "true"} if "in_stock" in filters else {}), **({"cursor": cursor} if cursor else {})}
+    reply = await call(request, "catalog", "GET", "/api/v1/products", params=params)
+    if reply.status == 422 and cursor:  # a cursor from an old link: the first page instead
+        raise Redirect("/" + ("?" + urlencode(filters) if filters else ""))
+    found = expect(reply)
+    shops = await _shops_of(request, found["items"])
+    suggestions = []
+    if not found["items"] and filters:  # nothing: the newest varieties, as something to look at
+        suggestions = expect(await call(request, "catalog", "GET", "/api/v1/products", params={"limit": 6}))["items"]
+        shops |= await _shops_of(request, suggestions)
+    next_url = "/?" + urlencode({**filters, "cursor": found["next_cursor"]}) if found.get("next_cursor") else None
+    return page(request, "home.html", public=True, products=found["items"], q=q or "", filters=filters,
+                errors=errors, shops=shops, provinces=provinces(), next_url=next_url, suggestions=suggestions,
+                paged=bool(cursor))
+
+
+async def _shops_of(request: Request, products: list[dict]) -> dict[int, dict]:
+    """The shops of these varieties (their names and provinces on the cards), asked in parallel."""
+    ids = sorted({p["shop_id"] for p in products})
+    replies = await asyncio.gather(*(call(request, "catalog", "GET", f"/api/v1/shops/{i}") for i in ids))
+    return {i: r.data for i, r in zip(ids, replies, strict=True) if r.ok}
 
 
 async def find_shop(request: Request, slug: str) -> dict:
@@ -153,24 +198,8 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
     if errors:
         return page(request, "order.html", status=422,
                     **_order_context(request, product, shop, values, errors, _("Please check the marked fields")))
-    body = {
-        "shop_id": shop["id"], "lines": lines,
-        "contact": {"name": text(form, "contact.name"), "phone": text(form, "contact.phone"),
-                    **({"email": text(form, "contact.email")} if text(form, "contact.email") else {})},
-        "payment_method": text(form, "payment_method") or "cod",
-        "delivery_method": delivery,
-        "note": text(form, "note"), "locale": core.locale_of(request), "consent": True,
-    }
-    if delivery != "pickup":  # collecting at the nursery needs no address
-        body["address"] = {name.removeprefix("address."): text(form, name) for name in ADDRESS_FIELDS}
-    state = request.app.state
-    await enforce(state.limiter, state.rules["order-ip"], request.client.host if request.client else "unknown")
-    for _attempt in range(20):  # the same key still in flight (a double tap): wait for its reply
-        reply = await call(request, "orders", "POST", "/api/v1/orders", json=body,
-                           headers={"Idempotency-Key": key})
-        if not (reply.status == 409 and "in-flight" in str((reply.data or {}).get("type", ""))):
-            break
-        await asyncio.sleep(0.25)
+    body = {"shop_id": shop["id"], "lines": lines, **buyer_fields(request, form, delivery)}
+    reply = await place(request, "/api/v1/orders", body, key)
     if reply.ok:
         token = urlsplit(reply.data["tracking_url"]).path.rsplit("/", 1)[-1]
         raise Redirect(f"/t/{token}")
@@ -198,6 +227,32 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
                 **_order_context(request, product, shop, values, errors, message))
 
 
+def buyer_fields(request: Request, form, delivery: str) -> dict:
+    """The contact, delivery, payment, note and consent of an order or checkout, from the form; no
+    address when collecting at the nursery."""
+    email = text(form, "contact.email")
+    body = {"contact": {"name": text(form, "contact.name"), "phone": text(form, "contact.phone"),
+                        **({"email": email} if email else {})},
+            "payment_method": text(form, "payment_method") or "cod", "delivery_method": delivery,
+            "note": text(form, "note"), "locale": core.locale_of(request), "consent": True}
+    if delivery != "pickup":
+        body["address"] = {name.removeprefix("address."): text(form, name) for name in ADDRESS_FIELDS}
+    return body
+
+
+async def place(request: Request, path: str, body: dict, key: str) -> core.Upstream:
+    """POST an order or a checkout with its Idempotency-Key, within the per-address limit; the same
+    key still in flight (a double tap) is waited for, so both taps get the one reply."""
+    state = request.app.state
+    await enforce(state.limiter, state.rules["order-ip"], request.client.host if request.client else "unknown")
+    for _attempt in range(20):
+        reply = await call(request, "orders", "POST", path, json=body, headers={"Idempotency-Key": key})
+        if not (reply.status == 409 and "in-flight" in str((reply.data or {}).get("type", ""))):
+            break
+        await asyncio.sleep(0.25)
+    return reply
+
+
 @router.get("/t/{token}")
 async def tracking_page(request: Request, token: Token) -> Response:
     order = expect(await call(request, "orders", "GET", f"/api/v1/tracking/{token}"))
@@ -211,8 +266,9 @@ async def tracking_page(request: Request, token: Token) -> Response:
     found = await call(request, "catalog", "GET", f"/api/v1/shops/{order['shop_id']}")
     shop = found.data if found.ok else None  # the shop's contact as it is now; the page stands without it
     where = order.get("address") or {}
-    address = ", ".join(p for p in (where.get("street"), ward_name(where.get("province_code", ""), where.get("ward_code", "")),
-                                    province_name(where.get("province_code", ""))) if p)
+    code = where.get("province_code", "")
+    address = ", ".join(p for p in (where.get("street"), ward_name(code, where.get("ward_code", "")),
+                                    province_name(code)) if p)
     tracking_url = f"{request.app.state.settings.public_base_url}/t/{token}"
     response = page(request, "tracking.html", order=order, qr=qr, token=token, shop=shop, address=address,
                     tracking_url=tracking_url)

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import tempfile
+from pathlib import Path
 
 from sqlalchemy import select
 
 from common.db import Database
-from services.catalog import search
+from services.catalog import demo_photos, search
 from services.catalog.app import MIGRATIONS
+from services.catalog.photos.models import Photo
+from services.catalog.photos.processing import process
+from services.catalog.photos.storage import LocalPhotoStore
 from services.catalog.products.models import Category, Product, ProductStatus, Variant
 from services.catalog.settings import CatalogSettings
 from services.catalog.shops.models import Shop
@@ -48,6 +53,27 @@ DEMO_PRODUCTS = [
 ]
 
 
+# The picture each demo variety gets (services/catalog/demo_photos.py): a flower's colour, or "plants".
+DEMO_PICTURES = {"Súng Thái đỏ": "red", "Súng Mỹ vàng": "yellow", "Súng Ấn Độ tím": "purple",
+                 "Sen Nhật mini": "pink", "Sen Quan Âm": "white", "Bèo Nhật": "plants", "Rong đuôi chó": "plants",
+                 "Súng lai Đồng Tháp": "pink"}
+
+
+async def add_demo_photo(session, store: LocalPhotoStore, product: Product, index: int) -> None:
+    """The variety's drawn picture, processed and stored as an upload would be (every size, WebP and
+    the link preview's JPEG)."""
+    kind = DEMO_PICTURES.get(product.name, "pink")
+    data = demo_photos.plants(index) if kind == "plants" else demo_photos.flower(kind, index)
+    with tempfile.NamedTemporaryFile(suffix=".jpg") as fh:
+        fh.write(data)
+        fh.flush()
+        processed = process(Path(fh.name), "jpeg")
+    for name, content in processed.files.items():
+        await store.save(name, content)
+    session.add(Photo(product_id=product.id, position=0, content_hash=processed.content_hash,
+                      width=processed.width, height=processed.height))
+
+
 async def seed(settings: CatalogSettings) -> str:
     db = Database(settings.database_url, MIGRATIONS)
     await db.migrate()
@@ -73,6 +99,11 @@ async def seed(settings: CatalogSettings) -> str:
                     for i, (label, retail, tiers, min_order, stock) in enumerate(variants)
                 ]
                 session.add(product)
+            await session.flush()
+            store = LocalPhotoStore(Path(settings.media_dir))
+            for index, product in enumerate((await session.scalars(
+                    select(Product).where(Product.shop_id == shop.id).order_by(Product.id))).all()):
+                await add_demo_photo(session, store, product, index)
         return f"catalog: demo nursery seeded ({settings.public_base_url}/s/{DEMO_SHOP_SLUG})"
     finally:
         await db.dispose()

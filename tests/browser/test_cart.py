@@ -53,3 +53,20 @@ async def test_three_varieties_from_two_shops_one_checkout_two_orders(stack, pag
     await page.goto(stack.urls["gateway"] + "/cart")
     assert "Giỏ hàng đang trống." in await page.locator("main").inner_text()
     assert page.console_errors == []
+
+
+async def test_the_cart_reprices_as_the_quantity_changes(stack, page):
+    _, _, (product,) = await nursery(stack)
+    await page.goto(product["url"])
+    await page.get_by_label("Số lượng", exact=True).fill("2")
+    await page.get_by_role("button", name="Thêm vào giỏ").click()
+    await page.wait_for_url("**/cart?added=1")
+    line = page.locator("[data-cart-line] [data-line]")
+    assert await line.inner_text() == "2 × 150.000 ₫ (giá lẻ) = 300.000 ₫"
+    await page.locator("[data-cart-line] input").fill("12")  # the wholesale tier from 10
+    assert await line.inner_text() == "12 × 120.000 ₫ (giá sỉ) = 1.440.000 ₫"
+    assert await page.locator("[data-cart-total]").inner_text() == "1.470.000 ₫"  # + 30.000 delivery
+    await page.get_by_role("button", name="Cập nhật giỏ hàng").click()
+    await page.wait_for_load_state()
+    await page.reload()
+    assert await page.locator("[data-cart-line] input").input_value() == "12"

@@ -38,7 +38,10 @@ async def test_the_home_page_finds_varieties_accents_and_case_ignored(market: Ma
         found = await b.get("/", params={"q": "SUNG THAI"})
         assert found.status_code == 200 and "Súng Thái Mini Pink" in found.text
         missing = await b.get("/", params={"q": "xương rồng"})
-        assert "Súng Thái Mini Pink" not in missing.text and "Không tìm thấy gì." in missing.text
+        found_part, _, suggested = missing.text.partition("<h2>Giống cây mới nhất</h2>")
+        assert "Súng Thái Mini Pink" not in found_part and "Không tìm thấy gì." in found_part
+        assert "Súng Thái Mini Pink" in suggested  # an empty result suggests something
+        assert "Hãy thử ít từ hơn" in found_part
 
 
 async def test_vietnamese_by_default_english_by_the_switch(market: Market) -> None:
@@ -284,7 +287,8 @@ async def test_the_services_validation_messages_are_in_the_pages_language(market
 async def test_a_public_page_is_fresh_right_after_a_price_change_and_304_while_unchanged(market: Market) -> None:
     gw, headers = market.stack.gw, market.grower["headers"]
     made = (await gw.post("/api/v1/products", headers=headers, json={
-        "name": "Sen Nhật", "status": "active", "variants": [{"label": "Củ", "retail_price": 50000, "stock": 9}]})).json()
+        "name": "Sen Nhật", "status": "active",
+        "variants": [{"label": "Củ", "retail_price": 50000, "stock": 9}]})).json()
     path = f"/p/{made['id']}"
     async with market.browser() as b:
         first = await b.get(path)
@@ -412,5 +416,50 @@ async def test_call_and_zalo_are_one_tap_away_on_the_shop_product_and_tracking_p
     shop_page = pages[f"/s/{market.shop['slug']}"]
     assert "Vườn: 12 Lê Lợi, Phường Ba Đình, Thành phố Hà Nội" in shop_page
     link = re.search(r'<a href="([^"]+)" rel="noopener" data-map>Xem bản đồ</a>', shop_page).group(1)
-    assert link == "https://www.google.com/maps/search/?api=1&amp;query=12+L%C3%AA+L%E1%BB%A3i%2C+Ph%C6%B0%E1%BB%9Dng+" \
-                   "Ba+%C4%90%C3%ACnh%2C+Th%C3%A0nh+ph%E1%BB%91+H%C3%A0+N%E1%BB%99i%2C+Vi%E1%BB%87t+Nam"
+    assert link == "https://www.google.com/maps/search/?api=1&amp;query=12+L%C3%AA+L%E1%BB%A3i%2C+" \
+                   "Ph%C6%B0%E1%BB%9Dng+Ba+%C4%90%C3%ACnh%2C+Th%C3%A0nh+ph%E1%BB%91+H%C3%A0+N%E1%BB%99i%2C+Vi%E1%BB%87t+Nam"
+
+
+async def test_the_home_page_pages_filters_and_names_each_cards_shop(market: Market) -> None:
+    gw, headers = market.stack.gw, market.grower["headers"]
+    for i in range(21):  # more than a page
+        resp = await gw.post("/api/v1/products", headers=headers, json={
+            "name": f"Sen trang trí {i}", "status": "active",
+            "variants": [{"label": "Chậu", "retail_price": 40000 + i * 1000, "stock": 0 if i % 2 else 5}]})
+        assert resp.status_code == 201
+    async with market.browser() as b:
+        first = await b.get("/")
+        assert first.text.count('class="card"') == 20
+        assert '<span class="card-shop">Vườn Súng Đồng Tháp · Thành phố Hà Nội</span>' in first.text
+        more = re.search(r'<a class="btn" href="(/\?cursor=[^"]+)" rel="next">', first.text).group(1)
+        second = await b.get(more.replace("&amp;", "&"))
+        assert second.status_code == 200 and second.text.count('class="card"') >= 2
+        assert not set(re.findall(r'href="/p/(\d+)"', first.text)) & set(re.findall(r'href="/p/(\d+)"', second.text))
+        cheap = await b.get("/", params={"q": "sen trang trí", "max_price": "45.000", "in_stock": "1"})
+        names = re.findall(r'<span class="name">([^<]+)</span>', cheap.text)
+        assert sorted(names) == ["Sen trang trí 0", "Sen trang trí 2", "Sen trang trí 4"], names
+        elsewhere = await b.get("/", params={"province": "82"})  # no shop in Đồng Tháp here
+        assert "Không tìm thấy gì." in elsewhere.text
+        bad = await b.get("/", params={"min_price": "rẻ"})
+        assert bad.status_code == 200 and 'id="min_price-err"' in bad.text
+        old_link = await b.get("/", params={"cursor": "not-a-cursor"})
+        assert old_link.status_code == 303 and old_link.headers["location"] == "/"
+
+
+async def test_every_buyer_page_with_its_css_and_js_is_under_60_kb_compressed(market: Market) -> None:
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    async with market.browser(headers={"Accept": "text/html", "Accept-Encoding": "gzip"}) as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        placed = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": "2"}))
+        await b.post("/cart/add", data={"product_id": str(pid), "variant": str(tuber["id"]), "qty": "2"},
+                     headers={"Origin": market.url})
+        sizes = {}
+        for path in ("/", f"/s/{market.shop['slug']}", f"/p/{pid}", f"/p/{pid}/order", "/cart",
+                     placed.headers["location"], "/no/such/page"):
+            resp = await b.get(path)
+            total = resp.num_bytes_downloaded
+            for ref in re.findall(r'(?:href|src)="(/static/[^"]+)"', resp.text):
+                total += (await b.get(ref)).num_bytes_downloaded
+            sizes[path if not path.startswith("/t/") else "/t/…"] = total
+    print("buyer pages with CSS and JS, gzip bytes:", sizes)
+    assert all(size <= BUDGET for size in sizes.values()), sizes

@@ -176,6 +176,39 @@
     ship();
   });
 
+  /* The cart: each line's price (retail or wholesale), each shop's goods and fee, the total, as
+     quantities change (the server re-prices on "Update the cart" and on ordering). */
+  var cart = $("form[data-cart]");
+  if (cart) {
+    var reprice = function () {
+      var total = 0;
+      $$("[data-cart-shop]", cart).forEach(function (shopBox) {
+        var delivery = JSON.parse(shopBox.dataset.delivery || "{}"), subtotal = 0;
+        $$("[data-cart-line]", shopBox).forEach(function (line) {
+          var input = $("input", line), typed = input.value.trim(), shown = $("[data-line]", line);
+          var notWhole = (typed && !/^\d+$/.test(typed)) || (input.validity && input.validity.badInput);
+          input.setCustomValidity(notWhole ? cart.dataset.whole : "");
+          shown.classList.toggle("err", !!notWhole);
+          if (notWhole) { shown.textContent = cart.dataset.whole; return; }
+          var q = parseInt(typed, 10) || 0, unit = +line.dataset.retail, kind = cart.dataset.retailWord;
+          JSON.parse(line.dataset.tiers).forEach(function (t) {
+            if (q >= t.min_quantity) { unit = t.unit_price; kind = cart.dataset.wholesaleWord; }
+          });
+          shown.textContent = "";
+          [q + " × ", amount(vnd(unit)), " (" + kind + ") = ", amount(vnd(q * unit))].forEach(function (p) { shown.append(p); });
+          subtotal += q * unit;
+        });
+        var fee = subtotal > 0 ? (delivery.flat_fee || 0) : 0;
+        if (delivery.free_above != null && subtotal >= delivery.free_above) fee = 0;
+        $("[data-subtotal]", shopBox).textContent = vnd(subtotal);
+        $("[data-fee]", shopBox).textContent = vnd(fee);
+        total += subtotal + fee;
+      });
+      $("[data-cart-total]", cart).textContent = vnd(total);
+    };
+    cart.addEventListener("input", reprice);
+  }
+
   /* One submit per tap: the server's Idempotency-Key makes a second one harmless anyway. */
   $$("form").forEach(function (form) {
     form.addEventListener("submit", function () {

@@ -4,8 +4,7 @@ forbids unknown fields, so a `unit_price` or `total` in a request is a 422."""
 import datetime as dt
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, EmailStr, Field, field_validator, model_validator
-from pydantic import ValidationInfo
+from pydantic import BaseModel, BeforeValidator, EmailStr, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from common.params import StrictBody
