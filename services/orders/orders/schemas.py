@@ -74,9 +74,11 @@ class OrderCreate(OrderFields):
 
 
 class PhoneOrderCreate(OrderFields):
-    """An order the grower took by phone: same rules, marked as a phone order."""
+    """An order the grower took by phone or in a chat: same rules, marked with where it came from."""
 
-    consent: Consent = Field(description="The buyer agreed on the phone to the stated purposes")
+    consent: Consent = Field(description="The buyer agreed on the phone or in the chat to the stated purposes")
+    source: Literal["phone", "facebook", "zalo"] = Field(
+        "phone", description="Where the grower took it: a call, a Facebook chat or a Zalo chat")
 
 
 class CheckoutCreate(StrictBody):

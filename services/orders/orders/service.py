@@ -117,6 +117,8 @@ def build_order(reservation: dict, data: OrderFields, buyer: Principal | None, s
         # The shop's account as it was when the order was placed, encrypted at rest like the catalog's.
         bank = {"bin": shop["bank_bin"], "account_encrypted": cipher.encrypt(shop["bank_account"]),
                 "last4": shop["bank_account"][-4:], "holder": shop.get("bank_holder")}
+    if source == "phone":  # taken by the grower: a call, or a chat it names
+        source = getattr(data, "source", source)
     order = Order(
         code=new_code(), shop_id=shop["id"], shop_owner_id=shop["owner_id"], shop_name=shop["name"],
         shop_slug=shop["slug"], shop_phone=shop["phone"], buyer_id=buyer.sub if buyer else None,
