@@ -135,6 +135,6 @@ def _created_page(request: Request, order: dict) -> Response:
     greeting = _("%(shop)s: your order %(code)s is recorded. Follow it here: %(url)s") % {
         "shop": order["shop_name"], "code": order["code"], "url": url}
     phone = order["contact"].get("phone", "")
+    zalo = f"https://zalo.me/0{phone[3:]}" if phone.startswith("+84") else ""
     return page(request, "grower_order_created.html", status=201, order=with_place_names(order), tracking_url=url,
-                sms=f"sms:{phone}?&body={quote(greeting)}", zalo=f"https://zalo.me/0{phone[3:]}" if phone.startswith("+84") else "",
-                greeting=greeting)
+                sms=f"sms:{phone}?&body={quote(greeting)}", zalo=zalo, greeting=greeting)
