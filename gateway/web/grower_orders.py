@@ -6,6 +6,7 @@ an Idempotency-Key made with the form, so a double tap or a reload is the same o
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from urllib.parse import quote
 
@@ -16,7 +17,7 @@ from common.vietnam import provinces, wards
 from gateway.web import session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
 from gateway.web.forms import number, text, translate_errors
-from gateway.web.grower import Grower, my_shop, posted_form, values_of, with_place_names
+from gateway.web.grower import Grower, Id, my_shop, posted_form, values_of, with_place_names
 from gateway.web.public import CONSENT_PURPOSES
 
 router = APIRouter(prefix="/grower", route_class=WebRoute, include_in_schema=False)
@@ -138,3 +139,44 @@ def _created_page(request: Request, order: dict) -> Response:
     zalo = f"https://zalo.me/0{phone[3:]}" if phone.startswith("+84") else ""
     return page(request, "grower_order_created.html", status=201, order=with_place_names(order), tracking_url=url,
                 sms=f"sms:{phone}?&body={quote(greeting)}", zalo=zalo, greeting=greeting)
+
+
+# ---- the carrier and tracking code --------------------------------------------------------------------
+
+CARRIERS = ("ghn", "ghtk", "viettel_post", "jt", "vnpost", "other")
+TRACKING_CODE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{2,39}")  # as the orders service takes it
+
+
+@router.post("/orders/{order_id}/shipment")
+async def set_shipment(request: Request, grower: Grower, order_id: Id) -> Response:
+    """Ship a confirmed order with its carrier and tracking code (``ship=yes``), or set them on one
+    already shipped; the orders service keeps them and the buyer's link shows the carrier's page."""
+    form = await posted_form(request)
+    _ = gettext(request)
+    carrier, code = text(form, "carrier"), text(form, "tracking_code")
+    errors: dict[str, str] = {}
+    if carrier not in CARRIERS:
+        errors["carrier"] = _("Choose one of the options")
+    if code and not TRACKING_CODE.fullmatch(code):  # checked before the move: a bad code ships nothing
+        errors["tracking_code"] = _("A tracking code is 3 to 40 letters, digits, dots, dashes or underscores")
+    if errors:
+        return await _order_page(request, grower, order_id, errors, {"carrier": carrier, "tracking_code": code})
+    if form.get("ship") == "yes":
+        moved = await call(request, "orders", "POST", f"/api/v1/orders/{order_id}/ship", auth=grower)
+        if moved.status == 409:  # someone else moved it first: show it as it is now
+            raise Redirect(f"/grower/orders/{order_id}")
+        expect(moved)
+    body = {"carrier": carrier, **({"tracking_code": code} if code else {})}
+    reply = await call(request, "orders", "PUT", f"/api/v1/orders/{order_id}/shipment", json=body, auth=grower)
+    if reply.status == 422:
+        errors = {"tracking_code": _("A tracking code is 3 to 40 letters, digits, dots, dashes or underscores")}
+        return await _order_page(request, grower, order_id, errors, {"carrier": carrier, "tracking_code": code})
+    expect(reply)
+    raise Redirect(f"/grower/orders/{order_id}")
+
+
+async def _order_page(request: Request, grower: session.Session, order_id: int, errors: dict[str, str],
+                      values: dict[str, str]) -> Response:
+    order = expect(await call(request, "orders", "GET", f"/api/v1/orders/{order_id}", auth=grower))
+    return page(request, "grower_order.html", status=422, order=with_place_names(order), errors=errors,
+                values=values, message=gettext(request)("Please check the marked fields"))

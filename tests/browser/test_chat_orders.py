@@ -6,28 +6,20 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-from tests.support.fullstack import PASSWORD
+from tests.browser.desk import grower_with_shop
 
 PHONE = "0912 345 555"
 
 
 async def test_a_zalo_order_entered_on_a_phone(stack, page, axe, shot):
     base, gw = stack.urls["gateway"], stack.gw
-    grower = await stack.register("grower", PHONE.replace(" ", ""), "Cô Út")
-    await gw.post("/api/v1/shops", headers=grower["headers"], json={
-        "name": "Vườn Súng Cô Út", "province_code": "92", "ward_code": "31135", "street": "8 Hòa Bình",
-        "phone": PHONE.replace(" ", ""), "delivery": {"pickup": True, "flat_fee": 30000}})
+    grower = await grower_with_shop(stack, page, PHONE, "Cô Út", "Vườn Súng Cô Út")
     made = (await gw.post("/api/v1/products", headers=grower["headers"], json={
         "name": "Súng Thái Mini Pink", "status": "active", "variants": [
             {"label": "Củ giống", "retail_price": 150000, "stock": 40,
              "wholesale_tiers": [{"min_quantity": 10, "unit_price": 120000}]},
             {"label": "Chậu 30 cm", "retail_price": 350000, "stock": 5}]})).json()
 
-    await page.goto(base + "/grower/login")
-    await page.get_by_label(re.compile("^Số điện thoại hoặc email")).fill(PHONE)
-    await page.get_by_label(re.compile("^Mật khẩu")).fill(PASSWORD)
-    await page.get_by_role("button", name="Đăng nhập").click()
-    await page.wait_for_url("**/grower/")
     await page.get_by_role("link", name="Đơn mới").click()
     await page.wait_for_url("**/grower/orders/new")
     await page.get_by_label("Zalo").check()

@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import re
 
-from tests.support.fullstack import PASSWORD
+from tests.browser.desk import grower_with_shop
 
 PHONE = "0912 345 666"
 
 
 async def test_how_the_month_went(stack, page, axe, shot):
-    base, gw = stack.urls["gateway"], stack.gw
-    grower = await stack.register("grower", PHONE.replace(" ", ""), "Cô Mai")
-    await gw.post("/api/v1/shops", headers=grower["headers"], json={
-        "name": "Vườn Sen Cô Mai", "province_code": "82", "ward_code": "29869", "street": "8 Nguyễn Huệ",
-        "phone": PHONE.replace(" ", ""), "delivery": {"pickup": True, "flat_fee": 30000},
-        "bank": {"bin": "970415", "account_number": "113366668888", "holder": "Tran Thi Mai"}})
+    gw = stack.gw
+    grower = await grower_with_shop(stack, page, PHONE, "Cô Mai", "Vườn Sen Cô Mai", bank={
+        "bin": "970415", "account_number": "113366668888", "holder": "Tran Thi Mai"})
     variants = []
     for name, price in (("Sen Nhật mini", 80000), ("Súng Thái đỏ", 150000), ("Bèo tai tượng", 20000)):
         made = (await gw.post("/api/v1/products", headers=grower["headers"], json={
@@ -35,11 +32,6 @@ async def test_how_the_month_went(stack, page, axe, shot):
         assert placed.status_code == 201, placed.text
         codes[who] = placed.json()["code"]
 
-    await page.goto(base + "/grower/login")
-    await page.get_by_label(re.compile("^Số điện thoại hoặc email")).fill(PHONE)
-    await page.get_by_label(re.compile("^Mật khẩu")).fill(PASSWORD)
-    await page.get_by_role("button", name="Đăng nhập").click()
-    await page.wait_for_url("**/grower/")
     await page.get_by_role("link", name="Bán hàng").click()
     await page.wait_for_url("**/grower/sales")
     await page.get_by_role("heading", name=re.compile("^Bán hàng tháng")).wait_for()

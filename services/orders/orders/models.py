@@ -68,6 +68,8 @@ class Order(OrdersModel, table=True):
     reservation_id: str = Field(max_length=64, unique=True)
     reservation_state: str = Field(default="held", max_length=16,
                                    description="held → committed; cancel: release-pending → released")
+    carrier: str | None = Field(default=None, max_length=16, description="Set when it ships (shipments/)")
+    tracking_code: str | None = Field(default=None, max_length=40)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=ts())
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=ts())
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, EmailStr, Field, field_validato
 from common.params import StrictBody
 from common.text import CleanText, NonEmptyText
 from common.vietnam import VnMobile, province_name, ward_name
+from services.orders.shipments.schemas import ShipmentOut
 
 CONSENT_PURPOSES = (
     "Chợ Vườn and the shop use your name, phone, email and address to deliver this order, to tell you "
@@ -133,6 +134,7 @@ class OrderOut(BaseModel):
     total: int
     allowed_actions: list[str]
     history: list[HistoryOut]
+    shipment: ShipmentOut | None = Field(None, description="The carrier and tracking code, once the grower sets them")
     created_at: dt.datetime
     updated_at: dt.datetime
 

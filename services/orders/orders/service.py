@@ -34,6 +34,7 @@ from services.orders.orders import idempotency, states
 from services.orders.orders.models import Order, OrderHistory, OrderLine, OrderStatus, PaymentStatus, utcnow
 from services.orders.orders.schemas import CONSENT_PURPOSES, OrderCreated, OrderFields, OrderOut
 from services.orders.outbox import OutboxEvent
+from services.orders.shipments.service import shipment_of
 
 log = logging.getLogger("orders.saga")
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -145,6 +146,7 @@ def to_out(order: Order, role: str) -> OrderOut:
         "lines": [line.model_dump() for line in order.lines],
         "history": [h.model_dump() for h in order.history],
         "allowed_actions": states.allowed_actions(order, role),
+        "shipment": shipment_of(order),
     })
 
 
