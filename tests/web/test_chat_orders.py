@@ -88,3 +88,23 @@ async def test_what_the_form_refuses_is_said_in_vietnamese(market: Market) -> No
     async with market.browser() as anonymous:
         resp = await anonymous.get("/grower/orders/new")
         assert resp.status_code == 303 and resp.headers["location"].startswith("/grower/login")
+
+
+async def test_the_form_of_a_shop_with_many_varieties_is_light(market: Market) -> None:
+    """Bytes on the wire, gzip as a phone asks: 40 varieties of two Phân loại each, with the CSS and JS."""
+    gw, headers = market.stack.gw, market.grower["headers"]
+    for i in range(39):
+        resp = await gw.post("/api/v1/products", headers=headers, json={
+            "name": f"Súng lai số {i}", "status": "active", "variants": [
+                {"label": "Củ giống", "retail_price": 90000 + i * 1000, "stock": 50,
+                 "wholesale_tiers": [{"min_quantity": 10, "unit_price": 80000}]},
+                {"label": "Chậu 30 cm", "retail_price": 250000, "stock": 5}]})
+        assert resp.status_code == 201, resp.text
+    async with signed_in(market) as b:
+        form = await b.get("/grower/orders/new", headers={"Accept-Encoding": "gzip"})
+        assert form.headers["content-encoding"] == "gzip" and form.text.count("data-variant ") == 80
+        total = form.num_bytes_downloaded
+        for ref in re.findall(r'(?:href|src)="(/static/[^"]+)"', form.text):
+            total += (await b.get(ref, headers={"Accept-Encoding": "gzip"})).num_bytes_downloaded
+    print(f"new order form with 80 Phân loại, its CSS and JS: {total} bytes on the wire (gzip)")
+    assert total <= 60 * 1024, total
