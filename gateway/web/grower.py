@@ -160,7 +160,18 @@ def _shop_values(shop: dict) -> dict[str, str]:
         "delivery.flat_fee": _str(delivery.get("flat_fee")), "delivery.free_above": _str(delivery.get("free_above")),
         "min_order_value": _str(shop.get("min_order_value") or None), "bank.bin": shop.get("bank_bin") or "",
         "bank.holder": shop.get("bank_holder") or "",
+        **{f"delivery.fee.{code}": str(fee) for code, fee in (delivery.get("fee_by_province") or {}).items()},
     }
+
+
+def _province_fees(form: FormData, errors: dict[str, str], message: str) -> dict[str, int]:
+    """``delivery.fee.{code}``: a province's own fee; left empty, the province pays the flat fee."""
+    fees = {}
+    for province in provinces():
+        fee = number(form, f"delivery.fee.{province['code']}", errors, message)
+        if fee is not None:
+            fees[province["code"]] = fee
+    return fees
 
 
 def _local_phone(e164: str) -> str:
@@ -174,9 +185,10 @@ def _str(value) -> str:
 def _shop_page(request: Request, shop: dict | None, values: dict, errors: dict, status: int = 200,
                message: str = "") -> Response:
     province = values.get("province_code", "")
+    fees_open = any(k.startswith("delivery.fee.") and (v or k in errors) for k, v in values.items())
     return page(request, "grower_shop.html", status=status, shop=shop, values=values, errors=errors,
-                message=message, provinces=provinces(), wards=wards(province) or [] if province else [],
-                banks=sorted(BANKS.items(), key=lambda b: b[1]))
+                message=message, provinces=provinces(), fees_open=fees_open,
+                wards=wards(province) or [] if province else [], banks=sorted(BANKS.items(), key=lambda b: b[1]))
 
 
 @router.get("/shop")
@@ -198,7 +210,8 @@ async def save_shop(request: Request, grower: Grower) -> Response:
     money_message = _("Enter an amount in đồng, e.g. 30000")
     delivery = {"pickup": form.get("delivery.pickup") == "yes",
                 "flat_fee": number(form, "delivery.flat_fee", errors, money_message),
-                "free_above": number(form, "delivery.free_above", errors, money_message)}
+                "free_above": number(form, "delivery.free_above", errors, money_message),
+                "fee_by_province": _province_fees(form, errors, money_message)}
     body: dict = {"name": text(form, "name"), "description": text(form, "description"),
                   "province_code": text(form, "province_code"), "ward_code": text(form, "ward_code"),
                   "street": text(form, "street"), "phone": text(form, "phone"),

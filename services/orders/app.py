@@ -21,6 +21,7 @@ from services.orders.orders.endpoints import router as orders_router
 from services.orders.outbox import OutboxEvent
 from services.orders.payments.endpoints import router as payments_router
 from services.orders.settings import OrdersSettings
+from services.orders.shipments.endpoints import router as shipments_router
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -52,7 +53,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         title="Chợ Vườn orders",
         description="Orders, the reservation saga, idempotency, the order state machine, payments.",
         # Static paths (/orders/export.csv, /orders/packing-list) before /orders/{order_id}.
-        routers=[accounts_router, desk_router, payments_router, orders_router],
+        routers=[accounts_router, desk_router, payments_router, orders_router, shipments_router],
         migrations=MIGRATIONS,
         on_startup=[start],
         on_shutdown=[stop],

@@ -89,3 +89,15 @@ async def signed_in(market: Market) -> AsyncIterator[httpx.AsyncClient]:
                                                    "password": PASSWORD, "next": "/grower/"})
         assert resp.status_code == 303, resp.text
         yield b
+
+
+async def place(market: Market, name: str, quantity: int, payment: str = "cod") -> dict:
+    """A guest's order of ``quantity`` of the market's first variant, shipped to Hà Nội."""
+    tuber = market.product["variants"][0]
+    resp = await market.stack.gw.post("/api/v1/orders", headers=market.stack.key(), json={
+        "shop_id": market.shop["id"], "lines": [{"variant_id": tuber["id"], "quantity": quantity}],
+        "contact": {"name": name, "phone": "0977000222"},
+        "address": {"province_code": PROVINCE, "ward_code": WARD, "street": "15 Hàng Bông"},
+        "payment_method": payment, "consent": True})
+    assert resp.status_code == 201, resp.text
+    return resp.json()

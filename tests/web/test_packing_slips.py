@@ -8,20 +8,9 @@ import datetime as dt
 import pytest
 
 from common.vietnam import VN_TZ
-from tests.web.conftest import PROVINCE, WARD, Market, signed_in
+from tests.web.conftest import Market, place, signed_in
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-async def place(market: Market, name: str, quantity: int, payment: str = "cod") -> dict:
-    tuber = market.product["variants"][0]
-    resp = await market.stack.gw.post("/api/v1/orders", headers=market.stack.key(), json={
-        "shop_id": market.shop["id"], "lines": [{"variant_id": tuber["id"], "quantity": quantity}],
-        "contact": {"name": name, "phone": "0977000222"},
-        "address": {"province_code": PROVINCE, "ward_code": WARD, "street": "15 Hàng Bông"},
-        "payment_method": payment, "consent": True})
-    assert resp.status_code == 201, resp.text
-    return resp.json()
 
 
 async def test_one_slip_and_a_days_slips(market: Market) -> None:

@@ -40,7 +40,7 @@ WORDS_VI = {
     "placed": "Mới đặt", "confirmed": "Đã xác nhận", "shipped": "Đang giao", "delivered": "Đã giao",
     "cancelled": "Đã hủy", "unpaid": "Chưa thanh toán", "paid": "Đã thanh toán",
     "cod": "Thanh toán khi nhận hàng (COD)", "bank_transfer": "Chuyển khoản",
-    "web": "Web", "api": "API", "phone": "Điện thoại",
+    "web": "Web", "api": "API", "phone": "Điện thoại", "facebook": "Facebook", "zalo": "Zalo",
 }
 
 

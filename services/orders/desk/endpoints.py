@@ -1,4 +1,4 @@
-"""The grower's desk: the orders as a CSV file, and the packing list (JSON or CSV).
+"""The grower's desk: the orders as a CSV file, the packing list (JSON or CSV), and a month's sales.
 
 Static paths under ``/orders/``: this router is registered before the orders router, so that
 ``/orders/export.csv`` is not taken for ``/orders/{order_id}``.
@@ -14,8 +14,8 @@ from fastapi.responses import Response, StreamingResponse
 
 from common.auth import Principal, require
 from common.vietnam import VN_TZ, local_bound
-from services.orders.desk import csvfile
-from services.orders.desk.schemas import PackingList
+from services.orders.desk import csvfile, sales
+from services.orders.desk.schemas import PackingList, SalesMonth
 from services.orders.desk.service import OPEN_STATUSES, DeskFilter, iter_orders, packing_list
 from services.orders.orders.models import OrderStatus
 
@@ -72,3 +72,14 @@ async def get_packing_list_csv(request: Request, grower: Grower, status: Statuse
     packing = await packing_list(request.app.state.db, _filter(grower, status, paid, since, until, OPEN_STATUSES))
     return Response(csvfile.packing_csv(packing, lang, delimiter), media_type=CSV,
                     headers=_attachment("soan-hang" if lang == "vi" else "packing-list"))
+
+
+Month = Annotated[str | None, Query(max_length=7, description="`2026-11` (Vietnam time); this month when left out",
+                                    examples=["2026-11"])]
+
+
+@router.get("/orders/sales", operation_id="desk_sales_month", response_model=SalesMonth,
+            summary="How a month went: orders, revenue, retail and wholesale, top varieties, unpaid transfers")
+async def get_sales_month(request: Request, grower: Grower, month: Month = None) -> SalesMonth:
+    name, since, until = sales.month_bounds(month)
+    return await sales.month_sales(request.app.state.db, DeskFilter.of(grower), name, since, until)

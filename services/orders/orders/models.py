@@ -49,7 +49,8 @@ class Order(OrdersModel, table=True):
     shop_phone: str = Field(max_length=16)
     buyer_id: str | None = Field(default=None, max_length=64, description="None for a guest")
     checkout_id: str | None = Field(default=None, max_length=64, index=True)
-    source: str = Field(default="web", max_length=10, description="web, api or phone (taken by the grower)")
+    source: str = Field(default="web", max_length=10,
+                        description="web, api; or phone, facebook or zalo (taken by the grower)")
     status: str = Field(default=OrderStatus.placed, max_length=12)
     payment_method: str = Field(max_length=16)
     payment_status: str = Field(default=PaymentStatus.unpaid, max_length=8)
@@ -67,6 +68,8 @@ class Order(OrdersModel, table=True):
     reservation_id: str = Field(max_length=64, unique=True)
     reservation_state: str = Field(default="held", max_length=16,
                                    description="held → committed; cancel: release-pending → released")
+    carrier: str | None = Field(default=None, max_length=16, description="Set when it ships (shipments/)")
+    tracking_code: str | None = Field(default=None, max_length=40)
     created_at: dt.datetime = Field(default_factory=utcnow, sa_column=ts())
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=ts())
 

@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 from common.params import StrictBody
 from common.text import CleanText, NonEmptyText
 from common.vietnam import VnMobile, province_name, ward_name
+from services.orders.shipments.schemas import ShipmentOut
 
 CONSENT_PURPOSES = (
     "Chợ Vườn and the shop use your name, phone, email and address to deliver this order, to tell you "
@@ -90,9 +91,11 @@ class OrderCreate(OrderFields):
 
 
 class PhoneOrderCreate(OrderFields):
-    """An order the grower took by phone: same rules, marked as a phone order."""
+    """An order the grower took by phone or in a chat: same rules, marked with where it came from."""
 
-    consent: Consent = Field(description="The buyer agreed on the phone to the stated purposes")
+    consent: Consent = Field(description="The buyer agreed on the phone or in the chat to the stated purposes")
+    source: Literal["phone", "facebook", "zalo"] = Field(
+        "phone", description="Where the grower took it: a call, a Facebook chat or a Zalo chat")
 
 
 class CheckoutCreate(StrictBody):
@@ -149,6 +152,7 @@ class OrderOut(BaseModel):
     total: int
     allowed_actions: list[str]
     history: list[HistoryOut]
+    shipment: ShipmentOut | None = Field(None, description="The carrier and tracking code, once the grower sets them")
     created_at: dt.datetime
     updated_at: dt.datetime
 

@@ -34,6 +34,7 @@ from services.orders.orders import states
 from services.orders.orders.models import Order, OrderHistory, OrderLine, OrderStatus, PaymentStatus, utcnow
 from services.orders.orders.schemas import CONSENT_PURPOSES, OrderCreated, OrderFields, OrderOut
 from services.orders.outbox import OutboxEvent
+from services.orders.shipments.service import shipment_of
 
 log = logging.getLogger("orders.saga")
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -114,6 +115,8 @@ def build_order(reservation: dict, data: OrderFields, buyer: Principal | None, s
         # The shop's account as it was when the order was placed, encrypted at rest like the catalog's.
         bank = {"bin": shop["bank_bin"], "account_encrypted": cipher.encrypt(shop["bank_account"]),
                 "last4": shop["bank_account"][-4:], "holder": shop.get("bank_holder")}
+    if source == "phone":  # taken by the grower: a call, or a chat it names
+        source = getattr(data, "source", source)
     order = Order(
         code=new_code(), shop_id=shop["id"], shop_owner_id=shop["owner_id"], shop_name=shop["name"],
         shop_slug=shop["slug"], shop_phone=shop["phone"], buyer_id=buyer.sub if buyer else None,
@@ -141,6 +144,7 @@ def to_out(order: Order, role: str) -> OrderOut:
         "lines": [line.model_dump() for line in order.lines],
         "history": [h.model_dump() for h in order.history],
         "allowed_actions": states.allowed_actions(order, role),
+        "shipment": shipment_of(order),
     })
 
 
