@@ -157,10 +157,10 @@ def _shop_values(shop: dict) -> dict[str, str]:
         "ward_code": shop["ward_code"], "street": shop["street"], "phone": _local_phone(shop["phone"]),
         "zalo_phone": _local_phone(shop.get("zalo_phone") or ""), "slug": shop["slug"],
         "delivery.pickup": "yes" if delivery.get("pickup") else "",
-        "delivery.flat_fee": _str(delivery.get("flat_fee")), "delivery.free_above": _str(delivery.get("free_above")),
-        "min_order_value": _str(shop.get("min_order_value") or None), "bank.bin": shop.get("bank_bin") or "",
+        "delivery.flat_fee": _amount(delivery.get("flat_fee")), "delivery.free_above": _amount(delivery.get("free_above")),
+        "min_order_value": _amount(shop.get("min_order_value") or None), "bank.bin": shop.get("bank_bin") or "",
         "bank.holder": shop.get("bank_holder") or "",
-        **{f"delivery.fee.{code}": str(fee) for code, fee in (delivery.get("fee_by_province") or {}).items()},
+        **{f"delivery.fee.{code}": _amount(fee) for code, fee in (delivery.get("fee_by_province") or {}).items()},
     }
 
 
@@ -180,6 +180,11 @@ def _local_phone(e164: str) -> str:
 
 def _str(value) -> str:
     return "" if value is None else str(value)
+
+
+def _amount(value: int | None) -> str:
+    """An amount as the form shows it, grouped as Vietnamese write it: ``500.000`` (``number`` reads it back)."""
+    return "" if value is None else f"{value:,}".replace(",", ".")
 
 
 def _shop_page(request: Request, shop: dict | None, values: dict, errors: dict, status: int = 200,
@@ -265,12 +270,12 @@ def _product_values(product: dict | None) -> dict[str, str]:
     for i, v in enumerate(product["variants"]):
         row = f"variants[{i}]"
         values.update({f"{row}.id": str(v["id"]), f"{row}.label": v["label"],
-                       f"{row}.retail_price": str(v["retail_price"]), f"{row}.stock": str(v["stock"]),
+                       f"{row}.retail_price": _amount(v["retail_price"]), f"{row}.stock": str(v["stock"]),
                        f"{row}.min_order_quantity": str(v["min_order_quantity"]),
                        f"{row}.weight_grams": _str(v.get("weight_grams"))})
         for t, tier in enumerate(v["wholesale_tiers"][:2]):
             values[f"{row}.tiers[{t}].min_quantity"] = str(tier["min_quantity"])
-            values[f"{row}.tiers[{t}].unit_price"] = str(tier["unit_price"])
+            values[f"{row}.tiers[{t}].unit_price"] = _amount(tier["unit_price"])
     return values
 
 

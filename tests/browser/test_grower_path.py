@@ -101,7 +101,8 @@ async def test_a_grower_opens_a_shop_lists_a_variety_and_handles_a_live_order(st
     order = placed.json()
     card = page.locator(f"#order-{order['id']}")
     await card.wait_for(timeout=10_000)
-    assert "Có đơn mới!" in await page.locator("[data-toast]").inner_text()
+    toast = await page.locator("[data-toast]").inner_text()
+    assert toast.startswith(f"Đơn mới {order['code']}") and toast.count("mới") == 1, toast  # once, not twice
     assert "Anh Minh" in await card.inner_text()
     await shot(page, "grower-05-desk-live")
     assert await axe(page) == []

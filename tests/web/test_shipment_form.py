@@ -3,6 +3,8 @@ shown with the carrier's page, changed later; a bad code is said in Vietnamese."
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import pytest
 
 from tests.web.conftest import Market, hidden, place, signed_in
@@ -32,6 +34,10 @@ async def test_ship_with_a_carrier_and_correct_it(market: Market) -> None:
         assert "Đang giao" in html and "Gửi qua Giao Hàng Nhanh (GHN)" in html
         assert '<a href="https://donhang.ghn.vn/?order_code=GANVB123" rel="noopener noreferrer">GANVB123</a>' in html
         assert 'name="ship"' not in html and "Lưu đơn vị vận chuyển" in html
+        # The buyer's tracking page names the carrier and the code, and links to the carrier's page.
+        tracking = (await gw.get(urlsplit(order["tracking_url"]).path, headers={"Accept": "text/html"})).text
+        assert "Giao Hàng Nhanh (GHN) · <code>GANVB123</code>" in tracking
+        assert 'href="https://donhang.ghn.vn/?order_code=GANVB123"' in tracking
         unknown = await b.post(f"/grower/orders/{oid}/shipment", data={"csrf": csrf, "carrier": "dhl"})
         assert unknown.status_code == 422 and "Hãy chọn một trong các lựa chọn" in unknown.text
         other = await b.post(f"/grower/orders/{oid}/shipment", data={"csrf": csrf, "carrier": "other"})

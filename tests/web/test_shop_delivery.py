@@ -34,11 +34,15 @@ async def test_fees_per_province_and_free_above(market: Market) -> None:
                      "delivery.flat_fee": "30000"})
         saved = await b.post("/grower/shop", data=data)
         assert saved.status_code == 303, saved.text[:2000]
+        confirmed = (await b.get(saved.headers["location"])).text
+        assert '<p class="ok" role="status">Đã lưu</p>' in confirmed  # the grower sees it was saved
         delivery = (await gw.get("/api/v1/shops/mine", headers=headers)).json()["delivery"]
         assert delivery["fee_by_province"] == {CAN_THO: 45000} and delivery["free_above"] == 1500000
         again = (await b.get("/grower/shop")).text
         assert '<details class="fees" open>' in again
-        assert f'name="delivery.fee.{CAN_THO}" type="text" value="45000"' in again
+        # Amounts are shown grouped as people write them (500.000, not 500000) and read back the same.
+        assert f'name="delivery.fee.{CAN_THO}" type="text" value="45.000"' in again
+        assert 'value="1.500.000"' in again and 'name="delivery.flat_fee" type="text" value="30.000"' in again
 
         # A fee set through the API stays when the form is saved again.
         shop_id = market.shop["id"]

@@ -286,7 +286,7 @@
     var source = new EventSource(live.dataset.live);
     source.addEventListener("notification", function (e) {
       var data = JSON.parse(e.data);
-      toast.textContent = live.dataset.newOrder + " " + data.title;
+      toast.textContent = data.title;  // the notification says what it is: "Đơn mới CV-… – 120.000 ₫"
       refresh();
     });
   }
