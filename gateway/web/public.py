@@ -53,9 +53,10 @@ async def home(request: Request, q: Annotated[str | None, Query(max_length=200)]
                min_price: Annotated[str | None, Query(max_length=15)] = None,
                max_price: Annotated[str | None, Query(max_length=15)] = None,
                in_stock: Annotated[str | None, Query(max_length=3)] = None,
+               wholesale: Annotated[str | None, Query(max_length=3)] = None,
                cursor: Annotated[str | None, Query(max_length=500)] = None) -> Response:
     """Varieties from every shop, newest first (or by relevance with ``q``), 20 a page, filtered by
-    the shop's province, a price range and stock; each card names its shop and province."""
+    the shop's province, a price range, stock and a wholesale price; each card names its shop and province."""
     _ = gettext(request)
     errors: dict[str, str] = {}
     filters: dict[str, str] = {}
@@ -71,9 +72,12 @@ async def home(request: Request, q: Annotated[str | None, Query(max_length=200)]
             errors[name] = _("Enter a whole number")
     if in_stock:
         filters["in_stock"] = "1"
+    if wholesale:
+        filters["wholesale"] = "1"
     params = {"limit": HOME_PAGE_SIZE, **{k: v for k, v in filters.items() if k in ("q", "min_price", "max_price")},
               **({"province_code": filters["province"]} if "province" in filters else {}),
-              **({"in_stock": "true"} if "in_stock" in filters else {}), **({"cursor": cursor} if cursor else {})}
+              **({"in_stock": "true"} if "in_stock" in filters else {}),
+              **({"wholesale": "true"} if "wholesale" in filters else {}), **({"cursor": cursor} if cursor else {})}
     reply = await call(request, "catalog", "GET", "/api/v1/products", params=params)
     if reply.status == 422 and cursor:  # a cursor from an old link: the first page instead
         raise Redirect("/" + ("?" + urlencode(filters) if filters else ""))

@@ -152,6 +152,21 @@ async def test_filters(catalog) -> None:
         assert resp.status_code == 422 and resp.headers["content-type"] == "application/problem+json"
 
 
+async def test_the_wholesale_filter(catalog) -> None:
+    ids = catalog.ids
+    assert await found(catalog, wholesale=True) == []
+    beo = (await catalog.get(f"/api/v1/products/{ids['beo']}")).json()["variants"][0]
+    tiered = {k: beo[k] for k in ("id", "label", "retail_price", "stock", "min_order_quantity")}
+    resp = await catalog.patch(f"/api/v1/products/{ids['beo']}", headers=GROWER_B, json={"variants": [
+        tiered | {"wholesale_tiers": [{"min_quantity": 50, "unit_price": 18000}]}]})
+    assert resp.status_code == 200, resp.text
+    assert await found(catalog, wholesale=True) == [ids["beo"]]
+    assert await found(catalog, q="beo", wholesale=True) == [ids["beo"]]  # with search too
+    assert ids["beo"] not in await found(catalog, wholesale=False) and ids["lai"] in await found(catalog, wholesale=False)
+    resp = await catalog.get("/api/v1/products", params={"wholesale": "maybe"})
+    assert resp.status_code == 422
+
+
 async def test_listing_price_and_stock_follow_variants_and_reservations(catalog) -> None:
     pid = catalog.ids["thai_do"]
     shown = (await catalog.get(f"/api/v1/products/{pid}")).json()

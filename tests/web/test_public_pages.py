@@ -438,6 +438,9 @@ async def test_the_home_page_pages_filters_and_names_each_cards_shop(market: Mar
         cheap = await b.get("/", params={"q": "sen trang trí", "max_price": "45.000", "in_stock": "1"})
         names = re.findall(r'<span class="name">([^<]+)</span>', cheap.text)
         assert sorted(names) == ["Sen trang trí 0", "Sen trang trí 2", "Sen trang trí 4"], names
+        wholesale = await b.get("/", params={"wholesale": "1"})  # only the market's variety has a tier
+        assert re.findall(r'<span class="name">([^<]+)</span>', wholesale.text) == ["Súng Thái Mini Pink"]
+        assert 'id="wholesale" name="wholesale" value="1" checked' in wholesale.text
         elsewhere = await b.get("/", params={"province": "82"})  # no shop in Đồng Tháp here
         assert "Không tìm thấy gì." in elsewhere.text
         bad = await b.get("/", params={"min_price": "rẻ"})

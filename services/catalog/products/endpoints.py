@@ -56,6 +56,8 @@ async def list_products(
     min_price: Annotated[int | None, Query(**PRICE_RANGE, description="VND, at least")] = None,
     max_price: Annotated[int | None, Query(**PRICE_RANGE, description="VND, at most")] = None,
     in_stock: Annotated[bool | None, Query(description="true: only in stock; false: only sold out")] = None,
+    wholesale: Annotated[bool | None, Query(description="true: only varieties with a wholesale price; "
+                                                        "false: only those without")] = None,
     sort: Annotated[Sort | None, Query(description="Default: relevance with q, else newest")] = None,
     mine: Annotated[bool, Query(description="Your own varieties, in any status (growers)")] = False,
     status: Annotated[ProductStatus | None, Query(description="With mine=true: only this status")] = None,
@@ -70,7 +72,8 @@ async def list_products(
         raise UnprocessableEntity("min_price is above max_price", errors=[
             {"field": "query.min_price", "message": "must not be above max_price", "type": "range"}])
     filters = service.Filters(shop_id=shop_id, province_code=province_code, category=category,
-                              min_price=min_price, max_price=max_price, in_stock=in_stock, status=status)
+                              min_price=min_price, max_price=max_price, in_stock=in_stock,
+                              wholesale=wholesale, status=status)
     rows, next_cursor = await service.list_products(session, q=q, filters=filters, sort=sort, owner=owner,
                                                     limit=limit, cursor=cursor)
     page = Page[ProductPublic](items=[service.to_public(p, base_url(request)) for p in rows],

@@ -183,6 +183,7 @@ class Filters:
     min_price: int | None = None
     max_price: int | None = None
     in_stock: bool | None = None
+    wholesale: bool | None = None  # true: some variant has a wholesale price; false: none has
     status: ProductStatus | None = None  # the owner's own list only; buyers see active varieties
 
 
@@ -358,6 +359,10 @@ async def list_products(session: AsyncSession, *, q: str | None = None, filters:
         conditions.append(Product.min_price <= filters.max_price)
     if filters.in_stock is not None:
         conditions.append(Product.in_stock == (true() if filters.in_stock else false()))
+    if filters.wholesale is not None:
+        tiered = exists().where(Variant.product_id == Product.id, Variant.archived == false(),
+                                func.json_array_length(Variant.wholesale_tiers) > 0)
+        conditions.append(tiered if filters.wholesale else ~tiered)
 
     after = ProductCursor.decode(cursor)
     if after is not None and not after.fits(sort):
