@@ -100,7 +100,11 @@ def leftover_uploads() -> set[str]:
 
 
 @pytest.fixture
-async def catalog(db_urls, tmp_path):
+async def catalog(db_urls, tmp_path, monkeypatch):
+    # Uploads spool into a temporary folder of this test's own, so that another run on the machine
+    # (sharing /tmp) can neither hide a leftover file nor be taken for one.
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     app = make_app("catalog", db_urls, media_dir=str(tmp_path / "media"), public_base_url="https://chovuon.test")
     async with asgi_client(app) as client:
         client.app = app
