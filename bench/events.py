@@ -63,6 +63,7 @@ from bench.harness import (  # noqa: E402
     machine,
     machine_busy_seconds,
     own_cpu_seconds,
+    wait_ready,
 )
 
 TARGET_P95_MS = 500.0
@@ -249,24 +250,6 @@ def start_stack(args: argparse.Namespace, python: str, tmp: Path, transport: str
         stack.stop()
         raise
     return stack
-
-
-def wait_ready(procs: Processes, url: str, timeout: float) -> None:
-    import httpx
-
-    deadline, last = time.monotonic() + timeout, ""
-    while time.monotonic() < deadline:
-        procs.check_alive()
-        try:
-            resp = httpx.get(url, timeout=3)
-            if resp.status_code == 200:
-                return
-            last = f"{resp.status_code} {resp.text[:300]}"
-        except httpx.HTTPError as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.25)
-    raise BenchError(f"not ready at {url} after {timeout:.0f} s ({last}):\n"
-                     + "\n".join(f"--- {c.name}\n{c.tail(10)}" for c in procs.children))
 
 
 def expect(resp, status: int, what: str) -> dict:

@@ -142,7 +142,7 @@ async def seed_catalog(database_url: str, products: int) -> int:
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
 
 
-def wait_ready(child: Child, url: str, expect_items: int, timeout: float = 60.0) -> bytes:
+def wait_for_list(child: Child, url: str, expect_items: int, timeout: float = 60.0) -> bytes:
     """Poll ``url`` until it answers 200 with ``expect_items`` items; returns the body."""
     deadline = time.monotonic() + timeout
     last = ""
@@ -562,28 +562,28 @@ def main(argv: list[str] | None = None) -> int:
 
         if args.upstream == "catalog":
             upstream = start_catalog(procs, python, tmp, ports["direct"], env)
-            bodies = {"direct": wait_ready(upstream, urls["direct"], 20)}
+            bodies = {"direct": wait_for_list(upstream, urls["direct"], 20)}
             upstream_desc = "the catalog, 1 uvicorn process (SQLite)"
         else:
             # Take the catalog's real page once, then serve it from nginx in the catalog's place.
             snapshot_port = free_port()
             catalog = start_catalog(procs, python, tmp, snapshot_port, env)
-            page = wait_ready(catalog, f"http://127.0.0.1:{snapshot_port}{LIST_PATH}", 20)
+            page = wait_for_list(catalog, f"http://127.0.0.1:{snapshot_port}{LIST_PATH}", 20)
             procs.stop_all()
             (tmp / "static").mkdir()
             (tmp / "static" / "products.json").write_bytes(page)
             (tmp / "static").chmod(0o755)
             upstream = start_nginx(procs, nginx, "static", STATIC_TEMPLATE, tmp / "static",
                                    listen_port=ports["direct"])
-            bodies = {"direct": wait_ready(upstream, urls["direct"], 20)}
+            bodies = {"direct": wait_for_list(upstream, urls["direct"], 20)}
             upstream_desc = "nginx serving a snapshot of the catalog's page (1 worker): proxies' cost only"
         upstream_url = f"http://127.0.0.1:{ports['direct']}"
 
         gateway = start_gateway(procs, python, tmp, ports["gateway"], upstream_url, env, args.gateway_env)
         proxy = start_nginx(procs, nginx, "nginx", TEMPLATE, tmp / "nginx", listen_port=ports["nginx"],
                             upstream_port=ports["direct"], keepalive=args.nginx_keepalive)
-        bodies["gateway"] = wait_ready(gateway, urls["gateway"], 20)
-        bodies["nginx"] = wait_ready(proxy, urls["nginx"], 20)
+        bodies["gateway"] = wait_for_list(gateway, urls["gateway"], 20)
+        bodies["nginx"] = wait_for_list(proxy, urls["nginx"], 20)
         same_body = len(set(bodies.values())) == 1
 
         if args.serve:

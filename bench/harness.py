@@ -19,6 +19,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -122,6 +124,26 @@ class Processes:
                     os.killpg(child.proc.pid, signal.SIGKILL)
                 child.proc.wait()
         self.children.clear()
+
+
+def wait_ready(procs: Processes, url: str, timeout: float = 90.0) -> None:
+    """Poll ``url`` until it answers 200 (an app's ``/readyz``); a child that exits meanwhile, or the
+    timeout, is a :class:`BenchError` with the children's last log lines."""
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        procs.check_alive()
+        try:
+            with urllib.request.urlopen(url, timeout=3) as resp:
+                if resp.status == 200:
+                    return
+                last = str(resp.status)
+        except urllib.error.HTTPError as exc:
+            last = f"{exc.code} {exc.read()[:300].decode(errors='replace')}"
+        except (urllib.error.URLError, OSError) as exc:
+            last = str(exc)
+        time.sleep(0.25)
+    raise BenchError(f"not ready at {url} after {timeout:.0f} s ({last}):\n"
+                     + "\n".join(f"--- {c.name}\n{c.tail(10)}" for c in procs.children))
 
 
 def free_port() -> int:

@@ -56,7 +56,16 @@ REPO = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
 
-from bench.harness import PERFORMANCE_MD, VENV_PYTHON, Processes, ensure_venv, free_port, machine, write_section  # noqa: E402
+from bench.harness import (  # noqa: E402
+    PERFORMANCE_MD,
+    VENV_PYTHON,
+    Processes,
+    ensure_venv,
+    free_port,
+    machine,
+    wait_ready,
+    write_section,
+)
 
 LATENCY_PLOT = REPO / "docs" / "load-latency.png"
 MEMORY_PLOT = REPO / "docs" / "load-memory.png"
@@ -162,27 +171,6 @@ def raised_rate_limits(factor: int) -> dict[str, list[int]]:
     from gateway.settings import DEFAULT_RATE_LIMITS
 
     return {name: [limit * factor, window] for name, (limit, window) in DEFAULT_RATE_LIMITS.items()}
-
-
-async def wait_ready(procs, url: str, timeout: float = 90.0) -> None:
-    import httpx
-
-    deadline, last = time.monotonic() + timeout, ""
-    async with httpx.AsyncClient(timeout=3) as client:
-        while time.monotonic() < deadline:
-            for child in procs.children:
-                if child.proc.poll() is not None:
-                    raise BenchError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
-            try:
-                resp = await client.get(url)
-                if resp.status_code == 200:
-                    return
-                last = f"{resp.status_code} {resp.text[:200]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            await asyncio.sleep(0.3)
-    raise BenchError(f"not ready at {url} after {timeout:.0f} s ({last}):\n"
-                     + "\n".join(f"--- {c.name}\n{c.tail(10)}" for c in procs.children))
 
 
 # ── memory and CPU of the apps ───────────────────────────────────────────────────────────────────
@@ -812,7 +800,7 @@ async def measure(args: argparse.Namespace, procs, tmp: Path, python: str, info:
         procs.start(app, [python, "-m", "gateway" if app == "gateway" else f"services.{app}", "serve"],
                     envs[app], tmp / f"{app}.log")
     gateway = f"http://127.0.0.1:{ports['gateway']}"
-    await wait_ready(procs, f"{gateway}/readyz")
+    await asyncio.to_thread(wait_ready, procs, f"{gateway}/readyz")
     started_in = time.monotonic() - t0
     watch = MemoryWatch({c.name: c.proc.pid for c in procs.children})
     sampler = asyncio.create_task(watch.sample_every_second())

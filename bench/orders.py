@@ -65,7 +65,6 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 from bench.harness import (  # noqa: E402
     VENV_PYTHON,
     BenchError,
-    Child,
     Processes,
     cpu_seconds,
     ensure_venv,
@@ -73,6 +72,7 @@ from bench.harness import (  # noqa: E402
     machine,
     machine_busy_seconds,
     own_cpu_seconds,
+    wait_ready,
 )
 
 APPS = ("notify", "catalog", "orders", "gateway")
@@ -99,23 +99,6 @@ MOBILE_PREFIXES = ("090", "091", "093", "094", "096", "097", "098", "086", "088"
 
 
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
-
-
-def wait_ready(child: Child, url: str, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if child.proc.poll() is not None:
-            raise BenchError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
-        try:
-            with urllib.request.urlopen(url, timeout=3) as resp:
-                if resp.status == 200:
-                    return
-                last = str(resp.status)
-        except (urllib.error.URLError, OSError) as exc:
-            last = str(exc)
-        time.sleep(0.25)
-    raise BenchError(f"{child.name} not ready at {url} after {timeout:.0f} s ({last}):\n{child.tail()}")
 
 
 # ── databases ────────────────────────────────────────────────────────────────────────────────────
@@ -219,9 +202,9 @@ def start_stack(procs: Processes, backend: Backend, python: str, run_dir: Path, 
     }
     # The first app makes the development key pair under run_dir/var/keys/; the others read it.
     for app in APPS:
-        child = procs.start(app, [python, "-m", MODULES[app], "serve", "--port", str(ports[app])],
-                            {**base, **env[app], **extra_env}, run_dir / f"{app}.log")
-        wait_ready(child, f"{urls[app]}/readyz")
+        procs.start(app, [python, "-m", MODULES[app], "serve", "--port", str(ports[app])],
+                    {**base, **env[app], **extra_env}, run_dir / f"{app}.log")
+        wait_ready(procs, f"{urls[app]}/readyz")
     return urls
 
 

@@ -63,7 +63,7 @@ REPO = Path(__file__).resolve().parent.parent
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path[0] = str(REPO)
 
-from bench.harness import VENV_PYTHON, BenchError, Processes, ensure_venv, free_ports, machine  # noqa: E402
+from bench.harness import VENV_PYTHON, BenchError, Processes, ensure_venv, free_ports, machine, wait_ready  # noqa: E402
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -104,25 +104,6 @@ CONDITIONS = (UNTHROTTLED, SLOW_4G)
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
 
 
-async def wait_ready(procs: Processes, url: str, timeout: float = 90.0) -> None:
-    import httpx
-
-    deadline, last = time.monotonic() + timeout, ""
-    async with httpx.AsyncClient(timeout=3) as client:
-        while time.monotonic() < deadline:
-            procs.check_alive()
-            try:
-                resp = await client.get(url)
-                if resp.status_code == 200:
-                    return
-                last = f"{resp.status_code} {resp.text[:200]}"
-            except httpx.HTTPError as exc:
-                last = repr(exc)
-            await asyncio.sleep(0.3)
-    raise BenchError(f"not ready at {url} after {timeout:.0f} s ({last}):\n"
-                     + "\n".join(f"--- {c.name}\n{c.tail(10)}" for c in procs.children))
-
-
 async def start_stack(procs: Processes, python: str, run_dir: Path) -> dict[str, str]:
     """The four apps as processes in ``run_dir``, each on its own SQLite file; their URLs once ready."""
     ports = dict(zip(APPS, free_ports(len(APPS)), strict=True))
@@ -148,10 +129,10 @@ async def start_stack(procs: Processes, python: str, run_dir: Path) -> dict[str,
 
     # The first app makes the development key pair under run_dir/var/keys/; the others then read it.
     start("notify")
-    await wait_ready(procs, f"{url['notify']}/readyz")
+    await asyncio.to_thread(wait_ready, procs, f"{url['notify']}/readyz")
     for app in APPS[1:]:
         start(app)
-    await asyncio.gather(*(wait_ready(procs, f"{url[app]}/readyz") for app in APPS[1:]))
+    await asyncio.gather(*(asyncio.to_thread(wait_ready, procs, f"{url[app]}/readyz") for app in APPS[1:]))
     return url
 
 

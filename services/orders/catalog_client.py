@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Literal
+from typing import Literal
 
 import httpx
 import orjson
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from common.errors import Problem, ServiceUnavailable
 from common.logging import request_id_var
+from common.reservations import PaymentMethod, ReservationOut
 from common.transport import ServiceClient
 
 log = logging.getLogger("orders.catalog")
@@ -37,49 +38,8 @@ class CatalogRefused(Problem):
         self.extra = {k: v for k, v in body.items() if k not in ("type", "title", "status", "detail", "request_id")}
 
 
-Vnd = Annotated[int, Field(ge=0, le=10**12)]
-
-
-class ReservedLine(BaseModel):
-    variant_id: int
-    product_id: int
-    product_name: str = Field(max_length=500)
-    variant_label: str = Field(max_length=500)
-    quantity: int = Field(ge=1)
-    unit_price: Vnd
-    price_kind: Literal["retail", "wholesale"]
-
-
-class ShopDelivery(BaseModel):
-    pickup: bool = False
-    flat_fee: Vnd | None = None
-    fee_by_province: dict[str, Vnd] = Field(default_factory=dict)
-    free_above: Vnd | None = None
-
-
 class CommitReply(BaseModel):
     statuses: dict[str, Literal["committed", "released"]]
-
-
-class ShopTerms(BaseModel):
-    id: int
-    owner_id: str
-    name: str
-    slug: str
-    phone: str
-    delivery: ShopDelivery
-    min_order_value: Vnd
-    bank_bin: str | None = None
-    bank_account: str | None = None
-    bank_holder: str | None = None
-
-
-class Reservation(BaseModel):
-    """What orders reads from the catalog's reservation reply (its own view of that contract)."""
-
-    id: str
-    shop: ShopTerms
-    lines: list[ReservedLine] = Field(min_length=1)
 
 
 class CatalogClient:
@@ -112,19 +72,22 @@ class CatalogClient:
             raise CatalogRefused(resp.status_code, body)
         return body
 
-    async def reserve(self, reservation_id: str, lines: list[dict], shop_id: int | None) -> dict:
-        """The reservation, its authoritative prices and the shop's terms, checked before they are used:
-        a reply of another shape (or for another reservation) is the catalog being unavailable."""
-        body = await self._post("/internal/reservations", {"id": reservation_id, "lines": lines, "shop_id": shop_id})
+    async def reserve(self, reservation_id: str, lines: list[dict], shop_id: int | None,
+                      payment_method: PaymentMethod) -> ReservationOut:
+        """The reservation, its authoritative prices and the shop's terms (its bank account only for a
+        bank transfer), checked before they are used: a reply of another shape (or for another
+        reservation) is the catalog being unavailable."""
+        body = await self._post("/internal/reservations", {"id": reservation_id, "lines": lines, "shop_id": shop_id,
+                                                           "payment_method": payment_method})
         try:
-            reply = Reservation.model_validate(body)
+            reply = ReservationOut.model_validate(body)
         except ValidationError as exc:
             log.warning("catalog reservation reply not understood: %s", exc.errors(include_input=False)[:3])
             raise CatalogUnavailable() from None
         if reply.id != reservation_id:
             log.warning("catalog answered reservation %s for %s", reply.id, reservation_id)
             raise CatalogUnavailable()
-        return reply.model_dump()
+        return reply
 
     async def commit_many(self, reservation_ids: list[str]) -> dict[str, str]:
         """Commit these reservations in one call. Each one's status afterwards: ``committed`` or

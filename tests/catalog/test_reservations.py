@@ -50,7 +50,7 @@ async def stock(client, variant_id: int) -> int:
 async def test_prices_come_from_the_catalog_with_tiers_and_summed_lines(catalog) -> None:
     tuber, pot = (v["id"] for v in catalog.product["variants"])
     resp = await reserve(catalog, [{"variant_id": tuber, "quantity": 6}, {"variant_id": pot, "quantity": 2},
-                                   {"variant_id": tuber, "quantity": 5}])
+                                   {"variant_id": tuber, "quantity": 5}], payment_method="bank_transfer")
     assert resp.status_code == 201, resp.text
     body = resp.json()
     assert [(ln["variant_id"], ln["quantity"], ln["unit_price"], ln["price_kind"]) for ln in body["lines"]] == [
@@ -60,6 +60,24 @@ async def test_prices_come_from_the_catalog_with_tiers_and_summed_lines(catalog)
     assert await stock(catalog, tuber) == 100 - 11 and await stock(catalog, pot) == 5 - 2
     top = await reserve(catalog, [{"variant_id": tuber, "quantity": 60}])
     assert top.json()["lines"][0]["unit_price"] == 32000
+
+
+async def test_the_bank_account_travels_only_for_a_bank_transfer(catalog) -> None:
+    """Cash on delivery (or no payment method named) needs no account: none is decrypted or sent."""
+    tuber = catalog.product["variants"][0]["id"]
+    for extra in ({"payment_method": "cod"}, {}):
+        resp = await reserve(catalog, [{"variant_id": tuber, "quantity": 3}], **extra)
+        assert resp.status_code == 201, resp.text
+        shop = resp.json()["shop"]
+        assert BANK["account_number"] not in resp.text
+        assert (shop["bank_bin"], shop["bank_account"], shop["bank_holder"]) == (None, None, None)
+    # A replay of the same reservation for a bank transfer gets the account; the COD one never did.
+    reservation_id = rid()
+    cod = await reserve(catalog, [{"variant_id": tuber, "quantity": 2}], reservation_id, payment_method="cod")
+    bank = await reserve(catalog, [{"variant_id": tuber, "quantity": 2}], reservation_id,
+                         payment_method="bank_transfer")
+    assert cod.json()["shop"]["bank_account"] is None and bank.json()["shop"]["bank_account"] == BANK["account_number"]
+    assert (await reserve(catalog, [{"variant_id": tuber, "quantity": 1}], payment_method="card")).status_code == 422
 
 
 async def test_same_id_is_idempotent_other_lines_conflict(catalog) -> None:

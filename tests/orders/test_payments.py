@@ -182,6 +182,31 @@ async def test_cash_on_delivery_is_409(m) -> None:
         assert resp.json()["type"] == "http://localhost:8000/problems/not-bank-transfer"
 
 
+async def test_the_catalog_sends_the_bank_account_only_for_a_bank_transfer(m) -> None:
+    """What the catalog answered to each order's reservation, as orders' catalog client received it:
+    a cash-on-delivery order's reply carries no bank account; a bank transfer's does, and its QR is right."""
+    catalog = m.orders_app.state.catalog
+    real_reserve, replies = catalog.reserve, []
+
+    async def recording(*args, **kwargs):
+        replies.append(reply := await real_reserve(*args, **kwargs))
+        return reply
+
+    catalog.reserve = recording
+    try:
+        await place(m, method="cod")
+        order = await place(m, method="bank_transfer", headers=BUYER)
+    finally:
+        catalog.reserve = real_reserve
+    cod, bank = (reply.shop for reply in replies)
+    assert (cod.bank_bin, cod.bank_account, cod.bank_holder) == (None, None, None)
+    assert BANK["account_number"] not in replies[0].model_dump_json()
+    assert (bank.bank_bin, bank.bank_account) == (BANK["bin"], BANK["account_number"])
+    resp = await m.orders.get(f"/api/v1/orders/{order['id']}/payment-qr", headers=BUYER)
+    assert resp.status_code == 200, resp.text
+    check_qr(resp.json(), order)
+
+
 async def test_paid_orders_still_show_it_cancelled_ones_do_not(m) -> None:
     paid = await place(m)
     resp = await m.orders.post(f"/api/v1/orders/{paid['id']}/mark-paid", headers=GROWER)

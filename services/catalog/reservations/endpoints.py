@@ -11,9 +11,9 @@ from sqlalchemy import select
 from common.auth import ServiceCaller
 from common.db import SessionDep
 from common.params import StrictBody
+from common.reservations import ReservationOut, ReservationRequest
 from services.catalog.products.models import Product, Variant
 from services.catalog.reservations import service
-from services.catalog.reservations.schemas import ReservationOut, ReservationRequest
 
 router = APIRouter(prefix="/internal/reservations", tags=["internal"], dependencies=[ServiceCaller])
 variants_router = APIRouter(prefix="/internal/variants", tags=["internal"], dependencies=[ServiceCaller])

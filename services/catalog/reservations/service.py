@@ -21,11 +21,11 @@ from sqlalchemy.orm import raiseload
 from common.crypto import FieldCipher
 from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.events import Envelope, StockLow
+from common.reservations import LineOut, ReservationOut, ReservationRequest, ShopTerms
 from services.catalog.outbox import outbox_row
 from services.catalog.products.models import Product, ProductStatus, Variant
 from services.catalog.products.service import refresh_listing
 from services.catalog.reservations.models import Reservation, ReservationLine, ReservationStatus
-from services.catalog.reservations.schemas import LineOut, ReservationOut, ReservationRequest, ShopTerms
 from services.catalog.shops.models import Shop, utcnow
 
 log = logging.getLogger("catalog.reservations")
@@ -147,7 +147,7 @@ async def _reserve_new(session: AsyncSession, request: ReservationRequest, ttl_s
     for variant, product, left in low:
         session.add(outbox_row(_stock_low(shop, product, variant, left)))
     await session.commit()
-    return _reply(reservation, shop, lines, found, cipher)
+    return _reply(reservation, shop, lines, found, cipher, request)
 
 
 # The statements of every reservation, built once.
@@ -175,13 +175,17 @@ def _stock_low(shop: Shop, product: Product, variant: Variant, left: int) -> Env
 
 
 def _reply(reservation: Reservation, shop: Shop, lines: list[ReservationLine],
-           found: dict[int, tuple[Variant, Product]], cipher: FieldCipher) -> ReservationOut:
-    account = cipher.decrypt(shop.bank_account_encrypted) if shop.bank_account_encrypted else None
+           found: dict[int, tuple[Variant, Product]], cipher: FieldCipher,
+           request: ReservationRequest) -> ReservationOut:
+    bank = {}
+    if request.payment_method == "bank_transfer" and shop.bank_account_encrypted:
+        # Decrypted only for the order that is to be paid into it (orders keeps it encrypted again).
+        bank = {"bank_bin": shop.bank_bin, "bank_account": cipher.decrypt(shop.bank_account_encrypted),
+                "bank_holder": shop.bank_holder}
     return ReservationOut(
         id=reservation.id, status=reservation.status, expires_at=reservation.expires_at,
         shop=ShopTerms(id=shop.id, owner_id=shop.owner_id, name=shop.name, slug=shop.slug, phone=shop.phone,
-                       delivery=shop.delivery, min_order_value=shop.min_order_value, bank_bin=shop.bank_bin,
-                       bank_account=account, bank_holder=shop.bank_holder),
+                       delivery=shop.delivery, min_order_value=shop.min_order_value, **bank),
         lines=[LineOut(variant_id=line.variant_id, quantity=line.quantity, unit_price=line.unit_price,
                        price_kind=line.price_kind, product_id=found[line.variant_id][1].id,
                        product_name=found[line.variant_id][1].name,
@@ -202,7 +206,7 @@ async def _replay(session: AsyncSession, reservation: Reservation, request: Rese
     rows = (await session.execute(_variants_with_products([line.variant_id for line in lines]))).all()
     found = {variant.id: (variant, product) for variant, product, _ in rows}
     shop = await session.get(Shop, reservation.shop_id)  # loaded with the variants: no query
-    return _reply(reservation, shop, lines, found, cipher)
+    return _reply(reservation, shop, lines, found, cipher, request)
 
 
 async def commit(session: AsyncSession, reservation_id: str) -> ReservationStatus:

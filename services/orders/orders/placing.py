@@ -43,9 +43,10 @@ async def place_order(request: Request, principal: Principal | None, data: Order
 
     async def run(row_id: int) -> tuple[int, dict]:
         reservation_id = service.new_reservation_id()
-        reservation = await catalog.reserve(reservation_id, [ln.model_dump() for ln in data.lines], shop_id)
+        reservation = await catalog.reserve(reservation_id, [ln.model_dump() for ln in data.lines], shop_id,
+                                            data.payment_method)
         try:
-            if source == "phone" and reservation["shop"]["owner_id"] != principal.sub:
+            if source == "phone" and reservation.shop.owner_id != principal.sub:
                 raise UnprocessableEntity("A phone order is for your own shop's varieties", errors=[
                     {"field": "body.lines", "message": "not your shop's varieties", "type": "not_your_shop"}])
             placed = service.build_order(reservation, data, buyer, source, state.cipher)
@@ -88,7 +89,8 @@ async def place_checkout(request: Request, principal: Principal | None, data: Ch
             placed = []
             for shop_id, lines in sorted(by_shop.items()):
                 reservation_id = service.new_reservation_id()
-                reservation = await catalog.reserve(reservation_id, [ln.model_dump() for ln in lines], shop_id)
+                reservation = await catalog.reserve(reservation_id, [ln.model_dump() for ln in lines], shop_id,
+                                                    data.payment_method)
                 reserved.append(reservation_id)
                 part = OrderFields(**{**data.model_dump(exclude={"lines"}), "lines": [ln.model_dump() for ln in lines]})
                 item = service.build_order(reservation, part, principal, "web", state.cipher, checkout_id)

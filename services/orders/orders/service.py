@@ -17,7 +17,6 @@ import hashlib
 import logging
 import secrets
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from sqlalchemy import func, insert, select
@@ -29,6 +28,7 @@ from common.crypto import FieldCipher
 from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.events import Envelope, OrderChanged, OrderLineSummary
 from common.pagination import keyset_page
+from common.reservations import ReservationOut, ShopDelivery
 from services.orders.catalog_client import CatalogClient, CatalogUnavailable
 from services.orders.orders import states
 from services.orders.orders.models import Order, OrderHistory, OrderLine, OrderStatus, PaymentStatus, utcnow
@@ -38,9 +38,6 @@ from services.orders.shipments.service import shipment_of
 
 log = logging.getLogger("orders.saga")
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-# Test seam: tests set this to fail the saga between its steps ("after_reserve", "after_store").
-Fault = Callable[[str], Awaitable[None]]
 
 
 def new_code() -> str:
@@ -55,16 +52,16 @@ class IllegalTransition(Conflict):
     slug, title = "illegal-transition", "This order cannot make that move now"
 
 
-def delivery_fee(delivery: dict, method: str, province_code: str, subtotal: int) -> int:
+def delivery_fee(delivery: ShopDelivery, method: str, province_code: str, subtotal: int) -> int:
     if method == "pickup":
-        if not delivery.get("pickup"):
+        if not delivery.pickup:
             raise _field_error("body.delivery_method", "this shop does not offer pickup", "no_pickup")
         return 0
-    fee = (delivery.get("fee_by_province") or {}).get(province_code, delivery.get("flat_fee"))
+    fee = delivery.fee_by_province.get(province_code, delivery.flat_fee)
     if fee is None:
         raise _field_error("body.address.province_code", "this shop does not deliver to this province",
                            "no_delivery")
-    free_above = delivery.get("free_above")
+    free_above = delivery.free_above
     return 0 if free_above is not None and subtotal >= free_above else fee
 
 
@@ -93,39 +90,39 @@ class Placed:
     tracking_token: str
 
 
-def build_order(reservation: dict, data: OrderFields, buyer: Principal | None, source: str, cipher: FieldCipher,
-                checkout_id: str | None = None) -> Placed:
+def build_order(reservation: ReservationOut, data: OrderFields, buyer: Principal | None, source: str,
+                cipher: FieldCipher, checkout_id: str | None = None) -> Placed:
     """An unsaved order from the catalog's reservation reply: the catalog's prices, nothing else."""
-    shop = reservation["shop"]
-    lines = [OrderLine(variant_id=ln["variant_id"], product_id=ln["product_id"], product_name=ln["product_name"],
-                       variant_label=ln["variant_label"], quantity=ln["quantity"], unit_price=ln["unit_price"],
-                       price_kind=ln["price_kind"], line_total=ln["unit_price"] * ln["quantity"])
-             for ln in reservation["lines"]]
+    shop = reservation.shop
+    lines = [OrderLine(variant_id=ln.variant_id, product_id=ln.product_id, product_name=ln.product_name,
+                       variant_label=ln.variant_label, quantity=ln.quantity, unit_price=ln.unit_price,
+                       price_kind=ln.price_kind, line_total=ln.unit_price * ln.quantity)
+             for ln in reservation.lines]
     subtotal = sum(line.line_total for line in lines)
-    if subtotal < shop["min_order_value"]:
-        raise _field_error("body.lines", f"this shop's minimum order is {shop['min_order_value']} ₫",
+    if subtotal < shop.min_order_value:
+        raise _field_error("body.lines", f"this shop's minimum order is {shop.min_order_value} ₫",
                            "below_min_order_value")
-    fee = delivery_fee(shop["delivery"], data.delivery_method, data.address.province_code if data.address else "",
+    fee = delivery_fee(shop.delivery, data.delivery_method, data.address.province_code if data.address else "",
                        subtotal)
     token = secrets.token_urlsafe(24)
     bank = None
     if data.payment_method == "bank_transfer":
-        if not (shop.get("bank_bin") and shop.get("bank_account")):
+        if not (shop.bank_bin and shop.bank_account):
             raise _field_error("body.payment_method", "this shop does not take bank transfers yet", "no_bank")
         # The shop's account as it was when the order was placed, encrypted at rest like the catalog's.
-        bank = {"bin": shop["bank_bin"], "account_encrypted": cipher.encrypt(shop["bank_account"]),
-                "last4": shop["bank_account"][-4:], "holder": shop.get("bank_holder")}
+        bank = {"bin": shop.bank_bin, "account_encrypted": cipher.encrypt(shop.bank_account),
+                "last4": shop.bank_account[-4:], "holder": shop.bank_holder}
     if source == "phone":  # taken by the grower: a call, or a chat it names
         source = getattr(data, "source", source)
     order = Order(
-        code=new_code(), shop_id=shop["id"], shop_owner_id=shop["owner_id"], shop_name=shop["name"],
-        shop_slug=shop["slug"], shop_phone=shop["phone"], buyer_id=buyer.sub if buyer else None,
+        code=new_code(), shop_id=shop.id, shop_owner_id=shop.owner_id, shop_name=shop.name,
+        shop_slug=shop.slug, shop_phone=shop.phone, buyer_id=buyer.sub if buyer else None,
         checkout_id=checkout_id, source=source, payment_method=data.payment_method,
         delivery_method=data.delivery_method, contact=data.contact.model_dump(),
         address=data.address.model_dump() if data.address else {},
         note=data.note, locale=data.locale, subtotal=subtotal, delivery_fee=fee, total=subtotal + fee, bank=bank,
         consent={"purposes": CONSENT_PURPOSES, "given_at": utcnow().isoformat()},
-        tracking_token_hash=token_hash(token), reservation_id=reservation["id"], lines=lines,
+        tracking_token_hash=token_hash(token), reservation_id=reservation.id, lines=lines,
         history=[OrderHistory(action="place", to_status=OrderStatus.placed, actor_id=buyer.sub if buyer else None,
                               actor_role=_actor_role(buyer, source))],
     )
