@@ -61,9 +61,8 @@ def _body(form, shop: dict, lines: list[dict]) -> dict:
     delivery = text(form, "delivery_method") if text(form, "delivery_method") in DELIVERIES else "ship"
     address = {"province_code": text(form, "address.province_code"), "ward_code": text(form, "address.ward_code"),
                "street": text(form, "address.street")}
-    if delivery == "pickup" and not any(address.values()):
-        # Collected at the nursery: the order's address is where it changes hands.
-        address = {"province_code": shop["province_code"], "ward_code": shop["ward_code"], "street": shop["street"]}
+    if delivery == "pickup":
+        address = None  # collected at the nursery: an order to pick up keeps no address, as on the web
     return {
         "lines": lines, "source": text(form, "source"),
         "contact": {"name": text(form, "contact.name"), "phone": text(form, "contact.phone")},

@@ -35,7 +35,7 @@ async def test_a_zalo_order_entered_on_a_phone(stack, page, axe, shot):
     await page.get_by_role("heading", name=re.compile("^Đã ghi đơn CV-")).wait_for()
     link = await page.get_by_label("Đường dẫn theo dõi đơn").input_value()
     assert link.startswith(base + "/t/")
-    sms = await page.get_by_role("link", name="Gửi bằng SMS").get_attribute("href")
+    sms = await page.get_by_role("link", name="Gửi qua SMS").get_attribute("href")
     assert sms.startswith("sms:+84903111222?&body=")
     assert unquote(sms.split("body=", 1)[1]) == await page.locator("main p.msg").inner_text()
     assert link in unquote(sms)

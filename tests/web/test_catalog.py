@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
@@ -28,3 +29,14 @@ def test_every_message_has_its_vietnamese_and_none_is_stale() -> None:
     assert sorted(translated.keys() - used) == [], "translations no page uses any more"
     assert [k for k, v in translated.items() if not v or v == k] == []
     assert not any(m.fuzzy for m in catalog if m.id)
+
+
+def test_each_message_is_translated_once() -> None:
+    """Two translations of one message (as merging two branches can leave) would show whichever the
+    reader keeps last; msgfmt calls it a fatal error."""
+    text = (WEB / "locale" / "vi" / "LC_MESSAGES" / "messages.po").read_text(encoding="utf-8")
+    ids = re.findall(r'^(?:msgctxt "((?:[^"\\]|\\.)*)"\n)?msgid "((?:[^"\\]|\\.)*)"\n((?:"(?:[^"\\]|\\.)*"\n)*)',
+                     text, flags=re.M)
+    keys = [(ctx, head + "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', rest))) for ctx, head, rest in ids]
+    assert len(keys) > 150
+    assert sorted({k for k in keys if keys.count(k) > 1}) == []
