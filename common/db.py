@@ -7,7 +7,9 @@ code runs on both; the URL alone chooses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -182,8 +184,29 @@ class Database:
         async with self.engine.begin() as conn:
             await conn.run_sync(upgrade_to_head, self.migrations)
 
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Run the body while no other process on this database runs a body of the same ``name``
+        (a replica's relay round, its reconciler round). On PostgreSQL: a transaction-scoped advisory
+        lock (``pg_advisory_xact_lock``) held by an open transaction on a connection of its own; the
+        next replica waits its turn rather than skipping, so a wake is never lost. Transaction-scoped
+        so that it holds through PgBouncer's transaction pooling too. On SQLite (one process, the
+        embedded shape) the body simply runs."""
+        if is_sqlite(self.url):
+            yield
+            return
+        async with self.engine.connect() as conn, conn.begin():
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(self.name, name)})
+            yield
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def lock_key(*parts: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a name (the same in every process)."""
+    digest = hashlib.blake2b(":".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def alembic_config(migrations: Path, connection: Any | None = None) -> Config:
