@@ -219,8 +219,14 @@ def alembic_config(migrations: Path, connection: Any | None = None) -> Config:
 
 
 def upgrade_to_head(connection: Any, migrations: Path) -> None:
+    """Up to head, once: on PostgreSQL under an advisory lock held to the end of the transaction the
+    migrations run in, so that replicas starting together (or a migration Job beside them) queue, and
+    each after the first finds the database at head with nothing to do."""
     from alembic import command
 
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                           {"key": lock_key("migrate", migrations.resolve().parent.name)})
     command.upgrade(alembic_config(migrations, connection), "head")
 
 
