@@ -12,6 +12,7 @@ import datetime as dt
 import hashlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -74,7 +75,11 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def _unique_statement_name() -> str:
+    return f"__cv_{uuid.uuid4().hex}__"
+
+
+def make_engine(url: str, *, pgbouncer: bool = False, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
     if is_sqlite(url):
         path = make_url(url).database
@@ -86,9 +91,17 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     # While the database cannot be reached, a connection attempt gives up after 5 s (asyncpg waits
     # 60 s by default): the caller gets a 503 (DatabaseUnavailable) instead of hanging.
-    # 20 kept open (+5 at a peak): under 50 concurrent orders, a smaller pool opened and closed a
-    # connection for most requests. Four apps at their peak stay within PostgreSQL's default 100.
-    opts = {"pool_size": 20, "max_overflow": 5, "pool_recycle": 1800, "connect_args": {"timeout": 5}}
+    # 20 kept open (+5 at a peak) by default (the settings DB_POOL_SIZE, DB_MAX_OVERFLOW of each
+    # app): under 50 concurrent orders, a smaller pool opened and closed a connection for most requests.
+    connect_args: dict[str, Any] = {"timeout": 5}
+    if pgbouncer:
+        # PgBouncer in transaction mode hands each transaction any server connection: a statement
+        # prepared on one is unknown on the next. asyncpg's own cache off, SQLAlchemy's off, and the
+        # statements it must still prepare named uniquely, so that two never collide on one server.
+        connect_args |= {"statement_cache_size": 0, "prepared_statement_name_func": _unique_statement_name}
+        url = make_url(url).update_query_dict({"prepared_statement_cache_size": "0"}).render_as_string(
+            hide_password=False)
+    opts = {"pool_size": 20, "max_overflow": 5, "pool_recycle": 1800, "connect_args": connect_args}
     opts.update(kwargs)
     engine = create_async_engine(url, **opts)
     _ping_when_idle(engine)
@@ -126,10 +139,12 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 class Database:
     """An app's engine and session factory, made at start-up and disposed at shutdown."""
 
-    def __init__(self, url: str, migrations: Path | None = None, name: str = "app") -> None:
+    def __init__(self, url: str, migrations: Path | None = None, name: str = "app", *,
+                 pool_size: int = 20, max_overflow: int = 5, pgbouncer: bool = False) -> None:
         self.url = normalise_url(url)
         self.name = name
-        self.engine = make_engine(self.url)
+        pool = {} if is_sqlite(self.url) else {"pool_size": pool_size, "max_overflow": max_overflow}
+        self.engine = make_engine(self.url, pgbouncer=pgbouncer, **pool)
         # A Session class of this database's own, so that commit hooks see only its sessions.
         self._session_class = type(f"{name.title()}Session", (Session,), {})
         self._commit_hooks: list = []

@@ -49,7 +49,7 @@ DEMO_PRODUCTS = [
 
 
 async def seed(settings: CatalogSettings) -> str:
-    db = Database(settings.database_url, MIGRATIONS)
+    db = Database(settings.database_url, MIGRATIONS, **settings.pool())
     await db.migrate()
     try:
         async with db.sessionmaker() as session, session.begin():
