@@ -95,7 +95,7 @@ def run_cli(prog: str, app_factory: str, settings_cls: type[AppSettings], migrat
                     workers=args.workers, log_config=None, access_log=False, proxy_headers=False,
                     timeout_graceful_shutdown=10)
     elif args.command == "migrate":
-        db = Database(settings.database_url, migrations)
+        db = Database(settings.database_url, migrations, **settings.pool())
 
         async def go() -> None:
             await db.migrate()

@@ -7,9 +7,12 @@ code runs on both; the URL alone chooses.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
+import hashlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -72,7 +75,11 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def _unique_statement_name() -> str:
+    return f"__cv_{uuid.uuid4().hex}__"
+
+
+def make_engine(url: str, *, pgbouncer: bool = False, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
     if is_sqlite(url):
         path = make_url(url).database
@@ -84,9 +91,17 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         return engine
     # While the database cannot be reached, a connection attempt gives up after 5 s (asyncpg waits
     # 60 s by default): the caller gets a 503 (DatabaseUnavailable) instead of hanging.
-    # 20 kept open (+5 at a peak): under 50 concurrent orders, a smaller pool opened and closed a
-    # connection for most requests. Four apps at their peak stay within PostgreSQL's default 100.
-    opts = {"pool_size": 20, "max_overflow": 5, "pool_recycle": 1800, "connect_args": {"timeout": 5}}
+    # 20 kept open (+5 at a peak) by default (the settings DB_POOL_SIZE, DB_MAX_OVERFLOW of each
+    # app): under 50 concurrent orders, a smaller pool opened and closed a connection for most requests.
+    connect_args: dict[str, Any] = {"timeout": 5}
+    if pgbouncer:
+        # PgBouncer in transaction mode hands each transaction any server connection: a statement
+        # prepared on one is unknown on the next. asyncpg's own cache off, SQLAlchemy's off, and the
+        # statements it must still prepare named uniquely, so that two never collide on one server.
+        connect_args |= {"statement_cache_size": 0, "prepared_statement_name_func": _unique_statement_name}
+        url = make_url(url).update_query_dict({"prepared_statement_cache_size": "0"}).render_as_string(
+            hide_password=False)
+    opts = {"pool_size": 20, "max_overflow": 5, "pool_recycle": 1800, "connect_args": connect_args}
     opts.update(kwargs)
     engine = create_async_engine(url, **opts)
     _ping_when_idle(engine)
@@ -124,10 +139,12 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 class Database:
     """An app's engine and session factory, made at start-up and disposed at shutdown."""
 
-    def __init__(self, url: str, migrations: Path | None = None, name: str = "app") -> None:
+    def __init__(self, url: str, migrations: Path | None = None, name: str = "app", *,
+                 pool_size: int = 20, max_overflow: int = 5, pgbouncer: bool = False) -> None:
         self.url = normalise_url(url)
         self.name = name
-        self.engine = make_engine(self.url)
+        pool = {} if is_sqlite(self.url) else {"pool_size": pool_size, "max_overflow": max_overflow}
+        self.engine = make_engine(self.url, pgbouncer=pgbouncer, **pool)
         # A Session class of this database's own, so that commit hooks see only its sessions.
         self._session_class = type(f"{name.title()}Session", (Session,), {})
         self._commit_hooks: list = []
@@ -182,8 +199,29 @@ class Database:
         async with self.engine.begin() as conn:
             await conn.run_sync(upgrade_to_head, self.migrations)
 
+    @contextlib.asynccontextmanager
+    async def exclusive(self, name: str) -> AsyncIterator[None]:
+        """Run the body while no other process on this database runs a body of the same ``name``
+        (a replica's relay round, its reconciler round). On PostgreSQL: a transaction-scoped advisory
+        lock (``pg_advisory_xact_lock``) held by an open transaction on a connection of its own; the
+        next replica waits its turn rather than skipping, so a wake is never lost. Transaction-scoped
+        so that it holds through PgBouncer's transaction pooling too. On SQLite (one process, the
+        embedded shape) the body simply runs."""
+        if is_sqlite(self.url):
+            yield
+            return
+        async with self.engine.connect() as conn, conn.begin():
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key(self.name, name)})
+            yield
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def lock_key(*parts: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a name (the same in every process)."""
+    digest = hashlib.blake2b(":".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def alembic_config(migrations: Path, connection: Any | None = None) -> Config:
@@ -196,8 +234,14 @@ def alembic_config(migrations: Path, connection: Any | None = None) -> Config:
 
 
 def upgrade_to_head(connection: Any, migrations: Path) -> None:
+    """Up to head, once: on PostgreSQL under an advisory lock held to the end of the transaction the
+    migrations run in, so that replicas starting together (or a migration Job beside them) queue, and
+    each after the first finds the database at head with nothing to do."""
     from alembic import command
 
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                           {"key": lock_key("migrate", migrations.resolve().parent.name)})
     command.upgrade(alembic_config(migrations, connection), "head")
 
 

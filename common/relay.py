@@ -5,6 +5,9 @@
   ends the round, so later events do not overtake it.
 - A failed row is retried with exponential backoff and jitter; after ``max_attempts`` it is marked
   dead (a dead letter: kept, listed and replayable by an operator, never dropped).
+- Several replicas: a round holds the database's advisory lock for the relay (``Database.exclusive``),
+  so one replica's round reads, publishes and marks a batch before another's reads; no row goes out
+  from two relays and the outbox's order is the bus's order.
 - The relay wakes when a transaction that wrote to the outbox commits (after ``LINGER``, so that the
   events of a busy moment share a round), and otherwise polls, so it resumes after a restart with
   whatever was left unpublished.
@@ -44,7 +47,12 @@ class OutboxRelay(Worker):
         await self.publisher.aclose()
 
     async def run_once(self) -> bool:
-        """Publish one batch. True when a full batch went out (there may be more)."""
+        """Publish one batch. True when a full batch went out (there may be more). Under the relay's
+        lock on this database: another replica's round waits until this one marked what it sent."""
+        async with self.db.exclusive("outbox-relay"):
+            return await self._round()
+
+    async def _round(self) -> bool:
         model = self.model
         async with self.db.sessionmaker() as session:
             rows = (await session.scalars(

@@ -47,7 +47,7 @@ def create_service_app(
 ) -> FastAPI:
     shared = SharedSettings()
     configure_logging(settings.service_name, shared.log_format, shared.log_level)
-    db = Database(settings.database_url, migrations, settings.service_name)
+    db = Database(settings.database_url, migrations, settings.service_name, **settings.pool())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

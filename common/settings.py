@@ -100,6 +100,14 @@ class AppSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     database_url: str = ""
+    # PostgreSQL connections this process keeps open (pool size) and may open beyond them at a peak
+    # (overflow): replicas × (size + overflow) of every app must stay within max_connections, or
+    # within PgBouncer's pool (docs/operations.md, "Connection budget").
+    db_pool_size: int = Field(20, ge=1, le=200)
+    db_max_overflow: int = Field(5, ge=0, le=200)
+    # True when database_url points at PgBouncer in transaction mode: no prepared statements kept
+    # per connection (the next transaction may run on another server connection).
+    db_pgbouncer: bool = False
     # The marketplace's public address (the gateway's): pages and problem types are made on it.
     public_base_url: str = "http://localhost:8000"
     # Credential that services present to each other's /internal/* (X-Service-Token); one value
@@ -109,6 +117,11 @@ class AppSettings(BaseSettings):
     # Public keys that verify access tokens (base64url, comma-separated). Empty in development:
     # the key pair under var/keys/ is used.
     jwt_public_key: str = unprefixed("JWT_PUBLIC_KEY", "")
+
+    def pool(self) -> dict[str, Any]:
+        """The database pool's settings, as :class:`common.db.Database` takes them."""
+        return {"pool_size": self.db_pool_size, "max_overflow": self.db_max_overflow,
+                "pgbouncer": self.db_pgbouncer}
 
     @classmethod
     def settings_customise_sources(cls, settings_cls: type[BaseSettings],

@@ -15,6 +15,11 @@ what is kept for a while (idempotency keys, finished webhook deliveries). The lo
 - A failed round is logged and the next one comes after ``interval``: a database or network hiccup
   must not end the worker. ``stop()`` cancels it.
 
+- ``exclusive`` (a database): one round at a time across every replica on that database (an advisory
+  lock, ``Database.exclusive``); a replica whose turn it is not waits for the running round to end, then
+  runs its own. For work whose order matters (the outbox relay) or that calls out per row (the
+  reconciler). Work whose every write is conditional, or a delete of what expired, needs none.
+
 What a round does is the caller's: which rows it claims (so that several replicas share the work, each
 row claimed by one), how it retries an item and with which backoff (``backoff`` below, or a schedule).
 """
@@ -39,8 +44,9 @@ Round = Callable[[], Awaitable[bool | None]]
 
 class Worker:
     def __init__(self, name: str, round: Round, *, interval: float, linger: float = 0.0,
-                 next_due: Callable[[], Awaitable[float]] | None = None) -> None:
+                 next_due: Callable[[], Awaitable[float]] | None = None, exclusive: Database | None = None) -> None:
         self.name, self.round, self.interval, self.linger, self.next_due = name, round, interval, linger, next_due
+        self.exclusive = exclusive
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
 
@@ -63,13 +69,19 @@ class Worker:
         while True:
             self._wake.clear()  # before the round: a wake during it brings the next one at once
             try:
-                more = await self.round()
+                more = await self._one_round()
                 wait = 0.0 if more else await self.next_due() if self.next_due else idle
             except Exception:  # must outlive a database or network hiccup
                 log.exception("%s round failed; will retry", self.name)
                 wait = idle
             if wait != 0.0:
                 await self._until_woken(wait)
+
+    async def _one_round(self) -> bool | None:
+        if self.exclusive is None:
+            return await self.round()
+        async with self.exclusive.exclusive(self.name):
+            return await self.round()
 
     async def _until_woken(self, timeout: float | None) -> None:
         """Until woken (then ``linger`` more) or ``timeout`` passed."""

@@ -18,7 +18,7 @@ DEMO_PASSWORD = "sen-sung-cantho-2025"
 
 
 async def seed(settings: GatewaySettings) -> str:
-    db = Database(settings.database_url, MIGRATIONS)
+    db = Database(settings.database_url, MIGRATIONS, **settings.pool())
     await db.migrate()
     try:
         async with db.sessionmaker() as session:

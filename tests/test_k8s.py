@@ -65,8 +65,13 @@ NATS_CHART_VALUES = SCHEMAS / "nats-chart-2.14.2-values.yaml"
 SECRETS_DIR = "/run/secrets"
 # The oldest Kubernetes still widely offered by the clouds, and the newest kubernetes-validate knows.
 K8S_VERSIONS = ("1.30", kubernetes_validate.latest_version())
-# Each app process keeps a pool of up to 20 + 5 PostgreSQL connections (common/db.py).
-CONNECTIONS_PER_PROCESS = 25
+def connections_per_process(c: Container) -> int:
+    """The PostgreSQL connections one process of ``c`` may hold: its pool's size and overflow, as set
+    in its environment (<APP>_DB_POOL_SIZE, <APP>_DB_MAX_OVERFLOW) or else the settings' defaults."""
+    cls = APP_SETTINGS[c.module]
+    return sum(int(c.env.get(env_name(cls, f), default(cls, f))) for f in ("db_pool_size", "db_max_overflow"))
+
+
 SUPERUSER_RESERVED = 3  # PostgreSQL's superuser_reserved_connections default
 CRD_SCHEMAS = {
     ("postgresql.cnpg.io/v1", "Cluster"): SCHEMAS / "cnpg-cluster-v1.30.0.json",
@@ -707,8 +712,11 @@ def check_availability(inst: Install) -> list[str]:
             problems.append("catalog runs several replicas but its photos are not on a ReadWriteMany volume")
     for cluster in inst.of_kind("Cluster"):
         limit = int(((cluster["spec"].get("postgresql") or {}).get("parameters") or {}).get("max_connections", 100))
-        processes = sum(inst.max_replicas(n) for n in inst.apps()) + len(inst.containers(("Job",)))
-        needed = processes * CONNECTIONS_PER_PROCESS
+        deployments = inst.containers(("Deployment",))
+        jobs = inst.containers(("Job",))
+        processes = sum(inst.max_replicas(c.owner.split("/", 1)[1]) for c in deployments) + len(jobs)
+        needed = sum(inst.max_replicas(c.owner.split("/", 1)[1]) * connections_per_process(c) for c in deployments)
+        needed += sum(connections_per_process(c) for c in jobs)
         if needed > limit - SUPERUSER_RESERVED:
             problems.append(f"Cluster/{cluster['metadata']['name']}: {processes} app processes at their ceilings "
                             f"take up to {needed} connections, max_connections is {limit}")
@@ -1643,3 +1651,11 @@ def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -
         log.close()
         for proc in procs.values():
             proc.stop()
+
+
+def test_the_connection_budget_counts_each_apps_pool_settings() -> None:
+    plain = Container(owner="Deployment/orders", module="services.orders", command=[], spec={}, pod={})
+    assert connections_per_process(plain) == 25, "the settings' defaults: 20 kept, 5 at a peak"
+    small = Container(owner="Deployment/orders", module="services.orders", command=[], spec={}, pod={},
+                      env={"ORDERS_DB_POOL_SIZE": "4", "ORDERS_DB_MAX_OVERFLOW": "1"})
+    assert connections_per_process(small) == 5

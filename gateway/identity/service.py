@@ -102,8 +102,15 @@ async def _revoke_family(session: AsyncSession, family_id: str) -> None:
     await session.commit()
 
 
-async def rotate(session: AsyncSession, signer: Signer, token: str, refresh_ttl: int) -> TokenPair:
-    """Exchange a refresh token for a new pair. A token used twice revokes its whole family."""
+async def rotate(session: AsyncSession, signer: Signer, token: str, refresh_ttl: int, *,
+                 grace: float = 0.0) -> TokenPair:
+    """Exchange a refresh token for a new pair. A token used twice revokes its whole family.
+
+    ``grace`` (seconds; 0 for the API): a token presented again within this time of its first use gets a
+    pair of its own in the same family instead (two requests of one browser that found the access
+    token expired together, on any gateway replica: the state is the row's ``used_at``, in the
+    database every replica shares). Later than that, a reuse revokes the family as ever.
+    """
     row = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == digest(token)))
     if row is None or row.revoked_at is not None:
         raise InvalidRefreshToken()
@@ -112,6 +119,12 @@ async def rotate(session: AsyncSession, signer: Signer, token: str, refresh_ttl:
     claimed = await session.execute(update(RefreshToken)
                                     .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None))
                                     .values(used_at=utcnow()))
+    if claimed.rowcount != 1 and grace > 0:
+        used_at = await session.scalar(select(RefreshToken.used_at).where(RefreshToken.id == row.id))
+        if used_at is not None and utcnow() - used_at <= dt.timedelta(seconds=grace):
+            account = await session.get(Account, row.account_id)
+            if account is not None and not account.locked:
+                return await issue_tokens(session, signer, account, refresh_ttl, family_id=row.family_id)
     if claimed.rowcount != 1:  # already rotated: someone replays a stolen token
         await _revoke_family(session, row.family_id)
         raise InvalidRefreshToken("This refresh token was already used; every session of it is now "

@@ -75,7 +75,7 @@ async def add_demo_photo(session, store: LocalPhotoStore, product: Product, inde
 
 
 async def seed(settings: CatalogSettings) -> str:
-    db = Database(settings.database_url, MIGRATIONS)
+    db = Database(settings.database_url, MIGRATIONS, **settings.pool())
     await db.migrate()
     try:
         async with db.sessionmaker() as session, session.begin():

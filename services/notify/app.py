@@ -14,7 +14,7 @@ from common.service import create_service_app
 from services.notify.accounts import router as accounts_router
 from services.notify.events import nats_consumer
 from services.notify.events.endpoints import router as events_router
-from services.notify.inbox.broadcast import Broadcaster
+from services.notify.inbox.broadcast import Broadcaster, NatsBroadcaster
 from services.notify.inbox.endpoints import router as inbox_router
 from services.notify.mail import sender as mail
 from services.notify.mail.endpoints import router as mail_router
@@ -31,7 +31,9 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
     settings = settings or NotifySettings()
 
     async def start(app: FastAPI) -> None:
-        app.state.broadcaster = Broadcaster()
+        app.state.broadcaster = (NatsBroadcaster(settings.event_bus_url, settings.event_namespace)
+                                 if settings.uses_nats else Broadcaster())
+        await app.state.broadcaster.start()
         app.state.effects = []  # mail and webhooks add theirs: queue work in the event's transaction
         app.state.nats_ready = asyncio.Event()
         app.state.consumer = None
@@ -46,6 +48,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             with contextlib.suppress(asyncio.CancelledError):
                 await app.state.consumer
         await mail.stop(app)
+        await app.state.broadcaster.stop()
 
     return create_service_app(
         settings,

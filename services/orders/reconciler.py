@@ -5,7 +5,8 @@ Placing an order wakes it once the order is stored, so a reservation is committe
 its order, together with those of every order stored meanwhile: one call to the catalog and one
 ``UPDATE`` here for all of them, rather than a call and a transaction per order. It also runs every
 few seconds (and at start), which finishes whatever a crash or an outage interrupted. Every call is
-idempotent, so rounds may overlap with a cancel or with another process's round.
+idempotent, so rounds may overlap with a cancel; the rounds of several replicas take turns (the
+worker's ``exclusive`` lock), so one catalog call per reservation, not one per replica.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ def wake(app: FastAPI) -> None:
 
 async def start(app: FastAPI) -> None:
     app.state.reconciler = Worker("reconciler", partial(_round, app), interval=app.state.settings.reconcile_interval,
-                                  linger=LINGER)
+                                  linger=LINGER, exclusive=app.state.db)
     await app.state.reconciler.start()
 
 

@@ -49,8 +49,8 @@ async def test_relay_killed_between_publishing_and_marking_sent_one_email(db_url
 
             relay._sent = die_before_marking
             code = (await s.place(quantity=3)).json()["code"]
-            for _ in range(200):
-                if killed.is_set():
+            for _ in range(200):  # done: its lock's transaction rolled back as it died
+                if killed.is_set() and relay._task.done():
                     break
                 await asyncio.sleep(0.025)
             assert killed.is_set() and relay._task.done(), "the relay should have died after publishing"

@@ -51,7 +51,7 @@ def import_file(args: argparse.Namespace, settings: CatalogSettings) -> int:
 
 
 async def _import(args: argparse.Namespace, settings: CatalogSettings, path: Path, data: bytes) -> int:
-    db = Database(settings.database_url, MIGRATIONS)
+    db = Database(settings.database_url, MIGRATIONS, **settings.pool())
     bar: tqdm | None = None
 
     def progress(done: int, total: int) -> None:
@@ -129,7 +129,7 @@ def export_file(args: argparse.Namespace, settings: CatalogSettings) -> int:
 
 
 async def _export(args: argparse.Namespace, settings: CatalogSettings) -> ExportResult | int:
-    db = Database(settings.database_url, MIGRATIONS)
+    db = Database(settings.database_url, MIGRATIONS, **settings.pool())
     try:
         await db.migrate()
         async with db.sessionmaker() as session:

@@ -11,7 +11,7 @@ from services.notify.settings import NotifySettings
 
 
 async def _dead_mail(settings: NotifySettings, replay: bool) -> None:
-    db = Database(settings.database_url, name="notify")
+    db = Database(settings.database_url, name="notify", **settings.pool())
     try:
         for job in await dead_jobs(db, limit=1000):
             print(f"{job.id}  {job.created_at:%Y-%m-%d %H:%M}  {job.template:<24} {job.recipient}  "
