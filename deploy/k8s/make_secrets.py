@@ -9,7 +9,9 @@ Prints a v1 List (JSON) of:
 - ``cho-vuon-<app>``: that app's own secret settings, among them its database URL (its own role on
   its own database in the CloudNativePG cluster);
 - ``cho-vuon-db-<app>``: the basic-auth Secrets from which CloudNativePG sets those roles' passwords;
-- ``cho-vuon-redis``: the Redis password, also inside GATEWAY_REDIS_URL.
+- ``cho-vuon-redis``: the Redis password, also inside GATEWAY_REDIS_URL;
+- ``cho-vuon-metrics``: METRICS_TOKEN, the one credential the gateway's /metrics takes (as
+  ``Authorization: Bearer``); copy it into Prometheus's namespace (docs/operations.md).
 
 Every key of the app Secrets is named exactly as the setting it holds: the apps read them as files
 under /run/secrets (SECRETS_DIR). Use ``kubectl create``, never ``apply``: run twice, this makes new
@@ -74,6 +76,8 @@ def make(namespace: str = "cho-vuon", cluster: str = "cho-vuon-db", smtp_url: st
                       kind="kubernetes.io/basic-auth", labels={"cnpg.io/reload": "true"})
               for app in APPS]
     items.append(_secret("cho-vuon-redis", namespace, {"REDIS_PASSWORD": redis_password}))
+    # Its own Secret, not the gateway's: Prometheus gets this one value, nothing that opens more.
+    items.append(_secret("cho-vuon-metrics", namespace, {"METRICS_TOKEN": secrets.token_hex(32)}))
     return {"apiVersion": "v1", "kind": "List", "items": items}
 
 
