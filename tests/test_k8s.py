@@ -1536,10 +1536,13 @@ def test_prometheus_config(tmp_path: Path) -> None:
     assert job["job_name"] == "cho-vuon" and job["kubernetes_sd_configs"][0]["namespaces"]["names"] == ["cho-vuon"]
     relabelled = {r.get("target_label") for r in job["relabel_configs"]}
     assert {"app", "pod"} <= relabelled, "the alerts group by app and pod"
+    # The gateway's /metrics takes METRICS_TOKEN alone, as Authorization: Bearer.
+    assert job["authorization"].get("type", "Bearer") == "Bearer"
+    assert Path(job["authorization"]["credentials_file"]).name == "METRICS_TOKEN"
     job.pop("kubernetes_sd_configs")
     job["file_sd_configs"] = [{"files": ["targets.json"]}]
-    job["authorization"]["credentials_file"] = str(tmp_path / "SERVICE_TOKEN")
-    (tmp_path / "SERVICE_TOKEN").write_text("x" * 40)
+    job["authorization"]["credentials_file"] = str(tmp_path / "METRICS_TOKEN")
+    (tmp_path / "METRICS_TOKEN").write_text("x" * 40)
     (tmp_path / "targets.json").write_text("[]")
     shutil.copy(MONITORING / "alerts.yaml", tmp_path / "alerts.yaml")
     (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -1562,7 +1565,8 @@ def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -
 
     prometheus = shutil.which("prometheus")
     require(prometheus is not None, "prometheus is not installed (Debian: apt-get install prometheus)")
-    token = "metrics-" + "t" * 40
+    token = "service-" + "t" * 40
+    metrics_token = "metrics-" + "m" * 40  # the scrape's own credential, not the service token
     urls = sqlite_urls(tmp_path)
     ports = {app: free_port() for app in ("gateway", "catalog", "orders", "notify")}
     prefix = {"gateway": "GATEWAY_", "catalog": "CATALOG_", "orders": "ORDERS_", "notify": "NOTIFY_"}
@@ -1570,6 +1574,8 @@ def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -
     procs = {}
     for app, port in ports.items():
         env = {"ENVIRONMENT": "development", "SERVICE_TOKEN": token, f"{prefix[app]}DATABASE_URL": urls[app]}
+        if app == "gateway":
+            env["METRICS_TOKEN"] = metrics_token
         for other, other_port in ports.items():
             if f"{other}_url" in APP_SETTINGS[modules[app]].model_fields:
                 env[f"{prefix[app]}{other.upper()}_URL"] = f"http://127.0.0.1:{other_port}"
@@ -1582,11 +1588,11 @@ def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -
             if rule.get("alert") == "ChoVuonAppDown":
                 rule["for"] = "2s"
     (tmp_path / "alerts.yaml").write_text(yaml.safe_dump(rules), encoding="utf-8")
-    (tmp_path / "SERVICE_TOKEN").write_text(token)
+    (tmp_path / "METRICS_TOKEN").write_text(metrics_token)
     job = yaml.safe_load((MONITORING / "prometheus.yaml").read_text(encoding="utf-8"))["scrape_configs"][0]
     job.pop("kubernetes_sd_configs")
     job.pop("relabel_configs")  # the targets carry the labels the relabelling would give them
-    job["authorization"]["credentials_file"] = str(tmp_path / "SERVICE_TOKEN")
+    job["authorization"]["credentials_file"] = str(tmp_path / "METRICS_TOKEN")
     job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"], "labels": {"app": app, "pod": f"{app}-1"}}
                              for app, port in ports.items()]
     job["scrape_interval"] = job["scrape_timeout"] = "1s"
@@ -1624,6 +1630,11 @@ def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -
             return {r["metric"]["app"]: float(r["value"][1]) for r in get("/query?query=up")["result"]}
 
         wait_for("every app scraped", lambda: up() == {a: 1.0 for a in ports})
+        # Only METRICS_TOKEN opens the gateway's /metrics: to the service token it does not exist.
+        gateway_metrics = f"http://127.0.0.1:{ports['gateway']}/metrics"
+        assert httpx.get(gateway_metrics, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 404
+        assert httpx.get(gateway_metrics, headers={"Authorization": f"Bearer {metrics_token}"},
+                         timeout=5).status_code == 200
         # The gateway's guarded /metrics was read with the credential: its own series are there.
         wait_for("the gateway's metrics",
                  lambda: get('/query?query=process_resident_memory_bytes{app="gateway"}')["result"])
