@@ -956,11 +956,41 @@ def check_network(inst: Install) -> list[str]:
     return problems
 
 
+def check_trusted_proxies(inst: Install) -> list[str]:
+    """Behind the Ingress every request comes from the ingress controller: the gateway trusts its
+    forwarding headers (GATEWAY_TRUSTED_PROXIES, private networks only), else the per-client rate
+    limits count everyone together; and since a whole pod network is trusted, no pod but the ingress
+    controller's and Prometheus's reaches the gateway's port."""
+    problems = []
+    gateway = inst.apps().get("gateway")
+    if gateway is None:
+        return ["no gateway Deployment"]
+    var = env_name(APP_SETTINGS["gateway"], "trusted_proxies")
+    value = gateway.env.get(var, "")
+    if not value.strip():
+        problems.append(f"{gateway.owner}: {var} is not set: behind the Ingress every client has the "
+                        f"ingress controller's address")
+    for item in (part.strip() for part in value.split(",") if part.strip()):
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            problems.append(f"{gateway.owner}: {var}: {item!r} is not an address or network")
+            continue
+        if not network.is_private:
+            problems.append(f"{gateway.owner}: {var}: {item} is not a private network; anyone in it "
+                            f"could choose the address the rate limits count")
+    for peer in (STRANGER, NEIGHBOUR, *(app_pod(s) for s in SERVICES)):
+        if allowed(inst, peer, app_pod("gateway"), APP_PORTS["gateway"]):
+            problems.append(f"{peer.name} reaches the gateway, which believes the forwarding headers "
+                            f"of its network")
+    return problems
+
+
 CHECKS: list[Callable[[Install], list[str]]] = [
     check_schemas, check_apps, check_env_names, check_required_env, check_service_urls,
     check_no_secrets_in_config, check_settings_accept_env, check_secrets_made, check_postgres,
     check_redis, check_probes, check_security, check_resources, check_availability, check_migrations,
-    check_labels, check_ingress, check_network,
+    check_labels, check_ingress, check_network, check_trusted_proxies,
 ]
 
 
@@ -1166,6 +1196,14 @@ MUTATIONS: list[tuple[str, Callable[[Install], None], Callable[[Install], list[s
      check_settings_accept_env, "NotifySettings refuses its settings"),
     ("bad log format", lambda i: _configmap("cho-vuon-shared")(i).update(LOG_FORMAT="xml"),
      check_settings_accept_env, "SharedSettings refuses its settings"),
+    ("no trusted proxy", lambda i: _configmap("gateway")(i).pop("GATEWAY_TRUSTED_PROXIES"),
+     check_trusted_proxies, "GATEWAY_TRUSTED_PROXIES is not set"),
+    ("every address trusted",
+     lambda i: _configmap("gateway")(i).update(GATEWAY_TRUSTED_PROXIES="10.244.0.0/16,0.0.0.0/0"),
+     check_trusted_proxies, "0.0.0.0/0 is not a private network"),
+    ("gateway open to every pod", lambda i: _policy("gateway-from-ingress")(i)["ingress"][0].update(
+        **{"from": [{"namespaceSelector": {}}]}),
+     check_trusted_proxies, "a pod elsewhere reaches the gateway"),
     ("loopback webhooks", lambda i: _configmap("notify")(i).update(NOTIFY_WEBHOOKS_ALLOW_LOOPBACK="true"),
      check_settings_accept_env, "NOTIFY_WEBHOOKS_ALLOW_LOOPBACK"),
     ("secret not made", lambda i: _secret_volume("Deployment", "gateway", 1)(i).update(name="cho-vuon-gw"),
