@@ -17,6 +17,7 @@ overlay, and feed each check a deliberately broken copy to prove it notices.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import functools
@@ -1114,6 +1115,51 @@ def test_make_secrets_prints_a_list_kubectl_reads(tmp_path: Path) -> None:
     again = json.loads(subprocess.run([sys.executable, str(K8S / "make_secrets.py")], capture_output=True,
                                       text=True, timeout=60, check=True).stdout)
     assert again["items"][1]["stringData"] != made["items"][1]["stringData"], "values are not fresh"
+
+
+def test_make_secrets_rotates_a_key_newest_first() -> None:
+    """--rotate puts a fresh key before the old ones (the settings read the list newest first), the
+    signing key with its public half; --retire keeps the newest only; the apps accept each step."""
+    made = make_secrets.make()
+    # As `kubectl get -o json` prints them: data, base64.
+    current = {"kind": "List", "items": [
+        {**s, "data": {k: base64.b64encode(v.encode()).decode() for k, v in s.pop("stringData").items()}}
+        for s in made["items"] if s["metadata"]["name"] in ("cho-vuon-shared", "cho-vuon-gateway", "cho-vuon-orders")]}
+    by_name = {s["metadata"]["name"]: s for s in current["items"]}
+
+    def values(secret: str, key: str) -> list[str]:
+        return base64.b64decode(by_name[secret]["data"][key]).decode().split(",")
+
+    old_data, old_private, old_public = (values("cho-vuon-orders", "ORDERS_DATA_KEY"),
+                                         values("cho-vuon-gateway", "GATEWAY_JWT_PRIVATE_KEY"),
+                                         values("cho-vuon-shared", "JWT_PUBLIC_KEY"))
+    proc = subprocess.run([sys.executable, str(K8S / "make_secrets.py"), "--rotate", "ORDERS_DATA_KEY"],
+                          input=json.dumps(current), capture_output=True, text=True, timeout=60, check=True)
+    by_name = {s["metadata"]["name"]: s for s in json.loads(proc.stdout)["items"]}
+    new_data = values("cho-vuon-orders", "ORDERS_DATA_KEY")
+    assert len(new_data) == 2 and new_data[1:] == old_data and new_data[0] != old_data[0]
+    assert values("cho-vuon-gateway", "GATEWAY_JWT_PRIVATE_KEY") == old_private
+    current = {"kind": "List", "items": list(by_name.values())}
+    proc = subprocess.run([sys.executable, str(K8S / "make_secrets.py"), "--rotate", "GATEWAY_JWT_PRIVATE_KEY"],
+                          input=json.dumps(current), capture_output=True, text=True, timeout=60, check=True)
+    by_name = {s["metadata"]["name"]: s for s in json.loads(proc.stdout)["items"]}
+    private, public = values("cho-vuon-gateway", "GATEWAY_JWT_PRIVATE_KEY"), values("cho-vuon-shared", "JWT_PUBLIC_KEY")
+    assert private[1:] == old_private and public[1:] == old_public
+    assert public_key_text(private_key_from_text(private[0]).public_key()) == public[0]
+    env = {"ENVIRONMENT": "production", "ORDERS_DATA_KEY": ",".join(new_data), "SERVICE_TOKEN": "s" * 40,
+           "JWT_PUBLIC_KEY": ",".join(public), "ORDERS_DATABASE_URL": "sqlite:///x.db"}
+    with mock.patch.dict(os.environ, env, clear=True):
+        APP_SETTINGS["services.orders"](_env_file=None)
+    for s in by_name.values():
+        kubernetes_validate.validate(s, K8S_VERSIONS[-1], strict=True)
+    proc = subprocess.run([sys.executable, str(K8S / "make_secrets.py"), "--retire", "ORDERS_DATA_KEY"],
+                          input=json.dumps({"kind": "List", "items": list(by_name.values())}),
+                          capture_output=True, text=True, timeout=60, check=True)
+    by_name = {s["metadata"]["name"]: s for s in json.loads(proc.stdout)["items"]}
+    assert values("cho-vuon-orders", "ORDERS_DATA_KEY") == new_data[:1]
+    refused = subprocess.run([sys.executable, str(K8S / "make_secrets.py"), "--rotate", "SERVICE_TOKEN"],
+                             input=json.dumps(current), capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "does not rotate" in refused.stderr
 
 
 # --- each check notices a broken install ---------------------------------------------------------
