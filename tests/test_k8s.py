@@ -1372,7 +1372,7 @@ def _traversal_blocker(path: Path) -> Path | None:
 @pytest.mark.postgres
 def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgres) -> None:
     """The four apps with exactly the settings the install gives them (the ConfigMaps, and the
-    /run/secrets files as made by make_secrets.py), as uid 10001 on a read-only root file system
+    /run/secrets files as made by make_secrets.py, read as files through SECRETS_DIR), as uid 10001 on a read-only root file system
     with a writable /tmp and photo folder only, as the pods run: only the servers' addresses and
     ports are this machine's. Through the gateway a grower signs up, opens a shop, lists varieties
     with photos (one a 2 MB multipart upload, spooled to /tmp), and a buyer orders; the photo is
@@ -1413,8 +1413,19 @@ def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgr
     for name, c in inst.apps().items():
         cls = APP_SETTINGS[c.module]
         env = dict(c.env)
+        # The secret files as the pod's projected volume has them (root:10001, 0440, read-only to the
+        # app), read through SECRETS_DIR: /run/secrets cannot be made on this machine's read-only
+        # root, so the app's own folder sits in the tmpfs, owned by root.
+        assert env.get("SECRETS_DIR") == SECRETS_DIR and c.files, c.owner
+        files = tmp_path / "secrets" / name
+        files.mkdir(parents=True)
         for path, (secret, key) in c.files.items():
-            env[path] = inst.secret_value(secrets, secret, key)
+            (files / path).write_text(inst.secret_value(secrets, secret, key), encoding="utf-8")
+        inside = f"/tmp/secrets/{name}"
+        script += [f"mkdir -p {root}{inside}", f"cp {files}/* {root}{inside}/",
+                   f"chown -R 0:10001 {root}/tmp/secrets", f"chmod 0550 {root}/tmp/secrets {root}{inside}",
+                   f"chmod 0440 {root}{inside}/*"]
+        env["SECRETS_DIR"] = inside
         env[env_name(cls, "database_url")] = postgres.dsns[name]
         env[env_name(cls, "host")], env[env_name(cls, "port")] = "127.0.0.1", str(ports[name])
         for other, port in ports.items():
