@@ -1372,11 +1372,11 @@ def _traversal_blocker(path: Path) -> Path | None:
 @pytest.mark.postgres
 def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgres) -> None:
     """The four apps with exactly the settings the install gives them (the ConfigMaps, and the
-    /run/secrets files as made by make_secrets.py, read as files through SECRETS_DIR), as uid 10001 on a read-only root file system
-    with a writable /tmp and photo folder only, as the pods run: only the servers' addresses and
-    ports are this machine's. Through the gateway a grower signs up, opens a shop, lists varieties
-    with photos (one a 2 MB multipart upload, spooled to /tmp), and a buyer orders; the photo is
-    served and the order's event reaches notify over NATS."""
+    /run/secrets files as made by make_secrets.py, read as files through SECRETS_DIR), as uid 10001
+    on a read-only root file system with a writable /tmp and photo folder only, as the pods run:
+    only the servers' addresses and ports are this machine's. Through the gateway a grower signs up,
+    opens a shop, lists varieties with photos (one a 2 MB multipart upload, spooled to /tmp), and a
+    buyer orders; the photo is served and the order's event reaches notify over NATS."""
     import asyncio
     import random
     import uuid
