@@ -17,6 +17,7 @@ overlay, and feed each check a deliberately broken copy to prove it notices.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import copy
 import functools
@@ -29,6 +30,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -454,20 +456,25 @@ def check_settings_accept_env(inst: Install) -> list[str]:
     for c in inst.containers():
         if c.module not in APP_SETTINGS:
             continue
-        env = dict(c.env)
-        for path, (secret, key) in c.files.items():
-            value = inst.secret_value(secrets, secret, key)
-            if value is None:
-                problems.append(f"{c.owner}: {SECRETS_DIR}/{path} comes from {secret}/{key}, which "
-                                f"make_secrets.py does not make")
-                continue
-            env[path] = value
-        for cls in (APP_SETTINGS[c.module], *SHARED_SETTINGS):
-            with mock.patch.dict(os.environ, env, clear=True):
-                try:
-                    cls(_env_file=None)
-                except Exception as exc:  # ValidationError
-                    problems.append(f"{c.owner}: {cls.__name__} refuses its settings: {' '.join(str(exc).split())}")
+        with tempfile.TemporaryDirectory() as folder:
+            # The files as the pod has them, read through SECRETS_DIR as the app reads them.
+            env = dict(c.env)
+            if c.env.get("SECRETS_DIR") == SECRETS_DIR:
+                env["SECRETS_DIR"] = folder
+            for path, (secret, key) in c.files.items():
+                value = inst.secret_value(secrets, secret, key)
+                if value is None:
+                    problems.append(f"{c.owner}: {SECRETS_DIR}/{path} comes from {secret}/{key}, which "
+                                    f"make_secrets.py does not make")
+                    continue
+                Path(folder, path).write_text(value, encoding="utf-8")
+            for cls in (APP_SETTINGS[c.module], *SHARED_SETTINGS):
+                with mock.patch.dict(os.environ, env, clear=True):
+                    try:
+                        cls(_env_file=None)
+                    except Exception as exc:  # ValidationError
+                        problems.append(f"{c.owner}: {cls.__name__} refuses its settings: "
+                                        f"{' '.join(str(exc).split())}")
     return problems
 
 
@@ -958,11 +965,41 @@ def check_network(inst: Install) -> list[str]:
     return problems
 
 
+def check_trusted_proxies(inst: Install) -> list[str]:
+    """Behind the Ingress every request comes from the ingress controller: the gateway trusts its
+    forwarding headers (GATEWAY_TRUSTED_PROXIES, private networks only), else the per-client rate
+    limits count everyone together; and since a whole pod network is trusted, no pod but the ingress
+    controller's and Prometheus's reaches the gateway's port."""
+    problems = []
+    gateway = inst.apps().get("gateway")
+    if gateway is None:
+        return ["no gateway Deployment"]
+    var = env_name(APP_SETTINGS["gateway"], "trusted_proxies")
+    value = gateway.env.get(var, "")
+    if not value.strip():
+        problems.append(f"{gateway.owner}: {var} is not set: behind the Ingress every client has the "
+                        f"ingress controller's address")
+    for item in (part.strip() for part in value.split(",") if part.strip()):
+        try:
+            network = ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            problems.append(f"{gateway.owner}: {var}: {item!r} is not an address or network")
+            continue
+        if not network.is_private:
+            problems.append(f"{gateway.owner}: {var}: {item} is not a private network; anyone in it "
+                            f"could choose the address the rate limits count")
+    for peer in (STRANGER, NEIGHBOUR, *(app_pod(s) for s in SERVICES)):
+        if allowed(inst, peer, app_pod("gateway"), APP_PORTS["gateway"]):
+            problems.append(f"{peer.name} reaches the gateway, which believes the forwarding headers "
+                            f"of its network")
+    return problems
+
+
 CHECKS: list[Callable[[Install], list[str]]] = [
     check_schemas, check_apps, check_env_names, check_required_env, check_service_urls,
     check_no_secrets_in_config, check_settings_accept_env, check_secrets_made, check_postgres,
     check_redis, check_probes, check_security, check_resources, check_availability, check_migrations,
-    check_labels, check_ingress, check_network,
+    check_labels, check_ingress, check_network, check_trusted_proxies,
 ]
 
 
@@ -1010,8 +1047,7 @@ def test_settings_read_the_mounted_files(tmp_path: Path) -> None:
     (probe / "SERVICE_TOKEN").write_text("s" * 40)
     with mock.patch.dict(os.environ, {"SECRETS_DIR": str(probe)}, clear=True):
         read = GatewaySettings(_env_file=None).service_token.get_secret_value()
-    if read != "s" * 40:
-        pytest.xfail("the settings do not read SECRETS_DIR yet: the Kubernetes install needs it")
+    assert read == "s" * 40, "the settings do not read SECRETS_DIR: the Kubernetes install needs it"
     inst = load("small")
     secrets = inst.secrets
     for c in inst.containers():
@@ -1087,6 +1123,51 @@ def test_make_secrets_prints_a_list_kubectl_reads(tmp_path: Path) -> None:
     again = json.loads(subprocess.run([sys.executable, str(K8S / "make_secrets.py")], capture_output=True,
                                       text=True, timeout=60, check=True).stdout)
     assert again["items"][1]["stringData"] != made["items"][1]["stringData"], "values are not fresh"
+
+
+def test_make_secrets_rotates_a_key_newest_first() -> None:
+    """--rotate puts a fresh key before the old ones (the settings read the list newest first), the
+    signing key with its public half; --retire keeps the newest only; the apps accept each step."""
+    made = make_secrets.make()
+    # As `kubectl get -o json` prints them: data, base64.
+    current = {"kind": "List", "items": [
+        {**s, "data": {k: base64.b64encode(v.encode()).decode() for k, v in s.pop("stringData").items()}}
+        for s in made["items"] if s["metadata"]["name"] in ("cho-vuon-shared", "cho-vuon-gateway", "cho-vuon-orders")]}
+    by_name = {s["metadata"]["name"]: s for s in current["items"]}
+
+    def values(secret: str, key: str) -> list[str]:
+        return base64.b64decode(by_name[secret]["data"][key]).decode().split(",")
+
+    old_data, old_private, old_public = (values("cho-vuon-orders", "ORDERS_DATA_KEY"),
+                                         values("cho-vuon-gateway", "GATEWAY_JWT_PRIVATE_KEY"),
+                                         values("cho-vuon-shared", "JWT_PUBLIC_KEY"))
+    proc = subprocess.run([sys.executable, str(K8S / "make_secrets.py"), "--rotate", "ORDERS_DATA_KEY"],
+                          input=json.dumps(current), capture_output=True, text=True, timeout=60, check=True)
+    by_name = {s["metadata"]["name"]: s for s in json.loads(proc.stdout)["items"]}
+    new_data = values("cho-vuon-orders", "ORDERS_DATA_KEY")
+    assert len(new_data) == 2 and new_data[1:] == old_data and new_data[0] != old_data[0]
+    assert values("cho-vuon-gateway", "GATEWAY_JWT_PRIVATE_KEY") == old_private
+    current = {"kind": "List", "items": list(by_name.values())}
+    proc = subprocess.run([sys.executable, str(K8S / "make_secrets.py"), "--rotate", "GATEWAY_JWT_PRIVATE_KEY"],
+                          input=json.dumps(current), capture_output=True, text=True, timeout=60, check=True)
+    by_name = {s["metadata"]["name"]: s for s in json.loads(proc.stdout)["items"]}
+    private, public = values("cho-vuon-gateway", "GATEWAY_JWT_PRIVATE_KEY"), values("cho-vuon-shared", "JWT_PUBLIC_KEY")
+    assert private[1:] == old_private and public[1:] == old_public
+    assert public_key_text(private_key_from_text(private[0]).public_key()) == public[0]
+    env = {"ENVIRONMENT": "production", "ORDERS_DATA_KEY": ",".join(new_data), "SERVICE_TOKEN": "s" * 40,
+           "JWT_PUBLIC_KEY": ",".join(public), "ORDERS_DATABASE_URL": "sqlite:///x.db"}
+    with mock.patch.dict(os.environ, env, clear=True):
+        APP_SETTINGS["services.orders"](_env_file=None)
+    for s in by_name.values():
+        kubernetes_validate.validate(s, K8S_VERSIONS[-1], strict=True)
+    proc = subprocess.run([sys.executable, str(K8S / "make_secrets.py"), "--retire", "ORDERS_DATA_KEY"],
+                          input=json.dumps({"kind": "List", "items": list(by_name.values())}),
+                          capture_output=True, text=True, timeout=60, check=True)
+    by_name = {s["metadata"]["name"]: s for s in json.loads(proc.stdout)["items"]}
+    assert values("cho-vuon-orders", "ORDERS_DATA_KEY") == new_data[:1]
+    refused = subprocess.run([sys.executable, str(K8S / "make_secrets.py"), "--rotate", "SERVICE_TOKEN"],
+                             input=json.dumps(current), capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0 and "does not rotate" in refused.stderr
 
 
 # --- each check notices a broken install ---------------------------------------------------------
@@ -1169,6 +1250,14 @@ MUTATIONS: list[tuple[str, Callable[[Install], None], Callable[[Install], list[s
      check_settings_accept_env, "NotifySettings refuses its settings"),
     ("bad log format", lambda i: _configmap("cho-vuon-shared")(i).update(LOG_FORMAT="xml"),
      check_settings_accept_env, "SharedSettings refuses its settings"),
+    ("no trusted proxy", lambda i: _configmap("gateway")(i).pop("GATEWAY_TRUSTED_PROXIES"),
+     check_trusted_proxies, "GATEWAY_TRUSTED_PROXIES is not set"),
+    ("every address trusted",
+     lambda i: _configmap("gateway")(i).update(GATEWAY_TRUSTED_PROXIES="10.244.0.0/16,0.0.0.0/0"),
+     check_trusted_proxies, "0.0.0.0/0 is not a private network"),
+    ("gateway open to every pod", lambda i: _policy("gateway-from-ingress")(i)["ingress"][0].update(
+        **{"from": [{"namespaceSelector": {}}]}),
+     check_trusted_proxies, "a pod elsewhere reaches the gateway"),
     ("loopback webhooks", lambda i: _configmap("notify")(i).update(NOTIFY_WEBHOOKS_ALLOW_LOOPBACK="true"),
      check_settings_accept_env, "NOTIFY_WEBHOOKS_ALLOW_LOOPBACK"),
     ("secret not made", lambda i: _secret_volume("Deployment", "gateway", 1)(i).update(name="cho-vuon-gw"),
@@ -1291,11 +1380,11 @@ def _traversal_blocker(path: Path) -> Path | None:
 @pytest.mark.postgres
 def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgres) -> None:
     """The four apps with exactly the settings the install gives them (the ConfigMaps, and the
-    /run/secrets files as made by make_secrets.py), as uid 10001 on a read-only root file system
-    with a writable /tmp and photo folder only, as the pods run: only the servers' addresses and
-    ports are this machine's. Through the gateway a grower signs up, opens a shop, lists varieties
-    with photos (one a 2 MB multipart upload, spooled to /tmp), and a buyer orders; the photo is
-    served and the order's event reaches notify over NATS."""
+    /run/secrets files as made by make_secrets.py, read as files through SECRETS_DIR), as uid 10001
+    on a read-only root file system with a writable /tmp and photo folder only, as the pods run:
+    only the servers' addresses and ports are this machine's. Through the gateway a grower signs up,
+    opens a shop, lists varieties with photos (one a 2 MB multipart upload, spooled to /tmp), and a
+    buyer orders; the photo is served and the order's event reaches notify over NATS."""
     import asyncio
     import random
     import uuid
@@ -1332,8 +1421,19 @@ def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgr
     for name, c in inst.apps().items():
         cls = APP_SETTINGS[c.module]
         env = dict(c.env)
+        # The secret files as the pod's projected volume has them (root:10001, 0440, read-only to the
+        # app), read through SECRETS_DIR: /run/secrets cannot be made on this machine's read-only
+        # root, so the app's own folder sits in the tmpfs, owned by root.
+        assert env.get("SECRETS_DIR") == SECRETS_DIR and c.files, c.owner
+        files = tmp_path / "secrets" / name
+        files.mkdir(parents=True)
         for path, (secret, key) in c.files.items():
-            env[path] = inst.secret_value(secrets, secret, key)
+            (files / path).write_text(inst.secret_value(secrets, secret, key), encoding="utf-8")
+        inside = f"/tmp/secrets/{name}"
+        script += [f"mkdir -p {root}{inside}", f"cp {files}/* {root}{inside}/",
+                   f"chown -R 0:10001 {root}/tmp/secrets", f"chmod 0550 {root}/tmp/secrets {root}{inside}",
+                   f"chmod 0440 {root}{inside}/*"]
+        env["SECRETS_DIR"] = inside
         env[env_name(cls, "database_url")] = postgres.dsns[name]
         env[env_name(cls, "host")], env[env_name(cls, "port")] = "127.0.0.1", str(ports[name])
         for other, port in ports.items():
@@ -1539,10 +1639,13 @@ def test_prometheus_config(tmp_path: Path) -> None:
     assert job["job_name"] == "cho-vuon" and job["kubernetes_sd_configs"][0]["namespaces"]["names"] == ["cho-vuon"]
     relabelled = {r.get("target_label") for r in job["relabel_configs"]}
     assert {"app", "pod"} <= relabelled, "the alerts group by app and pod"
+    # The gateway's /metrics takes METRICS_TOKEN alone, as Authorization: Bearer.
+    assert job["authorization"].get("type", "Bearer") == "Bearer"
+    assert Path(job["authorization"]["credentials_file"]).name == "METRICS_TOKEN"
     job.pop("kubernetes_sd_configs")
     job["file_sd_configs"] = [{"files": ["targets.json"]}]
-    job["authorization"]["credentials_file"] = str(tmp_path / "SERVICE_TOKEN")
-    (tmp_path / "SERVICE_TOKEN").write_text("x" * 40)
+    job["authorization"]["credentials_file"] = str(tmp_path / "METRICS_TOKEN")
+    (tmp_path / "METRICS_TOKEN").write_text("x" * 40)
     (tmp_path / "targets.json").write_text("[]")
     shutil.copy(MONITORING / "alerts.yaml", tmp_path / "alerts.yaml")
     (tmp_path / "prometheus.yaml").write_text(yaml.safe_dump(config), encoding="utf-8")
@@ -1565,7 +1668,8 @@ def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -
 
     prometheus = shutil.which("prometheus")
     require(prometheus is not None, "prometheus is not installed (Debian: apt-get install prometheus)")
-    token = "metrics-" + "t" * 40
+    token = "service-" + "t" * 40
+    metrics_token = "metrics-" + "m" * 40  # the scrape's own credential, not the service token
     urls = sqlite_urls(tmp_path)
     ports = {app: free_port() for app in ("gateway", "catalog", "orders", "notify")}
     prefix = {"gateway": "GATEWAY_", "catalog": "CATALOG_", "orders": "ORDERS_", "notify": "NOTIFY_"}
@@ -1573,6 +1677,8 @@ def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -
     procs = {}
     for app, port in ports.items():
         env = {"ENVIRONMENT": "development", "SERVICE_TOKEN": token, f"{prefix[app]}DATABASE_URL": urls[app]}
+        if app == "gateway":
+            env["METRICS_TOKEN"] = metrics_token
         for other, other_port in ports.items():
             if f"{other}_url" in APP_SETTINGS[modules[app]].model_fields:
                 env[f"{prefix[app]}{other.upper()}_URL"] = f"http://127.0.0.1:{other_port}"
@@ -1585,11 +1691,11 @@ def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -
             if rule.get("alert") == "ChoVuonAppDown":
                 rule["for"] = "2s"
     (tmp_path / "alerts.yaml").write_text(yaml.safe_dump(rules), encoding="utf-8")
-    (tmp_path / "SERVICE_TOKEN").write_text(token)
+    (tmp_path / "METRICS_TOKEN").write_text(metrics_token)
     job = yaml.safe_load((MONITORING / "prometheus.yaml").read_text(encoding="utf-8"))["scrape_configs"][0]
     job.pop("kubernetes_sd_configs")
     job.pop("relabel_configs")  # the targets carry the labels the relabelling would give them
-    job["authorization"]["credentials_file"] = str(tmp_path / "SERVICE_TOKEN")
+    job["authorization"]["credentials_file"] = str(tmp_path / "METRICS_TOKEN")
     job["static_configs"] = [{"targets": [f"127.0.0.1:{port}"], "labels": {"app": app, "pod": f"{app}-1"}}
                              for app, port in ports.items()]
     job["scrape_interval"] = job["scrape_timeout"] = "1s"
@@ -1627,6 +1733,11 @@ def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -
             return {r["metric"]["app"]: float(r["value"][1]) for r in get("/query?query=up")["result"]}
 
         wait_for("every app scraped", lambda: up() == {a: 1.0 for a in ports})
+        # Only METRICS_TOKEN opens the gateway's /metrics: to the service token it does not exist.
+        gateway_metrics = f"http://127.0.0.1:{ports['gateway']}/metrics"
+        assert httpx.get(gateway_metrics, headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 404
+        assert httpx.get(gateway_metrics, headers={"Authorization": f"Bearer {metrics_token}"},
+                         timeout=5).status_code == 200
         # The gateway's guarded /metrics was read with the credential: its own series are there.
         wait_for("the gateway's metrics",
                  lambda: get('/query?query=process_resident_memory_bytes{app="gateway"}')["result"])
