@@ -2,8 +2,9 @@
 token expires; and the CSRF token every POST form carries (a signed double-submit cookie).
 
 The refresh token rotates on use and a reused one signs the whole family out, so two requests of one
-browser that find the access token expired at the same moment must not both rotate it: the first
-rotation's result is kept a short while and handed to the others.
+browser that find the access token expired at the same moment, on one gateway replica or on two, must
+not sign it out: within ``ROTATION_GRACE`` of the first use the others get a pair of their own in the same
+family (the grace is the token row's ``used_at``, in the database every replica shares).
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import time
 from dataclasses import dataclass
 
 import orjson
@@ -28,7 +28,7 @@ from gateway.web.i18n import N_
 SESSION_COOKIE = "cv_session"
 CSRF_COOKIE = "cv_csrf"
 CSRF_FIELD = "csrf"
-ROTATION_GRACE = 30.0  # seconds a rotation's result is reused by the same browser's other requests
+ROTATION_GRACE = 30.0  # seconds within which the same browser's other requests may present the old token
 
 
 @dataclass
@@ -99,20 +99,11 @@ async def _load(request: Request) -> Session | None:
 
 async def _rotate(request: Request, refresh: str) -> TokenPair | None:
     state = request.app.state
-    recent: dict[str, tuple[float, TokenPair]] = state.__dict__.setdefault("web_rotations", {})
-    now = time.monotonic()
-    for key in [k for k, (at, _) in recent.items() if now - at > ROTATION_GRACE]:
-        recent.pop(key, None)
-    key = hashlib.sha256(refresh.encode()).hexdigest()
-    if key in recent:
-        return recent[key][1]
     try:
-        async with state.db.sessionmaker() as db:
-            pair = await identity.rotate(db, state.signer, refresh, state.settings.refresh_ttl)
+        async with state.db.writer() as db:  # reads then writes the token: on SQLite, one writer at a time
+            return await identity.rotate(db, state.signer, refresh, state.settings.refresh_ttl, grace=ROTATION_GRACE)
     except Problem:
         return None
-    recent[key] = (now, pair)
-    return pair
 
 
 # ---- CSRF --------------------------------------------------------------------------------------------

@@ -10,9 +10,11 @@ import contextlib
 import datetime as dt
 
 from sqlalchemy import update
+from starlette.requests import Request
 
 from gateway.identity import service as identity
 from gateway.identity.models import RefreshToken
+from gateway.web import session as web_session
 from tests.apps import make_app
 from tests.conftest import asgi_client
 from tests.gateway.test_identity import grower, sign_in
@@ -79,3 +81,20 @@ async def test_within_the_grace_both_replicas_get_a_pair_and_nobody_is_signed_ou
             late = exc
         assert late is not None, "a reuse after the grace is refused"
         assert (await sign_in(a, "0912345678"))  # signing in again still works
+
+
+async def test_a_browsers_requests_on_two_replicas_keep_it_signed_in(db_urls) -> None:
+    """The web session refreshes an expired access token with the cookie's refresh token: two requests
+    of one browser doing so at once on two replicas both stay signed in, and the family is not revoked."""
+    async with two_gateways(db_urls) as (a, b):
+        await a.post("/api/v1/auth/register", json=grower())
+        token = (await sign_in(a, "0912345678"))["refresh_token"]
+
+        def browser_request(app) -> Request:
+            return Request({"type": "http", "app": app, "headers": [], "method": "GET", "path": "/grower/"})
+
+        pairs = await asyncio.gather(web_session._rotate(browser_request(a.app), token),
+                                     web_session._rotate(browser_request(b.app), token))
+        assert None not in pairs, "neither request is signed out"
+        for pair, client in zip(pairs, (b, a), strict=True):
+            assert (await refresh(client, pair.refresh_token)).status_code == 200
