@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from common.errors import ServiceUnavailable
-from gateway.web.error_pages import HtmlErrorPages
 from common.keys import dev_private_key, private_key_from_text
 from common.service import create_service_app
 from common.settings import DEV_SECRET_PREFIX, secret_list

@@ -52,7 +52,8 @@ async def test_concurrent_migrate_processes_queue_on_the_lock_and_apply_once(fre
     prefix = "GATEWAY" if app == "gateway" else app.split(".")[1].upper()
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), f"{prefix}_DATABASE_URL": fresh_database}
     holder = await asyncpg.connect(fresh_database, timeout=5)  # a migration already under way elsewhere
-    await holder.execute("SELECT pg_advisory_lock($1)", lock_key("migrate", "orders" if prefix == "ORDERS" else "gateway"))
+    name = "orders" if prefix == "ORDERS" else "gateway"
+    await holder.execute("SELECT pg_advisory_lock($1)", lock_key("migrate", name))
     procs = [await asyncio.create_subprocess_exec(sys.executable, "-m", app, "migrate", env=env, cwd=tmp_path,
                                                   stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
              for _ in range(PROCESSES)]
