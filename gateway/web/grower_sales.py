@@ -13,12 +13,12 @@ from fastapi import APIRouter, Query, Request
 from starlette.background import BackgroundTask
 from starlette.responses import Response, StreamingResponse
 
-from common.errors import ServiceUnavailable, UnprocessableEntity
+from common.errors import ServiceUnavailable
 from common.vietnam import VN_TZ
 from gateway.web import charts
-from gateway.web.core import Upstream, WebRoute, call, expect, gettext, locale_of, page
+from gateway.web.core import Upstream, WebRoute, call, error_page, expect, gettext, locale_of, page
 from gateway.web.grower import Grower
-from gateway.web.i18n import money
+from gateway.web.i18n import N_, money
 
 router = APIRouter(prefix="/grower", route_class=WebRoute, include_in_schema=False)
 
@@ -96,7 +96,7 @@ async def export(request: Request, grower: Grower, since: dt.date, until: dt.dat
     service writes them for Excel; streamed through."""
     _ = gettext(request)
     if until < since or (until - since).days > MAX_EXPORT_DAYS:
-        raise UnprocessableEntity(_("Choose a start day before the end day, at most a year apart"))
+        return error_page(request, 422, N_("Choose a start day before the end day, at most a year apart"))
     client: httpx.AsyncClient = request.app.state.upstreams.clients["orders"]
     try:
         upstream = await client.send(client.build_request(
