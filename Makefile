@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-search bench-page bench-events bench-load bench-orders fuzz
+.PHONY: run test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-search bench-page bench-events bench-load bench-orders bench-lighthouse fuzz
 
 # Two locks, both with hashes: requirements.lock (what the apps run on: `make run`, the image) and
 # requirements-dev.lock (that plus the test and bench tools: `make test`). The venv is updated only
@@ -123,3 +123,13 @@ bench-page: install $(BROWSER_DEPS)
 
 clean:
 	rm -rf var .pytest_cache
+
+# Lighthouse (pinned in bench/lighthouse/package-lock.json, installed there) on the home, shop, product,
+# cart and tracking pages of the demo seed, its default mobile settings, Debian's Chromium: the four
+# scores per page, written to docs/performance.md ("Lighthouse"). Target: each ≥ 95.
+LIGHTHOUSE_DEPS := bench/lighthouse/node_modules/.installed
+$(LIGHTHOUSE_DEPS): bench/lighthouse/package-lock.json
+	@npm ci --prefix bench/lighthouse --no-audit --no-fund --loglevel=error >/dev/null && touch $@
+
+bench-lighthouse: install $(LIGHTHOUSE_DEPS)
+	@$(BIN)/python bench/lighthouse_pages.py --runs $${RUNS:-3} --write-docs

@@ -104,8 +104,10 @@ CONDITIONS = (UNTHROTTLED, SLOW_4G)
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
 
 
-async def start_stack(procs: Processes, python: str, run_dir: Path) -> dict[str, str]:
-    """The four apps as processes in ``run_dir``, each on its own SQLite file; their URLs once ready."""
+async def start_stack(procs: Processes, python: str, run_dir: Path, *, demo_seed: bool = False) -> dict[str, str]:
+    """The four apps as processes in ``run_dir``, each on its own SQLite file; their URLs once ready.
+    ``demo_seed``: first the demo nursery, as ``make seed`` makes it (``python -m gateway seed``, then
+    ``python -m services.catalog seed``: the grower, the shop and its varieties with their photos)."""
     ports = dict(zip(APPS, free_ports(len(APPS)), strict=True))
     url = {app: f"http://127.0.0.1:{port}" for app, port in ports.items()}
     db = {app: f"sqlite+aiosqlite:///{run_dir / f'{app}.db'}" for app in APPS}
@@ -127,6 +129,12 @@ async def start_stack(procs: Processes, python: str, run_dir: Path) -> dict[str,
         procs.start(app, [python, "-m", MODULES[app], "serve", "--port", str(ports[app])], {**base, **env[app]},
                     run_dir / f"{app}.log")
 
+    if demo_seed:
+        for app in ("gateway", "catalog"):
+            done = await asyncio.to_thread(subprocess.run, [python, "-m", MODULES[app], "seed"], cwd=run_dir,
+                                           env={**base, **env[app]}, capture_output=True, text=True, timeout=300)
+            if done.returncode != 0:
+                raise BenchError(f"{app} seed exited with {done.returncode}:\n{done.stdout}{done.stderr}")
     # The first app makes the development key pair under run_dir/var/keys/; the others then read it.
     start("notify")
     await asyncio.to_thread(wait_ready, procs, f"{url['notify']}/readyz")

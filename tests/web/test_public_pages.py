@@ -466,3 +466,22 @@ async def test_every_buyer_page_with_its_css_and_js_is_under_60_kb_compressed(ma
             sizes[path if not path.startswith("/t/") else "/t/…"] = total
     print("buyer pages with CSS and JS, gzip bytes:", sizes)
     assert all(size <= BUDGET for size in sizes.values()), sizes
+
+
+async def test_every_buyer_page_describes_itself_and_only_the_public_ones_are_indexed(market: Market) -> None:
+    """Search engines and link previews read the description; the cart and an order's tracking page (a
+    buyer's name and address behind a private link) say noindex."""
+    pid, tuber = market.product["id"], market.product["variants"][0]
+    async with market.browser() as b:
+        html = (await b.get(f"/p/{pid}/order?variant={tuber['id']}")).text
+        placed = await b.post(f"/p/{pid}/order", data=order_form(html, **{f"qty.{tuber['id']}": "2"}))
+        await b.post("/cart/add", data={"product_id": str(pid), "variant": str(tuber["id"]), "qty": "2"},
+                     headers={"Origin": market.url})
+        pages = {path: (await b.get(path)).text
+                 for path in ("/", f"/s/{market.shop['slug']}", f"/p/{pid}", "/cart", placed.headers["location"])}
+    for path, text in pages.items():
+        described = re.search(r'<meta name="description" content="([^"]{20,})">', text)
+        assert described, path
+        private = path == "/cart" or path.startswith("/t/")
+        assert ('<meta name="robots" content="noindex">' in text) == private, path
+    assert "Giỏ hàng" in re.search(r'<meta name="description" content="([^"]+)">', pages["/cart"]).group(1)
