@@ -88,17 +88,32 @@ async def test_a_new_order_is_pushed_encrypted_and_signed_and_a_500_is_retried(d
             assert phone.decrypt(first.body)["event_id"] == payload["event_id"]  # the same push, tried again
             listed = await eventually(lambda: _sent(s), 5, "last_sent_at")
             assert listed[0]["id"] == sub["id"]
-            # Low stock rings too (the stack's product has stock 50 and threshold… placed down to it).
-            low = await s.catalog.patch(f"/api/v1/products/{s.product['id']}", headers=GROWER, json={
-                "variants": [{"id": s.product["variants"][0]["id"], "stock": 1}]})
-            if low.status_code == 200:
-                await eventually(lambda: any(phone.decrypt(r.body)["type"] == "stock.low"
-                                             for r in push_service.at("/push/phone")[2:]), 10, "the low-stock push")
 
 
 async def _sent(s) -> list[dict] | None:
     listed = await subscriptions(s)
     return listed if listed and listed[0]["last_sent_at"] else None
+
+
+async def test_low_stock_is_pushed_with_the_variety_to_open(db_urls) -> None:
+    with receiver() as (push_service, url):
+        async with stack(db_urls, "http", **LOOPBACK) as s:
+            phone = Device(f"{url}/push/phone")
+            await subscribe(s, phone)
+            first, pots = s.product["variants"]
+            keep = ("id", "label", "retail_price", "wholesale_tiers", "min_order_quantity", "stock")
+            await s.catalog.patch(f"/api/v1/products/{s.product['id']}", headers=GROWER, json={"variants": [
+                {k: first[k] for k in keep}, {"id": pots["id"], "label": pots["label"],
+                                              "retail_price": pots["retail_price"], "stock": 5,
+                                              "low_stock_threshold": 3}]})
+            assert (await s.place(quantity=3, variant=1)).status_code == 201
+
+            def pushed() -> dict | None:
+                got = [phone.decrypt(r.body) for r in push_service.at("/push/phone")]
+                return next((p for p in got if p["type"] == "stock.low"), None)
+
+            low = await eventually(pushed, 10, "the low-stock push")
+            assert low["title"].startswith("Sắp hết hàng:") and low["url"] == f"/grower/products/{s.product['id']}"
 
 
 async def test_a_subscription_the_push_service_calls_gone_is_removed(db_urls) -> None:
