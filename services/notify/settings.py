@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import DEV_SECRET_PREFIX, AppSettings, unprefixed
@@ -54,6 +54,13 @@ class NotifySettings(AppSettings):
     # Tries of one push before it is dead; seconds one try may take.
     push_max_attempts: int = Field(8, ge=1, le=50)
     push_timeout: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("vapid_private_key", mode="before")
+    @classmethod
+    def _unset_when_blank(cls, value):
+        """``NOTIFY_VAPID_PRIVATE_KEY=`` (compose passes it so when not exported) means not set."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(text, str) and not text.strip() else value
 
     @model_validator(mode="after")
     def _no_loopback_webhooks_in_production(self) -> NotifySettings:

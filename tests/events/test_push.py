@@ -152,3 +152,18 @@ async def test_subscriptions_refuse_private_hosts_and_bad_keys(db_urls) -> None:
         assert (await s.notify.delete(f"/api/v1/push/subscriptions/{ok['id']}")).status_code == 401
         assert (await s.notify.delete(f"/api/v1/push/subscriptions/{ok['id']}", headers=GROWER)).status_code == 204
         assert await subscriptions(s) == []
+
+
+def test_the_vapid_key_is_read_from_the_secrets_folder_and_blank_means_off(tmp_path, monkeypatch) -> None:
+    from services.notify.push import vapid
+    from services.notify.settings import NotifySettings
+
+    key = vapid.new_private_key()
+    (tmp_path / "NOTIFY_VAPID_PRIVATE_KEY").write_text(key + "\n")
+    monkeypatch.setenv("SECRETS_DIR", str(tmp_path))
+    production = {"environment": "production", "jwt_public_key": "k", "service_token": "s" * 40, "data_key": "d" * 40}
+    settings = NotifySettings(**production)
+    loaded = vapid.load(settings)
+    assert loaded is not None and len(unb64url(vapid.public_key(loaded))) == 65
+    monkeypatch.delenv("SECRETS_DIR")
+    assert vapid.load(NotifySettings(**production, vapid_private_key="")) is None  # push off, not refused
