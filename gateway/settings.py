@@ -18,6 +18,7 @@ DEFAULT_ROUTES: dict[str, str] = {
     "/api/v1/tracking": "orders",
     "/api/v1/notifications": "notify",
     "/api/v1/webhooks": "notify",
+    "/api/v1/push": "notify",
 }
 
 

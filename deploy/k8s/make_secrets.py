@@ -37,6 +37,7 @@ import json
 import secrets
 import sys
 
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
 
@@ -46,6 +47,11 @@ LABELS = {"app.kubernetes.io/part-of": "cho-vuon", "app.kubernetes.io/component"
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def vapid_key() -> str:
+    """A Web Push (VAPID) private key: base64url of a P-256 key's 32 raw bytes."""
+    return _b64url(ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value.to_bytes(32, "big"))
 
 
 def _secret(name: str, namespace: str, data: dict[str, str], *, kind: str = "Opaque",
@@ -79,6 +85,8 @@ def make(namespace: str = "cho-vuon", cluster: str = "cho-vuon-db", smtp_url: st
                    "ORDERS_DATA_KEY": secrets.token_hex(32)},
         "notify": {"NOTIFY_DATABASE_URL": database_url("notify"),
                    "NOTIFY_DATA_KEY": secrets.token_hex(32),
+                   # Signs Web Push: keep it (a new one unsubscribes every device).
+                   "NOTIFY_VAPID_PRIVATE_KEY": vapid_key(),
                    # Empty: mail is written to the log, not sent.
                    "SMTP_URL": smtp_url},
     }

@@ -19,6 +19,8 @@ from services.notify.inbox.endpoints import router as inbox_router
 from services.notify.mail import sender as mail
 from services.notify.mail.endpoints import router as mail_router
 from services.notify.preferences.endpoints import router as preferences_router
+from services.notify.push import sender as push
+from services.notify.push.endpoints import router as push_router
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import described
 from services.notify.webhooks import sender as webhooks
@@ -54,9 +56,10 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         settings,
         title="Chợ Vườn notify",
         description="The grower's inbox (live), email and webhooks, fed by order and stock events.",
-        routers=[accounts_router, preferences_router, inbox_router, events_router, webhooks_router, mail_router],
+        routers=[accounts_router, preferences_router, inbox_router, events_router, webhooks_router, mail_router,
+                 push_router],
         webhooks=described.router,
         migrations=MIGRATIONS,
-        on_startup=[start, webhooks.start],
-        on_shutdown=[webhooks.stop, stop],
+        on_startup=[start, webhooks.start, push.start],
+        on_shutdown=[push.stop, webhooks.stop, stop],
     )

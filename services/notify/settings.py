@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import DEV_SECRET_PREFIX, AppSettings, unprefixed
@@ -44,6 +44,23 @@ class NotifySettings(AppSettings):
     webhooks_disable_after: float = Field(5 * 86_400, gt=0)
     # Seconds for one delivery (connect, send, the receiver's answer).
     webhooks_timeout: float = Field(15.0, gt=0, le=60)
+
+    # Web Push (services/notify/push/): the VAPID private key, base64url of its raw 32 bytes (P-256), as
+    # `python -m services.notify.push.vapid` prints it. Unset: in development a key kept in var/keys/;
+    # elsewhere push is off. The public key is served to the desk (GET /api/v1/push/key).
+    vapid_private_key: SecretStr | None = None
+    # Who runs this server, for the push services (the VAPID "sub" claim): a mailto: or https: address.
+    vapid_subject: str = Field("mailto:no-reply@cho-vuon.local", pattern=r"^(mailto:|https://).{3,200}$")
+    # Tries of one push before it is dead; seconds one try may take.
+    push_max_attempts: int = Field(8, ge=1, le=50)
+    push_timeout: float = Field(10.0, gt=0, le=60)
+
+    @field_validator("vapid_private_key", mode="before")
+    @classmethod
+    def _unset_when_blank(cls, value):
+        """``NOTIFY_VAPID_PRIVATE_KEY=`` (compose passes it so when not exported) means not set."""
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        return None if isinstance(text, str) and not text.strip() else value
 
     @model_validator(mode="after")
     def _no_loopback_webhooks_in_production(self) -> NotifySettings:

@@ -37,3 +37,29 @@ self.addEventListener("fetch", function (event) {
     }));
   }
 });
+
+/* Web Push (sent by notify): a new order or low stock, shown even with the desk closed; a tap opens
+   the order (or the variety) in an open desk window, else in a new one. */
+self.addEventListener("push", function (event) {
+  var data = {};
+  try { data = event.data ? event.data.json() : {}; } catch (e) { data = { body: event.data.text() }; }
+  event.waitUntil(self.registration.showNotification(data.title || "Chợ Vườn", {
+    body: data.body || "", tag: data.tag, renotify: !!data.tag, lang: "vi",
+    icon: "/grower/icons/icon-192.png", badge: "/grower/icons/icon-192.png",
+    data: { url: data.url || "/grower/" }
+  }));
+});
+
+self.addEventListener("notificationclick", function (event) {
+  event.notification.close();
+  var target = new URL((event.notification.data && event.notification.data.url) || "/grower/", self.location.origin);
+  if (target.origin !== self.location.origin || target.pathname.indexOf("/grower/") !== 0) target = new URL("/grower/", self.location.origin);
+  event.waitUntil(self.clients.matchAll({ type: "window", includeUncontrolled: true }).then(function (windows) {
+    for (var i = 0; i < windows.length; i++) {
+      if ("navigate" in windows[i]) {
+        return windows[i].focus().then(function (w) { return (w || windows[i]).navigate(target.href); });
+      }
+    }
+    return self.clients.openWindow(target.href);
+  }));
+});
