@@ -1411,6 +1411,9 @@ def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgr
     root.mkdir()
     script = ["set -e", f"mount --rbind / {root}", f"mount -o remount,bind,ro {root}",
               f"mount -t tmpfs -o size=256m,mode=1777 tmpfs {root}/tmp"]
+    if ROOT.resolve().is_relative_to("/tmp"):  # a checkout under /tmp: shown again, read-only, above the tmpfs
+        script += [f"mkdir -p {root}{ROOT.resolve()}", f"mount --rbind {ROOT.resolve()} {root}{ROOT.resolve()}",
+                   f"mount -o remount,bind,ro {root}{ROOT.resolve()}"]
     blocker = _traversal_blocker(Path(sys.base_prefix))
     if blocker is not None:  # the interpreter sits in a folder uid 10001 may not enter: show it alone
         script += [f"mount -t tmpfs -o mode=755 tmpfs {root}{blocker}", f"mkdir -p {root}{sys.base_prefix}",
