@@ -11,7 +11,7 @@ from common.auth import Principal
 from common.errors import UnprocessableEntity
 from services.orders import reconciler
 from services.orders.catalog_client import CatalogClient
-from services.orders.orders import idempotency, service
+from services.orders.orders import idempotency, service, tracking
 from services.orders.orders.schemas import CheckoutCreate, CheckoutOut, OrderCreate, OrderFields
 
 
@@ -63,6 +63,8 @@ async def place_order(request: Request, principal: Principal | None, data: Order
             await service.release_quietly(catalog, [reservation_id])
             raise
         reconciler.wake(request.app)  # step 4, batched with other orders' (services/orders/reconciler.py)
+        if placed.order.buyer_mail:
+            tracking.wake(request.app)  # the buyer's mail with the link, handed to notify after the reply
         return 201, reply
 
     return await _with_key(request, principal, run)
@@ -106,6 +108,8 @@ async def place_checkout(request: Request, principal: Principal | None, data: Ch
             await service.release_quietly(catalog, reserved)
             raise
         reconciler.wake(request.app)
+        if any(p.order.buyer_mail for p in placed):
+            tracking.wake(request.app)  # one mail per order, each with its own link
         return 201, reply
 
     return await _with_key(request, principal, run)
