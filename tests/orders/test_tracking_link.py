@@ -182,6 +182,9 @@ async def _walk(stack: FullStack, mailbox: Mailbox, urls: dict, base: str) -> No
         await session.execute(update(Order).where(Order.id == quiet.json()["id"]).values(
             buyer_mail="pending", contact={**quiet.json()["contact"], "email": "stale@example.vn"},
             created_at=dt.datetime.now(dt.UTC) - dt.timedelta(days=2)))
+        # And one whose buyer's data was erased before it went: nothing to send, and it holds no one back.
+        await session.execute(update(Order).where(Order.id == order["id"]).values(
+            buyer_mail="pending", contact={**order["contact"], "email": None}))
         await session.commit()
     nxt = await gw.post("/api/v1/orders", headers=stack.key(), json=order_body(tuber, 2, "next@example.vn"))
     assert nxt.status_code == 201
@@ -190,6 +193,7 @@ async def _walk(stack: FullStack, mailbox: Mailbox, urls: dict, base: str) -> No
     assert len(await mailbox.wait("next@example.vn")) == 1
     assert await buyer_mail_of(urls, later["id"]) == "queued"
     assert await buyer_mail_of(urls, quiet.json()["id"]) == "dropped" and mailbox.to("stale@example.vn") == []
+    assert await buyer_mail_of(urls, order["id"]) == "dropped" and len(mailbox.to("tu@example.vn")) == 1
 
 
 async def test_the_mail_request_is_what_notify_takes() -> None:

@@ -11,7 +11,8 @@
   reached, the order stays pending and the next round tries again: placing never waits for notify.
   The mail's id is drawn from the order, so a try whose reply was lost queues nothing twice. An
   order still pending a day after it was placed is ``dropped`` (logged): a "thank you for your
-  order" days late helps no one, and the grower can still send the link from the desk.
+  order" days late helps no one, and the grower can still send the link from the desk. So is one
+  notify refuses (a 4xx: retrying would not change it), or whose buyer's email was erased meanwhile.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ class MailNotQueued(ServiceUnavailable):
                          headers={"Retry-After": "5"}, service="notify")
 
 
+class MailRefused(MailNotQueued):
+    """Notify answered that this mail is wrong (a 4xx): trying it again would not change that."""
+
+
 class NotifyMail:
     """Notify's ``/internal/mail``, the one call orders makes to notify outside events."""
 
@@ -95,7 +100,7 @@ class NotifyMail:
             raise MailNotQueued() from None
         if resp.status_code not in (200, 202):
             log.error("notify did not queue mail %s: %s %s", body["id"], resp.status_code, resp.text[:300])
-            raise MailNotQueued()
+            raise MailRefused() if 400 <= resp.status_code < 500 and resp.status_code != 429 else MailNotQueued()
         return orjson.loads(resp.content)["queued"]
 
     async def aclose(self) -> None:
@@ -110,13 +115,17 @@ async def send_pending(app: FastAPI) -> bool:
                                         .order_by(Order.id).limit(BATCH))).all()
     queued, dropped, stopped = [], [], False
     for order in orders:
-        if order.created_at < utcnow() - GIVE_UP:
-            log.warning("the buyer's mail of %s was never taken by notify: given up", order.code)
+        link = link_of(order, state.cipher, state.settings.public_base_url)
+        if order.created_at < utcnow() - GIVE_UP or not order.contact.get("email") or link is None:
+            # Too late, or nothing to send any more (the buyer's data was erased meanwhile).
+            log.warning("the buyer's mail of %s was not handed to notify: given up", order.code)
             dropped.append(order.id)
             continue
-        link = link_of(order, state.cipher, state.settings.public_base_url)
         try:
             await state.notify_mail.queue(mail_request(order, link, state.cipher))
+        except MailRefused:
+            dropped.append(order.id)  # logged by queue(); the others still go
+            continue
         except MailNotQueued:
             stopped = True  # notify is down: the rest wait for the next round
             break
