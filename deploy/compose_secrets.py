@@ -26,8 +26,9 @@ import secrets
 import sys
 from pathlib import Path
 
-from common.keys import private_key_text, public_key_text
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from common.keys import private_key_text, public_key_text
 from services.notify.push.vapid import new_private_key as vapid_key
 
 APPS = ("gateway", "catalog", "orders", "notify")
