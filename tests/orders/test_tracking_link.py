@@ -96,6 +96,7 @@ async def _walk(stack: FullStack, mailbox: Mailbox, urls: dict, base: str) -> No
         assert expected in text, (expected, text)
     page = await gw.get(link.removeprefix(base), headers={"Accept": "text/html"})
     assert page.status_code == 200 and order["code"] in page.text  # the link opens the tracking page
+    assert "Đơn hàng và đường dẫn này cũng đang được gửi tới email tu@example.vn." in page.text
     assert await buyer_mail_of(urls, order["id"]) == "queued"
 
     # No email: no mail, nothing pending.
