@@ -13,12 +13,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import Field
 from sqlalchemy import select
 
 from common.auth import Principal, require
 from common.db import SessionDep
 from common.errors import Conflict
-from common.params import IdPath
+from common.params import MAX_ID, IdPath
 from common.vietnam import VN_TZ, local_bound
 from services.orders.desk import csvfile, sales
 from services.orders.desk.schemas import PackingList, SalesMonth, TrackingLink, TrackingLinks, TrackingMailOut
@@ -96,8 +97,9 @@ async def get_sales_month(request: Request, grower: Grower, month: Month = None)
 
 # ---- the buyer's tracking link (decision 0024) ---------------------------------------------------------
 
-OrderIds = Annotated[list[int], Query(alias="order_id", min_length=1, max_length=100,
-                                      description="Repeat for several orders (at most 100)")]
+OrderIds = Annotated[list[Annotated[int, Field(ge=1, le=MAX_ID)]],
+                     Query(alias="order_id", min_length=1, max_length=100,
+                           description="Repeat for several orders (at most 100)")]
 
 
 class NoBuyerEmail(Conflict):
