@@ -309,20 +309,27 @@ def install_unavailable_handler(app: FastAPI) -> None:
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: one session, committed once when the endpoint returned without an
+    error, rolled back otherwise. The dependency's scope is the endpoint's call (``scope="function"``),
+    so the commit runs before the reply is sent: a client never gets a 2xx for a write whose commit
+    then failed (that request gets the commit's error instead, a 503 when the database is gone)."""
     db: Database = request.app.state.db
     maker = db.sessionmaker if request.method in ("GET", "HEAD", "OPTIONS") else db.writer
     async with maker() as session:
         try:
             yield session
+            if session.in_transaction():
+                await session.commit()
         except Exception as exc:
             if unreachable(exc):
                 raise DatabaseUnavailable(db.name) from exc
             raise
 
 
-SessionDep = Annotated[AsyncSession, Depends(_request_session)]
-"""A session on the app's database for one request (``request.app.state.db``). Requests that may
-write get a writer session (on SQLite it begins IMMEDIATE, so read-then-write cannot fail half way)."""
+SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+"""The request's unit of work on the app's database (``request.app.state.db``): service functions
+add, change and flush; this commits once, before the reply. Requests that may write get a writer
+session (on SQLite it begins IMMEDIATE, so read-then-write cannot fail half way)."""
 
 
 class UtcDateTime(TypeDecorator):

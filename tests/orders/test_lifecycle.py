@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select, update
@@ -136,7 +135,7 @@ async def test_a_crash_after_reserving_is_healed_by_the_ttl(m, db_urls) -> None:
         async with catalog_db.sessionmaker() as session:
             await session.execute(update(Reservation).values(expires_at=dt.datetime.now(dt.UTC)))
             await session.commit()
-        assert await sweep_once(SimpleNamespace(state=SimpleNamespace(db=catalog_db))) == 1
+        assert await sweep_once(catalog_db) == 1
     finally:
         await catalog_db.dispose()
     assert await m.stock(m.tuber) == 100
