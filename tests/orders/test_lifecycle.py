@@ -98,7 +98,7 @@ async def test_a_failure_at_each_step_leaves_stock_right(m, step: str) -> None:
         assert orders == 1
         from services.orders.reconciler import reconcile_once
 
-        assert await reconcile_once(m.orders_app) == 1
+        assert await reconcile_once(m.orders_app.state.db, catalog=m.orders_app.state.catalog) == 1
         replay = await m.place([{"variant_id": m.tuber, "quantity": 5}], key="fault-" + step)
         assert replay.status_code == 201
         assert await m.stock(m.tuber) == 95
