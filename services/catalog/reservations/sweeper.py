@@ -20,7 +20,7 @@ async def sweep_once(db: Database) -> int:
     async with db.sessionmaker() as session:
         ids = await service.expired(session)
     for reservation_id in ids:
-        async with db.writer() as session, session.begin():
+        async with db.unit_of_work(writer=True) as session:
             _, restored = await service.release(session, reservation_id)
         released += restored
     if released:

@@ -83,6 +83,7 @@ async def create(session: AsyncSession, owner: Principal, data: ShopCreate, *, c
     try:
         await session.flush()
     except IntegrityError:
+        await session.rollback()
         raise Conflict("This address (slug) is taken; choose another", field="body.slug") from None
     return shop
 

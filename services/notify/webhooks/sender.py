@@ -75,7 +75,7 @@ class WebhookSender(Worker):
 
     def __init__(self, app: FastAPI) -> None:
         super().__init__("webhook-sender", self.run_once, interval=MAX_SLEEP, next_due=self._until_next_due)
-        self.app = app
+        self.broadcaster = app.state.broadcaster
         self.db = app.state.db
         self.settings: NotifySettings = app.state.settings
         self.cipher = FieldCipher(self.settings.data_key.get_secret_value())
@@ -210,11 +210,11 @@ class WebhookSender(Worker):
                 log.warning("endpoint %s disabled: %s", endpoint.id, disable_for)
             await session.commit()
         if touched:
-            self.app.state.broadcaster.publish(touched)
+            self.broadcaster.publish(touched)
 
 
 async def prune(db: Database) -> None:
-    async with db.writer() as session:
+    async with db.unit_of_work(writer=True) as session:
         if pruned := await service.prune(session, utcnow()):
             log.info("pruned %d finished webhook deliveries older than %s", pruned, service.RETENTION)
 
