@@ -13,8 +13,9 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, Request
 
-from common.auth import CurrentPrincipal, Principal, TokenVerifier, require
-from common.db import Database, SessionDep
+from common.auth import CurrentPrincipal, Principal, require
+from common.db import SessionDep
+from common.service import from_state
 from gateway.identity.sms import SmsSender
 from gateway.identity.tokens import Signer
 from gateway.proxy import Upstreams
@@ -37,37 +38,21 @@ class Limits:
         await enforce(self.limiter, self.rules[rule], key)
 
 
-def settings(request: Request) -> GatewaySettings:
-    return request.app.state.settings
-
-
-def database(request: Request) -> Database:
-    return request.app.state.db
-
-
-def signer(request: Request) -> Signer:
-    return request.app.state.signer
-
-
-def verifier(request: Request) -> TokenVerifier:
-    return request.app.state.verifier
+settings = from_state("settings")
+database = from_state("db")
+signer = from_state("signer")
+verifier = from_state("verifier")
+upstreams = from_state("upstreams")
+sms = from_state("sms")
 
 
 def limits(request: Request) -> Limits:
     return Limits(request.app.state.limiter, request.app.state.rules)
 
 
-def upstreams(request: Request) -> Upstreams:
-    return request.app.state.upstreams
-
-
 def upstream(request: Request, service: str) -> httpx.AsyncClient:
     """The pooled client of one service (the web pages call the API through it)."""
     return request.app.state.upstreams.clients[service]
-
-
-def sms(request: Request) -> SmsSender:
-    return request.app.state.sms
 
 
 def api_key_last_writes(request: Request) -> dict[int, float]:

@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from common.auth import OptionalPrincipal, Principal, require
 from common.crypto import FieldCipher
 from common.db import SessionDep
+from common.service import from_state
 from services.catalog.photos.storage import LocalPhotoStore, PhotoStore
 from services.catalog.settings import CatalogSettings
 
@@ -22,12 +23,8 @@ __all__ = ["BaseUrlDep", "CipherDep", "Grower", "GrowerReader", "LimiterDep", "O
            "SessionDep", "SettingsDep", "StoreDep"]
 
 
-def settings(request: Request) -> CatalogSettings:
-    return request.app.state.settings
-
-
-def cipher(request: Request) -> FieldCipher:
-    return request.app.state.cipher
+settings = from_state("settings")
+cipher = from_state("cipher")
 
 
 def base_url(request: Request) -> str:

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
 from common.auth import CurrentPrincipal, Principal, require
 from common.crypto import FieldCipher
 from common.db import Database, SessionDep
+from common.service import from_state
 from common.worker import Worker
 from services.notify.events.handler import Effect
 from services.notify.inbox.broadcast import Broadcaster
@@ -22,33 +23,13 @@ __all__ = ["BroadcasterDep", "CurrentPrincipal", "DatabaseDep", "EffectsDep", "G
            "SessionDep", "SettingsDep", "WebhookCipherDep", "WebhookOwner", "WebhookSenderDep"]
 
 
-def settings(request: Request) -> NotifySettings:
-    return request.app.state.settings
-
-
-def database(request: Request) -> Database:
-    return request.app.state.db
-
-
-def broadcaster(request: Request) -> Broadcaster:
-    return request.app.state.broadcaster
-
-
-def effects(request: Request) -> list[Effect]:
-    return request.app.state.effects
-
-
-def webhook_cipher(request: Request) -> FieldCipher:
-    return request.app.state.webhook_cipher
-
-
-def webhook_sender(request: Request) -> Worker:
-    return request.app.state.webhook_sender
-
-
-def push_key(request: Request):
-    """The VAPID key; None where Web Push is not configured."""
-    return request.app.state.push_key
+settings = from_state("settings")
+database = from_state("db")
+broadcaster = from_state("broadcaster")
+effects = from_state("effects")
+webhook_cipher = from_state("webhook_cipher")
+webhook_sender = from_state("webhook_sender")
+push_key = from_state("push_key")  # None where Web Push is not configured
 
 
 SettingsDep = Annotated[NotifySettings, Depends(settings)]

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from common.auth import CurrentPrincipal, OptionalPrincipal, Principal, require
 from common.crypto import FieldCipher
 from common.db import Database, SessionDep
+from common.service import from_state
 from common.worker import Worker
 from services.orders.catalog_client import CatalogClient
 from services.orders.settings import OrdersSettings
@@ -22,32 +23,19 @@ __all__ = ["AutocommitDep", "BaseUrlDep", "CatalogClientDep", "CipherDep", "Curr
            "Grower", "GrowerReader", "OptionalPrincipal", "ReconcilerDep", "SessionDep", "SettingsDep"]
 
 
-def settings(request: Request) -> OrdersSettings:
-    return request.app.state.settings
-
-
-def database(request: Request) -> Database:
-    return request.app.state.db
+settings = from_state("settings")
+database = from_state("db")
+cipher = from_state("cipher")
+catalog_client = from_state("catalog")
+reconciler = from_state("reconciler")
 
 
 def autocommit(request: Request) -> async_sessionmaker:
     return request.app.state.db.autocommit
 
 
-def cipher(request: Request) -> FieldCipher:
-    return request.app.state.cipher
-
-
 def base_url(request: Request) -> str:
     return request.app.state.settings.public_base_url
-
-
-def catalog_client(request: Request) -> CatalogClient:
-    return request.app.state.catalog
-
-
-def reconciler(request: Request) -> Worker:
-    return request.app.state.reconciler
 
 
 SettingsDep = Annotated[OrdersSettings, Depends(settings)]
