@@ -1394,6 +1394,7 @@ def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgr
     from PIL import Image
 
     from bench import load as bench
+    from bench.harness import mobile
     from tests.gateway.test_ratelimit import REDIS_URL
     from tests.support.nats_server import PrivateNats
     from tests.support.nats_server import unavailable as nats_unavailable
@@ -1495,7 +1496,7 @@ def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgr
             province, ward = world.addresses[0]
             order = await client.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
                 "shop_id": grower.shop_id, "lines": [{"variant_id": variant["id"], "quantity": 1}],
-                "contact": {"name": "Khách", "phone": bench.mobile(rng)},
+                "contact": {"name": "Khách", "phone": mobile(rng)},
                 "address": {"province_code": province, "ward_code": ward, "street": "1 Nguyễn Huệ"},
                 "payment_method": "cod", "delivery_method": "ship", "consent": True})
             assert order.status_code == 201, order.text
