@@ -360,7 +360,7 @@ def print_table(results: list[dict]) -> None:
                   [[f["transport"], describe(f), f["placed"], f"{f['achieved_rate']:.1f}",
                     f"{f['to_201_ms']['p50']:.1f} / {f['to_201_ms']['p95']:.1f}",
                     *(f"{f['to_stream_ms'][k]:.1f}" for k in ("p50", "p95", "p99", "max")),
-                    f["lost"], f["duplicates"], sum(f["errors"].values())] for f in results]))
+                    f["lost"], f["duplicates"], sum(f["errors"].values())] for f in results], left=2))
     print()
     print("Where the time goes (p50 / p95, ms), by the servers' own clocks (one machine): POST sent → order built")
     print("(gateway, orders, the catalog's reservation) → inbox row made by notify (orders' commit, outbox relay,")
@@ -374,7 +374,7 @@ def print_table(results: list[dict]) -> None:
                   [[f["transport"], describe(f), *(f"{f[k]['p50']:.1f} / {f[k]['p95']:.1f}" for k in stages),
                     f"{f['before_201']} of {f['placed']}",
                     ", ".join(f"{n} {v:.1f}" for n, v in f["cpu_ms_per_order"].items()), f"{f['other_cores']:.2f}"]
-                   for f in results]))
+                   for f in results], left=2))
     print()
 
 

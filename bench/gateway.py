@@ -251,7 +251,8 @@ def run_wrk(wrk: str, url: str, threads: int, connections: int, seconds: float, 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = h.Options(__doc__, env="--gateway-env", quiet=0.15, serve=True)
+    p = h.Options(__doc__, env="--gateway-env", quiet=0.15, serve=True,
+                  env_help="extra environment for the gateway, e.g. GATEWAY_MAX_CONNECTIONS=16 (repeatable)")
     p.add_argument("--connections", "-c", type=int, default=32, help="wrk connections, the same for each target")
     p.add_argument("--threads", "-t", type=int, default=2, help="wrk threads, the same for each target")
     p.add_argument("--duration", "-d", type=float, default=10.0, help="seconds measured per target and round")

@@ -296,16 +296,16 @@ class Options(argparse.ArgumentParser):
     name of its PostgreSQL admin DSN option; ``nats``: ``--nats-url``; ``serve``: ``--serve``."""
 
     def __init__(self, doc: str, *, env: str | None = None, quiet: float | None = None, pg: str | None = None,
-                 nats: bool = False, serve: bool = False, json: bool = True) -> None:
+                 nats: bool = False, serve: bool = False, json: bool = True,
+                 env_help: str = "extra environment for the apps; a name with an app's prefix (ORDERS_…) goes to "
+                                 "that app only (repeatable)") -> None:
         super().__init__(description=doc.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         self.env = env
         self.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
         if json:
             self.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
         if env:
-            self.add_argument(env, action="append", default=[], metavar="NAME=VALUE",
-                              help="extra environment for the apps; a name with an app's prefix (ORDERS_…) goes to "
-                                   "that app only (repeatable)")
+            self.add_argument(env, action="append", default=[], metavar="NAME=VALUE", help=env_help)
         if quiet is not None:
             self.add_argument("--max-other-cores", type=float, default=quiet,
                               help="a run during which other processes kept more cores busy is disturbed")
@@ -714,10 +714,10 @@ def pct(values: list[float], q: float) -> float:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-def table(headers: list[str], rows: list[list[object]]) -> str:
-    """A Markdown table (the first column left-aligned, the others right), as printed and as written to
-    docs/performance.md."""
-    lines = ["| " + " | ".join(headers) + " |", "|---|" + "---:|" * (len(headers) - 1)]
+def table(headers: list[str], rows: list[list[object]], left: int = 1) -> str:
+    """A Markdown table (the first ``left`` columns left-aligned, the others right), as printed and as
+    written to docs/performance.md."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * left + "---:|" * (len(headers) - left)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
 

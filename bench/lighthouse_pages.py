@@ -124,7 +124,7 @@ async def audit_pages(args: argparse.Namespace, bench) -> int:
         rows.append((name, path if name != "tracking" else "/t/{token}", median))
         notes[name] = losses(runs[-1][1])
     scores = table(["page", "path", "performance", "accessibility", "best practices", "SEO"],
-                   [[name, f"`{path}`", *(f"{m[k]:g}" for k in CATEGORIES)] for name, path, m in rows])
+                   [[name, f"`{path}`", *(f"{m[k]:g}" for k in CATEGORIES)] for name, path, m in rows], left=2)
     print()
     print(scores)
     met = all(m[k] >= TARGET for _, _, m in rows for k in CATEGORIES)

@@ -336,7 +336,7 @@ def route_table(records: list[Record], duration: float) -> str:
                          f"{len(rs):,}", f"{len(rs) / duration:.1f}", *(f"{h.pct(ms, q):.1f}" for q in (50, 95, 99)),
                          f"{max(ms):.1f}", sum(not r.ok for r in rs)])
     return h.table(["route", "request", "count", "req/s", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)", "errors"],
-                   rows)
+                   rows, left=2)
 
 
 def memory_figures(samples: list[h.MemorySample]) -> dict:
@@ -502,7 +502,7 @@ async def measure(args: argparse.Namespace, bench: h.Bench) -> Run:
     import httpx
 
     procs, namespace = bench.procs, f"load{uuid.uuid4().hex[:8]}"
-    dbs = h.Databases("postgres", bench.tmp, args.pg_admin_dsn, prefix="cv_load")
+    dbs = await asyncio.to_thread(h.Databases, "postgres", bench.tmp, args.pg_admin_dsn, prefix="cv_load")
     bench.info["postgresql"] = dbs.version.split()[-1]
     if not args.keep:  # --keep keeps the databases and the stream too
         bench.cleanups += [dbs.drop, lambda: h.drop_stream(args.nats_url, namespace)]

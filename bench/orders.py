@@ -542,7 +542,7 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
                          f"{raw.rate:.0f}", f"{raw.pct(50):.1f}", f"{raw.pct(99):.1f}",
                          f"{g.rate / raw.rate if raw.rate else float('nan'):.3f}", not_ok])
     print(h.table(["backend", "orders on", "gateway orders/s", "p50 (ms)", "p99 (ms)", "raw SQL updates/s", "p50 (ms)",
-                   "p99 (ms)", "orders/s ÷ updates/s", "not 201 (after retries)"], rows))
+                   "p99 (ms)", "orders/s ÷ updates/s", "not 201 (after retries)"], rows, left=2))
     print()
     ok = True
     rows = []
