@@ -1,11 +1,8 @@
 """How soon does a grower see a new order? Order placed → on the grower's live stream, per event transport.
 
-Per transport (HTTP push, the embedded default; NATS JetStream under a namespace of its own, removed
-afterwards) the four apps (bench/harness.py's ``start_apps``), a grower, a shop and a variety made through
-the gateway and the grower's live stream open; then guest orders, steady (``--orders`` at ``--rate`` a
-second) and in a burst (``--concurrency`` guests at once), each matched to its event on the stream by its
-code. Prints p50/p95/p99/max of POST sent → event read, the time to the 201 beside it, where the time goes,
-and the events lost (must be 0). Target: p95 ≤ 500 ms at a steady rate.
+Per transport (HTTP push; NATS JetStream under a namespace of its own) the four apps, a grower's shop and
+live stream; guest orders steady (``--rate``) and in a burst (``--concurrency``), each matched to its event:
+p50/p95/p99/max of POST sent → event read, where the time goes, events lost. Target: p95 ≤ 500 ms.
 
     make bench-events
     .venv/bin/python bench/events.py --orders 10 --wait-quiet 0   # a quick check that everything works
@@ -51,19 +48,9 @@ PRODUCT = {
 }
 
 
-@dataclass
-class Stack:
-    procs: h.Processes
-    urls: dict[str, str]
-    namespace: str = ""
-
-    @property
-    def gateway(self) -> str:
-        return self.urls["gateway"]
-
-
-def start_stack(args: argparse.Namespace, bench: h.Bench, transport: str) -> Stack:
-    """The four apps in ``tmp/<transport>``; the databases and the NATS stream are removed at the end."""
+def start_stack(args: argparse.Namespace, bench: h.Bench, transport: str) -> tuple[str, str]:
+    """The four apps in ``tmp/<transport>``: (the gateway's URL, the NATS namespace); the databases and
+    the NATS stream are removed at the end."""
     folder = bench.tmp / transport
     folder.mkdir()
     dbs = h.Databases(args.backend, folder, args.postgres_dsn, prefix="cv_bench_events")
@@ -74,8 +61,8 @@ def start_stack(args: argparse.Namespace, bench: h.Bench, transport: str) -> Sta
         namespace = f"bench{uuid.uuid4().hex[:8]}"
         env.update(EVENT_BUS_URL=args.nats_url, EVENT_NAMESPACE=namespace)
         bench.cleanups.append(lambda: h.drop_stream(args.nats_url, namespace))
-    return Stack(bench.procs, h.start_apps(bench.procs, bench.python, folder, dbs.urls, env=env,
-                                           timeout=args.start_timeout), namespace)
+    urls = h.start_apps(bench.procs, bench.python, folder, dbs.urls, env=env, timeout=args.start_timeout)
+    return urls["gateway"], namespace
 
 
 async def set_up_grower(gateway: str) -> tuple[str, int]:
@@ -424,31 +411,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def measure_transport(args: argparse.Namespace, bench: h.Bench, transport: str) -> list[dict]:
     started = time.monotonic()
     print(f"[{transport}] starting notify, catalog, orders and the gateway …", flush=True)
-    stack = start_stack(args, bench, transport)
+    gateway, namespace = start_stack(args, bench, transport)
     listener = None
     try:
         print(f"[{transport}] ready in {time.monotonic() - started:.1f} s"
-              + (f" (NATS namespace {stack.namespace})" if stack.namespace else "")
+              + (f" (NATS namespace {namespace})" if namespace else "")
               + "; registering a grower, a shop and a variety through the gateway", flush=True)
-        token, variant_id = asyncio.run(set_up_grower(stack.gateway))
-        listener = StreamListener(f"{stack.gateway}/api/v1/notifications/stream", token)
+        token, variant_id = asyncio.run(set_up_grower(gateway))
+        listener = StreamListener(f"{gateway}/api/v1/notifications/stream", token)
         listener.start()
         if not listener.ready.wait(15) or listener.error:
             raise h.BenchError(f"the grower's stream did not open: {listener.error or 'no reply in 15 s'}")
         print(f"[{transport}] stream open; {args.warmup} warm-up order(s)", flush=True)
-        asyncio.run(warm_up(stack.gateway, variant_id, listener, args.warmup, timeout=30))
+        asyncio.run(warm_up(gateway, variant_id, listener, args.warmup, timeout=30))
         results = []
         for mode in ("steady", "burst") if args.mode == "both" else (args.mode,):
             phase = Phase(transport, mode, args.orders, rate=args.rate if mode == "steady" else None,
                           concurrency=args.concurrency if mode == "burst" else None)
             label = f"[{transport}] {describe({'mode': mode, 'rate': args.rate, 'concurrency': args.concurrency})}"
             if args.wait_quiet > 0:
-                h.wait_quiet(stack.procs, args.wait_quiet, args.max_other_cores, f"{label}: ")
+                h.wait_quiet(bench.procs, args.wait_quiet, args.max_other_cores, f"{label}: ")
             print(f"{label}: {args.orders} orders …", flush=True)
-            with h.CpuMeter(stack.procs) as cpu:
-                asyncio.run(run_phase(phase, stack.gateway, variant_id, listener, args.settle, label))
+            with h.CpuMeter(bench.procs) as cpu:
+                asyncio.run(run_phase(phase, gateway, variant_id, listener, args.settle, label))
             phase.cpu, phase.other_cores = cpu.used, cpu.other_cores
-            stack.procs.check_alive()
+            bench.procs.check_alive()
             fig = figures(phase, listener)
             s = fig["to_stream_ms"]
             print(f"{label}: {fig['placed']} placed, {fig['lost']} lost; to stream p50 {s['p50']:.1f} ms, "
@@ -458,7 +445,7 @@ def measure_transport(args: argparse.Namespace, bench: h.Bench, transport: str) 
     finally:
         if listener is not None:
             listener.stop()
-        stack.procs.stop_all()
+        bench.procs.stop_all()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,15 +1,11 @@
 """What does the gateway add to a request? One run, three paths, the same load.
 
-A catalog (its own SQLite database, seeded so that ``GET /api/v1/products?limit=20`` returns 20 products),
-the gateway in front of it and nginx in front of it (``bench/nginx.conf.template``), loaded with wrk
-(direct, gateway, nginx in turn; the same threads and connections), as fast as they go and then paced.
-Prints req/s, p50 and p99 for each, the ratios gateway/nginx and gateway/direct, the p99 the gateway
-adds and the CPU time each process spent per request. Targets: gateway ≥ 0.8 × nginx's req/s; p99
-added ≤ 3 ms at 32 connections. Needs wrk and nginx (Debian: ``apt-get install -y wrk nginx-light``).
+A catalog on SQLite, the gateway and nginx in front of it, loaded with wrk in turn (as fast as they go,
+then paced): req/s, p50/p99, the ratios gateway/nginx and gateway/direct, the p99 the gateway adds and
+CPU per request. Targets: gateway ≥ 0.8 × nginx's req/s; p99 added ≤ 3 ms. Needs wrk and nginx.
 
     make bench-gateway
-    .venv/bin/python bench/gateway.py --rounds 3
-    .venv/bin/python bench/gateway.py --upstream static
+    .venv/bin/python bench/gateway.py --rounds 3 --upstream static
 
 bench/README.md has every option; docs/performance.md the figures.
 """

@@ -1,9 +1,8 @@
 """Lighthouse's four scores for the buyer's pages: home, shop, product, cart and tracking.
 
-The four apps with the demo seed (as bench/page_load.py starts them), one guest order placed for the
-tracking page, a cart of one line; each page audited ``--runs`` times by Lighthouse (pinned in
-bench/lighthouse/) driving Debian's Chromium with its default mobile settings. Prints the median score
-per category and page; ``--write-docs`` writes them to docs/performance.md ("Lighthouse"). Target: ≥ 95.
+The four apps with the demo seed, a guest order for the tracking page, a cart of one line; each page
+audited ``--runs`` times by Lighthouse (bench/lighthouse/) driving Debian's Chromium, mobile defaults;
+the median per category, written to docs/performance.md with ``--write-docs``. Target: each ≥ 95.
 
     make bench-lighthouse                       # = .venv/bin/python bench/lighthouse_pages.py --runs 3 --write-docs
     .venv/bin/python bench/lighthouse_pages.py --runs 1 --page cart

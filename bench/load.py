@@ -1,11 +1,8 @@
 """A realistic load through the gateway, and the memory the four apps take meanwhile.
 
-The production shape on this machine: the four apps (bench/harness.py's ``start_apps``), each on a
-fresh PostgreSQL database, events on NATS JetStream under a namespace of their own; growers, shops,
-varieties and photos seeded through the API; then weighted traffic (browse 10 : search 3 : product
-page 5 : order 1 : grower inbox 1) for ``--duration`` seconds, closed (``--users``) or open (``--rate``).
-Prints per route count, p50/p95/p99/max and errors, req/s, the CPU each process spent, and each app's
-RSS, USS and PSS idle and under load; plots them; checks every order reached its grower's inbox.
+The production shape (PostgreSQL, NATS JetStream), seeded through the API, under weighted traffic
+(browse 10 : search 3 : product 5 : order 1 : inbox 1), closed (``--users``) or open (``--rate``): per
+route p50/p95/p99/max and errors, req/s, CPU, each app's RSS/USS/PSS; every order checked in its inbox.
 
     make bench-load                                        # 2 minutes, 32 users; writes docs/performance.md
     .venv/bin/python bench/load.py --duration 10 --no-plot # a short check that everything works
@@ -238,10 +235,8 @@ class Load:
             self.orders_per_shop[shop_id] += 1
 
     async def inbox(self, user: dict) -> None:
-        grower = self.rng.choice(self.world.growers)
-        if time.monotonic() - grower.token_at > 600:  # access tokens live 15 minutes
-            grower.headers, grower.token_at = await h.sign_in(self.client, grower.phone), time.monotonic()
-        await self.send("grower inbox", "GET", "/api/v1/notifications", 200, headers=grower.headers)
+        headers = await fresh_headers(self, self.rng.choice(self.world.growers))
+        await self.send("grower inbox", "GET", "/api/v1/notifications", 200, headers=headers)
 
     def pick(self) -> str:
         return self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
@@ -316,7 +311,7 @@ async def wait_for_inboxes(load: Load, timeout: float) -> tuple[int, float]:
 
 
 async def fresh_headers(load: Load, grower: Grower) -> dict[str, str]:
-    if time.monotonic() - grower.token_at > 600:
+    if time.monotonic() - grower.token_at > 600:  # access tokens live 15 minutes
         grower.headers, grower.token_at = await h.sign_in(load.client, grower.phone), time.monotonic()
     return grower.headers
 

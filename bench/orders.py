@@ -1,11 +1,9 @@
 """How many orders a second can the marketplace place, and does it ever oversell?
 
-Per backend (SQLite files, or fresh PostgreSQL databases) the four apps (bench/harness.py's
-``start_apps``) and a grower's shop made through the gateway; then ``--concurrency`` buyers place guest
-orders (``POST /api/v1/orders``, an ``Idempotency-Key`` each) for ``--duration`` seconds on (a) many
-variants and (b) one, each beside a raw-SQL baseline doing the catalog's conditional update; a last run
-sells one variant out. Prints orders/s, p50/p99, the ratio orders/s ÷ updates/s, CPU per order and the
-books (nothing oversold). Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell.
+Per backend (SQLite, PostgreSQL) the four apps and a grower's shop; ``--concurrency`` buyers place guest
+orders on (a) many variants and (b) one, each beside a raw-SQL baseline of the catalog's conditional
+update, then sell one variant out: orders/s, p50/p99, orders/s ÷ updates/s, CPU per order, the books.
+Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell.
 
     make bench-orders
     .venv/bin/python bench/orders.py --backend sqlite --duration 5      # a quick look

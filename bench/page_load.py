@@ -1,10 +1,8 @@
 """How soon does a grower's shop page show on a phone over slow 4G?
 
-The four apps (bench/harness.py's ``start_apps``, SQLite), a shop of ``--products`` varieties with a
-photo each seeded through the API, then Chromium (Debian's, through Playwright) opens ``/s/{slug}`` as a
-phone with a cold cache, unthrottled and on DevTools' "Slow 4G" preset, ``--runs`` times each: first
-contentful paint, largest contentful paint, DOMContentLoaded, load and the bytes on the wire, the
-slow-4G/unthrottled ratio of the medians. Target: first contentful paint ≤ 1.5 s on slow 4G.
+The four apps and a shop of ``--products`` varieties with photos; Chromium (Playwright) opens ``/s/{slug}``
+as a phone with a cold cache, unthrottled and on DevTools' "Slow 4G": FCP, LCP, DOMContentLoaded, load,
+bytes, and the slow-4G/unthrottled ratios. Target: first contentful paint ≤ 1.5 s on slow 4G.
 
     make bench-page
     .venv/bin/python bench/page_load.py --runs 1 --path /      # another page of the same stack
