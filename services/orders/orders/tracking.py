@@ -139,11 +139,6 @@ async def send_pending(app: FastAPI) -> bool:
     return len(orders) == BATCH and not stopped
 
 
-def wake(app: FastAPI) -> None:
-    """Orders were stored: hand their buyers' mail to notify soon."""
-    app.state.buyer_mail.wake()
-
-
 async def start(app: FastAPI) -> None:
     settings = app.state.settings
     app.state.notify_mail = NotifyMail(settings.notify_url, settings.service_token.get_secret_value())
