@@ -4,6 +4,8 @@
   returned on the reply (the gateway forwards it to the services, so every hop logs the same id).
 - One access log line per request with method, route template, status and duration.
 - Prometheus ``http_requests_total`` and ``http_request_duration_seconds`` by route and status.
+- With tracing on (``common.tracing``), a server span per request, child of the caller's
+  ``traceparent``, named by method and route template (health and metrics scrapes are not traced).
 - Any exception that escapes the app becomes a 500 problem+json with the request id; the trace
   goes to the log only.
 """
@@ -22,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from common import tracing
 from common.errors import DEFAULT_BASE_URL, problem_base_var, problem_response
 from common.logging import request_id_var, route_var, service_var
 
@@ -91,36 +94,41 @@ class RequestContextMiddleware:
                 message["headers"] = [*message.get("headers", []), rid_header]
             await send(message)
 
-        try:
-            await self.app(scope, receive, send_wrapper)
-        except Exception:
-            route_var.set(route_template(scope))
-            log.exception("unhandled error")
-            if not response_started:
-                resp = problem_response(500, "internal-error", "Internal server error",
-                                        "Something went wrong on our side. Quote the request id "
-                                        "if you report it.")
-                await resp(scope, receive, send_wrapper)
-            status = 500
-        finally:
-            elapsed = time.perf_counter() - started
-            route = route_template(scope)
-            route_var.set(route)
-            method = scope["method"]
-            REQUESTS.labels(self.service, method, route, str(status)).inc()
-            LATENCY.labels(self.service, method, route).observe(elapsed)
-            if scope["path"] not in QUIET_PATHS:
-                log.info(
-                    "%s %s %s %.1fms", method, scope["path"], status, elapsed * 1000,
-                    extra={"method": method, "status": status, "duration_ms": round(elapsed * 1000, 2),
-                           # The gateway's is the real client's (behind a trusted proxy, see
-                           # GATEWAY_TRUSTED_PROXIES); a service's is the gateway's.
-                           "client": (scope.get("client") or ("",))[0]},
-                )
-            route_var.reset(route_token)
-            request_id_var.reset(rid_token)
-            service_var.reset(service_token)
-            problem_base_var.reset(base_token)
+        traced = tracing.enabled() and scope["path"] not in QUIET_PATHS
+        with tracing.server_span(scope["method"], scope["path"], scope["headers"]) if traced else tracing.NO_SPAN \
+                as span:
+            try:
+                await self.app(scope, receive, send_wrapper)
+            except Exception:
+                route_var.set(route_template(scope))
+                log.exception("unhandled error")
+                if not response_started:
+                    resp = problem_response(500, "internal-error", "Internal server error",
+                                            "Something went wrong on our side. Quote the request id "
+                                            "if you report it.")
+                    await resp(scope, receive, send_wrapper)
+                status = 500
+            finally:
+                elapsed = time.perf_counter() - started
+                route = route_template(scope)
+                route_var.set(route)
+                method = scope["method"]
+                REQUESTS.labels(self.service, method, route, str(status)).inc()
+                LATENCY.labels(self.service, method, route).observe(elapsed)
+                if span is not None:
+                    tracing.end_request(span, method, route, status)
+                if scope["path"] not in QUIET_PATHS:
+                    log.info(
+                        "%s %s %s %.1fms", method, scope["path"], status, elapsed * 1000,
+                        extra={"method": method, "status": status, "duration_ms": round(elapsed * 1000, 2),
+                               # The gateway's is the real client's (behind a trusted proxy, see
+                               # GATEWAY_TRUSTED_PROXIES); a service's is the gateway's.
+                               "client": (scope.get("client") or ("",))[0]},
+                    )
+                route_var.reset(route_token)
+                request_id_var.reset(rid_token)
+                service_var.reset(service_token)
+                problem_base_var.reset(base_token)
 
 
 async def bind_route(request: Request) -> None:

@@ -8,6 +8,9 @@
 - Several replicas: a round holds the database's advisory lock for the relay (``Database.exclusive``),
   so one replica's round reads, publishes and marks a batch before another's reads; no row goes out
   from two relays and the outbox's order is the bus's order.
+- Each row is published under the request id and the trace context kept with it (``CarriedContext``):
+  a producer span of the request's trace, and both carried in the message's headers (``X-Request-ID``,
+  ``traceparent``), so the consumer's work joins the request that caused it.
 - The relay wakes when a transaction that wrote to the outbox commits (after ``LINGER``, so that the
   events of a busy moment share a round), and otherwise polls, so it resumes after a restart with
   whatever was left unpublished.
@@ -23,7 +26,7 @@ from sqlalchemy import select, update
 from common.bus import Publisher, PublishError
 from common.db import Database
 from common.events import Envelope
-from common.outbox import utcnow
+from common.outbox import continued, utcnow
 from common.worker import Worker, backoff
 
 log = logging.getLogger("relay")
@@ -65,7 +68,9 @@ class OutboxRelay(Worker):
                 envelope = Envelope(id=row.id, type=row.type, occurred_at=row.occurred_at, source=self.db.name,
                                     version=row.version, data=row.data)
                 try:
-                    await self.publisher.publish(envelope)
+                    with continued(row, f"publish {row.type}", kind="producer", **{
+                            "messaging.operation.type": "send", "messaging.message.id": str(row.id)}):
+                        await self.publisher.publish(envelope)
                 except PublishError as exc:
                     await self._failed(row, str(exc))
                     return False
