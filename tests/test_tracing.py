@@ -160,8 +160,9 @@ def test_one_order_is_one_trace_across_the_four_apps_nats_and_the_webhook(tmp_pa
             hook = gw.post("/api/v1/webhooks", json={"url": hook_url, "event_types": ["order.placed"]}, headers=GROWER)
             assert hook.status_code == 201, hook.text
             request_id = "order-" + uuid.uuid4().hex
-            placed = gw.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex, "X-Request-ID": request_id},
-                             json={**ORDER, "lines": [{"variant_id": product["variants"][0]["id"], "quantity": 2}]})
+            lines = [{"variant_id": product["variants"][0]["id"], "quantity": 2}]
+            placed = gw.post("/api/v1/orders", json={**ORDER, "lines": lines},
+                             headers={"Idempotency-Key": uuid.uuid4().hex, "X-Request-ID": request_id})
             assert placed.status_code == 201, placed.text
             assert placed.headers["x-request-id"] == request_id
             code = placed.json()["code"]
@@ -178,8 +179,8 @@ def test_one_order_is_one_trace_across_the_four_apps_nats_and_the_webhook(tmp_pa
             def whole_trace() -> list[dict] | None:
                 spans = collected.trace(trace_id)
                 names = {(s["service"], s["kind"], s["name"]) for s in spans}
-                wanted = {("orders", "producer", "publish order.placed"), ("notify", "consumer", "process order.placed"),
-                          ("notify", "client", "webhook order.placed")}
+                wanted = {("orders", "producer", "publish order.placed"),
+                          ("notify", "consumer", "process order.placed"), ("notify", "client", "webhook order.placed")}
                 return spans if wanted <= names and {s["service"] for s in spans} == set(APPS) else None
 
             spans = wait_for("the order's trace through the relay, NATS and the webhook", whole_trace)
@@ -208,9 +209,9 @@ def test_one_order_is_one_trace_across_the_four_apps_nats_and_the_webhook(tmp_pa
             def notify_lines() -> list[dict]:
                 return [e for e in json_lines(procs["notify"]) if e.get("request_id") == request_id]
 
-            lines = wait_for("notify's log lines for the order", notify_lines)
-            assert any(e["logger"] == "notify.webhooks" and "delivered" in e["msg"] for e in lines), lines
-            assert {e["trace_id"] for e in lines} == {trace_id}, lines
+            logged = wait_for("notify's log lines for the order", notify_lines)
+            assert any(e["logger"] == "notify.webhooks" and "delivered" in e["msg"] for e in logged), logged
+            assert {e["trace_id"] for e in logged} == {trace_id}, logged
             for app in ("gateway", "orders", "catalog"):
                 mine = [e for e in json_lines(procs[app]) if e.get("request_id") == request_id]
                 assert mine and {e["trace_id"] for e in mine} == {trace_id}, (app, mine)
