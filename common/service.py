@@ -20,7 +20,7 @@ from common.db import Database, install_unavailable_handler
 from common.errors import ServiceUnavailable, install_problem_handlers
 from common.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from common.logging import configure_logging
-from common.observability import RequestContextMiddleware, bind_route, guarded_metrics_endpoint, metrics_endpoint
+from common.observability import Probe, RequestContextMiddleware, bind_route, guarded_metrics_endpoint, metrics_endpoint
 from common.openapi import install_openapi
 from common.settings import AppSettings, SharedSettings
 from common.tracing import configure_tracing, flush
@@ -45,6 +45,7 @@ def create_service_app(
     version: str = "1.0.0",
     public_port: bool = False,
     webhooks: APIRouter | None = None,
+    metrics: Sequence[Probe] = (),
 ) -> FastAPI:
     shared = SharedSettings()
     configure_logging(settings.service_name, shared.log_format, shared.log_level)
@@ -83,6 +84,7 @@ def create_service_app(
                   telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     app.state.db = db
+    app.state.metrics_probes = list(metrics)  # run at each scrape of /metrics (common/observability.py)
     app.state.verifier = TokenVerifier.from_setting(settings.jwt_public_key)
     install_problem_handlers(app)
     # A database that cannot be reached (restarting, pool exhausted) is a 503 with Retry-After, not a 500.

@@ -29,6 +29,7 @@ from services.notify.mail.models import MailJob, MailState, utcnow
 from services.notify.mail.queue import queue_mail
 from services.notify.mail.render import message_for
 from services.notify.mail.transport import MailRefused, Transport, make_transport
+from services.notify.metrics import MAIL_FAILURES
 
 log = logging.getLogger("notify.mail")
 
@@ -98,6 +99,7 @@ class MailSender(Worker):
 
     async def _failed(self, job: MailJob, error: str, permanent: bool = False) -> None:
         dead = permanent or job.attempts >= self.max_attempts
+        MAIL_FAILURES.labels("dead" if dead else "retry").inc()
         if dead:
             log.error("mail %s (%s) to %s given up after %d tries (dead): %s", job.id, job.template,
                       job.recipient, job.attempts, error)

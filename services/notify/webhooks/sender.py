@@ -36,6 +36,7 @@ from common.db import Database
 from common.outbox import continued
 from common.tracing import outcome
 from common.worker import Worker, due_in
+from services.notify.metrics import WEBHOOK_FAILURES
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import service, signing, ssrf
 from services.notify.webhooks.models import (
@@ -193,6 +194,7 @@ class WebhookSender(Worker):
             elif status == 410:
                 values.update(state=DeliveryState.dead, next_attempt_at=None)
                 disable_for = "410 Gone"
+                WEBHOOK_FAILURES.labels("dead").inc()
             else:
                 delay = next_delay(self.settings.webhooks_retry_schedule, tries)
                 if delay is None:
@@ -200,6 +202,7 @@ class WebhookSender(Worker):
                 else:
                     delay = max(delay, retry_after or 0)
                     values.update(state=DeliveryState.failed, next_attempt_at=now + dt.timedelta(seconds=delay))
+                WEBHOOK_FAILURES.labels("retry" if delay is not None else "dead").inc()
                 log.warning("webhook %s (%s) to endpoint %s, try %d failed%s: %s", delivery.message_id,
                             delivery.event_type, endpoint.id, tries, "" if delay is not None else " (dead)", error)
                 endpoint.failing_since = endpoint.failing_since or now
