@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import threading
 import time
 import uuid
 
@@ -126,9 +127,10 @@ async def test_a_stopped_consumer_shows_its_lag_and_notify_its_queues(db_urls) -
 
         # The consumer stopped: the next events wait on the stream.
         consumer = notify_app.state.consumer  # on the notify server's own loop, in its thread
+        stopped = threading.Event()
+        consumer.add_done_callback(lambda _: stopped.set())
         consumer.get_loop().call_soon_threadsafe(consumer.cancel)
-        while not consumer.done():
-            await asyncio.sleep(0.05)
+        assert await asyncio.to_thread(stopped.wait, 10)
         for _ in range(2):
             assert (await s.place()).status_code == 201
         await until(s.notify, "the consumer's lag", lambda m: value(m, "notify_nats_consumer_pending") == 2)
