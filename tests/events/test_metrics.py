@@ -128,8 +128,12 @@ async def test_a_stopped_consumer_shows_its_lag_and_notify_its_queues(db_urls) -
         # The consumer stopped: the next events wait on the stream.
         consumer = notify_app.state.consumer  # on the notify server's own loop, in its thread
         stopped = threading.Event()
-        consumer.add_done_callback(lambda _: stopped.set())
-        consumer.get_loop().call_soon_threadsafe(consumer.cancel)
+
+        def stop() -> None:
+            consumer.add_done_callback(lambda _: stopped.set())
+            consumer.cancel()
+
+        consumer.get_loop().call_soon_threadsafe(stop)
         assert await asyncio.to_thread(stopped.wait, 10)
         for _ in range(2):
             assert (await s.place()).status_code == 201
