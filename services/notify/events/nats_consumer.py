@@ -45,11 +45,12 @@ async def _process(app: FastAPI, js, names: Names, msg, max_deliver: int) -> Non
     delivered = msg.metadata.num_delivered
     headers = msg.headers or {}
     try:
+        state = app.state
         with request_context(headers.get("X-Request-ID")), tracing.span(
                 f"process {msg.subject.removeprefix(names.events)}", kind="consumer", headers=headers, attributes={
                     "messaging.system": "nats", "messaging.destination.name": msg.subject,
                     "messaging.operation.type": "process", "messaging.message.delivery_count": delivered}):
-            await handle(app, decode(msg.data))
+            await handle(state.db, decode(msg.data), effects=state.effects, broadcaster=state.broadcaster)
     except Exception as exc:  # noqa: BLE001 - every failure is retried, then dead-lettered
         if delivered >= max_deliver:
             log.error("event on %s failed %d times, dead-lettered: %s", msg.subject, delivered, exc)
