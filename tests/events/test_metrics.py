@@ -75,9 +75,10 @@ async def test_notify_down_grows_the_outbox_backlog_then_its_dead_letters(db_url
                 assert value(grown, "orders_by_state", status="placed") == 3
                 assert value(grown, "outbox_dead_letters", service="orders") == 0
                 orders_app.state.relay.max_attempts = 1  # give up at the next try
+                # The probe's counts are read one after the other: wait for a scrape that saw the last one die.
                 dead = await until(orders, "the events dead-lettered",
-                                   lambda m: value(m, "outbox_dead_letters", service="orders") == 3)
-                assert value(dead, "outbox_backlog", service="orders") == 0
+                                   lambda m: value(m, "outbox_dead_letters", service="orders") == 3
+                                   and value(m, "outbox_backlog", service="orders") == 0)
                 assert value(dead, "outbox_oldest_age_seconds", service="orders") == 0
                 # The catalog's own outbox is empty; its reservations were committed by the reconciler.
                 settled = await until(catalog, "the reservations committed",
