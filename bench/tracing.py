@@ -14,29 +14,21 @@ drift of the machine's speed falls on both.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import datetime as dt
-import json
 import os
-import shlex
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(REPO)
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
 
-from bench.harness import VENV_PYTHON, BenchError, Processes, ensure_venv, machine, write_section  # noqa: E402
-from bench.orders import Ledger, PostgresBackend, Run, SqliteBackend, buyers, measured, seed_shop, start_stack  # noqa: E402
+from bench import harness as h  # noqa: E402
+from bench.orders import BENCH_ORDER_LIMIT, Ledger, Run, buyers, measured, seed_shop  # noqa: E402
 
 APPS = ("gateway", "orders", "catalog", "notify")
 
@@ -102,54 +94,51 @@ class Measured:
         return sum(self.cpu_ms_per_order(app) for app in APPS)
 
 
-def one(args: argparse.Namespace, mode: str, round_: int, sink: Sink, python: str, tmp: Path) -> Measured:
-    run_dir = tmp / f"{mode}-{round_}"
+def one(args, bench: h.Bench, mode: str, round_: int, sink: Sink) -> Measured:
+    run_dir = bench.tmp / f"{mode}-{round_}"
     run_dir.mkdir()
-    backend = SqliteBackend(run_dir) if args.backend == "sqlite" else PostgresBackend(run_dir, args.pg_admin_dsn)
-    procs = Processes()
-    backend.create()
+    dbs = h.Databases(args.backend, run_dir, args.pg_admin_dsn, prefix="cv_bench_tracing")
     try:
-        env = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_BSP_SCHEDULE_DELAY": "1000",
-               "OTEL_TRACES_SAMPLER": args.sampler, **({"OTEL_TRACES_SAMPLER_ARG": args.sampler_arg}
-                                                       if args.sampler_arg else {})} if mode == "on" else {}
-        urls = start_stack(procs, backend, python, run_dir, env)
+        tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_BSP_SCHEDULE_DELAY": "1000",
+                   "OTEL_TRACES_SAMPLER": args.sampler,
+                   **({"OTEL_TRACES_SAMPLER_ARG": args.sampler_arg} if args.sampler_arg else {})}
+        urls = h.start_apps(bench.procs, bench.python, run_dir, dbs.urls, env={
+            "GATEWAY_RATE_LIMITS": h.rate_limits(order_ip=BENCH_ORDER_LIMIT), **(tracing if mode == "on" else {})})
         shop = asyncio.run(seed_shop(urls["gateway"], args.variants, 1_000_000, 10))
         ledger = Ledger()
         asyncio.run(buyers(urls["gateway"], shop.many, args.concurrency, args.warmup, "warm-up", ledger,
                            progress=False))
         time.sleep(1.5)  # the warm-up's events and spans out of the way
         sink.take()
-        run = measured(procs, buyers(urls["gateway"], shop.many, args.concurrency, args.duration,
-                                     f"round {round_}, tracing {mode}", ledger, progress=False))
+        run = measured(bench.procs, buyers(urls["gateway"], shop.many, args.concurrency, args.duration,
+                                           f"round {round_}, tracing {mode}", ledger, progress=False))
         time.sleep(2.0)  # the batch exporters' last exports of the measured orders
         exports, spans = sink.take()
         result = Measured(mode, round_, run, spans, exports)
-        print(f"  round {round_} tracing {mode:<3}: {run.rate:6.1f} orders/s, p50 {run.pct(0.5):6.1f} ms, "
-              f"p99 {run.pct(0.99):6.1f} ms, apps' CPU {result.apps_cpu_ms():5.2f} ms/order"
+        print(f"  round {round_} tracing {mode:<3}: {run.rate:6.1f} orders/s, p50 {run.pct(50):6.1f} ms, "
+              f"p99 {run.pct(99):6.1f} ms, apps' CPU {result.apps_cpu_ms():5.2f} ms/order"
               + (f", {spans / run.ok:.1f} spans/order" if mode == "on" and run.ok else ""), flush=True)
         return result
     finally:
-        procs.stop_all()
-        backend.drop()
+        bench.procs.stop_all()
+        dbs.drop()
 
 
-def report(results: list[Measured], args: argparse.Namespace, info: dict, command: str, started: str) -> str:
+def report(results: list[Measured], args, info: dict, command: str, started: str) -> str:
     def med(mode: str, f) -> float:
         return statistics.median(f(r) for r in results if r.mode == mode)
 
-    rows = ["| round | tracing | orders/s | p50 (ms) | p99 (ms) | CPU ms/order: " + " / ".join(APPS)
-            + " | apps' CPU ms/order | spans/order |", "|---:|---|---:|---:|---:|---|---:|---:|"]
-    for r in results:
-        spans = f"{r.spans / r.run.ok:.1f}" if r.mode == "on" and r.run.ok else "–"
-        rows.append(f"| {r.round} | {r.mode} | {r.run.rate:.1f} | {r.run.pct(0.5):.1f} | {r.run.pct(0.99):.1f} | "
-                    + " / ".join(f"{r.cpu_ms_per_order(a):.2f}" for a in APPS)
-                    + f" | {r.apps_cpu_ms():.2f} | {spans} |")
+    rows = [[r.round, r.mode, f"{r.run.rate:.1f}", f"{r.run.pct(50):.1f}", f"{r.run.pct(99):.1f}",
+             " / ".join(f"{r.cpu_ms_per_order(a):.2f}" for a in APPS), f"{r.apps_cpu_ms():.2f}",
+             f"{r.spans / r.run.ok:.1f}" if r.mode == "on" and r.run.ok else "–"] for r in results]
+    table = h.table(["round", "tracing", "orders/s", "p50 (ms)", "p99 (ms)",
+                     "CPU ms/order: " + " / ".join(APPS), "apps' CPU ms/order", "spans/order"], rows, left=2)
     ratios = []
     for n in sorted({r.round for r in results}):
         off = next(r for r in results if r.round == n and r.mode == "off")
         on = next(r for r in results if r.round == n and r.mode == "on")
         ratios.append((on.run.rate / off.run.rate, on.apps_cpu_ms() / off.apps_cpu_ms(),
-                       on.run.pct(0.99) / off.run.pct(0.99)))
+                       on.run.pct(99) / off.run.pct(99)))
     rate = statistics.median(x[0] for x in ratios)
     cpu = statistics.median(x[1] for x in ratios)
     p99 = statistics.median(x[2] for x in ratios)
@@ -173,23 +162,23 @@ Machine: {machine_line}
 Source: commit {info['source']}  
 Command: `{command}`
 
-{chr(10).join(rows)}
+{table}
 
 Tracing on ÷ off, medians of the {len(ratios)} rounds: **orders/s × {rate:.2f}**, **the apps' CPU per
 order × {cpu:.2f}** (gateway × {per_app['gateway']:.2f}, orders × {per_app['orders']:.2f}, catalog
 × {per_app['catalog']:.2f}, notify × {per_app['notify']:.2f}), p99 × {p99:.2f}. Every order is a trace
 of {spans_per_order:.0f} spans (by HTTP push: the gateway's request and its call to orders, orders' request and
 its call to the catalog, the catalog's request, the relay's publish and its call to notify, notify's
-request for the event; the reconciler's later commit starts none). Off, the apps run no OpenTelemetry code but one test per
-request (the SDK is not imported). With a ratio sampler (`--sampler parentbased_traceidratio
+request for the event; the reconciler's later commit starts none). Off, the apps run no OpenTelemetry
+code but one test per request (the SDK is not imported). With a ratio sampler (`--sampler parentbased_traceidratio
 --sampler-arg 0.1`) the unsampled orders pay only for the context they carry.
 """
     return text
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+def parse_args(argv: list[str] | None = None):
+    p = h.Options(__doc__, pg="--pg-admin-dsn")
+    p.set_defaults(pg_admin_dsn=os.environ.get("BENCH_POSTGRES_DSN", h.PG_ADMIN_DSN))
     p.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     p.add_argument("--rounds", type=int, default=2, help="rounds of (off, on)")
     p.add_argument("--duration", "-d", type=float, default=15.0, help="seconds measured per mode and round")
@@ -198,11 +187,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", type=int, default=50, help="variants the orders are spread over")
     p.add_argument("--sampler", default="parentbased_always_on", help="OTEL_TRACES_SAMPLER with tracing on")
     p.add_argument("--sampler-arg", default="", help="OTEL_TRACES_SAMPLER_ARG")
-    p.add_argument("--pg-admin-dsn", default=os.environ.get("BENCH_POSTGRES_DSN",
-                                                            "postgresql://root@127.0.0.1:5432/postgres"))
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
     p.add_argument("--write-docs", action="store_true", help="rewrite the Tracing section of docs/performance.md")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
     args = p.parse_args(argv)
     if args.rounds < 1 or args.duration <= 0 or args.concurrency < 1:
         p.error("--rounds and --concurrency must be ≥ 1, --duration > 0")
@@ -211,47 +196,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_venv(__file__, "services.orders", "opentelemetry.proto", target="bench-tracing")
-    python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, REPO),
-                                                 os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
-    info = machine()
-    started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    print(f"Chợ Vườn tracing bench — {started}\n  machine : {info['cpus']} CPUs, {info['cpu_model']}, "
-          f"load average {info['load_before']}\n  source  : commit {info['source']}\n  command : {command}", flush=True)
-    tmp = Path(tempfile.mkdtemp(prefix="bench-tracing-"))
-    sink = Sink()
-    results: list[Measured] = []
-    try:
-        for n in range(1, args.rounds + 1):
-            for mode in ("off", "on"):
-                results.append(one(args, mode, n, sink, python, tmp))
-        text = report(results, args, info, command, started)
+    def body(bench: h.Bench) -> int:
+        bench.header("tracing bench", load=(
+            f"{args.concurrency} buyers, guest orders through the gateway, closed loop; {args.warmup:g} s warm-up, "
+            f"then {args.duration:g} s per mode; {args.rounds} rounds of (off, on) on {args.backend}"))
+        sink = Sink()
+        bench.cleanups.append(sink.close)
+        results = [one(args, bench, mode, n, sink) for n in range(1, args.rounds + 1) for mode in ("off", "on")]
+        text = report(results, args, bench.info, bench.command, h.now())
         print("\n" + text)
         if args.write_docs:
-            write_section("## Tracing", text)
-        if args.json:
-            Path(args.json).write_text(json.dumps({"date": started, "command": command, "machine": info, "runs": [
-                {"round": r.round, "mode": r.mode, "spans": r.spans, "exports": r.exports, **r.run.summary()}
-                for r in results]}, indent=2, ensure_ascii=False) + "\n")
+            h.write_section("## Tracing", text)
+        h.write_json(args.json, {"date": h.now(), "command": bench.command, "machine": bench.info, "runs": [
+            {"round": r.round, "mode": r.mode, "spans": r.spans, "exports": r.exports, **r.run.summary()}
+            for r in results]})
         return 0
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"bench/tracing.py: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        sink.close()
-        if args.keep:
-            print(f"(kept {tmp})", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    return h.run(__file__, body, needs=("services.orders", "opentelemetry.proto"), target="bench-tracing",
+                 keep=args.keep)
 
 
 if __name__ == "__main__":
