@@ -109,6 +109,8 @@ def one(args, bench: h.Bench, mode: str, round_: int, sink: Sink) -> Measured:
         asyncio.run(buyers(urls["gateway"], shop.many, args.concurrency, args.warmup, "warm-up", ledger,
                            progress=False))
         time.sleep(1.5)  # the warm-up's events and spans out of the way
+        if args.wait_quiet > 0:
+            h.wait_quiet(bench.procs, args.wait_quiet, args.max_other_cores, f"round {round_} tracing {mode} ")
         sink.take()
         run = measured(bench.procs, buyers(urls["gateway"], shop.many, args.concurrency, args.duration,
                                            f"round {round_}, tracing {mode}", ledger, progress=False))
@@ -130,9 +132,15 @@ def report(results: list[Measured], args, info: dict, command: str, started: str
 
     rows = [[r.round, r.mode, f"{r.run.rate:.1f}", f"{r.run.pct(50):.1f}", f"{r.run.pct(99):.1f}",
              " / ".join(f"{r.cpu_ms_per_order(a):.2f}" for a in APPS), f"{r.apps_cpu_ms():.2f}",
-             f"{r.spans / r.run.ok:.1f}" if r.mode == "on" and r.run.ok else "–"] for r in results]
+             f"{r.spans / r.run.ok:.1f}" if r.mode == "on" and r.run.ok else "–", f"{r.run.other_cores:.2f}"]
+            for r in results]
     table = h.table(["round", "tracing", "orders/s", "p50 (ms)", "p99 (ms)",
-                     "CPU ms/order: " + " / ".join(APPS), "apps' CPU ms/order", "spans/order"], rows, left=2)
+                     "CPU ms/order: " + " / ".join(APPS), "apps' CPU ms/order", "spans/order",
+                     "other processes (cores)"], rows, left=2)
+    disturbed = [r for r in results if r.run.other_cores > args.max_other_cores]
+    warning = (f"\n**Disturbed**: other processes kept more than {args.max_other_cores:g} cores busy during "
+               f"{len(disturbed)} of the {len(results)} runs (last column): these ratios measure the machine's "
+               "load more than tracing; run again on a quiet machine.\n" if disturbed else "")
     ratios = []
     for n in sorted({r.round for r in results}):
         off = next(r for r in results if r.round == n and r.mode == "off")
@@ -163,7 +171,7 @@ Source: commit {info['source']}
 Command: `{command}`
 
 {table}
-
+{warning}
 Tracing on ÷ off, medians of the {len(ratios)} rounds: **orders/s × {rate:.2f}**, **the apps' CPU per
 order × {cpu:.2f}** (gateway × {per_app['gateway']:.2f}, orders × {per_app['orders']:.2f}, catalog
 × {per_app['catalog']:.2f}, notify × {per_app['notify']:.2f}), p99 × {p99:.2f}. Every order is a trace
@@ -177,7 +185,7 @@ code but one test per request (the SDK is not imported). With a ratio sampler (`
 
 
 def parse_args(argv: list[str] | None = None):
-    p = h.Options(__doc__, pg="--pg-admin-dsn")
+    p = h.Options(__doc__, pg="--pg-admin-dsn", quiet=0.3)
     p.set_defaults(pg_admin_dsn=os.environ.get("BENCH_POSTGRES_DSN", h.PG_ADMIN_DSN))
     p.add_argument("--backend", choices=("sqlite", "postgres"), default="sqlite")
     p.add_argument("--rounds", type=int, default=2, help="rounds of (off, on)")
