@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from common.bus import Names
 from common.service import create_service_app
+from services.notify import metrics
 from services.notify.accounts import router as accounts_router
 from services.notify.events import nats_consumer
 from services.notify.events.endpoints import router as events_router
@@ -60,6 +61,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                  push_router],
         webhooks=described.router,
         migrations=MIGRATIONS,
+        metrics=[metrics.queue_metrics, metrics.nats_metrics],
         on_startup=[start, webhooks.start, push.start],
-        on_shutdown=[push.stop, webhooks.stop, stop],
+        on_shutdown=[push.stop, webhooks.stop, stop, metrics.stop],
     )

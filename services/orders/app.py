@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from common.bus import make_publisher
 from common.crypto import FieldCipher
-from common.relay import OutboxRelay
+from common.relay import OutboxRelay, outbox_metrics
 from common.service import create_service_app
 from common.worker import Worker
 from services.orders import reconciler
@@ -18,6 +18,7 @@ from services.orders.catalog_client import CatalogClient
 from services.orders.desk.endpoints import router as desk_router
 from services.orders.orders import idempotency, tracking
 from services.orders.orders.endpoints import router as orders_router
+from services.orders.orders.metrics import order_metrics
 from services.orders.outbox import OutboxEvent
 from services.orders.payments.endpoints import router as payments_router
 from services.orders.settings import OrdersSettings
@@ -57,6 +58,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         # Static paths (/orders/export.csv, /orders/packing-list) before /orders/{order_id}.
         routers=[accounts_router, desk_router, payments_router, orders_router, shipments_router],
         migrations=MIGRATIONS,
+        metrics=[outbox_metrics, order_metrics],
         on_startup=[start],
         on_shutdown=[stop],
     )

@@ -38,6 +38,7 @@ class Order(OrdersModel, table=True):
         Index("ix_orders_shop_status_created", "shop_id", "status", "created_at"),
         Index("ix_orders_buyer", "buyer_id", "created_at"),
         Index("ix_orders_buyer_mail", "buyer_mail"),
+        Index("ix_orders_status", "status"),  # orders_by_state at each scrape counts the open states by it
         CheckConstraint("total >= 0", name="ck_orders_total_nonnegative"),
     )
 
