@@ -27,17 +27,13 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
+if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import harness as h  # noqa: E402
 
 TARGET_P95_MS = 500.0
-NATS_URL = "nats://127.0.0.1:4222"
-# Every bench order comes from 127.0.0.1: the gateway's per-address limit on order creation (20 a
-# minute by default) is raised to this for the bench's gateway only.
-ORDER_LIMIT = 1_000_000
-PROGRESS_EVERY = 5.0
+ORDER_LIMIT = 1_000_000  # the gateway's order limit per address (20 a minute): every order comes from 127.0.0.1
 # time.time() − time.monotonic(): turns the servers' created_at (wall clock, same machine) into the
 # monotonic clock the bench measures with.
 WALL_OFFSET = time.time() - time.monotonic()
@@ -61,7 +57,7 @@ def start_stack(args: argparse.Namespace, bench: h.Bench, transport: str) -> tup
         namespace = f"bench{uuid.uuid4().hex[:8]}"
         env.update(EVENT_BUS_URL=args.nats_url, EVENT_NAMESPACE=namespace)
         bench.cleanups.append(lambda: h.drop_stream(args.nats_url, namespace))
-    urls = h.start_apps(bench.procs, bench.python, folder, dbs.urls, env=env, timeout=args.start_timeout)
+    urls = h.start_apps(bench.procs, bench.python, folder, dbs.urls, env=env)
     return urls["gateway"], namespace
 
 
@@ -73,9 +69,6 @@ async def set_up_grower(gateway: str) -> tuple[str, int]:
         headers, _ = await h.open_shop(gw, "0912 345 678", name="Vườn Sen Bà Tư")
         product = h.expect(await gw.post("/api/v1/products", json=PRODUCT, headers=headers), 201, "add the variety")
     return headers["Authorization"].split(" ", 1)[1], product["variants"][0]["id"]
-
-
-# ── the grower's live stream ─────────────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -159,9 +152,6 @@ class StreamListener(threading.Thread):
         self.join(timeout=5)
 
 
-# ── placing orders ───────────────────────────────────────────────────────────────────────────────
-
-
 @dataclass
 class Placed:
     index: int
@@ -216,49 +206,29 @@ class Phase:
     other_cores: float = 0.0
 
 
-async def progress(phase: Phase, listener: StreamListener, label: str) -> None:
-    while True:
-        await asyncio.sleep(PROGRESS_EVERY)
-        done = [p for p in phase.placed if p.replied]
-        ok = [p for p in done if p.code]
-        seen = sum(1 for p in ok if p.code in listener.arrivals)
-        print(f"  {label}: {len(done)}/{phase.orders} placed ({len(done) - len(ok)} failed), "
-              f"{seen} on the stream, {sum(1 for p in phase.placed if p.sent and not p.replied)} in flight",
-              flush=True)
-
-
-async def run_phase(phase: Phase, gateway: str, variant_id: int, listener: StreamListener, settle: float,
-                    label: str) -> None:
+async def run_phase(phase: Phase, gateway: str, variant_id: int, listener: StreamListener, settle: float) -> None:
     import httpx
 
     limits = httpx.Limits(max_connections=max(phase.concurrency or 0, 64), max_keepalive_connections=64)
     phase.placed = [Placed(i) for i in range(phase.orders)]
     async with httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client:
-        reporter = asyncio.create_task(progress(phase, listener, label))
-        try:
-            phase.started = time.monotonic()
-            if phase.mode == "steady":
-                tasks = []
-                for placed in phase.placed:
-                    delay = phase.started + placed.index / phase.rate - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(place(client, variant_id, placed)))
-                await asyncio.gather(*tasks)
-            else:
-                queue = iter(phase.placed)
+        phase.started = time.monotonic()
+        if phase.mode == "steady":  # open loop: each order on its own schedule
+            tasks = []
+            for placed in phase.placed:
+                await asyncio.sleep(max(0.0, phase.started + placed.index / phase.rate - time.monotonic()))
+                tasks.append(asyncio.create_task(place(client, variant_id, placed)))
+            await asyncio.gather(*tasks)
+        else:  # closed loop: each guest places the next order when the last is answered
+            queue = iter(phase.placed)
 
-                async def guest() -> None:
-                    for placed in queue:
-                        await place(client, variant_id, placed)
+            async def guest() -> None:
+                for placed in queue:
+                    await place(client, variant_id, placed)
 
-                await asyncio.gather(*(guest() for _ in range(phase.concurrency)))
-            phase.ended = max(p.replied for p in phase.placed)
-            await wait_seen(listener, [p.code for p in phase.placed if p.code], settle)
-        finally:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+            await asyncio.gather(*(guest() for _ in range(phase.concurrency)))
+        phase.ended = max(p.replied for p in phase.placed)
+        await wait_seen(listener, [p.code for p in phase.placed if p.code], settle)
 
 
 async def wait_seen(listener: StreamListener, codes: list[str], timeout: float) -> bool:
@@ -287,9 +257,6 @@ async def warm_up(gateway: str, variant_id: int, listener: StreamListener, count
             missing = sum(1 for p in placed if p.code not in listener.arrivals)
             raise h.BenchError(f"{missing} of {count} warm-up orders never reached the grower's stream "
                              f"within {timeout:.0f} s")
-
-
-# ── figures ──────────────────────────────────────────────────────────────────────────────────────
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -348,13 +315,8 @@ def print_table(results: list[dict]) -> None:
                     f"{f['to_201_ms']['p50']:.1f} / {f['to_201_ms']['p95']:.1f}",
                     *(f"{f['to_stream_ms'][k]:.1f}" for k in ("p50", "p95", "p99", "max")),
                     f["lost"], f["duplicates"], sum(f["errors"].values())] for f in results], left=2))
-    print()
-    print("Where the time goes (p50 / p95, ms), by the servers' own clocks (one machine): POST sent → order built")
-    print("(gateway, orders, the catalog's reservation) → inbox row made by notify (orders' commit, outbox relay,")
-    print("transport, notify's handler) → event read from the stream (notify's commit, the stream's wake-up and")
-    print("query, the gateway). 'after 201': the event's arrival minus the POST's reply (negative: the event came")
-    print("first).")
-    print()
+    print("\nWhere the time goes (p50 / p95, ms), by the servers' own clocks (bench/README.md says what each "
+          "step holds):\n")
     stages = ("to_order_built_ms", "order_to_inbox_row_ms", "row_to_stream_ms", "after_201_ms")
     print(h.table(["transport", "load", "→ order built", "→ inbox row", "→ on the stream", "after 201",
                    "event before 201", "CPU ms per order", "other cores"],
@@ -384,9 +346,6 @@ def verdicts(results: list[dict], max_other_cores: float) -> bool:
     return good
 
 
-# ── main ─────────────────────────────────────────────────────────────────────────────────────────
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = h.Options(__doc__, env="--env", quiet=0.3, pg="--postgres-dsn", nats=True)
     p.add_argument("--transport", choices=("http", "nats", "both"), default="both",
@@ -400,12 +359,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="unmeasured orders first, one at a time")
     p.add_argument("--settle", type=float, default=15.0, help="seconds to wait after the last reply for events "
                    "still on their way; what has not arrived by then is lost")
-    p.add_argument("--start-timeout", type=float, default=90.0, help="seconds for the four apps to be ready")
     args = p.parse_args(argv)
     if args.orders < 1 or args.rate <= 0 or args.concurrency < 1 or args.warmup < 1 or args.settle <= 0:
         p.error("--orders, --concurrency and --warmup must be ≥ 1; --rate and --settle > 0")
     return args
-
 
 
 def measure_transport(args: argparse.Namespace, bench: h.Bench, transport: str) -> list[dict]:
@@ -433,7 +390,7 @@ def measure_transport(args: argparse.Namespace, bench: h.Bench, transport: str) 
                 h.wait_quiet(bench.procs, args.wait_quiet, args.max_other_cores, f"{label}: ")
             print(f"{label}: {args.orders} orders …", flush=True)
             with h.CpuMeter(bench.procs) as cpu:
-                asyncio.run(run_phase(phase, gateway, variant_id, listener, args.settle, label))
+                asyncio.run(run_phase(phase, gateway, variant_id, listener, args.settle))
             phase.cpu, phase.other_cores = cpu.used, cpu.other_cores
             bench.procs.check_alive()
             fig = figures(phase, listener)

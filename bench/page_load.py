@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
+if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import harness as h  # noqa: E402
 
@@ -43,15 +43,10 @@ class Network:
     down_bytes_s: float = -1.0  # -1: not throttled (the DevTools protocol's convention)
     up_bytes_s: float = -1.0
 
-    @property
-    def throttled(self) -> bool:
-        return self.latency_ms > 0 or self.down_bytes_s > 0 or self.up_bytes_s > 0
-
     def describe(self) -> str:
-        if not self.throttled:
-            return f"{self.name}: not throttled (loopback)"
         return (f"{self.name}: {self.latency_ms:g} ms latency per request, {self.down_bytes_s * 8 / 1e6:.2f} Mbit/s "
-                f"down, {self.up_bytes_s * 8 / 1e3:.0f} kbit/s up")
+                f"down, {self.up_bytes_s * 8 / 1e3:.0f} kbit/s up" if self.latency_ms
+                else f"{self.name}: not throttled (loopback)")
 
 
 # Chrome DevTools' "Slow 4G" preset (devtools-frontend, NetworkManager: Slow4GConditions).
@@ -59,8 +54,6 @@ SLOW_4G = Network("slow 4G", latency_ms=150 * 3.75, down_bytes_s=1.6e6 / 8 * 0.9
 UNTHROTTLED = Network("unthrottled")
 CONDITIONS = (UNTHROTTLED, SLOW_4G)
 
-
-# ── the shop ─────────────────────────────────────────────────────────────────────────────────────
 
 VARIETIES = ["Súng Thái đỏ", "Súng Nam Mỹ tím", "Súng Mi Nhật", "Sen Bách Diệp", "Sen Quan Âm", "Súng Chúa",
              "Sen mini Nhật", "Súng lai Tường Vi", "Sen trắng Huế", "Súng ma", "Sen Tịnh Đế", "Súng vàng Mexico",
@@ -109,9 +102,6 @@ async def seed_shop(gateway_url: str, products: int) -> Shop:
     return Shop(shop["url"], products, products, uploaded)
 
 
-# ── loading the page ─────────────────────────────────────────────────────────────────────────────
-
-
 @dataclass
 class Load:
     network: str
@@ -138,19 +128,17 @@ METRICS_JS = """async () => {
 }"""
 
 
-async def load_once(browser, url: str, network: Network, cpu_slowdown: float) -> Load:
+async def load_once(browser, url: str, network: Network) -> Load:
     context = await browser.new_context(**PHONE)  # a new context: an empty cache and no open connection
     try:
         page = await context.new_page()
         cdp = await context.new_cdp_session(page)
         await cdp.send("Network.enable")
         await cdp.send("Network.setCacheDisabled", {"cacheDisabled": False})
-        if network.throttled:
+        if network.latency_ms:
             await cdp.send("Network.emulateNetworkConditions", {
                 "offline": False, "latency": network.latency_ms, "downloadThroughput": network.down_bytes_s,
                 "uploadThroughput": network.up_bytes_s, "connectionType": "cellular4g"})
-        if cpu_slowdown > 1:
-            await cdp.send("Emulation.setCPUThrottlingRate", {"rate": cpu_slowdown})
         wire: dict[str, int] = {}
         failed: list[str] = []
         urls: dict[str, str] = {}
@@ -199,10 +187,10 @@ async def measure(args: argparse.Namespace, url: str) -> list[Load]:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             # One unmeasured load first: the apps' first request pays for imports and caches, not the page.
-            await load_once(browser, url, UNTHROTTLED, 1)
+            await load_once(browser, url, UNTHROTTLED)
             for run in range(1, args.runs + 1):
                 for network in CONDITIONS:  # in turn, so that a disturbance touches both alike
-                    result = await load_once(browser, url, network, args.cpu_slowdown)
+                    result = await load_once(browser, url, network)
                     loads.append(result)
                     print(f"  run {run}/{args.runs} {network.name:<11}  FCP {fmt_ms(result.fcp_ms)}  "
                           f"LCP {fmt_ms(result.lcp_ms)}  DOMContentLoaded {fmt_ms(result.dcl_ms)}  "
@@ -211,9 +199,6 @@ async def measure(args: argparse.Namespace, url: str) -> list[Load]:
         finally:
             await browser.close()
     return loads
-
-
-# ── report ───────────────────────────────────────────────────────────────────────────────────────
 
 
 def fmt_ms(ms: float | None) -> str:
@@ -274,21 +259,16 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
             "fcp_target_met": met, "failed_requests": failed}
 
 
-# ── main ─────────────────────────────────────────────────────────────────────────────────────────
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = h.Options(__doc__)
     p.add_argument("--runs", "-n", type=int, default=5, help="cold loads per condition (unthrottled, slow 4G)")
     p.add_argument("--products", type=int, default=20, help="active varieties in the shop, each with a photo")
     p.add_argument("--path", help="load this path of the gateway instead of the shop page /s/{slug}")
-    p.add_argument("--cpu-slowdown", type=float, default=1.0, help="slow Chromium's CPU this many times (DevTools)")
     p.add_argument("--requests", action="store_true", help="list the responses of the last slow-4G load")
     args = p.parse_args(argv)
-    if args.runs < 1 or args.products < 1 or args.cpu_slowdown < 1 or not (args.path or "/").startswith("/"):
-        p.error("--runs, --products and --cpu-slowdown must be at least 1, --path must start with /")
+    if args.runs < 1 or args.products < 1 or not (args.path or "/").startswith("/"):
+        p.error("--runs and --products must be at least 1, --path must start with /")
     return args
-
 
 
 async def measure_page(args: argparse.Namespace, bench) -> dict:
@@ -303,11 +283,11 @@ async def measure_page(args: argparse.Namespace, bench) -> dict:
         phone=f"{PHONE['viewport']['width']}×{PHONE['viewport']['height']} CSS px at {PHONE['device_scale_factor']}×, "
         "touch, vi-VN; a new browser context per load (cold cache and connections)",
         network=f"{SLOW_4G.describe()} (Chrome DevTools' Slow 4G preset); baseline {UNTHROTTLED.describe()}",
-        CPU="not slowed" if args.cpu_slowdown == 1 else f"{args.cpu_slowdown:g}× slower (DevTools)")
+        CPU="not slowed")
     loads = await measure(args, urls["gateway"] + path)
     bench.procs.check_alive()
     return {"date": h.now(), "command": bench.command, "machine": bench.info, "chromium": chromium_version(),
-            "path": path, "products": shop.products, "runs": args.runs, "cpu_slowdown": args.cpu_slowdown,
+            "path": path, "products": shop.products, "runs": args.runs,
             "networks": {n.name: asdict(n) for n in CONDITIONS}, "loads": [asdict(x) for x in loads],
             **report(args, loads)}
 

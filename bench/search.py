@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -20,13 +21,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
+if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import harness as h  # noqa: E402
 
@@ -35,8 +35,7 @@ PLOT = DOCS / "search-latency.png"
 SECTION = "## Search (bench/search.py)"
 TARGET_P50_MS, TARGET_P99_MS, TARGET_SIZE = 15.0, 50.0, 100_000
 PG_DB = f"cv_bench_search_{os.urandom(4).hex()}"  # a run of its own: others may run the bench meanwhile
-
-# ── realistic varieties ──────────────────────────────────────────────────────────────────────────
+SHOPS, SEED = 300, 20261127  # the shops the products are spread over; the seed of the data and the request order
 
 GENERA = [  # (name, category, weight)
     ("Súng", "water_lily", 30), ("Hoa súng", "water_lily", 8), ("Súng lai", "water_lily", 4),
@@ -99,9 +98,6 @@ def description(rng: random.Random, name: str) -> str:
                  rng.choice(["Giao hàng toàn quốc.", "Nhận sỉ cho nhà vườn.", "Bao sống 7 ngày.",
                              f"Giống nhập từ {rng.choice(ORIGINS)}.", "Củ to, khỏe, đã ra rễ.", ""])]
     return " ".join(s for s in sentences if s)
-
-
-# ── rows ─────────────────────────────────────────────────────────────────────────────────────────
 
 
 def province_wards() -> dict[str, str]:
@@ -173,30 +169,7 @@ def make_products(start_id: int, count: int, shops: list[dict], rng: random.Rand
     return products, variants
 
 
-# ── backends ─────────────────────────────────────────────────────────────────────────────────────
-
-
-class Backend:
-    name: str
-    url: str
-
-    def migrate(self, python: str, cwd: Path, env: dict[str, str]) -> None:
-        out = subprocess.run([python, "-m", "services.catalog", "migrate"], cwd=cwd, capture_output=True, text=True,
-                             env={**env, "CATALOG_DATABASE_URL": self.url})
-        if out.returncode != 0:
-            raise h.BenchError(f"migrations failed on {self.name}:\n{out.stdout}{out.stderr}")
-
-    def insert(self, table: str, rows: list[dict]) -> None:
-        raise NotImplementedError
-
-    def finish_load(self) -> None:
-        pass
-
-    def drop(self) -> None:
-        pass
-
-
-class SqliteBackend(Backend):
+class SqliteBackend:
     name = "SQLite"
 
     def __init__(self, folder: Path) -> None:
@@ -204,50 +177,35 @@ class SqliteBackend(Backend):
         self.url = f"sqlite+aiosqlite:///{self.path}"
 
     def insert(self, table: str, rows: list[dict]) -> None:
-        if not rows:
-            return
         cols = list(rows[0])
-        conn = sqlite3.connect(self.path)
-        try:
-            with conn:
-                conn.executemany(
-                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-                    [[_sqlite_value(r[c]) for c in cols] for r in rows])
-        finally:
-            conn.close()
+        with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
+            conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                             [[_sqlite_value(r[c]) for c in cols] for r in rows])
 
     def finish_load(self) -> None:
-        conn = sqlite3.connect(self.path)
-        try:
+        with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
             # What a running catalog would have after a while; the FTS index merged as it would be.
             conn.execute("INSERT INTO products_fts(products_fts) VALUES ('optimize')")
             conn.execute("ANALYZE")
-            conn.commit()
-        finally:
-            conn.close()
+
+    def drop(self) -> None:
+        pass
 
 
 def _sqlite_value(value):
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, dt.datetime) else value
 
 
-class PostgresBackend(Backend):
+class PostgresBackend:
     name = "PostgreSQL"
 
     def __init__(self, admin_dsn: str) -> None:
-        self.admin_dsn = admin_dsn
-        base = admin_dsn.rsplit("/", 1)[0]
-        self.dsn = f"{base}/{PG_DB}"
+        self.admin_dsn, self.dsn = admin_dsn, f"{admin_dsn.rsplit('/', 1)[0]}/{PG_DB}"
         self.url = self.dsn.replace("postgresql://", "postgresql+asyncpg://")
         asyncio.run(h.pg_admin(admin_dsn, [f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)',
                                            f'CREATE DATABASE "{PG_DB}"']))
 
     def insert(self, table: str, rows: list[dict]) -> None:
-        if not rows:
-            return
-
         async def go() -> None:
             import asyncpg
 
@@ -269,9 +227,6 @@ class PostgresBackend(Backend):
         asyncio.run(h.pg_admin(self.admin_dsn, [f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)']))
 
 
-# ── the catalog process ──────────────────────────────────────────────────────────────────────────
-
-
 def start_catalog(bench: h.Bench, env: dict[str, str], url: str, tag: str) -> str:
     (port,) = h.free_ports(1)
     argv = [bench.python, "-m", "services.catalog", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -280,8 +235,6 @@ def start_catalog(bench: h.Bench, env: dict[str, str], url: str, tag: str) -> st
     h.wait_ready(bench.procs, f"{base}/readyz", timeout=60)
     return base
 
-
-# ── the load ─────────────────────────────────────────────────────────────────────────────────────
 
 QUERIES: list[tuple[str, dict]] = [
     ("common, accented", {"q": "súng"}),
@@ -322,7 +275,7 @@ class Measured:
         return h.pct(values if values is not None else self.latencies_ms, p)
 
 
-def measure(base: str, backend: str, size: int, rounds: int, seed: int) -> Measured:
+def measure(base: str, backend: str, size: int, rounds: int) -> Measured:
     import httpx
 
     result = Measured(backend, size)
@@ -340,7 +293,7 @@ def measure(base: str, backend: str, size: int, rounds: int, seed: int) -> Measu
                 if resp.status_code != 200:
                     raise h.BenchError(f"{url} answered {resp.status_code}: {resp.text[:300]}")
             result.hits[label] = len(resp.json()["items"])
-        rng = random.Random(seed)
+        rng = random.Random(SEED)
         for _ in range(rounds):
             order = urls[:]
             rng.shuffle(order)
@@ -353,9 +306,6 @@ def measure(base: str, backend: str, size: int, rounds: int, seed: int) -> Measu
                 result.latencies_ms.append(elapsed)
                 result.by_query.setdefault(label, []).append(elapsed)
     return result
-
-
-# ── report ───────────────────────────────────────────────────────────────────────────────────────
 
 
 def table(results: list[Measured]) -> str:
@@ -413,16 +363,11 @@ def plot(results: list[Measured], path: Path) -> None:
     plt.close(fig)
 
 
-# ── main ─────────────────────────────────────────────────────────────────────────────────────────
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = h.Options(__doc__, pg="--pg-admin-dsn")
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000], help="products, ascending")
     p.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
-    p.add_argument("--shops", type=int, default=300, help="shops the products are spread over")
     p.add_argument("--rounds", type=int, default=40, help="times each query is sent, after 3 unmeasured")
-    p.add_argument("--seed", type=int, default=20261127, help="seed of the data and of the request order")
     p.add_argument("--no-write", action="store_true", help="do not write docs/performance.md and the plot")
     args = p.parse_args(argv)
     if args.sizes != sorted(args.sizes) or args.sizes[0] < 1:
@@ -430,28 +375,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-
-def batches(total: int, size: int) -> Iterator[tuple[int, int]]:
-    done = 0
-    while done < total:
-        n = min(size, total - done)
-        yield done, n
-        done += n
-
-
 def run_backend(kind: str, args: argparse.Namespace, bench: h.Bench, env: dict[str, str]) -> list[Measured]:
-    backend: Backend = SqliteBackend(bench.tmp) if kind == "sqlite" else PostgresBackend(args.pg_admin_dsn)
+    backend = SqliteBackend(bench.tmp) if kind == "sqlite" else PostgresBackend(args.pg_admin_dsn)
     if not args.keep:
         bench.cleanups.append(backend.drop)
     print(f"[{backend.name}] migrating {backend.url.split('@')[-1]}", flush=True)
-    backend.migrate(bench.python, bench.tmp, env)
-    rng = random.Random(args.seed)
-    shops = make_shops(args.shops, rng)
+    out = subprocess.run([bench.python, "-m", "services.catalog", "migrate"], cwd=bench.tmp, capture_output=True,
+                         text=True, env={**env, "CATALOG_DATABASE_URL": backend.url})
+    if out.returncode != 0:
+        raise h.BenchError(f"migrations failed on {backend.name}:\n{out.stdout}{out.stderr}")
+    rng = random.Random(SEED)
+    shops = make_shops(SHOPS, rng)
     backend.insert("shops", shops)
     loaded, next_variant, results = 0, 1, []
     for size in args.sizes:
         started = time.perf_counter()
-        for _, n in batches(size - loaded, 10_000):
+        while loaded < size:
+            n = min(10_000, size - loaded)
             products, variants = make_products(loaded + 1, n, shops, rng, next_variant)
             backend.insert("products", products)
             backend.insert("variants", variants)
@@ -462,8 +402,7 @@ def run_backend(kind: str, args: argparse.Namespace, bench: h.Bench, env: dict[s
         backend.finish_load()
         print(f"[{backend.name}] {size:,} products loaded in {time.perf_counter() - started:.1f} s; "
               "starting the catalog", flush=True)
-        result = measure(start_catalog(bench, env, backend.url, f"{kind}-{size}"), backend.name, size, args.rounds,
-                         args.seed)
+        result = measure(start_catalog(bench, env, backend.url, f"{kind}-{size}"), backend.name, size, args.rounds)
         bench.procs.stop_all()
         results.append(result)
         print(f"[{backend.name}] {size:>7,} products: p50 {result.pct(50):6.2f} ms  p99 {result.pct(99):6.2f} ms "
@@ -508,7 +447,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"Command: `{bench.command}`", "",
                 "Each backend's catalog database is made by the migrations and filled with SQL (not the API) with "
                 f"varieties whose Vietnamese names combine genera, colours, origins, descriptors and cultivars, over "
-                f"{args.shops} shops in {len(PROVINCE_WEIGHTS)} provinces (≈ 93 % active, 12 % of variants sold "
+                f"{SHOPS} shops in {len(PROVINCE_WEIGHTS)} provinces (≈ 93 % active, 12 % of variants sold "
                 "out). At each size the catalog runs as its own process (`python -m services.catalog serve`, one "
                 "uvicorn worker) and one httpx client sends, one at a time, "
                 f"{len(QUERIES) + len(SECOND_PAGES)} kinds of request × {args.rounds} rounds in shuffled order: "
