@@ -1,11 +1,6 @@
-"""What every benchmark here needs, once: the project's venv, a run (its temporary directory, its child
-processes stopped in order also on Ctrl-C or SIGTERM, its clean-ups, its header describing the machine
-and the commit), the four apps started on their own databases and free ports, readiness, CPU and
-memory readings, percentiles, tables and the sections of docs/performance.md.
-
-Imported by the scripts in bench/ (each puts the repository first on ``sys.path``, so this is
-``bench.harness``); not part of the apps.
-"""
+"""What every bench here needs, once: the venv, a run (temporary directory, children stopped in order
+also on Ctrl-C or SIGTERM, clean-ups, a header describing the machine and the commit), the four apps on
+their own databases and free ports, CPU and memory readings, percentiles, tables, docs/performance.md."""
 
 from __future__ import annotations
 
@@ -138,8 +133,7 @@ class Processes:
     children: list[Child] = field(default_factory=list)
 
     def start(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> Child:
-        """Start ``argv`` in ``log``'s directory (a temporary one: the repository's .env and var/ are
-        neither read nor written), its output to ``log``, in its own session: a Ctrl-C in the terminal
+        """``argv`` in ``log``'s (temporary) directory, output to ``log``, in its own session: a Ctrl-C
         reaches only the bench, which then stops the children in order."""
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
@@ -672,28 +666,17 @@ class MemoryWatch:
             await asyncio.sleep(1.0)
 
     def read(self) -> MemorySample:
-        t, mb = time.monotonic(), 1_048_576
-        rss: dict[str, float] = {}
-        uss: dict[str, float | None] = {}
-        pss: dict[str, float | None] = {}
+        t, mb, rss, uss, pss = time.monotonic(), 1_048_576, {}, {}, {}
         for name, proc in self.procs.items():
             total = [0, 0, 0]
-            try:
-                tree = [proc, *proc.children(recursive=True)]
-            except self.psutil.Error:
-                tree = [proc]
-            for p in tree:
-                try:
-                    if self.uss_available:
-                        info = p.memory_full_info()
-                        total = [total[0] + info.rss, total[1] + info.uss, total[2] + getattr(info, "pss", 0)]
-                    else:
-                        total[0] += p.memory_info().rss
-                except self.psutil.AccessDenied:
-                    self.uss_available = False
-                    total[0] += p.memory_info().rss
-                except self.psutil.NoSuchProcess:
-                    pass
+            with contextlib.suppress(self.psutil.Error):
+                for p in [proc, *proc.children(recursive=True)]:
+                    try:
+                        info = p.memory_full_info() if self.uss_available else p.memory_info()
+                    except self.psutil.AccessDenied:
+                        self.uss_available, info = False, p.memory_info()
+                    parts = (info.rss, getattr(info, "uss", 0), getattr(info, "pss", 0))
+                    total = [a + b for a, b in zip(total, parts, strict=True)]
             rss[name] = total[0] / mb
             uss[name] = total[1] / mb if self.uss_available else None
             pss[name] = total[2] / mb if self.uss_available and total[2] else None

@@ -403,17 +403,14 @@ class BackendResult:
     check: Check
     sellout: Check
     sellout_run: Run
-    sellout_stock: int
 
 
 def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendResult:
-    t0, procs = time.monotonic(), bench.procs
-    run_dir = bench.tmp / name
+    t0, procs, run_dir = time.monotonic(), bench.procs, bench.tmp / name
     run_dir.mkdir()
     backend = h.Databases(name, run_dir, args.pg_admin_dsn, prefix="cv_bench_orders")
     bench.cleanups.append(backend.drop)
-    version = backend.version
-    print(f"\n== {version} ==", flush=True)
+    print(f"\n== {backend.version} ==", flush=True)
     urls = h.start_apps(procs, bench.python, run_dir, backend.urls, env={
         "GATEWAY_RATE_LIMITS": h.rate_limits(order_ip=BENCH_ORDER_LIMIT), **h.env_pairs(args.env)})
     shop = asyncio.run(seed_shop(urls["gateway"], args.variants))
@@ -425,10 +422,7 @@ def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendR
         procs.serve_forever(urls)
     print(f"  4 apps up and a shop with {len(shop.many) + 2} variants for buyers, {len(shop.raw_many) + 1} for the "
           f"baseline, in {time.monotonic() - t0:.1f} s", flush=True)
-    ledger = Ledger()
-    runs: dict[str, Run] = {}
-    n, d = args.concurrency, args.duration
-
+    ledger, runs, n, d = Ledger(), {}, args.concurrency, args.duration
     if args.warmup > 0:
         asyncio.run(buyers(urls["gateway"], shop.many, n, args.warmup, "warm-up", ledger))
     for key, variants, raw_variants in (("a", shop.many, shop.raw_many), ("b", [shop.one], [shop.raw_one])):
@@ -453,17 +447,16 @@ def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendR
             break
     asyncio.run(settle(backend.urls, args.settle))
     via_orders = {*shop.many, shop.one}
-    check = asyncio.run(check_stock(backend.urls, {v: shop.initial[v] for v in shop.initial if v != shop.sellout},
+    check = asyncio.run(check_stock(backend.urls, {v: n for v, n in shop.initial.items() if v != shop.sellout},
                                     ledger, via_orders))
-    sellout = asyncio.run(check_stock(backend.urls, {shop.sellout: shop.initial[shop.sellout]}, ledger,
-                                      {shop.sellout}))
+    sellout = asyncio.run(check_stock(backend.urls, {shop.sellout: SELLOUT_STOCK}, ledger, {shop.sellout}))
     if sellout.stock != 0:
         sellout.problems.append(f"{sellout.stock} units left after the buyers were told it was sold out")
-    print(f"  sell-out: {shop.initial[shop.sellout]} in stock, {sellout_run.ok} orders of 1 accepted, "
+    print(f"  sell-out: {SELLOUT_STOCK} in stock, {sellout_run.ok} orders of 1 accepted, "
           f"{sellout_run.out_of_stock} refused out of stock, {sellout.stock} left", flush=True)
     procs.stop_all()
     backend.drop()
-    return BackendResult(backend.label, version, runs, check, sellout, sellout_run, shop.initial[shop.sellout])
+    return BackendResult(backend.label, backend.version, runs, check, sellout, sellout_run)
 
 
 def _line(run: Run, unit: str) -> None:
@@ -476,10 +469,8 @@ def _line(run: Run, unit: str) -> None:
 
 
 def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
-    print()
-    print(f"{args.concurrency} concurrent buyers (gateway) or workers (raw SQL), {args.duration:g} s each; "
-          "latency = request sent → reply read (gateway), BEGIN → COMMIT (raw SQL)")
-    print()
+    print(f"\n{args.concurrency} concurrent buyers (gateway) or workers (raw SQL), {args.duration:g} s each; "
+          "latency = request sent → reply read (gateway), BEGIN → COMMIT (raw SQL)\n")
     rows = []
     for r in results:
         for key, what in (("a", f"{args.variants} variants"), ("b", "1 variant")):
@@ -489,10 +480,8 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
                          f"{raw.rate:.0f}", f"{raw.pct(50):.1f}", f"{raw.pct(99):.1f}",
                          f"{g.rate / raw.rate if raw.rate else float('nan'):.3f}", not_ok])
     print(h.table(["backend", "orders on", "gateway orders/s", "p50 (ms)", "p99 (ms)", "raw SQL updates/s", "p50 (ms)",
-                   "p99 (ms)", "orders/s ÷ updates/s", "not 201 (after retries)"], rows, left=2))
-    print()
-    ok = True
-    rows = []
+                   "p99 (ms)", "orders/s ÷ updates/s", "not 201 (after retries)"], rows, left=2) + "\n")
+    ok, rows = True, []
     for r in results:
         c, s = r.check, r.sellout
         problems = c.problems + s.problems
@@ -500,7 +489,7 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
         rows.append([r.backend, c.variants, f"{c.initial:,}", f"{c.stock:,}", f"{c.committed:,}",
                      f"{c.held_with_order + s.held_with_order} / {c.held_without_order + s.held_without_order}",
                      f"{c.in_orders:,}", f"{c.told:,}", c.oversold + s.oversold,
-                     f"{r.sellout_stock} → {s.in_orders}, {s.stock}",
+                     f"{SELLOUT_STOCK} → {s.in_orders}, {s.stock}",
                      "all hold" if not problems else f"{len(problems)} FAILED"])
     print(h.table(["backend", "variants", "initial units", "in stock", "committed", "held (order / none)", "in orders",
                    "told buyers (201s)", "oversold", "sell-out: stock → sold, left", "checks"], rows))
@@ -512,15 +501,9 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
             if run.retried or run.unresolved or run.samples:
                 print(f"  {r.backend} {run.scenario}: asked again {dict(run.retried)}, transport errors "
                       f"{dict(run.errors)}, unanswered {run.unresolved}" + "".join(f"; {x}" for x in run.samples))
-    if any(r.check.held_without_order or r.sellout.held_without_order for r in results):
-        print("  held (none): stock held by an attempt that failed half way; the catalog's sweeper gives it back "
-              "after CATALOG_RESERVATION_TTL")
-    print()
-    for r in results:
-        if r.backend == "PostgreSQL":
-            rate = r.runs["a"].rate
-            print(f"PostgreSQL (a) {rate:.1f} orders/s (target ≥ {TARGET_ORDERS_PER_S:.0f}: "
-                  f"{'met' if rate >= TARGET_ORDERS_PER_S else 'NOT met'})")
+    for rate in (r.runs["a"].rate for r in results if r.backend == "PostgreSQL"):
+        print(f"\nPostgreSQL (a) {rate:.1f} orders/s (target ≥ {TARGET_ORDERS_PER_S:.0f}: "
+              f"{'met' if rate >= TARGET_ORDERS_PER_S else 'NOT met'})")
     oversold = sum(r.check.oversold + r.sellout.oversold for r in results)
     print(f"oversold units: {oversold} (target 0: {'met' if oversold == 0 and ok else 'NOT met'})")
     return ok
@@ -560,9 +543,8 @@ def main(argv: list[str] | None = None) -> int:
             "duration_s": args.duration, "warmup_s": args.warmup, "variants": args.variants,
             "results": [{"backend": r.backend, "version": r.version,
                          "runs": {k: run.summary() for k, run in r.runs.items()},
-                         "check": {**r.check.__dict__, "oversold": r.check.oversold},
-                         "sellout": {**r.sellout.__dict__, "oversold": r.sellout.oversold,
-                                     "stock": r.sellout_stock, "run": r.sellout_run.summary()}}
+                         "check": r.check.__dict__, "sellout": {**r.sellout.__dict__, "stock": SELLOUT_STOCK,
+                                                                  "run": r.sellout_run.summary()}}
                         for r in results]})
         return 0 if ok else 3
 
