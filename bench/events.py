@@ -19,11 +19,11 @@ import datetime as dt
 import json
 import math
 import socket
-import statistics
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -261,30 +261,24 @@ async def warm_up(gateway: str, variant_id: int, listener: StreamListener, count
 
 def summary(values: list[float]) -> dict[str, float]:
     return {"p50": h.pct(values, 50), "p95": h.pct(values, 95), "p99": h.pct(values, 99),
-            "max": max(values) if values else math.nan, "mean": statistics.fmean(values) if values else math.nan}
-
-
-def timeline(phase: Phase, placed: Placed, arrival: Arrival | None) -> list[float | None]:
-    moments = (placed.sent, placed.replied, placed.created_at,
-               arrival.created_at if arrival else None, arrival.at if arrival else None)
-    return [None if t is None else round((t - phase.started) * 1000.0, 3) for t in moments]
+            "max": max(values) if values else math.nan}
 
 
 def figures(phase: Phase, listener: StreamListener) -> dict:
     ok = [p for p in phase.placed if p.code]
     arrived = [(p, listener.arrivals[p.code]) for p in ok if p.code in listener.arrivals]
-    errors: dict[str, int] = {}
-    for p in phase.placed:
-        if not p.code:
-            errors[p.error or str(p.status)] = errors.get(p.error or str(p.status), 0) + 1
-    codes = {p.code for p in ok}
-    elapsed = max(phase.ended - phase.started, 1e-9)
-    ms = 1000.0
+    codes, ms = {p.code for p in ok}, 1000.0
+
+    def timeline(p: Placed, a: Arrival | None) -> list[float | None]:
+        moments = (p.sent, p.replied, p.created_at, a.created_at if a else None, a.at if a else None)
+        return [None if t is None else round((t - phase.started) * ms, 3) for t in moments]
+
     return {
         "transport": phase.transport, "mode": phase.mode, "orders": phase.orders, "rate": phase.rate,
-        "concurrency": phase.concurrency, "placed": len(ok), "errors": errors,
+        "concurrency": phase.concurrency, "placed": len(ok),
+        "errors": Counter(p.error or str(p.status) for p in phase.placed if not p.code),
         "lost": len(ok) - len(arrived), "duplicates": sum(1 for c in listener.duplicates if c in codes),
-        "achieved_rate": len(phase.placed) / elapsed,
+        "achieved_rate": len(phase.placed) / max(phase.ended - phase.started, 1e-9),
         "to_201_ms": summary([(p.replied - p.sent) * ms for p in ok]),
         "to_stream_ms": summary([(a.at - p.sent) * ms for p, a in arrived]),
         "to_order_built_ms": summary([(p.created_at - p.sent) * ms for p, _ in arrived]),
@@ -294,27 +288,24 @@ def figures(phase: Phase, listener: StreamListener) -> dict:
         "before_201": sum(1 for p, a in arrived if a.at < p.replied),
         "cpu_ms_per_order": {name: sec * ms / max(len(phase.placed), 1) for name, sec in phase.cpu.items()},
         "other_cores": phase.other_cores,
-        "latencies_ms": [round((a.at - p.sent) * ms, 3) for p, a in arrived],
         # Each order's timeline, ms from the phase's start: POST sent, 201 read, order built (orders'
         # created_at), inbox row made (notify's created_at), event read from the stream (None: lost).
-        "timeline_ms": [timeline(phase, p, listener.arrivals.get(p.code)) for p in ok],
+        "timeline_ms": [timeline(p, listener.arrivals.get(p.code)) for p in ok],
     }
 
 
 def describe(fig: dict) -> str:
-    if fig["mode"] == "steady":
-        return f"steady {fig['rate']:g}/s"
-    return f"burst ×{fig['concurrency']}"
+    return f"steady {fig['rate']:g}/s" if fig["mode"] == "steady" else f"burst ×{fig['concurrency']}"
 
 
-def print_table(results: list[dict]) -> None:
-    print()
-    print(h.table(["transport", "load", "orders", "orders/s", "to 201 p50 / p95 (ms)", "to stream p50", "p95", "p99",
-                   "max (ms)", "lost", "dup.", "errors"],
-                  [[f["transport"], describe(f), f["placed"], f"{f['achieved_rate']:.1f}",
-                    f"{f['to_201_ms']['p50']:.1f} / {f['to_201_ms']['p95']:.1f}",
-                    *(f"{f['to_stream_ms'][k]:.1f}" for k in ("p50", "p95", "p99", "max")),
-                    f["lost"], f["duplicates"], sum(f["errors"].values())] for f in results], left=2))
+def print_table(results: list[dict], max_other_cores: float) -> None:
+    """The two tables, then the verdict per phase."""
+    print("\n" + h.table(["transport", "load", "orders", "orders/s", "to 201 p50 / p95 (ms)", "to stream p50", "p95",
+                          "p99", "max (ms)", "lost", "dup.", "errors"],
+                         [[f["transport"], describe(f), f["placed"], f"{f['achieved_rate']:.1f}",
+                           f"{f['to_201_ms']['p50']:.1f} / {f['to_201_ms']['p95']:.1f}",
+                           *(f"{f['to_stream_ms'][k]:.1f}" for k in ("p50", "p95", "p99", "max")),
+                           f["lost"], f["duplicates"], sum(f["errors"].values())] for f in results], left=2))
     print("\nWhere the time goes (p50 / p95, ms), by the servers' own clocks (bench/README.md says what each "
           "step holds):\n")
     stages = ("to_order_built_ms", "order_to_inbox_row_ms", "row_to_stream_ms", "after_201_ms")
@@ -323,27 +314,16 @@ def print_table(results: list[dict]) -> None:
                   [[f["transport"], describe(f), *(f"{f[k]['p50']:.1f} / {f[k]['p95']:.1f}" for k in stages),
                     f"{f['before_201']} of {f['placed']}",
                     ", ".join(f"{n} {v:.1f}" for n, v in f["cpu_ms_per_order"].items()), f"{f['other_cores']:.2f}"]
-                   for f in results], left=2))
-    print()
-
-
-def verdicts(results: list[dict], max_other_cores: float) -> bool:
-    """Print the verdict per phase; True when every one met the target and lost nothing."""
-    good = True
+                   for f in results], left=2) + "\n")
     for f in results:
         p95 = f["to_stream_ms"]["p95"]
+        notes = [*([f"{f['lost']} LOST"] if f["lost"] else []),
+                 *(["refused: " + ", ".join(f"{k} ×{v}" for k, v in f["errors"].items())] if f["errors"] else []),
+                 *([f"other processes kept {f['other_cores']:.2f} cores busy: disturbed"]
+                   if f["other_cores"] > max_other_cores else [])]
         met = p95 <= TARGET_P95_MS and f["lost"] == 0 and f["placed"] > 0
-        good &= met
-        notes = []
-        if f["lost"]:
-            notes.append(f"{f['lost']} LOST")
-        if f["errors"]:
-            notes.append("refused: " + ", ".join(f"{k} ×{v}" for k, v in f["errors"].items()))
-        if f["other_cores"] > max_other_cores:
-            notes.append(f"other processes kept {f['other_cores']:.2f} cores busy: disturbed")
         print(f"{f['transport']:<5} {describe(f):<14} p95 {p95:7.1f} ms (target ≤ {TARGET_P95_MS:.0f} ms), "
               f"lost {f['lost']}: {'met' if met else 'NOT met'}" + (f"  ({'; '.join(notes)})" if notes else ""))
-    return good
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -429,14 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         results: list[dict] = []
         for transport in transports:
             results += measure_transport(args, bench, transport)
-        print_table(results)
-        verdicts(results, args.max_other_cores)
+        print_table(results, args.max_other_cores)
         bench.info["load_after"] = h.load_average()
         print(f"(load average after the run {bench.info['load_after']})")
-        h.write_json(args.json, {
-            "date": h.now(), "command": bench.command, "machine": bench.info, "backend": args.backend,
-            "target_p95_ms": TARGET_P95_MS, "warmup": args.warmup, "settle_s": args.settle, "env": args.env,
-            "results": results})
+        bench.write_json(args, target_p95_ms=TARGET_P95_MS, results=results)
         # The verdict is printed; only lost events (a correctness failure) make the exit status non-zero.
         return 1 if any(f["lost"] for f in results) else 0
 

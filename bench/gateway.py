@@ -410,9 +410,8 @@ def measure_all(args: argparse.Namespace, bench: h.Bench, wrk: str, nginx: str) 
     if args.serve:
         procs.serve_forever({"catalog": urls["direct"], "static": urls["direct"], **urls})
 
-    versions = {"wrk": h.tool_version([wrk, "-v"]).split(" Copyright")[0], "nginx": h.tool_version([nginx, "-v"])}
-    bench.info.update(versions)
-    bench.header("gateway bench", software=f"{versions['nginx']}, {versions['wrk']}", load=(
+    bench.info.update(wrk=h.tool_version([wrk, "-v"]).split(" Copyright")[0], nginx=h.tool_version([nginx, "-v"]))
+    bench.header("gateway bench", software=f"{bench.info['nginx']}, {bench.info['wrk']}", load=(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency (warm-up {args.warmup:g}s per "
         f"target), {args.rounds} round(s) of direct, gateway, nginx in turn; "
         + (f"then the same paced to {args.load:g} × the direct req/s" if args.load > 0 else "no paced phase")),
@@ -435,11 +434,7 @@ def measure_all(args: argparse.Namespace, bench: h.Bench, wrk: str, nginx: str) 
         paced = measure(args, wrk, procs, urls, pacing_script(tmp, args.connections, rate), metrics)
         phases["latency"] = {"runs": {t: [r.__dict__ for r in rs] for t, rs in paced.items()},
                              **report(args, paced, upstream.name, rate)}
-    h.write_json(args.json, {
-        "date": h.now(), "command": bench.command, "machine": bench.info, "upstream": args.upstream,
-        "connections": args.connections, "threads": args.threads, "duration_s": args.duration,
-        "warmup_s": args.warmup, "rounds": args.rounds, "load": args.load, "response_bytes": len(bodies["direct"]),
-        **phases})
+    bench.write_json(args, response_bytes=len(bodies["direct"]), **phases)
     return 0
 
 

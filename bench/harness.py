@@ -239,6 +239,11 @@ class Bench:
                 print(f"  {key:<8}: {text}")
         print(flush=True)
 
+    def write_json(self, args: argparse.Namespace, **figures: object) -> None:
+        """``--json FILE``: the figures, with the date, the command, the machine and the options."""
+        write_json(args.json, {"date": now(), "command": self.command, "machine": self.info,
+                               "options": vars(args), **figures})
+
     def close(self, keep: bool) -> None:
         self.procs.stop_all()
         for cleanup in reversed(self.cleanups):

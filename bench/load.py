@@ -538,8 +538,7 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
         plot(load, watch.samples, run.elapsed, f"bench/load.py — {run.model}, {args.duration:g} s, "
              f"{throughput:.0f} req/s, {errors} errors ({date[:16]})")
         print(f"wrote {LATENCY_PLOT.relative_to(h.REPO)} and {MEMORY_PLOT.relative_to(h.REPO)}")
-    h.write_json(args.json, {
-        "date": date, "command": bench.command, "machine": info, "model": run.model, "duration_s": run.elapsed,
+    bench.write_json(args, model=run.model, duration_s=run.elapsed, **{
         "requests": len(records), "errors": errors, "error_rate": error_rate, "throughput_rps": throughput,
         "dropped_arrivals": run.dropped, "orders": run.orders, "notifications_found": run.found,
         "routes": {route: {"count": len(ms), "p50_ms": h.pct(ms, 50), "p95_ms": h.pct(ms, 95),

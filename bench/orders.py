@@ -538,14 +538,11 @@ def main(argv: list[str] | None = None) -> int:
         names = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
         results = [run_backend(args, bench, name) for name in names]
         ok = report(results, args)
-        h.write_json(args.json, {
-            "date": h.now(), "command": bench.command, "machine": bench.info, "concurrency": args.concurrency,
-            "duration_s": args.duration, "warmup_s": args.warmup, "variants": args.variants,
-            "results": [{"backend": r.backend, "version": r.version,
+        bench.write_json(args, results=[{"backend": r.backend, "version": r.version,
                          "runs": {k: run.summary() for k, run in r.runs.items()},
                          "check": r.check.__dict__, "sellout": {**r.sellout.__dict__, "stock": SELLOUT_STOCK,
                                                                   "run": r.sellout_run.summary()}}
-                        for r in results]})
+                        for r in results])
         return 0 if ok else 3
 
     return h.run(__file__, body, needs=("services.orders",), target="bench-orders", keep=args.keep)

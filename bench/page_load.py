@@ -271,7 +271,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-async def measure_page(args: argparse.Namespace, bench) -> dict:
+async def measure_page(args: argparse.Namespace, bench: h.Bench) -> int:
     started = time.monotonic()
     urls = await asyncio.to_thread(start_stack, bench)
     shop = await seed_shop(urls["gateway"], args.products)
@@ -286,22 +286,17 @@ async def measure_page(args: argparse.Namespace, bench) -> dict:
         CPU="not slowed")
     loads = await measure(args, urls["gateway"] + path)
     bench.procs.check_alive()
-    return {"date": h.now(), "command": bench.command, "machine": bench.info, "chromium": chromium_version(),
-            "path": path, "products": shop.products, "runs": args.runs,
-            "networks": {n.name: asdict(n) for n in CONDITIONS}, "loads": [asdict(x) for x in loads],
-            **report(args, loads)}
+    bench.write_json(args, chromium=chromium_version(), path=path, networks={n.name: asdict(n) for n in CONDITIONS},
+                     loads=[asdict(x) for x in loads], **report(args, loads))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if chromium_missing("page_load.py"):
         return 2
-
-    def body(bench) -> int:
-        h.write_json(args.json, asyncio.run(measure_page(args, bench)))
-        return 0
-
-    return h.run(__file__, body, needs=("playwright", "gateway"), target="bench-page", keep=args.keep)
+    return h.run(__file__, lambda bench: asyncio.run(measure_page(args, bench)), needs=("playwright", "gateway"),
+                 target="bench-page", keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -280,9 +280,7 @@ def measure(base: str, backend: str, size: int, rounds: int) -> Measured:
 
     result = Measured(backend, size)
     with httpx.Client(base_url=base, timeout=30) as client:
-        urls: list[tuple[str, str]] = []
-        for label, params in QUERIES:
-            urls.append((label, "/api/v1/products?" + urlencode(params)))
+        urls = [(label, "/api/v1/products?" + urlencode(params)) for label, params in QUERIES]
         for label, params in SECOND_PAGES:
             first = client.get("/api/v1/products", params=params).json()
             if first.get("next_cursor"):
@@ -295,9 +293,7 @@ def measure(base: str, backend: str, size: int, rounds: int) -> Measured:
             result.hits[label] = len(resp.json()["items"])
         rng = random.Random(SEED)
         for _ in range(rounds):
-            order = urls[:]
-            rng.shuffle(order)
-            for label, url in order:
+            for label, url in rng.sample(urls, len(urls)):
                 started = time.perf_counter()
                 resp = client.get(url)
                 elapsed = (time.perf_counter() - started) * 1000
@@ -340,22 +336,15 @@ def plot(results: list[Measured], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    styles = {"SQLite": "tab:blue", "PostgreSQL": "tab:orange"}
-    for backend in dict.fromkeys(r.backend for r in results):
-        rs = sorted((r for r in results if r.backend == backend), key=lambda r: r.size)
-        sizes = [r.size for r in rs]
-        ax.plot(sizes, [r.pct(50) for r in rs], "o-", color=styles.get(backend), label=f"{backend} p50")
-        ax.plot(sizes, [r.pct(99) for r in rs], "s--", color=styles.get(backend), label=f"{backend} p99")
-    ax.axhline(TARGET_P50_MS, color="grey", linestyle=":", linewidth=1)
-    ax.axhline(TARGET_P99_MS, color="grey", linestyle="-.", linewidth=1)
-    ax.text(min(r.size for r in results), TARGET_P50_MS, " p50 target 15 ms",
-            va="bottom", fontsize=8, color="grey")
-    ax.text(min(r.size for r in results), TARGET_P99_MS, " p99 target 50 ms", va="bottom", fontsize=8, color="grey")
-    ax.set_xscale("log")
-    ax.set_xlabel("products in the catalog")
-    ax.set_ylabel("latency per search (ms), one client, direct to the catalog")
-    ax.set_title("Chợ Vườn search: GET /api/v1/products?q=… (bench/search.py)")
-    ax.set_ylim(bottom=0)
+    for backend, colour in (("SQLite", "tab:blue"), ("PostgreSQL", "tab:orange")):
+        rs = [r for r in results if r.backend == backend]
+        for q, style in ((50, "o-"), (99, "s--")):
+            ax.plot([r.size for r in rs], [r.pct(q) for r in rs], style, color=colour, label=f"{backend} p{q}")
+    for q, target, style in ((50, TARGET_P50_MS, ":"), (99, TARGET_P99_MS, "-.")):
+        ax.axhline(target, color="grey", linestyle=style, linewidth=1)
+        ax.text(results[0].size, target, f" p{q} target {target:g} ms", va="bottom", fontsize=8, color="grey")
+    ax.set(xscale="log", xlabel="products in the catalog", ylabel="latency per search (ms), one client, direct to "
+           "the catalog", title="Chợ Vườn search: GET /api/v1/products?q=… (bench/search.py)", ylim=(0, None))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -418,22 +407,14 @@ def main(argv: list[str] | None = None) -> int:
         m = bench.info
         pg = asyncio.run(h.pg_admin(args.pg_admin_dsn, [])) if "postgresql" in args.backends else None
         software = f"SQLite {sqlite3.sqlite_version}" + (f", PostgreSQL {pg}" if pg else "")
-        described = (f"{m['cpus']} CPUs, {m['cpu_model']}, {m['memory']}, {m['kernel']}, Python {m['python']}, "
-                     + software)
         bench.header("search bench", software=software, client=(
             f"one httpx client, one request at a time, keep-alive; {len(QUERIES) + len(SECOND_PAGES)} queries × "
             f"{args.rounds} rounds in shuffled order after 3 unmeasured rounds"))
         results: list[Measured] = []
         for kind in args.backends:
             results += run_backend(kind, args, bench, env)
-        print()
-        print(table(results))
-        print()
-        print(per_query_table(results))
-        print()
-        for line in verdict(results):
-            print(line)
-        h.write_json(args.json, [{
+        print("\n" + "\n\n".join([table(results), per_query_table(results), "\n".join(verdict(results))]))
+        bench.write_json(args, results=[{
             "backend": r.backend, "size": r.size, "p50_ms": r.pct(50), "p99_ms": r.pct(99),
             "requests": len(r.latencies_ms),
             "by_query": {k: {"p50_ms": r.pct(50, v), "p99_ms": r.pct(99, v)} for k, v in r.by_query.items()},
@@ -443,7 +424,8 @@ def main(argv: list[str] | None = None) -> int:
             h.write_section(SECTION, "\n".join([
                 SECTION, "",
                 f"Date: {h.now()}  ",
-                f"Machine: {described}; load average before the run {m['load_before']}, after {h.load_average()}  ",
+                f"Machine: {m['cpus']} CPUs, {m['cpu_model']}, {m['memory']}, {m['kernel']}, Python {m['python']}, "
+                f"{software}; load average before the run {m['load_before']}, after {h.load_average()}  ",
                 f"Command: `{bench.command}`", "",
                 "Each backend's catalog database is made by the migrations and filled with SQL (not the API) with "
                 f"varieties whose Vietnamese names combine genera, colours, origins, descriptors and cultivars, over "
