@@ -60,9 +60,6 @@ def ensure_venv(script: str, *needs: str, target: str) -> None:
             sys.exit(f"bench/{Path(script).name}: {exc}; run `make install` first (then `make {target}`).")
 
 
-# ── the machine and the source ───────────────────────────────────────────────────────────────────
-
-
 def _proc_line(path: str, prefix: str) -> str | None:
     with contextlib.suppress(OSError):
         for line in Path(path).read_text().splitlines():
@@ -110,9 +107,6 @@ def tool_version(argv: list[str]) -> str:
 
 def now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-# ── child processes ──────────────────────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -210,9 +204,6 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-# ── one run ──────────────────────────────────────────────────────────────────────────────────────
-
-
 @dataclass
 class Bench:
     """One run of a bench: its interpreter, command line, machine, temporary directory, children and
@@ -285,9 +276,6 @@ def run(script: str, body: Callable[[Bench], int], *, target: str, needs: tuple[
         bench.close(keep)
 
 
-# ── options ──────────────────────────────────────────────────────────────────────────────────────
-
-
 class Options(argparse.ArgumentParser):
     """A bench's command line, described by its docstring's first paragraph, with the options the benches
     spell alike: ``--keep``, ``--json`` (unless ``json`` is false); ``env``: the name of its repeatable
@@ -326,9 +314,6 @@ class Options(argparse.ArgumentParser):
             if "=" not in item:
                 self.error(f"{self.env} wants NAME=VALUE, not {item!r}")
         return args
-
-
-# ── the apps, their databases and the event bus ──────────────────────────────────────────────────
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -372,8 +357,7 @@ class Databases:
     """One database per app: SQLite files in ``folder``, or fresh PostgreSQL databases
     ``<prefix>_<random>_<app>`` made on ``admin_dsn`` and dropped by :meth:`drop`."""
 
-    def __init__(self, backend: str, folder: Path, admin_dsn: str = PG_ADMIN_DSN, prefix: str = "cv_bench",
-                 apps: tuple[str, ...] = APPS) -> None:
+    def __init__(self, backend: str, folder: Path, admin_dsn: str = PG_ADMIN_DSN, prefix: str = "cv_bench") -> None:
         self.backend, self.admin_dsn = backend, admin_dsn
         self.label = "SQLite" if backend == "sqlite" else "PostgreSQL"
         self.names: dict[str, str] = {}
@@ -381,10 +365,10 @@ class Databases:
             import sqlite3
 
             self.version = f"SQLite {sqlite3.sqlite_version}"
-            self.urls = {app: f"sqlite+aiosqlite:///{folder / f'{app}.db'}" for app in apps}
+            self.urls = {app: f"sqlite+aiosqlite:///{folder / f'{app}.db'}" for app in APPS}
             return
         tag = uuid.uuid4().hex[:8]
-        names = {app: f"{prefix}_{tag}_{app}" for app in apps}
+        names = {app: f"{prefix}_{tag}_{app}" for app in APPS}
         try:
             self.version = "PostgreSQL " + asyncio.run(pg_admin(admin_dsn, [f'CREATE DATABASE "{n}"'
                                                                               for n in names.values()]))
@@ -471,9 +455,6 @@ def start_apps(procs: Processes, python: str, run_dir: Path, dbs: dict[str, str]
     return url
 
 
-# ── through the API ──────────────────────────────────────────────────────────────────────────────
-
-
 def expect(resp, status: int, what: str):
     """The JSON of an httpx reply with ``status``, else a :class:`BenchError` saying ``what`` failed."""
     if resp.status_code != status:
@@ -556,9 +537,6 @@ def photo_jpeg(seed: int) -> bytes:
     out = io.BytesIO()
     img.save(out, "JPEG", quality=85)
     return out.getvalue()
-
-
-# ── CPU and memory readings ──────────────────────────────────────────────────────────────────────
 
 
 def _proc_ticks(pid: int) -> tuple[int, int]:
@@ -687,9 +665,6 @@ class MemoryWatch:
             pss[name] = total[2] / mb if self.uss_available and total[2] else None
         self.samples.append(sample := MemorySample(t, self.phase, rss, uss, pss))
         return sample
-
-
-# ── figures ──────────────────────────────────────────────────────────────────────────────────────
 
 
 def pct(values: list[float], q: float) -> float:
