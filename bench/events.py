@@ -4,10 +4,7 @@ Per transport (HTTP push; NATS JetStream under a namespace of its own) the four 
 live stream; guest orders steady (``--rate``) and in a burst (``--concurrency``), each matched to its event:
 p50/p95/p99/max of POST sent → event read, where the time goes, events lost. Target: p95 ≤ 500 ms.
 
-    make bench-events
-    .venv/bin/python bench/events.py --orders 10 --wait-quiet 0   # a quick check that everything works
-
-bench/README.md has every option; docs/performance.md the figures.
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -4,10 +4,7 @@ A catalog on SQLite, the gateway and nginx in front of it, loaded with wrk in tu
 then paced): req/s, p50/p99, the ratios gateway/nginx and gateway/direct, the p99 the gateway adds and
 CPU per request. Targets: gateway ≥ 0.8 × nginx's req/s; p99 added ≤ 3 ms. Needs wrk and nginx.
 
-    make bench-gateway
-    .venv/bin/python bench/gateway.py --rounds 3 --upstream static
-
-bench/README.md has every option; docs/performance.md the figures.
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -4,8 +4,7 @@ The four apps with the demo seed, a guest order for the tracking page, a cart of
 audited ``--runs`` times by Lighthouse (bench/lighthouse/) driving Debian's Chromium, mobile defaults;
 the median per category, written to docs/performance.md with ``--write-docs``. Target: each ≥ 95.
 
-    make bench-lighthouse                       # = .venv/bin/python bench/lighthouse_pages.py --runs 3 --write-docs
-    .venv/bin/python bench/lighthouse_pages.py --runs 1 --page cart
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -4,10 +4,7 @@ The production shape (PostgreSQL, NATS JetStream), seeded through the API, under
 (browse 10 : search 3 : product 5 : order 1 : inbox 1), closed (``--users``) or open (``--rate``): per
 route p50/p95/p99/max and errors, req/s, CPU, each app's RSS/USS/PSS; every order checked in its inbox.
 
-    make bench-load                                        # 2 minutes, 32 users; writes docs/performance.md
-    .venv/bin/python bench/load.py --duration 10 --no-plot # a short check that everything works
-
-bench/README.md has every option; docs/performance.md ("Load", "Memory") the figures.
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations

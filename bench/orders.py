@@ -5,10 +5,7 @@ orders on (a) many variants and (b) one, each beside a raw-SQL baseline of the c
 update, then sell one variant out: orders/s, p50/p99, orders/s ÷ updates/s, CPU per order, the books.
 Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell.
 
-    make bench-orders
-    .venv/bin/python bench/orders.py --backend sqlite --duration 5      # a quick look
-
-bench/README.md has every option; docs/performance.md the figures.
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations

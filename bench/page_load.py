@@ -4,10 +4,7 @@ The four apps and a shop of ``--products`` varieties with photos; Chromium (Play
 as a phone with a cold cache, unthrottled and on DevTools' "Slow 4G": FCP, LCP, DOMContentLoaded, load,
 bytes, and the slow-4G/unthrottled ratios. Target: first contentful paint ≤ 1.5 s on slow 4G.
 
-    make bench-page
-    .venv/bin/python bench/page_load.py --runs 1 --path /      # another page of the same stack
-
-bench/README.md has every option; docs/performance.md ("Page load on slow 4G") the figures.
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -206,22 +203,17 @@ def fmt_ms(ms: float | None) -> str:
 
 
 def summary(loads: list[Load]) -> dict[str, dict[str, dict[str, float | None]]]:
-    out: dict[str, dict[str, dict[str, float | None]]] = {}
-    for network in CONDITIONS:
-        mine = [x for x in loads if x.network == network.name]
-        out[network.name] = {}
-        for metric in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms", "bytes", "requests"):
-            values = [getattr(x, metric) for x in mine if getattr(x, metric) is not None]
-            out[network.name][metric] = {"median": statistics.median(values) if values else None,
-                                         "max": max(values) if values else None}
-    return out
+    """Per network and figure, the median and the maximum of the loads."""
+    def of(values: list[float]) -> dict[str, float | None]:
+        return {"median": statistics.median(values) if values else None, "max": max(values, default=None)}
+
+    return {n.name: {m: of([v for x in loads if x.network == n.name and (v := getattr(x, m)) is not None])
+                     for m in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms", "bytes", "requests")} for n in CONDITIONS}
 
 
 def report(args: argparse.Namespace, loads: list[Load]) -> dict:
     s = summary(loads)
-    print()
-    print(f"{args.runs} cold loads per condition; median (max)")
-    print()
+    print(f"\n{args.runs} cold loads per condition; median (max)\n")
 
     def cell(figures: dict[str, float | None]) -> str:
         return "–" if figures["median"] is None else f"{figures['median']:.0f} ({figures['max']:.0f}) ms"
@@ -231,16 +223,10 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
                   [[n.name, *(cell(s[n.name][m]) for m in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms")),
                     f"{s[n.name]['bytes']['median'] / 1024:.1f} KiB", f"{s[n.name]['requests']['median']:.0f}"]
                    for n in CONDITIONS]))
-    ratios = {}
-    for metric in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms"):
-        slow, fast = s[SLOW_4G.name][metric]["median"], s[UNTHROTTLED.name][metric]["median"]
-        if slow is not None and fast:
-            ratios[metric] = slow / fast
-    print()
-    print("slow 4G / unthrottled (medians): "
-          + ", ".join(f"{label} {ratios[m]:.1f}×" for m, label in (("fcp_ms", "FCP"), ("lcp_ms", "LCP"),
-                                                                   ("dcl_ms", "DOMContentLoaded"), ("load_ms", "load"))
-                      if m in ratios))
+    labels = {"fcp_ms": "FCP", "lcp_ms": "LCP", "dcl_ms": "DOMContentLoaded", "load_ms": "load"}
+    ratios = {m: slow / fast for m in labels if (slow := s[SLOW_4G.name][m]["median"]) is not None
+              and (fast := s[UNTHROTTLED.name][m]["median"])}
+    print("\nslow 4G / unthrottled (medians): " + ", ".join(f"{labels[m]} {r:.1f}×" for m, r in ratios.items()))
     fcp = s[SLOW_4G.name]["fcp_ms"]
     met = fcp["median"] is not None and fcp["median"] <= FCP_TARGET_MS
     print(f"first contentful paint on slow 4G: median {fmt_ms(fcp['median']).strip()}, max {fmt_ms(fcp['max']).strip()}"
@@ -248,8 +234,7 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
           + ("" if fcp["max"] is None or fcp["max"] <= FCP_TARGET_MS or not met else "; not in every load") + ")")
     if args.requests:
         last = [x for x in loads if x.network == SLOW_4G.name][-1]
-        print()
-        print(f"responses of the last slow-4G load ({last.bytes / 1024:.1f} KiB on the wire):")
+        print(f"\nresponses of the last slow-4G load ({last.bytes / 1024:.1f} KiB on the wire):")
         for where, size in sorted(last.sizes, key=lambda item: -item[1]):
             print(f"  {size / 1024:8.1f} KiB  {urlsplit(where).path or where}")
     failed = sorted({f for x in loads for f in x.failed})

@@ -4,8 +4,7 @@ Per backend (SQLite, PostgreSQL) the catalog's database filled with SQL with Vie
 catalog as its own process, one client sending a mix of searches: p50/p99 per size and their ratio to
 the targets (p50 ≤ 15 ms, p99 ≤ 50 ms at 100k); writes docs/performance.md and docs/search-latency.png.
 
-    make bench-search
-    .venv/bin/python bench/search.py --sizes 1000 10000 --backends sqlite --rounds 20 --no-write
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -237,26 +236,16 @@ def start_catalog(bench: h.Bench, env: dict[str, str], url: str, tag: str) -> st
 
 
 QUERIES: list[tuple[str, dict]] = [
-    ("common, accented", {"q": "súng"}),
-    ("common, no accents", {"q": "sung"}),
-    ("two common words", {"q": "hoa sung"}),
-    ("upper case", {"q": "HOA SÚNG"}),
-    ("colour", {"q": "sen trắng"}),
-    ("colour, no accents", {"q": "sen trang"}),
-    ("province / origin", {"q": "dong thap"}),
-    ("moderate", {"q": "thủy trúc"}),
-    ("rare cultivar", {"q": "queen of siam"}),
-    ("rare, no accents", {"q": "bach tuyet"}),
-    ("prefix", {"q": "hoa su"}),
-    ("short prefix", {"q": "su"}),
-    ("prefix, 2 words", {"q": "sen h"}),
-    ("word + province", {"q": "sung", "province_code": "82"}),
+    ("common, accented", {"q": "súng"}), ("common, no accents", {"q": "sung"}),
+    ("two common words", {"q": "hoa sung"}), ("upper case", {"q": "HOA SÚNG"}), ("colour", {"q": "sen trắng"}),
+    ("colour, no accents", {"q": "sen trang"}), ("province / origin", {"q": "dong thap"}),
+    ("moderate", {"q": "thủy trúc"}), ("rare cultivar", {"q": "queen of siam"}),
+    ("rare, no accents", {"q": "bach tuyet"}), ("prefix", {"q": "hoa su"}), ("short prefix", {"q": "su"}),
+    ("prefix, 2 words", {"q": "sen h"}), ("word + province", {"q": "sung", "province_code": "82"}),
     ("word + category + price", {"q": "sen", "category": "lotus", "min_price": 50000, "max_price": 300000}),
     ("in stock, by price", {"q": "sung", "in_stock": "true", "sort": "price_asc"}),
-    ("by price, descending", {"q": "sen", "sort": "price_desc"}),
-    ("three words", {"q": "súng thái đỏ"}),
-    ("no match", {"q": "xương rồng"}),
-    ("browse newest", {}),
+    ("by price, descending", {"q": "sen", "sort": "price_desc"}), ("three words", {"q": "súng thái đỏ"}),
+    ("no match", {"q": "xương rồng"}), ("browse newest", {}),
     ("browse by price + category", {"sort": "price_asc", "category": "water_lily"}),
     ("browse province, in stock", {"province_code": "92", "in_stock": "true"}),
 ]
