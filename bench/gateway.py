@@ -35,12 +35,8 @@ PRODUCTS, NGINX_KEEPALIVE = 30, 64  # active products in the catalog; idle upstr
 
 
 async def seed_catalog(database_url: str, products: int) -> int:
-    """The demo nursery (``services.catalog.seed``), then copies of its varieties (with their variants),
-    made with the catalog's own models, until ``products`` products are active.
-
-    Copies are made column by column from what the seed wrote, so that every column the seed fills
-    (prices, stock, search documents, denormalised fields) is filled here the same way.
-    """
+    """The demo nursery (``services.catalog.seed``), then copies of its varieties and their variants,
+    column by column (prices, stock, search documents as the seed wrote them), until ``products`` are active."""
     from sqlalchemy import func, inspect, select
 
     from common.db import Database
@@ -78,30 +74,20 @@ async def seed_catalog(database_url: str, products: int) -> int:
         await db.dispose()
 
 
-def wait_for_list(procs: h.Processes, url: str, expect_items: int) -> bytes:
-    """Poll ``url`` until it answers 200 with ``expect_items`` items; returns the body."""
-    def check(body: bytes) -> str | None:
-        items = len(json.loads(body)["items"])
-        return None if items == expect_items else f"{items} items"
-
-    return h.wait_ready(procs, url, 60.0, check)
+def wait_for_list(procs: h.Processes, url: str) -> bytes:
+    """Poll ``url`` until it answers 200 with 20 items; returns the body."""
+    return h.wait_ready(procs, url, 60.0, lambda body: None if len(json.loads(body)["items"]) == 20 else "not 20")
 
 
-def render_nginx_conf(template: Path, prefix: Path, **values: object) -> Path:
-    """``template`` with its ``{{name}}`` placeholders filled in, written to ``prefix/nginx.conf``."""
+def start_nginx(procs: h.Processes, nginx: str, name: str, template: Path, prefix: Path, **values: object) -> h.Child:
+    """nginx from ``template`` (its ``{{name}}`` placeholders filled in), in the foreground, in ``prefix``."""
     text = template.read_text()
     for key, value in {"prefix": prefix, **values}.items():
         text = text.replace("{{" + key + "}}", str(value))
     if m := re.search(r"{{.*?}}", text):
         raise h.BenchError(f"unfilled placeholder in {template}: {m.group(0)}")
     prefix.mkdir(parents=True, exist_ok=True)
-    conf = prefix / "nginx.conf"
-    conf.write_text(text)
-    return conf
-
-
-def start_nginx(procs: h.Processes, nginx: str, name: str, template: Path, prefix: Path, **values: object) -> h.Child:
-    conf = render_nginx_conf(template, prefix, **values)
+    (conf := prefix / "nginx.conf").write_text(text)
     return procs.start(name, [nginx, "-p", str(prefix), "-e", str(prefix / "nginx-error.log"), "-c", str(conf)],
                        {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}, prefix / "nginx.log")
 
@@ -391,19 +377,19 @@ def measure_all(args: argparse.Namespace, bench: h.Bench, wrk: str, nginx: str) 
         # Take the catalog's real page once, then serve it from nginx in the catalog's place.
         (snapshot_port,) = h.free_ports(1)
         start_catalog(procs, python, tmp, snapshot_port, env)
-        page = wait_for_list(procs, f"http://127.0.0.1:{snapshot_port}{LIST_PATH}", 20)
+        page = wait_for_list(procs, f"http://127.0.0.1:{snapshot_port}{LIST_PATH}")
         procs.stop_all()
         (tmp / "static").mkdir()
         (tmp / "static" / "products.json").write_bytes(page)
         (tmp / "static").chmod(0o755)
         upstream = start_nginx(procs, nginx, "static", STATIC_TEMPLATE, tmp / "static", listen_port=ports["direct"])
         upstream_desc = "nginx serving a snapshot of the catalog's page (1 worker): proxies' cost only"
-    bodies = {"direct": wait_for_list(procs, urls["direct"], 20)}
+    bodies = {"direct": wait_for_list(procs, urls["direct"])}
     start_gateway(procs, python, tmp, ports["gateway"], f"http://127.0.0.1:{ports['direct']}", env, args.gateway_env)
     start_nginx(procs, nginx, "nginx", TEMPLATE, tmp / "nginx", listen_port=ports["nginx"],
                 upstream_port=ports["direct"], keepalive=NGINX_KEEPALIVE)
-    bodies["gateway"] = wait_for_list(procs, urls["gateway"], 20)
-    bodies["nginx"] = wait_for_list(procs, urls["nginx"], 20)
+    bodies["gateway"] = wait_for_list(procs, urls["gateway"])
+    bodies["nginx"] = wait_for_list(procs, urls["nginx"])
     if args.serve:
         procs.serve_forever({"catalog": urls["direct"], "static": urls["direct"], **urls})
 

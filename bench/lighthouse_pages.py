@@ -98,7 +98,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-
 async def audit_pages(args: argparse.Namespace, bench) -> int:
     started = time.monotonic()
     urls = await asyncio.to_thread(start_stack, bench, demo_seed=True)
@@ -123,15 +122,10 @@ async def audit_pages(args: argparse.Namespace, bench) -> int:
         notes[name] = losses(runs[-1][1])
     scores = table(["page", "path", "performance", "accessibility", "best practices", "SEO"],
                    [[name, f"`{path}`", *(f"{m[k]:g}" for k in CATEGORIES)] for name, path, m in rows], left=2)
-    print()
-    print(scores)
     met = all(m[k] >= TARGET for _, _, m in rows for k in CATEGORIES)
-    print(f"\ntarget: each score ≥ {TARGET}: {'met' if met else 'NOT met'}")
-    for name, lost in notes.items():
-        if lost:
-            print(f"  {name}: " + "; ".join(lost))
+    lost_lines = [f"- {name}: " + "; ".join(lost) for name, lost in notes.items() if lost]
+    print(f"\n{scores}\n\ntarget: each score ≥ {TARGET}: {'met' if met else 'NOT met'}\n" + "\n".join(lost_lines))
     if args.write_docs:
-        lost_lines = [f"- {name}: " + "; ".join(lost) for name, lost in notes.items() if lost]
         write_section("## Lighthouse", "\n".join([
             "## Lighthouse (bench/lighthouse_pages.py)", "",
             f"`{bench.command}` (`make bench-lighthouse`) on commit {info['source']}, "
