@@ -61,7 +61,7 @@ class Grower:
     phone: str
     headers: dict[str, str]
     token_at: float
-    shop_id: int = 0
+    shop_id: int
 
 
 @dataclass
@@ -87,6 +87,7 @@ def product_body(rng: random.Random, n: int) -> dict:
     return {"name": f"{name} #{n}", "category": category, "status": "active", "variants": variants,
             "description": description(rng, name)}
 
+
 async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
     provinces = h.expect(await client.get("/api/v1/provinces"), 200, "GET /provinces")
     codes = [p["code"] for p in provinces]
@@ -96,12 +97,9 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
         addresses += [(code, w["code"]) for w in rng.sample(wards, min(10, len(wards)))]
 
     growers: list[Grower] = []
-    used_phones: set[str] = set()
     for i in range(args.growers):
-        phone = h.mobile(rng)
-        while phone in used_phones:
-            phone = h.mobile(rng)
-        used_phones.add(phone)
+        while (phone := h.mobile(rng)) in {g.phone for g in growers}:
+            pass
         province, ward = addresses[i % len(addresses)]
         headers, shop = await h.open_shop(client, phone, name=f"Chủ vườn {i + 1}", shop={
             "name": GROWER_NAMES[i % len(GROWER_NAMES)] + ("" if i < len(GROWER_NAMES) else f" {i + 1}"),
@@ -242,20 +240,6 @@ async def run_load(load: Load, args: argparse.Namespace, until: float) -> int:
         task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
     return dropped
-
-
-async def progress(load: Load, watch: h.MemoryWatch, until: float, every: float = 5.0) -> None:
-    """A line every ``every`` seconds: the requests of that span and the latest memory reading."""
-    seen, last = 0, time.monotonic()
-    while time.monotonic() < until - 0.5:
-        await asyncio.sleep(min(every, max(0.0, until - time.monotonic())))
-        window, seen = load.records[seen:], len(load.records)
-        span, last = time.monotonic() - last, time.monotonic()
-        ms = [r.ms for r in window]
-        rss = sum(watch.samples[-1].rss.values()) if watch.samples else float("nan")
-        print(f"  {time.monotonic() - load.started:6.0f} s  {len(window) / span:7.1f} req/s  "
-              f"p50 {h.pct(ms, 50):7.1f} ms  p99 {h.pct(ms, 99):7.1f} ms  errors {sum(not r.ok for r in window):<4} "
-              f"orders {load.orders_placed:<5} RSS {rss:6.0f} MB", flush=True)
 
 
 async def wait_for_inboxes(load: Load, timeout: float) -> tuple[int, float]:
@@ -474,15 +458,12 @@ async def measure(args: argparse.Namespace, bench: h.Bench) -> Run:
             load.failures.clear()
         orders_before = load.orders_placed
 
-        print(f"\n  {'time':>6}    {'req/s':>7}  (each line: the last 5 s)", flush=True)
+        print(f"  measuring for {args.duration:g} s …", flush=True)
         with h.CpuMeter(procs, own="load generator (this script)", with_children=True) as meter:
             watch.phase, load.started = "load", time.monotonic()
-            until = load.started + args.duration
-            ticker = asyncio.create_task(progress(load, watch, until))
-            dropped = await run_load(load, args, until)
+            dropped = await run_load(load, args, load.started + args.duration)
             elapsed = time.monotonic() - load.started
             watch.phase = "after"
-            await ticker
         procs.check_alive()
         found, waited = await wait_for_inboxes(load, timeout=30.0)
         await asyncio.sleep(3.5)
