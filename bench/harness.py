@@ -85,18 +85,13 @@ def machine() -> dict[str, str]:
 
 
 def git_describe() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except OSError:
-        return "?"
-    return f"{head or '?'}{' + uncommitted changes' if dirty else ''}"
+    dirty = tool_version(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]) != "?"
+    return tool_version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]) + (" + uncommitted changes"
+                                                                                        if dirty else "")
 
 
 def tool_version(argv: list[str]) -> str:
-    """The first line a program prints about its version, '?' when it does not run."""
+    """The first line a program prints (about its version), '?' when it does not run or says nothing."""
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
     except OSError:
@@ -192,16 +187,11 @@ def wait_ready(procs: Processes, url: str, timeout: float = 90.0,
 
 def free_ports(n: int) -> list[int]:
     """``n`` distinct ports free right now (held open together while chosen, so none repeats)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
         for s in socks:
-            s.close()
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 @dataclass
@@ -551,17 +541,12 @@ def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
     0 where /proc is absent."""
     try:
         total = _proc_ticks(pid)[0]
-        if with_children:
-            for entry in Path("/proc").iterdir():
-                if entry.name.isdigit():
-                    try:
-                        ticks, ppid = _proc_ticks(int(entry.name))
-                    except (OSError, ValueError):
-                        continue
-                    if ppid == pid:
-                        total += ticks
     except (OSError, ValueError):
         return 0.0
+    for entry in Path("/proc").iterdir() if with_children else ():
+        with contextlib.suppress(OSError, ValueError):
+            ticks, ppid = _proc_ticks(int(entry.name)) if entry.name.isdigit() else (0, 0)
+            total += ticks if ppid == pid else 0
     return total / CLOCK_TICKS
 
 
