@@ -85,12 +85,7 @@ class StreamListener(threading.Thread):
         self.url, self.token = url, token
         self.arrivals: dict[str, Arrival] = {}
         self.duplicates: list[str] = []
-        self.others = 0
-        self.keepalives = 0
-        self.ready = threading.Event()
-        self.error: str | None = None
-        self._socket: socket.socket | None = None
-        self._stopping = False
+        self.ready, self.error, self._socket, self._stopping = threading.Event(), None, None, False
 
     def run(self) -> None:
         import httpx
@@ -111,11 +106,8 @@ class StreamListener(threading.Thread):
                     now = time.monotonic()
                     if line.startswith("retry:"):  # sent once the stream is subscribed: from here on, nothing is missed
                         self.ready.set()
-                    elif line.startswith(": keep-alive"):
-                        self.keepalives += 1
                     elif line.startswith("data:"):
-                        if not data:
-                            first_at = now
+                        first_at = first_at if data else now
                         data.append(line[5:].lstrip())
                     elif line == "" and data:
                         self._dispatch("\n".join(data), first_at)
@@ -131,14 +123,12 @@ class StreamListener(threading.Thread):
     def _dispatch(self, payload: str, at: float) -> None:
         note = json.loads(payload)
         if note.get("type") != "order.placed":
-            self.others += 1
             return
-        code = note["data"]["code"]
-        if code in self.arrivals:
+        if (code := note["data"]["code"]) in self.arrivals:
             self.duplicates.append(code)
-            return
-        created = dt.datetime.fromisoformat(note["created_at"]).timestamp() - WALL_OFFSET
-        self.arrivals[code] = Arrival(at, note["id"], created)
+        else:
+            created = dt.datetime.fromisoformat(note["created_at"]).timestamp() - WALL_OFFSET
+            self.arrivals[code] = Arrival(at, note["id"], created)
 
     def stop(self) -> None:
         """End the stream from the client's side (the server then lets go of it at once)."""

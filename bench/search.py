@@ -102,21 +102,15 @@ def description(rng: random.Random, name: str) -> str:
 def province_wards() -> dict[str, str]:
     from common.vietnam import province_name, wards
 
-    found = {}
-    for code in PROVINCE_WEIGHTS:
-        if province_name(code) and (ws := wards(code)):
-            found[code] = ws[0]["code"]
-    return found
+    return {code: ws[0]["code"] for code in PROVINCE_WEIGHTS if province_name(code) and (ws := wards(code))}
 
 
 def make_shops(count: int, rng: random.Random) -> list[dict]:
     from services.catalog import search
 
     wards = province_wards()
-    codes = list(wards)
+    codes, now, shops = list(wards), dt.datetime.now(dt.UTC) - dt.timedelta(days=800), []
     weights = [PROVINCE_WEIGHTS[c] for c in codes]
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=800)
-    shops = []
     for i in range(1, count + 1):
         province = rng.choices(codes, weights)[0]
         name = f"{rng.choice(SHOP_KINDS)} {rng.choice(SHOP_PEOPLE)}"
@@ -136,9 +130,7 @@ def make_products(start_id: int, count: int, shops: list[dict], rng: random.Rand
                   variant_start: int) -> tuple[list[dict], list[dict]]:
     from services.catalog import search
 
-    products, variants = [], []
-    base = dt.datetime.now(dt.UTC) - dt.timedelta(days=700)
-    vid = variant_start
+    products, variants, base = [], [], dt.datetime.now(dt.UTC) - dt.timedelta(days=700)
     for pid in range(start_id, start_id + count):
         shop = shops[rng.randrange(len(shops))]
         name, category = variety_name(rng)
@@ -146,16 +138,11 @@ def make_products(start_id: int, count: int, shops: list[dict], rng: random.Rand
         roll = rng.random()
         status = "draft" if roll < 0.04 else "archived" if roll < 0.07 else "active"
         base_price = rng.choice([15, 20, 25, 30, 35, 45, 55, 60, 80, 90, 120, 150, 200, 250, 350, 500]) * 1000
-        count_variants = rng.choice([1, 1, 2, 2, 3])
-        labels = rng.sample(LABELS, count_variants)
-        rows = []
-        for pos, (label, factor) in enumerate(labels):
-            stock = 0 if rng.random() < 0.12 else rng.randint(1, 300)
-            rows.append({"id": vid, "product_id": pid, "position": pos, "label": label,
-                         "retail_price": int(round(base_price * factor, -3)), "wholesale_tiers": "[]",
-                         "min_order_quantity": 1, "stock": stock, "low_stock_threshold": 5, "weight_grams": 500,
-                         "archived": False})
-            vid += 1
+        labels = rng.sample(LABELS, rng.choice([1, 1, 2, 2, 3]))
+        rows = [{"id": variant_start + len(variants) + pos, "product_id": pid, "position": pos, "label": label,
+                 "retail_price": int(round(base_price * factor, -3)), "wholesale_tiers": "[]", "min_order_quantity": 1,
+                 "stock": 0 if rng.random() < 0.12 else rng.randint(1, 300), "low_stock_threshold": 5,
+                 "weight_grams": 500, "archived": False} for pos, (label, factor) in enumerate(labels)]
         variants += rows
         search_name, search_text = search.product_documents(name, desc, shop["name"], shop["province_code"])
         created = base + dt.timedelta(seconds=pid * 300)
