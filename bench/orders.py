@@ -115,7 +115,6 @@ class Ledger:
     """What the buyers were told: units per variant in 201 replies, warm-up included."""
 
     ordered: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    orders: int = 0
 
 
 def order_body(rng: random.Random, variant_id: int, quantity: int) -> dict:
@@ -131,8 +130,7 @@ class BuyerConnection:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         parts = urllib.parse.urlsplit(url)
         self.host, self.port, self.timeout = parts.hostname, parts.port, timeout
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.reader, self.writer = None, None
 
     async def post_json(self, path: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
         payload = json.dumps(body).encode()
@@ -152,10 +150,7 @@ class BuyerConnection:
         self.writer.write(request)
         lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
+        headers = {name.strip().lower(): value.strip() for name, _, value in (ln.partition(":") for ln in lines[1:])}
         if "content-length" not in headers:
             raise ConnectionError(f"a {status} reply without Content-Length")
         body = await self.reader.readexactly(int(headers["content-length"]))
@@ -209,7 +204,6 @@ async def buyers(gateway_url: str, variants: list[int], concurrency: int, second
                     if [(ln["variant_id"], ln["quantity"]) for ln in reply.get("lines", [])] != [(variant, quantity)]:
                         run.errors["201 with other lines"] += 1
                     ledger.ordered[variant] += quantity
-                    ledger.orders += 1
                     run.ok += 1
                     run.latencies_ms.append(elapsed)
                 elif reply.get("type", "").endswith("/out-of-stock"):
