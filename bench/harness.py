@@ -277,12 +277,11 @@ class Options(argparse.ArgumentParser):
                  env_help: str = "extra environment for the apps; a name with an app's prefix (ORDERS_…) goes to "
                                  "that app only (repeatable)") -> None:
         super().__init__(description=doc.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        self.env = env
         self.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
         if json:
             self.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
         if env:
-            self.add_argument(env, action="append", default=[], metavar="NAME=VALUE", help=env_help)
+            self.add_argument(env, action="append", default=[], metavar="NAME=VALUE", help=env_help, type=_pair)
         if quiet is not None:
             self.add_argument("--max-other-cores", type=float, default=quiet,
                               help="a run during which other processes kept more cores busy is disturbed")
@@ -298,12 +297,11 @@ class Options(argparse.ArgumentParser):
             self.add_argument("--serve", action="store_true",
                               help="start and seed, print URLs and pids, wait for Ctrl-C (to profile by hand)")
 
-    def parse_args(self, argv: list[str] | None = None) -> argparse.Namespace:  # type: ignore[override]
-        args = super().parse_args(argv)
-        for item in getattr(args, self.env.lstrip("-").replace("-", "_")) if self.env else []:
-            if "=" not in item:
-                self.error(f"{self.env} wants NAME=VALUE, not {item!r}")
-        return args
+
+def _pair(item: str) -> str:
+    if "=" not in item:
+        raise argparse.ArgumentTypeError(f"NAME=VALUE, not {item!r}")
+    return item
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -326,7 +324,7 @@ def rate_limits(*, factor: int = 1, **limits: int) -> str:
 
 
 def env_pairs(items: list[str]) -> dict[str, str]:
-    """``NAME=VALUE`` options (``--env``) as a dict (checked by :class:`Options`)."""
+    """``NAME=VALUE`` options (``--env``) as a dict."""
     return dict(item.split("=", 1) for item in items)
 
 
