@@ -64,8 +64,7 @@ async def seed_catalog(database_url: str, products: int) -> int:
             missing = products - await session.scalar(count_active())
             for i in range(max(0, missing)):
                 original = originals[i % len(originals)]
-                product = copy_of(original, {"id", "created_at", "updated_at"},
-                                  name=f"{original.name} (lô {i + 1})")
+                product = copy_of(original, {"id", "created_at", "updated_at"}, name=f"{original.name} (lô {i + 1})")
                 product.variants = [copy_of(v, {"id", "product_id"}) for v in original.variants]
                 session.add(product)
             await session.flush()
@@ -154,8 +153,7 @@ def parse_wrk(output: str) -> Result:
         errors.append("socket errors: " + m.group(1).strip())
     if m := re.search(r"^\s+Non-2xx or 3xx responses: (\d+)", output, re.M):
         errors.append(f"{m.group(1)} non-2xx responses")
-    return Result(float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), int(total.group(1)),
-                  "; ".join(errors))
+    return Result(float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), int(total.group(1)), "; ".join(errors))
 
 
 PACING_SCRIPT = """\
@@ -223,8 +221,7 @@ def start_gateway(procs: h.Processes, python: str, tmp: Path, port: int, upstrea
                         "GATEWAY_HOST": "127.0.0.1", "GATEWAY_CATALOG_URL": upstream,
                         # Not called by this bench; nothing answers on the discard port.
                         "GATEWAY_ORDERS_URL": "http://127.0.0.1:9", "GATEWAY_NOTIFY_URL": "http://127.0.0.1:9",
-                        **h.env_pairs(extra)},
-                       tmp / "gateway.log")
+                        **h.env_pairs(extra)}, tmp / "gateway.log")
 
 
 def measure_once(args: argparse.Namespace, wrk: str, procs: h.Processes, url: str,
@@ -284,8 +281,7 @@ def medians(runs: dict[str, list[Result]]) -> dict[str, Result]:
                       statistics.median(r.p99_ms for r in rs), sum(r.requests for r in rs),
                       "; ".join(r.errors for r in rs if r.errors),
                       {n: statistics.median(r.cpu_ms.get(n, 0.0) for r in rs) for n in rs[0].cpu_ms},
-                      max(r.other_cores for r in rs))
-            for t, rs in runs.items()}
+                      max(r.other_cores for r in rs)) for t, rs in runs.items()}
 
 
 def paired(runs: dict[str, list[Result]], target: str, key: str) -> list[float]:

@@ -673,8 +673,7 @@ def write_json(path: str | None, figures: dict | list) -> None:
         Path(path).write_text(json.dumps(figures, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def write_section(heading: str, text: str, *, keep_subsections: bool = False,
-                  path: Path = PERFORMANCE_MD) -> None:
+def write_section(heading: str, text: str, *, keep_subsections: bool = False, path: Path = PERFORMANCE_MD) -> None:
     """Replace one section of docs/performance.md (``heading``, with or without a ``(bench/….py)`` after
     it) by ``text``, or add it at the end, leaving the other sections alone. ``keep_subsections``: only
     the part before the section's first ``### `` heading is replaced (subsections written by hand stay)."""

@@ -135,10 +135,8 @@ async def audit_pages(args: argparse.Namespace, bench) -> int:
             f"{info['cpus']} CPUs ({info['cpu_model']}), load average before the run {info['load_before']}. "
             f"The demo seed; the cart page with one line, the tracking page of a placed order. "
             f"Median of {args.runs} audit{'s' if args.runs > 1 else ''} per page. Target: each score ≥ {TARGET} "
-            f"({'met' if met else 'not met'}).", "",
-            scores, "",
-            *(["Audits below full marks in the last run:", "", *lost_lines, ""] if lost_lines else []),
-            NOINDEX,
+            f"({'met' if met else 'not met'}).", "", scores, "",
+            *(["Audits below full marks in the last run:", "", *lost_lines, ""] if lost_lines else []), NOINDEX,
         ]))
     return 0 if met else 3
 

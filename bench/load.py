@@ -36,12 +36,9 @@ MIX = {"browse": 10, "search": 3, "product": 5, "order": 1, "inbox": 1}
 # Routes as reported (an activity may use several: browsing is the shop list, a shop's first page, or
 # the next page of what the user was looking at).
 ROUTES = {
-    "browse: shops": "GET /api/v1/shops",
-    "browse: shop's products": "GET /api/v1/products?shop_id=…",
-    "browse: next page": "GET /api/v1/products?shop_id=…&cursor=…",
-    "search": "GET /api/v1/products?q=…",
-    "product page": "GET /api/v1/products/{id}",
-    "order": "POST /api/v1/orders",
+    "browse: shops": "GET /api/v1/shops", "browse: shop's products": "GET /api/v1/products?shop_id=…",
+    "browse: next page": "GET /api/v1/products?shop_id=…&cursor=…", "search": "GET /api/v1/products?q=…",
+    "product page": "GET /api/v1/products/{id}", "order": "POST /api/v1/orders",
     "grower inbox": "GET /api/v1/notifications",
 }
 
@@ -104,8 +101,7 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
         headers, shop = await h.open_shop(client, phone, name=f"Chủ vườn {i + 1}", shop={
             "name": GROWER_NAMES[i % len(GROWER_NAMES)] + ("" if i < len(GROWER_NAMES) else f" {i + 1}"),
             "description": "Sen, súng và cây thủy sinh từ vườn nhà, giao tận nơi.",
-            "province_code": province, "ward_code": ward, "street": f"{rng.randint(1, 300)} Ấp Mỹ Hòa",
-            "phone": phone,
+            "province_code": province, "ward_code": ward, "street": f"{rng.randint(1, 300)} Ấp Mỹ Hòa", "phone": phone,
             "delivery": {"pickup": True, "flat_fee": 30_000, "fee_by_province": {province: 15_000},
                          "free_above": 1_000_000},
             "bank": {"bin": "970415", "account_number": f"1133{rng.randrange(10**8):08d}",
@@ -499,8 +495,7 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
                 + (f", and after the load the growers' inboxes held a notification for every order placed "
                    f"({run.found} for {load.orders_placed}, {run.waited:.1f} s after the load)." if events_ok else
                    f", but the growers' inboxes held only {run.found} notifications for {load.orders_placed} "
-                   f"orders after {run.waited:.1f} s.")
-                + (f" {run.dropped} arrivals dropped." if run.dropped else ""))
+                   f"orders after {run.waited:.1f} s.") + (f" {run.dropped} arrivals dropped." if run.dropped else ""))
     verdict = (f"Target: the four apps together ≤ {MEMORY_TARGET_MB:.0f} MB under load. What the four take together "
                f"is their {measure}: **{together:.0f} MB at the peak, {'met' if memory_met else 'not met'}**. The "
                f"sum of their RSS, {rss_peak:.0f} MB, counts the pages the four share (the same Python, libraries "
@@ -530,13 +525,10 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
         caveat = ([f"**A short validation run ({args.duration:g} s), not the measurement: "
                    "`make bench-load` (120 s) replaces these figures.**", ""] if args.duration < 120 else [])
         h.write_section("## Load", keep_subsections=True, text="\n".join([
-            "## Load (bench/load.py)", "", *caveat,
-            f"Date: {date}  ",
+            "## Load (bench/load.py)", "", *caveat, f"Date: {date}  ",
             f"Machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}; Python "
             f"{info['python']}, PostgreSQL {info['postgresql']}, NATS JetStream; load average before the run "
-            f"{info['load_before']}  ",
-            f"Source: commit {info['source']}  ",
-            f"Command: `{bench.command}`", "",
+            f"{info['load_before']}  ", f"Source: commit {info['source']}  ", f"Command: `{bench.command}`", "",
             "The four apps run as separate processes (one uvicorn worker each) in the production shape on one "
             "machine: each on its own fresh PostgreSQL database, events on NATS JetStream, mail logged "
             f"(no SMTP server), `LOG_LEVEL=WARNING`, the gateway's rate limits × {args.rate_limit_factor} "
@@ -565,8 +557,7 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
             "MB = 2^20 bytes: started = the last reading before seeding, ≈ 2.5 s after all four answered "
             "`/readyz`; idle = the last reading after seeding and ≈ 3.5 s of rest; under load = the readings "
             f"of the {args.duration:g} s measured (not the warm-up); after = the last reading, ≈ 3.5 s after the "
-            "growers' inboxes were checked.", "",
-            *(line for table in memory for line in (table, "")), verdict, "",
+            "growers' inboxes were checked.", "", *(line for table in memory for line in (table, "")), verdict, "",
             "![resident memory over time](load-memory.png)",
         ]))
         print(f"wrote {h.PERFORMANCE_MD.relative_to(h.REPO)} (sections Load and Memory)")

@@ -220,8 +220,7 @@ async def buyers(gateway_url: str, variants: list[int], concurrency: int, second
     return run
 
 
-async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: float, label: str,
-                  ledger: Ledger) -> Run:
+async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: float, label: str, ledger: Ledger) -> Run:
     """The baseline: each worker, in a transaction of its own as the catalog's, takes stock with the
     conditional update and commits. Same driver, same connection settings (SQLite pragmas, BEGIN
     IMMEDIATE) as the catalog; one connection per worker."""
@@ -532,8 +531,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.write_json(args, results=[{"backend": r.backend, "version": r.version,
                          "runs": {k: run.summary() for k, run in r.runs.items()},
                          "check": r.check.__dict__, "sellout": {**r.sellout.__dict__, "stock": SELLOUT_STOCK,
-                                                                  "run": r.sellout_run.summary()}}
-                        for r in results])
+                                                                  "run": r.sellout_run.summary()}} for r in results])
         return 0 if ok else 3
 
     return h.run(__file__, body, needs=("services.orders",), target="bench-orders", keep=args.keep)

@@ -63,8 +63,7 @@ def product_body(i: int, rng: random.Random) -> dict:
     retail = rng.randrange(30, 300) * 1000
     return {
         "name": name, "description": f"{name}: hoa to, nở bền, hợp chậu và hồ nhỏ. Giao củ giống đã nảy mầm.",
-        "category": "lotus" if name.startswith("Sen") else "water_lily", "status": "active",
-        "variants": [
+        "category": "lotus" if name.startswith("Sen") else "water_lily", "status": "active", "variants": [
             {"label": "Củ giống", "retail_price": retail, "stock": 200, "min_order_quantity": 1,
              "wholesale_tiers": [{"min_quantity": 10, "unit_price": retail * 85 // 100 // 1000 * 1000},
                                  {"min_quantity": 50, "unit_price": retail * 70 // 100 // 1000 * 1000}]},
@@ -73,15 +72,8 @@ def product_body(i: int, rng: random.Random) -> dict:
     }
 
 
-@dataclass
-class Shop:
-    url: str
-    products: int
-    photos: int
-    photo_bytes: int  # the JPEGs uploaded
-
-
-async def seed_shop(gateway_url: str, products: int) -> Shop:
+async def seed_shop(gateway_url: str, products: int) -> tuple[str, int]:
+    """A grower's shop of ``products`` varieties, each with a photo; (its URL, the JPEG bytes uploaded)."""
     import httpx
 
     rng = random.Random(7)
@@ -96,7 +88,7 @@ async def seed_shop(gateway_url: str, products: int) -> Shop:
             h.expect(await gw.post(f"/api/v1/products/{product['id']}/photos", headers=headers,
                                    files={"file": (f"hoa-{i + 1}.jpg", jpeg, "image/jpeg")}),
                      201, f"photo of variety {i + 1}")
-    return Shop(shop["url"], products, products, uploaded)
+    return shop["url"], uploaded
 
 
 @dataclass
@@ -152,8 +144,7 @@ async def load_once(browser, url: str, network: Network) -> Load:
         await page.wait_for_load_state("networkidle", timeout=120_000)
         m = await page.evaluate(METRICS_JS)
         sizes = [(urls.get(rid, "?"), n) for rid, n in wire.items()]
-        return Load(network.name, m["fcp"], m["lcp"], m["dcl"], m["load"], sum(wire.values()), len(wire), failed,
-                    sizes)
+        return Load(network.name, m["fcp"], m["lcp"], m["dcl"], m["load"], sum(wire.values()), len(wire), failed, sizes)
     finally:
         await context.close()
 
@@ -259,11 +250,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 async def measure_page(args: argparse.Namespace, bench: h.Bench) -> int:
     started = time.monotonic()
     urls = await asyncio.to_thread(start_stack, bench)
-    shop = await seed_shop(urls["gateway"], args.products)
-    path = args.path or "/" + shop.url.split("/", 3)[3]
+    shop_url, uploaded = await seed_shop(urls["gateway"], args.products)
+    path = args.path or "/" + shop_url.split("/", 3)[3]
     bench.header("page load", software=f"{chromium_version()} headless (Playwright)", page=(
-        f"GET {path}: a shop of {shop.products} active varieties, each with a photo "
-        f"({shop.photo_bytes / shop.photos / 1024:.0f} KiB JPEG 1200×900 uploaded, stored as the catalog's WebP "
+        f"GET {path}: a shop of {args.products} active varieties, each with a photo "
+        f"({uploaded / args.products / 1024:.0f} KiB JPEG 1200×900 uploaded, stored as the catalog's WebP "
         f"sizes); apps on SQLite, LOG_LEVEL=WARNING, set up in {time.monotonic() - started:.0f} s"),
         phone=f"{PHONE['viewport']['width']}×{PHONE['viewport']['height']} CSS px at {PHONE['device_scale_factor']}×, "
         "touch, vi-VN; a new browser context per load (cold cache and connections)",

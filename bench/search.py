@@ -92,8 +92,7 @@ def variety_name(rng: random.Random) -> tuple[str, str]:
 
 
 def description(rng: random.Random, name: str) -> str:
-    sentences = [f"{name}: hoa {rng.choice(COLOURS)}, {rng.choice(BLOOMS)}.",
-                 f"Thích hợp trồng {rng.choice(PLACES)}.",
+    sentences = [f"{name}: hoa {rng.choice(COLOURS)}, {rng.choice(BLOOMS)}.", f"Thích hợp trồng {rng.choice(PLACES)}.",
                  rng.choice(["Giao hàng toàn quốc.", "Nhận sỉ cho nhà vườn.", "Bao sống 7 ngày.",
                              f"Giống nhập từ {rng.choice(ORIGINS)}.", "Củ to, khỏe, đã ra rễ.", ""])]
     return " ".join(s for s in sentences if s)
@@ -398,8 +397,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_write:
             plot(results, PLOT)
             h.write_section(SECTION, "\n".join([
-                SECTION, "",
-                f"Date: {h.now()}  ",
+                SECTION, "", f"Date: {h.now()}  ",
                 f"Machine: {m['cpus']} CPUs, {m['cpu_model']}, {m['memory']}, {m['kernel']}, Python {m['python']}, "
                 f"{software}; load average before the run {m['load_before']}, after {h.load_average()}  ",
                 f"Command: `{bench.command}`", "",
@@ -411,12 +409,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{len(QUERIES) + len(SECOND_PAGES)} kinds of request × {args.rounds} rounds in shuffled order: "
                 "common and rare words, with and without accents, upper case, prefixes, filters, sorts by price, "
                 "browsing without words and second pages (20 items a page). Latency is the client's, request sent "
-                "to reply read.", "",
-                table(results), "",
+                "to reply read.", "", table(results), "",
                 f"Targets at {TARGET_SIZE:,} products: p50 ≤ {TARGET_P50_MS:g} ms, p99 ≤ {TARGET_P99_MS:g} ms.", "",
                 *[f"- {line}" for line in verdict(results)], "",
-                "By query at the largest size (p50 / p99, ms; items on the page):", "",
-                per_query_table(results), "",
+                "By query at the largest size (p50 / p99, ms; items on the page):", "", per_query_table(results), "",
                 "![search latency](search-latency.png)",
             ]))
             print(f"\nwrote {h.PERFORMANCE_MD.relative_to(h.REPO)} and {PLOT.relative_to(h.REPO)}")
