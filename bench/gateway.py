@@ -98,12 +98,9 @@ class Result:
     p99_ms: float
     requests: int
     errors: str = ""
-    # CPU milliseconds per request spent by each process during the measured run.
-    cpu_ms: dict[str, float] = field(default_factory=dict)
-    # Cores kept busy meanwhile by processes this bench did not start (another job on the machine).
-    other_cores: float = 0.0
-    # Gateway runs: what the gateway itself added to each request (its gateway_added_seconds histogram
-    # over the run): the p99 interpolated within its bucket, and the share of requests within 3 ms.
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per request of each process during the run
+    other_cores: float = 0.0  # cores kept busy meanwhile by processes this bench did not start
+    # Gateway runs, by its gateway_added_seconds histogram: the p99 it added, the share within 3 ms.
     own_p99_ms: float | None = None
     own_within_3ms: float | None = None
 
