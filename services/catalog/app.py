@@ -60,9 +60,9 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     # Anonymous listings kept until the catalog changes (services/catalog/listings.py). On PostgreSQL
     # only while the change listener is connected; never behind PgBouncer (it does not carry LISTEN).
     engine = app.state.db.engine
-    app.state.listings = ListingCache(enabled=engine.dialect.name == "sqlite")
+    app.state.listings = ListingCache(enabled=settings.listing_cache and engine.dialect.name == "sqlite")
     app.state.listings.watch(engine)
-    listen = engine.dialect.name == "postgresql" and not settings.db_pgbouncer
+    listen = settings.listing_cache and engine.dialect.name == "postgresql" and not settings.db_pgbouncer
     app.state.listing_listener = ChangeListener(engine, app.state.listings) if listen else None
     app.router.routes.insert(0, KeptListingRoute(app.state.listings))
     return app
