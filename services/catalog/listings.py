@@ -22,6 +22,7 @@ may or may not be in it). Replies to a signed-in caller (drafts, ``mine=true``) 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import OrderedDict
 from typing import Any
 
@@ -63,6 +64,7 @@ class ListingCache:
         self.max_entries = max_entries
         self._entries: OrderedDict[str, tuple[int, bytes, str]] = OrderedDict()
         self.hits = self.misses = 0
+        self.token = uuid.uuid4().hex  # this process's NOTIFY payload
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The body and ETag kept for ``key``, if it is of the current generation."""
@@ -87,6 +89,11 @@ class ListingCache:
         self.generation += 1
         self._entries.clear()
 
+    def notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        """Another replica wrote (this process's own writes moved the generation already)."""
+        if payload != self.token:
+            self.changed()
+
     def set_enabled(self, enabled: bool) -> None:
         self.enabled = enabled
         self.changed()
@@ -103,8 +110,8 @@ class ListingCache:
 
         def before_commit(conn: Any) -> None:
             if conn.info.pop("listing_wrote", False):
-                if notify:
-                    conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '')")
+                if notify:  # delivered at the commit, signed so that this process can tell its own
+                    conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{self.token}')")
                 conn.info["listing_committed"] = True
                 self.changed()
 
@@ -137,7 +144,7 @@ class ChangeListener:
         self._conn = await self.engine.connect()
         raw = await self._conn.get_raw_connection()
         self._driver = raw.driver_connection
-        await self._driver.add_listener(CHANNEL, self.cache.changed)
+        await self._driver.add_listener(CHANNEL, self.cache.notified)
         self._driver.add_termination_listener(lambda _c: self.cache.set_enabled(False))
         self.cache.set_enabled(True)
         log.info("listening for catalog changes on %s", CHANNEL)

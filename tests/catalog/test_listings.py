@@ -6,12 +6,18 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import orjson
 import pytest
 from sqlalchemy import text
 
+from common.pagination import Page
 from services.catalog.listings import writes
+from services.catalog.products import service
+from services.catalog.products.page_json import page_body
+from services.catalog.products.schemas import ProductPublic
 from tests.apps import make_app
 from tests.catalog.helpers import add_product, open_shop
+from tests.catalog.test_photos import png_bytes, upload
 from tests.conftest import asgi_client
 from tests.support.auth import auth
 
@@ -127,6 +133,31 @@ async def test_another_replica_on_the_same_database_sees_a_change_at_once(catalo
                 break
             await asyncio.sleep(0.01)
         assert price_of((await replica.get(LIST)).json()) == 56000
+
+
+async def test_the_listing_is_written_as_the_models_would_write_it(catalog, tmp_path) -> None:
+    """page_json writes the listing without pydantic models: byte for byte what Page[ProductPublic] gives,
+    with photos, wholesale tiers, an archived variant and a product without photos."""
+    catalog.app.state.settings.media_dir = str(tmp_path / "media")
+    for colour in ((30, 160, 60), (200, 40, 40)):
+        assert (await upload(catalog, catalog.product["id"], png_bytes(colour=colour), "p.png", "image/png")
+                ).status_code == 201
+    variants = catalog.product["variants"]
+    resp = await catalog.patch(f"/api/v1/products/{catalog.product['id']}", headers=GROWER, json={"variants": [
+        {"id": variants[0]["id"], "label": "Củ giống", "retail_price": 45000}]})  # the pot archived
+    assert resp.status_code == 200, resp.text
+    await add_product(catalog, GROWER, name="Sen Quan Âm")
+    base = catalog.app.state.settings.public_base_url
+    async with catalog.app.state.db.sessionmaker() as session:
+        rows, next_cursor = await service.list_products(session, limit=1)
+        pages = [(rows, next_cursor)]
+        rows, _ = await service.list_products(session, limit=1, cursor=next_cursor)
+        pages.append((rows, None))
+    for rows, cursor in pages:
+        models = Page[ProductPublic](items=[service.to_public(p, base) for p in rows], next_cursor=cursor)
+        assert page_body(rows, cursor, base) == orjson.dumps(models.model_dump(mode="json"))
+    listed = (await catalog.get("/api/v1/products")).json()["items"]
+    assert [len(p["photos"]) for p in listed] == [0, 2] and [len(p["variants"]) for p in listed] == [2, 1]
 
 
 @pytest.mark.parametrize("statement,wrote", [

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from common.auth import OptionalPrincipal, Principal, require
@@ -15,6 +14,7 @@ from common.params import MAX_ID, IdPath
 from services.catalog.listings import listing_key
 from services.catalog.products import service
 from services.catalog.products.models import Category, ProductStatus
+from services.catalog.products.page_json import page_body
 from services.catalog.products.schemas import MAX_PRICE, ProductCreate, ProductPublic, ProductUpdate
 from services.catalog.products.service import Sort
 
@@ -83,9 +83,7 @@ async def list_products(
     generation = cache.generation if cache is not None else 0
     rows, next_cursor = await service.list_products(session, q=q, filters=filters, sort=sort, owner=owner,
                                                     limit=limit, cursor=cursor)
-    page = Page[ProductPublic](items=[service.to_public(p, base_url(request)) for p in rows],
-                               next_cursor=next_cursor)
-    body = orjson.dumps(page.model_dump(mode="json"))
+    body = page_body(rows, next_cursor, base_url(request))  # = Page[ProductPublic] as JSON, without the models
     etag = weak_etag(body)
     if cache is not None:
         cache.put(key, generation, body, etag)
