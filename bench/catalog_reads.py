@@ -24,7 +24,6 @@ import asyncio
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,16 +72,6 @@ def wrk_once(wrk: str, url: str, args, stack: Stack) -> dict:
             "cpu_ms": {n: 1000 * s / max(total, 1) for n, s in cpu.used.items()}, "other_cores": cpu.other_cores}
 
 
-def baseline_source(rev: str, into: Path) -> str:
-    """``rev``'s tracked files in ``into`` (``git archive``); returns its short commit."""
-    commit = subprocess.run(["git", "-C", str(h.REPO), "rev-parse", "--short", rev], capture_output=True,
-                            text=True, check=True).stdout.strip()
-    into.mkdir(parents=True)
-    archive = subprocess.run(["git", "-C", str(h.REPO), "archive", commit], capture_output=True, check=True).stdout
-    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
-    return commit
-
-
 def start(bench: h.Bench, name: str, db: Path, env: dict[str, str]) -> Stack:
     where = bench.tmp / name.replace(" ", "-")
     where.mkdir()
@@ -107,7 +96,7 @@ def measure_all(args, bench: h.Bench, wrk: str) -> int:
         plans.append(("cache off", {**env, "CATALOG_LISTING_CACHE": "false"}))
     baseline = None
     if args.baseline:
-        baseline = baseline_source(args.baseline, bench.tmp / "baseline-source")
+        baseline = h.baseline_source(args.baseline, bench.tmp / "baseline-source")
         plans.append((f"baseline {baseline}", {**env, "PYTHONPATH": str(bench.tmp / "baseline-source")}))
     stacks = [start(bench, name, seeded, stack_env) for name, stack_env in plans]
     bench.header("catalog reads", baseline=f"{baseline} ({args.baseline})" if baseline else None, load=(
