@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: audit run test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-search bench-page bench-events bench-load bench-orders bench-tracing bench-lighthouse fuzz
+.PHONY: audit run test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-catalog-reads bench-search bench-page bench-events bench-load bench-orders bench-tracing bench-lighthouse fuzz
 
 # Two locks, both with hashes: requirements.lock (what the apps run on: `make run`, the image) and
 # requirements-dev.lock (that plus the test and bench tools: `make test`). The venv is updated only
@@ -103,6 +103,11 @@ lint: install
 
 bench-gateway: install
 	@$(BIN)/python bench/gateway.py
+
+# GET /api/v1/products?limit=20 against the gateway's /healthz, this source, the listing cache off and the
+# commit before decision 0027, in one run (docs/performance.md, "Catalog reads").
+bench-catalog-reads: install
+	@$(BIN)/python bench/catalog_reads.py --rounds 3 --connections 16 --baseline f03d339
 
 # Search latency at 1k, 10k and 100k products on SQLite and PostgreSQL (127.0.0.1:5432): writes
 # docs/performance.md ("Search") and docs/search-latency.png.

@@ -443,6 +443,17 @@ def start_apps(procs: Processes, python: str, run_dir: Path, dbs: dict[str, str]
     return url
 
 
+def baseline_source(rev: str, into: Path) -> str:
+    """``rev``'s tracked files in ``into`` (``git archive``), to run a baseline's apps beside this source's in
+    one run (``PYTHONPATH=into``); returns its short commit."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", rev], capture_output=True,
+                            text=True, check=True).stdout.strip()
+    into.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return commit
+
+
 def expect(resp, status: int, what: str):
     """The JSON of an httpx reply with ``status``, else a :class:`BenchError` saying ``what`` failed."""
     if resp.status_code != status:

@@ -39,7 +39,11 @@ def cached_json(request: Request, content: BaseModel | Any, *, private: bool,
     caller's ``If-None-Match`` names it."""
     data = content.model_dump(mode="json") if isinstance(content, BaseModel) else content
     body = orjson.dumps(data)
-    etag = weak_etag(body)
+    return json_reply(request, body, weak_etag(body), private=private, max_age=max_age)
+
+
+def json_reply(request: Request, body: bytes, etag: str, *, private: bool, max_age: int = PUBLIC_MAX_AGE) -> Response:
+    """A JSON ``body`` already made, with its ``etag``: the reply :func:`cached_json` gives."""
     headers = {
         "ETag": etag,
         "Cache-Control": "private, no-cache" if private else f"public, max-age={max_age}",

@@ -11,6 +11,7 @@ from common.crypto import FieldCipher
 from common.relay import OutboxRelay, outbox_metrics
 from common.service import create_service_app
 from services.catalog.accounts import router as accounts_router
+from services.catalog.listings import ChangeListener, KeptListingRoute, ListingCache
 from services.catalog.outbox import OutboxEvent
 from services.catalog.photos.endpoints import media_router
 from services.catalog.photos.endpoints import router as photos_router
@@ -38,6 +39,14 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     async def stop_relay(app: FastAPI) -> None:
         await app.state.relay.stop()
 
+    async def start_listings(app: FastAPI) -> None:
+        if app.state.listing_listener is not None:
+            await app.state.listing_listener.start()
+
+    async def stop_listings(app: FastAPI) -> None:
+        if app.state.listing_listener is not None:
+            await app.state.listing_listener.stop()
+
     app = create_service_app(
         settings,
         title="Chợ Vườn catalog",
@@ -46,8 +55,16 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
                  photos_router, media_router],
         migrations=MIGRATIONS,
         metrics=[outbox_metrics, reservation_metrics],
-        on_startup=[sweeper.start, start_relay],
-        on_shutdown=[stop_relay, sweeper.stop],
+        on_startup=[start_listings, sweeper.start, start_relay],
+        on_shutdown=[stop_relay, sweeper.stop, stop_listings],
     )
     app.state.cipher = FieldCipher(settings.data_key.get_secret_value())
+    # Anonymous listings kept until the catalog changes (services/catalog/listings.py). On PostgreSQL
+    # only while the change listener is connected; never behind PgBouncer (it does not carry LISTEN).
+    engine = app.state.db.engine
+    app.state.listings = ListingCache(enabled=settings.listing_cache and engine.dialect.name == "sqlite")
+    app.state.listings.watch(engine)
+    listen = settings.listing_cache and engine.dialect.name == "postgresql" and not settings.db_pgbouncer
+    app.state.listing_listener = ChangeListener(engine, app.state.listings) if listen else None
+    app.router.routes.insert(0, KeptListingRoute(app.state.listings))
     return app

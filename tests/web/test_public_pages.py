@@ -3,6 +3,8 @@ photos, ordering as a guest (with a double submit), tracking with the VietQR, an
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 import time
 from io import BytesIO
@@ -10,6 +12,8 @@ from io import BytesIO
 import pytest
 from PIL import Image
 
+from gateway.web.assets import STATIC_DIR as STATIC
+from gateway.web.core import FIRST_PHOTOS
 from tests.web.conftest import PROVINCE, WARD, Market, hidden
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -72,14 +76,22 @@ async def test_product_page_previews_well_when_shared(market: Market) -> None:
         assert Image.open(BytesIO(image.content)).size == (1200, 630)
 
 
-async def test_photos_are_lazy_with_the_stored_sizes(market: Market) -> None:
+async def test_the_first_photos_come_with_the_page_and_the_rest_lazily_with_the_stored_sizes(market: Market) -> None:
+    """The first row's photos (the largest paint) are preloaded from <head> and fetched first; the others
+    wait until scrolled near."""
     async with market.browser() as b:
         html = (await b.get(f"/s/{market.shop['slug']}")).text
-    img = re.search(r"<img [^>]*>", html).group(0)
-    assert 'loading="lazy"' in img and 'alt="Súng Thái Mini Pink"' in img
-    srcset = re.search(r'srcset="([^"]+)"', img).group(1)
+    imgs = re.findall(r"<img [^>]*>", html)
+    first = imgs[0]
+    assert 'fetchpriority="high"' in first and "loading=" not in first and 'alt="Súng Thái Mini Pink"' in first
+    assert all('loading="lazy"' in img for img in imgs[FIRST_PHOTOS:])
+    srcset = re.search(r'srcset="([^"]+)"', first).group(1)
     widths = [int(w) for w in re.findall(r"\.webp (\d+)w", srcset)]
     assert widths == [320, 800, 1600], srcset
+    assert 'sizes="(max-width: 640px) calc(50vw - 1.4rem), 298px"' in first
+    head = html.split("</head>", 1)[0]
+    preload = re.search(r'<link rel="preload" as="image" [^>]*>', head).group(0)
+    assert f'imagesrcset="{srcset}"' in preload and 'fetchpriority="high"' in preload
 
 
 async def test_public_pages_are_cacheable_and_static_files_immutable(market: Market) -> None:
@@ -88,10 +100,24 @@ async def test_public_pages_are_cacheable_and_static_files_immutable(market: Mar
         assert first.headers["cache-control"] == "public, no-cache"
         again = await b.get(f"/s/{market.shop['slug']}", headers={"If-None-Match": first.headers["etag"]})
         assert again.status_code == 304 and again.content == b""
-        css = re.search(r'href="(/static/app\.[0-9a-f]+\.css)"', first.text).group(1)
-        static = await b.get(css)
+        js = re.search(r'src="(/static/app\.[0-9a-f]+\.js)"', first.text).group(1)
+        static = await b.get(js)
         assert static.headers["cache-control"] == "public, max-age=31536000, immutable"
         assert (await b.get("/static/app.0000000000.css")).status_code == 404
+
+
+async def test_a_public_page_paints_in_one_round_trip_its_stylesheet_inline_and_allowed_by_its_hash(
+        market: Market) -> None:
+    """No stylesheet to fetch before the first paint; the CSP allows that one <style>, by its hash, and
+    no other inline style or script."""
+    async with market.browser() as b:
+        resp = await b.get(f"/s/{market.shop['slug']}")
+    styles = re.findall(r"<style>(.*?)</style>", resp.text, re.S)
+    assert styles == [(STATIC / "app.css").read_text()]
+    assert 'rel="stylesheet"' not in resp.text
+    digest = base64.b64encode(hashlib.sha256(styles[0].encode()).digest()).decode()
+    csp = dict(d.strip().split(" ", 1) for d in resp.headers["content-security-policy"].split(";"))
+    assert csp["style-src"] == f"'self' 'sha256-{digest}'" and csp["script-src"] == "'self'"
 
 
 async def test_a_public_page_with_its_css_and_js_is_light(market: Market) -> None:

@@ -5,13 +5,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from common.errors import Forbidden, UnprocessableEntity
-from common.http_cache import cached_json
+from common.http_cache import cached_json, json_reply, weak_etag
 from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import MAX_ID, IdPath
 from services.catalog.deps import BaseUrlDep, Grower, OptionalPrincipal, SessionDep
+from services.catalog.listings import listing_key
 from services.catalog.products import service
 from services.catalog.products.models import Category, ProductStatus
+from services.catalog.products.page_json import page_body
 from services.catalog.products.schemas import MAX_PRICE, ProductCreate, ProductPublic, ProductUpdate
 from services.catalog.products.service import Sort
 
@@ -69,11 +71,18 @@ async def list_products(
     filters = service.Filters(shop_id=shop_id, province_code=province_code, category=category,
                               min_price=min_price, max_price=max_price, in_stock=in_stock,
                               wholesale=wholesale, status=status)
+    # Anonymous pages are kept until the catalog changes; a kept one is answered before this endpoint,
+    # by listings.KeptListingRoute (services/catalog/listings.py).
+    cache = request.app.state.listings if viewer is None else None
+    key = listing_key(request.scope)
+    generation = cache.generation if cache is not None else 0
     rows, next_cursor = await service.list_products(session, q=q, filters=filters, sort=sort, owner=owner,
                                                     limit=limit, cursor=cursor)
-    page = Page[ProductPublic](items=[service.to_public(p, base_url) for p in rows],
-                               next_cursor=next_cursor)
-    return cached_json(request, page, private=viewer is not None)
+    body = page_body(rows, next_cursor, base_url)  # = Page[ProductPublic] as JSON, without the models
+    etag = weak_etag(body)
+    if cache is not None:
+        cache.put(key, generation, body, etag)
+    return json_reply(request, body, etag, private=viewer is not None)
 
 
 @router.get("/{product_id}", operation_id="products_get", response_model=ProductPublic, summary="One variety",

@@ -1,0 +1,54 @@
+"""A page of varieties as the JSON ``Page[ProductPublic]`` would give, written straight from the loaded
+rows: no pydantic model per product, variant, tier, photo and size in between (a third of a listing's
+CPU before, docs/decisions/0027-catalog-reads.md). ``tests/catalog/test_listings.py`` holds it to the
+models' output byte for byte, so the schema in the OpenAPI document stays the truth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from services.catalog.photos.processing import OG_SIZE, WIDTHS, file_names, scaled_size
+from services.catalog.photos.schemas import media_url
+from services.catalog.products.models import Product
+
+DUMP_OPTIONS = orjson.OPT_UTC_Z  # datetimes as pydantic writes them: …Z for UTC
+
+
+def _photo(photo: Any, base_url: str) -> dict:
+    names = file_names(photo.content_hash)
+    sizes = []
+    for target in WIDTHS:
+        width, height = scaled_size(photo.width, photo.height, target)
+        sizes.append({"url": media_url(base_url, names[str(target)]), "width": width, "height": height})
+    seen: set[int] = set()
+    srcset = ", ".join(f"{s['url']} {s['width']}w" for s in sizes if not (s["width"] in seen or seen.add(s["width"])))
+    return {"id": photo.id, "position": photo.position, "width": photo.width, "height": photo.height,
+            "url": sizes[1]["url"], "sizes": sizes, "srcset": srcset,
+            "og_image": {"url": media_url(base_url, names["og"]), "width": OG_SIZE[0], "height": OG_SIZE[1]},
+            "created_at": photo.created_at}
+
+
+def _product(product: Product, base_url: str) -> dict:
+    # Collections as loaded with the row (``lazy="selectin"``); never a lazy load here.
+    variants = product.__dict__.get("variants", ())
+    photos = sorted(product.__dict__.get("photos", ()), key=lambda p: p.position)
+    return {
+        "id": product.id, "shop_id": product.shop_id, "url": f"{base_url}/p/{product.id}", "name": product.name,
+        "description": product.description, "category": product.category, "status": product.status,
+        "min_price": product.min_price, "in_stock": product.in_stock,
+        "variants": [{"id": v.id, "label": v.label, "retail_price": v.retail_price,
+                      "wholesale_tiers": [{"min_quantity": t["min_quantity"], "unit_price": t["unit_price"]}
+                                          for t in v.wholesale_tiers],
+                      "min_order_quantity": v.min_order_quantity, "stock": v.stock, "in_stock": v.stock > 0,
+                      "low_stock_threshold": v.low_stock_threshold, "weight_grams": v.weight_grams}
+                     for v in variants if not v.archived],
+        "photos": [_photo(p, base_url) for p in photos],
+        "created_at": product.created_at, "updated_at": product.updated_at,
+    }
+
+
+def page_body(rows: list[Product], next_cursor: str | None, base_url: str) -> bytes:
+    return orjson.dumps({"items": [_product(p, base_url) for p in rows], "next_cursor": next_cursor},
+                        option=DUMP_OPTIONS)
