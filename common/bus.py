@@ -54,7 +54,8 @@ class HttpPublisher:
 
     def __init__(self, notify_url: str, service_token: str, timeout: float = 5.0) -> None:
         self.client = ServiceClient(notify_url, timeout=httpx.Timeout(timeout, connect=2.0),
-                                    headers={"X-Service-Token": service_token}, max_connections=4)
+                                    headers={"X-Service-Token": service_token}, max_connections=4,
+                                    idempotent=True)  # notify handles an event once, by its id
 
     async def publish(self, envelope: Envelope) -> None:
         try:

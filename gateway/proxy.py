@@ -29,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 
 from common.errors import NotFound, Problem, problem_response
 from common.logging import request_id_var
+from common.balancing import split_urls
 from common.transport import service_transport
 from gateway.paths import RejectedPath, RouteTable, canonical_path
 from gateway.settings import GatewaySettings
@@ -88,8 +89,10 @@ class Upstreams:
                                 write=settings.read_timeout, pool=settings.pool_timeout)
         self.clients: dict[str, httpx.AsyncClient] = {}
         self.forwarding: dict[str, Upstream] = {}
-        for name, url in settings.upstream_urls().items():
-            transport = service_transport(url, settings.max_connections)
+        for name, urls in settings.upstream_urls().items():
+            # Several replicas (a comma list): addressed as the first, spread by the transport.
+            url = split_urls(urls)[0]
+            transport = service_transport(urls, settings.max_connections, settings.upstream_down_for)
             self.clients[name] = httpx.AsyncClient(base_url=url, timeout=timeout, follow_redirects=False,
                                                    transport=transport, cookies=CookieJar(policy=_NoCookies()))
             self.forwarding[name] = Upstream(self.clients[name], transport, url)
