@@ -27,9 +27,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
+from common.balancing import split_urls
 from common.errors import NotFound, Problem, problem_response
 from common.logging import request_id_var
-from common.balancing import split_urls
 from common.transport import service_transport
 from gateway.paths import RejectedPath, RouteTable, canonical_path
 from gateway.settings import GatewaySettings

@@ -5,10 +5,10 @@ sent again only when it is idempotent."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
@@ -124,7 +124,7 @@ async def test_an_idempotent_request_whose_replica_died_goes_to_the_next(tmp_pat
             # The first replica died with it; the second received it too and died the same way:
             # both tried, and the client is told the service broke off.
             assert resp.status_code == 502
-            time.sleep(0.2)
+            await asyncio.sleep(0.2)
             assert a.proc.poll() is not None and b.proc.poll() is not None, "sent to each replica in turn"
 
 
