@@ -8,9 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import os
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -106,6 +108,10 @@ def run_cli(prog: str, app_factory: str, settings_cls: type[AppSettings], migrat
         if args.workers == 1:
             _migrate_in_child(prog)
 
+        if args.workers > 1:
+            # Each worker is a process of its own with its own metrics: they keep their samples in files
+            # here, added up by every scrape (common/observability.py, metrics_registry).
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"cv-metrics-{settings.service_name}-")
         host, port = args.host or settings.host, args.port or settings.port
         options = {"factory": True, "host": host, "port": port, "workers": args.workers, "log_config": None,
                    "access_log": False, "proxy_headers": False, "timeout_graceful_shutdown": 10}

@@ -9,7 +9,6 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from common.bus import Names
 from common.service import create_service_app
 from services.notify.accounts import router as accounts_router
 from services.notify.events import nats_consumer
@@ -41,7 +40,8 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         app.state.consumer = None
         if settings.uses_nats:
             app.state.consumer = asyncio.create_task(nats_consumer.run(
-                app, settings.event_bus_url, Names(settings.event_namespace), settings.max_deliver))
+                app, settings.event_bus_url, settings.event_names(), settings.max_deliver,
+                in_flight=settings.events_in_flight))
         await mail.start(app)
 
     async def stop(app: FastAPI) -> None:
