@@ -25,7 +25,7 @@ async def _consumer(js, names: Names, max_deliver: int, ack_wait: float, in_flig
     """The one durable consumer every notify replica pulls from: each event goes to one replica.
     ``in_flight`` (``NOTIFY_EVENTS_IN_FLIGHT``) events at most are out unacknowledged across all of
     them; at 1, the default, events are handled one after another in the stream's order, whichever
-    replica takes each (docs/architecture.md, "Events across replicas"). Made, or updated to this
+    replica takes each (docs/operations.md, "Several replicas of one app"). Made, or updated to this
     configuration, at each start."""
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
