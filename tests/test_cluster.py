@@ -85,7 +85,8 @@ def cluster(tmp_path):
            "CLUSTER_PORT": str(base), "CLUSTER_DATABASE_PREFIX": prefix, "CLUSTER_NAMESPACE": namespace,
            "CLUSTER_DIR": str(folder), "CLUSTER_POSTGRES": PG_ADMIN_DSN, "LOG_LEVEL": "WARNING",
            # Counters in the cluster's Redis outlive a run: a test run again soon must not be refused.
-           "GATEWAY_RATE_LIMITS": json.dumps({**DEFAULT_RATE_LIMITS, "register-ip": (1000, 60)})}
+           "GATEWAY_RATE_LIMITS": json.dumps({**DEFAULT_RATE_LIMITS, "register-ip": (1000, 60),
+                                               "order-ip": (1_000_000, 60)})}
     log = (tmp_path / "cluster.log").open("wb")
     runner = subprocess.Popen([sys.executable, "deploy/cluster.py", "run"], cwd=ROOT, env=env, stdout=log,
                               stderr=subprocess.STDOUT, start_new_session=True)
@@ -179,3 +180,147 @@ async def test_run_cluster_two_replicas_each_spread_survive_a_kill_and_stop(clus
     runner.wait(30)
     assert not any(alive(pid) for pid in found.values())
     assert not list(folder.glob("*.pid"))
+
+
+async def _grower_with_a_variety(gw: httpx.AsyncClient, phone: str) -> tuple[dict, int]:
+    assert (await gw.post("/api/v1/auth/register", json=grower(phone))).status_code == 201
+    login = phone.replace(" ", "")
+    signed_in = await gw.post("/api/v1/auth/token", json={"login": login, "password": grower()["password"]})
+    assert signed_in.status_code == 200, signed_in.text
+    me = {"Authorization": f"Bearer {signed_in.json()['access_token']}"}
+    assert (await gw.post("/api/v1/shops", json={**SHOP, "bank": BANK}, headers=me)).status_code == 201
+    product = {**PRODUCT, "variants": [{**PRODUCT["variants"][0], "stock": 100_000, "wholesale_tiers": []}]}
+    created = await gw.post("/api/v1/products", json=product, headers=me)
+    assert created.status_code == 201, created.text
+    return me, created.json()["variants"][0]["id"]
+
+
+RETRIABLE = (502, 503, 504)
+
+
+async def test_a_rolling_restart_under_load_loses_and_doubles_nothing(cluster) -> None:
+    """Buyers place orders and browse through :base while the runner restarts each replica of each
+    app in turn (SIGTERM, start, wait). A client retries only what is idempotent: a GET, or an order
+    with the same Idempotency-Key; after that every request succeeds, each key is one order, and the
+    grower's inbox has each order's notification once."""
+    base, folder, env, runner = cluster
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{base}", timeout=30,
+                                 limits=httpx.Limits(keepalive_expiry=2.0)) as gw:
+        me, variant = await _grower_with_a_variety(gw, "0912 777 002")
+        stop = asyncio.Event()
+        placed: dict[str, str] = {}  # Idempotency-Key → order code
+        failed: list[str] = []
+        retries = {"order": 0, "get": 0}
+
+        async def with_retries(kind: str, send) -> httpx.Response | None:
+            for attempt in range(8):
+                try:
+                    resp = await send()
+                except httpx.TransportError as exc:
+                    last = f"{type(exc).__name__}: {exc}"
+                else:
+                    if resp.status_code not in RETRIABLE:
+                        return resp
+                    last = f"{resp.status_code} {resp.text[:200]}"
+                retries[kind] += 1
+                await asyncio.sleep(0.2 * (attempt + 1))
+            failed.append(f"{kind}: {last}")
+            return None
+
+        async def buyer() -> None:
+            while not stop.is_set():
+                key = uuid.uuid4().hex
+                resp = await with_retries("order", lambda key=key: gw.post(
+                    "/api/v1/orders", json={**ORDER, "lines": [{"variant_id": variant, "quantity": 2}]},
+                    headers={"Idempotency-Key": key}))
+                if resp is not None:
+                    if resp.status_code == 201:
+                        placed[key] = resp.json()["code"]
+                    else:
+                        failed.append(f"order: {resp.status_code} {resp.text[:200]}")
+                await asyncio.sleep(0.05)
+
+        async def browser() -> None:
+            while not stop.is_set():
+                resp = await with_retries("get", lambda: gw.get("/api/v1/products", params={"shop_id": 1}))
+                if resp is not None and resp.status_code != 200:
+                    failed.append(f"get: {resp.status_code}")
+                await asyncio.sleep(0.05)
+
+        streamed: list[dict[int, str]] = [{}, {}]  # per live stream: notification id → order code
+        connects = [0, 0]
+        streams_done = asyncio.Event()
+
+        async def live(n: int) -> None:
+            """A grower's desk: the live stream, reconnecting from the last id it got when it ends."""
+            last = 0
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{base}", timeout=httpx.Timeout(30, read=60)
+                                         ) as desk:
+                while not streams_done.is_set():
+                    try:
+                        async with desk.stream("GET", "/api/v1/notifications/stream", headers=me,
+                                               params={"since": last}) as resp:
+                            if resp.status_code == 200:
+                                connects[n] += 1
+                                current = None
+                                async for line in resp.aiter_lines():
+                                    if line.startswith("id: "):
+                                        current = int(line[4:])
+                                    elif line.startswith("data: ") and current is not None:
+                                        item = json.loads(line[6:])
+                                        if item["type"] == "order.placed":
+                                            streamed[n][current] = item["data"]["code"]
+                                        last = current
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.3)
+
+        desks = [asyncio.ensure_future(live(n)) for n in (0, 1)]
+        while connects != [1, 1]:  # noqa: ASYNC110 - a count, not an event
+            await asyncio.sleep(0.1)
+        load = asyncio.gather(*(buyer() for _ in range(4)), *(browser() for _ in range(2)))
+        await asyncio.sleep(2)
+        before = {name: pid for name, pid in pids(folder).items()}
+        os.kill(runner.pid, signal.SIGHUP)
+        log = folder.parent / "cluster.log"
+        deadline = time.monotonic() + 420
+        while b"rolling restart done" not in log.read_bytes():
+            assert time.monotonic() < deadline, "the rolling restart did not finish"
+            assert runner.poll() is None
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2)
+        stop.set()
+        await load
+
+        after = pids(folder)
+        assert sorted(after) == sorted(before) and not set(after.values()) & set(before.values()), \
+            "every replica was restarted"
+        print(f"orders placed: {len(placed)}, retries: {retries}")
+        assert not failed, failed[:10]
+        assert len(placed) > 20, placed
+        assert len(set(placed.values())) == len(placed), "one order per key"
+
+        # Each order's notification in the grower's inbox, once.
+        deadline = time.monotonic() + 60
+        while True:
+            codes, cursor = [], None
+            while True:
+                page = (await gw.get("/api/v1/notifications", headers=me,
+                                     params={"limit": 100, **({"cursor": cursor} if cursor else {})})).json()
+                codes += [item["data"].get("code") for item in page["items"] if item["type"] == "order.placed"]
+                cursor = page.get("next_cursor")
+                if not cursor:
+                    break
+            if len(codes) >= len(placed) or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(1)
+        assert sorted(codes) == sorted(placed.values())
+        # The live streams, reconnected after each replica they went through stopped, missed nothing.
+        await asyncio.sleep(3)
+        streams_done.set()
+        for desk in desks:
+            desk.cancel()
+        await asyncio.gather(*desks, return_exceptions=True)
+        print(f"stream connections: {connects}")
+        for got in streamed:
+            assert sorted(got.values()) == sorted(placed.values())

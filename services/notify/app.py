@@ -9,7 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from common.service import create_service_app
+from common.service import create_service_app, on_stop_signal
 from services.notify.accounts import router as accounts_router
 from services.notify.events import nats_consumer
 from services.notify.events.endpoints import router as events_router
@@ -35,6 +35,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         app.state.broadcaster = (NatsBroadcaster(settings.event_bus_url, settings.event_namespace)
                                  if settings.uses_nats else Broadcaster())
         await app.state.broadcaster.start()
+        app.state.restore_signals = on_stop_signal(app.state.broadcaster.close_streams)
         app.state.effects = []  # mail and webhooks add theirs: queue work in the event's transaction
         app.state.nats_ready = asyncio.Event()
         app.state.consumer = None
@@ -45,6 +46,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         await mail.start(app)
 
     async def stop(app: FastAPI) -> None:
+        app.state.restore_signals()
         if app.state.consumer is not None:
             app.state.consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
