@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-cluster stop-cluster test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-search bench-page bench-events bench-load bench-orders bench-lighthouse fuzz
+.PHONY: audit run run-cluster stop-cluster test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-search bench-page bench-events bench-load bench-orders bench-lighthouse fuzz
 
 # Two locks, both with hashes: requirements.lock (what the apps run on: `make run`, the image) and
 # requirements-dev.lock (that plus the test and bench tools: `make test`). The venv is updated only
@@ -98,6 +98,12 @@ openapi: install
 # sequences, a random seed (FUZZ_SEED=… replays one). See docs/testing.md.
 fuzz: install
 	@FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-100} FUZZ_STATEFUL=1 $(BIN)/python -m pytest tests/fuzz $(PYTEST_ARGS)
+
+# Known vulnerabilities in the runtime lock: deploy/audit.py against its dated advisory snapshot
+# (deploy/audit-advisories.json), and pip-audit first where it can reach its service; fails on a finding
+# not in deploy/audit-ignore.toml. docs/operations.md, "Known vulnerabilities".
+audit: install
+	@$(BIN)/python deploy/audit.py check --online requirements.lock
 
 lint: install
 	@$(BIN)/ruff check .

@@ -1,68 +1,34 @@
 """What does the gateway add to a request? One run, three paths, the same load.
 
-Starts a catalog (its own temporary SQLite database, seeded so that ``GET /api/v1/products?limit=20``
-returns 20 products with their variants), the gateway in front of it, and nginx in front of it (the
-config is ``bench/nginx.conf.template``), then loads the same URL
-
-    direct   client → catalog
-    gateway  client → gateway → catalog
-    nginx    client → nginx → catalog
-
-with wrk, the same threads and connections for each, a short warm-up first. Prints req/s, p50 and
-p99 for each, the ratios gateway/nginx and gateway/direct, the p99 the gateway adds, and the CPU time
-each process spent per request. ``--upstream static`` puts nginx serving a snapshot of the catalog's
-page in the catalog's place, to see the proxies' own cost.
-Targets: gateway ≥ 0.8 × nginx's req/s; p99 added ≤ 3 ms at 32 connections.
+A catalog on SQLite, the gateway and nginx in front of it, loaded with wrk in turn (as fast as they go,
+then paced): req/s, p50/p99, the ratios gateway/nginx and gateway/direct, the p99 the gateway adds and
+CPU per request. Targets: gateway ≥ 0.8 × nginx's req/s; p99 added ≤ 3 ms. Needs wrk and nginx.
 
     make bench-gateway
-    .venv/bin/python bench/gateway.py --connections 32 --threads 2 --duration 10 --rounds 3
-    .venv/bin/python bench/gateway.py --upstream static
+    .venv/bin/python bench/gateway.py --rounds 3 --upstream static
 
-See bench/README.md for every option and docs/performance.md for figures.
-
-Needs wrk and nginx (Debian: ``apt-get install -y wrk nginx-light``). Not part of the test suite.
-Every process it starts is stopped when it ends, also on Ctrl-C or an error.
+bench/README.md has every option; docs/performance.md the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import re
-import resource
-import shlex
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-# This file's name would shadow the `gateway` package for anything imported from here: put the
-# repository, not bench/, first on the path.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(REPO)
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
 
-from bench.harness import (  # noqa: E402
-    VENV_PYTHON,
-    BenchError,
-    Child,
-    Processes,
-    cpu_seconds,
-    ensure_venv,
-    free_port,
-    machine,
-    machine_busy_seconds,
-)
+from bench import harness as h  # noqa: E402
 
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.template"
 STATIC_TEMPLATE = Path(__file__).resolve().parent / "nginx-static.conf.template"
@@ -81,15 +47,6 @@ bench/gateway.py needs {missing} on the PATH.
 def find_tool(name: str) -> str | None:
     # nginx lives in /usr/sbin, which is not on an ordinary user's PATH.
     return shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
-
-
-def tool_version(argv: list[str]) -> str:
-    try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=10)
-    except OSError:
-        return "?"
-    text = (out.stdout + out.stderr).strip().splitlines()
-    return text[0].strip() if text else "?"
 
 
 # ── the catalog's data ───────────────────────────────────────────────────────────────────────────
@@ -125,7 +82,7 @@ async def seed_catalog(database_url: str, products: int) -> int:
             originals = (await session.scalars(select(Product).where(Product.status == ProductStatus.active)
                                                .order_by(Product.id))).all()
             if not originals:
-                raise BenchError("services.catalog.seed made no active product to copy")
+                raise h.BenchError("services.catalog.seed made no active product to copy")
             missing = products - await session.scalar(count_active())
             for i in range(max(0, missing)):
                 original = originals[i % len(originals)]
@@ -142,24 +99,13 @@ async def seed_catalog(database_url: str, products: int) -> int:
 # ── child processes ──────────────────────────────────────────────────────────────────────────────
 
 
-def wait_for_list(child: Child, url: str, expect_items: int, timeout: float = 60.0) -> bytes:
+def wait_for_list(procs: h.Processes, url: str, expect_items: int) -> bytes:
     """Poll ``url`` until it answers 200 with ``expect_items`` items; returns the body."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while time.monotonic() < deadline:
-        if child.proc.poll() is not None:
-            raise BenchError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                body = resp.read()
-                items = len(json.loads(body)["items"])
-                if resp.status == 200 and items == expect_items:
-                    return body
-                last = f"{resp.status}, {items} items"
-        except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
-            last = str(exc)
-        time.sleep(0.2)
-    raise BenchError(f"{child.name} not ready at {url} after {timeout:.0f} s ({last}):\n{child.tail()}")
+    def check(body: bytes) -> str | None:
+        items = len(json.loads(body)["items"])
+        return None if items == expect_items else f"{items} items"
+
+    return h.wait_ready(procs, url, 60.0, check)
 
 
 def render_nginx_conf(template: Path, prefix: Path, **values: object) -> Path:
@@ -168,14 +114,14 @@ def render_nginx_conf(template: Path, prefix: Path, **values: object) -> Path:
     for key, value in {"prefix": prefix, **values}.items():
         text = text.replace("{{" + key + "}}", str(value))
     if m := re.search(r"{{.*?}}", text):
-        raise BenchError(f"unfilled placeholder in {template}: {m.group(0)}")
+        raise h.BenchError(f"unfilled placeholder in {template}: {m.group(0)}")
     prefix.mkdir(parents=True, exist_ok=True)
     conf = prefix / "nginx.conf"
     conf.write_text(text)
     return conf
 
 
-def start_nginx(procs: Processes, nginx: str, name: str, template: Path, prefix: Path, **values: object) -> Child:
+def start_nginx(procs: h.Processes, nginx: str, name: str, template: Path, prefix: Path, **values: object) -> h.Child:
     conf = render_nginx_conf(template, prefix, **values)
     return procs.start(name, [nginx, "-p", str(prefix), "-e", str(prefix / "nginx-error.log"), "-c", str(conf)],
                        {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}, prefix / "nginx.log")
@@ -251,7 +197,7 @@ def parse_wrk(output: str) -> Result:
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.M)
     total = re.search(r"^\s+(\d+) requests in", output, re.M)
     if not (rps and p50 and p99 and total):
-        raise BenchError(f"could not read wrk's output:\n{output}")
+        raise h.BenchError(f"could not read wrk's output:\n{output}")
     errors = []
     if m := re.search(r"^\s+Socket errors: (.*)$", output, re.M):
         errors.append("socket errors: " + m.group(1).strip())
@@ -293,7 +239,7 @@ def run_wrk(wrk: str, url: str, threads: int, connections: int, seconds: float, 
         argv += ["-s", str(script)]
     out = subprocess.run([*argv, url], capture_output=True, text=True)
     if out.returncode != 0:
-        raise BenchError(f"{' '.join(argv)} {url} failed ({out.returncode}):\n{out.stdout}{out.stderr}")
+        raise h.BenchError(f"{' '.join(argv)} {url} failed ({out.returncode}):\n{out.stdout}{out.stderr}")
     return out.stdout
 
 
@@ -301,106 +247,65 @@ def run_wrk(wrk: str, url: str, threads: int, connections: int, seconds: float, 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = h.Options(__doc__, env="--gateway-env", quiet=0.15, serve=True,
+                  env_help="extra environment for the gateway, e.g. GATEWAY_MAX_CONNECTIONS=16 (repeatable)")
     p.add_argument("--connections", "-c", type=int, default=32, help="wrk connections, the same for each target")
     p.add_argument("--threads", "-t", type=int, default=2, help="wrk threads, the same for each target")
     p.add_argument("--duration", "-d", type=float, default=10.0, help="seconds measured per target and round")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured load per target first")
-    p.add_argument("--rounds", type=int, default=1,
-                   help="measure direct, gateway, nginx this many times in turn; the median is reported")
-    p.add_argument("--load", type=float, default=0.5,
-                   help="the latency phase offers this share of the direct path's req/s from the throughput "
-                        "phase, spread over the same connections (0: skip it)")
-    p.add_argument("--max-other-cores", type=float, default=0.15,
-                   help="a run during which other processes kept more cores than this busy is disturbed")
-    p.add_argument("--retries", type=int, default=2,
-                   help="measure a disturbed run again up to this many times (the quietest is kept)")
-    p.add_argument("--wait-quiet", type=float, default=30.0, metavar="SECONDS",
-                   help="before each measurement, wait up to this long for other processes to calm down "
-                        "(0: do not wait)")
-    p.add_argument("--products", type=int, default=30,
-                   help="active products in the catalog (the page shows 20; more makes a next cursor)")
+    p.add_argument("--rounds", type=int, default=1, help="direct, gateway, nginx in turn this many times; medians")
+    p.add_argument("--load", type=float, default=0.5, help="the latency phase offers this share of the direct "
+                   "path's req/s from the throughput phase (0: skip it)")
+    p.add_argument("--retries", type=int, default=2, help="measure a disturbed run again up to this many times")
+    p.add_argument("--products", type=int, default=30, help="active products in the catalog (≥ 20)")
     p.add_argument("--upstream", choices=("catalog", "static"), default="catalog",
-                   help="catalog: the real catalog app; static: nginx serving a snapshot of the catalog's page, "
-                        "so that only the proxies' own cost is left (to see the gateway's ceiling)")
+                   help="static: nginx serves a snapshot of the catalog's page in its place (the proxies' cost)")
     p.add_argument("--nginx-keepalive", type=int, default=64, help="idle upstream connections nginx keeps")
-    p.add_argument("--gateway-env", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra environment for the gateway, e.g. GATEWAY_MAX_CONNECTIONS=16 (repeatable)")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON to FILE")
-    p.add_argument("--serve", action="store_true",
-                   help="start the three, print their URLs and pids, and wait for Ctrl-C instead of loading "
-                        "them (to profile by hand, e.g. with py-spy)")
     args = p.parse_args(argv)
-    if args.products < 20:
-        p.error("--products must be at least 20 (the page is 20 items)")
-    for item in args.gateway_env:
-        if "=" not in item:
-            p.error(f"--gateway-env wants NAME=VALUE, not {item!r}")
-    if not 1 <= args.threads <= args.connections:
-        p.error("--threads must be between 1 and --connections")
-    if not 0 <= args.load < 1:
-        p.error("--load must be at least 0 and below 1 (a share of the direct path's req/s)")
-    if args.rounds < 1 or args.duration <= 0:
-        p.error("--rounds must be ≥ 1 and --duration > 0")
+    if args.products < 20 or not 1 <= args.threads <= args.connections or not 0 <= args.load < 1 \
+            or args.rounds < 1 or args.duration <= 0:
+        p.error("--products ≥ 20, 1 ≤ --threads ≤ --connections, 0 ≤ --load < 1, --rounds ≥ 1, --duration > 0")
     return args
 
 
-def start_catalog(procs: Processes, python: str, tmp: Path, port: int, env: dict[str, str]) -> Child:
+
+def start_catalog(procs: h.Processes, python: str, tmp: Path, port: int, env: dict[str, str]) -> h.Child:
     return procs.start("catalog", [python, "-m", "services.catalog", "serve", "--port", str(port)],
                        {**env, "CATALOG_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/catalog.db",
                         "CATALOG_HOST": "127.0.0.1"}, tmp / "catalog.log")
 
 
-def start_gateway(procs: Processes, python: str, tmp: Path, port: int, upstream: str,
-                  env: dict[str, str], extra: list[str]) -> Child:
+def start_gateway(procs: h.Processes, python: str, tmp: Path, port: int, upstream: str,
+                  env: dict[str, str], extra: list[str]) -> h.Child:
     return procs.start("gateway", [python, "-m", "gateway", "serve", "--port", str(port)],
                        {**env, "GATEWAY_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/gateway.db",
                         "GATEWAY_HOST": "127.0.0.1", "GATEWAY_CATALOG_URL": upstream,
                         # Not called by this bench; nothing answers on the discard port.
                         "GATEWAY_ORDERS_URL": "http://127.0.0.1:9", "GATEWAY_NOTIFY_URL": "http://127.0.0.1:9",
-                        **dict(item.split("=", 1) for item in extra)},
+                        **h.env_pairs(extra)},
                        tmp / "gateway.log")
 
 
-def measure_once(args: argparse.Namespace, wrk: str, procs: Processes, url: str,
+def measure_once(args: argparse.Namespace, wrk: str, procs: h.Processes, url: str,
                  script: Path | None = None, metrics: GatewayMetrics | None = None) -> Result:
     """One measured wrk run, with the CPU time each of our processes spent and what others took
     (and, given the gateway's ``metrics``, what it added to each request by its own account)."""
     buckets = metrics.buckets() if metrics else None
-    before = {c.name: cpu_seconds(c.proc.pid, with_children=True) for c in procs.children}
-    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    busy_before, started = machine_busy_seconds(), time.monotonic()
-    result = parse_wrk(run_wrk(wrk, url, args.threads, args.connections, args.duration, latency=True, script=script))
-    busy, elapsed = machine_busy_seconds() - busy_before, time.monotonic() - started
-    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    used = {c.name: cpu_seconds(c.proc.pid, with_children=True) - before[c.name] for c in procs.children}
-    used["wrk"] = (wrk_after.ru_utime + wrk_after.ru_stime) - (wrk_before.ru_utime + wrk_before.ru_stime)
-    result.cpu_ms = {name: 1000 * sec / max(result.requests, 1) for name, sec in used.items()}
-    result.other_cores = max(0.0, (busy - sum(used.values())) / elapsed)
+    with h.CpuMeter(procs, own="wrk", with_children=True) as cpu:
+        result = parse_wrk(run_wrk(wrk, url, args.threads, args.connections, args.duration, latency=True,
+                                   script=script))
+    result.cpu_ms = {name: 1000 * sec / max(result.requests, 1) for name, sec in cpu.used.items()}
+    result.other_cores = cpu.other_cores
     if metrics:
         result.own_p99_ms, result.own_within_3ms = own_latency(buckets, metrics.buckets())
     return result
 
 
-def wait_quiet(args: argparse.Namespace, procs: Processes) -> float:
-    """Wait (up to ``--wait-quiet`` seconds) until other processes keep at most ``--max-other-cores``
-    busy over a 2 s sample, while the bench sends nothing. Returns the last sample, in cores."""
-    deadline = time.monotonic() + args.wait_quiet
-    while True:
-        ours_before = sum(cpu_seconds(c.proc.pid, with_children=True) for c in procs.children)
-        before, started = machine_busy_seconds(), time.monotonic()
-        time.sleep(2.0)
-        ours = sum(cpu_seconds(c.proc.pid, with_children=True) for c in procs.children) - ours_before
-        cores = max(0.0, machine_busy_seconds() - before - ours) / (time.monotonic() - started)
-        if cores <= args.max_other_cores or time.monotonic() >= deadline:
-            return cores
-        print(f"  (waiting: other processes keep {cores:.2f} cores busy)", flush=True)
-        time.sleep(3.0)
+def wait_quiet(args: argparse.Namespace, procs: h.Processes) -> float:
+    return h.wait_quiet(procs, args.wait_quiet, args.max_other_cores, own=None, with_children=True)
 
 
-def measure(args: argparse.Namespace, wrk: str, procs: Processes, urls: dict[str, str],
+def measure(args: argparse.Namespace, wrk: str, procs: h.Processes, urls: dict[str, str],
             script: Path | None = None, metrics: GatewayMetrics | None = None) -> dict[str, list[Result]]:
     """``--rounds`` rounds of direct, gateway, nginx in turn (so each round's three runs are close in
     time and can be compared pairwise); with ``script``, paced by it."""
@@ -433,9 +338,7 @@ def measure(args: argparse.Namespace, wrk: str, procs: Processes, urls: dict[str
                   + f"; other processes {result.other_cores:.2f} cores"
                   + (f"; gateway's own p99 {result.own_p99_ms:.2f} ms" if result.own_p99_ms is not None else "")
                   + (f"  ({result.errors})" if result.errors else ""), flush=True)
-        for child in procs.children:
-            if child.proc.poll() is not None:
-                raise BenchError(f"{child.name} died during the run:\n{child.tail()}")
+        procs.check_alive()
     return runs
 
 
@@ -465,15 +368,11 @@ def report(args: argparse.Namespace, runs: dict[str, list[Result]], upstream: st
     print(f"{label}; {args.connections} connections {load}, {args.threads} wrk threads, {args.duration:g} s per "
           "target; CPU/req = CPU time of that process during the run / requests served")
     print()
-    up_col = f"{upstream} CPU/req (ms)"
-    print(f"| target  |   req/s | p50 (ms) | p99 (ms) | {up_col} | proxy CPU/req (ms) | wrk CPU/req (ms) |")
-    print(f"|---------|--------:|---------:|---------:|{'-' * (len(up_col) + 1)}:|-------------------:|"
-          "-----------------:|")
-    for t in TARGETS:
-        r = med[t]
-        proxy = f"{r.cpu_ms.get(proxy_of[t], 0.0):.2f}" if proxy_of[t] else "–"
-        print(f"| {t:<7} | {r.rps:>7.0f} | {r.p50_ms:>8.2f} | {r.p99_ms:>8.2f} | "
-              f"{r.cpu_ms.get(upstream, 0.0):>{len(up_col)}.2f} | {proxy:>18} | {r.cpu_ms.get('wrk', 0.0):>16.2f} |")
+    print(h.table(["target", "req/s", "p50 (ms)", "p99 (ms)", f"{upstream} CPU/req (ms)", "proxy CPU/req (ms)",
+                   "wrk CPU/req (ms)"],
+                  [[t, f"{r.rps:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.cpu_ms.get(upstream, 0.0):.2f}",
+                    f"{r.cpu_ms.get(proxy_of[t], 0.0):.2f}" if proxy_of[t] else "–", f"{r.cpu_ms.get('wrk', 0.0):.2f}"]
+                   for t, r in ((t, med[t]) for t in TARGETS)]))
     g, d, n = med["gateway"], med["direct"], med["nginx"]
     vs_nginx, vs_direct = g.rps / n.rps, g.rps / d.rps
     added = {t: paired(runs, t, "p99_ms") for t in ("gateway", "nginx")}
@@ -530,123 +429,72 @@ def main(argv: list[str] | None = None) -> int:
     if missing:
         sys.stderr.write(INSTALL_HINT.format(missing=" and ".join(missing)))
         return 2
-    ensure_venv(__file__, "services.catalog", target="bench-gateway")
-    python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
+    return h.run(__file__, lambda bench: measure_all(args, bench, wrk, nginx), needs=("services.catalog",),
+                 target="bench-gateway", keep=args.keep)
 
-    # A SIGTERM (e.g. from CI's timeout) unwinds like Ctrl-C, so the children are stopped.
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_term)
-
-    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, REPO),
-                                                 os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
-    info = machine()
-    info["wrk"] = tool_version([wrk, "-v"]).split(" Copyright")[0]
-    info["nginx"] = tool_version([nginx, "-v"])
-    tmp = Path(tempfile.mkdtemp(prefix="bench-gateway-"))
-    # nginx's worker runs as an unprivileged user when started by root; let it reach its files.
-    tmp.chmod(0o755)
-    procs = Processes()
-    try:
-        active = asyncio.run(seed_catalog(f"sqlite+aiosqlite:///{tmp}/catalog.db", args.products))
-        ports: dict[str, int] = {}
-        while len(set(ports.values())) < 3:
-            ports = {"direct": free_port(), "gateway": free_port(), "nginx": free_port()}
-        urls = {name: f"http://127.0.0.1:{port}{LIST_PATH}" for name, port in ports.items()}
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(("CATALOG_", "GATEWAY_", "ORDERS_", "NOTIFY_"))}
-        token = f"bench-{os.urandom(16).hex()}"  # the gateway's /metrics wants the metrics credential
-        env.update(LOG_LEVEL="WARNING", LOG_FORMAT="text", ENVIRONMENT="development", PYTHONDONTWRITEBYTECODE="1",
-                   METRICS_TOKEN=token)
-
-        if args.upstream == "catalog":
-            upstream = start_catalog(procs, python, tmp, ports["direct"], env)
-            bodies = {"direct": wait_for_list(upstream, urls["direct"], 20)}
-            upstream_desc = "the catalog, 1 uvicorn process (SQLite)"
-        else:
-            # Take the catalog's real page once, then serve it from nginx in the catalog's place.
-            snapshot_port = free_port()
-            catalog = start_catalog(procs, python, tmp, snapshot_port, env)
-            page = wait_for_list(catalog, f"http://127.0.0.1:{snapshot_port}{LIST_PATH}", 20)
-            procs.stop_all()
-            (tmp / "static").mkdir()
-            (tmp / "static" / "products.json").write_bytes(page)
-            (tmp / "static").chmod(0o755)
-            upstream = start_nginx(procs, nginx, "static", STATIC_TEMPLATE, tmp / "static",
-                                   listen_port=ports["direct"])
-            bodies = {"direct": wait_for_list(upstream, urls["direct"], 20)}
-            upstream_desc = "nginx serving a snapshot of the catalog's page (1 worker): proxies' cost only"
-        upstream_url = f"http://127.0.0.1:{ports['direct']}"
-
-        gateway = start_gateway(procs, python, tmp, ports["gateway"], upstream_url, env, args.gateway_env)
-        proxy = start_nginx(procs, nginx, "nginx", TEMPLATE, tmp / "nginx", listen_port=ports["nginx"],
-                            upstream_port=ports["direct"], keepalive=args.nginx_keepalive)
-        bodies["gateway"] = wait_for_list(gateway, urls["gateway"], 20)
-        bodies["nginx"] = wait_for_list(proxy, urls["nginx"], 20)
-        same_body = len(set(bodies.values())) == 1
-
-        if args.serve:
-            for child in procs.children:
-                print(f"  {child.name:<8} pid {child.proc.pid:<7} log {child.log}")
-            for target, url in urls.items():
-                print(f"  {target:<8} {url}")
-            print("Ctrl-C stops them.", flush=True)
-            while all(child.proc.poll() is None for child in procs.children):
-                time.sleep(0.5)
-            raise BenchError("a child exited:\n" + "\n".join(c.tail() for c in procs.children))
-
-        print(f"Chợ Vườn gateway bench — {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
-        print(f"  machine : {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}, "
-              f"load average before the run {info['load_before']}")
-        print(f"  software: Python {info['python']}, {info['nginx']}, {info['wrk']}")
-        print(f"  source  : commit {info['source']}")
-        print(f"  command : {command}")
-        print(f"  load    : wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency "
-              f"(warm-up {args.warmup:g}s per target), {args.rounds} round(s) of direct, gateway, nginx in turn; "
-              + (f"then the same paced to {args.load:g} × the direct req/s" if args.load > 0 else "no paced phase"))
-        print(f"  request : GET {LIST_PATH} → 20 of {active} active products, {len(bodies['direct'])} B of JSON")
-        if not same_body:
-            print("  warning : the three targets answer different bodies: "
-                  + ", ".join(f"{t} {len(b)} B" for t, b in bodies.items()))
-        print(f"  upstream: {upstream_desc}")
-        print("  proxies : gateway 1 uvicorn process (LOG_LEVEL=WARNING"
-              + "".join(f", {item}" for item in args.gateway_env) + f"); nginx 1 worker, "
-              f"upstream keepalive {args.nginx_keepalive}; everything on 127.0.0.1")
-        print(flush=True)
-
-        print("Throughput: every connection sends its next request as soon as the reply is in", flush=True)
-        metrics = GatewayMetrics(f"http://127.0.0.1:{ports['gateway']}", token)
-        runs = measure(args, wrk, procs, urls, metrics=metrics)
-        phases = {"throughput": {"runs": {t: [r.__dict__ for r in rs] for t, rs in runs.items()},
-                                 **report(args, runs, upstream.name, None)}}
-        if args.load > 0:
-            rate = args.load * medians(runs)["direct"].rps
-            print(f"\nLatency: the same connections, paced to {args.load:g} × the direct req/s above "
-                  f"(≈ {rate:.0f} req/s in all)", flush=True)
-            paced = measure(args, wrk, procs, urls, pacing_script(tmp, args.connections, rate), metrics)
-            phases["latency"] = {"runs": {t: [r.__dict__ for r in rs] for t, rs in paced.items()},
-                                 **report(args, paced, upstream.name, rate)}
-        if args.json:
-            Path(args.json).write_text(json.dumps({
-                "date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "command": command,
-                "machine": info, "upstream": args.upstream, "connections": args.connections,
-                "threads": args.threads, "duration_s": args.duration, "warmup_s": args.warmup,
-                "rounds": args.rounds, "load": args.load, "response_bytes": len(bodies["direct"]), **phases,
-            }, indent=2, ensure_ascii=False) + "\n")
-        return 0
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping what was started …", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"bench/gateway.py: {exc}", file=sys.stderr)
-        return 1
-    finally:
+def measure_all(args: argparse.Namespace, bench: h.Bench, wrk: str, nginx: str) -> int:
+    procs, python, tmp = bench.procs, bench.python, bench.tmp
+    tmp.chmod(0o755)  # nginx's worker runs as an unprivileged user when started by root; let it reach its files
+    active = asyncio.run(seed_catalog(f"sqlite+aiosqlite:///{tmp}/catalog.db", args.products))
+    ports = dict(zip(TARGETS, h.free_ports(3), strict=True))
+    urls = {name: f"http://127.0.0.1:{port}{LIST_PATH}" for name, port in ports.items()}
+    token = f"bench-{os.urandom(16).hex()}"  # the gateway's /metrics wants the metrics credential
+    env = h.base_env(METRICS_TOKEN=token)
+    if args.upstream == "catalog":
+        upstream = start_catalog(procs, python, tmp, ports["direct"], env)
+        upstream_desc = "the catalog, 1 uvicorn process (SQLite)"
+    else:
+        # Take the catalog's real page once, then serve it from nginx in the catalog's place.
+        (snapshot_port,) = h.free_ports(1)
+        start_catalog(procs, python, tmp, snapshot_port, env)
+        page = wait_for_list(procs, f"http://127.0.0.1:{snapshot_port}{LIST_PATH}", 20)
         procs.stop_all()
-        if args.keep:
-            print(f"(kept {tmp})", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "static").mkdir()
+        (tmp / "static" / "products.json").write_bytes(page)
+        (tmp / "static").chmod(0o755)
+        upstream = start_nginx(procs, nginx, "static", STATIC_TEMPLATE, tmp / "static", listen_port=ports["direct"])
+        upstream_desc = "nginx serving a snapshot of the catalog's page (1 worker): proxies' cost only"
+    bodies = {"direct": wait_for_list(procs, urls["direct"], 20)}
+    start_gateway(procs, python, tmp, ports["gateway"], f"http://127.0.0.1:{ports['direct']}", env, args.gateway_env)
+    start_nginx(procs, nginx, "nginx", TEMPLATE, tmp / "nginx", listen_port=ports["nginx"],
+                upstream_port=ports["direct"], keepalive=args.nginx_keepalive)
+    bodies["gateway"] = wait_for_list(procs, urls["gateway"], 20)
+    bodies["nginx"] = wait_for_list(procs, urls["nginx"], 20)
+    if args.serve:
+        procs.serve_forever({"catalog": urls["direct"], "static": urls["direct"], **urls})
+
+    versions = {"wrk": h.tool_version([wrk, "-v"]).split(" Copyright")[0], "nginx": h.tool_version([nginx, "-v"])}
+    bench.info.update(versions)
+    bench.header("gateway bench", software=f"{versions['nginx']}, {versions['wrk']}", load=(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency (warm-up {args.warmup:g}s per "
+        f"target), {args.rounds} round(s) of direct, gateway, nginx in turn; "
+        + (f"then the same paced to {args.load:g} × the direct req/s" if args.load > 0 else "no paced phase")),
+        request=f"GET {LIST_PATH} → 20 of {active} active products, {len(bodies['direct'])} B of JSON",
+        warning=None if len(set(bodies.values())) == 1 else "the three targets answer different bodies: "
+        + ", ".join(f"{t} {len(b)} B" for t, b in bodies.items()),
+        upstream=upstream_desc, proxies="gateway 1 uvicorn process (LOG_LEVEL=WARNING"
+        + "".join(f", {item}" for item in args.gateway_env) + f"); nginx 1 worker, upstream keepalive "
+        f"{args.nginx_keepalive}; everything on 127.0.0.1")
+
+    print("Throughput: every connection sends its next request as soon as the reply is in", flush=True)
+    metrics = GatewayMetrics(f"http://127.0.0.1:{ports['gateway']}", token)
+    runs = measure(args, wrk, procs, urls, metrics=metrics)
+    phases = {"throughput": {"runs": {t: [r.__dict__ for r in rs] for t, rs in runs.items()},
+                             **report(args, runs, upstream.name, None)}}
+    if args.load > 0:
+        rate = args.load * medians(runs)["direct"].rps
+        print(f"\nLatency: the same connections, paced to {args.load:g} × the direct req/s above "
+              f"(≈ {rate:.0f} req/s in all)", flush=True)
+        paced = measure(args, wrk, procs, urls, pacing_script(tmp, args.connections, rate), metrics)
+        phases["latency"] = {"runs": {t: [r.__dict__ for r in rs] for t, rs in paced.items()},
+                             **report(args, paced, upstream.name, rate)}
+    h.write_json(args.json, {
+        "date": h.now(), "command": bench.command, "machine": bench.info, "upstream": args.upstream,
+        "connections": args.connections, "threads": args.threads, "duration_s": args.duration,
+        "warmup_s": args.warmup, "rounds": args.rounds, "load": args.load, "response_bytes": len(bodies["direct"]),
+        **phases})
+    return 0
 
 
 if __name__ == "__main__":

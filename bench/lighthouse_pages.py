@@ -1,23 +1,11 @@
 """Lighthouse's four scores for the buyer's pages: home, shop, product, cart and tracking.
 
-Starts the marketplace as bench/page_load.py does (the four apps, each its own process on its own SQLite
-file in a temporary directory), with the demo seed first (``make seed``'s two commands: the demo grower,
-the shop ``vuon-sung-co-ut`` and its varieties with photos). Through the public API it places one guest
-order (cash on delivery) for the tracking page ``/t/{token}``; the cart page is loaded with a cart of one
-line (the ``cv_cart`` cookie, sent by Lighthouse as an extra header).
-
-Each page is audited by Lighthouse (npm ``lighthouse``, pinned in bench/lighthouse/package.json and
-installed there by ``make bench-lighthouse``) driving Debian's Chromium (``CHROME_PATH=/usr/bin/chromium``,
-headless) with its default settings: the mobile form factor (a Moto G Power's 412×823 screen) and
-simulated throttling (150 ms RTT, 1.6 Mbit/s down, CPU 4× slower). ``--runs`` audits per page, the
-median score of each category is printed and, with ``--write-docs``, written to docs/performance.md
-("Lighthouse") with the command, the commit and the audits that cost points. Target: each score ≥ 95.
+The four apps with the demo seed, a guest order for the tracking page, a cart of one line; each page
+audited ``--runs`` times by Lighthouse (bench/lighthouse/) driving Debian's Chromium, mobile defaults;
+the median per category, written to docs/performance.md with ``--write-docs``. Target: each ≥ 95.
 
     make bench-lighthouse                       # = .venv/bin/python bench/lighthouse_pages.py --runs 3 --write-docs
-    .venv/bin/python bench/lighthouse_pages.py --runs 3 --page cart
-    .venv/bin/python bench/lighthouse_pages.py --keep     # keep the reports (JSON) and the apps' logs
-
-Not part of the test suite. Every process it starts is stopped at the end, also on Ctrl-C or SIGTERM.
+    .venv/bin/python bench/lighthouse_pages.py --runs 1 --page cart
 """
 
 from __future__ import annotations
@@ -27,23 +15,18 @@ import asyncio
 import datetime as dt
 import json
 import os
-import shlex
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(REPO)
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
 
-from bench.harness import VENV_PYTHON, BenchError, Processes, ensure_venv, machine, write_section  # noqa: E402
-from bench.page_load import CHROMIUM, chromium_version, expect, start_stack  # noqa: E402
+from bench.harness import REPO, BenchError, Options, expect, guest_order, run, table, write_section  # noqa: E402
+from bench.page_load import CHROMIUM, chromium_missing, chromium_version, start_stack  # noqa: E402
 
 LIGHTHOUSE = REPO / "bench" / "lighthouse" / "node_modules" / ".bin" / "lighthouse"
 CHROME_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -63,15 +46,12 @@ async def prepare(gateway_url: str) -> dict[str, tuple[str, dict[str, str]]]:
     import httpx
 
     async with httpx.AsyncClient(base_url=gateway_url, timeout=60) as gw:
-        shop = await expect(await gw.get("/api/v1/shops/1"), 200, "the demo shop")  # the seed's only shop
-        products = await expect(await gw.get("/api/v1/products", params={"shop_id": shop["id"]}), 200, "varieties")
+        shop = expect(await gw.get("/api/v1/shops/1"), 200, "the demo shop")  # the seed's only shop
+        products = expect(await gw.get("/api/v1/products", params={"shop_id": shop["id"]}), 200, "varieties")
         product, variant = next((p, v) for p in products["items"] for v in p["variants"]
                                 if v["stock"] >= max(2, v.get("min_order_quantity") or 1))  # one in stock
-        order = await expect(await gw.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
-            "lines": [{"variant_id": variant["id"], "quantity": max(2, variant.get("min_order_quantity") or 1)}],
-            "contact": {"name": "Chị Lan", "phone": "0987654321"},
-            "address": {"province_code": "92", "ward_code": "31135", "street": "5 Lê Lợi"},
-            "payment_method": "cod", "consent": True}), 201, "place an order")
+        order = expect(await gw.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json=guest_order(
+            variant["id"], max(2, variant.get("min_order_quantity") or 1))), 201, "place an order")
         token = order["tracking_url"].rsplit("/", 1)[-1]
         cart = {"Cookie": f"cv_cart={product['id']}.{variant['id']}.3"}
         pages = {"home": ("/", {}), "shop": ("/" + shop["url"].split("/", 3)[3], {}),
@@ -109,49 +89,43 @@ def losses(report: dict) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = Options(__doc__, json=False)
     p.add_argument("--runs", "-n", type=int, default=1, help="audits per page (the median score is reported)")
     p.add_argument("--page", action="append", choices=PAGES, help="only this page (repeatable)")
     p.add_argument("--write-docs", action="store_true", help='write the section "Lighthouse" of docs/performance.md')
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory (reports, logs)")
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
     return args
 
 
-async def run(args: argparse.Namespace, procs: Processes, tmp: Path, python: str, command: str) -> int:
+
+async def audit_pages(args: argparse.Namespace, bench) -> int:
     started = time.monotonic()
-    urls = await start_stack(procs, python, tmp, demo_seed=True)
+    urls = await asyncio.to_thread(start_stack, bench, demo_seed=True)
     pages = await prepare(urls["gateway"])
-    info, version = machine(), chromium_version()
+    info, version = bench.info, chromium_version()
     lh_version = (await asyncio.to_thread(subprocess.run, [str(LIGHTHOUSE), "--version"], capture_output=True,
                                           text=True)).stdout.strip()
-    print(f"Chợ Vườn Lighthouse — {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(f"  machine : {info['cpus']} CPUs, {info['cpu_model']}, load average before the run {info['load_before']}")
-    print(f"  software: Lighthouse {lh_version}, {version} ({' '.join(CHROME_FLAGS)})")
-    print(f"  source  : commit {info['source']}; the demo seed on SQLite, set up in {time.monotonic() - started:.0f} s")
-    print(f"  command : {command}", flush=True)
+    bench.header("Lighthouse", software=f"Lighthouse {lh_version}, {version} ({' '.join(CHROME_FLAGS)})",
+                 data=f"the demo seed on SQLite, set up in {time.monotonic() - started:.0f} s")
     rows, notes = [], {}
     for name in args.page or PAGES:
         path, headers = pages[name]
         runs = []
         for i in range(args.runs):
-            report = await asyncio.to_thread(audit, urls["gateway"] + path, headers, tmp / f"{name}-{i + 1}.json")
-            procs.check_alive()
+            report = await asyncio.to_thread(audit, urls["gateway"] + path, headers, bench.tmp / f"{name}-{i + 1}.json")
+            bench.procs.check_alive()
             scores = {k: round(100 * (report["categories"][k]["score"] or 0)) for k in CATEGORIES}
             runs.append((scores, report))
             print(f"  {name:<9} run {i + 1}: " + "  ".join(f"{k} {v}" for k, v in scores.items()), flush=True)
         median = {k: statistics.median(s[k] for s, _ in runs) for k in CATEGORIES}
         rows.append((name, path if name != "tracking" else "/t/{token}", median))
         notes[name] = losses(runs[-1][1])
-    table = ["| page | path | performance | accessibility | best practices | SEO |",
-             "| --- | --- | ---: | ---: | ---: | ---: |"]
-    for name, path, m in rows:
-        table.append(f"| {name} | `{path}` | " + " | ".join(f"{m[k]:g}" for k in CATEGORIES) + " |")
+    scores = table(["page", "path", "performance", "accessibility", "best practices", "SEO"],
+                   [[name, f"`{path}`", *(f"{m[k]:g}" for k in CATEGORIES)] for name, path, m in rows], left=2)
     print()
-    print("\n".join(table))
+    print(scores)
     met = all(m[k] >= TARGET for _, _, m in rows for k in CATEGORIES)
     print(f"\ntarget: each score ≥ {TARGET}: {'met' if met else 'NOT met'}")
     for name, lost in notes.items():
@@ -161,7 +135,7 @@ async def run(args: argparse.Namespace, procs: Processes, tmp: Path, python: str
         lost_lines = [f"- {name}: " + "; ".join(lost) for name, lost in notes.items() if lost]
         write_section("## Lighthouse", "\n".join([
             "## Lighthouse (bench/lighthouse_pages.py)", "",
-            f"`{command}` (`make bench-lighthouse`) on commit {info['source']}, "
+            f"`{bench.command}` (`make bench-lighthouse`) on commit {info['source']}, "
             f"{dt.date.today().isoformat()}: Lighthouse {lh_version}, its default mobile settings (form factor "
             "mobile, simulated throttling: 150 ms RTT, 1.6 Mbit/s, CPU 4×), driving "
             f"{version} headless (`CHROME_PATH=/usr/bin/chromium`, `{' '.join(CHROME_FLAGS)}`). "
@@ -169,7 +143,7 @@ async def run(args: argparse.Namespace, procs: Processes, tmp: Path, python: str
             f"The demo seed; the cart page with one line, the tracking page of a placed order. "
             f"Median of {args.runs} audit{'s' if args.runs > 1 else ''} per page. Target: each score ≥ {TARGET} "
             f"({'met' if met else 'not met'}).", "",
-            *table, "",
+            scores, "",
             *(["Audits below full marks in the last run:", "", *lost_lines, ""] if lost_lines else []),
             NOINDEX,
         ]))
@@ -178,38 +152,14 @@ async def run(args: argparse.Namespace, procs: Processes, tmp: Path, python: str
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        sys.stderr.write(f"bench/lighthouse_pages.py needs Chromium at {CHROMIUM} (apt-get install -y chromium).\n")
+    if chromium_missing("lighthouse_pages.py"):
         return 2
     if not LIGHTHOUSE.exists():
         sys.stderr.write("bench/lighthouse_pages.py needs Lighthouse: npm ci --prefix bench/lighthouse "
                          "(make bench-lighthouse does it).\n")
         return 2
-    ensure_venv(__file__, "httpx", "gateway", target="bench-lighthouse")
-    python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, REPO),
-                                                 os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
-    tmp = Path(tempfile.mkdtemp(prefix="bench-lighthouse-"))
-    procs = Processes()
-    try:
-        return asyncio.run(run(args, procs, tmp, python, command))
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping what was started …", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"bench/lighthouse_pages.py: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        procs.stop_all()
-        if args.keep:
-            print(f"(kept {tmp})", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+    return run(__file__, lambda bench: asyncio.run(audit_pages(args, bench)), needs=("httpx", "gateway"),
+               target="bench-lighthouse", keep=args.keep)
 
 
 if __name__ == "__main__":

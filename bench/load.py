@@ -1,77 +1,38 @@
 """A realistic load through the gateway, and the memory the four apps take meanwhile.
 
-Starts the production shape on this machine, each app its own process in a temporary directory:
-notify, catalog, orders and the gateway (``python -m … serve``, one uvicorn worker each), every app on
-its own fresh PostgreSQL database (made here with a unique name, dropped at the end), events on NATS
-JetStream under a namespace of their own (stream deleted at the end), LOG_LEVEL=WARNING. Seeds through
-the public API: growers with shops, varieties with variants, wholesale tiers, large stock and a few
-photos. Then sends weighted traffic to the gateway for ``--duration`` seconds:
-
-    browse 10   GET /api/v1/shops, GET /api/v1/products?shop_id=… and its next pages (cursor)
-    search  3   GET /api/v1/products?q=… (Vietnamese words, with and without accents, upper case, prefixes)
-    product 5   GET /api/v1/products/{id}
-    order   1   POST /api/v1/orders as a guest, with an Idempotency-Key
-    inbox   1   GET /api/v1/notifications as a signed-in grower
-
-Closed model by default (``--users`` virtual users, each sending its next request as soon as the last
-is answered, plus ``--think`` seconds); ``--rate R`` switches to an open model (Poisson arrivals at R
-requests per second, whatever the replies). Prints progress every few seconds, then per route count,
-p50, p95, p99, max and errors, the overall req/s and error rate, and the resident memory (RSS, and USS)
-of each app idle and under load, sampled every second; plots latency, throughput and memory over time.
-After the load it checks that every order placed reached its grower's inbox over NATS.
+The production shape (PostgreSQL, NATS JetStream), seeded through the API, under weighted traffic
+(browse 10 : search 3 : product 5 : order 1 : inbox 1), closed (``--users``) or open (``--rate``): per
+route p50/p95/p99/max and errors, req/s, CPU, each app's RSS/USS/PSS; every order checked in its inbox.
 
     make bench-load                                        # 2 minutes, 32 users; writes docs/performance.md
     .venv/bin/python bench/load.py --duration 10 --no-plot # a short check that everything works
-    .venv/bin/python bench/load.py --rate 40               # open model, 40 requests per second
 
-See bench/README.md for every option and docs/performance.md ("Load", "Memory") for figures.
-Needs PostgreSQL (``--pg-admin-dsn``) and NATS with JetStream (``--nats-url``). Not part of the test
-suite. Every process it starts is stopped at the end, also on Ctrl-C, SIGTERM or an error.
+bench/README.md has every option; docs/performance.md ("Load", "Memory") the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import io
-import json
-import os
 import random
-import resource
-import shlex
-import shutil
-import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-# bench/gateway.py would shadow the `gateway` package: put the repository, not bench/, first.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(REPO)
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
 
-from bench.harness import (  # noqa: E402
-    PERFORMANCE_MD,
-    VENV_PYTHON,
-    Processes,
-    ensure_venv,
-    free_port,
-    machine,
-    wait_ready,
-    write_section,
-)
+from bench import harness as h  # noqa: E402
+from bench.search import description, variety_name  # noqa: E402
 
-LATENCY_PLOT = REPO / "docs" / "load-latency.png"
-MEMORY_PLOT = REPO / "docs" / "load-memory.png"
-APPS = ("notify", "catalog", "orders", "gateway")
+LATENCY_PLOT = h.REPO / "docs" / "load-latency.png"
+MEMORY_PLOT = h.REPO / "docs" / "load-memory.png"
+APPS = h.APPS
 MEMORY_TARGET_MB = 400.0
-PASSWORD = "Vuon-sen-Thap-Muoi-2025"
 
 # The traffic mix: activity → weight (requests of that kind out of 20).
 MIX = {"browse": 10, "search": 3, "product": 5, "order": 1, "inbox": 1}
@@ -87,13 +48,8 @@ ROUTES = {
     "grower inbox": "GET /api/v1/notifications",
 }
 
-# What the seeded names are made of, and what buyers type: the same words with and without accents.
-GENERA = [("Súng", "water_lily"), ("Hoa súng", "water_lily"), ("Bông súng", "water_lily"), ("Sen", "lotus"),
-          ("Sen Nhật", "lotus"), ("Sen bách diệp", "lotus"), ("Thủy cúc", "aquatic"), ("Lục bình", "aquatic")]
-KINDS = ["Thái", "Mỹ", "Nhật", "Ấn Độ", "Đồng Tháp", "Quan Âm", "Tháp Mười", "Huế", "Queen", "lai"]
-COLOURS = ["đỏ", "hồng", "trắng", "vàng", "tím", "xanh", "cam", "đỏ thẫm", "hồng phấn", "trắng ngà"]
-TRAITS = ["nở ngày", "nở đêm", "thơm nhẹ", "cánh kép", "lá đốm", "mini", "khổng lồ", "chịu nắng"]
 VARIANTS = [("Củ giống", 35_000), ("Cây con", 60_000), ("Chậu 30 cm", 150_000), ("Chậu 50 cm", 320_000)]
+# What buyers type: the words of the seeded names (bench/search.py's), with and without accents.
 SEARCHES = ["hoa súng", "hoa sung", "HOA SÚNG", "sen hồng", "sen hong", "súng thái đỏ", "sung thai do",
             "sen quan âm", "sen quan am", "bông súng tím", "bong sung tim", "đồng tháp", "dong thap",
             "súng mỹ", "sung my", "thủy cúc", "thuy cuc", "sen nhật trắng", "sen nhat trang", "nở đêm",
@@ -101,153 +57,6 @@ SEARCHES = ["hoa súng", "hoa sung", "HOA SÚNG", "sen hồng", "sen hong", "sú
 GROWER_NAMES = ["Vườn Sen Bà Tư", "Súng Cô Ba Cao Lãnh", "Nhà Vườn Út Hiền", "Sen Quê Tháp Mười",
                 "Vườn Súng Chú Sáu", "Hoa Nước Miền Tây", "Sen Súng Cái Bè", "Vườn Thủy Sinh Bảy Nhỏ",
                 "Sen Hồng Sa Đéc", "Súng Mỹ Long An", "Vườn Sen An Giang", "Hoa Súng Hậu Giang"]
-BUYER_NAMES = ["Nguyễn Thị Hoa", "Trần Văn Bình", "Lê Thị Mai", "Phạm Minh Tuấn", "Võ Thị Lan",
-               "Huỳnh Văn Phúc", "Đặng Thu Trang", "Bùi Quốc Dũng", "Đỗ Thị Ngọc", "Hồ Văn Tài"]
-MOBILE_PREFIXES = ["090", "091", "093", "094", "096", "097", "098", "086", "088", "089", "032", "033",
-                   "035", "070", "077", "081", "083", "085"]
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-# ── processes, databases, the event bus ──────────────────────────────────────────────────────────
-
-
-def pg_dsn(admin_dsn: str, name: str) -> str:
-    return f"{admin_dsn.rsplit('/', 1)[0]}/{name}"
-
-
-async def pg_admin(admin_dsn: str, statements: list[str]) -> str:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_dsn, timeout=5)
-    try:
-        for stmt in statements:
-            await conn.execute(stmt)
-        return await conn.fetchval("SHOW server_version")
-    finally:
-        await conn.close()
-
-
-async def delete_stream(nats_url: str, namespace: str) -> None:
-    import nats
-    from nats.js.errors import NotFoundError
-
-    nc = await nats.connect(nats_url, connect_timeout=3, max_reconnect_attempts=0)
-    try:
-        try:
-            await nc.jetstream(timeout=5).delete_stream(f"{namespace.upper()}_EVENTS")
-        except NotFoundError:
-            pass
-    finally:
-        await nc.close()
-
-
-def app_env(base: dict[str, str], tmp: Path, ports: dict[str, int], db_urls: dict[str, str],
-            args: argparse.Namespace, namespace: str, rate_limits: dict[str, list[int]]) -> dict[str, dict[str, str]]:
-    url = {app: f"http://127.0.0.1:{port}" for app, port in ports.items()}
-    shared = {**base, "LOG_LEVEL": "WARNING", "LOG_FORMAT": "text", "ENVIRONMENT": "development",
-              "PYTHONDONTWRITEBYTECODE": "1", "PYTHONPATH": str(REPO), "EVENT_BUS_URL": args.nats_url,
-              "EVENT_NAMESPACE": namespace, "SMTP_URL": ""}
-    return {
-        "notify": {**shared, "NOTIFY_HOST": "127.0.0.1", "NOTIFY_PORT": str(ports["notify"]),
-                   "NOTIFY_DATABASE_URL": db_urls["notify"]},
-        "catalog": {**shared, "CATALOG_HOST": "127.0.0.1", "CATALOG_PORT": str(ports["catalog"]),
-                    "CATALOG_DATABASE_URL": db_urls["catalog"], "CATALOG_NOTIFY_URL": url["notify"],
-                    "CATALOG_PUBLIC_BASE_URL": url["gateway"], "CATALOG_MEDIA_DIR": str(tmp / "media")},
-        "orders": {**shared, "ORDERS_HOST": "127.0.0.1", "ORDERS_PORT": str(ports["orders"]),
-                   "ORDERS_DATABASE_URL": db_urls["orders"], "ORDERS_CATALOG_URL": url["catalog"],
-                   "ORDERS_NOTIFY_URL": url["notify"], "ORDERS_PUBLIC_BASE_URL": url["gateway"]},
-        "gateway": {**shared, "GATEWAY_HOST": "127.0.0.1", "GATEWAY_PORT": str(ports["gateway"]),
-                    "GATEWAY_DATABASE_URL": db_urls["gateway"], "GATEWAY_CATALOG_URL": url["catalog"],
-                    "GATEWAY_ORDERS_URL": url["orders"], "GATEWAY_NOTIFY_URL": url["notify"],
-                    "GATEWAY_RATE_LIMITS": json.dumps(rate_limits)},
-    }
-
-
-def raised_rate_limits(factor: int) -> dict[str, list[int]]:
-    """The gateway's rules with every limit multiplied: one client address places all the orders."""
-    from gateway.settings import DEFAULT_RATE_LIMITS
-
-    return {name: [limit * factor, window] for name, (limit, window) in DEFAULT_RATE_LIMITS.items()}
-
-
-# ── memory and CPU of the apps ───────────────────────────────────────────────────────────────────
-
-
-@dataclass
-class MemorySample:
-    t: float  # time.monotonic() of the reading
-    phase: str  # "started", "seeding", "seeded", "warm-up", "load", "after"
-    rss: dict[str, float]  # MB per app (the process and any children)
-    uss: dict[str, float | None]  # pages only this app maps
-    pss: dict[str, float | None]  # its own pages plus its share of the pages it shares
-
-
-class MemoryWatch:
-    """Reads each app's resident memory: RSS, and USS (its own pages, not shared) where /proc allows."""
-
-    def __init__(self, pids: dict[str, int]) -> None:
-        import psutil
-
-        self.psutil = psutil
-        self.procs = {name: psutil.Process(pid) for name, pid in pids.items()}
-        self.samples: list[MemorySample] = []
-        self.uss_available = True
-        self.phase = "started"
-
-    def _tree(self, proc):
-        try:
-            return [proc, *proc.children(recursive=True)]
-        except self.psutil.Error:
-            return [proc]
-
-    async def sample_every_second(self) -> None:
-        """Reads every second, tagged with the current phase, until cancelled."""
-        while True:
-            await asyncio.to_thread(self.read, time.monotonic(), self.phase)
-            await asyncio.sleep(1.0)
-
-    def read(self, t: float, phase: str) -> MemorySample:
-        rss: dict[str, float] = {}
-        uss: dict[str, float | None] = {}
-        pss: dict[str, float | None] = {}
-        for name, proc in self.procs.items():
-            total_rss, total_uss, total_pss = 0, 0, 0
-            for p in self._tree(proc):
-                try:
-                    if self.uss_available:
-                        info = p.memory_full_info()
-                        total_rss += info.rss
-                        total_uss += info.uss
-                        total_pss += getattr(info, "pss", 0)
-                    else:
-                        total_rss += p.memory_info().rss
-                except self.psutil.AccessDenied:
-                    self.uss_available = False
-                    total_rss += p.memory_info().rss
-                except self.psutil.NoSuchProcess:
-                    pass
-            rss[name] = total_rss / 1_048_576
-            uss[name] = total_uss / 1_048_576 if self.uss_available else None
-            pss[name] = total_pss / 1_048_576 if self.uss_available and total_pss else None
-        sample = MemorySample(t, phase, rss, uss, pss)
-        self.samples.append(sample)
-        return sample
-
-    def cpu_seconds(self) -> dict[str, float]:
-        out = {}
-        for name, proc in self.procs.items():
-            total = 0.0
-            for p in self._tree(proc):
-                try:
-                    times = p.cpu_times()
-                    total += times.user + times.system
-                except self.psutil.Error:
-                    pass
-            out[name] = total
-        return out
 
 
 # ── seeding through the API ──────────────────────────────────────────────────────────────────────
@@ -271,24 +80,8 @@ class World:
     photos: int = 0
 
 
-def mobile(rng: random.Random) -> str:
-    """A random number that the apps accept as a Vietnamese mobile."""
-    from common.vietnam import InvalidPhone, normalise_vn_mobile
-
-    while True:
-        number = rng.choice(MOBILE_PREFIXES) + "".join(rng.choice("0123456789") for _ in range(7))
-        try:
-            normalise_vn_mobile(number)
-            return number
-        except InvalidPhone:
-            continue
-
-
 def product_body(rng: random.Random, n: int) -> dict:
-    genus, category = rng.choice(GENERA)
-    colour, kind = rng.choice(COLOURS), rng.choice(KINDS)
-    traits = rng.sample(TRAITS, 2)
-    name = f"{genus} {kind} {colour} {traits[0]} #{n}"
+    name, category = variety_name(rng)
     variants = []
     for label, base in rng.sample(VARIANTS, rng.randint(1, 3)):
         price = base + 1_000 * rng.randint(0, 30)
@@ -297,60 +90,26 @@ def product_body(rng: random.Random, n: int) -> dict:
             tiers.append({"min_quantity": 50, "unit_price": price * 70 // 100})
         variants.append({"label": label, "retail_price": price, "wholesale_tiers": tiers,
                          "min_order_quantity": 1, "stock": 500_000})
-    return {"name": name, "category": category, "status": "active", "variants": variants,
-            "description": f"{genus} {kind} màu {colour}, {traits[0]}, {traits[1]}. Giống khỏe, dễ trồng "
-                           f"trong chậu hoặc ao; giao tận nơi toàn quốc, đóng gói cẩn thận."}
-
-
-def photo_jpeg(seed: int) -> bytes:
-    """A 1200×900 JPEG that is different for every seed (the catalog keeps one file per content)."""
-    from PIL import Image, ImageDraw
-
-    rng = random.Random(seed)
-    img = Image.new("RGB", (1200, 900), (rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    draw = ImageDraw.Draw(img)
-    for _ in range(40):
-        x, y, r = rng.randrange(1200), rng.randrange(900), rng.randrange(20, 160)
-        draw.ellipse((x - r, y - r, x + r, y + r),
-                     fill=(rng.randrange(256), rng.randrange(256), rng.randrange(256)))
-    out = io.BytesIO()
-    img.save(out, "JPEG", quality=85)
-    return out.getvalue()
-
-
-async def expect(resp, status: int, what: str):
-    if resp.status_code != status:
-        raise BenchError(f"seeding: {what} answered {resp.status_code}: {resp.text[:500]}")
-    return resp.json()
-
-
-async def sign_in(client, phone: str) -> dict[str, str]:
-    tokens = await expect(await client.post("/api/v1/auth/token", json={"login": phone, "password": PASSWORD}),
-                          200, "sign-in")
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
-
+    return {"name": f"{name} #{n}", "category": category, "status": "active", "variants": variants,
+            "description": description(rng, name)}
 
 async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
-    provinces = await expect(await client.get("/api/v1/provinces"), 200, "GET /provinces")
+    provinces = h.expect(await client.get("/api/v1/provinces"), 200, "GET /provinces")
     codes = [p["code"] for p in provinces]
     addresses: list[tuple[str, str]] = []
     for code in rng.sample(codes, min(8, len(codes))):
-        wards = await expect(await client.get(f"/api/v1/provinces/{code}/wards"), 200, "GET wards")
+        wards = h.expect(await client.get(f"/api/v1/provinces/{code}/wards"), 200, "GET wards")
         addresses += [(code, w["code"]) for w in rng.sample(wards, min(10, len(wards)))]
 
     growers: list[Grower] = []
     used_phones: set[str] = set()
     for i in range(args.growers):
-        phone = mobile(rng)
+        phone = h.mobile(rng)
         while phone in used_phones:
-            phone = mobile(rng)
+            phone = h.mobile(rng)
         used_phones.add(phone)
-        await expect(await client.post("/api/v1/auth/register", json={
-            "role": "grower", "name": f"Chủ vườn {i + 1}", "phone": phone, "password": PASSWORD}),
-            201, "register a grower")
-        grower = Grower(phone, await sign_in(client, phone), time.monotonic())
         province, ward = addresses[i % len(addresses)]
-        shop = await expect(await client.post("/api/v1/shops", headers=grower.headers, json={
+        headers, shop = await h.open_shop(client, phone, name=f"Chủ vườn {i + 1}", shop={
             "name": GROWER_NAMES[i % len(GROWER_NAMES)] + ("" if i < len(GROWER_NAMES) else f" {i + 1}"),
             "description": "Sen, súng và cây thủy sinh từ vườn nhà, giao tận nơi.",
             "province_code": province, "ward_code": ward, "street": f"{rng.randint(1, 300)} Ấp Mỹ Hòa",
@@ -358,8 +117,8 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
             "delivery": {"pickup": True, "flat_fee": 30_000, "fee_by_province": {province: 15_000},
                          "free_above": 1_000_000},
             "bank": {"bin": "970415", "account_number": f"1133{rng.randrange(10**8):08d}",
-                     "holder": f"Nguyễn Văn {chr(65 + i % 26)}"},
-        }), 201, "open a shop")
+                     "holder": f"Nguyễn Văn {chr(65 + i % 26)}"}})
+        grower = Grower(phone, headers, time.monotonic())
         grower.shop_id = shop["id"]
         growers.append(grower)
 
@@ -367,15 +126,15 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
 
     async def add(n: int) -> None:
         grower = growers[n % len(growers)]
-        product = await expect(await client.post("/api/v1/products", headers=grower.headers,
+        product = h.expect(await client.post("/api/v1/products", headers=grower.headers,
                                                  json=product_body(rng, n + 1)), 201, "list a variety")
         world.product_ids.append(product["id"])
         for v in product["variants"]:
             world.variants_by_shop[grower.shop_id].append(
                 {"id": v["id"], "tiers": [t["min_quantity"] for t in v["wholesale_tiers"]]})
         if n < args.photos:
-            await expect(await client.post(f"/api/v1/products/{product['id']}/photos", headers={
-                **grower.headers, "Content-Type": "image/jpeg"}, content=photo_jpeg(n)), 201, "add a photo")
+            h.expect(await client.post(f"/api/v1/products/{product['id']}/photos", headers={
+                **grower.headers, "Content-Type": "image/jpeg"}, content=h.photo_jpeg(n)), 201, "add a photo")
             world.photos += 1
 
     # A few at a time, as several growers would.
@@ -462,7 +221,7 @@ class Load:
                 qty = rng.choice(v["tiers"]) + rng.randint(0, 5)
             lines.append({"variant_id": v["id"], "quantity": qty})
         province, ward = rng.choice(self.world.addresses)
-        contact = {"name": rng.choice(BUYER_NAMES), "phone": mobile(rng)}
+        contact = {"name": rng.choice(h.BUYER_NAMES), "phone": h.mobile(rng)}
         if rng.random() < 0.3:
             contact["email"] = f"khach{rng.randrange(10**6)}@example.vn"
         address = {"province_code": province, "ward_code": ward, "street": f"{rng.randint(1, 999)} Nguyễn Huệ"}
@@ -476,10 +235,8 @@ class Load:
             self.orders_per_shop[shop_id] += 1
 
     async def inbox(self, user: dict) -> None:
-        grower = self.rng.choice(self.world.growers)
-        if time.monotonic() - grower.token_at > 600:  # access tokens live 15 minutes
-            grower.headers, grower.token_at = await sign_in(self.client, grower.phone), time.monotonic()
-        await self.send("grower inbox", "GET", "/api/v1/notifications", 200, headers=grower.headers)
+        headers = await fresh_headers(self, self.rng.choice(self.world.growers))
+        await self.send("grower inbox", "GET", "/api/v1/notifications", 200, headers=headers)
 
     def pick(self) -> str:
         return self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
@@ -521,16 +278,7 @@ async def run_open(load: Load, rate: float, max_in_flight: int, until: float) ->
     return dropped
 
 
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = (len(ordered) - 1) * p / 100
-    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
-
-
-async def progress(load: Load, watch: MemoryWatch, every: float, until: float) -> None:
+async def progress(load: Load, watch: h.MemoryWatch, every: float, until: float) -> None:
     """Prints a line every ``every`` seconds: the requests of that span and the latest memory reading."""
     seen, last = 0, time.monotonic()
     while time.monotonic() < until - 0.5:
@@ -540,7 +288,7 @@ async def progress(load: Load, watch: MemoryWatch, every: float, until: float) -
         ms = [r.ms for r in window]
         rss = sum(watch.samples[-1].rss.values()) if watch.samples else float("nan")
         print(f"  {time.monotonic() - load.started:6.0f} s  {len(window) / span:7.1f} req/s  "
-              f"p50 {pct(ms, 50):7.1f} ms  p99 {pct(ms, 99):7.1f} ms  errors {sum(not r.ok for r in window):<4} "
+              f"p50 {h.pct(ms, 50):7.1f} ms  p99 {h.pct(ms, 99):7.1f} ms  errors {sum(not r.ok for r in window):<4} "
               f"orders {load.orders_placed:<5} RSS {rss:6.0f} MB", flush=True)
 
 
@@ -563,8 +311,8 @@ async def wait_for_inboxes(load: Load, timeout: float) -> tuple[int, float]:
 
 
 async def fresh_headers(load: Load, grower: Grower) -> dict[str, str]:
-    if time.monotonic() - grower.token_at > 600:
-        grower.headers, grower.token_at = await sign_in(load.client, grower.phone), time.monotonic()
+    if time.monotonic() - grower.token_at > 600:  # access tokens live 15 minutes
+        grower.headers, grower.token_at = await h.sign_in(load.client, grower.phone), time.monotonic()
     return grower.headers
 
 
@@ -572,27 +320,24 @@ async def fresh_headers(load: Load, grower: Grower) -> dict[str, str]:
 
 
 def route_table(records: list[Record], duration: float) -> str:
-    lines = ["| route | request | count | req/s | p50 (ms) | p95 (ms) | p99 (ms) | max (ms) | errors |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
     by_route: dict[str, list[Record]] = defaultdict(list)
     for r in records:
         by_route[r.route].append(r)
+    rows = []
     for route in [*ROUTES, "all"]:
-        rs = records if route == "all" else by_route.get(route, [])
-        if not rs:
-            continue
-        ms = [r.ms for r in rs]
-        name = f"**{route}**" if route == "all" else route
-        lines.append(f"| {name} | {'' if route == 'all' else '`' + ROUTES[route] + '`'} | {len(rs):,} | "
-                     f"{len(rs) / duration:.1f} | {pct(ms, 50):.1f} | {pct(ms, 95):.1f} | {pct(ms, 99):.1f} | "
-                     f"{max(ms):.1f} | {sum(not r.ok for r in rs)} |")
-    return "\n".join(lines)
+        if rs := records if route == "all" else by_route.get(route, []):
+            ms = [r.ms for r in rs]
+            rows.append([f"**{route}**" if route == "all" else route, "" if route == "all" else f"`{ROUTES[route]}`",
+                         f"{len(rs):,}", f"{len(rs) / duration:.1f}", *(f"{h.pct(ms, q):.1f}" for q in (50, 95, 99)),
+                         f"{max(ms):.1f}", sum(not r.ok for r in rs)])
+    return h.table(["route", "request", "count", "req/s", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)", "errors"],
+                   rows, left=2)
 
 
-def memory_figures(samples: list[MemorySample]) -> dict:
+def memory_figures(samples: list[h.MemorySample]) -> dict:
     """Per app and in total: RSS and USS at start, idle after seeding, mean and peak under load, after."""
 
-    def value(sample: MemorySample, name: str, kind: str) -> float | None:
+    def value(sample: h.MemorySample, name: str, kind: str) -> float | None:
         per_app = getattr(sample, kind)
         if name != "total":
             return per_app[name]
@@ -615,22 +360,14 @@ def memory_figures(samples: list[MemorySample]) -> dict:
 
 
 def memory_table(mem: dict, kind: str) -> str:
-    label = kind.upper()
-
-    def f(v: float | None) -> str:
-        return "–" if v is None else f"{v:.0f}"
-
-    lines = [f"| app | {label} started (MB) | {label} idle, seeded (MB) | {label} under load, mean (MB) | "
-             f"{label} under load, peak (MB) | {label} after the load (MB) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    k = kind.upper()
+    rows = []
     for name in [*APPS, "total"]:
-        r = mem[name][kind]
-        cells = [f(r[k]) for k in ("started", "idle", "load_mean", "load_peak", "after")]
-        if name == "total":
-            lines.append("| **four apps** | " + " | ".join(f"**{c}**" for c in cells) + " |")
-        else:
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+        cells = ["–" if v is None else f"{v:.0f}" for v in (mem[name][kind][x] for x in
+                                                            ("started", "idle", "load_mean", "load_peak", "after"))]
+        rows.append(["**four apps**", *(f"**{c}**" for c in cells)] if name == "total" else [name, *cells])
+    return h.table(["app", f"{k} started (MB)", f"{k} idle, seeded (MB)", f"{k} under load, mean (MB)",
+                    f"{k} under load, peak (MB)", f"{k} after the load (MB)"], rows)
 
 
 def pss_summary(mem: dict) -> str:
@@ -642,14 +379,13 @@ def pss_summary(mem: dict) -> str:
             f"idle {r['idle']:.0f} MB, under load mean {r['load_mean']:.0f} MB, peak {r['load_peak']:.0f} MB.")
 
 
-def cpu_table(cpu: dict[str, float], client_cpu: float, duration: float, requests: int) -> str:
-    lines = ["| process | CPU (s) | cores busy | CPU per request (ms) |", "|---|---:|---:|---:|"]
-    for name, sec in [*cpu.items(), ("load generator (this script)", client_cpu)]:
-        lines.append(f"| {name} | {sec:.1f} | {sec / duration:.2f} | {1000 * sec / max(requests, 1):.2f} |")
-    return "\n".join(lines)
+def cpu_table(cpu: dict[str, float], duration: float, requests: int) -> str:
+    return h.table(["process", "CPU (s)", "cores busy", "CPU per request (ms)"],
+                   [[name, f"{sec:.1f}", f"{sec / duration:.2f}", f"{1000 * sec / max(requests, 1):.2f}"]
+                    for name, sec in cpu.items()])
 
 
-def plot(load: Load, samples: list[MemorySample], duration: float, title: str) -> None:
+def plot(load: Load, samples: list[h.MemorySample], duration: float, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -668,14 +404,14 @@ def plot(load: Load, samples: list[MemorySample], duration: float, title: str) -
         if not buckets:
             continue
         xs = sorted(buckets)
-        ax.plot([(x + 0.5) * bucket for x in xs], [pct(buckets[x], 50) for x in xs], "-",
+        ax.plot([(x + 0.5) * bucket for x in xs], [h.pct(buckets[x], 50) for x in xs], "-",
                 color=colours[route], label=f"{route} p50", linewidth=1.4)
     allb: dict[int, list[float]] = defaultdict(list)
     for r in load.records:
         if 0 <= r.t < duration:
             allb[int(r.t // bucket)].append(r.ms)
     xs = sorted(allb)
-    ax.plot([(x + 0.5) * bucket for x in xs], [pct(allb[x], 99) for x in xs], "k--", linewidth=1.2,
+    ax.plot([(x + 0.5) * bucket for x in xs], [h.pct(allb[x], 99) for x in xs], "k--", linewidth=1.2,
             label="all routes p99")
     ax.set_yscale("log")
     ax.set_ylabel(f"latency (ms), per {bucket:g} s")
@@ -732,96 +468,58 @@ def plot(load: Load, samples: list[MemorySample], duration: float, title: str) -
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = h.Options(__doc__, env="--app-env", pg="--pg-admin-dsn", nats=True)
     p.add_argument("--duration", "-d", type=float, default=120.0, help="seconds of measured load")
     p.add_argument("--users", "-u", type=int, default=32, help="virtual users (closed model)")
-    p.add_argument("--think", type=float, default=0.0,
-                   help="mean think time of a virtual user between requests, seconds (exponential)")
-    p.add_argument("--rate", type=float, default=0.0,
-                   help="open model instead: this many requests per second (Poisson arrivals); --users ignored")
-    p.add_argument("--max-in-flight", type=int, default=256,
-                   help="open model: arrivals beyond this many unanswered requests are dropped and counted")
+    p.add_argument("--think", type=float, default=0.0, help="mean think time of a virtual user, seconds (exponential)")
+    p.add_argument("--rate", type=float, default=0.0, help="open model instead: requests per second (Poisson)")
+    p.add_argument("--max-in-flight", type=int, default=256, help="open model: arrivals beyond this many "
+                   "unanswered requests are dropped and counted")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of the same load first, not measured")
     p.add_argument("--progress", type=float, default=5.0, help="seconds between progress lines")
     p.add_argument("--growers", type=int, default=8, help="growers, each with a shop")
     p.add_argument("--products", type=int, default=200, help="varieties, spread over the shops (1–3 variants)")
     p.add_argument("--photos", type=int, default=6, help="varieties that get a photo (1200×900 JPEG)")
-    p.add_argument("--rate-limit-factor", type=int, default=1000,
-                   help="the gateway's rate limits are multiplied by this for the run (all traffic comes "
-                        "from 127.0.0.1)")
-    p.add_argument("--app-env", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra environment for all four apps, e.g. MALLOC_ARENA_MAX=2 (repeatable)")
+    p.add_argument("--rate-limit-factor", type=int, default=1000, help="the gateway's rate limits × this")
     p.add_argument("--seed", type=int, default=20261127, help="seed of the data and of the traffic")
-    p.add_argument("--pg-admin-dsn", default=os.environ.get("TEST_POSTGRES_DSN",
-                                                            "postgresql://root@127.0.0.1:5432/postgres"))
-    p.add_argument("--nats-url", default=os.environ.get("TEST_NATS_URL", "nats://127.0.0.1:4222"))
     p.add_argument("--no-plot", action="store_true", help=f"do not write {LATENCY_PLOT.name} and {MEMORY_PLOT.name}")
-    p.add_argument("--write-docs", action="store_true",
-                   help="replace the sections Load and Memory of docs/performance.md with this run's figures")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    p.add_argument("--keep", action="store_true",
-                   help="keep the temporary directory (logs, photos), the databases and the NATS stream")
+    p.add_argument("--write-docs", action="store_true", help="replace the sections Load and Memory of "
+                   "docs/performance.md with this run's figures")
     args = p.parse_args(argv)
-    if args.duration <= 0 or args.users < 1 or args.rate < 0 or args.think < 0 or args.warmup < 0:
-        p.error("--duration and --users must be positive; --rate, --think and --warmup not negative")
-    for item in args.app_env:
-        if "=" not in item:
-            p.error(f"--app-env wants NAME=VALUE, not {item!r}")
-    if args.growers < 1 or args.products < args.growers:
-        p.error("--products must be at least --growers (every shop sells something)")
+    if args.duration <= 0 or args.users < 1 or args.rate < 0 or args.think < 0 or args.warmup < 0 \
+            or args.growers < 1 or args.products < args.growers:
+        p.error("--duration > 0, --users ≥ 1, --rate, --think, --warmup ≥ 0, --growers ≥ 1, --products ≥ --growers")
     return args
 
 
-async def measure(args: argparse.Namespace, procs, tmp: Path, python: str, info: dict, command: str,
-                  cleanup: dict) -> Run:
+
+async def measure(args: argparse.Namespace, bench: h.Bench) -> Run:
     import httpx
 
-
-    tag = uuid.uuid4().hex[:8]
-    namespace = f"load{tag}"
-    db_names = {app: f"cv_load_{tag}_{app}" for app in APPS}
-    cleanup["namespace"], cleanup["db_names"] = namespace, db_names
-    info["postgresql"] = await pg_admin(args.pg_admin_dsn, [f'CREATE DATABASE "{n}"' for n in db_names.values()])
-    db_urls = {app: pg_dsn(args.pg_admin_dsn, n).replace("postgresql://", "postgresql+asyncpg://")
-               for app, n in db_names.items()}
-    ports: dict[str, int] = {}
-    while len(set(ports.values())) < len(APPS):
-        ports = {app: free_port() for app in APPS}
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("CATALOG_", "GATEWAY_", "ORDERS_", "NOTIFY_"))
-            and k not in ("EVENT_BUS_URL", "EVENT_NAMESPACE", "SMTP_URL", "JWT_PUBLIC_KEY", "SERVICE_TOKEN")}
-    limits = raised_rate_limits(args.rate_limit_factor)
-    envs = app_env(base, tmp, ports, db_urls, args, namespace, limits)
-    for env in envs.values():
-        env.update(dict(item.split("=", 1) for item in args.app_env))
+    procs, namespace = bench.procs, f"load{uuid.uuid4().hex[:8]}"
+    dbs = await asyncio.to_thread(h.Databases, "postgres", bench.tmp, args.pg_admin_dsn, prefix="cv_load")
+    bench.info["postgresql"] = dbs.version.split()[-1]
+    if not args.keep:  # --keep keeps the databases and the stream too
+        bench.cleanups += [dbs.drop, lambda: h.drop_stream(args.nats_url, namespace)]
     t0 = time.monotonic()
-    for app in APPS:  # notify first: orders and catalog publish to it; the gateway last
-        procs.start(app, [python, "-m", "gateway" if app == "gateway" else f"services.{app}", "serve"],
-                    envs[app], tmp / f"{app}.log")
-    gateway = f"http://127.0.0.1:{ports['gateway']}"
-    await asyncio.to_thread(wait_ready, procs, f"{gateway}/readyz")
-    started_in = time.monotonic() - t0
-    watch = MemoryWatch({c.name: c.proc.pid for c in procs.children})
+    urls = await asyncio.to_thread(h.start_apps, procs, bench.python, bench.tmp, dbs.urls, env={
+        "EVENT_BUS_URL": args.nats_url, "EVENT_NAMESPACE": namespace, "SMTP_URL": "",
+        "GATEWAY_RATE_LIMITS": h.rate_limits(factor=args.rate_limit_factor), **h.env_pairs(args.app_env)})
+    gateway, started_in = urls["gateway"], time.monotonic() - t0
+    watch = h.MemoryWatch(procs)
     sampler = asyncio.create_task(watch.sample_every_second())
     await asyncio.sleep(2.5)
 
     model = (f"open model: Poisson arrivals at {args.rate:g} req/s (at most {args.max_in_flight} unanswered)"
              if args.rate else f"closed model: {args.users} virtual users, think time "
              + (f"{args.think:g} s (exponential mean)" if args.think else "0"))
-    print(f"Chợ Vườn load bench — {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(f"  machine : {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}, "
-          f"load average before the run {info['load_before']}")
-    print(f"  software: Python {info['python']}, PostgreSQL {info['postgresql']}, NATS at {args.nats_url}")
-    print(f"  source  : commit {info['source']}")
-    print(f"  command : {command}")
-    print(f"  apps    : 4 processes, 1 uvicorn worker each, PostgreSQL databases cv_load_{tag}_*, "
-          f"EVENT_NAMESPACE={namespace}, LOG_LEVEL=WARNING"
-          + "".join(f", {item}" for item in args.app_env) + f"; ready in {started_in:.1f} s")
-    print(f"  limits  : the gateway's rate limits × {args.rate_limit_factor} (GATEWAY_RATE_LIMITS), "
-          "since every request comes from 127.0.0.1")
-    print(f"  load    : {model}; mix " + ", ".join(f"{k} {v}" for k, v in MIX.items())
-          + f"; {args.warmup:g} s warm-up, {args.duration:g} s measured", flush=True)
+    bench.header("load bench", software=f"PostgreSQL {bench.info['postgresql']}, NATS at {args.nats_url}", apps=(
+        f"4 processes, 1 uvicorn worker each, PostgreSQL databases {', '.join(dbs.names.values())}, "
+        f"EVENT_NAMESPACE={namespace}, LOG_LEVEL=WARNING"
+        + "".join(f", {item}" for item in args.app_env) + f"; ready in {started_in:.1f} s"),
+        limits=f"the gateway's rate limits × {args.rate_limit_factor} (GATEWAY_RATE_LIMITS), since every request "
+        "comes from 127.0.0.1", load=f"{model}; mix " + ", ".join(f"{k} {v}" for k, v in MIX.items())
+        + f"; {args.warmup:g} s warm-up, {args.duration:g} s measured")
 
     limits_http = httpx.Limits(max_connections=max(args.users, args.max_in_flight) + 8,
                                max_keepalive_connections=max(args.users, args.max_in_flight) + 8)
@@ -854,53 +552,48 @@ async def measure(args: argparse.Namespace, procs, tmp: Path, python: str, info:
         orders_before = load.orders_placed
 
         print(f"\n  {'time':>6}    {'req/s':>7}  (each line: the last {args.progress:g} s)", flush=True)
-        cpu_before = watch.cpu_seconds()
-        self_before = resource.getrusage(resource.RUSAGE_SELF)
-        watch.phase = "load"
-        load.started = time.monotonic()
-        until = load.started + args.duration
-        ticker = asyncio.create_task(progress(load, watch, args.progress, until))
-        dropped = 0
-        if args.rate:
-            dropped = await run_open(load, args.rate, args.max_in_flight, until)
-        else:
-            await run_closed(load, args.users, args.think, until)
-        elapsed = time.monotonic() - load.started
-        watch.phase = "after"
-        await ticker
-        cpu = {k: v - cpu_before[k] for k, v in watch.cpu_seconds().items()}
-        self_after = resource.getrusage(resource.RUSAGE_SELF)
-        client_cpu = (self_after.ru_utime + self_after.ru_stime) - (self_before.ru_utime + self_before.ru_stime)
+        with h.CpuMeter(procs, own="load generator (this script)", with_children=True) as meter:
+            watch.phase = "load"
+            load.started = time.monotonic()
+            until = load.started + args.duration
+            ticker = asyncio.create_task(progress(load, watch, args.progress, until))
+            dropped = 0
+            if args.rate:
+                dropped = await run_open(load, args.rate, args.max_in_flight, until)
+            else:
+                await run_closed(load, args.users, args.think, until)
+            elapsed = time.monotonic() - load.started
+            watch.phase = "after"
+            await ticker
         for child in procs.children:
             if child.proc.poll() is not None:
-                raise BenchError(f"{child.name} died during the load:\n{child.tail()}")
+                raise h.BenchError(f"{child.name} died during the load:\n{child.tail()}")
 
         found, waited = await wait_for_inboxes(load, timeout=30.0)
         await asyncio.sleep(3.5)
     sampler.cancel()
-    return Run(load, watch, model, elapsed, dropped, cpu, client_cpu, load.orders_placed - orders_before,
+    return Run(load, watch, model, elapsed, dropped, meter.used, load.orders_placed - orders_before,
                found, waited)
 
 
 @dataclass
 class Run:
     load: Load
-    watch: MemoryWatch
+    watch: h.MemoryWatch
     model: str
     elapsed: float
     dropped: int
-    cpu: dict[str, float]
-    client_cpu: float
+    cpu: dict[str, float]  # CPU seconds per app and the load generator
     orders: int  # placed during the measured part
     found: int  # notifications in the growers' inboxes after the load
     waited: float
 
 
-def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: dict[str, list[str]]) -> int:
+def report(args: argparse.Namespace, run: Run, bench: h.Bench, logs: dict[str, list[str]]) -> int:
     """Prints the figures; writes the plots, the JSON and the docs' sections when asked."""
     load, watch, model, elapsed, dropped = run.load, run.watch, run.model, run.elapsed, run.dropped
-    cpu, client_cpu, orders, found, waited, world = (run.cpu, run.client_cpu, run.orders, run.found,
-                                                     run.waited, run.load.world)
+    cpu, orders, found, waited, world = run.cpu, run.orders, run.found, run.waited, run.load.world
+    info, command = bench.info, bench.command
     records = load.records
     ok = sum(r.ok for r in records)
     errors = len(records) - ok
@@ -937,7 +630,7 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
     if pss_line:
         print(pss_line)
         print()
-    cpu_lines = cpu_table(cpu, client_cpu, elapsed, len(records))
+    cpu_lines = cpu_table(cpu, elapsed, len(records))
     print(cpu_lines)
     print()
     events_ok = found >= load.orders_placed
@@ -953,24 +646,23 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
           f"four apps together, peak under load: {together:.0f} MB {measure} (target ≤ {MEMORY_TARGET_MB:.0f} MB: "
           f"{'met' if memory_met else 'NOT met'}); their RSS added up {peak_total:.0f} MB")
 
-    date = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    date = h.now()
     title = (f"bench/load.py — {model}, {args.duration:g} s, {throughput:.0f} req/s, "
              f"{errors} errors ({date[:16]})")
     if not args.no_plot:
         plot(load, watch.samples, elapsed, title)
-        print(f"wrote {LATENCY_PLOT.relative_to(REPO)} and {MEMORY_PLOT.relative_to(REPO)}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "date": date, "command": command, "machine": info, "model": model, "duration_s": elapsed,
-            "requests": len(records), "errors": errors, "error_rate": error_rate, "throughput_rps": throughput,
-            "dropped_arrivals": dropped, "orders": orders, "notifications_found": found,
-            "routes": {route: {"count": len(ms), "p50_ms": pct(ms, 50), "p95_ms": pct(ms, 95),
-                               "p99_ms": pct(ms, 99), "max_ms": max(ms),
-                               "errors": sum(not r.ok for r in records if r.route == route)}
-                       for route in ROUTES if (ms := [r.ms for r in records if r.route == route])},
-            "memory_mb": mem, "cpu_s": {**cpu, "load generator": client_cpu},
-            "memory_samples": [{**s.__dict__, "t": s.t - load.started} for s in watch.samples],
-        }, indent=2, ensure_ascii=False) + "\n")
+        print(f"wrote {LATENCY_PLOT.relative_to(h.REPO)} and {MEMORY_PLOT.relative_to(h.REPO)}")
+    h.write_json(args.json, {
+        "date": date, "command": command, "machine": info, "model": model, "duration_s": elapsed,
+        "requests": len(records), "errors": errors, "error_rate": error_rate, "throughput_rps": throughput,
+        "dropped_arrivals": dropped, "orders": orders, "notifications_found": found,
+        "routes": {route: {"count": len(ms), "p50_ms": h.pct(ms, 50), "p95_ms": h.pct(ms, 95),
+                           "p99_ms": h.pct(ms, 99), "max_ms": max(ms),
+                           "errors": sum(not r.ok for r in records if r.route == route)}
+                   for route in ROUTES if (ms := [r.ms for r in records if r.route == route])},
+        "memory_mb": mem, "cpu_s": cpu,
+        "memory_samples": [{**s.__dict__, "t": s.t - load.started} for s in watch.samples],
+    })
     if args.write_docs:
         short = args.duration < 120
         caveat = ([f"**A short validation run ({args.duration:g} s), not the measurement: "
@@ -983,7 +675,7 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
             f"Source: commit {info['source']}  ",
             f"Command: `{command}`", "",
         ]
-        write_section("## Load", keep_subsections=True, text="\n".join([
+        h.write_section("## Load", keep_subsections=True, text="\n".join([
             "## Load (bench/load.py)", "", *caveat, *header,
             "The four apps run as separate processes (one uvicorn worker each) in the production shape on one "
             "machine: each on its own fresh PostgreSQL database, events on NATS JetStream, mail logged "
@@ -1015,7 +707,7 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
             cpu_lines, "",
             "![latency and throughput over time](load-latency.png)",
         ]))
-        write_section("## Memory", keep_subsections=True, text="\n".join([
+        h.write_section("## Memory", keep_subsections=True, text="\n".join([
             "## Memory (bench/load.py)", "", *caveat,
             "The same run as Load above. Resident memory of each app's process, read with psutil every second "
             "(RSS; USS = the pages that process alone maps; PSS = USS plus its share of the pages it shares), "
@@ -1033,56 +725,22 @@ def report(args: argparse.Namespace, run: Run, info: dict, command: str, logs: d
             "four PSS add up to what the four apps take together.", "",
             "![resident memory over time](load-memory.png)",
         ]))
-        print(f"wrote {PERFORMANCE_MD.relative_to(REPO)} (sections Load and Memory)")
+        print(f"wrote {h.PERFORMANCE_MD.relative_to(h.REPO)} (sections Load and Memory)")
     return 0 if errors == 0 and events_ok else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_venv(__file__, "httpx", "psutil", "services.catalog", target="bench-load")
 
-    python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
-
-    def on_term(signum, frame):  # a SIGTERM (CI's timeout) unwinds like Ctrl-C
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
-    info = machine()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    procs = Processes()
-    cleanup: dict = {}
-    try:
-        result = asyncio.run(measure(args, procs, tmp, python, info, command, cleanup))
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping what was started …", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"bench/load.py: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        children = list(procs.children)
-        procs.stop_all()
+    def body(bench: h.Bench) -> int:
+        result = asyncio.run(measure(args, bench))
+        children = list(bench.procs.children)
+        bench.procs.stop_all()
         # What the apps logged (at WARNING and above), read before the directory goes.
-        cleanup["logs"] = {c.name: c.log.read_text(errors="replace").splitlines() for c in children
-                           if c.log.exists()}
-        if args.keep:
-            print(f"(kept {tmp}, databases {', '.join(cleanup.get('db_names', {}).values())}, "
-                  f"NATS stream {cleanup.get('namespace', '?').upper()}_EVENTS)", file=sys.stderr)
-        else:
-            if cleanup.get("db_names"):
-                try:
-                    asyncio.run(pg_admin(args.pg_admin_dsn, [f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)'
-                                                             for n in cleanup["db_names"].values()]))
-                except Exception as exc:  # report, but keep cleaning up
-                    print(f"could not drop the databases: {exc}", file=sys.stderr)
-            if cleanup.get("namespace"):
-                try:
-                    asyncio.run(delete_stream(args.nats_url, cleanup["namespace"]))
-                except Exception as exc:
-                    print(f"could not delete the NATS stream: {exc}", file=sys.stderr)
-            shutil.rmtree(tmp, ignore_errors=True)
-    return report(args, result, info, command, cleanup.get("logs", {}))
+        logs = {c.name: c.log.read_text(errors="replace").splitlines() for c in children if c.log.exists()}
+        return report(args, result, bench, logs)
+
+    return h.run(__file__, body, needs=("httpx", "psutil", "services.catalog"), target="bench-load", keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -1,211 +1,47 @@
 """How many orders a second can the marketplace place, and does it ever oversell?
 
-For each backend (SQLite files, or fresh PostgreSQL databases made and dropped here) the four apps run
-as real processes (``python -m gateway serve``, ``python -m services.catalog serve``, …) in a temporary
-directory, each with its own database, events by HTTP push from the orders outbox to notify. A grower
-is registered through the gateway and opens a shop with varieties whose variants have known stock.
-Then ``--concurrency`` buyer tasks (each its own keep-alive connection, as each buyer is their own
-browser) place guest cash-on-delivery orders through the gateway (``POST /api/v1/orders`` with an
-``Idempotency-Key``) for ``--duration`` seconds:
-
-    (a) many   every order for a variant drawn at random among ``--variants`` variants
-    (b) one    every order for one variant: every reservation waits for the same row
-
-Beside each, a raw-SQL baseline: the same number of workers, each in its own transaction as the
-catalog's (``BEGIN`` — ``IMMEDIATE`` on SQLite — then ``UPDATE variants SET stock = stock - :q WHERE
-id = :id AND stock >= :q RETURNING stock``, ``COMMIT``), on the catalog's own database, on variants
-of their own: the database's own limit for the one statement every order must serialise on.
-
-After each run the oversell check reads the catalog's and the orders' databases: per variant,
-stock + held + committed = initial, no stock below zero, what the orders database holds equals what
-the catalog took, and what the buyers were told (201s) equals what the orders database holds. A last
-short run sells one variant out with ``--concurrency`` buyers: exactly its stock is sold, not one more.
-
-Prints orders/s, p50/p99 latency (request sent → reply read, at the buyer), raw-SQL updates/s, the
-ratio orders/s ÷ updates/s, and the checks. Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell.
+Per backend (SQLite, PostgreSQL) the four apps and a grower's shop; ``--concurrency`` buyers place guest
+orders on (a) many variants and (b) one, each beside a raw-SQL baseline of the catalog's conditional
+update, then sell one variant out: orders/s, p50/p99, orders/s ÷ updates/s, CPU per order, the books.
+Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell.
 
     make bench-orders
-    .venv/bin/python bench/orders.py --backend both --duration 20
-    .venv/bin/python bench/orders.py --backend postgres --duration 5      # a quick look
+    .venv/bin/python bench/orders.py --backend sqlite --duration 5      # a quick look
 
-The gateway's per-address limit on placing orders (``order-ip``, 20 a minute by default) is raised for
-the bench through ``GATEWAY_RATE_LIMITS``: every buyer here comes from 127.0.0.1. See bench/README.md
-and docs/performance.md. Not part of the test suite; every process it starts is stopped when it ends,
-also on Ctrl-C, SIGTERM or an error, and the PostgreSQL databases it made are dropped.
+bench/README.md has every option; docs/performance.md the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import json
 import os
 import random
-import shlex
-import shutil
-import signal
 import sys
-import tempfile
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-# bench/gateway.py would shadow the `gateway` package for anything imported from here: put the
-# repository, not bench/, first on the path.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(REPO)
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
 
-from bench.harness import (  # noqa: E402
-    VENV_PYTHON,
-    BenchError,
-    Processes,
-    cpu_seconds,
-    ensure_venv,
-    free_ports,
-    machine,
-    machine_busy_seconds,
-    own_cpu_seconds,
-    wait_ready,
-)
+from bench import harness as h  # noqa: E402
 
-APPS = ("notify", "catalog", "orders", "gateway")
-MODULES = {"gateway": "gateway", "catalog": "services.catalog", "orders": "services.orders",
-           "notify": "services.notify"}
 TARGET_ORDERS_PER_S = 150.0
 RETRIES = 5  # a buyer asks again this many times (same Idempotency-Key) after no reply, a 503 or a 409 in flight
-PASSWORD = "Sen-hong-Dong-Thap-7"
 GROWER_PHONE = "0912345678"
 # The order-creation limit per client address while the bench runs (requests, window seconds).
-BENCH_ORDER_LIMIT = (100_000_000, 60)
-SHOP = {
-    "name": "Vườn Súng Đo Tải", "description": "Súng và sen Đồng Tháp", "province_code": "92",
-    "ward_code": "31135", "street": "12 Lê Lợi", "phone": GROWER_PHONE,
-    "delivery": {"pickup": True, "flat_fee": 30000, "fee_by_province": {"92": 15000}},
-    "min_order_value": 0,
-}
+BENCH_ORDER_LIMIT = 100_000_000
+SHOP = h.shop_body(GROWER_PHONE, name="Vườn Súng Đo Tải", description="Súng và sen Đồng Tháp", min_order_value=0,
+                  delivery={"pickup": True, "flat_fee": 30000, "fee_by_province": {"92": 15000}})
 ADDRESSES = [
     {"province_code": "01", "ward_code": "00004", "street": "5 Hàng Bạc"},
     {"province_code": "92", "ward_code": "31135", "street": "1 Hòa Bình"},
 ]
-BUYER_NAMES = ["Chị Hoa", "Anh Tuấn", "Cô Lan", "Chú Bảy", "Em Vy", "Bác Năm"]
-MOBILE_PREFIXES = ("090", "091", "093", "094", "096", "097", "098", "086", "088", "032", "070")
-
-
-# ── child processes ──────────────────────────────────────────────────────────────────────────────
-
-
-# ── databases ────────────────────────────────────────────────────────────────────────────────────
-
-
-class Backend:
-    """Where the four apps keep their data for one run: SQLite files, or PostgreSQL databases."""
-
-    label = ""
-    name = ""
-
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
-        self.urls: dict[str, str] = {}
-
-    def create(self) -> None: ...
-
-    def drop(self) -> None: ...
-
-
-class SqliteBackend(Backend):
-    label, name = "SQLite", "sqlite"
-
-    def create(self) -> None:
-        self.urls = {app: f"sqlite+aiosqlite:///{self.tmp / f'{app}.db'}" for app in APPS}
-
-
-class PostgresBackend(Backend):
-    label, name = "PostgreSQL", "postgres"
-
-    def __init__(self, tmp: Path, admin_dsn: str) -> None:
-        super().__init__(tmp)
-        self.admin_dsn = admin_dsn
-        tag = uuid.uuid4().hex[:8]
-        self.names = {app: f"cv_bench_orders_{tag}_{app}" for app in APPS}
-        self.created = False
-
-    async def _admin(self, statements: list[str]) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.admin_dsn, timeout=5)
-        try:
-            for stmt in statements:
-                await conn.execute(stmt)
-        finally:
-            await conn.close()
-
-    def create(self) -> None:
-        try:
-            asyncio.run(self._admin([f'CREATE DATABASE "{n}"' for n in self.names.values()]))
-        except (OSError, TimeoutError) as exc:
-            raise BenchError(f"PostgreSQL at {self.admin_dsn} is not reachable: {exc}") from None
-        self.created = True
-        base = self.admin_dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
-        self.urls = {app: f"{base}/{name}" for app, name in self.names.items()}
-
-    def drop(self) -> None:
-        if self.created:
-            asyncio.run(self._admin([f'DROP DATABASE IF EXISTS "{n}" WITH (FORCE)' for n in self.names.values()]))
-            self.created = False
-
-    def server_version(self) -> str:
-        async def go() -> str:
-            import asyncpg
-
-            conn = await asyncpg.connect(self.admin_dsn, timeout=5)
-            try:
-                return await conn.fetchval("SHOW server_version")
-            finally:
-                await conn.close()
-
-        try:
-            return "PostgreSQL " + asyncio.run(go()).split()[0]
-        except Exception:  # noqa: BLE001 - only for the header
-            return "PostgreSQL ?"
-
-
-# ── the stack ────────────────────────────────────────────────────────────────────────────────────
-
-
-def start_stack(procs: Processes, backend: Backend, python: str, run_dir: Path, extra_env: dict[str, str],
-                ) -> dict[str, str]:
-    """The four apps as processes, in ``run_dir``; returns their base URLs once they are ready."""
-    from gateway.settings import DEFAULT_RATE_LIMITS
-
-    ports = dict(zip(APPS, free_ports(len(APPS)), strict=True))
-    urls = {app: f"http://127.0.0.1:{port}" for app, port in ports.items()}
-    limits = {**{k: list(v) for k, v in DEFAULT_RATE_LIMITS.items()}, "order-ip": list(BENCH_ORDER_LIMIT)}
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("CATALOG_", "GATEWAY_", "ORDERS_", "NOTIFY_", "EVENT_", "SMTP_"))}
-    base.update(LOG_LEVEL="WARNING", LOG_FORMAT="text", ENVIRONMENT="development", PYTHONDONTWRITEBYTECODE="1")
-    env = {
-        "notify": {"NOTIFY_DATABASE_URL": backend.urls["notify"]},
-        "catalog": {"CATALOG_DATABASE_URL": backend.urls["catalog"], "CATALOG_NOTIFY_URL": urls["notify"],
-                    "CATALOG_PUBLIC_BASE_URL": urls["gateway"], "CATALOG_MEDIA_DIR": str(run_dir / "media")},
-        "orders": {"ORDERS_DATABASE_URL": backend.urls["orders"], "ORDERS_CATALOG_URL": urls["catalog"],
-                   "ORDERS_NOTIFY_URL": urls["notify"], "ORDERS_PUBLIC_BASE_URL": urls["gateway"]},
-        "gateway": {"GATEWAY_DATABASE_URL": backend.urls["gateway"], "GATEWAY_CATALOG_URL": urls["catalog"],
-                    "GATEWAY_ORDERS_URL": urls["orders"], "GATEWAY_NOTIFY_URL": urls["notify"],
-                    "GATEWAY_RATE_LIMITS": json.dumps(limits)},
-    }
-    # The first app makes the development key pair under run_dir/var/keys/; the others read it.
-    for app in APPS:
-        procs.start(app, [python, "-m", MODULES[app], "serve", "--port", str(ports[app])],
-                    {**base, **env[app], **extra_env}, run_dir / f"{app}.log")
-        wait_ready(procs, f"{urls[app]}/readyz")
-    return urls
 
 
 @dataclass
@@ -224,15 +60,7 @@ async def seed_shop(gateway_url: str, variants: int, stock: int, sellout_stock: 
 
     per_product = 20  # the most variants a product may have
     async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as gw:
-        resp = await gw.post("/api/v1/auth/register", json={"role": "grower", "name": "Bà Tư", "phone": GROWER_PHONE,
-                                                            "password": PASSWORD})
-        if resp.status_code != 201:
-            raise BenchError(f"registering the grower: {resp.status_code} {resp.text}")
-        tokens = (await gw.post("/api/v1/auth/token", json={"login": GROWER_PHONE, "password": PASSWORD})).json()
-        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
-        resp = await gw.post("/api/v1/shops", json=SHOP, headers=headers)
-        if resp.status_code != 201:
-            raise BenchError(f"opening the shop: {resp.status_code} {resp.text}")
+        headers, _ = await h.open_shop(gw, GROWER_PHONE, SHOP)
 
         async def product(name: str, count: int, each: int) -> list[int]:
             body = {"name": name, "description": "Củ giống khỏe, ship toàn quốc", "category": "water_lily",
@@ -240,10 +68,8 @@ async def seed_shop(gateway_url: str, variants: int, stock: int, sellout_stock: 
                         {"label": f"Củ giống {i + 1}", "retail_price": 45000 + 1000 * (i % 7), "stock": each,
                          "min_order_quantity": 1,
                          "wholesale_tiers": [{"min_quantity": 10, "unit_price": 38000}]} for i in range(count)]}
-            resp = await gw.post("/api/v1/products", json=body, headers=headers)
-            if resp.status_code != 201:
-                raise BenchError(f"adding a variety: {resp.status_code} {resp.text}")
-            return [v["id"] for v in resp.json()["variants"]]
+            added = h.expect(await gw.post("/api/v1/products", json=body, headers=headers), 201, "adding a variety")
+            return [v["id"] for v in added["variants"]]
 
         async def spread(prefix: str, n: int) -> list[int]:
             ids: list[int] = []
@@ -284,15 +110,12 @@ class Run:
         return self.ok / self.seconds if self.seconds else 0.0
 
     def pct(self, q: float) -> float:
-        if not self.latencies_ms:
-            return float("nan")
-        data = sorted(self.latencies_ms)
-        return data[min(len(data) - 1, int(q * len(data)))]
+        return h.pct(self.latencies_ms, q)
 
     def summary(self) -> dict:
         return {"scenario": self.scenario, "seconds": round(self.seconds, 3), "ok": self.ok,
-                "per_s": round(self.rate, 1), "p50_ms": round(self.pct(0.50), 2),
-                "p99_ms": round(self.pct(0.99), 2), "statuses": dict(self.statuses), "errors": dict(self.errors),
+                "per_s": round(self.rate, 1), "p50_ms": round(self.pct(50), 2),
+                "p99_ms": round(self.pct(99), 2), "statuses": dict(self.statuses), "errors": dict(self.errors),
                 "retried": dict(self.retried), "unresolved": self.unresolved, "samples": self.samples,
                 "cpu_s": {k: round(v, 2) for k, v in self.cpu_s.items()}, "other_cores": round(self.other_cores, 2)}
 
@@ -305,14 +128,9 @@ class Ledger:
     orders: int = 0
 
 
-def random_mobile(rng: random.Random) -> str:
-    return rng.choice(MOBILE_PREFIXES) + "".join(rng.choice("0123456789") for _ in range(7))
-
-
 def order_body(rng: random.Random, variant_id: int, quantity: int) -> dict:
-    return {"lines": [{"variant_id": variant_id, "quantity": quantity}],
-            "contact": {"name": rng.choice(BUYER_NAMES), "phone": random_mobile(rng)},
-            "address": rng.choice(ADDRESSES), "payment_method": "cod", "consent": True}
+    return h.guest_order(variant_id, quantity, name=rng.choice(h.BUYER_NAMES), phone=h.mobile(rng),
+                         address=rng.choice(ADDRESSES))
 
 
 class Progress:
@@ -497,17 +315,11 @@ async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: floa
     return run
 
 
-def measured(procs: Processes, load) -> Run:
+def measured(procs: h.Processes, load) -> Run:
     """Run a load, with the CPU time each app and this process spent, and what other processes took."""
-    before = {c.name: cpu_seconds(c.proc.pid) for c in procs.children}
-    me_before, busy_before, t0 = own_cpu_seconds(), machine_busy_seconds(), time.monotonic()
-    run = asyncio.run(load)
-    elapsed = time.monotonic() - t0
-    run.cpu_s = {c.name: cpu_seconds(c.proc.pid) - before[c.name] for c in procs.children}
-    run.cpu_s["bench"] = own_cpu_seconds() - me_before
-    busy = machine_busy_seconds() - busy_before
-    # What the database server and everything else on the machine used meanwhile.
-    run.other_cores = max(0.0, (busy - sum(run.cpu_s.values())) / elapsed) if elapsed else 0.0
+    with h.CpuMeter(procs) as cpu:
+        run = asyncio.run(load)
+    run.cpu_s, run.other_cores = cpu.used, cpu.other_cores
     procs.check_alive()
     return run
 
@@ -642,16 +454,23 @@ class BackendResult:
     sellout_stock: int
 
 
-def run_backend(args: argparse.Namespace, backend: Backend, python: str, procs: Processes) -> BackendResult:
-    run_dir = backend.tmp
-    t0 = time.monotonic()
-    backend.create()
-    version = backend.server_version() if isinstance(backend, PostgresBackend) else _sqlite_version()
+def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendResult:
+    t0, procs = time.monotonic(), bench.procs
+    run_dir = bench.tmp / name
+    run_dir.mkdir()
+    backend = h.Databases(name, run_dir, args.pg_admin_dsn, prefix="cv_bench_orders")
+    bench.cleanups.append(backend.drop)
+    version = backend.version
     print(f"\n== {version} ==", flush=True)
-    urls = start_stack(procs, backend, python, run_dir, dict(item.split("=", 1) for item in args.env))
+    urls = h.start_apps(procs, bench.python, run_dir, backend.urls, env={
+        "GATEWAY_RATE_LIMITS": h.rate_limits(order_ip=BENCH_ORDER_LIMIT), **h.env_pairs(args.env)})
     shop = asyncio.run(seed_shop(urls["gateway"], args.variants, args.stock, args.sellout_stock))
     if args.serve:
-        serve(procs, urls, shop)
+        print(f"  variants: (a) {shop.many[0]}…{shop.many[-1]}, (b) {shop.one}, sell-out {shop.sellout}")
+        print("  an order: curl -s -XPOST -H 'Content-Type: application/json' -H \"Idempotency-Key: $(uuidgen)\" "
+              f"-d '{json.dumps(order_body(random.Random(0), shop.one, 1), ensure_ascii=False)}' "
+              f"{urls['gateway']}/api/v1/orders")
+        procs.serve_forever(urls)
     print(f"  4 apps up and a shop with {len(shop.many) + 2} variants for buyers, {len(shop.raw_many) + 1} for the "
           f"baseline, in {time.monotonic() - t0:.1f} s", flush=True)
     ledger = Ledger()
@@ -690,33 +509,15 @@ def run_backend(args: argparse.Namespace, backend: Backend, python: str, procs: 
         sellout.problems.append(f"{sellout.stock} units left after the buyers were told it was sold out")
     print(f"  sell-out: {shop.initial[shop.sellout]} in stock, {sellout_run.ok} orders of 1 accepted, "
           f"{sellout_run.out_of_stock} refused out of stock, {sellout.stock} left", flush=True)
+    procs.stop_all()
+    backend.drop()
     return BackendResult(backend.label, version, runs, check, sellout, sellout_run, shop.initial[shop.sellout])
-
-
-def serve(procs: Processes, urls: dict[str, str], shop: Shop) -> None:
-    """Leave the stack running for a look by hand (a profiler, curl) until Ctrl-C."""
-    for child in procs.children:
-        print(f"  {child.name:<8} pid {child.proc.pid:<7} {urls[child.name]}  log {child.log}")
-    print(f"  variants: (a) {shop.many[0]}…{shop.many[-1]}, (b) {shop.one}, sell-out {shop.sellout}")
-    print("  an order: curl -s -XPOST -H 'Content-Type: application/json' -H \"Idempotency-Key: $(uuidgen)\" "
-          f"-d '{json.dumps(order_body(random.Random(0), shop.one, 1), ensure_ascii=False)}' "
-          f"{urls['gateway']}/api/v1/orders")
-    print("Ctrl-C stops them.", flush=True)
-    while True:
-        procs.check_alive()
-        time.sleep(0.5)
-
-
-def _sqlite_version() -> str:
-    import sqlite3
-
-    return f"SQLite {sqlite3.sqlite_version}"
 
 
 def _line(run: Run, unit: str) -> None:
     failed = sum(c for s, c in run.statuses.items() if s not in (201, "updated")) + sum(run.errors.values())
     per = ", ".join(f"{k} {1000 * v / max(run.ok, 1):.1f}" for k, v in run.cpu_s.items() if v / run.seconds >= 0.01)
-    print(f"  {run.scenario:<30} {run.rate:8.1f} {unit}/s  p50 {run.pct(0.5):7.1f} ms  p99 {run.pct(0.99):7.1f} ms"
+    print(f"  {run.scenario:<30} {run.rate:8.1f} {unit}/s  p50 {run.pct(50):7.1f} ms  p99 {run.pct(99):7.1f} ms"
           + (f"  {failed} not ok {dict(run.statuses) | dict(run.errors)}" if failed else "")
           + f"\n  {'':<30} CPU ms per {unit[:-1]}: {per}; other processes (database server, rest of the machine) "
           f"kept {run.other_cores:.2f} cores busy", flush=True)
@@ -730,30 +531,30 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
     print(f"{args.concurrency} concurrent buyers (gateway) or workers (raw SQL), {args.duration:g} s each; "
           "latency = request sent → reply read (gateway), BEGIN → COMMIT (raw SQL)")
     print()
-    print("| backend | orders on | gateway orders/s | p50 (ms) | p99 (ms) | raw SQL updates/s | p50 (ms) | p99 (ms) "
-          "| orders/s ÷ updates/s | not 201 (after retries) |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
-    ok = True
+    rows = []
     for r in results:
         for key, what in (("a", f"{args.variants} variants"), ("b", "1 variant")):
             g, raw = r.runs[key], r.runs[f"raw-{key}"]
-            ratio = g.rate / raw.rate if raw.rate else float("nan")
             not_ok = sum(c for s, c in g.statuses.items() if s != 201) + g.unresolved
-            print(f"| {r.backend} | ({key}) {what} | {g.rate:.1f} | {g.pct(0.5):.1f} | {g.pct(0.99):.1f} | "
-                  f"{raw.rate:.0f} | {raw.pct(0.5):.1f} | {raw.pct(0.99):.1f} | {ratio:.3f} | {not_ok} |")
+            rows.append([r.backend, f"({key}) {what}", f"{g.rate:.1f}", f"{g.pct(50):.1f}", f"{g.pct(99):.1f}",
+                         f"{raw.rate:.0f}", f"{raw.pct(50):.1f}", f"{raw.pct(99):.1f}",
+                         f"{g.rate / raw.rate if raw.rate else float('nan'):.3f}", not_ok])
+    print(h.table(["backend", "orders on", "gateway orders/s", "p50 (ms)", "p99 (ms)", "raw SQL updates/s", "p50 (ms)",
+                   "p99 (ms)", "orders/s ÷ updates/s", "not 201 (after retries)"], rows, left=2))
     print()
-    print("| backend | variants | initial units | in stock | committed | held (order / none) | in orders "
-          "| told buyers (201s) | oversold | sell-out: stock → sold, left | checks |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    ok = True
+    rows = []
     for r in results:
         c, s = r.check, r.sellout
         problems = c.problems + s.problems
         ok &= not problems
-        print(f"| {r.backend} | {c.variants} | {c.initial:,} | {c.stock:,} | {c.committed:,} | "
-              f"{c.held_with_order + s.held_with_order} / {c.held_without_order + s.held_without_order} | "
-              f"{c.in_orders:,} | {c.told:,} | {c.oversold + s.oversold} | "
-              f"{r.sellout_stock} → {s.in_orders}, {s.stock} | "
-              f"{'all hold' if not problems else f'{len(problems)} FAILED'} |")
+        rows.append([r.backend, c.variants, f"{c.initial:,}", f"{c.stock:,}", f"{c.committed:,}",
+                     f"{c.held_with_order + s.held_with_order} / {c.held_without_order + s.held_without_order}",
+                     f"{c.in_orders:,}", f"{c.told:,}", c.oversold + s.oversold,
+                     f"{r.sellout_stock} → {s.in_orders}, {s.stock}",
+                     "all hold" if not problems else f"{len(problems)} FAILED"])
+    print(h.table(["backend", "variants", "initial units", "in stock", "committed", "held (order / none)", "in orders",
+                   "told buyers (201s)", "oversold", "sell-out: stock → sold, left", "checks"], rows))
     for r in results:
         for problem in (r.check.problems + r.sellout.problems)[:20]:
             print(f"  {r.backend}: {problem}")
@@ -777,8 +578,8 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = h.Options(__doc__, env="--env", pg="--pg-admin-dsn", serve=True)
+    p.set_defaults(pg_admin_dsn=os.environ.get("BENCH_POSTGRES_DSN", h.PG_ADMIN_DSN))
     p.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
     p.add_argument("--duration", "-d", type=float, default=15.0, help="seconds measured per run")
     p.add_argument("--concurrency", "-c", type=int, default=50, help="concurrent buyers (and raw-SQL workers)")
@@ -786,100 +587,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", type=int, default=200, help="variants the orders of (a) are spread over")
     p.add_argument("--stock", type=int, default=1_000_000, help="initial stock of every measured variant")
     p.add_argument("--sellout-stock", type=int, default=300, help="stock of the variant sold out at the end")
-    p.add_argument("--settle", type=float, default=15.0,
-                   help="seconds to wait after the runs for the orders reconciler to commit what is left held")
-    p.add_argument("--pg-admin-dsn", default=os.environ.get("BENCH_POSTGRES_DSN",
-                                                            "postgresql://root@127.0.0.1:5432/postgres"),
-                   help="where the PostgreSQL databases are made (and dropped)")
-    p.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                   help="extra environment for every app, e.g. ORDERS_RELAY_POLL_INTERVAL=5 (repeatable)")
-    p.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
-    p.add_argument("--serve", action="store_true",
-                   help="start the apps of the first backend, seed the shop, print URLs and pids, and wait for "
-                        "Ctrl-C instead of loading them (to profile by hand)")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory (SQLite files, logs)")
+    p.add_argument("--settle", type=float, default=15.0, help="seconds for the reconciler before the books are read")
     args = p.parse_args(argv)
-    if args.concurrency < 1 or args.duration <= 0 or args.variants < 1:
-        p.error("--concurrency and --variants must be ≥ 1, --duration > 0")
-    if args.stock < 1 or args.sellout_stock < 1:
-        p.error("--stock and --sellout-stock must be ≥ 1")
-    for item in args.env:
-        if "=" not in item:
-            p.error(f"--env wants NAME=VALUE, not {item!r}")
+    if args.concurrency < 1 or args.duration <= 0 or args.variants < 1 or args.stock < 1 or args.sellout_stock < 1:
+        p.error("--concurrency, --variants, --stock and --sellout-stock must be ≥ 1, --duration > 0")
     return args
+
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_venv(__file__, "services.orders", target="bench-orders")
-    python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 
-    def on_term(signum, frame):  # a SIGTERM (a CI timeout) unwinds like Ctrl-C
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # also when started in the background
-    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, REPO),
-                                                 os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
-    info = machine()
-    started = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    print(f"Chợ Vườn orders bench — {started}")
-    print(f"  machine : {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}, "
-          f"Python {info['python']}; load average before the run {info['load_before']}")
-    print(f"  source  : commit {info['source']}")
-    print(f"  command : {command}")
-    print(f"  load    : {args.concurrency} buyers, each its own keep-alive connection (HTTP/1.1 over asyncio "
-          f"streams), guest COD orders of 1–3 units with an Idempotency-Key, closed loop; "
-          f"{args.warmup:g} s warm-up, then {args.duration:g} s "
-          "per run")
-    print(f"  apps    : gateway, catalog, orders, notify: one uvicorn process each, LOG_LEVEL=WARNING, events by "
-          f"HTTP push; gateway order-ip limit raised to {BENCH_ORDER_LIMIT[0]:,} per {BENCH_ORDER_LIMIT[1]} s "
-          "(GATEWAY_RATE_LIMITS)" + "".join(f", {e}" for e in args.env), flush=True)
-
-    tmp = Path(tempfile.mkdtemp(prefix="bench-orders-"))
-    procs = Processes()
-    backends: list[Backend] = []
-    results: list[BackendResult] = []
-    try:
-        for name in (("sqlite", "postgres") if args.backend == "both" else (args.backend,)):
-            run_dir = tmp / name
-            run_dir.mkdir()
-            backend = SqliteBackend(run_dir) if name == "sqlite" else PostgresBackend(run_dir, args.pg_admin_dsn)
-            backends.append(backend)
-            try:
-                results.append(run_backend(args, backend, python, procs))
-            finally:
-                procs.stop_all()
-                backend.drop()
+    def body(bench: h.Bench) -> int:
+        bench.header("orders bench", load=(
+            f"{args.concurrency} buyers, each its own keep-alive connection (HTTP/1.1 over asyncio streams), guest "
+            f"COD orders of 1–3 units with an Idempotency-Key, closed loop; {args.warmup:g} s warm-up, then "
+            f"{args.duration:g} s per run"), apps=(
+            "gateway, catalog, orders, notify: one uvicorn process each, LOG_LEVEL=WARNING, events by HTTP push; "
+            f"gateway order-ip limit raised to {BENCH_ORDER_LIMIT:,} per 60 s (GATEWAY_RATE_LIMITS)"
+            + "".join(f", {e}" for e in args.env)))
+        names = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+        results = [run_backend(args, bench, name) for name in names]
         ok = report(results, args)
-        if args.json:
-            Path(args.json).write_text(json.dumps({
-                "date": started, "command": command, "machine": info, "concurrency": args.concurrency,
-                "duration_s": args.duration, "warmup_s": args.warmup, "variants": args.variants,
-                "results": [{"backend": r.backend, "version": r.version,
-                             "runs": {k: run.summary() for k, run in r.runs.items()},
-                             "check": {**r.check.__dict__, "oversold": r.check.oversold},
-                             "sellout": {**r.sellout.__dict__, "oversold": r.sellout.oversold,
-                                         "stock": r.sellout_stock, "run": r.sellout_run.summary()}}
-                            for r in results]}, indent=2, ensure_ascii=False) + "\n")
+        h.write_json(args.json, {
+            "date": h.now(), "command": bench.command, "machine": bench.info, "concurrency": args.concurrency,
+            "duration_s": args.duration, "warmup_s": args.warmup, "variants": args.variants,
+            "results": [{"backend": r.backend, "version": r.version,
+                         "runs": {k: run.summary() for k, run in r.runs.items()},
+                         "check": {**r.check.__dict__, "oversold": r.check.oversold},
+                         "sellout": {**r.sellout.__dict__, "oversold": r.sellout.oversold,
+                                     "stock": r.sellout_stock, "run": r.sellout_run.summary()}}
+                        for r in results]})
         return 0 if ok else 3
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping what was started …", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"bench/orders.py: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        procs.stop_all()
-        for backend in backends:
-            try:
-                backend.drop()
-            except Exception as exc:  # noqa: BLE001 - say so, keep stopping
-                print(f"could not drop the {backend.label} databases: {exc}", file=sys.stderr)
-        if args.keep:
-            print(f"(kept {tmp})", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    return h.run(__file__, body, needs=("services.orders",), target="bench-orders", keep=args.keep)
 
 
 if __name__ == "__main__":

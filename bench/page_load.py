@@ -1,80 +1,39 @@
 """How soon does a grower's shop page show on a phone over slow 4G?
 
-Starts the marketplace, each app its own process in a temporary directory on its own SQLite database
-(notify, catalog, orders, the gateway: ``python -m … serve``, LOG_LEVEL=WARNING), and seeds through the
-public API a grower's shop with ``--products`` active varieties (20), each with a photo: a generated
-1200×900 JPEG uploaded to ``/api/v1/products/{id}/photos``, so the catalog stores its real WebP sizes.
-
-Then Chromium (Debian's, ``/usr/bin/chromium``, through Playwright) opens the shop page ``/s/{slug}``
-as a phone (390×844 CSS pixels at 3×, touch, vi-VN) with a cold cache: every load is a new browser
-context (its own cache, cookies and connections). Each of ``--runs`` rounds loads the page once on an
-unthrottled connection and once on slow 4G, emulated with the DevTools protocol
-(``Network.emulateNetworkConditions``) at Chrome DevTools' "Slow 4G" preset:
-
-    latency   562.5 ms per request  (150 ms RTT × 3.75)
-    download  1.44 Mbit/s           (1.6 Mbit/s × 0.9)
-    upload    675 kbit/s            (750 kbit/s × 0.9)
-
-These are Lighthouse's mobile figures (150 ms RTT, 1.6 Mbit/s down, 750 kbit/s up) with the factors
-DevTools and Lighthouse's "devtools" throttling apply because the throttle acts per request: it adds
-no TCP or TLS round trips, so the latency stands for them. The CPU is not slowed unless
-``--cpu-slowdown N`` is given (Lighthouse's mobile run uses 4 on a fast desktop).
-
-For each load it reads first contentful paint (``performance.getEntriesByType('paint')``), largest
-contentful paint, DOMContentLoaded and load (from the navigation entry), and the bytes on the wire
-(DevTools' ``encodedDataLength`` of every response, headers included) until the network has been quiet
-for half a second after load (lazy photos do not hold the load event back). Prints every load, then the
-median and the maximum per condition, the slow-4G/unthrottled ratio of the medians, and the target:
-first contentful paint ≤ 1.5 s on slow 4G.
+The four apps and a shop of ``--products`` varieties with photos; Chromium (Playwright) opens ``/s/{slug}``
+as a phone with a cold cache, unthrottled and on DevTools' "Slow 4G": FCP, LCP, DOMContentLoaded, load,
+bytes, and the slow-4G/unthrottled ratios. Target: first contentful paint ≤ 1.5 s on slow 4G.
 
     make bench-page
-    .venv/bin/python bench/page_load.py --runs 5
     .venv/bin/python bench/page_load.py --runs 1 --path /      # another page of the same stack
 
-See bench/README.md for the options and docs/performance.md ("Page load on slow 4G") for figures.
-Needs /usr/bin/chromium (Debian: ``apt-get install -y chromium``). Not part of the test suite. Every
-process it starts is stopped at the end, also on Ctrl-C, SIGTERM or an error.
+bench/README.md has every option; docs/performance.md ("Page load on slow 4G") the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
-import io
-import json
-import math
 import os
 import random
-import shlex
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parent.parent
-# bench/ first on the path would let bench/gateway.py shadow the `gateway` package: put the repository there.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(REPO)
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
 
-from bench.harness import VENV_PYTHON, BenchError, Processes, ensure_venv, free_ports, machine, wait_ready  # noqa: E402
+from bench import harness as h  # noqa: E402
 
 CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True,
          "locale": "vi-VN", "timezone_id": "Asia/Ho_Chi_Minh"}
-APPS = ("notify", "catalog", "orders", "gateway")
-MODULES = {"notify": "services.notify", "catalog": "services.catalog", "orders": "services.orders",
-           "gateway": "gateway"}
 FCP_TARGET_MS = 1500.0
-PASSWORD = "Sen-hong-Dong-Thap-7"
 
 
 @dataclass(frozen=True)
@@ -101,88 +60,12 @@ UNTHROTTLED = Network("unthrottled")
 CONDITIONS = (UNTHROTTLED, SLOW_4G)
 
 
-# ── child processes ──────────────────────────────────────────────────────────────────────────────
-
-
-async def start_stack(procs: Processes, python: str, run_dir: Path, *, demo_seed: bool = False) -> dict[str, str]:
-    """The four apps as processes in ``run_dir``, each on its own SQLite file; their URLs once ready.
-    ``demo_seed``: first the demo nursery, as ``make seed`` makes it (``python -m gateway seed``, then
-    ``python -m services.catalog seed``: the grower, the shop and its varieties with their photos)."""
-    ports = dict(zip(APPS, free_ports(len(APPS)), strict=True))
-    url = {app: f"http://127.0.0.1:{port}" for app, port in ports.items()}
-    db = {app: f"sqlite+aiosqlite:///{run_dir / f'{app}.db'}" for app in APPS}
-    base = {k: v for k, v in os.environ.items()
-            if not k.startswith(("CATALOG_", "GATEWAY_", "ORDERS_", "NOTIFY_", "EVENT_", "SMTP_"))}
-    base.update(LOG_LEVEL="WARNING", LOG_FORMAT="text", ENVIRONMENT="development", PYTHONDONTWRITEBYTECODE="1",
-                PYTHONPATH=str(REPO))
-    env = {
-        "notify": {"NOTIFY_DATABASE_URL": db["notify"]},
-        "catalog": {"CATALOG_DATABASE_URL": db["catalog"], "CATALOG_NOTIFY_URL": url["notify"],
-                    "CATALOG_PUBLIC_BASE_URL": url["gateway"], "CATALOG_MEDIA_DIR": str(run_dir / "media")},
-        "orders": {"ORDERS_DATABASE_URL": db["orders"], "ORDERS_CATALOG_URL": url["catalog"],
-                   "ORDERS_NOTIFY_URL": url["notify"], "ORDERS_PUBLIC_BASE_URL": url["gateway"]},
-        "gateway": {"GATEWAY_DATABASE_URL": db["gateway"], "GATEWAY_CATALOG_URL": url["catalog"],
-                    "GATEWAY_ORDERS_URL": url["orders"], "GATEWAY_NOTIFY_URL": url["notify"]},
-    }
-
-    def start(app: str) -> None:
-        procs.start(app, [python, "-m", MODULES[app], "serve", "--port", str(ports[app])], {**base, **env[app]},
-                    run_dir / f"{app}.log")
-
-    if demo_seed:
-        for app in ("gateway", "catalog"):
-            done = await asyncio.to_thread(subprocess.run, [python, "-m", MODULES[app], "seed"], cwd=run_dir,
-                                           env={**base, **env[app]}, capture_output=True, text=True, timeout=300)
-            if done.returncode != 0:
-                raise BenchError(f"{app} seed exited with {done.returncode}:\n{done.stdout}{done.stderr}")
-    # The first app makes the development key pair under run_dir/var/keys/; the others then read it.
-    start("notify")
-    await asyncio.to_thread(wait_ready, procs, f"{url['notify']}/readyz")
-    for app in APPS[1:]:
-        start(app)
-    await asyncio.gather(*(asyncio.to_thread(wait_ready, procs, f"{url[app]}/readyz") for app in APPS[1:]))
-    return url
-
-
 # ── the shop ─────────────────────────────────────────────────────────────────────────────────────
 
 VARIETIES = ["Súng Thái đỏ", "Súng Nam Mỹ tím", "Súng Mi Nhật", "Sen Bách Diệp", "Sen Quan Âm", "Súng Chúa",
              "Sen mini Nhật", "Súng lai Tường Vi", "Sen trắng Huế", "Súng ma", "Sen Tịnh Đế", "Súng vàng Mexico",
              "Sen hồng Đồng Tháp", "Súng xanh Ai Cập", "Sen cung đình", "Súng Victoria", "Sen Thập Bát",
              "Súng đêm trắng", "Sen Nhật đỏ", "Súng tím Thái", "Bèo tây", "Thủy trúc", "Rau mác", "Lục bình"]
-
-
-def photo_jpeg(seed: int) -> bytes:
-    """A 1200×900 JPEG, different for every seed (the catalog keeps one file per content): petals on a
-    pond, soft gradients with some grain, so that it compresses like a photo rather than a flat colour."""
-    from PIL import Image, ImageDraw, ImageFilter
-
-    rng = random.Random(seed)
-    w, h = 1200, 900
-    top, bottom = (rng.randrange(20, 80), rng.randrange(80, 140), rng.randrange(60, 120)), (10, 40, 30)
-    img = Image.linear_gradient("L").resize((w, h))
-    img = Image.composite(Image.new("RGB", (w, h), bottom), Image.new("RGB", (w, h), top), img)
-    draw = ImageDraw.Draw(img)
-    petal = (rng.randrange(200, 256), rng.randrange(60, 200), rng.randrange(100, 220))
-    cx, cy = rng.randrange(400, 800), rng.randrange(300, 600)
-    for i in range(14):
-        angle = i * 2 * math.pi / 14
-        px, py = cx + 170 * math.cos(angle), cy + 170 * math.sin(angle)
-        draw.ellipse((px - 110, py - 60, px + 110, py + 60), fill=petal, outline=(255, 255, 255))
-    draw.ellipse((cx - 70, cy - 70, cx + 70, cy + 70), fill=(250, 210, 60))
-    for _ in range(600):  # leaves and their veins: the fine detail that makes a photo weigh
-        x, y, r = rng.randrange(w), rng.randrange(h), rng.randrange(6, 60)
-        if (x - cx) ** 2 + (y - cy) ** 2 < 240 ** 2:
-            continue
-        green = (rng.randrange(10, 70), rng.randrange(70, 170), rng.randrange(20, 80))
-        draw.ellipse((x - r, y - r // 2, x + r, y + r // 2), fill=green, outline=(green[0], green[1] + 40, green[2]))
-        draw.line((x - r, y, x + r, y), fill=(green[0] + 40, green[1] + 60, green[2] + 30))
-    img = img.filter(ImageFilter.GaussianBlur(0.8))
-    grain = Image.effect_noise((w, h), 40).convert("RGB")
-    img = Image.blend(img, grain, 0.12)
-    out = io.BytesIO()
-    img.save(out, "JPEG", quality=85)
-    return out.getvalue()
 
 
 def product_body(i: int, rng: random.Random) -> dict:
@@ -200,12 +83,6 @@ def product_body(i: int, rng: random.Random) -> dict:
     }
 
 
-async def expect(resp, status: int, what: str) -> dict:
-    if resp.status_code != status:
-        raise BenchError(f"{what}: {resp.status_code} {resp.text[:300]}")
-    return resp.json()
-
-
 @dataclass
 class Shop:
     url: str
@@ -218,26 +95,17 @@ async def seed_shop(gateway_url: str, products: int) -> Shop:
     import httpx
 
     rng = random.Random(7)
-    phone = "0912345678"
     async with httpx.AsyncClient(base_url=gateway_url, timeout=60) as gw:
-        await expect(await gw.post("/api/v1/auth/register", json={"role": "grower", "name": "Bà Tư", "phone": phone,
-                                                                  "password": PASSWORD}), 201, "register")
-        tokens = await expect(await gw.post("/api/v1/auth/token", json={"login": phone, "password": PASSWORD}),
-                              200, "sign in")
-        headers = {"Authorization": f"Bearer {tokens['access_token']}"}
-        shop = await expect(await gw.post("/api/v1/shops", headers=headers, json={
-            "name": "Vườn Sen Bà Tư", "description": "Sen và súng Đồng Tháp, giao toàn quốc",
-            "province_code": "92", "ward_code": "31135", "street": "12 Lê Lợi", "phone": phone,
-            "delivery": {"pickup": True, "flat_fee": 30000, "free_above": 800000}}), 201, "open the shop")
+        headers, shop = await h.open_shop(gw, "0912345678")
         uploaded = 0
         for i in range(products):
-            product = await expect(await gw.post("/api/v1/products", headers=headers, json=product_body(i, rng)),
-                                   201, f"add variety {i + 1}")
-            jpeg = photo_jpeg(i)
+            product = h.expect(await gw.post("/api/v1/products", headers=headers, json=product_body(i, rng)),
+                               201, f"add variety {i + 1}")
+            jpeg = h.photo_jpeg(i)
             uploaded += len(jpeg)
-            await expect(await gw.post(f"/api/v1/products/{product['id']}/photos", headers=headers,
-                                       files={"file": (f"hoa-{i + 1}.jpg", jpeg, "image/jpeg")}),
-                         201, f"photo of variety {i + 1}")
+            h.expect(await gw.post(f"/api/v1/products/{product['id']}/photos", headers=headers,
+                                   files={"file": (f"hoa-{i + 1}.jpg", jpeg, "image/jpeg")}),
+                     201, f"photo of variety {i + 1}")
     return Shop(shop["url"], products, products, uploaded)
 
 
@@ -293,7 +161,7 @@ async def load_once(browser, url: str, network: Network, cpu_slowdown: float) ->
         cdp.on("Network.loadingFailed", lambda e: failed.append(f"{e.get('errorText')} {urls.get(e['requestId'])}"))
         reply = await page.goto(url, wait_until="load", timeout=120_000)
         if reply is None or reply.status != 200:
-            raise BenchError(f"GET {url}: {reply.status if reply else 'no reply'}")
+            raise h.BenchError(f"GET {url}: {reply.status if reply else 'no reply'}")
         # Lazy photos do not hold back the load event: wait until the network has been quiet for
         # 0.5 s, so that the bytes count every photo the first screen shows and LCP has seen them.
         await page.wait_for_load_state("networkidle", timeout=120_000)
@@ -306,11 +174,21 @@ async def load_once(browser, url: str, network: Network, cpu_slowdown: float) ->
 
 
 def chromium_version() -> str:
-    try:
-        out = subprocess.run([str(CHROMIUM), "--version"], capture_output=True, text=True, timeout=20).stdout
-    except OSError:
-        return "Chromium ?"
-    return out.strip().split(" built on")[0] or "Chromium ?"
+    return h.tool_version([str(CHROMIUM), "--version"]).split(" built on")[0]
+
+
+def chromium_missing(script: str) -> bool:
+    if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
+        return False
+    sys.stderr.write(f"bench/{script} needs Chromium at {CHROMIUM}.\n"
+                     "  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y chromium\n")
+    return True
+
+
+def start_stack(bench, *, demo_seed: bool = False) -> dict[str, str]:
+    """The four apps on SQLite files in the run's directory (``demo_seed``: the demo nursery first)."""
+    dbs = h.Databases("sqlite", bench.tmp)
+    return h.start_apps(bench.procs, bench.python, bench.tmp, dbs.urls, demo_seed=demo_seed)
 
 
 async def measure(args: argparse.Namespace, url: str) -> list[Load]:
@@ -359,20 +237,15 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
     print()
     print(f"{args.runs} cold loads per condition; median (max)")
     print()
-    print("| network     | first contentful paint | largest contentful paint | DOMContentLoaded |           load |"
-          " transferred | requests |")
-    print("|-------------|-----------------------:|-------------------------:|-----------------:|---------------:|"
-          "------------:|---------:|")
 
-    def cell(figures: dict[str, float | None], width: int) -> str:
-        med, top = figures["median"], figures["max"]
-        text = "–" if med is None else f"{med:.0f} ({top:.0f}) ms"
-        return f"{text:>{width}}"
+    def cell(figures: dict[str, float | None]) -> str:
+        return "–" if figures["median"] is None else f"{figures['median']:.0f} ({figures['max']:.0f}) ms"
 
-    for network in CONDITIONS:
-        f = s[network.name]
-        print(f"| {network.name:<11} | {cell(f['fcp_ms'], 22)} | {cell(f['lcp_ms'], 24)} | {cell(f['dcl_ms'], 16)} | "
-              f"{cell(f['load_ms'], 14)} | {f['bytes']['median'] / 1024:>7.1f} KiB | {f['requests']['median']:>8.0f} |")
+    print(h.table(["network", "first contentful paint", "largest contentful paint", "DOMContentLoaded", "load",
+                   "transferred", "requests"],
+                  [[n.name, *(cell(s[n.name][m]) for m in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms")),
+                    f"{s[n.name]['bytes']['median'] / 1024:.1f} KiB", f"{s[n.name]['requests']['median']:.0f}"]
+                   for n in CONDITIONS]))
     ratios = {}
     for metric in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms"):
         slow, fast = s[SLOW_4G.name][metric]["median"], s[UNTHROTTLED.name][metric]["median"]
@@ -405,92 +278,50 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = h.Options(__doc__)
     p.add_argument("--runs", "-n", type=int, default=5, help="cold loads per condition (unthrottled, slow 4G)")
     p.add_argument("--products", type=int, default=20, help="active varieties in the shop, each with a photo")
     p.add_argument("--path", help="load this path of the gateway instead of the shop page /s/{slug}")
-    p.add_argument("--cpu-slowdown", type=float, default=1.0,
-                   help="slow Chromium's CPU this many times (DevTools' CPU throttling; 1: not slowed)")
+    p.add_argument("--cpu-slowdown", type=float, default=1.0, help="slow Chromium's CPU this many times (DevTools)")
     p.add_argument("--requests", action="store_true", help="list the responses of the last slow-4G load")
-    p.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, photos, logs)")
-    p.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
     args = p.parse_args(argv)
-    if args.runs < 1 or args.products < 1:
-        p.error("--runs and --products must be at least 1")
-    if args.cpu_slowdown < 1:
-        p.error("--cpu-slowdown must be at least 1")
-    if args.path is not None and not args.path.startswith("/"):
-        p.error("--path must start with /")
+    if args.runs < 1 or args.products < 1 or args.cpu_slowdown < 1 or not (args.path or "/").startswith("/"):
+        p.error("--runs, --products and --cpu-slowdown must be at least 1, --path must start with /")
     return args
 
 
-async def run(args: argparse.Namespace, procs: Processes, tmp: Path, python: str, command: str) -> dict:
+
+async def measure_page(args: argparse.Namespace, bench) -> dict:
     started = time.monotonic()
-    urls = await start_stack(procs, python, tmp)
+    urls = await asyncio.to_thread(start_stack, bench)
     shop = await seed_shop(urls["gateway"], args.products)
     path = args.path or "/" + shop.url.split("/", 3)[3]
-    url = urls["gateway"] + path
-    info = machine()
-    print(f"Chợ Vườn page load — {dt.datetime.now().astimezone().isoformat(timespec='seconds')}")
-    print(f"  machine : {info['cpus']} CPUs, {info['cpu_model']}, {info['kernel']}, load average before the run "
-          f"{info['load_before']}")
-    print(f"  software: Python {info['python']}, {chromium_version()} headless (Playwright)")
-    print(f"  source  : commit {info['source']}")
-    print(f"  command : {command}")
-    print(f"  page    : GET {path}: a shop of {shop.products} active varieties, each with a photo "
-          f"({shop.photo_bytes / shop.photos / 1024:.0f} KiB JPEG 1200×900 uploaded, stored as the catalog's "
-          "WebP sizes); "
-          f"apps on SQLite, LOG_LEVEL=WARNING, set up in {time.monotonic() - started:.0f} s")
-    print(f"  phone   : {PHONE['viewport']['width']}×{PHONE['viewport']['height']} CSS px at "
-          f"{PHONE['device_scale_factor']}×, touch, vi-VN; a new browser context per load (cold cache and connections)")
-    print(f"  network : {SLOW_4G.describe()} (Chrome DevTools' Slow 4G preset); baseline {UNTHROTTLED.describe()}")
-    print(f"  CPU     : {'not slowed' if args.cpu_slowdown == 1 else f'{args.cpu_slowdown:g}× slower (DevTools)'}")
-    print(flush=True)
-    loads = await measure(args, url)
-    procs.check_alive()
-    figures = report(args, loads)
-    return {"date": dt.datetime.now().astimezone().isoformat(timespec="seconds"), "command": command,
-            "machine": info, "chromium": chromium_version(), "source": info["source"], "path": path,
-            "products": shop.products, "runs": args.runs, "cpu_slowdown": args.cpu_slowdown,
-            "networks": {n.name: asdict(n) for n in CONDITIONS}, "loads": [asdict(x) for x in loads], **figures}
+    bench.header("page load", software=f"{chromium_version()} headless (Playwright)", page=(
+        f"GET {path}: a shop of {shop.products} active varieties, each with a photo "
+        f"({shop.photo_bytes / shop.photos / 1024:.0f} KiB JPEG 1200×900 uploaded, stored as the catalog's WebP "
+        f"sizes); apps on SQLite, LOG_LEVEL=WARNING, set up in {time.monotonic() - started:.0f} s"),
+        phone=f"{PHONE['viewport']['width']}×{PHONE['viewport']['height']} CSS px at {PHONE['device_scale_factor']}×, "
+        "touch, vi-VN; a new browser context per load (cold cache and connections)",
+        network=f"{SLOW_4G.describe()} (Chrome DevTools' Slow 4G preset); baseline {UNTHROTTLED.describe()}",
+        CPU="not slowed" if args.cpu_slowdown == 1 else f"{args.cpu_slowdown:g}× slower (DevTools)")
+    loads = await measure(args, urls["gateway"] + path)
+    bench.procs.check_alive()
+    return {"date": h.now(), "command": bench.command, "machine": bench.info, "chromium": chromium_version(),
+            "path": path, "products": shop.products, "runs": args.runs, "cpu_slowdown": args.cpu_slowdown,
+            "networks": {n.name: asdict(n) for n in CONDITIONS}, "loads": [asdict(x) for x in loads],
+            **report(args, loads)}
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
-        sys.stderr.write(f"bench/page_load.py needs Chromium at {CHROMIUM}.\n"
-                         "  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y chromium\n")
+    if chromium_missing("page_load.py"):
         return 2
-    ensure_venv(__file__, "playwright", "gateway", target="bench-page")
-    python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 
-    # A SIGTERM (e.g. from CI's timeout) unwinds like Ctrl-C, so the children are stopped.
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.executable, REPO),
-                                                 os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
-    tmp = Path(tempfile.mkdtemp(prefix="bench-page-"))
-    procs = Processes()
-    try:
-        result = asyncio.run(run(args, procs, tmp, python, command))
-        if args.json:
-            Path(args.json).write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    def body(bench) -> int:
+        h.write_json(args.json, asyncio.run(measure_page(args, bench)))
         return 0
-    except KeyboardInterrupt:
-        print("\ninterrupted; stopping what was started …", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"bench/page_load.py: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        procs.stop_all()
-        if args.keep:
-            print(f"(kept {tmp})", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    return h.run(__file__, body, needs=("playwright", "gateway"), target="bench-page", keep=args.keep)
 
 
 if __name__ == "__main__":

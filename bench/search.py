@@ -1,20 +1,11 @@
 """How fast is search? p50 and p99 of ``GET /api/v1/products?q=…`` at 1k, 10k and 100k products.
 
-For each backend (SQLite, PostgreSQL) the catalog's database is made by its own migrations, then
-filled with SQL (executemany on SQLite, COPY on PostgreSQL; not through the API) with varieties
-whose Vietnamese names are made by combining genera, colours, origins, descriptors and cultivar
-names, sold by a few hundred shops in many provinces. At each size the catalog runs as a real
-process (``python -m services.catalog serve``) and one httpx client sends a mix of searches to it,
-one request at a time: common and rare words, with and without accents, prefixes, filters, sorts
-by price, browsing without words and second pages. Prints p50 and p99 per size and backend, their
-ratio to the targets (p50 ≤ 15 ms, p99 ≤ 50 ms at 100k), writes the figures to docs/performance.md
-("## Search (bench/search.py)") and a plot to docs/search-latency.png.
+Per backend (SQLite, PostgreSQL) the catalog's database filled with SQL with Vietnamese varieties, the
+catalog as its own process, one client sending a mix of searches: p50/p99 per size and their ratio to
+the targets (p50 ≤ 15 ms, p99 ≤ 50 ms at 100k); writes docs/performance.md and docs/search-latency.png.
 
-    .venv/bin/python bench/search.py
+    make bench-search
     .venv/bin/python bench/search.py --sizes 1000 10000 --backends sqlite --rounds 20 --no-write
-
-PostgreSQL: the database ``cv_bench_search`` on 127.0.0.1:5432 (``--pg-admin-dsn``) is made and
-dropped by the bench. Needs matplotlib for the plot (in the ``dev`` extra). Not part of the tests.
 """
 
 from __future__ import annotations
@@ -25,32 +16,25 @@ import datetime as dt
 import json
 import os
 import random
-import shlex
-import shutil
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-REPO = Path(__file__).resolve().parent.parent
-# bench/gateway.py would shadow the `gateway` package: put the repository, not bench/, first.
-if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path[0] = str(REPO)
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
 
-from bench.harness import PERFORMANCE_MD, VENV_PYTHON, ensure_venv, load_average, machine, write_section  # noqa: E402
+from bench import harness as h  # noqa: E402
 
-DOCS = REPO / "docs"
+DOCS = h.REPO / "docs"
 PLOT = DOCS / "search-latency.png"
 SECTION = "## Search (bench/search.py)"
 TARGET_P50_MS, TARGET_P99_MS, TARGET_SIZE = 15.0, 50.0, 100_000
-PG_DB = "cv_bench_search"
+PG_DB = f"cv_bench_search_{os.urandom(4).hex()}"  # a run of its own: others may run the bench meanwhile
 
 # ── realistic varieties ──────────────────────────────────────────────────────────────────────────
 
@@ -200,7 +184,7 @@ class Backend:
         out = subprocess.run([python, "-m", "services.catalog", "migrate"], cwd=cwd, capture_output=True, text=True,
                              env={**env, "CATALOG_DATABASE_URL": self.url})
         if out.returncode != 0:
-            raise BenchError(f"migrations failed on {self.name}:\n{out.stdout}{out.stderr}")
+            raise h.BenchError(f"migrations failed on {self.name}:\n{out.stdout}{out.stderr}")
 
     def insert(self, table: str, rows: list[dict]) -> None:
         raise NotImplementedError
@@ -257,17 +241,8 @@ class PostgresBackend(Backend):
         base = admin_dsn.rsplit("/", 1)[0]
         self.dsn = f"{base}/{PG_DB}"
         self.url = self.dsn.replace("postgresql://", "postgresql+asyncpg://")
-        asyncio.run(self._admin([f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)', f'CREATE DATABASE "{PG_DB}"']))
-
-    async def _admin(self, statements: list[str]) -> None:
-        import asyncpg
-
-        conn = await asyncpg.connect(self.admin_dsn, timeout=10)
-        try:
-            for stmt in statements:
-                await conn.execute(stmt)
-        finally:
-            await conn.close()
+        asyncio.run(h.pg_admin(admin_dsn, [f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)',
+                                           f'CREATE DATABASE "{PG_DB}"']))
 
     def insert(self, table: str, rows: list[dict]) -> None:
         if not rows:
@@ -287,83 +262,23 @@ class PostgresBackend(Backend):
         asyncio.run(go())
 
     def finish_load(self) -> None:
-        async def go() -> None:
-            import asyncpg
-
-            conn = await asyncpg.connect(self.dsn, timeout=10)
-            try:
-                # What autovacuum does after a bulk load: statistics, and the GIN pending list merged.
-                await conn.execute("VACUUM ANALYZE")
-            finally:
-                await conn.close()
-
-        asyncio.run(go())
+        # What autovacuum does after a bulk load: statistics, and the GIN pending list merged.
+        asyncio.run(h.pg_admin(self.dsn, ["VACUUM ANALYZE"]))
 
     def drop(self) -> None:
-        asyncio.run(self._admin([f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)']))
+        asyncio.run(h.pg_admin(self.admin_dsn, [f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)']))
 
 
 # ── the catalog process ──────────────────────────────────────────────────────────────────────────
 
 
-class BenchError(RuntimeError):
-    pass
-
-
-@dataclass
-class Server:
-    proc: subprocess.Popen
-    log: Path
-    base: str
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_catalog(python: str, cwd: Path, env: dict[str, str], url: str, tag: str) -> Server:
-    import httpx
-
-    port = free_port()
-    log = cwd / f"catalog-{tag}.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([python, "-m", "services.catalog", "serve", "--port", str(port)], cwd=cwd,
-                                env={**env, "CATALOG_DATABASE_URL": url, "CATALOG_HOST": "127.0.0.1"},
-                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
-    server = Server(proc, log, f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"the catalog exited with {proc.returncode}:\n{server.tail()}")
-        try:
-            if httpx.get(f"{server.base}/readyz", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise BenchError(f"the catalog did not get ready:\n{server.tail()}")
+def start_catalog(bench: h.Bench, env: dict[str, str], url: str, tag: str) -> str:
+    (port,) = h.free_ports(1)
+    argv = [bench.python, "-m", "services.catalog", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    bench.procs.start("catalog", argv, {**env, "CATALOG_DATABASE_URL": url}, bench.tmp / f"catalog-{tag}.log")
+    base = f"http://127.0.0.1:{port}"
+    h.wait_ready(bench.procs, f"{base}/readyz", timeout=60)
+    return base
 
 
 # ── the load ─────────────────────────────────────────────────────────────────────────────────────
@@ -404,19 +319,14 @@ class Measured:
     hits: dict[str, int] = field(default_factory=dict)
 
     def pct(self, p: float, values: list[float] | None = None) -> float:
-        data = sorted(values if values is not None else self.latencies_ms)
-        if not data:
-            return float("nan")
-        k = (len(data) - 1) * p / 100
-        lo, hi = int(k), min(int(k) + 1, len(data) - 1)
-        return data[lo] + (data[hi] - data[lo]) * (k - lo)
+        return h.pct(values if values is not None else self.latencies_ms, p)
 
 
-def measure(server: Server, backend: str, size: int, rounds: int, seed: int) -> Measured:
+def measure(base: str, backend: str, size: int, rounds: int, seed: int) -> Measured:
     import httpx
 
     result = Measured(backend, size)
-    with httpx.Client(base_url=server.base, timeout=30) as client:
+    with httpx.Client(base_url=base, timeout=30) as client:
         urls: list[tuple[str, str]] = []
         for label, params in QUERIES:
             urls.append((label, "/api/v1/products?" + urlencode(params)))
@@ -428,7 +338,7 @@ def measure(server: Server, backend: str, size: int, rounds: int, seed: int) -> 
             for _ in range(3):
                 resp = client.get(url)
                 if resp.status_code != 200:
-                    raise BenchError(f"{url} answered {resp.status_code}: {resp.text[:300]}")
+                    raise h.BenchError(f"{url} answered {resp.status_code}: {resp.text[:300]}")
             result.hits[label] = len(resp.json()["items"])
         rng = random.Random(seed)
         for _ in range(rounds):
@@ -439,7 +349,7 @@ def measure(server: Server, backend: str, size: int, rounds: int, seed: int) -> 
                 resp = client.get(url)
                 elapsed = (time.perf_counter() - started) * 1000
                 if resp.status_code != 200:
-                    raise BenchError(f"{url} answered {resp.status_code}")
+                    raise h.BenchError(f"{url} answered {resp.status_code}")
                 result.latencies_ms.append(elapsed)
                 result.by_query.setdefault(label, []).append(elapsed)
     return result
@@ -448,47 +358,17 @@ def measure(server: Server, backend: str, size: int, rounds: int, seed: int) -> 
 # ── report ───────────────────────────────────────────────────────────────────────────────────────
 
 
-def versions() -> tuple[str, str]:
-    """The machine (with SQLite's version) in one line, and the load average before the run."""
-    m = machine()
-    return (f"{m['cpus']} CPUs, {m['cpu_model']}, {m['memory']}, {m['kernel']}, Python {m['python']}, "
-            f"SQLite {sqlite3.sqlite_version}"), m["load_before"]
-
-
-def pg_version(dsn: str) -> str:
-    async def go() -> str:
-        import asyncpg
-
-        conn = await asyncpg.connect(dsn, timeout=5)
-        try:
-            return (await conn.fetchval("SHOW server_version")).split()[0]
-        finally:
-            await conn.close()
-
-    try:
-        return "PostgreSQL " + asyncio.run(go())
-    except Exception:  # only for the report
-        return "PostgreSQL ?"
-
-
 def table(results: list[Measured]) -> str:
-    lines = ["| backend | products | requests | p50 (ms) | p99 (ms) | p50 / 15 ms | p99 / 50 ms |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
-    for r in results:
-        p50, p99 = r.pct(50), r.pct(99)
-        lines.append(f"| {r.backend} | {r.size:,} | {len(r.latencies_ms)} | {p50:.2f} | {p99:.2f} | "
-                     f"{p50 / TARGET_P50_MS:.2f} | {p99 / TARGET_P99_MS:.2f} |")
-    return "\n".join(lines)
+    return h.table(["backend", "products", "requests", "p50 (ms)", "p99 (ms)", "p50 / 15 ms", "p99 / 50 ms"],
+                   [[r.backend, f"{r.size:,}", len(r.latencies_ms), f"{r.pct(50):.2f}", f"{r.pct(99):.2f}",
+                     f"{r.pct(50) / TARGET_P50_MS:.2f}", f"{r.pct(99) / TARGET_P99_MS:.2f}"] for r in results])
 
 
 def per_query_table(results: list[Measured]) -> str:
     largest = [r for r in results if r.size == max(x.size for x in results)]
-    head = "| query | " + " | ".join(f"{r.backend} p50 / p99 (ms)" for r in largest) + " | items |"
-    lines = [head, "|---|" + "---:|" * len(largest) + "---:|"]
-    for label in largest[0].by_query:
-        cells = [f"{r.pct(50, r.by_query[label]):.1f} / {r.pct(99, r.by_query[label]):.1f}" for r in largest]
-        lines.append(f"| {label} | " + " | ".join(cells) + f" | {largest[0].hits.get(label, 0)} |")
-    return "\n".join(lines)
+    return h.table(["query", *(f"{r.backend} p50 / p99 (ms)" for r in largest), "items"],
+                   [[label, *(f"{r.pct(50, r.by_query[label]):.1f} / {r.pct(99, r.by_query[label]):.1f}"
+                              for r in largest), largest[0].hits.get(label, 0)] for label in largest[0].by_query])
 
 
 def verdict(results: list[Measured]) -> list[str]:
@@ -537,22 +417,18 @@ def plot(results: list[Measured], path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = h.Options(__doc__, pg="--pg-admin-dsn")
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000], help="products, ascending")
     p.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     p.add_argument("--shops", type=int, default=300, help="shops the products are spread over")
     p.add_argument("--rounds", type=int, default=40, help="times each query is sent, after 3 unmeasured")
     p.add_argument("--seed", type=int, default=20261127, help="seed of the data and of the request order")
-    p.add_argument("--pg-admin-dsn", default=os.environ.get("TEST_POSTGRES_DSN",
-                                                            "postgresql://root@127.0.0.1:5432/postgres"))
     p.add_argument("--no-write", action="store_true", help="do not write docs/performance.md and the plot")
-    p.add_argument("--keep", action="store_true", help="keep the temporary folder and the PostgreSQL database")
-    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = p.parse_args(argv)
     if args.sizes != sorted(args.sizes) or args.sizes[0] < 1:
         p.error("--sizes must be positive and ascending (each size adds to the one before)")
     return args
+
 
 
 def batches(total: int, size: int) -> Iterator[tuple[int, int]]:
@@ -563,121 +439,93 @@ def batches(total: int, size: int) -> Iterator[tuple[int, int]]:
         done += n
 
 
-def run_backend(kind: str, args: argparse.Namespace, tmp: Path, python: str, env: dict[str, str]) -> list[Measured]:
-    backend: Backend = SqliteBackend(tmp) if kind == "sqlite" else PostgresBackend(args.pg_admin_dsn)
-    results = []
-    try:
-        print(f"[{backend.name}] migrating {backend.url.split('@')[-1]}", flush=True)
-        backend.migrate(python, tmp, env)
-        rng = random.Random(args.seed)
-        shops = make_shops(args.shops, rng)
-        backend.insert("shops", shops)
-        loaded, next_variant = 0, 1
-        for size in args.sizes:
-            started = time.perf_counter()
-            for _, n in batches(size - loaded, 10_000):
-                products, variants = make_products(loaded + 1, n, shops, rng, next_variant)
-                backend.insert("products", products)
-                backend.insert("variants", variants)
-                loaded += n
-                next_variant += len(variants)
-                print(f"[{backend.name}] seeding: {loaded:>7,} / {size:,} products "
-                      f"({time.perf_counter() - started:5.1f} s)", flush=True)
-            backend.finish_load()
-            print(f"[{backend.name}] {size:,} products loaded in {time.perf_counter() - started:.1f} s; "
-                  "starting the catalog", flush=True)
-            server = start_catalog(python, tmp, env, backend.url, f"{kind}-{size}")
-            try:
-                result = measure(server, backend.name, size, args.rounds, args.seed)
-            finally:
-                server.stop()
-            results.append(result)
-            print(f"[{backend.name}] {size:>7,} products: p50 {result.pct(50):6.2f} ms  p99 {result.pct(99):6.2f} ms "
-                  f"({len(result.latencies_ms)} requests)", flush=True)
-    finally:
-        if not args.keep:
-            backend.drop()
+def run_backend(kind: str, args: argparse.Namespace, bench: h.Bench, env: dict[str, str]) -> list[Measured]:
+    backend: Backend = SqliteBackend(bench.tmp) if kind == "sqlite" else PostgresBackend(args.pg_admin_dsn)
+    if not args.keep:
+        bench.cleanups.append(backend.drop)
+    print(f"[{backend.name}] migrating {backend.url.split('@')[-1]}", flush=True)
+    backend.migrate(bench.python, bench.tmp, env)
+    rng = random.Random(args.seed)
+    shops = make_shops(args.shops, rng)
+    backend.insert("shops", shops)
+    loaded, next_variant, results = 0, 1, []
+    for size in args.sizes:
+        started = time.perf_counter()
+        for _, n in batches(size - loaded, 10_000):
+            products, variants = make_products(loaded + 1, n, shops, rng, next_variant)
+            backend.insert("products", products)
+            backend.insert("variants", variants)
+            loaded += n
+            next_variant += len(variants)
+            print(f"[{backend.name}] seeding: {loaded:>7,} / {size:,} products "
+                  f"({time.perf_counter() - started:5.1f} s)", flush=True)
+        backend.finish_load()
+        print(f"[{backend.name}] {size:,} products loaded in {time.perf_counter() - started:.1f} s; "
+              "starting the catalog", flush=True)
+        result = measure(start_catalog(bench, env, backend.url, f"{kind}-{size}"), backend.name, size, args.rounds,
+                         args.seed)
+        bench.procs.stop_all()
+        results.append(result)
+        print(f"[{backend.name}] {size:>7,} products: p50 {result.pct(50):6.2f} ms  p99 {result.pct(99):6.2f} ms "
+              f"({len(result.latencies_ms)} requests)", flush=True)
     return results
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_venv(__file__, target="bench-search")
-    python = str(VENV_PYTHON if VENV_PYTHON.exists() else Path(sys.executable))
 
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_term)
-    command = " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
-    started_at = dt.datetime.now().astimezone()
-    tmp = Path(tempfile.mkdtemp(prefix="bench-search-"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CATALOG_", "GATEWAY_", "ORDERS_", "NOTIFY_"))}
-    env.update(LOG_LEVEL="WARNING", LOG_FORMAT="text", ENVIRONMENT="development", PYTHONDONTWRITEBYTECODE="1",
-               PYTHONPATH=str(REPO), CATALOG_RESERVATION_SWEEP_INTERVAL="0")
-    results: list[Measured] = []
-    try:
-        described, load_before = versions()
-        if "postgresql" in args.backends:
-            described += ", " + pg_version(args.pg_admin_dsn)
-        print(f"Chợ Vườn search bench — {started_at.isoformat(timespec='seconds')}")
-        print(f"  machine : {described}")
-        print(f"  command : {command}")
-        print(f"  load    : load average before the run {load_before} (other work on the machine skews the figures)")
-        print(f"  client  : one httpx client, one request at a time, keep-alive; {len(QUERIES) + len(SECOND_PAGES)} "
-              f"queries × {args.rounds} rounds in shuffled order after 3 unmeasured rounds", flush=True)
+    def body(bench: h.Bench) -> int:
+        env = h.base_env(CATALOG_RESERVATION_SWEEP_INTERVAL="0")
+        m = bench.info
+        pg = asyncio.run(h.pg_admin(args.pg_admin_dsn, [])) if "postgresql" in args.backends else None
+        software = f"SQLite {sqlite3.sqlite_version}" + (f", PostgreSQL {pg}" if pg else "")
+        described = (f"{m['cpus']} CPUs, {m['cpu_model']}, {m['memory']}, {m['kernel']}, Python {m['python']}, "
+                     + software)
+        bench.header("search bench", software=software, client=(
+            f"one httpx client, one request at a time, keep-alive; {len(QUERIES) + len(SECOND_PAGES)} queries × "
+            f"{args.rounds} rounds in shuffled order after 3 unmeasured rounds"))
+        results: list[Measured] = []
         for kind in args.backends:
-            results += run_backend(kind, args, tmp, python, env)
-    except KeyboardInterrupt:
-        print("\ninterrupted", file=sys.stderr)
-        return 130
-    except BenchError as exc:
-        print(f"bench/search.py: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if args.keep:
-            print(f"(kept {tmp})", file=sys.stderr)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    print()
-    print(table(results))
-    print()
-    print(per_query_table(results))
-    print()
-    for line in verdict(results):
-        print(line)
-    if args.json:
-        Path(args.json).write_text(json.dumps([{
+            results += run_backend(kind, args, bench, env)
+        print()
+        print(table(results))
+        print()
+        print(per_query_table(results))
+        print()
+        for line in verdict(results):
+            print(line)
+        h.write_json(args.json, [{
             "backend": r.backend, "size": r.size, "p50_ms": r.pct(50), "p99_ms": r.pct(99),
             "requests": len(r.latencies_ms),
             "by_query": {k: {"p50_ms": r.pct(50, v), "p99_ms": r.pct(99, v)} for k, v in r.by_query.items()},
-        } for r in results], indent=2, ensure_ascii=False) + "\n")
-    if not args.no_write:
-        plot(results, PLOT)
-        write_section(SECTION, "\n".join([
-            SECTION, "",
-            f"Date: {started_at.isoformat(timespec='seconds')}  ",
-            f"Machine: {described}; load average before the run {load_before}, after {load_average()}  ",
-            f"Command: `{command}`", "",
-            "Each backend's catalog database is made by the migrations and filled with SQL (not the API) with "
-            f"varieties whose Vietnamese names combine genera, colours, origins, descriptors and cultivars, over "
-            f"{args.shops} shops in {len(PROVINCE_WEIGHTS)} provinces (≈ 93 % active, 12 % of variants sold out). "
-            "At each size the catalog runs as its own process (`python -m services.catalog serve`, one uvicorn "
-            "worker) and one httpx client sends, one at a time, "
-            f"{len(QUERIES) + len(SECOND_PAGES)} kinds of request × {args.rounds} rounds in shuffled order: "
-            "common and rare words, with and without accents, upper case, prefixes, filters, sorts by price, "
-            "browsing without words and second pages (20 items a page). Latency is the client's, request sent "
-            "to reply read.", "",
-            table(results), "",
-            f"Targets at {TARGET_SIZE:,} products: p50 ≤ {TARGET_P50_MS:g} ms, p99 ≤ {TARGET_P99_MS:g} ms.", "",
-            *[f"- {line}" for line in verdict(results)], "",
-            "By query at the largest size (p50 / p99, ms; items on the page):", "",
-            per_query_table(results), "",
-            "![search latency](search-latency.png)",
-        ]))
-        print(f"\nwrote {PERFORMANCE_MD.relative_to(REPO)} and {PLOT.relative_to(REPO)}")
-    return 0
+        } for r in results])
+        if not args.no_write:
+            plot(results, PLOT)
+            h.write_section(SECTION, "\n".join([
+                SECTION, "",
+                f"Date: {h.now()}  ",
+                f"Machine: {described}; load average before the run {m['load_before']}, after {h.load_average()}  ",
+                f"Command: `{bench.command}`", "",
+                "Each backend's catalog database is made by the migrations and filled with SQL (not the API) with "
+                f"varieties whose Vietnamese names combine genera, colours, origins, descriptors and cultivars, over "
+                f"{args.shops} shops in {len(PROVINCE_WEIGHTS)} provinces (≈ 93 % active, 12 % of variants sold "
+                "out). At each size the catalog runs as its own process (`python -m services.catalog serve`, one "
+                "uvicorn worker) and one httpx client sends, one at a time, "
+                f"{len(QUERIES) + len(SECOND_PAGES)} kinds of request × {args.rounds} rounds in shuffled order: "
+                "common and rare words, with and without accents, upper case, prefixes, filters, sorts by price, "
+                "browsing without words and second pages (20 items a page). Latency is the client's, request sent "
+                "to reply read.", "",
+                table(results), "",
+                f"Targets at {TARGET_SIZE:,} products: p50 ≤ {TARGET_P50_MS:g} ms, p99 ≤ {TARGET_P99_MS:g} ms.", "",
+                *[f"- {line}" for line in verdict(results)], "",
+                "By query at the largest size (p50 / p99, ms; items on the page):", "",
+                per_query_table(results), "",
+                "![search latency](search-latency.png)",
+            ]))
+            print(f"\nwrote {h.PERFORMANCE_MD.relative_to(h.REPO)} and {PLOT.relative_to(h.REPO)}")
+        return 0
+
+    return h.run(__file__, body, target="bench-search", keep=args.keep)
 
 
 if __name__ == "__main__":

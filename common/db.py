@@ -150,6 +150,7 @@ class Database:
         self._commit_hooks: list = []
         event.listen(self._session_class, "after_flush", self._note_added)
         event.listen(self._session_class, "after_commit", self._run_commit_hooks)
+        event.listen(self._session_class, "after_rollback", lambda session: session.info.pop("on_commit", None))
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False,
                                                sync_session_class=self._session_class)
         # For transactions that read, then write what they read (stock): on SQLite they begin
@@ -180,10 +181,22 @@ class Database:
         for hook, model in self._commit_hooks:
             if model is None or model in added:
                 hook()
+        for hook in session.info.pop("on_commit", ()):
+            hook()
 
     async def session(self) -> AsyncIterator[AsyncSession]:
         async with self.sessionmaker() as session:
             yield session
+
+    @contextlib.asynccontextmanager
+    async def unit_of_work(self, *, writer: bool = False) -> AsyncIterator[AsyncSession]:
+        """A session committed once when the body ends without an error (unless the body ended its
+        transaction itself), rolled back otherwise: the request's ``SessionDep``, a background job's
+        round, a web page's writes. ``writer``: a writer session (BEGIN IMMEDIATE on SQLite)."""
+        async with (self.writer if writer else self.sessionmaker)() as session:
+            yield session
+            if session.in_transaction():
+                await session.commit()
 
     async def ping(self, timeout: float = 2.0) -> None:
         async def _ping() -> None:
@@ -216,6 +229,12 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def on_commit(session: AsyncSession, hook) -> None:
+    """Call ``hook()`` once this session's transaction commits (a worker woken for what it wrote, once
+    the request's unit of work made it visible); never if it rolls back."""
+    session.sync_session.info.setdefault("on_commit", []).append(hook)
 
 
 def lock_key(*parts: str) -> int:
@@ -309,20 +328,24 @@ def install_unavailable_handler(app: FastAPI) -> None:
 
 
 async def _request_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request's unit of work: one session, committed once when the endpoint returned without an
+    error, rolled back otherwise. The dependency's scope is the endpoint's call (``scope="function"``),
+    so the commit runs before the reply is sent: a client never gets a 2xx for a write whose commit
+    then failed (that request gets the commit's error instead, a 503 when the database is gone)."""
     db: Database = request.app.state.db
-    maker = db.sessionmaker if request.method in ("GET", "HEAD", "OPTIONS") else db.writer
-    async with maker() as session:
-        try:
+    try:
+        async with db.unit_of_work(writer=request.method not in ("GET", "HEAD", "OPTIONS")) as session:
             yield session
-        except Exception as exc:
-            if unreachable(exc):
-                raise DatabaseUnavailable(db.name) from exc
-            raise
+    except Exception as exc:
+        if unreachable(exc):
+            raise DatabaseUnavailable(db.name) from exc
+        raise
 
 
-SessionDep = Annotated[AsyncSession, Depends(_request_session)]
-"""A session on the app's database for one request (``request.app.state.db``). Requests that may
-write get a writer session (on SQLite it begins IMMEDIATE, so read-then-write cannot fail half way)."""
+SessionDep = Annotated[AsyncSession, Depends(_request_session, scope="function")]
+"""The request's unit of work on the app's database (``request.app.state.db``): service functions
+add, change and flush; this commits once, before the reply. Requests that may write get a writer
+session (on SQLite it begins IMMEDIATE, so read-then-write cannot fail half way)."""
 
 
 class UtcDateTime(TypeDecorator):

@@ -15,8 +15,9 @@ import signal
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
 
 from common.auth import TokenVerifier
 from common.db import Database, install_unavailable_handler
@@ -31,6 +32,15 @@ log = logging.getLogger("app")
 
 Hook = Callable[[FastAPI], Awaitable[None]]
 GC_YOUNG_THRESHOLD = 5_000
+
+
+def from_state(name: str) -> Callable[[Request], Any]:
+    """A dependency provider for an app's ``deps.py``: what start-up put on ``app.state`` as ``name``."""
+    def provide(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    provide.__name__ = provide.__qualname__ = name
+    return provide
 
 
 def create_service_app(

@@ -16,6 +16,7 @@ from common.errors import ServiceUnavailable
 from common.keys import dev_private_key, private_key_from_text
 from common.service import create_service_app
 from common.settings import DEV_SECRET_PREFIX, secret_list
+from gateway import deps
 from gateway.headers import SecurityHeadersMiddleware, script_hashes
 from gateway.identity.endpoints import jwks_router
 from gateway.identity.endpoints import router as identity_router
@@ -25,7 +26,7 @@ from gateway.identity.tokens import Signer
 from gateway.openapi import MergedOpenAPI, own_document
 from gateway.paths import RouteTable
 from gateway.proxy import ProxyRoute, Upstreams
-from gateway.ratelimit import Rule, enforce, make_rate_limiter
+from gateway.ratelimit import Rule, make_rate_limiter
 from gateway.settings import GatewaySettings, proxy_list
 from gateway.web import router as web_router
 from gateway.web.error_pages import HtmlErrorPages
@@ -118,8 +119,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def prepare(request: Request, service: str, path: str) -> list[tuple[str, str]]:
         """What the gateway does to a request before forwarding it: limits, API key → token."""
         if request.method == "POST" and path.rstrip("/") in ORDER_CREATION:
-            await enforce(request.app.state.limiter, request.app.state.rules["order-ip"],
-                          request.client.host if request.client else "unknown")
+            await deps.limits(request).check("order-ip", request.client.host if request.client else "unknown")
         return await integration_headers(request)
 
     # Outermost: a browser's request that ends in problem+json (but not under /api/) gets an HTML page.

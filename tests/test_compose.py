@@ -21,6 +21,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from pydantic import AliasChoices, AliasPath, SecretStr
 from pydantic_settings import BaseSettings
 
 from common.settings import SharedSettings
+from deploy import compose_secrets
 from gateway.settings import GatewaySettings
 from services.catalog.settings import CatalogSettings
 from services.notify.settings import NotifySettings
@@ -56,6 +58,8 @@ SHARED_SETTINGS: tuple[type[BaseSettings], ...] = (SharedSettings,)
 
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|(^|_)KEY($|_)")
 INITDB_DIR = "/docker-entrypoint-initdb.d"
+SECRETS_MOUNT = "/run/secrets"  # where compose mounts `secrets:` (and the apps' SECRETS_DIR)
+SECRETS_FOLDER = "./secrets/"  # where deploy/compose_secrets.py writes them
 
 
 # --- what the code reads ---------------------------------------------------------------------------
@@ -176,6 +180,15 @@ def _strings(node: object, where: str):
             yield from _strings(value, f"{where}[{i}]")
 
 
+@functools.cache
+def made_secrets() -> dict[str, str]:
+    """What deploy/compose_secrets.py writes into ./secrets on a fresh install: name → value."""
+    import tempfile
+    with tempfile.TemporaryDirectory() as folder:
+        compose_secrets.make(Path(folder))
+        return {f.name: f.read_text(encoding="utf-8").strip() for f in Path(folder).iterdir()}
+
+
 @dataclass
 class Compose:
     data: dict
@@ -212,6 +225,23 @@ class Compose:
         if isinstance(env, list):
             env = dict(item.split("=", 1) if "=" in item else (item, "") for item in env)
         return {str(k): "" if v is None else str(v) for k, v in env.items()}
+
+    def secrets(self, svc: str) -> list[str]:
+        """The secrets mounted into a service, by the name of the file under /run/secrets."""
+        found = []
+        for item in self.services[svc].get("secrets") or []:
+            if isinstance(item, dict):
+                target = str(item.get("target") or item.get("source"))
+                found.append(target.removeprefix(SECRETS_MOUNT + "/"))
+            else:
+                found.append(str(item))
+        return found
+
+    def given(self, svc: str) -> dict[str, str]:
+        """What the app in ``svc`` is told: its environment and, through SECRETS_DIR, its secret files
+        as deploy/compose_secrets.py makes them (the environment wins, as in the apps' settings)."""
+        made = made_secrets()
+        return {**{name: made.get(name, "") for name in self.secrets(svc)}, **self.env(svc)}
 
     def image_of(self, prefix: str) -> str | None:
         return next((svc for svc, s in self.services.items()
@@ -265,7 +295,7 @@ def check_env_names(c: Compose) -> list[str]:
         if module not in APP_SETTINGS:
             continue
         accepted = accepted_env(module)
-        for name in c.env(svc):
+        for name in c.given(svc):
             if name.upper() in accepted:
                 continue
             others = readers(name)
@@ -295,7 +325,7 @@ def check_required_env(c: Compose) -> list[str]:
         needed = {env_name(cls, "database_url")} | secret_env_names(cls)
         needed |= {env_name(cls, f) for f in cls.model_fields
                    if f.endswith("_url") and f.removesuffix("_url") in app_names}
-        for name in sorted(needed - set(env)):
+        for name in sorted(needed - set(c.given(svc))):
             problems.append(f"{svc}: {name} is not set")
     return problems
 
@@ -452,7 +482,7 @@ def check_databases(c: Compose) -> list[str]:
             continue
         cls = APP_SETTINGS[module]
         name = env_name(cls, "database_url")
-        url = c.env(svc).get(name)
+        url = c.given(svc).get(name)
         if not url:
             continue  # reported by check_required_env
         parts = urlsplit(substituted(url))
@@ -477,6 +507,12 @@ def check_databases(c: Compose) -> list[str]:
                             f"({owners.get(database)!r} in the init script)")
         if parts.username in superusers:
             problems.append(f"{svc}: role {parts.username!r} is made a superuser by the init script")
+        role_password = f"{own.upper()}_DB_PASSWORD"
+        if role_password not in c.secrets(postgres):
+            problems.append(f"{postgres}: {role_password} is not mounted, the init script cannot make "
+                            f"the {own} role")
+        elif parts.password not in (made_secrets().get(role_password), PLACEHOLDER):
+            problems.append(f"{svc}: {name}'s password is not {role_password}, the {own} role's")
     return problems
 
 
@@ -542,34 +578,54 @@ def check_service_urls(c: Compose) -> list[str]:
 
 
 def check_secrets(c: Compose) -> list[str]:
+    """Secrets are files: compose's `secrets:`, each declared with a file under ./secrets that
+    deploy/compose_secrets.py makes, mounted as /run/secrets/<NAME> where SECRETS_DIR points; no
+    secret in an environment, written in the file or interpolated from the shell."""
     problems = []
     secret_settings = set().union(*(secret_env_names(cls) for cls in APP_SETTINGS.values()))
     for where, value in _strings(c.data, "compose"):
         for it in interpolations(value):
-            if not (SECRET_NAME.search(it.name) or it.name in secret_settings):
-                continue
-            if it.op != ":?" or not it.arg.strip():
-                problems.append(f"{where}: {it.text} must be written ${{{it.name}:?message}} so that "
-                                f"compose refuses to start without it")
+            if SECRET_NAME.search(it.name) or it.name in secret_settings:
+                problems.append(f"{where}: {it.text} takes a secret from the shell's environment; "
+                                f"mount it as a file (secrets:)")
+    declared = c.data.get("secrets") or {}
+    makes = set(compose_secrets.names())
+    for name, spec in declared.items():
+        source = str((spec or {}).get("file", ""))
+        if source != SECRETS_FOLDER + name:
+            problems.append(f"secrets.{name}: must be file: {SECRETS_FOLDER}{name}, is {spec!r}")
+        if name not in makes:
+            problems.append(f"secrets.{name}: deploy/compose_secrets.py does not make it")
+    mounted = set()
+    for svc in c.services:
+        for name in c.secrets(svc):
+            mounted.add(name)
+            if name not in declared:
+                problems.append(f"{svc}: mounts secret {name}, which is not declared under secrets:")
+    for name in sorted(set(declared) - mounted):
+        problems.append(f"secrets.{name}: declared but mounted by no service")
     for svc, module in c.apps().items():
         if module not in APP_SETTINGS:
             continue
         env = c.env(svc)
-        for name in sorted(secret_env_names(APP_SETTINGS[module]) & set(env)):
-            value = env[name]
-            found = interpolations(value)
-            if len(found) != 1 or found[0].text != value:
-                problems.append(f"{svc}: {name} holds a literal value; take it from the environment "
-                                f"with ${{{name}:?message}}")
+        for name in sorted((secret_env_names(APP_SETTINGS[module]) | {env_name(APP_SETTINGS[module], "database_url")})
+                           & set(env)):
+            problems.append(f"{svc}: {name} is in {svc}'s environment; mount it as a secret file")
+        if c.secrets(svc) and env.get("SECRETS_DIR") != SECRETS_MOUNT:
+            problems.append(f"{svc}: mounts secrets but SECRETS_DIR is {env.get('SECRETS_DIR')!r}, "
+                            f"not {SECRETS_MOUNT}")
         url = env.get(env_name(APP_SETTINGS[module], "database_url"), "")
         password = urlsplit(substituted(url)).password
         if password and password != PLACEHOLDER:
             problems.append(f"{svc}: the database password is written in the compose file")
     postgres = c.image_of("postgres")
     if postgres:
-        password = c.env(postgres).get("POSTGRES_PASSWORD", "")
-        if not interpolations(password):
-            problems.append(f"{postgres}: POSTGRES_PASSWORD must come from the environment")
+        env = c.env(postgres)
+        if "POSTGRES_PASSWORD" in env:
+            problems.append(f"{postgres}: POSTGRES_PASSWORD is in the environment; use POSTGRES_PASSWORD_FILE")
+        target = env.get("POSTGRES_PASSWORD_FILE", "")
+        if target.removeprefix(SECRETS_MOUNT + "/") not in c.secrets(postgres):
+            problems.append(f"{postgres}: POSTGRES_PASSWORD_FILE={target!r} is not a secret it mounts")
     return problems
 
 
@@ -599,7 +655,7 @@ def check_health_and_order(c: Compose) -> list[str]:
                 problems.append(f"{svc}: depends_on {name} has no condition")
             elif condition == "service_healthy" and not c.services[name].get("healthcheck"):
                 problems.append(f"{svc}: waits for {name} to be healthy, but {name} has no healthcheck")
-        talks_to = {urlsplit(substituted(v)).hostname for v in c.env(svc).values() if "://" in v}
+        talks_to = {urlsplit(substituted(v)).hostname for v in c.given(svc).values() if "://" in v}
         for name in sorted((talks_to & set(c.services)) - set(depends)):
             problems.append(f"{svc}: talks to {name} but does not depend_on it")
     return problems
@@ -614,13 +670,19 @@ def check_settings_accept_env(c: Compose) -> list[str]:
         if module not in APP_SETTINGS:
             continue
         env = {name: substituted(value) for name, value in c.env(svc).items()}
-        for cls in (APP_SETTINGS[module], *SHARED_SETTINGS):
-            with mock.patch.dict(os.environ, env, clear=True):
-                try:
-                    cls(_env_file=None)
-                except Exception as exc:  # ValidationError, InsecureSettingError, …
-                    detail = " ".join(str(exc).split())
-                    problems.append(f"{svc}: {cls.__name__} refuses its environment: {detail}")
+        with tempfile.TemporaryDirectory() as folder:
+            for name in c.secrets(svc):  # mounted as compose mounts them, read through SECRETS_DIR
+                if name in made_secrets():
+                    (Path(folder) / name).write_text(made_secrets()[name] + "\n", encoding="utf-8")
+            if "SECRETS_DIR" in env:
+                env["SECRETS_DIR"] = folder
+            for cls in (APP_SETTINGS[module], *SHARED_SETTINGS):
+                with mock.patch.dict(os.environ, env, clear=True):
+                    try:
+                        cls(_env_file=None)
+                    except Exception as exc:  # ValidationError, InsecureSettingError, …
+                        detail = " ".join(str(exc).split())
+                        problems.append(f"{svc}: {cls.__name__} refuses its environment: {detail}")
     return problems
 
 
@@ -689,6 +751,18 @@ def _set(svc: str, key: str, value: object):
     return mutate
 
 
+def _unmount(svc: str, name: str):
+    def mutate(data: dict) -> None:
+        data["services"][svc]["secrets"].remove(name)
+    return mutate
+
+
+def _mount(svc: str, name: str):
+    def mutate(data: dict) -> None:
+        data["services"][svc]["secrets"].append(name)
+    return mutate
+
+
 MUTATIONS = [
     ("renamed variable", _rename_env("catalog", "CATALOG_HOST", "CATALOG_HOSTNAME"),
      check_env_names, "CATALOG_HOSTNAME is not a setting of any app"),
@@ -702,13 +776,17 @@ MUTATIONS = [
      check_required_env, "NOTIFY_HOST must be '0.0.0.0'"),
     ("development mode", _set_env("gateway", "ENVIRONMENT", "development"),
      check_required_env, "ENVIRONMENT must be 'production'"),
-    ("missing secret", _set_env("orders", "SERVICE_TOKEN", None),
+    ("missing secret", _unmount("orders", "SERVICE_TOKEN"),
      check_required_env, "SERVICE_TOKEN is not set"),
+    ("another app's secret", _mount("gateway", "CATALOG_DATA_KEY"),
+     check_env_names, "CATALOG_DATA_KEY is read by services.catalog, not by gateway"),
     ("missing upstream", _set_env("gateway", "GATEWAY_NOTIFY_URL", None),
      check_required_env, "GATEWAY_NOTIFY_URL is not set"),
-    ("no JWT public key", lambda d: [svc["environment"].pop("JWT_PUBLIC_KEY")
+    ("no JWT public key", lambda d: [svc["secrets"].remove("JWT_PUBLIC_KEY")
                                      for svc in d["services"].values() if "build" in svc],
      check_settings_accept_env, "JWT_PUBLIC_KEY"),
+    ("secrets not read", lambda d: d["services"]["orders"]["environment"].pop("SECRETS_DIR"),
+     check_settings_accept_env, "OrdersSettings refuses its environment"),
     ("bad port", _set_env("catalog", "CATALOG_PORT", "eighty"),
      check_settings_accept_env, "CatalogSettings refuses its environment"),
     ("bad log format", _set_env("notify", "LOG_FORMAT", "xml"),
@@ -767,15 +845,25 @@ MUTATIONS = [
      check_smtp, "SMTP_URL must be an smtp:// URL"),
     ("wrong upstream port", _set_env("gateway", "GATEWAY_ORDERS_URL", "http://orders:8001"),
      check_service_urls, "GATEWAY_ORDERS_URL=http://orders:8001 should point at http://orders:8002"),
-    ("optional secret", _set_env("notify", "SERVICE_TOKEN", "${SERVICE_TOKEN}"),
-     check_secrets, "${SERVICE_TOKEN} must be written ${SERVICE_TOKEN:?message}"),
-    ("defaulted secret", _set_env("notify", "SERVICE_TOKEN", "${SERVICE_TOKEN:-changeme}"),
-     check_secrets, "must be written"),
+    ("secret from the shell", _set_env("notify", "SERVICE_TOKEN", "${SERVICE_TOKEN:?set it}"),
+     check_secrets, "${SERVICE_TOKEN:?set it} takes a secret from the shell's environment"),
     ("literal secret", _set_env("catalog", "SERVICE_TOKEN", "x" * 40),
-     check_secrets, "SERVICE_TOKEN holds a literal value"),
-    ("optional db password", _set_env("catalog", "CATALOG_DATABASE_URL",
-                                      "postgresql+asyncpg://catalog:${CATALOG_DB_PASSWORD}@postgres:5432/catalog"),
-     check_secrets, "${CATALOG_DB_PASSWORD} must be written"),
+     check_secrets, "SERVICE_TOKEN is in catalog's environment; mount it as a secret file"),
+    ("database URL in the environment", _set_env("catalog", "CATALOG_DATABASE_URL",
+                                                 "postgresql+asyncpg://catalog:${CATALOG_DB_PASSWORD:?x}@postgres:5432/catalog"),
+     check_secrets, "CATALOG_DATABASE_URL is in catalog's environment"),
+    ("secrets dir elsewhere", _set_env("notify", "SECRETS_DIR", "/etc/cho-vuon"),
+     check_secrets, "SECRETS_DIR is '/etc/cho-vuon', not /run/secrets"),
+    ("undeclared secret", lambda d: d["secrets"].pop("METRICS_TOKEN"),
+     check_secrets, "gateway: mounts secret METRICS_TOKEN, which is not declared"),
+    ("secret file elsewhere", lambda d: d["secrets"]["SERVICE_TOKEN"].update(file="/etc/token"),
+     check_secrets, "secrets.SERVICE_TOKEN: must be file: ./secrets/SERVICE_TOKEN"),
+    ("secret nobody makes", lambda d: d["secrets"].update(STRIPE_KEY={"file": "./secrets/STRIPE_KEY"}),
+     check_secrets, "secrets.STRIPE_KEY: deploy/compose_secrets.py does not make it"),
+    ("postgres password in the environment", _set_env("postgres", "POSTGRES_PASSWORD", "hunter2hunter2"),
+     check_secrets, "POSTGRES_PASSWORD is in the environment"),
+    ("role password not mounted", _unmount("postgres", "ORDERS_DB_PASSWORD"),
+     check_databases, "ORDERS_DB_PASSWORD is not mounted"),
     ("literal db password", _set_env("catalog", "CATALOG_DATABASE_URL",
                                      "postgresql+asyncpg://catalog:hunter2@postgres:5432/catalog"),
      check_secrets, "database password is written in the compose file"),

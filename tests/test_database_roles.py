@@ -2,19 +2,21 @@
 owns only its own database, and the four apps run on those roles alone.
 
 The script runs as the postgres image's entrypoint runs it (as POSTGRES_USER over the local socket,
-the passwords from the environment) against a private PostgreSQL server whose TCP connections need a
-password (scram-sha-256, as in the image); the apps then connect over TCP as their roles.
+the passwords from the secret files deploy/compose_secrets.py makes, as compose mounts them) against a
+private PostgreSQL server whose TCP connections need a password (scram-sha-256, as in the image); the
+apps then connect over TCP as their roles, with the database URLs from the same secret files.
 """
 
 from __future__ import annotations
 
 import asyncio
 import subprocess
-import uuid
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
 
+from deploy import compose_secrets
 from tests.catalog.helpers import BANK, PRODUCT, SHOP
 from tests.events.stack import ORDER
 from tests.support.databases import APPS, require
@@ -23,12 +25,17 @@ from tests.support.postgres import PrivatePostgres, unavailable
 from tests.support.servers import ROOT
 
 INIT_SCRIPT = ROOT / "deploy" / "postgres" / "initdb" / "01-databases.sh"
-PASSWORDS = {app: f"{app}-pw-{uuid.uuid4().hex}" for app in APPS}
+PASSWORDS: dict[str, str] = {}
+URLS: dict[str, str] = {}  # the secret files' database URLs, as compose gives them to the apps
 
 
 @pytest.fixture(scope="module")
-def server():
+def server(tmp_path_factory):
     require(unavailable() is None, unavailable() or "")
+    secrets = tmp_path_factory.mktemp("secrets")
+    compose_secrets.make(secrets)
+    PASSWORDS.update({app: (secrets / f"{app.upper()}_DB_PASSWORD").read_text().strip() for app in APPS})
+    URLS.update({app: (secrets / f"{app.upper()}_DATABASE_URL").read_text().strip() for app in APPS})
     pg = PrivatePostgres()
     try:
         pg.init()
@@ -36,12 +43,19 @@ def server():
         (pg.data / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n")
         pg.start()
         env = {"PATH": "/usr/bin:/bin", "POSTGRES_USER": "postgres", "PGHOST": str(pg.folder),
-               "PGPORT": str(pg.port), **{f"{a.upper()}_DB_PASSWORD": p for a, p in PASSWORDS.items()}}
+               "PGPORT": str(pg.port), "SECRETS_DIR": str(secrets)}
         done = subprocess.run(["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stdout + done.stderr
         yield pg
     finally:
         pg.remove()
+
+
+def test_the_init_script_refuses_a_missing_password(tmp_path) -> None:
+    env = {"PATH": "/usr/bin:/bin", "SECRETS_DIR": str(tmp_path)}
+    done = subprocess.run(["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "GATEWAY_DB_PASSWORD is neither a variable nor a file" in done.stderr
 
 
 def dsn(pg: PrivatePostgres, role: str, database: str, password: str | None = None) -> str:
@@ -93,7 +107,10 @@ def test_each_role_owns_its_database_and_nothing_more(server) -> None:
 async def test_the_apps_run_on_their_own_roles(server, tmp_path, monkeypatch) -> None:
     """Migrations at start, then an order end to end: each app as its own role, none a superuser."""
     monkeypatch.setenv("CATALOG_MEDIA_DIR", str(tmp_path / "media"))
-    urls = {app: f"postgresql+asyncpg://{app}:{PASSWORDS[app]}@127.0.0.1:{server.port}/{app}" for app in APPS}
+    # The compose service's host, postgres:5432, is this private server here.
+    urls = {app: URLS[app].replace(f"@{urlsplit(URLS[app]).netloc.split('@')[1]}/", f"@127.0.0.1:{server.port}/")
+            for app in APPS}
+    assert all(f"{app}:{PASSWORDS[app]}@127.0.0.1:{server.port}/{app}" in urls[app] for app in APPS), urls
     async with full_stack(urls) as stack:
         grower = await stack.register("grower", "0912345670", "Chị Tư")
         shop = await stack.gw.post("/api/v1/shops", json={**SHOP, "bank": BANK}, headers=grower["headers"])

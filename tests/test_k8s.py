@@ -173,6 +173,10 @@ class Install:
                 found.append(c)
         return found
 
+    def app_containers(self) -> list[Container]:
+        """The containers (Deployments' and Jobs') that run one of the four apps."""
+        return [c for c in self.containers() if c.module in APP_SETTINGS]
+
     def apps(self) -> dict[str, Container]:
         """Deployment name → its app container."""
         return {c.owner.split("/", 1)[1]: c for c in self.containers(("Deployment",))}
@@ -348,9 +352,7 @@ def check_apps(inst: Install) -> list[str]:
 def check_env_names(inst: Install) -> list[str]:
     """Every variable and secret file given to an app container is a setting of that app."""
     problems = []
-    for c in inst.containers():
-        if c.module not in APP_SETTINGS:
-            continue
+    for c in inst.app_containers():
         accepted = accepted_env(c.module)
         given = [(n, "variable") for n in (*c.env, *c.env_from_secret)] + [(n, "file") for n in c.files]
         for name, what in given:
@@ -369,9 +371,7 @@ def check_env_names(inst: Install) -> list[str]:
 def check_required_env(inst: Install) -> list[str]:
     """What every app needs to run in production on the cluster, given the way it must be given."""
     problems = []
-    for c in inst.containers():
-        if c.module not in APP_SETTINGS:
-            continue
+    for c in inst.app_containers():
         cls = APP_SETTINGS[c.module]
         want = {"ENVIRONMENT": "production", "LOG_FORMAT": "json", "SECRETS_DIR": SECRETS_DIR}
         if c.owner.startswith("Deployment/"):
@@ -409,9 +409,7 @@ def check_service_urls(inst: Install) -> list[str]:
     """``<APP>_URL`` settings point at that app's Service and port."""
     problems = []
     by_name = {service_name(m): m for m in APP_SETTINGS}
-    for c in inst.containers():
-        if c.module not in APP_SETTINGS:
-            continue
+    for c in inst.app_containers():
         cls = APP_SETTINGS[c.module]
         for f in cls.model_fields:
             target = by_name.get(f.removesuffix("_url")) if f.endswith("_url") else None
@@ -453,9 +451,7 @@ def check_settings_accept_env(inst: Install) -> list[str]:
     make_secrets.py), validates: types, values, and the production checks on secrets."""
     problems = []
     secrets = inst.secrets
-    for c in inst.containers():
-        if c.module not in APP_SETTINGS:
-            continue
+    for c in inst.app_containers():
         with tempfile.TemporaryDirectory() as folder:
             # The files as the pod has them, read through SECRETS_DIR as the app reads them.
             env = dict(c.env)
@@ -1186,6 +1182,15 @@ def _configmap(prefix: str) -> Callable[[Install], dict]:
                              if re.fullmatch(rf"{prefix}(-\w+)?", c["metadata"]["name"]))["data"]
 
 
+def _set(prefix: str, **values: str) -> Callable[[Install], None]:
+    """A mutation: these settings in the ConfigMap ``prefix``."""
+    return lambda inst: _configmap(prefix)(inst).update(values)
+
+
+def _unset(prefix: str, name: str) -> Callable[[Install], None]:
+    return lambda inst: _configmap(prefix)(inst).pop(name)
+
+
 def _secret_volume(kind: str, name: str, index: int) -> Callable[[Install], dict]:
     def get(inst: Install) -> dict:
         pod = inst.get(kind, name)["spec"]["template"]["spec"]
@@ -1218,11 +1223,11 @@ MUTATIONS: list[tuple[str, Callable[[Install], None], Callable[[Install], list[s
     ("unknown kind", lambda i: i.objects.append({"apiVersion": "example.com/v1", "kind": "Thing",
                                                  "metadata": {"name": "x"}}),
      check_schemas, "Thing/x: example.com/v1 has no schema"),
-    ("renamed setting", lambda i: _configmap("catalog")(i).update(CATALOG_MEDIA_FOLDER="/x"),
+    ("renamed setting", _set("catalog", CATALOG_MEDIA_FOLDER="/x"),
      check_env_names, "variable CATALOG_MEDIA_FOLDER is not a setting of any app"),
-    ("another app's setting", lambda i: _configmap("gateway")(i).update(ORDERS_CATALOG_URL="http://catalog:8001"),
+    ("another app's setting", _set("gateway", ORDERS_CATALOG_URL="http://catalog:8001"),
      check_env_names, "ORDERS_CATALOG_URL is read by services.orders, not by gateway"),
-    ("prefixed shared setting", lambda i: _configmap("orders")(i).update(ORDERS_EVENT_BUS_URL="nats://nats:4222"),
+    ("prefixed shared setting", _set("orders", ORDERS_EVENT_BUS_URL="nats://nats:4222"),
      check_env_names, "ORDERS_EVENT_BUS_URL is not a setting"),
     ("misnamed secret file", _rename_item("Deployment", "catalog", 1, "CATALOG_DATA_KEY", "CATALOG_DATAKEY"),
      check_env_names, "file CATALOG_DATAKEY is not a setting of any app"),
@@ -1232,33 +1237,33 @@ MUTATIONS: list[tuple[str, Callable[[Install], None], Callable[[Install], list[s
         {"name": "NOTIFY_DATA_KEY",
          "valueFrom": {"secretKeyRef": {"name": "cho-vuon-notify", "key": "NOTIFY_DATA_KEY"}}}),
      check_required_env, "NOTIFY_DATA_KEY is a variable"),
-    ("development mode", lambda i: _configmap("cho-vuon-shared")(i).update(ENVIRONMENT="development"),
+    ("development mode", _set("cho-vuon-shared", ENVIRONMENT="development"),
      check_required_env, "ENVIRONMENT must be 'production'"),
-    ("loopback host", lambda i: _configmap("notify")(i).pop("NOTIFY_HOST"),
+    ("loopback host", _unset("notify", "NOTIFY_HOST"),
      check_required_env, "NOTIFY_HOST must be '0.0.0.0'"),
-    ("HTTP event bus", lambda i: _configmap("orders")(i).update(EVENT_BUS_URL=""),
+    ("HTTP event bus", _set("orders", EVENT_BUS_URL=""),
      check_required_env, "EVENT_BUS_URL must be nats://nats:4222"),
-    ("photos in the container", lambda i: _configmap("catalog")(i).update(CATALOG_MEDIA_DIR="/app/media"),
+    ("photos in the container", _set("catalog", CATALOG_MEDIA_DIR="/app/media"),
      check_required_env, "CATALOG_MEDIA_DIR='/app/media' is not on a PersistentVolumeClaim"),
-    ("wrong upstream port", lambda i: _configmap("gateway")(i).update(GATEWAY_ORDERS_URL="http://orders:8001"),
+    ("wrong upstream port", _set("gateway", GATEWAY_ORDERS_URL="http://orders:8001"),
      check_service_urls, "GATEWAY_ORDERS_URL=http://orders:8001 should point at http://orders:8002"),
-    ("secret in a ConfigMap", lambda i: _configmap("catalog")(i).update(CATALOG_DATA_KEY="x" * 40),
+    ("secret in a ConfigMap", _set("catalog", CATALOG_DATA_KEY="x" * 40),
      check_no_secrets_in_config, "CATALOG_DATA_KEY is a secret"),
-    ("password in a URL", lambda i: _configmap("gateway")(i).update(GATEWAY_CATALOG_URL="http://u:pw@catalog:8001"),
+    ("password in a URL", _set("gateway", GATEWAY_CATALOG_URL="http://u:pw@catalog:8001"),
      check_no_secrets_in_config, "holds a password"),
-    ("bad value", lambda i: _configmap("notify")(i).update(NOTIFY_MAIL_MAX_ATTEMPTS="many"),
+    ("bad value", _set("notify", NOTIFY_MAIL_MAX_ATTEMPTS="many"),
      check_settings_accept_env, "NotifySettings refuses its settings"),
-    ("bad log format", lambda i: _configmap("cho-vuon-shared")(i).update(LOG_FORMAT="xml"),
+    ("bad log format", _set("cho-vuon-shared", LOG_FORMAT="xml"),
      check_settings_accept_env, "SharedSettings refuses its settings"),
-    ("no trusted proxy", lambda i: _configmap("gateway")(i).pop("GATEWAY_TRUSTED_PROXIES"),
+    ("no trusted proxy", _unset("gateway", "GATEWAY_TRUSTED_PROXIES"),
      check_trusted_proxies, "GATEWAY_TRUSTED_PROXIES is not set"),
     ("every address trusted",
-     lambda i: _configmap("gateway")(i).update(GATEWAY_TRUSTED_PROXIES="10.244.0.0/16,0.0.0.0/0"),
+     _set("gateway", GATEWAY_TRUSTED_PROXIES="10.244.0.0/16,0.0.0.0/0"),
      check_trusted_proxies, "0.0.0.0/0 is not a private network"),
     ("gateway open to every pod", lambda i: _policy("gateway-from-ingress")(i)["ingress"][0].update(
         **{"from": [{"namespaceSelector": {}}]}),
      check_trusted_proxies, "a pod elsewhere reaches the gateway"),
-    ("loopback webhooks", lambda i: _configmap("notify")(i).update(NOTIFY_WEBHOOKS_ALLOW_LOOPBACK="true"),
+    ("loopback webhooks", _set("notify", NOTIFY_WEBHOOKS_ALLOW_LOOPBACK="true"),
      check_settings_accept_env, "NOTIFY_WEBHOOKS_ALLOW_LOOPBACK"),
     ("secret not made", lambda i: _secret_volume("Deployment", "gateway", 1)(i).update(name="cho-vuon-gw"),
      check_secrets_made, "Secret cho-vuon-gw is read but make_secrets.py does not make it"),
@@ -1331,7 +1336,7 @@ MUTATIONS: list[tuple[str, Callable[[Install], None], Callable[[Install], list[s
     ("ingress to a service", lambda i: _obj("Ingress", "cho-vuon")(i)["spec"]["rules"][0]["http"]["paths"][0][
         "backend"]["service"].update(name="catalog", port={"number": 8001}),
      check_ingress, "goes to catalog:8001, not the gateway"),
-    ("another host", lambda i: _configmap("orders")(i).update(ORDERS_PUBLIC_BASE_URL="https://other.example"),
+    ("another host", _set("orders", ORDERS_PUBLIC_BASE_URL="https://other.example"),
      check_ingress, "ORDERS_PUBLIC_BASE_URL='https://other.example' is not https:// on the Ingress host"),
     ("small uploads", lambda i: _obj("Ingress", "cho-vuon")(i)["metadata"]["annotations"].update(
         {"nginx.ingress.kubernetes.io/proxy-body-size": "1m"}),
@@ -1394,6 +1399,7 @@ def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgr
     from PIL import Image
 
     from bench import load as bench
+    from bench.harness import mobile
     from tests.gateway.test_ratelimit import REDIS_URL
     from tests.support.nats_server import PrivateNats
     from tests.support.nats_server import unavailable as nats_unavailable
@@ -1495,7 +1501,7 @@ def test_the_apps_run_as_installed_under_a_read_only_root(tmp_path: Path, postgr
             province, ward = world.addresses[0]
             order = await client.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex}, json={
                 "shop_id": grower.shop_id, "lines": [{"variant_id": variant["id"], "quantity": 1}],
-                "contact": {"name": "Khách", "phone": bench.mobile(rng)},
+                "contact": {"name": "Khách", "phone": mobile(rng)},
                 "address": {"province_code": province, "ward_code": ward, "street": "1 Nguyễn Huệ"},
                 "payment_method": "cod", "delivery_method": "ship", "consent": True})
             assert order.status_code == 201, order.text

@@ -37,21 +37,13 @@ import json
 import secrets
 import sys
 
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat, PublicFormat
+
+from common.keys import private_key_text, public_key_text
+from services.notify.push.vapid import new_private_key as vapid_key
 
 APPS = ("gateway", "catalog", "orders", "notify")
 LABELS = {"app.kubernetes.io/part-of": "cho-vuon", "app.kubernetes.io/component": "secret"}
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).decode().rstrip("=")
-
-
-def vapid_key() -> str:
-    """A Web Push (VAPID) private key: base64url of a P-256 key's 32 raw bytes."""
-    return _b64url(ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value.to_bytes(32, "big"))
 
 
 def _secret(name: str, namespace: str, data: dict[str, str], *, kind: str = "Opaque",
@@ -63,8 +55,7 @@ def _secret(name: str, namespace: str, data: dict[str, str], *, kind: str = "Opa
 
 def _signing_pair() -> tuple[str, str]:
     key = Ed25519PrivateKey.generate()
-    return (_b64url(key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())),
-            _b64url(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)))
+    return private_key_text(key), public_key_text(key.public_key())
 
 
 def make(namespace: str = "cho-vuon", cluster: str = "cho-vuon-db", smtp_url: str = "") -> dict:

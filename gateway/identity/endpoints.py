@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter, Depends, Request, Response
-
-from common.auth import CurrentPrincipal, Principal, require
-from common.db import SessionDep
+from common.auth import Principal
 from common.errors import Forbidden
 from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
+from gateway.deps import CurrentPrincipal, Grower, LimitsDep, SessionDep, SettingsDep, SignerDep, UpstreamsDep
 from gateway.identity import personal_data, service
 from gateway.identity.schemas import (
     AccountPublic,
@@ -26,7 +24,6 @@ from gateway.identity.schemas import (
     Registration,
     TokenPair,
 )
-from gateway.ratelimit import enforce
 
 router = APIRouter(prefix="/api/v1", tags=["identity"])
 jwks_router = APIRouter(tags=["identity"])
@@ -36,16 +33,11 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def limit(request: Request, rule: str, key: str) -> None:
-    state = request.app.state
-    await enforce(state.limiter, state.rules[rule], key)
-
-
 @router.post("/auth/register", operation_id="identity_register", status_code=201, response_model=AccountPublic,
              summary="Open a grower or buyer account",
              responses=problems(409, 429, s409="An account with this phone number or email already exists"))
-async def register(request: Request, session: SessionDep, data: Registration) -> AccountPublic:
-    await limit(request, "register-ip", client_ip(request))
+async def register(request: Request, session: SessionDep, limits: LimitsDep, data: Registration) -> AccountPublic:
+    await limits.check("register-ip", client_ip(request))
     account = await service.register(session, data)
     return AccountPublic.model_validate(account, from_attributes=True)
 
@@ -53,21 +45,21 @@ async def register(request: Request, session: SessionDep, data: Registration) ->
 @router.post("/auth/token", operation_id="identity_token",
              response_model=TokenPair, summary="Sign in with phone or email and password",
              responses=problems(401, 429, s401="Wrong login or password"))
-async def token(request: Request, session: SessionDep, data: Login) -> TokenPair:
-    await limit(request, "login-ip", client_ip(request))
-    await limit(request, "login-account", service.login_key(data.login))
+async def token(request: Request, session: SessionDep, limits: LimitsDep, signer: SignerDep, settings: SettingsDep,
+                data: Login) -> TokenPair:
+    await limits.check("login-ip", client_ip(request))
+    await limits.check("login-account", service.login_key(data.login))
     account = await service.authenticate(session, data.login, data.password)
-    settings = request.app.state.settings
-    return await service.issue_tokens(session, request.app.state.signer, account, settings.refresh_ttl)
+    return await service.issue_tokens(session, account, signer=signer, refresh_ttl=settings.refresh_ttl)
 
 
 @router.post("/auth/refresh", operation_id="identity_refresh", response_model=TokenPair,
              summary="Exchange a refresh token for a new pair (the old one stops working)",
              responses=problems(401, 429, s401="The refresh token is not valid, has expired or was already used"))
-async def refresh(request: Request, session: SessionDep, data: RefreshRequest) -> TokenPair:
-    await limit(request, "login-ip", client_ip(request))
-    settings = request.app.state.settings
-    return await service.rotate(session, request.app.state.signer, data.refresh_token, settings.refresh_ttl)
+async def refresh(request: Request, session: SessionDep, limits: LimitsDep, signer: SignerDep, settings: SettingsDep,
+                  data: RefreshRequest) -> TokenPair:
+    await limits.check("login-ip", client_ip(request))
+    return await service.rotate(session, data.refresh_token, signer=signer, refresh_ttl=settings.refresh_ttl)
 
 
 @router.post("/auth/logout", operation_id="identity_logout",
@@ -93,20 +85,19 @@ async def update_me(session: SessionDep, principal: CurrentPrincipal, data: Acco
 
 @router.get("/me/export", operation_id="identity_export_me", response_model=PersonalData,
             summary="Everything Chợ Vườn holds about you, as JSON")
-async def export_me(request: Request, session: SessionDep, principal: CurrentPrincipal) -> dict:
+async def export_me(session: SessionDep, principal: CurrentPrincipal, upstreams: UpstreamsDep,
+                    settings: SettingsDep) -> dict:
     _only_users(principal)
-    return await personal_data.export(request, session, principal.sub)
+    return await personal_data.export(session, principal.sub, upstreams=upstreams, settings=settings)
 
 
 @router.delete("/me", operation_id="identity_delete_me", status_code=204,
                summary="Delete your account; orders shops must keep are anonymised, a grower's shop is closed")
-async def delete_me(request: Request, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def delete_me(session: SessionDep, principal: CurrentPrincipal, upstreams: UpstreamsDep,
+                    settings: SettingsDep) -> Response:
     _only_users(principal)
-    await personal_data.erase(request, session, principal.sub)
+    await personal_data.erase(session, principal.sub, upstreams=upstreams, settings=settings)
     return Response(status_code=204)
-
-
-Grower = Annotated[Principal, Depends(require("grower"))]
 
 
 @router.post("/api-keys", operation_id="identity_create_api_key", status_code=201, response_model=ApiKeyCreated,
@@ -143,5 +134,5 @@ def _only_users(principal: Principal) -> None:
 
 @jwks_router.get("/.well-known/jwks.json", operation_id="identity_jwks", response_model=Jwks,
                  summary="Public keys that verify access tokens")
-async def jwks(request: Request) -> dict:
-    return request.app.state.signer.jwks()
+async def jwks(signer: SignerDep) -> dict:
+    return signer.jwks()

@@ -14,9 +14,9 @@ from starlette.requests import Request
 
 from common.auth import bearer_token
 from common.errors import Unauthorized
+from gateway import deps
 from gateway.identity import service
 from gateway.identity.tokens import API_KEY_PREFIX
-from gateway.ratelimit import enforce
 
 LAST_USE_WRITE_EVERY = 60.0  # seconds: last use is recorded at most this often per key
 
@@ -36,20 +36,20 @@ async def integration_headers(request: Request) -> list[tuple[str, str]]:
     key = presented_key(request)
     if key is None:
         return []
-    state = request.app.state
-    async with state.db.sessionmaker() as session:
+    db, settings = deps.database(request), deps.settings(request)
+    async with db.sessionmaker() as session:
         found = await service.resolve_api_key(session, key)
     if found is None:
         raise Unauthorized("The API key is not valid or has been revoked",
                            headers={"WWW-Authenticate": 'Bearer realm="cho-vuon", error="invalid_token"'})
     row, account = found
-    await enforce(state.limiter, state.rules["api-key"], row.prefix)
-    last_writes: dict[int, float] = state.__dict__.setdefault("api_key_last_write", {})
+    await deps.limits(request).check("api-key", row.prefix)
+    last_writes = deps.api_key_last_writes(request)
     now = time.monotonic()
     if now - last_writes.get(row.id, 0.0) >= LAST_USE_WRITE_EVERY:
         last_writes[row.id] = now
-        async with state.db.writer() as session:
+        async with db.unit_of_work(writer=True) as session:
             await service.record_key_use(session, row.id)
-    token = state.signer.access_token(sub=account.id, role=account.role, kind="api_key",
-                                      scopes=list(row.scopes), ttl=state.settings.api_key_token_ttl)
+    token = deps.signer(request).access_token(sub=account.id, role=account.role, kind="api_key",
+                                              scopes=list(row.scopes), ttl=settings.api_key_token_ttl)
     return [("authorization", f"Bearer {token}")]

@@ -8,9 +8,9 @@ and deletes the account last, so a service that is down leaves the account in pl
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 import httpx
-from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.errors import ServiceUnavailable
@@ -18,10 +18,13 @@ from common.logging import request_id_var
 from gateway.identity import service
 from gateway.identity.schemas import AccountPublic, ApiKeyPublic
 
+if TYPE_CHECKING:
+    from gateway.proxy import Upstreams
+    from gateway.settings import GatewaySettings
 
-async def _ask(request: Request, method: str, path: str) -> dict:
-    state = request.app.state
-    headers = {"X-Service-Token": state.settings.service_token.get_secret_value(),
+
+async def _ask(upstreams: Upstreams, settings: GatewaySettings, method: str, path: str) -> dict:
+    headers = {"X-Service-Token": settings.service_token.get_secret_value(),
                "X-Request-ID": request_id_var.get() or ""}
 
     async def one(name: str, client: httpx.AsyncClient) -> tuple[str, dict]:
@@ -34,12 +37,13 @@ async def _ask(request: Request, method: str, path: str) -> dict:
             raise ServiceUnavailable(f"The {name} service could not answer ({resp.status_code})", service=name)
         return name, resp.json()
 
-    return dict(await asyncio.gather(*(one(n, c) for n, c in state.upstreams.clients.items())))
+    return dict(await asyncio.gather(*(one(n, c) for n, c in upstreams.clients.items())))
 
 
-async def export(request: Request, session: AsyncSession, account_id: str) -> dict:
+async def export(session: AsyncSession, account_id: str, *, upstreams: Upstreams,
+                 settings: GatewaySettings) -> dict:
     account = await service.get_account(session, account_id)
-    held = await _ask(request, "GET", f"/internal/accounts/{account_id}/export")
+    held = await _ask(upstreams, settings, "GET", f"/internal/accounts/{account_id}/export")
     keys = await service.list_api_keys(session, account_id, 100, None)
     return {
         "account": {**AccountPublic.model_validate(account, from_attributes=True).model_dump(mode="json"),
@@ -49,9 +53,8 @@ async def export(request: Request, session: AsyncSession, account_id: str) -> di
     }
 
 
-async def erase(request: Request, session: AsyncSession, account_id: str) -> dict:
+async def erase(session: AsyncSession, account_id: str, *, upstreams: Upstreams, settings: GatewaySettings) -> dict:
     account = await service.get_account(session, account_id)
-    done = await _ask(request, "DELETE", f"/internal/accounts/{account_id}")
+    done = await _ask(upstreams, settings, "DELETE", f"/internal/accounts/{account_id}")
     await session.delete(account)
-    await session.commit()
     return done

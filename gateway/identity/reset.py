@@ -43,7 +43,7 @@ def mac_key(signing_secret: str) -> bytes:
     return hashlib.sha256(b"cho-vuon password reset code\0" + signing_secret.encode()).digest()
 
 
-async def start(session: AsyncSession, account: Account, channel: str, ttl: int, key: bytes
+async def start(session: AsyncSession, account: Account, channel: str, *, ttl: int, key: bytes
                 ) -> tuple[PasswordReset, str]:
     """A new reset for ``account``, ending any earlier one. Returns it and its secret (the link's
     token, or the code), which is nowhere stored."""
@@ -59,7 +59,7 @@ async def start(session: AsyncSession, account: Account, channel: str, ttl: int,
         secret = f"{secrets.randbelow(10**6):06d}"
         reset.secret_hash = _mac(key, reset.id, secret)
     session.add(reset)
-    await session.commit()
+    await session.flush()
     return reset, secret
 
 
@@ -77,7 +77,7 @@ async def by_link(session: AsyncSession, token: str) -> tuple[PasswordReset, Acc
     return reset, account
 
 
-async def check_code(session: AsyncSession, account: Account | None, code: str, key: bytes,
+async def check_code(session: AsyncSession, account: Account | None, code: str, *, key: bytes,
                      max_tries: int) -> PasswordReset:
     """The account's live SMS reset when ``code`` is its code. A wrong code counts a try; the last
     allowed wrong try ends the reset."""
@@ -92,7 +92,7 @@ async def check_code(session: AsyncSession, account: Account | None, code: str, 
         tries = reset.wrong_tries + 1
         await session.execute(update(PasswordReset).where(PasswordReset.id == reset.id).values(
             wrong_tries=tries, **({"ended_at": utcnow()} if tries >= max_tries else {})))
-        await session.commit()
+        await session.commit()  # the try counts although the request fails: committed before the refusal
         raise ResetRefused()
     return reset
 
@@ -115,4 +115,3 @@ async def finish(session: AsyncSession, reset: PasswordReset, account: Account, 
     await session.execute(update(Account).where(Account.id == account.id).values(password_hash=new_hash))
     await session.execute(update(RefreshToken).where(RefreshToken.account_id == account.id,
                                                      RefreshToken.revoked_at.is_(None)).values(revoked_at=now))
-    await session.commit()

@@ -40,7 +40,7 @@ async def register(session: AsyncSession, data: Registration) -> Account:
                       locale=data.locale, password_hash=await hash_password(data.password))
     session.add(account)
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
         await session.rollback()
         raise Conflict("An account with this phone number or email already exists; sign in instead") from None
@@ -84,13 +84,12 @@ async def authenticate(session: AsyncSession, login: str, password: str) -> Acco
     return account
 
 
-async def issue_tokens(session: AsyncSession, signer: Signer, account: Account, refresh_ttl: int,
+async def issue_tokens(session: AsyncSession, account: Account, *, signer: Signer, refresh_ttl: int,
                        family_id: str | None = None) -> TokenPair:
     refresh = new_refresh_token()
     session.add(RefreshToken(account_id=account.id, family_id=family_id or str(uuid.uuid4()),
                              token_hash=digest(refresh),
                              expires_at=utcnow() + dt.timedelta(seconds=refresh_ttl)))
-    await session.commit()
     return TokenPair(access_token=signer.access_token(sub=account.id, role=account.role),
                      expires_in=signer.access_ttl, refresh_token=refresh)
 
@@ -99,10 +98,17 @@ async def _revoke_family(session: AsyncSession, family_id: str) -> None:
     await session.execute(update(RefreshToken).where(RefreshToken.family_id == family_id,
                                                      RefreshToken.revoked_at.is_(None))
                           .values(revoked_at=utcnow()))
+
+
+async def _revoke_and_refuse(session: AsyncSession, family_id: str, refusal: InvalidRefreshToken):
+    """The family is revoked although the request fails: committed here, before the 401, which the
+    request's unit of work would otherwise roll back."""
+    await _revoke_family(session, family_id)
     await session.commit()
+    raise refusal
 
 
-async def rotate(session: AsyncSession, signer: Signer, token: str, refresh_ttl: int, *,
+async def rotate(session: AsyncSession, token: str, *, signer: Signer, refresh_ttl: int,
                  grace: float = 0.0) -> TokenPair:
     """Exchange a refresh token for a new pair. A token used twice revokes its whole family.
 
@@ -124,16 +130,15 @@ async def rotate(session: AsyncSession, signer: Signer, token: str, refresh_ttl:
         if used_at is not None and utcnow() - used_at <= dt.timedelta(seconds=grace):
             account = await session.get(Account, row.account_id)
             if account is not None and not account.locked:
-                return await issue_tokens(session, signer, account, refresh_ttl, family_id=row.family_id)
+                return await issue_tokens(session, account, signer=signer, refresh_ttl=refresh_ttl,
+                                          family_id=row.family_id)
     if claimed.rowcount != 1:  # already rotated: someone replays a stolen token
-        await _revoke_family(session, row.family_id)
-        raise InvalidRefreshToken("This refresh token was already used; every session of it is now "
-                                  "signed out")
+        await _revoke_and_refuse(session, row.family_id, InvalidRefreshToken(
+            "This refresh token was already used; every session of it is now signed out"))
     account = await session.get(Account, row.account_id)
     if account is None or account.locked:
-        await _revoke_family(session, row.family_id)
-        raise InvalidRefreshToken()
-    return await issue_tokens(session, signer, account, refresh_ttl, family_id=row.family_id)
+        await _revoke_and_refuse(session, row.family_id, InvalidRefreshToken())
+    return await issue_tokens(session, account, signer=signer, refresh_ttl=refresh_ttl, family_id=row.family_id)
 
 
 async def logout(session: AsyncSession, token: str, account_id: str | None = None) -> None:
@@ -155,7 +160,7 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
         if value is not None:
             setattr(account, name, value.lower() if name == "email" else value)
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
         await session.rollback()
         raise Conflict("Another account uses this email") from None
@@ -169,7 +174,7 @@ async def create_api_key(session: AsyncSession, account: Account, data: ApiKeyCr
     row = ApiKey(account_id=account.id, name=data.name, prefix=prefix, key_hash=digest(key),
                  scopes=sorted(set(data.scopes)))
     session.add(row)
-    await session.commit()
+    await session.flush()
     return row, key
 
 
@@ -185,7 +190,6 @@ async def revoke_api_key(session: AsyncSession, account_id: str, key_id: int) ->
         raise NotFound("No such API key")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
-        await session.commit()
 
 
 async def resolve_api_key(session: AsyncSession, key: str) -> tuple[ApiKey, Account] | None:
@@ -206,4 +210,3 @@ async def resolve_api_key(session: AsyncSession, key: str) -> tuple[ApiKey, Acco
 
 async def record_key_use(session: AsyncSession, key_id: int) -> None:
     await session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=utcnow()))
-    await session.commit()

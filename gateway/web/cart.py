@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from common.errors import Forbidden
 from common.vietnam import provinces
+from gateway import deps
 from gateway.web import core, session
 from gateway.web.core import Redirect, WebRoute, call, gettext, page
 from gateway.web.forms import WHOLE, text, translate_errors
@@ -43,7 +44,7 @@ def _with_cart(request: Request, response: Response, cart: dict[tuple[int, int],
     value = "-".join(f"{p}.{v}.{q}" for (p, v), q in list(cart.items())[:MAX_LINES] if q > 0)
     if value:
         response.set_cookie(CART_COOKIE, value, max_age=30 * 24 * 3600, path="/", samesite="lax", httponly=True,
-                            secure=request.app.state.settings.environment != "development")
+                            secure=deps.settings(request).environment != "development")
     else:
         response.delete_cookie(CART_COOKIE, path="/")
     return response

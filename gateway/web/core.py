@@ -23,6 +23,7 @@ from starlette.responses import RedirectResponse, Response
 
 from common.errors import Problem, ServiceUnavailable
 from common.http_cache import etag_matches, weak_etag
+from gateway import deps
 from gateway.web import assets, session
 from gateway.web.i18n import LANG_COOKIE, LOCALES, N_, local_phone, locale_of, money, translations, when
 
@@ -201,7 +202,7 @@ class Upstream:
 async def call(request: Request, service: str, method: str, path: str, *, auth: session.Session | None = None,
                json: Any = None, params: dict | None = None, content: bytes | None = None,
                headers: dict[str, str] | None = None) -> Upstream:
-    client: httpx.AsyncClient = request.app.state.upstreams.clients[service]
+    client = deps.upstream(request, service)
     sent = {"X-Forwarded-For": request.client.host if request.client else "unknown"}
     if auth is not None:
         sent.update(auth.headers)

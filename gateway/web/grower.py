@@ -15,9 +15,9 @@ from starlette.responses import Response, StreamingResponse
 
 from common.errors import NotFound, Problem
 from common.vietnam import BANKS, VN_TZ, province_name, provinces, ward_name, wards
+from gateway import deps
 from gateway.identity import service as identity
 from gateway.identity.schemas import Registration
-from gateway.ratelimit import enforce
 from gateway.web import session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
 from gateway.web.forms import number, text, translate_errors
@@ -47,7 +47,7 @@ Grower = Annotated[session.Session, Depends(signed_in_grower)]
 
 
 async def posted_form(request: Request, max_files: int = 0) -> FormData:
-    limit = request.app.state.settings.max_upload_bytes * (3 if max_files else 1)
+    limit = deps.settings(request).max_upload_bytes * (3 if max_files else 1)
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > limit:
         _ = gettext(request)
@@ -74,8 +74,7 @@ async def signup(request: Request) -> Response:
     _ = gettext(request)
     values = values_of(form)
     values.pop("password", None)
-    state = request.app.state
-    await enforce(state.limiter, state.rules["register-ip"], request.client.host if request.client else "unknown")
+    await deps.limits(request).check("register-ip", request.client.host if request.client else "unknown")
     try:
         data = Registration(role="grower", name=text(form, "name"), phone=text(form, "phone"),
                             password=form.get("password") or "", email=text(form, "email") or None,
@@ -84,7 +83,7 @@ async def signup(request: Request) -> Response:
         errors = translate_errors(request, [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"],
                                              "type": e["type"]} for e in exc.errors()], {})
         return page(request, "signup.html", status=422, values=values, errors=errors)
-    async with state.db.sessionmaker() as db:
+    async with deps.database(request).unit_of_work() as db:
         try:
             account = await identity.register(db, data)
         except Problem as exc:
@@ -93,7 +92,8 @@ async def signup(request: Request) -> Response:
             else:
                 errors = {"password": _("Choose a longer password that is hard to guess")}
             return page(request, "signup.html", status=exc.status, values=values, errors=errors)
-        pair = await identity.issue_tokens(db, state.signer, account, state.settings.refresh_ttl)
+        pair = await identity.issue_tokens(db, account, signer=deps.signer(request),
+                                           refresh_ttl=deps.settings(request).refresh_ttl)
     session.start(request, pair)
     raise Redirect("/grower/shop")
 
@@ -109,22 +109,23 @@ async def login_form(request: Request, next: str | None = None, reset: int | Non
 async def login(request: Request) -> Response:
     form = await posted_form(request)
     _ = gettext(request)
-    state = request.app.state
     login_name, password = text(form, "login"), str(form.get("password") or "")
     values = {"login": login_name, "next": safe_next(text(form, "next"))}
     if not login_name or not password:
         return page(request, "login.html", status=422, values=values,
                     errors={"login" if not login_name else "password": _("This field is required")})
     ip = request.client.host if request.client else "unknown"
-    await enforce(state.limiter, state.rules["login-ip"], ip)
-    await enforce(state.limiter, state.rules["login-account"], identity.login_key(login_name))
-    async with state.db.sessionmaker() as db:
+    limits = deps.limits(request)
+    await limits.check("login-ip", ip)
+    await limits.check("login-account", identity.login_key(login_name))
+    async with deps.database(request).unit_of_work() as db:
         try:
             account = await identity.authenticate(db, login_name, password)
         except Problem:
             return page(request, "login.html", status=401, values=values,
                         message=_("Wrong phone number, email or password"), errors={})
-        pair = await identity.issue_tokens(db, state.signer, account, state.settings.refresh_ttl)
+        pair = await identity.issue_tokens(db, account, signer=deps.signer(request),
+                                           refresh_ttl=deps.settings(request).refresh_ttl)
     session.start(request, pair)
     next_page = values["next"] if values["next"] != "/" else "/grower/"
     raise Redirect(next_page if account.role == "grower" else "/")
@@ -135,7 +136,7 @@ async def logout(request: Request) -> Response:
     await posted_form(request)
     found = await session.current(request)
     if found is not None:
-        async with request.app.state.db.sessionmaker() as db:
+        async with deps.database(request).unit_of_work() as db:
             await identity.logout(db, found.refresh_token, found.principal.sub)
     session.end(request)
     raise Redirect("/")
@@ -534,7 +535,7 @@ async def desk(request: Request, grower: Grower, status: Status | None = None) -
 async def stream(request: Request, grower: Grower) -> Response:
     """The inbox's live stream, for the desk's EventSource (which cannot send an Authorization
     header): the same server-sent events, asked for with the session's token."""
-    client: httpx.AsyncClient = request.app.state.upstreams.clients["notify"]
+    client = deps.upstream(request, "notify")
     headers = dict(grower.headers)
     if request.headers.get("last-event-id", "").isdigit():
         headers["Last-Event-ID"] = request.headers["last-event-id"]

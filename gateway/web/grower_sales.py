@@ -15,6 +15,7 @@ from starlette.responses import Response, StreamingResponse
 
 from common.errors import ServiceUnavailable
 from common.vietnam import VN_TZ
+from gateway import deps
 from gateway.web import charts
 from gateway.web.core import Upstream, WebRoute, call, error_page, expect, gettext, locale_of, page
 from gateway.web.grower import Grower
@@ -97,7 +98,7 @@ async def export(request: Request, grower: Grower, since: dt.date, until: dt.dat
     _ = gettext(request)
     if until < since or (until - since).days > MAX_EXPORT_DAYS:
         return error_page(request, 422, N_("Choose a start day before the end day, at most a year apart"))
-    client: httpx.AsyncClient = request.app.state.upstreams.clients["orders"]
+    client = deps.upstream(request, "orders")
     try:
         upstream = await client.send(client.build_request(
             "GET", "/api/v1/orders/export.csv", headers=dict(grower.headers),

@@ -23,9 +23,9 @@ from starlette.responses import Response
 from common.errors import ServiceUnavailable
 from common.logging import request_id_var
 from common.vietnam import InvalidPhone, normalise_vn_mobile
+from gateway import deps
 from gateway.identity import reset, service
 from gateway.identity.sms import SmsFailed, local_number
-from gateway.ratelimit import enforce
 from gateway.web.core import Redirect, WebRoute, gettext, page
 from gateway.web.forms import text
 from gateway.web.grower import posted_form
@@ -46,21 +46,21 @@ def _ip(request: Request) -> str:
 
 
 def _key(request: Request) -> bytes:
-    return reset.mac_key(request.app.state.settings.jwt_private_key.get_secret_value())
+    return reset.mac_key(deps.settings(request).jwt_private_key.get_secret_value())
 
 
 def _minutes(request: Request) -> int:
-    return request.app.state.settings.password_reset_ttl // 60
+    return deps.settings(request).password_reset_ttl // 60
 
 
 async def _mail_link(request: Request, account, reset_id: str, token: str) -> None:
-    state = request.app.state
-    link = f"{state.settings.public_base_url.rstrip('/')}/grower/reset/{token}"
-    client: httpx.AsyncClient = state.upstreams.clients["notify"]
+    settings = deps.settings(request)
+    link = f"{settings.public_base_url.rstrip('/')}/grower/reset/{token}"
+    client = deps.upstream(request, "notify")
     body = {"id": reset_id, "recipient": account.email, "locale": account.locale if account.locale in ("vi", "en")
             else "vi", "template": "password_reset",
             "context": {"name": account.name, "link": link, "expires_minutes": _minutes(request)}}
-    headers = {"X-Service-Token": state.settings.service_token.get_secret_value(),
+    headers = {"X-Service-Token": settings.service_token.get_secret_value(),
                "X-Request-ID": request_id_var.get() or ""}
     try:
         resp = await client.post("/internal/mail", json=body, headers=headers)
@@ -88,7 +88,6 @@ async def forgot_form(request: Request) -> Response:
 async def forgot(request: Request) -> Response:
     form = await posted_form(request)
     _ = gettext(request)
-    state = request.app.state
     login = text(form, "login")[:254]
     values = {"login": login}
     if not login:
@@ -101,19 +100,21 @@ async def forgot(request: Request) -> Response:
         except InvalidPhone:
             return page(request, "reset_forgot.html", status=422, values=values,
                         errors={"login": _("Enter a Vietnamese mobile number, e.g. 0912 345 678")})
-    await enforce(state.limiter, state.rules["reset-ip"], _ip(request))
-    await enforce(state.limiter, state.rules["reset-login"], service.login_key(login))
-    ttl = state.settings.password_reset_ttl
-    async with state.db.sessionmaker() as db:
+    limits = deps.limits(request)
+    await limits.check("reset-ip", _ip(request))
+    await limits.check("reset-login", service.login_key(login))
+    ttl = deps.settings(request).password_reset_ttl
+    async with deps.database(request).unit_of_work() as db:
         account = await service.find_by_login(db, login)
         if account is not None and (not by_email or account.email) and not account.locked:
-            started, secret = await reset.start(db, account, reset.EMAIL if by_email else reset.SMS, ttl,
-                                                _key(request))
+            started, secret = await reset.start(db, account, reset.EMAIL if by_email else reset.SMS, ttl=ttl,
+                                                key=_key(request))
+            await db.commit()  # stored before its link or code is sent: what is sent then works
             if by_email:
                 await _mail_link(request, account, started.id, secret)
             else:
                 try:
-                    await state.sms.send(account.phone, sms_text(secret, ttl // 60), started.id)
+                    await deps.sms(request).send(account.phone, sms_text(secret, ttl // 60), started.id)
                 except SmsFailed as exc:
                     log.error("reset code for %s not sent: %s", account.phone, exc)
                     raise ServiceUnavailable(NOT_SENT, service="sms") from None
@@ -138,7 +139,6 @@ async def code_form(request: Request, phone: str = "") -> Response:
 async def use_code(request: Request) -> Response:
     form = await posted_form(request)
     _ = gettext(request)
-    state = request.app.state
     phone, code = text(form, "phone")[:20], text(form, "code").replace(" ", "")
     password = str(form.get("password") or "")
     values = {"phone": phone, "code": code}
@@ -153,11 +153,12 @@ async def use_code(request: Request) -> Response:
         errors["phone"] = _("Enter a Vietnamese mobile number, e.g. 0912 345 678")
     if errors:
         return _code_page(request, values, errors, 422, _("Please check the marked fields"))
-    await enforce(state.limiter, state.rules["reset-verify-ip"], _ip(request))
-    async with state.db.sessionmaker() as db:
+    await deps.limits(request).check("reset-verify-ip", _ip(request))
+    async with deps.database(request).unit_of_work() as db:
         account = await service.find_by_login(db, phone_e164)
         try:
-            started = await reset.check_code(db, account, code, _key(request), state.settings.password_reset_code_tries)
+            started = await reset.check_code(db, account, code, key=_key(request),
+                                             max_tries=deps.settings(request).password_reset_code_tries)
             await reset.finish(db, started, account, password)
         except reset.ResetRefused:
             return _code_page(request, values, {"code": _(REFUSED)}, 422)
@@ -174,8 +175,8 @@ def _expired(request: Request) -> Response:
 
 @router.get("/reset/{token}")
 async def link_form(request: Request, token: Token) -> Response:
-    await enforce(request.app.state.limiter, request.app.state.rules["reset-verify-ip"], _ip(request))
-    async with request.app.state.db.sessionmaker() as db:
+    await deps.limits(request).check("reset-verify-ip", _ip(request))
+    async with deps.database(request).sessionmaker() as db:
         try:
             await reset.by_link(db, token)
         except reset.ResetRefused:
@@ -191,8 +192,8 @@ async def use_link(request: Request, token: Token) -> Response:
     if len(password) < 8 or len(password) > 128:
         return page(request, "reset_link.html", status=422, token=token,
                     errors={"password": _("At least 8 characters, hard to guess")})
-    await enforce(request.app.state.limiter, request.app.state.rules["reset-verify-ip"], _ip(request))
-    async with request.app.state.db.sessionmaker() as db:
+    await deps.limits(request).check("reset-verify-ip", _ip(request))
+    async with deps.database(request).unit_of_work() as db:
         try:
             started, account = await reset.by_link(db, token)
             await reset.finish(db, started, account, password)

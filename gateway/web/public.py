@@ -13,7 +13,7 @@ from starlette.responses import Response
 
 from common.errors import NotFound
 from common.vietnam import province_name, provinces, ward_name
-from gateway.ratelimit import enforce
+from gateway import deps
 from gateway.web import core, session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
 from gateway.web.forms import WHOLE, text, translate_errors, whole
@@ -40,7 +40,7 @@ async def switch_language(request: Request, code: str, next: str | None = None) 
         raise NotFound("No such language")
     response = core.redirect(request, safe_next(next))
     response.set_cookie(LANG_COOKIE, code, max_age=365 * 24 * 3600, path="/", samesite="lax",
-                        secure=request.app.state.settings.environment != "development")
+                        secure=deps.settings(request).environment != "development")
     return response
 
 
@@ -247,8 +247,7 @@ def buyer_fields(request: Request, form, delivery: str) -> dict:
 async def place(request: Request, path: str, body: dict, key: str) -> core.Upstream:
     """POST an order or a checkout with its Idempotency-Key, within the per-address limit; the same
     key still in flight (a double tap) is waited for, so both taps get the one reply."""
-    state = request.app.state
-    await enforce(state.limiter, state.rules["order-ip"], request.client.host if request.client else "unknown")
+    await deps.limits(request).check("order-ip", request.client.host if request.client else "unknown")
     for _attempt in range(20):
         reply = await call(request, "orders", "POST", path, json=body, headers={"Idempotency-Key": key})
         if not (reply.status == 409 and "in-flight" in str((reply.data or {}).get("type", ""))):
@@ -273,7 +272,7 @@ async def tracking_page(request: Request, token: Token) -> Response:
     code = where.get("province_code", "")
     address = ", ".join(p for p in (where.get("street"), ward_name(code, where.get("ward_code", "")),
                                     province_name(code)) if p)
-    tracking_url = f"{request.app.state.settings.public_base_url}/t/{token}"
+    tracking_url = f"{deps.settings(request).public_base_url}/t/{token}"
     response = page(request, "tracking.html", order=order, qr=qr, token=token, shop=shop, address=address,
                     tracking_url=tracking_url)
     response.headers["Referrer-Policy"] = "no-referrer"  # the link is the secret

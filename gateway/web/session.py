@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from common.auth import Principal
 from common.errors import Forbidden, Problem
+from gateway import deps
 from gateway.identity import service as identity
 from gateway.identity.schemas import TokenPair
 from gateway.web.i18n import N_
@@ -43,7 +44,7 @@ class Session:
 
 
 def _secure(request: Request) -> bool:
-    return request.app.state.settings.environment != "development"
+    return deps.settings(request).environment != "development"
 
 
 def _encode(pair: TokenPair) -> str:
@@ -84,7 +85,7 @@ async def _load(request: Request) -> Session | None:
     if decoded is None:
         return None
     access, refresh = decoded
-    verifier = request.app.state.verifier
+    verifier = deps.verifier(request)
     try:
         return Session(access, refresh, verifier.verify(access))
     except Problem:
@@ -98,10 +99,11 @@ async def _load(request: Request) -> Session | None:
 
 
 async def _rotate(request: Request, refresh: str) -> TokenPair | None:
-    state = request.app.state
     try:
-        async with state.db.writer() as db:  # reads then writes the token: on SQLite, one writer at a time
-            return await identity.rotate(db, state.signer, refresh, state.settings.refresh_ttl, grace=ROTATION_GRACE)
+        # Reads then writes the token: a writer session (on SQLite, one writer at a time).
+        async with deps.database(request).unit_of_work(writer=True) as db:
+            return await identity.rotate(db, refresh, signer=deps.signer(request),
+                                         refresh_ttl=deps.settings(request).refresh_ttl, grace=ROTATION_GRACE)
     except Problem:
         return None
 
@@ -109,7 +111,7 @@ async def _rotate(request: Request, refresh: str) -> TokenPair | None:
 # ---- CSRF --------------------------------------------------------------------------------------------
 
 def _csrf_key(request: Request) -> bytes:
-    settings = request.app.state.settings
+    settings = deps.settings(request)
     return hashlib.sha256(b"cho-vuon web csrf\0" + settings.jwt_private_key.get_secret_value().encode()).digest()
 
 
@@ -152,7 +154,7 @@ def apply_cookies(request: Request, response: Response) -> Response:
     if value == "":
         response.delete_cookie(SESSION_COOKIE, path="/", secure=secure, httponly=True, samesite="lax")
     elif value:
-        response.set_cookie(SESSION_COOKIE, value, max_age=request.app.state.settings.refresh_ttl, path="/",
+        response.set_cookie(SESSION_COOKIE, value, max_age=deps.settings(request).refresh_ttl, path="/",
                             secure=secure, httponly=True, samesite="lax")
     new_csrf = getattr(request.state, "web_new_csrf", None)
     if new_csrf:

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Path
 from sqlalchemy import delete, select
 
 from common.auth import ServiceCaller
-from common.db import SessionDep
+from services.notify.deps import SessionDep
 from services.notify.inbox.models import Notification
 
 router = APIRouter(prefix="/internal/accounts", tags=["internal"], dependencies=[ServiceCaller])
@@ -33,5 +33,4 @@ async def erase(session: SessionDep, account_id: str = AccountId) -> dict:
     result = await session.execute(delete(Notification).where(Notification.account_id == account_id))
     for _, erase_section in SECTIONS:
         await erase_section(session, account_id)
-    await session.commit()
     return {"notifications_deleted": result.rowcount}

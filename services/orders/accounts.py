@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path
 from sqlalchemy import select, update
 
 from common.auth import ServiceCaller
-from common.db import SessionDep
+from services.orders.deps import SessionDep
 from services.orders.orders.models import Order
 
 router = APIRouter(prefix="/internal/accounts", tags=["internal"], dependencies=[ServiceCaller])
@@ -36,5 +36,4 @@ async def erase(session: SessionDep, account_id: str = AccountId) -> dict:
         order.address = {**order.address, "street": ERASED}
         order.note = ""
     await session.execute(update(Order).where(Order.buyer_id == account_id).values(buyer_id=None))
-    await session.commit()
     return {"orders_anonymised": len(orders)}

@@ -17,8 +17,9 @@ from functools import partial
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from common.db import Database
 from common.worker import Worker
-from services.orders.catalog_client import CatalogRefused, CatalogUnavailable
+from services.orders.catalog_client import CatalogClient, CatalogRefused, CatalogUnavailable
 from services.orders.orders.models import Order, OrderHistory, OrderStatus
 
 log = logging.getLogger("orders.reconciler")
@@ -30,9 +31,9 @@ LINGER = 0.05
 LOST_NOTE = "The stock hold expired before the order was confirmed with the catalog; check stock by hand."
 
 
-async def reconcile_once(app: FastAPI) -> int:
-    """One round over up to ``BATCH`` orders whose reservation is open; the number settled."""
-    db = app.state.db
+async def reconcile_once(db: Database, *, catalog: CatalogClient) -> int:
+    """One round over up to ``BATCH`` orders whose reservation is open; the number settled. Each write
+    is a unit of work of its own, committed here once the catalog has answered."""
     async with db.sessionmaker() as session:
         pending = (await session.execute(select(Order.id, Order.code, Order.reservation_id, Order.reservation_state,
                                                 Order.status)
@@ -41,21 +42,21 @@ async def reconcile_once(app: FastAPI) -> int:
     releasing = [p.reservation_state == "release-pending" or p.status == OrderStatus.cancelled for p in pending]
     to_commit = [p for p, r in zip(pending, releasing, strict=True) if not r]
     to_release = [p for p, r in zip(pending, releasing, strict=True) if r]
-    done = await _commit(app, to_commit) if to_commit else 0
-    done += await _release(app, to_release)
+    done = await _commit(db, catalog, to_commit) if to_commit else 0
+    done += await _release(db, catalog, to_release)
     if done:
         log.info("reconciled %d reservations", done)
     return done
 
 
-async def _commit(app: FastAPI, pending: list) -> int:
+async def _commit(db: Database, catalog: CatalogClient, pending: list) -> int:
     try:
-        statuses = await app.state.catalog.commit_many([p.reservation_id for p in pending])
+        statuses = await catalog.commit_many([p.reservation_id for p in pending])
     except CatalogUnavailable:
         return 0  # try again next round
     committed = [p.id for p in pending if statuses[p.reservation_id] == "committed"]
     lost = [p for p in pending if statuses[p.reservation_id] != "committed"]
-    async with app.state.db.writer() as session:
+    async with db.writer() as session:
         # Only orders still "held": a cancel meanwhile has its own say on the reservation.
         if committed:
             await session.execute(update(Order).where(Order.id.in_(committed), Order.reservation_state == "held")
@@ -69,11 +70,11 @@ async def _commit(app: FastAPI, pending: list) -> int:
     return len(pending)
 
 
-async def _release(app: FastAPI, pending: list) -> int:
+async def _release(db: Database, catalog: CatalogClient, pending: list) -> int:
     done = 0
     for p in pending:
         try:
-            await app.state.catalog.release(p.reservation_id)
+            await catalog.release(p.reservation_id)
         except CatalogUnavailable:
             break  # try again next round
         except CatalogRefused as exc:  # the catalog does not know it
@@ -81,7 +82,7 @@ async def _release(app: FastAPI, pending: list) -> int:
             outcome, note = "lost", LOST_NOTE
         else:
             outcome, note = "released", None
-        async with app.state.db.writer() as session:
+        async with db.writer() as session:
             await _settle(session, p.id, p.reservation_state, outcome, note)
             await session.commit()
         done += 1
@@ -96,18 +97,15 @@ async def _settle(session, order_id: int, was: str, outcome: str, note: str | No
             order.history.append(OrderHistory(action="stock-lost", actor_role="system", note=note))
 
 
-async def _round(app: FastAPI) -> bool:
-    return await reconcile_once(app) >= BATCH  # a full round: there may be more
-
-
-def wake(app: FastAPI) -> None:
-    """An order was stored: commit its reservation (with any others stored meanwhile) soon."""
-    app.state.reconciler.wake()
+async def _round(db: Database, catalog: CatalogClient) -> bool:
+    return await reconcile_once(db, catalog=catalog) >= BATCH  # a full round: there may be more
 
 
 async def start(app: FastAPI) -> None:
-    app.state.reconciler = Worker("reconciler", partial(_round, app), interval=app.state.settings.reconcile_interval,
-                                  linger=LINGER, exclusive=app.state.db)
+    """Placing wakes it (``reconciler.wake()``) once an order is stored."""
+    state = app.state
+    state.reconciler = Worker("reconciler", partial(_round, state.db, state.catalog),
+                              interval=state.settings.reconcile_interval, linger=LINGER, exclusive=state.db)
     await app.state.reconciler.start()
 
 

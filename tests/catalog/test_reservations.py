@@ -190,8 +190,8 @@ async def test_uncommitted_reservations_are_swept_after_their_ttl(catalog) -> No
         past = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
         await session.execute(update(Reservation).where(Reservation.id.in_([stale, kept])).values(expires_at=past))
         await session.commit()
-    assert await sweep_once(catalog.app) == 1
-    assert await sweep_once(catalog.app) == 0
+    assert await sweep_once(catalog.app.state.db) == 1
+    assert await sweep_once(catalog.app.state.db) == 0
     assert await stock(catalog, tuber) == 100 - 2 - 1
     async with catalog.app.state.db.sessionmaker() as session:
         statuses = {r.id: r.status for r in (await session.scalars(select(Reservation))).all()}

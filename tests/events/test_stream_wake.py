@@ -33,7 +33,8 @@ async def test_a_notification_committed_during_the_streams_read_arrives_at_once(
         rows = await original(session, account_id, last_id, limit)
         if account_id == GROWER_ID and not raced:  # the stream's first read: found nothing …
             raced.append(True)
-            await handle(notify, placed("CV-RACE-1"))  # … and a notification commits right after it
+            await handle(notify.state.db, placed("CV-RACE-1"), effects=notify.state.effects,
+                         broadcaster=notify.state.broadcaster)  # … and a notification commits right after it
         return rows
 
     monkeypatch.setattr(inbox_service, "since", since_then_an_event_lands)

@@ -62,8 +62,9 @@ async def test_within_the_grace_both_replicas_get_a_pair_and_nobody_is_signed_ou
 
         async def rotate_on(client):
             state = client.app.state
-            async with state.db.writer() as session:  # as a request that writes
-                return await identity.rotate(session, state.signer, token, state.settings.refresh_ttl, grace=30)
+            async with state.db.unit_of_work(writer=True) as session:  # as a request that writes
+                return await identity.rotate(session, token, signer=state.signer,
+                                             refresh_ttl=state.settings.refresh_ttl, grace=30)
 
         pairs = await asyncio.gather(rotate_on(a), rotate_on(b))
         assert pairs[0].refresh_token != pairs[1].refresh_token

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import uuid
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import func, select, update
@@ -99,7 +98,7 @@ async def test_a_failure_at_each_step_leaves_stock_right(m, step: str) -> None:
         assert orders == 1
         from services.orders.reconciler import reconcile_once
 
-        assert await reconcile_once(m.orders_app) == 1
+        assert await reconcile_once(m.orders_app.state.db, catalog=m.orders_app.state.catalog) == 1
         replay = await m.place([{"variant_id": m.tuber, "quantity": 5}], key="fault-" + step)
         assert replay.status_code == 201
         assert await m.stock(m.tuber) == 95
@@ -136,7 +135,7 @@ async def test_a_crash_after_reserving_is_healed_by_the_ttl(m, db_urls) -> None:
         async with catalog_db.sessionmaker() as session:
             await session.execute(update(Reservation).values(expires_at=dt.datetime.now(dt.UTC)))
             await session.commit()
-        assert await sweep_once(SimpleNamespace(state=SimpleNamespace(db=catalog_db))) == 1
+        assert await sweep_once(catalog_db) == 1
     finally:
         await catalog_db.dispose()
     assert await m.stock(m.tuber) == 100

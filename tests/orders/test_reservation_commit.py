@@ -42,11 +42,11 @@ async def test_one_round_commits_many_and_marks_a_late_one_lost(m) -> None:
     # The catalog released it before the order service got through (its TTL passed meanwhile).
     await m.catalog.post(f"/internal/reservations/{late.reservation_id}/release",
                          headers={"X-Service-Token": m.catalog_app.state.settings.service_token.get_secret_value()})
-    assert await reconcile_once(m.orders_app) == 3
+    assert await reconcile_once(m.orders_app.state.db, catalog=m.orders_app.state.catalog) == 3
     assert await states(m) == {codes[0]: "committed", codes[1]: "lost", codes[2]: "committed"}
     async with m.orders_app.state.db.sessionmaker() as session:
         order = await session.get(Order, late.id)
         await session.refresh(order, ["history"])
         assert [h.action for h in order.history][-1] == "stock-lost"
-    assert await reconcile_once(m.orders_app) == 0
+    assert await reconcile_once(m.orders_app.state.db, catalog=m.orders_app.state.catalog) == 0
     assert await m.stock(m.tuber) == 100 - 2 * 2

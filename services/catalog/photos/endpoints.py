@@ -1,26 +1,19 @@
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated
-
-from anyio import CapacityLimiter
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.responses import FileResponse, StreamingResponse
 
-from common.auth import OptionalPrincipal, Principal, require
-from common.db import SessionDep
 from common.errors import NotFound
 from common.pagination import Page
 from common.params import IdPath
+from services.catalog.deps import BaseUrlDep, Grower, LimiterDep, OptionalPrincipal, SessionDep, SettingsDep, StoreDep
 from services.catalog.photos import service
 from services.catalog.photos.schemas import PhotoMove, PhotoPublic, to_public
-from services.catalog.photos.storage import LocalPhotoStore, PhotoStore
 from services.catalog.photos.upload import receive_photo
 from services.catalog.products import service as products
 
 router = APIRouter(prefix="/api/v1/products/{product_id}/photos", tags=["photos"])
 media_router = APIRouter(tags=["photos"])
-Grower = Annotated[Principal, Depends(require("grower", scope="catalog:write"))]
 
 # Files never change under a name (the name is their content hash): caches may keep them a year.
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -41,30 +34,6 @@ UPLOAD_BODY = {
 }
 
 
-def photo_store(request: Request) -> PhotoStore:
-    """The app's photo store: the local folder ``media_dir`` unless start-up put another there."""
-    state = request.app.state
-    if getattr(state, "photo_store", None) is None:
-        state.photo_store = LocalPhotoStore(Path(state.settings.media_dir))
-    return state.photo_store
-
-
-def decode_limiter(request: Request) -> CapacityLimiter:
-    """At most ``photo_decode_workers`` photos are decoded at once: each may take a few hundred MB."""
-    state = request.app.state
-    if getattr(state, "photo_limiter", None) is None:
-        state.photo_limiter = CapacityLimiter(state.settings.photo_decode_workers)
-    return state.photo_limiter
-
-
-Store = Annotated[PhotoStore, Depends(photo_store)]
-Limiter = Annotated[CapacityLimiter, Depends(decode_limiter)]
-
-
-def base_url(request: Request) -> str:
-    return request.app.state.settings.public_base_url
-
-
 @router.post("", operation_id="photos_add",
              status_code=201, response_model=PhotoPublic, openapi_extra={"requestBody": UPLOAD_BODY},
              summary="Add a photo to one of your varieties",
@@ -74,47 +43,48 @@ def base_url(request: Request) -> str:
                         415: {"description": "Not a JPEG, PNG, WebP or HEIC by its content"},
                         422: {"description": "Too many pixels, unreadable, or the variety has 10 photos"}})
 async def add_photo(request: Request, response: Response, session: SessionDep, owner: Grower,
-                    store: Store, limiter: Limiter, product_id: IdPath) -> PhotoPublic:
+                    store: StoreDep, limiter: LimiterDep, settings: SettingsDep, base_url: BaseUrlDep,
+                    product_id: IdPath) -> PhotoPublic:
     product = await service.ready_for_upload(session, owner, product_id)
-    async with receive_photo(request, request.app.state.settings.max_photo_bytes) as upload:
-        photo, created = await service.add(session, store, limiter, product, upload)
+    async with receive_photo(request, settings.max_photo_bytes) as upload:
+        photo, created = await service.add(session, product, upload, store=store, limiter=limiter)
     if not created:
         response.status_code = 200
-    return to_public(photo, base_url(request))
+    return to_public(photo, base_url)
 
 
 @router.get("", operation_id="photos_list",
             response_model=Page[PhotoPublic], summary="A variety's photos, the cover first")
-async def list_photos(request: Request, session: SessionDep, viewer: OptionalPrincipal,
+async def list_photos(session: SessionDep, viewer: OptionalPrincipal, base_url: BaseUrlDep,
                       product_id: IdPath) -> Page[PhotoPublic]:
     """At most ten, so always one page."""
     product = await products.get_visible(session, product_id, viewer)
     photos = await service.list_photos(session, product.id)
-    return Page(items=[to_public(p, base_url(request)) for p in photos])
+    return Page(items=[to_public(p, base_url) for p in photos])
 
 
 @router.patch("/{photo_id}", operation_id="photos_move",
               response_model=Page[PhotoPublic], summary="Move a photo (position 0: the cover)")
-async def move_photo(request: Request, session: SessionDep, owner: Grower, product_id: IdPath,
+async def move_photo(session: SessionDep, owner: Grower, base_url: BaseUrlDep, product_id: IdPath,
                      photo_id: IdPath, data: PhotoMove) -> Page[PhotoPublic]:
     product = await products.get_owned(session, owner, product_id)
     photos = await service.move(session, product, photo_id, data.position)
-    return Page(items=[to_public(p, base_url(request)) for p in photos])
+    return Page(items=[to_public(p, base_url) for p in photos])
 
 
 @router.delete("/{photo_id}", operation_id="photos_delete",
                status_code=204, summary="Delete a photo of one of your varieties")
-async def delete_photo(session: SessionDep, owner: Grower, store: Store, product_id: IdPath,
+async def delete_photo(session: SessionDep, owner: Grower, store: StoreDep, product_id: IdPath,
                        photo_id: IdPath) -> Response:
     product = await products.get_owned(session, owner, product_id)
-    await service.delete(session, store, product, photo_id)
+    await service.delete(session, product, photo_id, store=store)
     return Response(status_code=204)
 
 
 # Not an API operation: the photo files behind the URLs that replies give (`url`, `sizes`, `og_image`).
 @media_router.head("/media/{name}", include_in_schema=False)
 @media_router.get("/media/{name}", include_in_schema=False)
-async def media(name: str, store: Store) -> Response:
+async def media(name: str, store: StoreDep) -> Response:
     """Names carry the content hash, so a file never changes: cached for a year, ``immutable``."""
     stored = await store.open(name)
     if stored is None:

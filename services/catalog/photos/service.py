@@ -52,7 +52,7 @@ async def ready_for_upload(session: AsyncSession, owner: Principal, product_id: 
     transaction is then ended, so that no database connection waits on a slow phone's upload."""
     product = await products.get_owned(session, owner, product_id)
     await ensure_room(session, product.id)
-    await session.commit()
+    await session.commit()  # a boundary of its own: no connection held while the upload is read
     return product
 
 
@@ -67,8 +67,8 @@ async def _by_hash(session: AsyncSession, product_id: int, content_hash: str) ->
                                                     Photo.content_hash == content_hash))
 
 
-async def add(session: AsyncSession, store: PhotoStore, limiter: CapacityLimiter, product: Product,
-              upload: ReceivedFile) -> tuple[Photo, bool]:
+async def add(session: AsyncSession, product: Product, upload: ReceivedFile, *, store: PhotoStore,
+              limiter: CapacityLimiter) -> tuple[Photo, bool]:
     """The photo made from ``upload`` and whether it is new. The same picture sent again to the same
     variety (a retry after a dropped connection) answers with the photo already there."""
     kind = sniff(upload.head)
@@ -104,6 +104,8 @@ async def add(session: AsyncSession, store: PhotoStore, limiter: CapacityLimiter
                           width=processed.width, height=processed.height)
             session.add(photo)
             try:
+                # Committed here, not by the request's unit of work: the files are written, and a
+                # failed commit must reach the clean-up below, which forgets them.
                 await session.commit()
             except IntegrityError:  # not expected under the lock; the constraints are the last fence
                 await session.rollback()
@@ -168,17 +170,16 @@ async def move(session: AsyncSession, product: Product, photo_id: int, position:
     photos = [p for p in await list_photos(session, product.id) if p.id != photo.id]
     photos.insert(min(position, len(photos)), photo)
     await _renumber(session, product.id, photos)
-    await session.commit()
     return await list_photos(session, product.id)
 
 
-async def delete(session: AsyncSession, store: PhotoStore, product: Product, photo_id: int) -> None:
+async def delete(session: AsyncSession, product: Product, photo_id: int, *, store: PhotoStore) -> None:
     await _lock(session, product.id)
     photo = await get(session, product, photo_id)
     content_hash = photo.content_hash
     await session.delete(photo)
     await session.flush()
     await _renumber(session, product.id, await list_photos(session, product.id))
-    await session.commit()
+    await session.commit()  # the row goes first: its files are deleted only once that is committed
     with anyio.CancelScope(shield=True):
         await _forget_files(session, store, content_hash, list(file_names(content_hash).values()))

@@ -2,34 +2,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
-from common.auth import OptionalPrincipal, Principal, require
-from common.db import SessionDep
 from common.errors import Forbidden, UnprocessableEntity
 from common.http_cache import cached_json
 from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import MAX_ID, IdPath
+from services.catalog.deps import BaseUrlDep, Grower, OptionalPrincipal, SessionDep
 from services.catalog.products import service
 from services.catalog.products.models import Category, ProductStatus
 from services.catalog.products.schemas import MAX_PRICE, ProductCreate, ProductPublic, ProductUpdate
 from services.catalog.products.service import Sort
 
 router = APIRouter(prefix="/api/v1/products", tags=["products"])
-Grower = Annotated[Principal, Depends(require("grower", scope="catalog:write"))]
-
-
-def base_url(request: Request) -> str:
-    return request.app.state.settings.public_base_url
 
 
 @router.post("", operation_id="products_create",
              status_code=201, response_model=ProductPublic, summary="List a new variety in your shop",
              responses=problems(404, s404="You have no shop yet; open one first"))
-async def create_product(request: Request, session: SessionDep, owner: Grower, data: ProductCreate) -> ProductPublic:
+async def create_product(session: SessionDep, owner: Grower, data: ProductCreate,
+                         base_url: BaseUrlDep) -> ProductPublic:
     product = await service.create(session, owner, data)
-    return service.to_public(product, base_url(request))
+    return service.to_public(product, base_url)
 
 
 Q_MAX_LENGTH = 200
@@ -48,7 +43,7 @@ PRICE_RANGE = {"ge": 0, "le": MAX_PRICE}
                        **problems(403, 404, s403="`mine=true` needs a grower account (or an API key with catalog:read)",
                                   s404="`mine=true`, and you have no shop yet")})
 async def list_products(
-    request: Request, session: SessionDep, viewer: OptionalPrincipal,
+    request: Request, session: SessionDep, viewer: OptionalPrincipal, base_url: BaseUrlDep,
     q: Annotated[str | None, Query(max_length=Q_MAX_LENGTH, description=Q_DESCRIPTION)] = None,
     shop_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     province_code: Annotated[str | None, Query(pattern=r"^\d{2}$", description="The shop's province")] = None,
@@ -76,26 +71,26 @@ async def list_products(
                               wholesale=wholesale, status=status)
     rows, next_cursor = await service.list_products(session, q=q, filters=filters, sort=sort, owner=owner,
                                                     limit=limit, cursor=cursor)
-    page = Page[ProductPublic](items=[service.to_public(p, base_url(request)) for p in rows],
+    page = Page[ProductPublic](items=[service.to_public(p, base_url) for p in rows],
                                next_cursor=next_cursor)
     return cached_json(request, page, private=viewer is not None)
 
 
 @router.get("/{product_id}", operation_id="products_get", response_model=ProductPublic, summary="One variety",
             responses={304: {"description": "Not modified (If-None-Match matched the ETag)"}})
-async def get_product(request: Request, session: SessionDep, viewer: OptionalPrincipal,
+async def get_product(request: Request, session: SessionDep, viewer: OptionalPrincipal, base_url: BaseUrlDep,
                       product_id: IdPath) -> Response:
     product = await service.get_visible(session, product_id, viewer)
-    return cached_json(request, service.to_public(product, base_url(request)), private=viewer is not None)
+    return cached_json(request, service.to_public(product, base_url), private=viewer is not None)
 
 
 @router.patch("/{product_id}", operation_id="products_update",
               response_model=ProductPublic, summary="Change one of your varieties")
-async def update_product(request: Request, session: SessionDep, owner: Grower, product_id: IdPath,
-                         data: ProductUpdate) -> ProductPublic:
+async def update_product(session: SessionDep, owner: Grower, product_id: IdPath, data: ProductUpdate,
+                         base_url: BaseUrlDep) -> ProductPublic:
     product = await service.get_owned(session, owner, product_id)
     product = await service.update(session, product, data)
-    return service.to_public(product, base_url(request))
+    return service.to_public(product, base_url)
 
 
 @router.delete("/{product_id}", operation_id="products_archive",

@@ -96,7 +96,7 @@ async def create(session: AsyncSession, owner: Principal, data: ProductCreate) -
     _index(product, shop)
     _listing(product)
     session.add(product)
-    await session.commit()
+    await session.flush()
     return product
 
 
@@ -157,7 +157,7 @@ async def update(session: AsyncSession, product: Product, data: ProductUpdate) -
     _index(product, await shops.get(session, product.shop_id))
     _listing(product)
     product.updated_at = utcnow()
-    await session.commit()
+    await session.flush()
     await session.refresh(product, ["variants"])
     return product
 
@@ -165,7 +165,6 @@ async def update(session: AsyncSession, product: Product, data: ProductUpdate) -
 async def archive(session: AsyncSession, product: Product) -> None:
     product.status = ProductStatus.archived
     product.updated_at = utcnow()
-    await session.commit()
 
 
 class Sort(enum.StrEnum):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Path
 from pydantic import Field, StringConstraints
 from sqlalchemy import select
 
 from common.auth import ServiceCaller
-from common.db import SessionDep
 from common.params import StrictBody
 from common.reservations import ReservationOut, ReservationRequest
+from services.catalog.deps import CipherDep, SessionDep, SettingsDep
 from services.catalog.products.models import Product, Variant
 from services.catalog.reservations import service
 
@@ -23,10 +23,9 @@ ReservationId = Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 @router.post("", operation_id="internal_reserve", response_model=ReservationOut, status_code=201,
              summary="Hold stock for all lines of an order, or for none")
-async def reserve(request: Request, data: ReservationRequest) -> ReservationOut:
-    state = request.app.state
-    async with state.db.writer() as session:
-        return await service.reserve(session, data, state.settings.reservation_ttl, state.cipher)
+async def reserve(session: SessionDep, settings: SettingsDep, cipher: CipherDep,
+                  data: ReservationRequest) -> ReservationOut:
+    return await service.reserve(session, data, ttl_seconds=settings.reservation_ttl, cipher=cipher)
 
 
 class CommitMany(StrictBody):
@@ -39,26 +38,23 @@ class CommitMany(StrictBody):
              description="One transaction for all. Each known reservation's status afterwards: `committed` "
                          "(now or before) or `released` (it expired or was released first); unknown ids "
                          "are listed apart.")
-async def commit_many(request: Request, data: CommitMany) -> dict:
-    async with request.app.state.db.writer() as session:
-        statuses = await service.commit_many(session, data.ids)
+async def commit_many(session: SessionDep, data: CommitMany) -> dict:
+    statuses = await service.commit_many(session, data.ids)
     return {"statuses": {rid: str(status) for rid, status in statuses.items()},
             "unknown": sorted(set(data.ids) - statuses.keys())}
 
 
 @router.post("/{reservation_id}/commit", operation_id="internal_commit_reservation",
              summary="The order is stored: keep the stock taken")
-async def commit(request: Request, reservation_id: str = ReservationId) -> dict:
-    async with request.app.state.db.writer() as session:
-        status = await service.commit(session, reservation_id)
+async def commit(session: SessionDep, reservation_id: str = ReservationId) -> dict:
+    status = await service.commit(session, reservation_id)
     return {"id": reservation_id, "status": str(status)}
 
 
 @router.post("/{reservation_id}/release", operation_id="internal_release_reservation",
              summary="Give the stock back (once, however often asked)")
-async def release(request: Request, reservation_id: str = ReservationId) -> dict:
-    async with request.app.state.db.writer() as session:
-        reservation, restored = await service.release(session, reservation_id)
+async def release(session: SessionDep, reservation_id: str = ReservationId) -> dict:
+    reservation, restored = await service.release(session, reservation_id)
     return {"id": reservation.id, "status": reservation.status, "restored": restored}
 
 

@@ -65,7 +65,7 @@ def _line_error(request: ReservationRequest, variant_id: int, message: str, kind
             "message": message, "type": kind, "variant_id": variant_id}
 
 
-async def reserve(session: AsyncSession, request: ReservationRequest, ttl_seconds: int,
+async def reserve(session: AsyncSession, request: ReservationRequest, *, ttl_seconds: int,
                   cipher: FieldCipher) -> ReservationOut:
     """Hold stock for every line, or for none. Same id and lines again → the same reply.
 
@@ -146,7 +146,7 @@ async def _reserve_new(session: AsyncSession, request: ReservationRequest, ttl_s
                                           "price_kind": line.price_kind} for line in lines])
     for variant, product, left in low:
         session.add(outbox_row(_stock_low(shop, product, variant, left)))
-    await session.commit()
+    await session.flush()
     return _reply(reservation, shop, lines, found, cipher, request)
 
 
@@ -229,10 +229,8 @@ async def commit_many(session: AsyncSession, reservation_ids: list[str]) -> dict
         update(Reservation).where(Reservation.id.in_(ids), Reservation.status == ReservationStatus.held)
         .values(status=ReservationStatus.committed, committed_at=utcnow()).execution_options(synchronize_session=False))
     # Read back in the same transaction: after the commit it would take another one.
-    statuses = dict((await session.execute(select(Reservation.id, Reservation.status)
-                                           .where(Reservation.id.in_(ids)))).all())
-    await session.commit()
-    return statuses
+    return dict((await session.execute(select(Reservation.id, Reservation.status)
+                                        .where(Reservation.id.in_(ids)))).all())
 
 
 async def release(session: AsyncSession, reservation_id: str) -> tuple[Reservation, bool]:
@@ -250,7 +248,6 @@ async def release(session: AsyncSession, reservation_id: str) -> tuple[Reservati
         await refresh_listing(session, set((await session.scalars(
             select(Variant.product_id).where(Variant.id.in_([line.variant_id for line in lines])))).all()))
     reservation = await session.get(Reservation, reservation_id)
-    await session.commit()
     if reservation is None:
         raise NotFound("No such reservation")
     return reservation, changed.rowcount == 1

@@ -7,18 +7,20 @@ from functools import partial
 
 from fastapi import FastAPI
 
+from common.db import Database
 from common.worker import Worker
 from services.catalog.reservations import service
 
 log = logging.getLogger("catalog.sweeper")
 
 
-async def sweep_once(app: FastAPI) -> int:
+async def sweep_once(db: Database) -> int:
+    """One round; each release is a unit of work of its own, committed here."""
     released = 0
-    async with app.state.db.sessionmaker() as session:
+    async with db.sessionmaker() as session:
         ids = await service.expired(session)
     for reservation_id in ids:
-        async with app.state.db.writer() as session:
+        async with db.unit_of_work(writer=True) as session:
             _, restored = await service.release(session, reservation_id)
         released += restored
     if released:
@@ -26,12 +28,12 @@ async def sweep_once(app: FastAPI) -> int:
     return released
 
 
-async def _round(app: FastAPI) -> None:
-    await sweep_once(app)
+async def _round(db: Database) -> None:
+    await sweep_once(db)
 
 
 async def start(app: FastAPI) -> None:
-    app.state.sweeper = Worker("reservation sweeper", partial(_round, app),
+    app.state.sweeper = Worker("reservation sweeper", partial(_round, app.state.db),
                                interval=app.state.settings.reservation_sweep_interval)
     await app.state.sweeper.start()
 

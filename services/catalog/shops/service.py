@@ -68,7 +68,7 @@ async def _reindex_products(session: AsyncSession, shop: Shop) -> None:
                               .execution_options(synchronize_session=False))
 
 
-async def create(session: AsyncSession, owner: Principal, data: ShopCreate, cipher: FieldCipher) -> Shop:
+async def create(session: AsyncSession, owner: Principal, data: ShopCreate, *, cipher: FieldCipher) -> Shop:
     if await session.scalar(select(Shop.id).where(Shop.owner_id == owner.sub)) is not None:
         raise Conflict("You already have a shop; a grower has one shop")
     slug = data.slug or slugify(data.name)
@@ -81,7 +81,7 @@ async def create(session: AsyncSession, owner: Principal, data: ShopCreate, ciph
     _index(shop)
     session.add(shop)
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
         await session.rollback()
         raise Conflict("This address (slug) is taken; choose another", field="body.slug") from None
@@ -110,7 +110,7 @@ async def get_owned(session: AsyncSession, owner: Principal, shop_id: int | None
     return shop
 
 
-async def update(session: AsyncSession, shop: Shop, data: ShopUpdate, cipher: FieldCipher) -> Shop:
+async def update(session: AsyncSession, shop: Shop, data: ShopUpdate, *, cipher: FieldCipher) -> Shop:
     before = (shop.name, shop.province_code)
     changes = data.model_dump(exclude_unset=True, exclude={"bank", "delivery"})
     for name, value in changes.items():
@@ -129,7 +129,7 @@ async def update(session: AsyncSession, shop: Shop, data: ShopUpdate, cipher: Fi
     if reindex:
         await _reindex_products(session, shop)
     shop.updated_at = utcnow()
-    await session.commit()
+    await session.flush()
     return shop
 
 
@@ -143,7 +143,7 @@ class ScoreCursor(Cursor):
     id: CursorId
 
 
-async def list_shops(session: AsyncSession, province_code: str | None, limit: int, cursor: str | None,
+async def list_shops(session: AsyncSession, *, province_code: str | None, limit: int, cursor: str | None,
                      q: str | None = None, slug: str | None = None) -> tuple[list[Shop], str | None]:
     """Shops in id order; with ``q``, those whose name, description or province has the words, most
     relevant first (FTS5 bm25 on SQLite, trigram similarity on PostgreSQL). Keyset pages. With

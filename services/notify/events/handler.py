@@ -7,13 +7,14 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.db import Database
 from common.events import Envelope, Event, checked
 from services.notify.events.models import ProcessedEvent
 from services.notify.inbox import service as inbox
+from services.notify.inbox.broadcast import Broadcaster
 
 log = logging.getLogger("notify.events")
 
@@ -23,15 +24,12 @@ log = logging.getLogger("notify.events")
 Effect = Callable[[AsyncSession, Event], set[str] | None | Awaitable[set[str] | None]]
 
 
-def effects(app: FastAPI) -> list[Effect]:
-    return app.state.effects
-
-
-async def handle(app: FastAPI, envelope: Envelope) -> bool:
-    """Apply ``envelope`` unless it was already; True when it was new."""
+async def handle(db: Database, envelope: Envelope, *, effects: list[Effect], broadcaster: Broadcaster) -> bool:
+    """Apply ``envelope`` unless it was already; True when it was new. One unit of work of its own,
+    committed here (the HTTP push and the NATS consumer alike): the live stream is told only after it."""
     event = checked(envelope)  # a malformed event is refused, not half-applied
     touched: set[str] = set()
-    async with app.state.db.sessionmaker() as session:
+    async with db.sessionmaker() as session:
         session.add(ProcessedEvent(event_id=envelope.id))
         try:
             await session.flush()
@@ -40,7 +38,7 @@ async def handle(app: FastAPI, envelope: Envelope) -> bool:
             log.info("event %s (%s) already handled", envelope.id, envelope.type)
             return False
         touched |= inbox.add_for_event(session, event)
-        for effect in effects(app):
+        for effect in effects:
             result = effect(session, event)
             if inspect.isawaitable(result):
                 result = await result
@@ -50,5 +48,5 @@ async def handle(app: FastAPI, envelope: Envelope) -> bool:
         except IntegrityError:  # handled concurrently by another delivery of the same event
             await session.rollback()
             return False
-    app.state.broadcaster.publish(touched)
+    broadcaster.publish(touched)
     return True

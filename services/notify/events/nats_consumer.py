@@ -39,7 +39,8 @@ async def _consumer(js, names: Names, max_deliver: int, ack_wait: float, in_flig
 async def _process(app: FastAPI, js, names: Names, msg, max_deliver: int) -> None:
     delivered = msg.metadata.num_delivered
     try:
-        await handle(app, decode(msg.data))
+        state = app.state
+        await handle(state.db, decode(msg.data), effects=state.effects, broadcaster=state.broadcaster)
     except Exception as exc:  # noqa: BLE001 - every failure is retried, then dead-lettered
         if delivered >= max_deliver:
             log.error("event on %s failed %d times, dead-lettered: %s", msg.subject, delivered, exc)

@@ -7,14 +7,14 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Header, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from common.auth import CurrentPrincipal
-from common.db import SessionDep
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
+from services.notify.deps import BroadcasterDep, DatabaseDep, SessionDep, SettingsDep
 from services.notify.inbox import service
 from services.notify.inbox.models import Notification
 
@@ -75,20 +75,19 @@ def _sse(row: Notification) -> bytes:
             responses={200: {"content": {"text/event-stream": {}},
                              "description": "`id:` is the notification id; reconnect with Last-Event-ID "
                                             "to receive what you missed"}})
-async def stream(request: Request, principal: CurrentPrincipal,
+async def stream(db: DatabaseDep, broadcaster: BroadcasterDep, settings: SettingsDep, principal: CurrentPrincipal,
                  last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)] = None,
                  since: Annotated[int | None, Query(ge=0, description="Same as Last-Event-ID")] = None
                  ) -> StreamingResponse:
-    state = request.app.state
     start = since if since is not None else (int(last_event_id) if (last_event_id or "").isdigit() else None)
     account_id = principal.sub
 
     async def events() -> AsyncIterator[bytes]:
-        wake = state.broadcaster.subscribe(account_id)  # before reading, so nothing falls in between
+        wake = broadcaster.subscribe(account_id)  # before reading, so nothing falls in between
         try:
             last = start
             if last is None:  # a fresh stream starts from now: only what arrives from here on
-                async with state.db.sessionmaker() as session:
+                async with db.sessionmaker() as session:
                     newest = await service.page(session, account_id, False, 1, None)
                 last = newest[0][0].id if newest[0] else 0
             yield b"retry: 2000\n\n"
@@ -96,7 +95,7 @@ async def stream(request: Request, principal: CurrentPrincipal,
                 # Cleared before reading, not after: a notification committed while this reads (or
                 # while it sends) leaves the wake-up set, so it is not left waiting for the heartbeat.
                 wake.clear()
-                async with state.db.sessionmaker() as session:
+                async with db.sessionmaker() as session:
                     rows = await service.since(session, account_id, last)
                 for row in rows:
                     yield _sse(row)
@@ -104,11 +103,11 @@ async def stream(request: Request, principal: CurrentPrincipal,
                 if rows:
                     continue
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), state.settings.stream_heartbeat)
+                    await asyncio.wait_for(wake.wait(), settings.stream_heartbeat)
                     continue
                 yield b": keep-alive\n\n"
         finally:
-            state.broadcaster.unsubscribe(account_id, wake)
+            broadcaster.unsubscribe(account_id, wake)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

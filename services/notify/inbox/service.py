@@ -45,7 +45,6 @@ async def mark_read(session: AsyncSession, account_id: str, notification_id: int
         raise NotFound("No such notification")
     if row.read_at is None:
         row.read_at = utcnow()
-        await session.commit()
     return row
 
 
@@ -53,5 +52,4 @@ async def mark_all_read(session: AsyncSession, account_id: str) -> int:
     result = await session.execute(update(Notification).where(Notification.account_id == account_id,
                                                               Notification.read_at.is_(None))
                                    .values(read_at=utcnow()))
-    await session.commit()
     return result.rowcount

@@ -12,8 +12,8 @@ from pydantic import BaseModel, EmailStr, Field
 from sqlalchemy.exc import IntegrityError
 
 from common.auth import ServiceCaller
-from common.db import SessionDep
 from common.params import StrictBody
+from services.notify.deps import SessionDep
 from services.notify.mail.models import MailJob
 
 router = APIRouter(prefix="/internal/mail", tags=["internal"], dependencies=[ServiceCaller])
@@ -45,7 +45,7 @@ async def queue(session: SessionDep, data: MailRequest, response: Response) -> M
     session.add(MailJob(event_id=data.id, recipient=data.recipient.lower(), locale=data.locale,
                         template=data.template, context=data.context.model_dump()))
     try:
-        await session.commit()
+        await session.flush()
     except IntegrityError:
         await session.rollback()
         response.status_code = 200

@@ -8,8 +8,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from common.auth import CurrentPrincipal
-from common.db import SessionDep
 from common.errors import Forbidden
+from services.notify.deps import SessionDep
 from services.notify.preferences import service
 from services.notify.preferences.models import NotificationSettingsPublic, NotificationSettingsUpdate
 

@@ -26,7 +26,7 @@ async def save(session: AsyncSession, account_id: str, data: NotificationSetting
         row.sqlmodel_update(data.model_dump())
         row.updated_at = utcnow()
         try:
-            await session.commit()
+            await session.flush()
             return row
         except IntegrityError:
             await session.rollback()

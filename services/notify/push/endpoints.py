@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from common.auth import Principal, require
-from common.db import SessionDep
 from common.errors import ServiceUnavailable
 from common.params import IdPath, StrictBody
+from services.notify.deps import Grower, PushKeyDep, SessionDep, SettingsDep
 from services.notify.push import service
 from services.notify.push import vapid as vapid_keys
 from services.notify.push.models import PushSubscription
 
 router = APIRouter(prefix="/api/v1/push", tags=["push"])
-Grower = Annotated[Principal, Depends(require("grower"))]
 OFF = {503: {"description": "Web Push is not configured on this server"}}
 
 
@@ -49,8 +46,7 @@ class SubscriptionOut(BaseModel):
     last_sent_at: dt.datetime | None
 
 
-def _key(request: Request):
-    key = request.app.state.push_key
+def _key(key):
     if key is None:
         raise ServiceUnavailable("Web Push is not configured on this server")
     return key
@@ -62,19 +58,19 @@ def _out(row: PushSubscription) -> SubscriptionOut:
 
 @router.get("/key", operation_id="push_get_key", response_model=PushKey, responses=OFF,
             summary="The server's VAPID public key, to subscribe a device with")
-async def get_key(request: Request) -> PushKey:
-    return PushKey(public_key=vapid_keys.public_key(_key(request)))
+async def get_key(key: PushKeyDep) -> PushKey:
+    return PushKey(public_key=vapid_keys.public_key(_key(key)))
 
 
 @router.post("/subscriptions", operation_id="push_subscribe", status_code=201, response_model=SubscriptionOut,
              responses={**OFF, 422: {"description": "Invalid keys, or an endpoint that is not https on a public host"}},
              summary="Subscribe a device: new orders and low stock are pushed to it (the same endpoint again "
                      "replaces its keys)")
-async def subscribe(request: Request, session: SessionDep, grower: Grower,
+async def subscribe(session: SessionDep, grower: Grower, settings: SettingsDep, key: PushKeyDep,
                     data: SubscriptionCreate) -> SubscriptionOut:
-    _key(request)
-    row = await service.subscribe(session, request.app.state.settings, grower.sub, data.endpoint,
-                                  data.keys.p256dh, data.keys.auth, data.device)
+    _key(key)
+    row = await service.subscribe(session, grower.sub, data.endpoint, data.keys.p256dh, data.keys.auth, data.device,
+                                  settings=settings)
     return _out(row)
 
 

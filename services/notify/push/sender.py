@@ -25,6 +25,7 @@ from py_vapid import Vapid
 from pywebpush import WebPusher
 from sqlalchemy import select, update
 
+from common.db import Database
 from common.worker import Worker, backoff, due_in
 from services.notify.push import vapid as vapid_keys
 from services.notify.push.models import PushDelivery, PushState, PushSubscription, utcnow
@@ -43,10 +44,10 @@ RETRIED = (408, 425, 429)
 
 
 class PushSender(Worker):
-    def __init__(self, app: FastAPI, key: Vapid) -> None:
+    def __init__(self, db: Database, *, settings: NotifySettings, key: Vapid) -> None:
         super().__init__("push-sender", self.run_once, interval=MAX_SLEEP, next_due=self._until_next_due)
-        self.db = app.state.db
-        self.settings: NotifySettings = app.state.settings
+        self.db = db
+        self.settings = settings
         self.key = key
         timeout = self.settings.push_timeout
         self.client = httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(5.0, timeout)),
@@ -161,7 +162,7 @@ async def start(app: FastAPI) -> None:
     app.state.push_sender = None
     if key is None:
         return
-    sender = PushSender(app, key)
+    sender = PushSender(app.state.db, settings=app.state.settings, key=key)
     app.state.effects.append(queue_push)
     app.state.db.after_commit(sender.wake, if_added=PushDelivery)
     app.state.push_sender = sender

@@ -44,8 +44,8 @@ async def checked_endpoint(settings: NotifySettings, url: str) -> str:
     return str(destination.url)
 
 
-async def subscribe(session: AsyncSession, settings: NotifySettings, account_id: str, endpoint: str,
-                    p256dh: str, auth: str, device: str) -> PushSubscription:
+async def subscribe(session: AsyncSession, account_id: str, endpoint: str, p256dh: str, auth: str, device: str, *,
+                    settings: NotifySettings) -> PushSubscription:
     p256dh, auth = _key(p256dh, 65, "p256dh"), _key(auth, 16, "auth")
     endpoint = await checked_endpoint(settings, endpoint)
     row = await session.scalar(select(PushSubscription).where(PushSubscription.endpoint == endpoint))
@@ -61,7 +61,6 @@ async def subscribe(session: AsyncSession, settings: NotifySettings, account_id:
                                  .order_by(PushSubscription.id.desc()).offset(MAX_PER_ACCOUNT))).all()
     for old in ids:
         await remove(session, old)
-    await session.commit()
     return row
 
 
@@ -81,7 +80,6 @@ async def unsubscribe(session: AsyncSession, account_id: str, subscription_id: i
     if row is None or row.account_id != account_id:
         raise NotFound("No such push subscription")
     await remove(session, subscription_id)
-    await session.commit()
 
 
 def payload_for(event: Event) -> tuple[str, dict] | None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Response
 
-from common.auth import Principal, require
-from common.crypto import FieldCipher
-from common.db import SessionDep
+from common.db import on_commit
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
+from services.notify.deps import SessionDep, SettingsDep, WebhookCipherDep, WebhookSenderDep
+from services.notify.deps import WebhookOwner as Owner
 from services.notify.webhooks import service
 from services.notify.webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from services.notify.webhooks.schemas import (
@@ -24,16 +24,7 @@ from services.notify.webhooks.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
-Owner = Annotated[Principal, Depends(require("grower", scope="webhooks"))]
 NOT_YOURS = {404: {"description": "No such endpoint (or delivery), or not yours"}}
-
-
-def _cipher(request: Request) -> FieldCipher:
-    return request.app.state.webhook_cipher
-
-
-def _wake(request: Request) -> None:
-    request.app.state.webhook_sender.wake()
 
 
 def endpoint_out(row: WebhookEndpoint) -> EndpointOut:
@@ -58,9 +49,9 @@ def delivery_out(row: WebhookDelivery, log: list[WebhookAttempt]) -> DeliveryOut
                         422: {"description": "Invalid fields, or a URL that cannot receive webhooks (not https, "
                                              "a user in it, a host that does not resolve or resolves to a "
                                              "loopback, private, link-local or metadata address)"}})
-async def create_endpoint(request: Request, session: SessionDep, owner: Owner,
+async def create_endpoint(session: SessionDep, owner: Owner, settings: SettingsDep, cipher: WebhookCipherDep,
                           data: EndpointCreate) -> EndpointWithSecret:
-    row, secret = await service.create(session, owner.sub, data, request.app.state.settings, _cipher(request))
+    row, secret = await service.create(session, owner.sub, data, settings=settings, cipher=cipher)
     return with_secret(row, secret)
 
 
@@ -79,9 +70,9 @@ async def get_endpoint(session: SessionDep, owner: Owner, endpoint_id: IdPath) -
 
 @router.patch("/{endpoint_id}", operation_id="webhooks_update", response_model=EndpointOut, responses=NOT_YOURS,
               summary="Change the URL, event types or description; `active: true` enables it again")
-async def update_endpoint(request: Request, session: SessionDep, owner: Owner, endpoint_id: IdPath,
+async def update_endpoint(session: SessionDep, owner: Owner, settings: SettingsDep, endpoint_id: IdPath,
                           data: EndpointUpdate) -> EndpointOut:
-    row = await service.update_endpoint(session, owner.sub, endpoint_id, data, request.app.state.settings)
+    row = await service.update_endpoint(session, owner.sub, endpoint_id, data, settings=settings)
     return endpoint_out(row)
 
 
@@ -96,18 +87,18 @@ async def delete_endpoint(session: SessionDep, owner: Owner, endpoint_id: IdPath
 @router.post("/{endpoint_id}/rotate-secret", operation_id="webhooks_rotate_secret",
              response_model=EndpointWithSecret, responses=NOT_YOURS,
              summary="A new signing secret (shown once); the old one also signs for 24 hours")
-async def rotate_secret(request: Request, session: SessionDep, owner: Owner,
+async def rotate_secret(session: SessionDep, owner: Owner, cipher: WebhookCipherDep,
                         endpoint_id: IdPath) -> EndpointWithSecret:
-    row, secret = await service.rotate_secret(session, owner.sub, endpoint_id, _cipher(request))
+    row, secret = await service.rotate_secret(session, owner.sub, endpoint_id, cipher=cipher)
     return with_secret(row, secret)
 
 
 @router.post("/{endpoint_id}/test", operation_id="webhooks_test", status_code=202, response_model=DeliveryOut,
              responses={**NOT_YOURS, 409: {"description": "The endpoint is disabled"}},
              summary="Send a `webhook.test` event to the endpoint now (follow it in the delivery log)")
-async def send_test(request: Request, session: SessionDep, owner: Owner, endpoint_id: IdPath) -> DeliveryOut:
+async def send_test(session: SessionDep, owner: Owner, sender: WebhookSenderDep, endpoint_id: IdPath) -> DeliveryOut:
     delivery = await service.ping(session, owner.sub, endpoint_id)
-    _wake(request)
+    on_commit(session, sender.wake)
     return delivery_out(delivery, [])
 
 
@@ -134,8 +125,8 @@ async def get_delivery(session: SessionDep, owner: Owner, endpoint_id: IdPath, d
              status_code=202, response_model=DeliveryOut,
              responses={**NOT_YOURS, 409: {"description": "The endpoint is disabled"}},
              summary="Send a delivery again now, same `webhook-id`, with a fresh round of retries")
-async def redeliver(request: Request, session: SessionDep, owner: Owner, endpoint_id: IdPath,
+async def redeliver(session: SessionDep, owner: Owner, sender: WebhookSenderDep, endpoint_id: IdPath,
                     delivery_id: IdPath) -> DeliveryOut:
     delivery = await service.redeliver(session, owner.sub, endpoint_id, delivery_id)
-    _wake(request)
+    on_commit(session, sender.wake)
     return delivery_out(*await service.with_log(session, delivery))

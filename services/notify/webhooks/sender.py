@@ -34,6 +34,7 @@ from sqlalchemy import select, update
 from common.crypto import FieldCipher
 from common.db import Database
 from common.worker import Worker, due_in
+from services.notify.inbox.broadcast import Broadcaster
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import service, signing, ssrf
 from services.notify.webhooks.models import (
@@ -73,11 +74,11 @@ class WebhookSender(Worker):
     """A worker whose round tries every delivery that is due; between rounds it sleeps until the next
     retry is due, at most :data:`MAX_SLEEP`."""
 
-    def __init__(self, app: FastAPI) -> None:
+    def __init__(self, db: Database, *, settings: NotifySettings, broadcaster: Broadcaster) -> None:
         super().__init__("webhook-sender", self.run_once, interval=MAX_SLEEP, next_due=self._until_next_due)
-        self.app = app
-        self.db = app.state.db
-        self.settings: NotifySettings = app.state.settings
+        self.broadcaster = broadcaster
+        self.db = db
+        self.settings = settings
         self.cipher = FieldCipher(self.settings.data_key.get_secret_value())
         timeout = self.settings.webhooks_timeout
         self.client = httpx.AsyncClient(
@@ -210,11 +211,11 @@ class WebhookSender(Worker):
                 log.warning("endpoint %s disabled: %s", endpoint.id, disable_for)
             await session.commit()
         if touched:
-            self.app.state.broadcaster.publish(touched)
+            self.broadcaster.publish(touched)
 
 
 async def prune(db: Database) -> None:
-    async with db.writer() as session:
+    async with db.unit_of_work(writer=True) as session:
         if pruned := await service.prune(session, utcnow()):
             log.info("pruned %d finished webhook deliveries older than %s", pruned, service.RETENTION)
 
@@ -223,7 +224,7 @@ async def start(app: FastAPI) -> None:
     """Wire webhooks into the app: the queueing effect on every event, the sender woken after each, the
     purge of finished deliveries every hour."""
     settings: NotifySettings = app.state.settings
-    sender = WebhookSender(app)
+    sender = WebhookSender(app.state.db, settings=settings, broadcaster=app.state.broadcaster)
     app.state.webhook_cipher = sender.cipher
     app.state.webhook_sender = sender
     app.state.webhook_prune = Worker("webhook prune", partial(prune, app.state.db), interval=PRUNE_EVERY)

@@ -59,7 +59,7 @@ async def checked_url(settings: NotifySettings, url: str) -> str:
 # --- endpoints ------------------------------------------------------------------------------------
 
 
-async def create(session: AsyncSession, owner_id: str, data: EndpointCreate, settings: NotifySettings,
+async def create(session: AsyncSession, owner_id: str, data: EndpointCreate, *, settings: NotifySettings,
                  cipher: FieldCipher) -> tuple[WebhookEndpoint, str]:
     """A new endpoint and its secret (returned in clear this once; stored encrypted)."""
     url = await checked_url(settings, data.url)  # DNS before the transaction, so no lock waits on it
@@ -72,7 +72,7 @@ async def create(session: AsyncSession, owner_id: str, data: EndpointCreate, set
     endpoint = WebhookEndpoint(owner_id=owner_id, url=url, description=data.description,
                                event_types=list(data.event_types), secret_encrypted=cipher.encrypt(secret))
     session.add(endpoint)
-    await session.commit()
+    await session.flush()
     return endpoint, secret
 
 
@@ -90,7 +90,7 @@ async def get_owned(session: AsyncSession, owner_id: str, endpoint_id: int) -> W
     return endpoint
 
 
-async def update_endpoint(session: AsyncSession, owner_id: str, endpoint_id: int, data: EndpointUpdate,
+async def update_endpoint(session: AsyncSession, owner_id: str, endpoint_id: int, data: EndpointUpdate, *,
                           settings: NotifySettings) -> WebhookEndpoint:
     url = await checked_url(settings, data.url) if data.url is not None else None
     endpoint = await get_owned(session, owner_id, endpoint_id)
@@ -106,7 +106,6 @@ async def update_endpoint(session: AsyncSession, owner_id: str, endpoint_id: int
     elif data.active is False and endpoint.active:
         await disable(session, endpoint, "disabled by its owner", tell_owner=False)
     endpoint.updated_at = utcnow()
-    await session.commit()
     return endpoint
 
 
@@ -120,10 +119,9 @@ async def _delete_all(session: AsyncSession, endpoint_ids) -> None:
 async def delete_endpoint(session: AsyncSession, owner_id: str, endpoint_id: int) -> None:
     endpoint = await get_owned(session, owner_id, endpoint_id)
     await _delete_all(session, [endpoint.id])
-    await session.commit()
 
 
-async def rotate_secret(session: AsyncSession, owner_id: str, endpoint_id: int,
+async def rotate_secret(session: AsyncSession, owner_id: str, endpoint_id: int, *,
                         cipher: FieldCipher) -> tuple[WebhookEndpoint, str]:
     """A new secret; the old one also signs for :data:`ROTATION_GRACE` (two signatures are sent)."""
     endpoint = await get_owned(session, owner_id, endpoint_id)
@@ -132,7 +130,6 @@ async def rotate_secret(session: AsyncSession, owner_id: str, endpoint_id: int,
     endpoint.previous_secret_expires_at = utcnow() + ROTATION_GRACE
     endpoint.secret_encrypted = cipher.encrypt(secret)
     endpoint.updated_at = utcnow()
-    await session.commit()
     return endpoint, secret
 
 
@@ -210,7 +207,7 @@ async def ping(session: AsyncSession, owner_id: str, endpoint_id: int) -> Webhoo
         "type": TEST_EVENT, "timestamp": _timestamp(utcnow()), "event_id": str(event_id), "version": 1,
         "data": {"endpoint_id": endpoint.id, "message": "Chợ Vườn: webhook test"}})
     session.add(delivery)
-    await session.commit()
+    await session.flush()
     return delivery
 
 
@@ -258,7 +255,6 @@ async def redeliver(session: AsyncSession, owner_id: str, endpoint_id: int, deli
     endpoint, delivery = await get_delivery(session, owner_id, endpoint_id, delivery_id)
     _require_active(endpoint)
     delivery.state, delivery.attempts, delivery.next_attempt_at = DeliveryState.pending, 0, utcnow()
-    await session.commit()
     return delivery
 
 
@@ -270,7 +266,6 @@ async def prune(session: AsyncSession, now: dt.datetime) -> int:
     result = await session.execute(delete(WebhookDelivery).where(
         WebhookDelivery.created_at < now - RETENTION,
         WebhookDelivery.state.in_((DeliveryState.succeeded, DeliveryState.dead))))
-    await session.commit()
     return result.rowcount
 
 

@@ -9,18 +9,19 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import Response, StreamingResponse
 
-from common.auth import Principal, require
+from common.auth import Principal
 from common.vietnam import VN_TZ, local_bound
+from services.orders.deps import DatabaseDep
+from services.orders.deps import GrowerReader as Grower
 from services.orders.desk import csvfile, sales
 from services.orders.desk.schemas import PackingList, SalesMonth
 from services.orders.desk.service import OPEN_STATUSES, DeskFilter, iter_orders, packing_list
 from services.orders.orders.models import OrderStatus
 
 router = APIRouter(prefix="/api/v1", tags=["desk"])
-Grower = Annotated[Principal, Depends(require("grower", scope="orders:read"))]
 Statuses = Annotated[list[OrderStatus] | None, Query(description="Repeat for several states")]
 Since = Annotated[str | None, Query(max_length=40, description="Placed at or after: `2025-07-01` (Vietnam time) or an "
                                                                 "ISO 8601 date-time; without an offset, Vietnam time")]
@@ -48,28 +49,28 @@ def _attachment(stem: str) -> dict[str, str]:
 @router.get("/orders/export.csv", operation_id="desk_export_orders",
             response_class=StreamingResponse, responses=CSV_RESPONSE,
             summary="Your shop's orders as a CSV file for Excel (filters as in the list)")
-async def export_orders(request: Request, grower: Grower, status: Statuses = None, paid: bool | None = None,
+async def export_orders(db: DatabaseDep, grower: Grower, status: Statuses = None, paid: bool | None = None,
                         since: Since = None, until: Until = None, lang: Lang = "vi",
                         delimiter: Delimiter = "comma") -> StreamingResponse:
     filt = _filter(grower, status, paid, since, until)
-    body = csvfile.orders_csv(iter_orders(request.app.state.db, filt), lang, delimiter)
+    body = csvfile.orders_csv(iter_orders(db, filt), lang, delimiter)
     return StreamingResponse(body, media_type=CSV, headers=_attachment("don-hang" if lang == "vi" else "orders"))
 
 
 @router.get("/orders/packing-list", operation_id="desk_packing_list", response_model=PackingList,
             summary="What to prepare: quantity per variant across your placed and confirmed orders")
-async def get_packing_list(request: Request, grower: Grower, status: Statuses = None, paid: bool | None = None,
+async def get_packing_list(db: DatabaseDep, grower: Grower, status: Statuses = None, paid: bool | None = None,
                            since: Since = None, until: Until = None) -> PackingList:
-    return await packing_list(request.app.state.db, _filter(grower, status, paid, since, until, OPEN_STATUSES))
+    return await packing_list(db, _filter(grower, status, paid, since, until, OPEN_STATUSES))
 
 
 @router.get("/orders/packing-list.csv", operation_id="desk_packing_list_csv",
             response_class=Response, responses=CSV_RESPONSE,
             summary="The packing list as a CSV file for Excel")
-async def get_packing_list_csv(request: Request, grower: Grower, status: Statuses = None,
+async def get_packing_list_csv(db: DatabaseDep, grower: Grower, status: Statuses = None,
                                paid: bool | None = None, since: Since = None, until: Until = None,
                                lang: Lang = "vi", delimiter: Delimiter = "comma") -> Response:
-    packing = await packing_list(request.app.state.db, _filter(grower, status, paid, since, until, OPEN_STATUSES))
+    packing = await packing_list(db, _filter(grower, status, paid, since, until, OPEN_STATUSES))
     return Response(csvfile.packing_csv(packing, lang, delimiter), media_type=CSV,
                     headers=_attachment("soan-hang" if lang == "vi" else "packing-list"))
 
@@ -80,6 +81,6 @@ Month = Annotated[str | None, Query(max_length=7, description="`2026-11` (Vietna
 
 @router.get("/orders/sales", operation_id="desk_sales_month", response_model=SalesMonth,
             summary="How a month went: orders, revenue, retail and wholesale, top varieties, unpaid transfers")
-async def get_sales_month(request: Request, grower: Grower, month: Month = None) -> SalesMonth:
+async def get_sales_month(db: DatabaseDep, grower: Grower, month: Month = None) -> SalesMonth:
     name, since, until = sales.month_bounds(month)
-    return await sales.month_sales(request.app.state.db, DeskFilter.of(grower), name, since, until)
+    return await sales.month_sales(db, DeskFilter.of(grower), name, since, until)

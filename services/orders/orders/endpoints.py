@@ -5,14 +5,25 @@ from typing import Annotated
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from common.auth import CurrentPrincipal, OptionalPrincipal, Principal, require
-from common.db import SessionDep
+from common.auth import Principal
 from common.errors import Forbidden
 from common.openapi import declares, problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
 from common.vietnam import local_bound
-from services.orders.orders import placing, service
+from services.orders.deps import (
+    AutocommitDep,
+    BaseUrlDep,
+    CatalogClientDep,
+    CipherDep,
+    CurrentPrincipal,
+    Grower,
+    GrowerReader,
+    OptionalPrincipal,
+    ReconcilerDep,
+    SessionDep,
+)
+from services.orders.orders import idempotency, placing, service
 from services.orders.orders.models import OrderStatus
 from services.orders.orders.schemas import (
     CONSENT_PURPOSES,
@@ -28,7 +39,6 @@ from services.orders.orders.schemas import (
 )
 
 router = APIRouter(prefix="/api/v1", tags=["orders"])
-Grower = Annotated[Principal, Depends(require("grower", scope="orders:write"))]
 
 
 @declares(required_headers=("Idempotency-Key",))
@@ -49,6 +59,18 @@ PLACING = problems(400, 403, 404, 409, 503,
                    s503="The catalog is unavailable; nothing was ordered")
 
 
+async def _saga(request: Request, keys: AutocommitDep, catalog: CatalogClientDep, cipher: CipherDep,
+                base_url: BaseUrlDep, reconciler: ReconcilerDep) -> dict:
+    """What placing takes besides the session and the order, as its keyword arguments: the
+    Idempotency-Key as sent, the fingerprint of the path and body, and the collaborators."""
+    return {"key": request.headers.get("idempotency-key"),
+            "fingerprint": idempotency.fingerprint(request.url.path, await request.body()), "keys": keys,
+            "catalog": catalog, "cipher": cipher, "base_url": base_url, "reconciler": reconciler}
+
+
+Saga = Annotated[dict, Depends(_saga)]
+
+
 def _check_buyer(principal: Principal | None) -> None:
     if principal is not None and principal.role == "grower" and principal.kind == "user":
         return  # a grower may buy from another grower
@@ -59,30 +81,31 @@ def _check_buyer(principal: Principal | None) -> None:
 @router.post("/orders", operation_id="orders_create", status_code=201, response_model=OrderCreated,
              summary="Place an order at one shop (as a guest or signed in); needs an Idempotency-Key",
              responses=PLACING)
-async def create_order(request: Request, principal: OptionalPrincipal, data: OrderCreate,
+async def create_order(session: SessionDep, principal: OptionalPrincipal, data: OrderCreate, saga: Saga,
                        idempotency_key: IdempotencyKey = None) -> JSONResponse:
     _check_buyer(principal)
-    status, body = await placing.place_order(request, principal, data, "api" if principal and
-                                             principal.kind == "api_key" else "web", data.shop_id)
+    source = "api" if principal and principal.kind == "api_key" else "web"
+    status, body = await placing.place_order(session, principal, data, source=source,
+                                             shop_id=data.shop_id, **saga)
     return JSONResponse(body, status_code=status)
 
 
 @router.post("/checkouts", operation_id="orders_checkout", status_code=201, response_model=CheckoutOut,
              summary="Order from several shops at once: one order per shop, all reserved or none",
              responses=PLACING)
-async def create_checkout(request: Request, principal: OptionalPrincipal, data: CheckoutCreate,
+async def create_checkout(session: SessionDep, principal: OptionalPrincipal, data: CheckoutCreate, saga: Saga,
                           idempotency_key: IdempotencyKey = None) -> JSONResponse:
     _check_buyer(principal)
-    status, body = await placing.place_checkout(request, principal, data)
+    status, body = await placing.place_checkout(session, principal, data, **saga)
     return JSONResponse(body, status_code=status)
 
 
 @router.post("/orders/phone", operation_id="orders_create_phone", status_code=201, response_model=OrderCreated,
              summary="Record an order the grower took by phone (same rules, marked as a phone order)",
              responses=PLACING)
-async def create_phone_order(request: Request, grower: Grower, data: PhoneOrderCreate,
+async def create_phone_order(session: SessionDep, grower: Grower, data: PhoneOrderCreate, saga: Saga,
                              idempotency_key: IdempotencyKey = None) -> JSONResponse:
-    status, body = await placing.place_order(request, grower, data, "phone")
+    status, body = await placing.place_order(session, grower, data, source="phone", **saga)
     return JSONResponse(body, status_code=status)
 
 
@@ -112,9 +135,7 @@ async def list_orders(
 
 @router.get("/orders/counts", operation_id="orders_counts",
             summary="How many of your shop's orders are in each state")
-async def order_counts(session: SessionDep, grower: Annotated[Principal, Depends(require("grower",
-                                                                                          scope="orders:read"))]
-                       ) -> OrderCounts:
+async def order_counts(session: SessionDep, grower: GrowerReader) -> OrderCounts:
     return OrderCounts(**await service.counts_for(session, grower))
 
 
@@ -134,43 +155,47 @@ MOVE_PROBLEMS = problems(403, 409, s403="The API key lacks orders:write",
                          s409="The order cannot make this move from its state (`allowed_actions` lists those it can)")
 
 
-async def _move(request: Request, session: SessionDep, principal: Principal, order_id: int, action: str,
+async def _move(session: SessionDep, catalog: CatalogClientDep, principal: Principal, order_id: int, action: str,
                 reason: str = "") -> OrderOut:
     order, role = await service.get_for(session, order_id, principal, for_update=True)
     if role in ("grower", "admin") and not principal.allows("orders:write"):
         raise Forbidden("This API key lacks the orders:write scope", scope="orders:write")
-    order = await service.transition(session, request.app.state.catalog, order, action, role, principal.sub, reason)
+    order = await service.transition(session, order, action, role, principal.sub, reason, catalog=catalog)
     return service.to_out(order, role)
 
 
 # One operation per move, so that a generated client has `orders_confirm(order_id)` and no body to make up.
 @router.post("/orders/{order_id}/confirm", operation_id="orders_confirm", response_model=OrderOut,
              summary="Confirm a placed order (its grower)", responses=MOVE_PROBLEMS)
-async def confirm(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath) -> OrderOut:
-    return await _move(request, session, principal, order_id, "confirm")
+async def confirm(session: SessionDep, catalog: CatalogClientDep, principal: CurrentPrincipal,
+                  order_id: IdPath) -> OrderOut:
+    return await _move(session, catalog, principal, order_id, "confirm")
 
 
 @router.post("/orders/{order_id}/ship", operation_id="orders_ship", response_model=OrderOut,
              summary="Mark a confirmed order shipped (its grower)", responses=MOVE_PROBLEMS)
-async def ship(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath) -> OrderOut:
-    return await _move(request, session, principal, order_id, "ship")
+async def ship(session: SessionDep, catalog: CatalogClientDep, principal: CurrentPrincipal,
+               order_id: IdPath) -> OrderOut:
+    return await _move(session, catalog, principal, order_id, "ship")
 
 
 @router.post("/orders/{order_id}/deliver", operation_id="orders_deliver", response_model=OrderOut,
              summary="Mark a shipped order delivered (its grower)", responses=MOVE_PROBLEMS)
-async def deliver(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath) -> OrderOut:
-    return await _move(request, session, principal, order_id, "deliver")
+async def deliver(session: SessionDep, catalog: CatalogClientDep, principal: CurrentPrincipal,
+                  order_id: IdPath) -> OrderOut:
+    return await _move(session, catalog, principal, order_id, "deliver")
 
 
 @router.post("/orders/{order_id}/cancel", operation_id="orders_cancel", response_model=OrderOut,
              summary="Cancel an order (the buyer while placed or confirmed; the grower until delivered); "
                      "its stock returns", responses=MOVE_PROBLEMS)
-async def cancel(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath,
+async def cancel(session: SessionDep, catalog: CatalogClientDep, principal: CurrentPrincipal, order_id: IdPath,
                  body: Annotated[CancelRequest, Body(default_factory=CancelRequest)]) -> OrderOut:
-    return await _move(request, session, principal, order_id, "cancel", body.reason)
+    return await _move(session, catalog, principal, order_id, "cancel", body.reason)
 
 
 @router.post("/orders/{order_id}/mark-paid", operation_id="orders_mark_paid", response_model=OrderOut,
              summary="Mark a bank-transfer order paid (its grower)", responses=MOVE_PROBLEMS)
-async def mark_paid(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath) -> OrderOut:
-    return await _move(request, session, principal, order_id, "mark-paid")
+async def mark_paid(session: SessionDep, catalog: CatalogClientDep, principal: CurrentPrincipal,
+                    order_id: IdPath) -> OrderOut:
+    return await _move(session, catalog, principal, order_id, "mark-paid")

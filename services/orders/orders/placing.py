@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 
-from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.auth import Principal
+from common.crypto import FieldCipher
 from common.errors import UnprocessableEntity
-from services.orders import reconciler
+from common.worker import Worker
 from services.orders.catalog_client import CatalogClient
 from services.orders.orders import idempotency, service
 from services.orders.orders.schemas import CheckoutCreate, CheckoutOut, OrderCreate, OrderFields
@@ -19,25 +21,25 @@ def scope_of(principal: Principal | None) -> str:
     return f"account:{principal.sub}" if principal else "guest"
 
 
-async def _with_key(request: Request, principal: Principal | None, run):
+async def _with_key(keys: async_sessionmaker, principal: Principal | None, key: str | None, fingerprint: str,
+                    run: Callable[[int], Awaitable[tuple[int, dict]]]) -> tuple[int, dict]:
     """Claim the Idempotency-Key, run, and give the key up if anything fails."""
-    state = request.app.state
-    key = idempotency.check_key(request.headers.get("idempotency-key"))
-    print_ = idempotency.fingerprint(request.url.path, await request.body())
-    row_id, replay = await idempotency.begin(state.db.autocommit, scope_of(principal), key, print_)
+    row_id, replay = await idempotency.begin(keys, scope_of(principal), idempotency.check_key(key), fingerprint)
     if replay is not None:
         return replay
     try:
         return await run(row_id)
     except BaseException:
-        await idempotency.abandon(state.db.autocommit, row_id)
+        await idempotency.abandon(keys, row_id)
         raise
 
 
-async def place_order(request: Request, principal: Principal | None, data: OrderCreate | OrderFields,
-                      source: str, shop_id: int | None = None) -> tuple[int, dict]:
-    state = request.app.state
-    catalog: CatalogClient = state.catalog
+async def place_order(session: AsyncSession, principal: Principal | None, data: OrderCreate | OrderFields, *,
+                      source: str, shop_id: int | None = None, key: str | None, fingerprint: str,
+                      keys: async_sessionmaker, catalog: CatalogClient, cipher: FieldCipher, base_url: str,
+                      reconciler: Worker) -> tuple[int, dict]:
+    """``key`` and ``fingerprint``: the request's Idempotency-Key and what its body and path hash to;
+    ``keys``: the sessions it is claimed in, at once, outside the order's transaction."""
     role = "grower" if source == "phone" else (principal.role if principal else "guest")
     buyer = principal if source != "phone" else None
 
@@ -49,28 +51,40 @@ async def place_order(request: Request, principal: Principal | None, data: Order
             if source == "phone" and reservation.shop.owner_id != principal.sub:
                 raise UnprocessableEntity("A phone order is for your own shop's varieties", errors=[
                     {"field": "body.lines", "message": "not your shop's varieties", "type": "not_your_shop"}])
-            placed = service.build_order(reservation, data, buyer, source, state.cipher)
+            placed = service.build_order(reservation, data, buyer, source, cipher)
             if source == "phone":
                 placed.order.history[0].actor_role = "grower"
                 placed.order.history[0].actor_id = principal.sub
-            async with state.db.sessionmaker() as session:
-                await service.store(session, [placed])
-                # Now that the order has its id: the key's stored reply and ours are one.
-                reply = service.to_created(placed, state.settings.public_base_url, role).model_dump(mode="json")
-                await idempotency.complete(session, row_id, 201, reply)
-                await session.commit()
+            await service.store(session, [placed])
+            # Now that the order has its id: the key's stored reply and ours are one.
+            reply = service.to_created(placed, base_url, role).model_dump(mode="json")
+            await idempotency.complete(session, row_id, 201, reply)
+            await _stored(session)
         except BaseException:
+            await _undo(session)
             await service.release_quietly(catalog, [reservation_id])
             raise
-        reconciler.wake(request.app)  # step 4, batched with other orders' (services/orders/reconciler.py)
+        reconciler.wake()  # step 4, batched with other orders' (services/orders/reconciler.py)
         return 201, reply
 
-    return await _with_key(request, principal, run)
+    return await _with_key(keys, principal, key, fingerprint, run)
 
 
-async def place_checkout(request: Request, principal: Principal | None, data: CheckoutCreate) -> tuple[int, dict]:
-    state = request.app.state
-    catalog: CatalogClient = state.catalog
+async def _stored(session: AsyncSession) -> None:
+    # The saga's step 3 commits here rather than in the request's unit of work: a commit that fails
+    # must still release the reservation and give the Idempotency-Key up (the except clauses around
+    # it), and the reconciler is woken only for an order that is stored.
+    await session.commit()
+
+
+async def _undo(session: AsyncSession) -> None:
+    """Ends the failed transaction before the key is given up (on SQLite it holds the write lock)."""
+    await session.rollback()
+
+
+async def place_checkout(session: AsyncSession, principal: Principal | None, data: CheckoutCreate, *,
+                         key: str | None, fingerprint: str, keys: async_sessionmaker, catalog: CatalogClient,
+                         cipher: FieldCipher, base_url: str, reconciler: Worker) -> tuple[int, dict]:
     role = principal.role if principal else "guest"
 
     async def run(row_id: int) -> tuple[int, dict]:
@@ -93,19 +107,19 @@ async def place_checkout(request: Request, principal: Principal | None, data: Ch
                                                     data.payment_method)
                 reserved.append(reservation_id)
                 part = OrderFields(**{**data.model_dump(exclude={"lines"}), "lines": [ln.model_dump() for ln in lines]})
-                item = service.build_order(reservation, part, principal, "web", state.cipher, checkout_id)
+                item = service.build_order(reservation, part, principal, "web", cipher, checkout_id)
                 placed.append(item)
-            async with state.db.sessionmaker() as session:
-                await service.store(session, placed)
-                orders = [service.to_created(p, state.settings.public_base_url, role) for p in placed]
-                reply = CheckoutOut(checkout_id=checkout_id, orders=orders,
-                                    total=sum(o.total for o in orders)).model_dump(mode="json")
-                await idempotency.complete(session, row_id, 201, reply)
-                await session.commit()
+            await service.store(session, placed)
+            orders = [service.to_created(p, base_url, role) for p in placed]
+            reply = CheckoutOut(checkout_id=checkout_id, orders=orders,
+                                total=sum(o.total for o in orders)).model_dump(mode="json")
+            await idempotency.complete(session, row_id, 201, reply)
+            await _stored(session)
         except BaseException:
+            await _undo(session)
             await service.release_quietly(catalog, reserved)
             raise
-        reconciler.wake(request.app)
+        reconciler.wake()
         return 201, reply
 
-    return await _with_key(request, principal, run)
+    return await _with_key(keys, principal, key, fingerprint, run)

@@ -259,8 +259,8 @@ async def counts_for(session: AsyncSession, principal: Principal) -> dict[str, i
 
 # ---- Moving --------------------------------------------------------------------------------------
 
-async def transition(session: AsyncSession, catalog: CatalogClient, order: Order, action: str, role: str,
-                     actor_id: str | None, note: str = "") -> Order:
+async def transition(session: AsyncSession, order: Order, action: str, role: str, actor_id: str | None,
+                     note: str = "", *, catalog: CatalogClient) -> Order:
     """Move the order (or mark it paid); an illegal move is a 409 naming the allowed ones."""
     if not states.can(action, order, role):
         raise IllegalTransition(f"Cannot {action} an order that is {order.status}"
@@ -279,13 +279,16 @@ async def transition(session: AsyncSession, catalog: CatalogClient, order: Order
     order.history.append(OrderHistory(action=action, from_status=before, to_status=order.status, actor_id=actor_id,
                                       actor_role=role, note=note))
     session.add(event_for(order, kind, role, note))
-    await session.commit()
     if order.reservation_state == "release-pending":
-        await release_stock(session, catalog, order)
+        # The cancel is committed before the catalog is asked for the stock back: once it is, a
+        # failed or lost call is the reconciler's to retry ("release-pending"); the note that the
+        # stock came back is then the request's unit of work.
+        await session.commit()
+        await release_stock(session, order, catalog=catalog)
     return order
 
 
-async def release_stock(session: AsyncSession, catalog: CatalogClient, order: Order) -> None:
+async def release_stock(session: AsyncSession, order: Order, *, catalog: CatalogClient) -> None:
     """A cancelled order's stock goes back, once: the catalog releases a reservation only once."""
     try:
         await catalog.release(order.reservation_id)
@@ -293,7 +296,6 @@ async def release_stock(session: AsyncSession, catalog: CatalogClient, order: Or
         log.warning("stock of cancelled %s not returned yet; the reconciler will retry", order.code)
         return
     order.reservation_state = "released"
-    await session.commit()
 
 
 def new_reservation_id() -> str:

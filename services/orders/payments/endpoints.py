@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
-from common.auth import CurrentPrincipal
-from common.db import SessionDep
 from common.params import IdPath
+from services.orders.deps import CipherDep, CurrentPrincipal, SessionDep
 from services.orders.orders import service as orders
 from services.orders.payments.schemas import PaymentQrOut
 from services.orders.payments.service import payment_qr
@@ -41,19 +40,17 @@ def _reply(qr: PaymentQrOut, fmt: str) -> Response:
 @router.get("/orders/{order_id}/payment-qr", operation_id="payments_order_qr", response_model=PaymentQrOut,
             responses=QR_RESPONSES,
             summary="The VietQR to pay a bank-transfer order (its grower, or the buyer who placed it)")
-async def order_payment_qr(request: Request, session: SessionDep, principal: CurrentPrincipal, order_id: IdPath,
+async def order_payment_qr(session: SessionDep, cipher: CipherDep, principal: CurrentPrincipal, order_id: IdPath,
                            format: Format = "json") -> Response:
     order, _ = await orders.get_for(session, order_id, principal)
-    return _reply(payment_qr(order, f"/api/v1/orders/{order.id}/payment-qr?format=svg", request.app.state.cipher),
-                  format)
+    return _reply(payment_qr(order, f"/api/v1/orders/{order.id}/payment-qr?format=svg", cipher=cipher), format)
 
 
 @router.get("/tracking/{token}/payment-qr", operation_id="payments_tracking_qr", response_model=PaymentQrOut,
             responses=QR_RESPONSES,
             summary="The VietQR to pay a guest's bank-transfer order, by its secret tracking link")
-async def tracking_payment_qr(request: Request, session: SessionDep,
+async def tracking_payment_qr(session: SessionDep, cipher: CipherDep,
                               token: Annotated[str, Path(min_length=16, max_length=64)],
                               format: Format = "json") -> Response:
     order = await orders.get_by_token(session, token)
-    return _reply(payment_qr(order, f"/api/v1/tracking/{token}/payment-qr?format=svg", request.app.state.cipher),
-                  format)
+    return _reply(payment_qr(order, f"/api/v1/tracking/{token}/payment-qr?format=svg", cipher=cipher), format)

@@ -19,7 +19,7 @@ class OrderCancelled(Conflict):
     slug, title = "order-cancelled", "This order is cancelled"
 
 
-def payment_qr(order: Order, svg_url: str, cipher: FieldCipher) -> PaymentQrOut:
+def payment_qr(order: Order, svg_url: str, *, cipher: FieldCipher) -> PaymentQrOut:
     """The QR for an unpaid or paid bank-transfer order (paid ones say so in ``payment_status``).
     Cash-on-delivery orders, and cancelled ones (nothing to pay), are a 409."""
     if order.payment_method != "bank_transfer":

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from common.auth import CurrentPrincipal
-from common.db import SessionDep
 from common.errors import Conflict, Forbidden
 from common.openapi import problems
 from common.params import IdPath
+from services.orders.deps import CurrentPrincipal, SessionDep
 from services.orders.orders import service
 from services.orders.orders.models import OrderStatus, utcnow
 from services.orders.shipments.schemas import ShipmentIn, ShipmentOut
@@ -32,5 +31,4 @@ async def set_shipment(session: SessionDep, principal: CurrentPrincipal, order_i
         raise Conflict(f"An order that is {order.status} has no shipment")
     order.carrier, order.tracking_code = body.carrier, body.tracking_code
     order.updated_at = utcnow()
-    await session.commit()
     return shipment_of(order)

@@ -1,0 +1,51 @@
+"""What the orders service's routes take, as ``Annotated`` dependencies.
+
+The providers below are the only code that reads ``request.app.state`` (what ``app.py`` built at
+start-up); routes declare the aliases, and the domain functions get plain arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import async_sessionmaker
+
+from common.auth import CurrentPrincipal, OptionalPrincipal, Principal, require
+from common.crypto import FieldCipher
+from common.db import Database, SessionDep
+from common.service import from_state
+from common.worker import Worker
+from services.orders.catalog_client import CatalogClient
+from services.orders.settings import OrdersSettings
+
+__all__ = ["AutocommitDep", "BaseUrlDep", "CatalogClientDep", "CipherDep", "CurrentPrincipal", "DatabaseDep",
+           "Grower", "GrowerReader", "OptionalPrincipal", "ReconcilerDep", "SessionDep", "SettingsDep"]
+
+
+settings = from_state("settings")
+database = from_state("db")
+cipher = from_state("cipher")
+catalog_client = from_state("catalog")
+reconciler = from_state("reconciler")
+
+
+def autocommit(request: Request) -> async_sessionmaker:
+    return request.app.state.db.autocommit
+
+
+def base_url(request: Request) -> str:
+    return request.app.state.settings.public_base_url
+
+
+SettingsDep = Annotated[OrdersSettings, Depends(settings)]
+DatabaseDep = Annotated[Database, Depends(database)]
+"""The database itself, for reads that take sessions of their own (a streamed CSV, page by page)."""
+AutocommitDep = Annotated[async_sessionmaker, Depends(autocommit)]
+"""Sessions for single statements outside the request's unit of work (claiming an Idempotency-Key)."""
+CipherDep = Annotated[FieldCipher, Depends(cipher)]
+BaseUrlDep = Annotated[str, Depends(base_url)]
+CatalogClientDep = Annotated[CatalogClient, Depends(catalog_client)]
+ReconcilerDep = Annotated[Worker, Depends(reconciler)]
+Grower = Annotated[Principal, Depends(require("grower", scope="orders:write"))]
+GrowerReader = Annotated[Principal, Depends(require("grower", scope="orders:read"))]
