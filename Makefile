@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: audit run run-cluster stop-cluster test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-search bench-page bench-events bench-load bench-orders bench-lighthouse fuzz
+.PHONY: audit run run-cluster stop-cluster test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-search bench-page bench-events bench-load bench-orders bench-tracing bench-lighthouse fuzz
 
 # Two locks, both with hashes: requirements.lock (what the apps run on: `make run`, the image) and
 # requirements-dev.lock (that plus the test and bench tools: `make test`). The venv is updated only
@@ -121,6 +121,9 @@ bench-search: install
 # beside raw SQL doing the same conditional updates; checks nothing was oversold.
 bench-orders: install
 	@$(BIN)/python bench/orders.py
+
+bench-tracing: install
+	@$(BIN)/python bench/tracing.py
 
 # Order placed → in the grower's live inbox, p50/p95, over HTTP push and NATS JetStream.
 bench-events: install

@@ -4,10 +4,7 @@ Per transport (HTTP push; NATS JetStream under a namespace of its own) the four 
 live stream; guest orders steady (``--rate``) and in a burst (``--concurrency``), each matched to its event:
 p50/p95/p99/max of POST sent → event read, where the time goes, events lost. Target: p95 ≤ 500 ms.
 
-    make bench-events
-    .venv/bin/python bench/events.py --orders 10 --wait-quiet 0   # a quick check that everything works
-
-bench/README.md has every option; docs/performance.md the figures.
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -19,25 +16,21 @@ import datetime as dt
 import json
 import math
 import socket
-import statistics
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
+if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import harness as h  # noqa: E402
 
 TARGET_P95_MS = 500.0
-NATS_URL = "nats://127.0.0.1:4222"
-# Every bench order comes from 127.0.0.1: the gateway's per-address limit on order creation (20 a
-# minute by default) is raised to this for the bench's gateway only.
-ORDER_LIMIT = 1_000_000
-PROGRESS_EVERY = 5.0
+ORDER_LIMIT = 1_000_000  # the gateway's order limit per address (20 a minute): every order comes from 127.0.0.1
 # time.time() − time.monotonic(): turns the servers' created_at (wall clock, same machine) into the
 # monotonic clock the bench measures with.
 WALL_OFFSET = time.time() - time.monotonic()
@@ -61,7 +54,7 @@ def start_stack(args: argparse.Namespace, bench: h.Bench, transport: str) -> tup
         namespace = f"bench{uuid.uuid4().hex[:8]}"
         env.update(EVENT_BUS_URL=args.nats_url, EVENT_NAMESPACE=namespace)
         bench.cleanups.append(lambda: h.drop_stream(args.nats_url, namespace))
-    urls = h.start_apps(bench.procs, bench.python, folder, dbs.urls, env=env, timeout=args.start_timeout)
+    urls = h.start_apps(bench.procs, bench.python, folder, dbs.urls, env=env)
     return urls["gateway"], namespace
 
 
@@ -73,9 +66,6 @@ async def set_up_grower(gateway: str) -> tuple[str, int]:
         headers, _ = await h.open_shop(gw, "0912 345 678", name="Vườn Sen Bà Tư")
         product = h.expect(await gw.post("/api/v1/products", json=PRODUCT, headers=headers), 201, "add the variety")
     return headers["Authorization"].split(" ", 1)[1], product["variants"][0]["id"]
-
-
-# ── the grower's live stream ─────────────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -95,12 +85,7 @@ class StreamListener(threading.Thread):
         self.url, self.token = url, token
         self.arrivals: dict[str, Arrival] = {}
         self.duplicates: list[str] = []
-        self.others = 0
-        self.keepalives = 0
-        self.ready = threading.Event()
-        self.error: str | None = None
-        self._socket: socket.socket | None = None
-        self._stopping = False
+        self.ready, self.error, self._socket, self._stopping = threading.Event(), None, None, False
 
     def run(self) -> None:
         import httpx
@@ -121,11 +106,8 @@ class StreamListener(threading.Thread):
                     now = time.monotonic()
                     if line.startswith("retry:"):  # sent once the stream is subscribed: from here on, nothing is missed
                         self.ready.set()
-                    elif line.startswith(": keep-alive"):
-                        self.keepalives += 1
                     elif line.startswith("data:"):
-                        if not data:
-                            first_at = now
+                        first_at = first_at if data else now
                         data.append(line[5:].lstrip())
                     elif line == "" and data:
                         self._dispatch("\n".join(data), first_at)
@@ -141,14 +123,12 @@ class StreamListener(threading.Thread):
     def _dispatch(self, payload: str, at: float) -> None:
         note = json.loads(payload)
         if note.get("type") != "order.placed":
-            self.others += 1
             return
-        code = note["data"]["code"]
-        if code in self.arrivals:
+        if (code := note["data"]["code"]) in self.arrivals:
             self.duplicates.append(code)
-            return
-        created = dt.datetime.fromisoformat(note["created_at"]).timestamp() - WALL_OFFSET
-        self.arrivals[code] = Arrival(at, note["id"], created)
+        else:
+            created = dt.datetime.fromisoformat(note["created_at"]).timestamp() - WALL_OFFSET
+            self.arrivals[code] = Arrival(at, note["id"], created)
 
     def stop(self) -> None:
         """End the stream from the client's side (the server then lets go of it at once)."""
@@ -157,9 +137,6 @@ class StreamListener(threading.Thread):
             with contextlib.suppress(OSError):
                 self._socket.shutdown(socket.SHUT_RDWR)
         self.join(timeout=5)
-
-
-# ── placing orders ───────────────────────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -216,49 +193,29 @@ class Phase:
     other_cores: float = 0.0
 
 
-async def progress(phase: Phase, listener: StreamListener, label: str) -> None:
-    while True:
-        await asyncio.sleep(PROGRESS_EVERY)
-        done = [p for p in phase.placed if p.replied]
-        ok = [p for p in done if p.code]
-        seen = sum(1 for p in ok if p.code in listener.arrivals)
-        print(f"  {label}: {len(done)}/{phase.orders} placed ({len(done) - len(ok)} failed), "
-              f"{seen} on the stream, {sum(1 for p in phase.placed if p.sent and not p.replied)} in flight",
-              flush=True)
-
-
-async def run_phase(phase: Phase, gateway: str, variant_id: int, listener: StreamListener, settle: float,
-                    label: str) -> None:
+async def run_phase(phase: Phase, gateway: str, variant_id: int, listener: StreamListener, settle: float) -> None:
     import httpx
 
     limits = httpx.Limits(max_connections=max(phase.concurrency or 0, 64), max_keepalive_connections=64)
     phase.placed = [Placed(i) for i in range(phase.orders)]
     async with httpx.AsyncClient(base_url=gateway, timeout=30, limits=limits) as client:
-        reporter = asyncio.create_task(progress(phase, listener, label))
-        try:
-            phase.started = time.monotonic()
-            if phase.mode == "steady":
-                tasks = []
-                for placed in phase.placed:
-                    delay = phase.started + placed.index / phase.rate - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(place(client, variant_id, placed)))
-                await asyncio.gather(*tasks)
-            else:
-                queue = iter(phase.placed)
+        phase.started = time.monotonic()
+        if phase.mode == "steady":  # open loop: each order on its own schedule
+            tasks = []
+            for placed in phase.placed:
+                await asyncio.sleep(max(0.0, phase.started + placed.index / phase.rate - time.monotonic()))
+                tasks.append(asyncio.create_task(place(client, variant_id, placed)))
+            await asyncio.gather(*tasks)
+        else:  # closed loop: each guest places the next order when the last is answered
+            queue = iter(phase.placed)
 
-                async def guest() -> None:
-                    for placed in queue:
-                        await place(client, variant_id, placed)
+            async def guest() -> None:
+                for placed in queue:
+                    await place(client, variant_id, placed)
 
-                await asyncio.gather(*(guest() for _ in range(phase.concurrency)))
-            phase.ended = max(p.replied for p in phase.placed)
-            await wait_seen(listener, [p.code for p in phase.placed if p.code], settle)
-        finally:
-            reporter.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+            await asyncio.gather(*(guest() for _ in range(phase.concurrency)))
+        phase.ended = max(p.replied for p in phase.placed)
+        await wait_seen(listener, [p.code for p in phase.placed if p.code], settle)
 
 
 async def wait_seen(listener: StreamListener, codes: list[str], timeout: float) -> bool:
@@ -289,35 +246,26 @@ async def warm_up(gateway: str, variant_id: int, listener: StreamListener, count
                              f"within {timeout:.0f} s")
 
 
-# ── figures ──────────────────────────────────────────────────────────────────────────────────────
-
-
 def summary(values: list[float]) -> dict[str, float]:
     return {"p50": h.pct(values, 50), "p95": h.pct(values, 95), "p99": h.pct(values, 99),
-            "max": max(values) if values else math.nan, "mean": statistics.fmean(values) if values else math.nan}
-
-
-def timeline(phase: Phase, placed: Placed, arrival: Arrival | None) -> list[float | None]:
-    moments = (placed.sent, placed.replied, placed.created_at,
-               arrival.created_at if arrival else None, arrival.at if arrival else None)
-    return [None if t is None else round((t - phase.started) * 1000.0, 3) for t in moments]
+            "max": max(values) if values else math.nan}
 
 
 def figures(phase: Phase, listener: StreamListener) -> dict:
     ok = [p for p in phase.placed if p.code]
     arrived = [(p, listener.arrivals[p.code]) for p in ok if p.code in listener.arrivals]
-    errors: dict[str, int] = {}
-    for p in phase.placed:
-        if not p.code:
-            errors[p.error or str(p.status)] = errors.get(p.error or str(p.status), 0) + 1
-    codes = {p.code for p in ok}
-    elapsed = max(phase.ended - phase.started, 1e-9)
-    ms = 1000.0
+    codes, ms = {p.code for p in ok}, 1000.0
+
+    def timeline(p: Placed, a: Arrival | None) -> list[float | None]:
+        moments = (p.sent, p.replied, p.created_at, a.created_at if a else None, a.at if a else None)
+        return [None if t is None else round((t - phase.started) * ms, 3) for t in moments]
+
     return {
         "transport": phase.transport, "mode": phase.mode, "orders": phase.orders, "rate": phase.rate,
-        "concurrency": phase.concurrency, "placed": len(ok), "errors": errors,
+        "concurrency": phase.concurrency, "placed": len(ok),
+        "errors": Counter(p.error or str(p.status) for p in phase.placed if not p.code),
         "lost": len(ok) - len(arrived), "duplicates": sum(1 for c in listener.duplicates if c in codes),
-        "achieved_rate": len(phase.placed) / elapsed,
+        "achieved_rate": len(phase.placed) / max(phase.ended - phase.started, 1e-9),
         "to_201_ms": summary([(p.replied - p.sent) * ms for p in ok]),
         "to_stream_ms": summary([(a.at - p.sent) * ms for p, a in arrived]),
         "to_order_built_ms": summary([(p.created_at - p.sent) * ms for p, _ in arrived]),
@@ -327,64 +275,42 @@ def figures(phase: Phase, listener: StreamListener) -> dict:
         "before_201": sum(1 for p, a in arrived if a.at < p.replied),
         "cpu_ms_per_order": {name: sec * ms / max(len(phase.placed), 1) for name, sec in phase.cpu.items()},
         "other_cores": phase.other_cores,
-        "latencies_ms": [round((a.at - p.sent) * ms, 3) for p, a in arrived],
         # Each order's timeline, ms from the phase's start: POST sent, 201 read, order built (orders'
         # created_at), inbox row made (notify's created_at), event read from the stream (None: lost).
-        "timeline_ms": [timeline(phase, p, listener.arrivals.get(p.code)) for p in ok],
+        "timeline_ms": [timeline(p, listener.arrivals.get(p.code)) for p in ok],
     }
 
 
 def describe(fig: dict) -> str:
-    if fig["mode"] == "steady":
-        return f"steady {fig['rate']:g}/s"
-    return f"burst ×{fig['concurrency']}"
+    return f"steady {fig['rate']:g}/s" if fig["mode"] == "steady" else f"burst ×{fig['concurrency']}"
 
 
-def print_table(results: list[dict]) -> None:
-    print()
-    print(h.table(["transport", "load", "orders", "orders/s", "to 201 p50 / p95 (ms)", "to stream p50", "p95", "p99",
-                   "max (ms)", "lost", "dup.", "errors"],
-                  [[f["transport"], describe(f), f["placed"], f"{f['achieved_rate']:.1f}",
-                    f"{f['to_201_ms']['p50']:.1f} / {f['to_201_ms']['p95']:.1f}",
-                    *(f"{f['to_stream_ms'][k]:.1f}" for k in ("p50", "p95", "p99", "max")),
-                    f["lost"], f["duplicates"], sum(f["errors"].values())] for f in results], left=2))
-    print()
-    print("Where the time goes (p50 / p95, ms), by the servers' own clocks (one machine): POST sent → order built")
-    print("(gateway, orders, the catalog's reservation) → inbox row made by notify (orders' commit, outbox relay,")
-    print("transport, notify's handler) → event read from the stream (notify's commit, the stream's wake-up and")
-    print("query, the gateway). 'after 201': the event's arrival minus the POST's reply (negative: the event came")
-    print("first).")
-    print()
+def print_table(results: list[dict], max_other_cores: float) -> None:
+    """The two tables, then the verdict per phase."""
+    print("\n" + h.table(["transport", "load", "orders", "orders/s", "to 201 p50 / p95 (ms)", "to stream p50", "p95",
+                          "p99", "max (ms)", "lost", "dup.", "errors"],
+                         [[f["transport"], describe(f), f["placed"], f"{f['achieved_rate']:.1f}",
+                           f"{f['to_201_ms']['p50']:.1f} / {f['to_201_ms']['p95']:.1f}",
+                           *(f"{f['to_stream_ms'][k]:.1f}" for k in ("p50", "p95", "p99", "max")),
+                           f["lost"], f["duplicates"], sum(f["errors"].values())] for f in results], left=2))
+    print("\nWhere the time goes (p50 / p95, ms), by the servers' own clocks (bench/README.md says what each "
+          "step holds):\n")
     stages = ("to_order_built_ms", "order_to_inbox_row_ms", "row_to_stream_ms", "after_201_ms")
     print(h.table(["transport", "load", "→ order built", "→ inbox row", "→ on the stream", "after 201",
                    "event before 201", "CPU ms per order", "other cores"],
                   [[f["transport"], describe(f), *(f"{f[k]['p50']:.1f} / {f[k]['p95']:.1f}" for k in stages),
                     f"{f['before_201']} of {f['placed']}",
                     ", ".join(f"{n} {v:.1f}" for n, v in f["cpu_ms_per_order"].items()), f"{f['other_cores']:.2f}"]
-                   for f in results], left=2))
-    print()
-
-
-def verdicts(results: list[dict], max_other_cores: float) -> bool:
-    """Print the verdict per phase; True when every one met the target and lost nothing."""
-    good = True
+                   for f in results], left=2) + "\n")
     for f in results:
         p95 = f["to_stream_ms"]["p95"]
+        notes = [*([f"{f['lost']} LOST"] if f["lost"] else []),
+                 *(["refused: " + ", ".join(f"{k} ×{v}" for k, v in f["errors"].items())] if f["errors"] else []),
+                 *([f"other processes kept {f['other_cores']:.2f} cores busy: disturbed"]
+                   if f["other_cores"] > max_other_cores else [])]
         met = p95 <= TARGET_P95_MS and f["lost"] == 0 and f["placed"] > 0
-        good &= met
-        notes = []
-        if f["lost"]:
-            notes.append(f"{f['lost']} LOST")
-        if f["errors"]:
-            notes.append("refused: " + ", ".join(f"{k} ×{v}" for k, v in f["errors"].items()))
-        if f["other_cores"] > max_other_cores:
-            notes.append(f"other processes kept {f['other_cores']:.2f} cores busy: disturbed")
         print(f"{f['transport']:<5} {describe(f):<14} p95 {p95:7.1f} ms (target ≤ {TARGET_P95_MS:.0f} ms), "
               f"lost {f['lost']}: {'met' if met else 'NOT met'}" + (f"  ({'; '.join(notes)})" if notes else ""))
-    return good
-
-
-# ── main ─────────────────────────────────────────────────────────────────────────────────────────
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -400,12 +326,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="unmeasured orders first, one at a time")
     p.add_argument("--settle", type=float, default=15.0, help="seconds to wait after the last reply for events "
                    "still on their way; what has not arrived by then is lost")
-    p.add_argument("--start-timeout", type=float, default=90.0, help="seconds for the four apps to be ready")
     args = p.parse_args(argv)
     if args.orders < 1 or args.rate <= 0 or args.concurrency < 1 or args.warmup < 1 or args.settle <= 0:
         p.error("--orders, --concurrency and --warmup must be ≥ 1; --rate and --settle > 0")
     return args
-
 
 
 def measure_transport(args: argparse.Namespace, bench: h.Bench, transport: str) -> list[dict]:
@@ -433,7 +357,7 @@ def measure_transport(args: argparse.Namespace, bench: h.Bench, transport: str) 
                 h.wait_quiet(bench.procs, args.wait_quiet, args.max_other_cores, f"{label}: ")
             print(f"{label}: {args.orders} orders …", flush=True)
             with h.CpuMeter(bench.procs) as cpu:
-                asyncio.run(run_phase(phase, gateway, variant_id, listener, args.settle, label))
+                asyncio.run(run_phase(phase, gateway, variant_id, listener, args.settle))
             phase.cpu, phase.other_cores = cpu.used, cpu.other_cores
             bench.procs.check_alive()
             fig = figures(phase, listener)
@@ -472,14 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         results: list[dict] = []
         for transport in transports:
             results += measure_transport(args, bench, transport)
-        print_table(results)
-        verdicts(results, args.max_other_cores)
+        print_table(results, args.max_other_cores)
         bench.info["load_after"] = h.load_average()
         print(f"(load average after the run {bench.info['load_after']})")
-        h.write_json(args.json, {
-            "date": h.now(), "command": bench.command, "machine": bench.info, "backend": args.backend,
-            "target_p95_ms": TARGET_P95_MS, "warmup": args.warmup, "settle_s": args.settle, "env": args.env,
-            "results": results})
+        bench.write_json(args, target_p95_ms=TARGET_P95_MS, results=results)
         # The verdict is printed; only lost events (a correctness failure) make the exit status non-zero.
         return 1 if any(f["lost"] for f in results) else 0
 

@@ -4,10 +4,7 @@ A catalog on SQLite, the gateway and nginx in front of it, loaded with wrk in tu
 then paced): req/s, p50/p99, the ratios gateway/nginx and gateway/direct, the p99 the gateway adds and
 CPU per request. Targets: gateway ≥ 0.8 × nginx's req/s; p99 added ≤ 3 ms. Needs wrk and nginx.
 
-    make bench-gateway
-    .venv/bin/python bench/gateway.py --rounds 3 --upstream static
-
-bench/README.md has every option; docs/performance.md the figures.
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -25,8 +22,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
+if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import harness as h  # noqa: E402
 
@@ -34,31 +31,12 @@ TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.template"
 STATIC_TEMPLATE = Path(__file__).resolve().parent / "nginx-static.conf.template"
 LIST_PATH = "/api/v1/products?limit=20"
 TARGETS = ("direct", "gateway", "nginx")
-INSTALL_HINT = """\
-bench/gateway.py needs {missing} on the PATH.
-  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y wrk nginx-light
-  (nginx-light or nginx both work; nginx is only run from a temporary directory, never as a service.)
-"""
-
-
-# ── tools ────────────────────────────────────────────────────────────────────────────────────────
-
-
-def find_tool(name: str) -> str | None:
-    # nginx lives in /usr/sbin, which is not on an ordinary user's PATH.
-    return shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
-
-
-# ── the catalog's data ───────────────────────────────────────────────────────────────────────────
+PRODUCTS, NGINX_KEEPALIVE = 30, 64  # active products in the catalog; idle upstream connections nginx keeps
 
 
 async def seed_catalog(database_url: str, products: int) -> int:
-    """The demo nursery (``services.catalog.seed``), then copies of its varieties (with their variants),
-    made with the catalog's own models, until ``products`` products are active.
-
-    Copies are made column by column from what the seed wrote, so that every column the seed fills
-    (prices, stock, search documents, denormalised fields) is filled here the same way.
-    """
+    """The demo nursery (``services.catalog.seed``), then copies of its varieties and their variants,
+    column by column (prices, stock, search documents as the seed wrote them), until ``products`` are active."""
     from sqlalchemy import func, inspect, select
 
     from common.db import Database
@@ -86,8 +64,7 @@ async def seed_catalog(database_url: str, products: int) -> int:
             missing = products - await session.scalar(count_active())
             for i in range(max(0, missing)):
                 original = originals[i % len(originals)]
-                product = copy_of(original, {"id", "created_at", "updated_at"},
-                                  name=f"{original.name} (lô {i + 1})")
+                product = copy_of(original, {"id", "created_at", "updated_at"}, name=f"{original.name} (lô {i + 1})")
                 product.variants = [copy_of(v, {"id", "product_id"}) for v in original.variants]
                 session.add(product)
             await session.flush()
@@ -96,38 +73,22 @@ async def seed_catalog(database_url: str, products: int) -> int:
         await db.dispose()
 
 
-# ── child processes ──────────────────────────────────────────────────────────────────────────────
+def wait_for_list(procs: h.Processes, url: str) -> bytes:
+    """Poll ``url`` until it answers 200 with 20 items; returns the body."""
+    return h.wait_ready(procs, url, 60.0, lambda body: None if len(json.loads(body)["items"]) == 20 else "not 20")
 
 
-def wait_for_list(procs: h.Processes, url: str, expect_items: int) -> bytes:
-    """Poll ``url`` until it answers 200 with ``expect_items`` items; returns the body."""
-    def check(body: bytes) -> str | None:
-        items = len(json.loads(body)["items"])
-        return None if items == expect_items else f"{items} items"
-
-    return h.wait_ready(procs, url, 60.0, check)
-
-
-def render_nginx_conf(template: Path, prefix: Path, **values: object) -> Path:
-    """``template`` with its ``{{name}}`` placeholders filled in, written to ``prefix/nginx.conf``."""
+def start_nginx(procs: h.Processes, nginx: str, name: str, template: Path, prefix: Path, **values: object) -> h.Child:
+    """nginx from ``template`` (its ``{{name}}`` placeholders filled in), in the foreground, in ``prefix``."""
     text = template.read_text()
     for key, value in {"prefix": prefix, **values}.items():
         text = text.replace("{{" + key + "}}", str(value))
     if m := re.search(r"{{.*?}}", text):
         raise h.BenchError(f"unfilled placeholder in {template}: {m.group(0)}")
     prefix.mkdir(parents=True, exist_ok=True)
-    conf = prefix / "nginx.conf"
-    conf.write_text(text)
-    return conf
-
-
-def start_nginx(procs: h.Processes, nginx: str, name: str, template: Path, prefix: Path, **values: object) -> h.Child:
-    conf = render_nginx_conf(template, prefix, **values)
+    (conf := prefix / "nginx.conf").write_text(text)
     return procs.start(name, [nginx, "-p", str(prefix), "-e", str(prefix / "nginx-error.log"), "-c", str(conf)],
                        {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}, prefix / "nginx.log")
-
-
-# ── wrk ──────────────────────────────────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -137,12 +98,9 @@ class Result:
     p99_ms: float
     requests: int
     errors: str = ""
-    # CPU milliseconds per request spent by each process during the measured run.
-    cpu_ms: dict[str, float] = field(default_factory=dict)
-    # Cores kept busy meanwhile by processes this bench did not start (another job on the machine).
-    other_cores: float = 0.0
-    # Gateway runs: what the gateway itself added to each request (its gateway_added_seconds histogram
-    # over the run): the p99 interpolated within its bucket, and the share of requests within 3 ms.
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # CPU ms per request of each process during the run
+    other_cores: float = 0.0  # cores kept busy meanwhile by processes this bench did not start
+    # Gateway runs, by its gateway_added_seconds histogram: the p99 it added, the share within 3 ms.
     own_p99_ms: float | None = None
     own_within_3ms: float | None = None
 
@@ -151,17 +109,11 @@ ADDED_BUCKET = re.compile(r'^gateway_added_seconds_bucket\{(?=[^}]*upstream="cat
                           re.M)
 
 
-class GatewayMetrics:
-    """Reads the gateway's own-latency histogram from its /metrics (with the metrics credential)."""
-
-    def __init__(self, base_url: str, token: str) -> None:
-        self.url, self.token = base_url + "/metrics", token
-
-    def buckets(self) -> dict[float, float]:
-        request = urllib.request.Request(self.url, headers={"Authorization": f"Bearer {self.token}"})
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            text = resp.read().decode()
-        return {float(le): float(count) for le, count in ADDED_BUCKET.findall(text)}
+def added_buckets(metrics: tuple[str, str]) -> dict[float, float]:
+    """The gateway's own-latency histogram, from its /metrics (``metrics``: the URL and the credential)."""
+    request = urllib.request.Request(metrics[0], headers={"Authorization": f"Bearer {metrics[1]}"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return {float(le): float(count) for le, count in ADDED_BUCKET.findall(resp.read().decode())}
 
 
 def own_latency(before: dict[float, float], after: dict[float, float]) -> tuple[float | None, float | None]:
@@ -181,14 +133,9 @@ def own_latency(before: dict[float, float], after: dict[float, float]) -> tuple[
     return None, within
 
 
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
-
-
 def _ms(value: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value.strip())
-    if not m:
-        raise ValueError(f"not a wrk duration: {value!r}")
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value.strip()).groups()
+    return float(number) * {"us": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def parse_wrk(output: str) -> Result:
@@ -203,8 +150,7 @@ def parse_wrk(output: str) -> Result:
         errors.append("socket errors: " + m.group(1).strip())
     if m := re.search(r"^\s+Non-2xx or 3xx responses: (\d+)", output, re.M):
         errors.append(f"{m.group(1)} non-2xx responses")
-    return Result(float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), int(total.group(1)),
-                  "; ".join(errors))
+    return Result(float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), int(total.group(1)), "; ".join(errors))
 
 
 PACING_SCRIPT = """\
@@ -232,18 +178,12 @@ def pacing_script(directory: Path, connections: int, rate: float) -> Path:
 
 def run_wrk(wrk: str, url: str, threads: int, connections: int, seconds: float, latency: bool,
             script: Path | None = None) -> str:
-    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
-    if latency:
-        argv.append("--latency")
-    if script is not None:
-        argv += ["-s", str(script)]
+    argv = [wrk, f"-t{threads}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s",
+            *(["--latency"] if latency else []), *(["-s", str(script)] if script else [])]
     out = subprocess.run([*argv, url], capture_output=True, text=True)
     if out.returncode != 0:
         raise h.BenchError(f"{' '.join(argv)} {url} failed ({out.returncode}):\n{out.stdout}{out.stderr}")
     return out.stdout
-
-
-# ── main ─────────────────────────────────────────────────────────────────────────────────────────
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -257,16 +197,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--load", type=float, default=0.5, help="the latency phase offers this share of the direct "
                    "path's req/s from the throughput phase (0: skip it)")
     p.add_argument("--retries", type=int, default=2, help="measure a disturbed run again up to this many times")
-    p.add_argument("--products", type=int, default=30, help="active products in the catalog (≥ 20)")
     p.add_argument("--upstream", choices=("catalog", "static"), default="catalog",
                    help="static: nginx serves a snapshot of the catalog's page in its place (the proxies' cost)")
-    p.add_argument("--nginx-keepalive", type=int, default=64, help="idle upstream connections nginx keeps")
     args = p.parse_args(argv)
-    if args.products < 20 or not 1 <= args.threads <= args.connections or not 0 <= args.load < 1 \
-            or args.rounds < 1 or args.duration <= 0:
-        p.error("--products ≥ 20, 1 ≤ --threads ≤ --connections, 0 ≤ --load < 1, --rounds ≥ 1, --duration > 0")
+    if not 1 <= args.threads <= args.connections or not 0 <= args.load < 1 or args.rounds < 1 or args.duration <= 0:
+        p.error("1 ≤ --threads ≤ --connections, 0 ≤ --load < 1, --rounds ≥ 1, --duration > 0")
     return args
-
 
 
 def start_catalog(procs: h.Processes, python: str, tmp: Path, port: int, env: dict[str, str]) -> h.Child:
@@ -282,40 +218,39 @@ def start_gateway(procs: h.Processes, python: str, tmp: Path, port: int, upstrea
                         "GATEWAY_HOST": "127.0.0.1", "GATEWAY_CATALOG_URL": upstream,
                         # Not called by this bench; nothing answers on the discard port.
                         "GATEWAY_ORDERS_URL": "http://127.0.0.1:9", "GATEWAY_NOTIFY_URL": "http://127.0.0.1:9",
-                        **h.env_pairs(extra)},
-                       tmp / "gateway.log")
+                        **h.env_pairs(extra)}, tmp / "gateway.log")
 
 
 def measure_once(args: argparse.Namespace, wrk: str, procs: h.Processes, url: str,
-                 script: Path | None = None, metrics: GatewayMetrics | None = None) -> Result:
+                 script: Path | None = None, metrics: tuple[str, str] | None = None) -> Result:
     """One measured wrk run, with the CPU time each of our processes spent and what others took
     (and, given the gateway's ``metrics``, what it added to each request by its own account)."""
-    buckets = metrics.buckets() if metrics else None
+    buckets = added_buckets(metrics) if metrics else None
     with h.CpuMeter(procs, own="wrk", with_children=True) as cpu:
         result = parse_wrk(run_wrk(wrk, url, args.threads, args.connections, args.duration, latency=True,
                                    script=script))
     result.cpu_ms = {name: 1000 * sec / max(result.requests, 1) for name, sec in cpu.used.items()}
     result.other_cores = cpu.other_cores
     if metrics:
-        result.own_p99_ms, result.own_within_3ms = own_latency(buckets, metrics.buckets())
+        result.own_p99_ms, result.own_within_3ms = own_latency(buckets, added_buckets(metrics))
     return result
 
 
-def wait_quiet(args: argparse.Namespace, procs: h.Processes) -> float:
-    return h.wait_quiet(procs, args.wait_quiet, args.max_other_cores, own=None, with_children=True)
-
-
 def measure(args: argparse.Namespace, wrk: str, procs: h.Processes, urls: dict[str, str],
-            script: Path | None = None, metrics: GatewayMetrics | None = None) -> dict[str, list[Result]]:
+            script: Path | None = None, metrics: tuple[str, str] | None = None) -> dict[str, list[Result]]:
     """``--rounds`` rounds of direct, gateway, nginx in turn (so each round's three runs are close in
     time and can be compared pairwise); with ``script``, paced by it."""
     runs: dict[str, list[Result]] = {t: [] for t in TARGETS}
+
+    def settle(warmup: float) -> None:
+        if args.wait_quiet > 0:
+            h.wait_quiet(procs, args.wait_quiet, args.max_other_cores, own=None, with_children=True)
+        if warmup > 0:
+            run_wrk(wrk, urls[target], args.threads, args.connections, warmup, latency=False, script=script)
+
     for round_no in range(1, args.rounds + 1):
         for target in TARGETS:
-            if args.wait_quiet > 0:
-                wait_quiet(args, procs)
-            if args.warmup > 0:
-                run_wrk(wrk, urls[target], args.threads, args.connections, args.warmup, latency=False, script=script)
+            settle(args.warmup)
             scrape = metrics if target == "gateway" else None
             result = measure_once(args, wrk, procs, urls[target], script, scrape)
             # Another job on the machine took CPU meanwhile: measure again, keep the quietest.
@@ -324,11 +259,7 @@ def measure(args: argparse.Namespace, wrk: str, procs: h.Processes, urls: dict[s
                     break
                 print(f"  round {round_no}/{args.rounds} {target:<8} disturbed (other processes "
                       f"{result.other_cores:.2f} cores), again", flush=True)
-                if args.wait_quiet > 0:
-                    wait_quiet(args, procs)
-                    if args.warmup > 0:
-                        run_wrk(wrk, urls[target], args.threads, args.connections, min(args.warmup, 1.0),
-                                latency=False, script=script)
+                settle(min(args.warmup, 1.0) if args.wait_quiet > 0 else 0)
                 again = measure_once(args, wrk, procs, urls[target], script, scrape)
                 result = again if again.other_cores < result.other_cores else result
             runs[target].append(result)
@@ -347,8 +278,7 @@ def medians(runs: dict[str, list[Result]]) -> dict[str, Result]:
                       statistics.median(r.p99_ms for r in rs), sum(r.requests for r in rs),
                       "; ".join(r.errors for r in rs if r.errors),
                       {n: statistics.median(r.cpu_ms.get(n, 0.0) for r in rs) for n in rs[0].cpu_ms},
-                      max(r.other_cores for r in rs))
-            for t, rs in runs.items()}
+                      max(r.other_cores for r in rs)) for t, rs in runs.items()}
 
 
 def paired(runs: dict[str, list[Result]], target: str, key: str) -> list[float]:
@@ -360,61 +290,52 @@ def paired(runs: dict[str, list[Result]], target: str, key: str) -> list[float]:
 def report(args: argparse.Namespace, runs: dict[str, list[Result]], upstream: str, rate: float | None) -> dict:
     """Print one phase's table and figures. ``rate`` None: the throughput phase (connections as fast
     as they go; judged on req/s); else the latency phase, paced at ``rate`` (judged on the p99 added)."""
-    med = medians(runs)
-    proxy_of = {"direct": None, "gateway": "gateway", "nginx": "nginx"}
-    label = f"median of {args.rounds} rounds" if args.rounds > 1 else "one round"
-    load = "as fast as they go" if rate is None else f"paced to ≈ {rate:.0f} req/s in all"
-    print()
-    print(f"{label}; {args.connections} connections {load}, {args.threads} wrk threads, {args.duration:g} s per "
-          "target; CPU/req = CPU time of that process during the run / requests served")
-    print()
+    med, proxy_of = medians(runs), {"direct": None, "gateway": "gateway", "nginx": "nginx"}
+    print(f"\n{f'median of {args.rounds} rounds' if args.rounds > 1 else 'one round'}; {args.connections} connections "
+          + ("as fast as they go" if rate is None else f"paced to ≈ {rate:.0f} req/s in all")
+          + f", {args.threads} wrk threads, {args.duration:g} s per target; CPU/req = CPU time of that process "
+          "during the run / requests served\n")
     print(h.table(["target", "req/s", "p50 (ms)", "p99 (ms)", f"{upstream} CPU/req (ms)", "proxy CPU/req (ms)",
                    "wrk CPU/req (ms)"],
                   [[t, f"{r.rps:.0f}", f"{r.p50_ms:.2f}", f"{r.p99_ms:.2f}", f"{r.cpu_ms.get(upstream, 0.0):.2f}",
                     f"{r.cpu_ms.get(proxy_of[t], 0.0):.2f}" if proxy_of[t] else "–", f"{r.cpu_ms.get('wrk', 0.0):.2f}"]
-                   for t, r in ((t, med[t]) for t in TARGETS)]))
+                   for t, r in med.items()]))
     g, d, n = med["gateway"], med["direct"], med["nginx"]
     vs_nginx, vs_direct = g.rps / n.rps, g.rps / d.rps
     added = {t: paired(runs, t, "p99_ms") for t in ("gateway", "nginx")}
     added_p50 = statistics.median(paired(runs, "gateway", "p50_ms"))
     added_p99, nginx_added_p99 = statistics.median(added["gateway"]), statistics.median(added["nginx"])
-    spread = (f" (per round {', '.join(f'{x:+.1f}' for x in added['gateway'])})" if args.rounds > 1 else "")
     own = [r.own_p99_ms for r in runs["gateway"] if r.own_p99_ms is not None]
     own_p99 = statistics.median(own) if own else None
     own_within = statistics.median(r.own_within_3ms for r in runs["gateway"] if r.own_within_3ms is not None) \
         if own else None
-    print()
-    if rate is None:
-        print(f"gateway/nginx  req/s = {vs_nginx:.2f}   (target ≥ 0.80: {'met' if vs_nginx >= 0.8 else 'NOT met'})")
-        print(f"gateway/direct req/s = {vs_direct:.2f}")
-    else:
-        print(f"offered ≈ {rate:.0f} req/s; served: direct {d.rps:.0f}, gateway {g.rps:.0f}, nginx {n.rps:.0f}")
+    lines = ([f"gateway/nginx  req/s = {vs_nginx:.2f}   (target ≥ 0.80: {'met' if vs_nginx >= 0.8 else 'NOT met'})",
+              f"gateway/direct req/s = {vs_direct:.2f}"] if rate is None else
+             [f"offered ≈ {rate:.0f} req/s; served: direct {d.rps:.0f}, gateway {g.rps:.0f}, nginx {n.rps:.0f}"])
     if own_p99 is not None:
-        verdict = f"   (target ≤ 3 ms: {'met' if own_p99 <= 3.0 else 'NOT met'})" if rate is not None else ""
-        print(f"p99 added by gateway, per request by its own account (gateway_added_seconds: its handling "
-              f"minus the {upstream}'s part) = {own_p99:.2f} ms"
-              + (f" (per round {', '.join(f'{x:.2f}' for x in own)})" if len(own) > 1 else "")
-              + f"; {100 * own_within:.1f} % of requests within 3 ms{verdict}")
-    print(f"p99 gateway − p99 direct, same round (median) = {added_p99:+.2f} ms{spread}"
-          + (f": the {upstream}'s queue, not the gateway" if rate is None else
-             f": whole latencies, so the {upstream}'s variation between runs is in it"))
-    print(f"p50 added by gateway = {added_p50:+.2f} ms;  p99 added by nginx = {nginx_added_p99:+.2f} ms")
+        lines.append(f"p99 added by gateway, per request by its own account (gateway_added_seconds: its handling "
+                     f"minus the {upstream}'s part) = {own_p99:.2f} ms"
+                     + (f" (per round {', '.join(f'{x:.2f}' for x in own)})" if len(own) > 1 else "")
+                     + f"; {100 * own_within:.1f} % of requests within 3 ms"
+                     + (f"   (target ≤ 3 ms: {'met' if own_p99 <= 3.0 else 'NOT met'})" if rate is not None else ""))
+    lines += [f"p99 gateway − p99 direct, same round (median) = {added_p99:+.2f} ms"
+              + (f" (per round {', '.join(f'{x:+.1f}' for x in added['gateway'])})" if args.rounds > 1 else "")
+              + (f": the {upstream}'s queue, not the gateway" if rate is None else
+                 f": whole latencies, so the {upstream}'s variation between runs is in it"),
+              f"p50 added by gateway = {added_p50:+.2f} ms;  p99 added by nginx = {nginx_added_p99:+.2f} ms"]
     gw_cpu, ngx_cpu = g.cpu_ms.get("gateway", 0.0), n.cpu_ms.get("nginx", 0.0)
     if gw_cpu and ngx_cpu:
-        print(f"proxy CPU per request: gateway {gw_cpu:.2f} ms, nginx {ngx_cpu:.2f} ms "
-              f"({gw_cpu / ngx_cpu:.0f}×); the {upstream} itself {d.cpu_ms.get(upstream, 0.0):.2f} ms")
-    for t in TARGETS:
-        for name in (upstream, proxy_of[t]):
-            cores = med[t].cpu_ms.get(name, 0.0) * med[t].rps / 1000 if name else 0.0
-            if cores >= 0.85:
-                print(f"note: in the {t} run the {name} used {cores:.2f} of a core: it is the bottleneck there.")
-    other = max(r.other_cores for rs in runs.values() for r in rs)
-    if other > args.max_other_cores:
-        print(f"warning: other processes kept up to {other:.2f} cores busy during the runs; "
-              "the figures are disturbed, run again on a quiet machine.")
-    errors = {t: r.errors for t, r in med.items() if r.errors}
-    if errors:
-        print("errors: " + "; ".join(f"{t}: {e}" for t, e in errors.items()))
+        lines.append(f"proxy CPU per request: gateway {gw_cpu:.2f} ms, nginx {ngx_cpu:.2f} ms "
+                     f"({gw_cpu / ngx_cpu:.0f}×); the {upstream} itself {d.cpu_ms.get(upstream, 0.0):.2f} ms")
+    lines += [f"note: in the {t} run the {name} used {cores:.2f} of a core: it is the bottleneck there."
+              for t in TARGETS for name in (upstream, proxy_of[t]) if name
+              and (cores := med[t].cpu_ms.get(name, 0.0) * med[t].rps / 1000) >= 0.85]
+    if (other := max(r.other_cores for rs in runs.values() for r in rs)) > args.max_other_cores:
+        lines.append(f"warning: other processes kept up to {other:.2f} cores busy during the runs; "
+                     "the figures are disturbed, run again on a quiet machine.")
+    if errors := {t: r.errors for t, r in med.items() if r.errors}:
+        lines.append("errors: " + "; ".join(f"{t}: {e}" for t, e in errors.items()))
+    print("\n" + "\n".join(lines))
     return {"median": {t: r.__dict__ for t, r in med.items()}, "gateway_over_nginx": vs_nginx,
             "gateway_over_direct": vs_direct, "p99_added_by_gateway_ms": added_p99,
             "p99_added_by_gateway_per_round_ms": added["gateway"],
@@ -424,10 +345,11 @@ def report(args: argparse.Namespace, runs: dict[str, list[Result]], upstream: st
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    wrk, nginx = find_tool("wrk"), find_tool("nginx")
-    missing = [name for name, path in (("wrk", wrk), ("nginx", nginx)) if path is None]
-    if missing:
-        sys.stderr.write(INSTALL_HINT.format(missing=" and ".join(missing)))
+    # nginx lives in /usr/sbin, which is not on an ordinary user's PATH.
+    wrk, nginx = (shutil.which(n) or shutil.which(n, path="/usr/local/sbin:/usr/sbin:/sbin") for n in ("wrk", "nginx"))
+    if not (wrk and nginx):
+        sys.stderr.write("bench/gateway.py needs wrk and nginx on the PATH (Debian: apt-get install -y wrk "
+                         "nginx-light; nginx runs only from a temporary directory, never as a service).\n")
         return 2
     return h.run(__file__, lambda bench: measure_all(args, bench, wrk, nginx), needs=("services.catalog",),
                  target="bench-gateway", keep=args.keep)
@@ -436,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
 def measure_all(args: argparse.Namespace, bench: h.Bench, wrk: str, nginx: str) -> int:
     procs, python, tmp = bench.procs, bench.python, bench.tmp
     tmp.chmod(0o755)  # nginx's worker runs as an unprivileged user when started by root; let it reach its files
-    active = asyncio.run(seed_catalog(f"sqlite+aiosqlite:///{tmp}/catalog.db", args.products))
+    active = asyncio.run(seed_catalog(f"sqlite+aiosqlite:///{tmp}/catalog.db", PRODUCTS))
     ports = dict(zip(TARGETS, h.free_ports(3), strict=True))
     urls = {name: f"http://127.0.0.1:{port}{LIST_PATH}" for name, port in ports.items()}
     token = f"bench-{os.urandom(16).hex()}"  # the gateway's /metrics wants the metrics credential
@@ -448,25 +370,24 @@ def measure_all(args: argparse.Namespace, bench: h.Bench, wrk: str, nginx: str) 
         # Take the catalog's real page once, then serve it from nginx in the catalog's place.
         (snapshot_port,) = h.free_ports(1)
         start_catalog(procs, python, tmp, snapshot_port, env)
-        page = wait_for_list(procs, f"http://127.0.0.1:{snapshot_port}{LIST_PATH}", 20)
+        page = wait_for_list(procs, f"http://127.0.0.1:{snapshot_port}{LIST_PATH}")
         procs.stop_all()
         (tmp / "static").mkdir()
         (tmp / "static" / "products.json").write_bytes(page)
         (tmp / "static").chmod(0o755)
         upstream = start_nginx(procs, nginx, "static", STATIC_TEMPLATE, tmp / "static", listen_port=ports["direct"])
         upstream_desc = "nginx serving a snapshot of the catalog's page (1 worker): proxies' cost only"
-    bodies = {"direct": wait_for_list(procs, urls["direct"], 20)}
+    bodies = {"direct": wait_for_list(procs, urls["direct"])}
     start_gateway(procs, python, tmp, ports["gateway"], f"http://127.0.0.1:{ports['direct']}", env, args.gateway_env)
     start_nginx(procs, nginx, "nginx", TEMPLATE, tmp / "nginx", listen_port=ports["nginx"],
-                upstream_port=ports["direct"], keepalive=args.nginx_keepalive)
-    bodies["gateway"] = wait_for_list(procs, urls["gateway"], 20)
-    bodies["nginx"] = wait_for_list(procs, urls["nginx"], 20)
+                upstream_port=ports["direct"], keepalive=NGINX_KEEPALIVE)
+    bodies["gateway"] = wait_for_list(procs, urls["gateway"])
+    bodies["nginx"] = wait_for_list(procs, urls["nginx"])
     if args.serve:
         procs.serve_forever({"catalog": urls["direct"], "static": urls["direct"], **urls})
 
-    versions = {"wrk": h.tool_version([wrk, "-v"]).split(" Copyright")[0], "nginx": h.tool_version([nginx, "-v"])}
-    bench.info.update(versions)
-    bench.header("gateway bench", software=f"{versions['nginx']}, {versions['wrk']}", load=(
+    bench.info.update(wrk=h.tool_version([wrk, "-v"]).split(" Copyright")[0], nginx=h.tool_version([nginx, "-v"]))
+    bench.header("gateway bench", software=f"{bench.info['nginx']}, {bench.info['wrk']}", load=(
         f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency (warm-up {args.warmup:g}s per "
         f"target), {args.rounds} round(s) of direct, gateway, nginx in turn; "
         + (f"then the same paced to {args.load:g} × the direct req/s" if args.load > 0 else "no paced phase")),
@@ -475,10 +396,10 @@ def measure_all(args: argparse.Namespace, bench: h.Bench, wrk: str, nginx: str) 
         + ", ".join(f"{t} {len(b)} B" for t, b in bodies.items()),
         upstream=upstream_desc, proxies="gateway 1 uvicorn process (LOG_LEVEL=WARNING"
         + "".join(f", {item}" for item in args.gateway_env) + f"); nginx 1 worker, upstream keepalive "
-        f"{args.nginx_keepalive}; everything on 127.0.0.1")
+        f"{NGINX_KEEPALIVE}; everything on 127.0.0.1")
 
     print("Throughput: every connection sends its next request as soon as the reply is in", flush=True)
-    metrics = GatewayMetrics(f"http://127.0.0.1:{ports['gateway']}", token)
+    metrics = (f"http://127.0.0.1:{ports['gateway']}/metrics", token)
     runs = measure(args, wrk, procs, urls, metrics=metrics)
     phases = {"throughput": {"runs": {t: [r.__dict__ for r in rs] for t, rs in runs.items()},
                              **report(args, runs, upstream.name, None)}}
@@ -489,11 +410,7 @@ def measure_all(args: argparse.Namespace, bench: h.Bench, wrk: str, nginx: str) 
         paced = measure(args, wrk, procs, urls, pacing_script(tmp, args.connections, rate), metrics)
         phases["latency"] = {"runs": {t: [r.__dict__ for r in rs] for t, rs in paced.items()},
                              **report(args, paced, upstream.name, rate)}
-    h.write_json(args.json, {
-        "date": h.now(), "command": bench.command, "machine": bench.info, "upstream": args.upstream,
-        "connections": args.connections, "threads": args.threads, "duration_s": args.duration,
-        "warmup_s": args.warmup, "rounds": args.rounds, "load": args.load, "response_bytes": len(bodies["direct"]),
-        **phases})
+    bench.write_json(args, response_bytes=len(bodies["direct"]), **phases)
     return 0
 
 

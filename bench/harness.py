@@ -1,11 +1,6 @@
-"""What every benchmark here needs, once: the project's venv, a run (its temporary directory, its child
-processes stopped in order also on Ctrl-C or SIGTERM, its clean-ups, its header describing the machine
-and the commit), the four apps started on their own databases and free ports, readiness, CPU and
-memory readings, percentiles, tables and the sections of docs/performance.md.
-
-Imported by the scripts in bench/ (each puts the repository first on ``sys.path``, so this is
-``bench.harness``); not part of the apps.
-"""
+"""What every bench here needs, once: the venv, a run (temporary directory, children stopped in order
+also on Ctrl-C or SIGTERM, clean-ups, a header describing the machine and the commit), the four apps on
+their own databases and free ports, CPU and memory readings, percentiles, tables, docs/performance.md."""
 
 from __future__ import annotations
 
@@ -65,9 +60,6 @@ def ensure_venv(script: str, *needs: str, target: str) -> None:
             sys.exit(f"bench/{Path(script).name}: {exc}; run `make install` first (then `make {target}`).")
 
 
-# ── the machine and the source ───────────────────────────────────────────────────────────────────
-
-
 def _proc_line(path: str, prefix: str) -> str | None:
     with contextlib.suppress(OSError):
         for line in Path(path).read_text().splitlines():
@@ -93,18 +85,13 @@ def machine() -> dict[str, str]:
 
 
 def git_describe() -> str:
-    try:
-        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except OSError:
-        return "?"
-    return f"{head or '?'}{' + uncommitted changes' if dirty else ''}"
+    dirty = tool_version(["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]) != "?"
+    return tool_version(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"]) + (" + uncommitted changes"
+                                                                                        if dirty else "")
 
 
 def tool_version(argv: list[str]) -> str:
-    """The first line a program prints about its version, '?' when it does not run."""
+    """The first line a program prints (about its version), '?' when it does not run or says nothing."""
     try:
         out = subprocess.run(argv, capture_output=True, text=True, timeout=20)
     except OSError:
@@ -115,9 +102,6 @@ def tool_version(argv: list[str]) -> str:
 
 def now() -> str:
     return dt.datetime.now().astimezone().isoformat(timespec="seconds")
-
-
-# ── child processes ──────────────────────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -138,8 +122,7 @@ class Processes:
     children: list[Child] = field(default_factory=list)
 
     def start(self, name: str, argv: list[str], env: dict[str, str], log: Path) -> Child:
-        """Start ``argv`` in ``log``'s directory (a temporary one: the repository's .env and var/ are
-        neither read nor written), its output to ``log``, in its own session: a Ctrl-C in the terminal
+        """``argv`` in ``log``'s (temporary) directory, output to ``log``, in its own session: a Ctrl-C
         reaches only the bench, which then stops the children in order."""
         with log.open("wb") as out:
             proc = subprocess.Popen(argv, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
@@ -204,19 +187,11 @@ def wait_ready(procs: Processes, url: str, timeout: float = 90.0,
 
 def free_ports(n: int) -> list[int]:
     """``n`` distinct ports free right now (held open together while chosen, so none repeats)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
+    with contextlib.ExitStack() as stack:
+        socks = [stack.enter_context(socket.socket()) for _ in range(n)]
         for s in socks:
-            s.close()
-
-
-# ── one run ──────────────────────────────────────────────────────────────────────────────────────
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
 
 
 @dataclass
@@ -244,6 +219,11 @@ class Bench:
             if text:
                 print(f"  {key:<8}: {text}")
         print(flush=True)
+
+    def write_json(self, args: argparse.Namespace, **figures: object) -> None:
+        """``--json FILE``: the figures, with the date, the command, the machine and the options."""
+        write_json(args.json, {"date": now(), "command": self.command, "machine": self.info,
+                               "options": vars(args), **figures})
 
     def close(self, keep: bool) -> None:
         self.procs.stop_all()
@@ -286,9 +266,6 @@ def run(script: str, body: Callable[[Bench], int], *, target: str, needs: tuple[
         bench.close(keep)
 
 
-# ── options ──────────────────────────────────────────────────────────────────────────────────────
-
-
 class Options(argparse.ArgumentParser):
     """A bench's command line, described by its docstring's first paragraph, with the options the benches
     spell alike: ``--keep``, ``--json`` (unless ``json`` is false); ``env``: the name of its repeatable
@@ -300,12 +277,11 @@ class Options(argparse.ArgumentParser):
                  env_help: str = "extra environment for the apps; a name with an app's prefix (ORDERS_…) goes to "
                                  "that app only (repeatable)") -> None:
         super().__init__(description=doc.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-        self.env = env
         self.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
         if json:
             self.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
         if env:
-            self.add_argument(env, action="append", default=[], metavar="NAME=VALUE", help=env_help)
+            self.add_argument(env, action="append", default=[], metavar="NAME=VALUE", help=env_help, type=_pair)
         if quiet is not None:
             self.add_argument("--max-other-cores", type=float, default=quiet,
                               help="a run during which other processes kept more cores busy is disturbed")
@@ -321,15 +297,11 @@ class Options(argparse.ArgumentParser):
             self.add_argument("--serve", action="store_true",
                               help="start and seed, print URLs and pids, wait for Ctrl-C (to profile by hand)")
 
-    def parse_args(self, argv: list[str] | None = None) -> argparse.Namespace:  # type: ignore[override]
-        args = super().parse_args(argv)
-        for item in getattr(args, self.env.lstrip("-").replace("-", "_")) if self.env else []:
-            if "=" not in item:
-                self.error(f"{self.env} wants NAME=VALUE, not {item!r}")
-        return args
 
-
-# ── the apps, their databases and the event bus ──────────────────────────────────────────────────
+def _pair(item: str) -> str:
+    if "=" not in item:
+        raise argparse.ArgumentTypeError(f"NAME=VALUE, not {item!r}")
+    return item
 
 
 def base_env(**extra: str) -> dict[str, str]:
@@ -352,7 +324,7 @@ def rate_limits(*, factor: int = 1, **limits: int) -> str:
 
 
 def env_pairs(items: list[str]) -> dict[str, str]:
-    """``NAME=VALUE`` options (``--env``) as a dict (checked by :class:`Options`)."""
+    """``NAME=VALUE`` options (``--env``) as a dict."""
     return dict(item.split("=", 1) for item in items)
 
 
@@ -373,8 +345,7 @@ class Databases:
     """One database per app: SQLite files in ``folder``, or fresh PostgreSQL databases
     ``<prefix>_<random>_<app>`` made on ``admin_dsn`` and dropped by :meth:`drop`."""
 
-    def __init__(self, backend: str, folder: Path, admin_dsn: str = PG_ADMIN_DSN, prefix: str = "cv_bench",
-                 apps: tuple[str, ...] = APPS) -> None:
+    def __init__(self, backend: str, folder: Path, admin_dsn: str = PG_ADMIN_DSN, prefix: str = "cv_bench") -> None:
         self.backend, self.admin_dsn = backend, admin_dsn
         self.label = "SQLite" if backend == "sqlite" else "PostgreSQL"
         self.names: dict[str, str] = {}
@@ -382,10 +353,10 @@ class Databases:
             import sqlite3
 
             self.version = f"SQLite {sqlite3.sqlite_version}"
-            self.urls = {app: f"sqlite+aiosqlite:///{folder / f'{app}.db'}" for app in apps}
+            self.urls = {app: f"sqlite+aiosqlite:///{folder / f'{app}.db'}" for app in APPS}
             return
         tag = uuid.uuid4().hex[:8]
-        names = {app: f"{prefix}_{tag}_{app}" for app in apps}
+        names = {app: f"{prefix}_{tag}_{app}" for app in APPS}
         try:
             self.version = "PostgreSQL " + asyncio.run(pg_admin(admin_dsn, [f'CREATE DATABASE "{n}"'
                                                                               for n in names.values()]))
@@ -472,9 +443,6 @@ def start_apps(procs: Processes, python: str, run_dir: Path, dbs: dict[str, str]
     return url
 
 
-# ── through the API ──────────────────────────────────────────────────────────────────────────────
-
-
 def expect(resp, status: int, what: str):
     """The JSON of an httpx reply with ``status``, else a :class:`BenchError` saying ``what`` failed."""
     if resp.status_code != status:
@@ -559,9 +527,6 @@ def photo_jpeg(seed: int) -> bytes:
     return out.getvalue()
 
 
-# ── CPU and memory readings ──────────────────────────────────────────────────────────────────────
-
-
 def _proc_ticks(pid: int) -> tuple[int, int]:
     """(utime + stime in clock ticks, parent pid) of one process, from /proc/PID/stat."""
     stat = Path(f"/proc/{pid}/stat").read_text()
@@ -574,17 +539,12 @@ def cpu_seconds(pid: int, *, with_children: bool = False) -> float:
     0 where /proc is absent."""
     try:
         total = _proc_ticks(pid)[0]
-        if with_children:
-            for entry in Path("/proc").iterdir():
-                if entry.name.isdigit():
-                    try:
-                        ticks, ppid = _proc_ticks(int(entry.name))
-                    except (OSError, ValueError):
-                        continue
-                    if ppid == pid:
-                        total += ticks
     except (OSError, ValueError):
         return 0.0
+    for entry in Path("/proc").iterdir() if with_children else ():
+        with contextlib.suppress(OSError, ValueError):
+            ticks, ppid = _proc_ticks(int(entry.name)) if entry.name.isdigit() else (0, 0)
+            total += ticks if ppid == pid else 0
     return total / CLOCK_TICKS
 
 
@@ -672,36 +632,22 @@ class MemoryWatch:
             await asyncio.sleep(1.0)
 
     def read(self) -> MemorySample:
-        t, mb = time.monotonic(), 1_048_576
-        rss: dict[str, float] = {}
-        uss: dict[str, float | None] = {}
-        pss: dict[str, float | None] = {}
+        t, mb, rss, uss, pss = time.monotonic(), 1_048_576, {}, {}, {}
         for name, proc in self.procs.items():
             total = [0, 0, 0]
-            try:
-                tree = [proc, *proc.children(recursive=True)]
-            except self.psutil.Error:
-                tree = [proc]
-            for p in tree:
-                try:
-                    if self.uss_available:
-                        info = p.memory_full_info()
-                        total = [total[0] + info.rss, total[1] + info.uss, total[2] + getattr(info, "pss", 0)]
-                    else:
-                        total[0] += p.memory_info().rss
-                except self.psutil.AccessDenied:
-                    self.uss_available = False
-                    total[0] += p.memory_info().rss
-                except self.psutil.NoSuchProcess:
-                    pass
+            with contextlib.suppress(self.psutil.Error):
+                for p in [proc, *proc.children(recursive=True)]:
+                    try:
+                        info = p.memory_full_info() if self.uss_available else p.memory_info()
+                    except self.psutil.AccessDenied:
+                        self.uss_available, info = False, p.memory_info()
+                    parts = (info.rss, getattr(info, "uss", 0), getattr(info, "pss", 0))
+                    total = [a + b for a, b in zip(total, parts, strict=True)]
             rss[name] = total[0] / mb
             uss[name] = total[1] / mb if self.uss_available else None
             pss[name] = total[2] / mb if self.uss_available and total[2] else None
         self.samples.append(sample := MemorySample(t, self.phase, rss, uss, pss))
         return sample
-
-
-# ── figures ──────────────────────────────────────────────────────────────────────────────────────
 
 
 def pct(values: list[float], q: float) -> float:
@@ -727,8 +673,7 @@ def write_json(path: str | None, figures: dict | list) -> None:
         Path(path).write_text(json.dumps(figures, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
-def write_section(heading: str, text: str, *, keep_subsections: bool = False,
-                  path: Path = PERFORMANCE_MD) -> None:
+def write_section(heading: str, text: str, *, keep_subsections: bool = False, path: Path = PERFORMANCE_MD) -> None:
     """Replace one section of docs/performance.md (``heading``, with or without a ``(bench/….py)`` after
     it) by ``text``, or add it at the end, leaving the other sections alone. ``keep_subsections``: only
     the part before the section's first ``### `` heading is replaced (subsections written by hand stay)."""

@@ -4,8 +4,7 @@ The four apps with the demo seed, a guest order for the tracking page, a cart of
 audited ``--runs`` times by Lighthouse (bench/lighthouse/) driving Debian's Chromium, mobile defaults;
 the median per category, written to docs/performance.md with ``--write-docs``. Target: each ≥ 95.
 
-    make bench-lighthouse                       # = .venv/bin/python bench/lighthouse_pages.py --runs 3 --write-docs
-    .venv/bin/python bench/lighthouse_pages.py --runs 1 --page cart
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -99,7 +98,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-
 async def audit_pages(args: argparse.Namespace, bench) -> int:
     started = time.monotonic()
     urls = await asyncio.to_thread(start_stack, bench, demo_seed=True)
@@ -124,15 +122,10 @@ async def audit_pages(args: argparse.Namespace, bench) -> int:
         notes[name] = losses(runs[-1][1])
     scores = table(["page", "path", "performance", "accessibility", "best practices", "SEO"],
                    [[name, f"`{path}`", *(f"{m[k]:g}" for k in CATEGORIES)] for name, path, m in rows], left=2)
-    print()
-    print(scores)
     met = all(m[k] >= TARGET for _, _, m in rows for k in CATEGORIES)
-    print(f"\ntarget: each score ≥ {TARGET}: {'met' if met else 'NOT met'}")
-    for name, lost in notes.items():
-        if lost:
-            print(f"  {name}: " + "; ".join(lost))
+    lost_lines = [f"- {name}: " + "; ".join(lost) for name, lost in notes.items() if lost]
+    print(f"\n{scores}\n\ntarget: each score ≥ {TARGET}: {'met' if met else 'NOT met'}\n" + "\n".join(lost_lines))
     if args.write_docs:
-        lost_lines = [f"- {name}: " + "; ".join(lost) for name, lost in notes.items() if lost]
         write_section("## Lighthouse", "\n".join([
             "## Lighthouse (bench/lighthouse_pages.py)", "",
             f"`{bench.command}` (`make bench-lighthouse`) on commit {info['source']}, "
@@ -142,10 +135,8 @@ async def audit_pages(args: argparse.Namespace, bench) -> int:
             f"{info['cpus']} CPUs ({info['cpu_model']}), load average before the run {info['load_before']}. "
             f"The demo seed; the cart page with one line, the tracking page of a placed order. "
             f"Median of {args.runs} audit{'s' if args.runs > 1 else ''} per page. Target: each score ≥ {TARGET} "
-            f"({'met' if met else 'not met'}).", "",
-            scores, "",
-            *(["Audits below full marks in the last run:", "", *lost_lines, ""] if lost_lines else []),
-            NOINDEX,
+            f"({'met' if met else 'not met'}).", "", scores, "",
+            *(["Audits below full marks in the last run:", "", *lost_lines, ""] if lost_lines else []), NOINDEX,
         ]))
     return 0 if met else 3
 

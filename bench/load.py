@@ -4,10 +4,7 @@ The production shape (PostgreSQL, NATS JetStream), seeded through the API, under
 (browse 10 : search 3 : product 5 : order 1 : inbox 1), closed (``--users``) or open (``--rate``): per
 route p50/p95/p99/max and errors, req/s, CPU, each app's RSS/USS/PSS; every order checked in its inbox.
 
-    make bench-load                                        # 2 minutes, 32 users; writes docs/performance.md
-    .venv/bin/python bench/load.py --duration 10 --no-plot # a short check that everything works
-
-bench/README.md has every option; docs/performance.md ("Load", "Memory") the figures.
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -23,8 +20,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
+if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import harness as h  # noqa: E402
 from bench.search import description, variety_name  # noqa: E402
@@ -39,12 +36,9 @@ MIX = {"browse": 10, "search": 3, "product": 5, "order": 1, "inbox": 1}
 # Routes as reported (an activity may use several: browsing is the shop list, a shop's first page, or
 # the next page of what the user was looking at).
 ROUTES = {
-    "browse: shops": "GET /api/v1/shops",
-    "browse: shop's products": "GET /api/v1/products?shop_id=…",
-    "browse: next page": "GET /api/v1/products?shop_id=…&cursor=…",
-    "search": "GET /api/v1/products?q=…",
-    "product page": "GET /api/v1/products/{id}",
-    "order": "POST /api/v1/orders",
+    "browse: shops": "GET /api/v1/shops", "browse: shop's products": "GET /api/v1/products?shop_id=…",
+    "browse: next page": "GET /api/v1/products?shop_id=…&cursor=…", "search": "GET /api/v1/products?q=…",
+    "product page": "GET /api/v1/products/{id}", "order": "POST /api/v1/orders",
     "grower inbox": "GET /api/v1/notifications",
 }
 
@@ -59,15 +53,12 @@ GROWER_NAMES = ["Vườn Sen Bà Tư", "Súng Cô Ba Cao Lãnh", "Nhà Vườn �
                 "Sen Hồng Sa Đéc", "Súng Mỹ Long An", "Vườn Sen An Giang", "Hoa Súng Hậu Giang"]
 
 
-# ── seeding through the API ──────────────────────────────────────────────────────────────────────
-
-
 @dataclass
 class Grower:
     phone: str
     headers: dict[str, str]
     token_at: float
-    shop_id: int = 0
+    shop_id: int
 
 
 @dataclass
@@ -93,6 +84,7 @@ def product_body(rng: random.Random, n: int) -> dict:
     return {"name": f"{name} #{n}", "category": category, "status": "active", "variants": variants,
             "description": description(rng, name)}
 
+
 async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
     provinces = h.expect(await client.get("/api/v1/provinces"), 200, "GET /provinces")
     codes = [p["code"] for p in provinces]
@@ -102,25 +94,19 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
         addresses += [(code, w["code"]) for w in rng.sample(wards, min(10, len(wards)))]
 
     growers: list[Grower] = []
-    used_phones: set[str] = set()
     for i in range(args.growers):
-        phone = h.mobile(rng)
-        while phone in used_phones:
-            phone = h.mobile(rng)
-        used_phones.add(phone)
+        while (phone := h.mobile(rng)) in {g.phone for g in growers}:
+            pass
         province, ward = addresses[i % len(addresses)]
         headers, shop = await h.open_shop(client, phone, name=f"Chủ vườn {i + 1}", shop={
             "name": GROWER_NAMES[i % len(GROWER_NAMES)] + ("" if i < len(GROWER_NAMES) else f" {i + 1}"),
             "description": "Sen, súng và cây thủy sinh từ vườn nhà, giao tận nơi.",
-            "province_code": province, "ward_code": ward, "street": f"{rng.randint(1, 300)} Ấp Mỹ Hòa",
-            "phone": phone,
+            "province_code": province, "ward_code": ward, "street": f"{rng.randint(1, 300)} Ấp Mỹ Hòa", "phone": phone,
             "delivery": {"pickup": True, "flat_fee": 30_000, "fee_by_province": {province: 15_000},
                          "free_above": 1_000_000},
             "bank": {"bin": "970415", "account_number": f"1133{rng.randrange(10**8):08d}",
                      "holder": f"Nguyễn Văn {chr(65 + i % 26)}"}})
-        grower = Grower(phone, headers, time.monotonic())
-        grower.shop_id = shop["id"]
-        growers.append(grower)
+        growers.append(Grower(phone, headers, time.monotonic(), shop["id"]))
 
     world = World(growers, [g.shop_id for g in growers], [], defaultdict(list), addresses)
 
@@ -137,13 +123,9 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
                 **grower.headers, "Content-Type": "image/jpeg"}, content=h.photo_jpeg(n)), 201, "add a photo")
             world.photos += 1
 
-    # A few at a time, as several growers would.
     for start in range(0, args.products, 8):
         await asyncio.gather(*(add(n) for n in range(start, min(start + 8, args.products))))
     return world
-
-
-# ── the load ─────────────────────────────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -152,7 +134,6 @@ class Record:
     route: str
     ms: float
     ok: bool
-    status: int  # 0: no reply (timeout, connection)
 
 
 @dataclass
@@ -164,27 +145,23 @@ class Load:
     records: list[Record] = field(default_factory=list)
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     orders_placed: int = 0
-    orders_per_shop: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
     async def send(self, route: str, method: str, url: str, expect: int, **kwargs):
         import httpx
         import orjson
 
         t0 = time.perf_counter()
-        status, body, why = 0, None, ""
+        body, why = None, ""
         try:
             resp = await self.client.request(method, url, **kwargs)
-            status = resp.status_code
-            if status == expect:
+            if resp.status_code == expect:
                 body = orjson.loads(resp.content)
             else:
-                why = f"{status} {resp.headers.get('content-type', '')}: {resp.text[:160]}"
+                why = f"{resp.status_code} {resp.headers.get('content-type', '')}: {resp.text[:160]}"
         except (httpx.HTTPError, orjson.JSONDecodeError) as exc:
             why = f"{type(exc).__name__}: {exc}"
-        ms = (time.perf_counter() - t0) * 1000
-        ok = body is not None
-        self.records.append(Record(t0 - self.started, route, ms, ok, status))
-        if not ok:
+        self.records.append(Record(t0 - self.started, route, (time.perf_counter() - t0) * 1000, body is not None))
+        if body is None:
             self.failures[f"{route}: {why}"] += 1
         return body
 
@@ -212,14 +189,9 @@ class Load:
         shop_id = rng.choice(self.world.shop_ids)
         variants = rng.sample(self.world.variants_by_shop[shop_id],
                               min(rng.choice((1, 1, 2, 3)), len(self.world.variants_by_shop[shop_id])))
-        lines = []
-        for v in variants:
-            # Mostly retail; now and then enough for a wholesale tier.
-            if rng.random() < 0.7 or not v["tiers"]:
-                qty = rng.randint(1, 4)
-            else:
-                qty = rng.choice(v["tiers"]) + rng.randint(0, 5)
-            lines.append({"variant_id": v["id"], "quantity": qty})
+        # Mostly retail; now and then enough for a wholesale tier.
+        lines = [{"variant_id": v["id"], "quantity": rng.randint(1, 4) if rng.random() < 0.7 or not v["tiers"]
+                  else rng.choice(v["tiers"]) + rng.randint(0, 5)} for v in variants]
         province, ward = rng.choice(self.world.addresses)
         contact = {"name": rng.choice(h.BUYER_NAMES), "phone": h.mobile(rng)}
         if rng.random() < 0.3:
@@ -228,75 +200,48 @@ class Load:
         body = {"shop_id": shop_id, "lines": lines, "contact": contact, "address": address,
                 "payment_method": rng.choice(("cod", "cod", "bank_transfer")),
                 "delivery_method": "ship", "consent": True}
-        reply = await self.send("order", "POST", "/api/v1/orders", 201, json=body,
-                                headers={"Idempotency-Key": uuid.uuid4().hex})
-        if reply is not None:
+        if await self.send("order", "POST", "/api/v1/orders", 201, json=body,
+                           headers={"Idempotency-Key": uuid.uuid4().hex}) is not None:
             self.orders_placed += 1
-            self.orders_per_shop[shop_id] += 1
 
     async def inbox(self, user: dict) -> None:
         headers = await fresh_headers(self, self.rng.choice(self.world.growers))
         await self.send("grower inbox", "GET", "/api/v1/notifications", 200, headers=headers)
 
-    def pick(self) -> str:
-        return self.rng.choices(list(MIX), weights=list(MIX.values()))[0]
-
     async def one(self, user: dict) -> None:
-        await getattr(self, self.pick())(user)
+        await getattr(self, self.rng.choices(list(MIX), weights=list(MIX.values()))[0])(user)
 
 
-async def run_closed(load: Load, users: int, think: float, until: float) -> None:
-    async def user_loop(i: int) -> None:
-        user: dict = {}
-        while time.monotonic() < until:
-            await load.one(user)
-            if think > 0:
-                await asyncio.sleep(load.rng.expovariate(1 / think))
+async def run_load(load: Load, args: argparse.Namespace, until: float) -> int:
+    """Closed model: ``--users`` each sending the next request when the last is answered; open model
+    (``--rate``): Poisson arrivals, returns how many were dropped because ``--max-in-flight`` requests
+    were already waiting (the stack could not keep up)."""
+    if not args.rate:
+        async def user_loop() -> None:
+            user: dict = {}
+            while time.monotonic() < until:
+                await load.one(user)
 
-    await asyncio.gather(*(user_loop(i) for i in range(users)))
-
-
-async def run_open(load: Load, rate: float, max_in_flight: int, until: float) -> int:
-    """Poisson arrivals at ``rate`` per second; returns how many arrivals were dropped because
-    ``max_in_flight`` requests were already waiting (the stack could not keep up)."""
+        await asyncio.gather(*(user_loop() for _ in range(args.users)))
+        return 0
     tasks: set[asyncio.Task] = set()
-    dropped = 0
-    next_at = time.monotonic()
-    while True:
-        next_at += load.rng.expovariate(rate)
-        if next_at >= until:
-            break
+    dropped, next_at = 0, time.monotonic()
+    while (next_at := next_at + load.rng.expovariate(args.rate)) < until:
         await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        if len(tasks) >= max_in_flight:
+        if len(tasks) >= args.max_in_flight:
             dropped += 1
             continue
         task = asyncio.create_task(load.one({}))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-    if tasks:
-        await asyncio.gather(*tasks)
+    await asyncio.gather(*tasks)
     return dropped
-
-
-async def progress(load: Load, watch: h.MemoryWatch, every: float, until: float) -> None:
-    """Prints a line every ``every`` seconds: the requests of that span and the latest memory reading."""
-    seen, last = 0, time.monotonic()
-    while time.monotonic() < until - 0.5:
-        await asyncio.sleep(min(every, max(0.0, until - time.monotonic())))
-        window, seen = load.records[seen:], len(load.records)
-        span, last = time.monotonic() - last, time.monotonic()
-        ms = [r.ms for r in window]
-        rss = sum(watch.samples[-1].rss.values()) if watch.samples else float("nan")
-        print(f"  {time.monotonic() - load.started:6.0f} s  {len(window) / span:7.1f} req/s  "
-              f"p50 {h.pct(ms, 50):7.1f} ms  p99 {h.pct(ms, 99):7.1f} ms  errors {sum(not r.ok for r in window):<4} "
-              f"orders {load.orders_placed:<5} RSS {rss:6.0f} MB", flush=True)
 
 
 async def wait_for_inboxes(load: Load, timeout: float) -> tuple[int, float]:
     """Until the growers' inboxes hold a notification for every order placed (over NATS); returns
     the notifications found and the seconds waited."""
     started = time.monotonic()
-    found = 0
     while True:
         found = 0
         for grower in load.world.growers:
@@ -316,16 +261,10 @@ async def fresh_headers(load: Load, grower: Grower) -> dict[str, str]:
     return grower.headers
 
 
-# ── figures ──────────────────────────────────────────────────────────────────────────────────────
-
-
 def route_table(records: list[Record], duration: float) -> str:
-    by_route: dict[str, list[Record]] = defaultdict(list)
-    for r in records:
-        by_route[r.route].append(r)
     rows = []
     for route in [*ROUTES, "all"]:
-        if rs := records if route == "all" else by_route.get(route, []):
+        if rs := [r for r in records if route in ("all", r.route)]:
             ms = [r.ms for r in rs]
             rows.append([f"**{route}**" if route == "all" else route, "" if route == "all" else f"`{ROUTES[route]}`",
                          f"{len(rs):,}", f"{len(rs) / duration:.1f}", *(f"{h.pct(ms, q):.1f}" for q in (50, 95, 99)),
@@ -334,55 +273,35 @@ def route_table(records: list[Record], duration: float) -> str:
                    rows, left=2)
 
 
+PHASES = {"started": "started", "idle": "seeded", "load_mean": "load", "load_peak": "load", "after": "after"}
+
+
 def memory_figures(samples: list[h.MemorySample]) -> dict:
-    """Per app and in total: RSS and USS at start, idle after seeding, mean and peak under load, after."""
-
-    def value(sample: h.MemorySample, name: str, kind: str) -> float | None:
-        per_app = getattr(sample, kind)
-        if name != "total":
-            return per_app[name]
-        values = [per_app[a] for a in APPS]
-        return None if any(v is None for v in values) else sum(values)
-
+    """Per app and for the four together, RSS, USS and PSS: at start, idle after seeding, mean and peak
+    under load, after (None where not read)."""
     out: dict = {}
     for name in [*APPS, "total"]:
         out[name] = {}
         for kind in ("rss", "uss", "pss"):
             series: dict[str, list[float]] = defaultdict(list)
             for s in samples:
-                if (v := value(s, name, kind)) is not None:
-                    series[s.phase].append(v)
-            load = series["load"]
-            out[name][kind] = {"started": (series["started"] or [None])[-1], "idle": (series["seeded"] or [None])[-1],
-                               "load_mean": statistics.fmean(load) if load else None,
-                               "load_peak": max(load) if load else None, "after": (series["after"] or [None])[-1]}
+                per_app = getattr(s, kind)
+                values = [per_app[a] for a in (APPS if name == "total" else (name,))]
+                if None not in values:
+                    series[s.phase].append(sum(values))
+            out[name][kind] = {key: (statistics.fmean if key == "load_mean" else max if key == "load_peak" else
+                                     lambda v: v[-1])(series[phase]) if series[phase] else None
+                               for key, phase in PHASES.items()}
     return out
 
 
 def memory_table(mem: dict, kind: str) -> str:
-    k = kind.upper()
-    rows = []
+    k, rows = kind.upper(), []
     for name in [*APPS, "total"]:
-        cells = ["–" if v is None else f"{v:.0f}" for v in (mem[name][kind][x] for x in
-                                                            ("started", "idle", "load_mean", "load_peak", "after"))]
+        cells = ["–" if v is None else f"{v:.0f}" for v in mem[name][kind].values()]
         rows.append(["**four apps**", *(f"**{c}**" for c in cells)] if name == "total" else [name, *cells])
     return h.table(["app", f"{k} started (MB)", f"{k} idle, seeded (MB)", f"{k} under load, mean (MB)",
                     f"{k} under load, peak (MB)", f"{k} after the load (MB)"], rows)
-
-
-def pss_summary(mem: dict) -> str:
-    """The four apps' PSS added up: what they take together, each shared page counted once."""
-    r = mem["total"]["pss"]
-    if r["load_peak"] is None:
-        return ""
-    return (f"PSS of the four together (shared pages counted once between them): started {r['started']:.0f} MB, "
-            f"idle {r['idle']:.0f} MB, under load mean {r['load_mean']:.0f} MB, peak {r['load_peak']:.0f} MB.")
-
-
-def cpu_table(cpu: dict[str, float], duration: float, requests: int) -> str:
-    return h.table(["process", "CPU (s)", "cores busy", "CPU per request (ms)"],
-                   [[name, f"{sec:.1f}", f"{sec / duration:.2f}", f"{1000 * sec / max(requests, 1):.2f}"]
-                    for name, sec in cpu.items()])
 
 
 def plot(load: Load, samples: list[h.MemorySample], duration: float, title: str) -> None:
@@ -392,45 +311,35 @@ def plot(load: Load, samples: list[h.MemorySample], duration: float, title: str)
     import matplotlib.pyplot as plt
 
     bucket = max(1.0, round(duration / 60))
-    nb = int(duration // bucket) + 1
+    measured = [r for r in load.records if 0 <= r.t < duration]
+
+    def per_bucket(rs: list[Record]) -> dict[int, list[Record]]:
+        out: dict[int, list[Record]] = defaultdict(list)
+        for r in rs:
+            out[int(r.t // bucket)].append(r)
+        return out
+
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 7.5), dpi=110, sharex=True,
                                   gridspec_kw={"height_ratios": [3, 1.3]})
-    colours = dict(zip(ROUTES, plt.get_cmap("tab10").colors, strict=False))
-    for route in ROUTES:
-        buckets: dict[int, list[float]] = defaultdict(list)
-        for r in load.records:
-            if r.route == route and 0 <= r.t < duration:
-                buckets[int(r.t // bucket)].append(r.ms)
-        if not buckets:
-            continue
-        xs = sorted(buckets)
-        ax.plot([(x + 0.5) * bucket for x in xs], [h.pct(buckets[x], 50) for x in xs], "-",
-                color=colours[route], label=f"{route} p50", linewidth=1.4)
-    allb: dict[int, list[float]] = defaultdict(list)
-    for r in load.records:
-        if 0 <= r.t < duration:
-            allb[int(r.t // bucket)].append(r.ms)
-    xs = sorted(allb)
-    ax.plot([(x + 0.5) * bucket for x in xs], [h.pct(allb[x], 99) for x in xs], "k--", linewidth=1.2,
-            label="all routes p99")
-    ax.set_yscale("log")
-    ax.set_ylabel(f"latency (ms), per {bucket:g} s")
+    for route, colour in zip(ROUTES, plt.get_cmap("tab10").colors, strict=False):
+        if buckets := per_bucket([r for r in measured if r.route == route]):
+            xs = sorted(buckets)
+            ax.plot([(x + 0.5) * bucket for x in xs], [h.pct([r.ms for r in buckets[x]], 50) for x in xs], "-",
+                    color=colour, label=f"{route} p50", linewidth=1.4)
+    every = per_bucket(measured)
+    xs = sorted(every)
+    ax.plot([(x + 0.5) * bucket for x in xs], [h.pct([r.ms for r in every[x]], 99) for x in xs], "k--",
+            linewidth=1.2, label="all routes p99")
+    ax.set(yscale="log", ylabel=f"latency (ms), per {bucket:g} s")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, ncol=2)
     ax.set_title(title, fontsize=10)
-    counts = [0] * nb
-    errors = [0] * nb
-    for r in load.records:
-        if 0 <= r.t < duration:
-            counts[int(r.t // bucket)] += 1
-            errors[int(r.t // bucket)] += not r.ok
-    ax2.bar([(i + 0.5) * bucket for i in range(nb)], [c / bucket for c in counts], width=bucket * 0.9,
-            color="tab:gray", label="req/s")
-    if any(errors):
-        ax2.bar([(i + 0.5) * bucket for i in range(nb)], [e / bucket for e in errors], width=bucket * 0.9,
+    centres = [(x + 0.5) * bucket for x in xs]
+    ax2.bar(centres, [len(every[x]) / bucket for x in xs], width=bucket * 0.9, color="tab:gray", label="req/s")
+    if any(not r.ok for r in measured):
+        ax2.bar(centres, [sum(not r.ok for r in every[x]) / bucket for x in xs], width=bucket * 0.9,
                 color="tab:red", label="errors/s")
-    ax2.set_ylabel("req/s")
-    ax2.set_xlabel("seconds into the load")
+    ax2.set(ylabel="req/s", xlabel="seconds into the load")
     ax2.grid(True, alpha=0.3)
     ax2.legend(fontsize=7)
     fig.tight_layout()
@@ -447,16 +356,13 @@ def plot(load: Load, samples: list[h.MemorySample], duration: float, title: str)
         ax.text(ts[0], MEMORY_TARGET_MB, f" target ≤ {MEMORY_TARGET_MB:.0f} MB (four apps together, PSS)",
                 va="bottom", fontsize=8, color="tab:red")
     top = max((sum(s.rss.values()) for s in samples), default=MEMORY_TARGET_MB)
-    phase = None
-    for t, sample in zip(ts, samples, strict=True):
-        if sample.phase != phase:
-            phase = sample.phase
+    for i, (t, sample) in enumerate(zip(ts, samples, strict=True)):
+        if i == 0 or sample.phase != samples[i - 1].phase:
             ax.axvline(t, color="grey", linestyle=":", linewidth=1)
-            ax.text(t, top * 1.02, f" {phase}", fontsize=7, color="dimgray")
-    ax.set_xlabel("seconds from the start of the measured load (dotted lines: phases)")
-    ax.set_ylabel("resident memory (MB), read every second")
+            ax.text(t, top * 1.02, f" {sample.phase}", fontsize=7, color="dimgray")
+    ax.set(xlabel="seconds from the start of the measured load (dotted lines: phases)",
+           ylabel="resident memory (MB), read every second", ylim=(0, max(top, MEMORY_TARGET_MB) * 1.12))
     ax.set_title(title, fontsize=10)
-    ax.set_ylim(0, max(top, MEMORY_TARGET_MB) * 1.12)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
     fig.tight_layout()
@@ -464,116 +370,26 @@ def plot(load: Load, samples: list[h.MemorySample], duration: float, title: str)
     plt.close(fig)
 
 
-# ── main ─────────────────────────────────────────────────────────────────────────────────────────
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = h.Options(__doc__, env="--app-env", pg="--pg-admin-dsn", nats=True)
     p.add_argument("--duration", "-d", type=float, default=120.0, help="seconds of measured load")
     p.add_argument("--users", "-u", type=int, default=32, help="virtual users (closed model)")
-    p.add_argument("--think", type=float, default=0.0, help="mean think time of a virtual user, seconds (exponential)")
     p.add_argument("--rate", type=float, default=0.0, help="open model instead: requests per second (Poisson)")
     p.add_argument("--max-in-flight", type=int, default=256, help="open model: arrivals beyond this many "
                    "unanswered requests are dropped and counted")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of the same load first, not measured")
-    p.add_argument("--progress", type=float, default=5.0, help="seconds between progress lines")
     p.add_argument("--growers", type=int, default=8, help="growers, each with a shop")
     p.add_argument("--products", type=int, default=200, help="varieties, spread over the shops (1–3 variants)")
     p.add_argument("--photos", type=int, default=6, help="varieties that get a photo (1200×900 JPEG)")
     p.add_argument("--rate-limit-factor", type=int, default=1000, help="the gateway's rate limits × this")
-    p.add_argument("--seed", type=int, default=20261127, help="seed of the data and of the traffic")
     p.add_argument("--no-plot", action="store_true", help=f"do not write {LATENCY_PLOT.name} and {MEMORY_PLOT.name}")
     p.add_argument("--write-docs", action="store_true", help="replace the sections Load and Memory of "
                    "docs/performance.md with this run's figures")
     args = p.parse_args(argv)
-    if args.duration <= 0 or args.users < 1 or args.rate < 0 or args.think < 0 or args.warmup < 0 \
-            or args.growers < 1 or args.products < args.growers:
-        p.error("--duration > 0, --users ≥ 1, --rate, --think, --warmup ≥ 0, --growers ≥ 1, --products ≥ --growers")
+    if args.duration <= 0 or args.users < 1 or args.rate < 0 or args.warmup < 0 \
+            or not 1 <= args.growers <= args.products:
+        p.error("--duration > 0, --users ≥ 1, --rate, --warmup ≥ 0, 1 ≤ --growers ≤ --products")
     return args
-
-
-
-async def measure(args: argparse.Namespace, bench: h.Bench) -> Run:
-    import httpx
-
-    procs, namespace = bench.procs, f"load{uuid.uuid4().hex[:8]}"
-    dbs = await asyncio.to_thread(h.Databases, "postgres", bench.tmp, args.pg_admin_dsn, prefix="cv_load")
-    bench.info["postgresql"] = dbs.version.split()[-1]
-    if not args.keep:  # --keep keeps the databases and the stream too
-        bench.cleanups += [dbs.drop, lambda: h.drop_stream(args.nats_url, namespace)]
-    t0 = time.monotonic()
-    urls = await asyncio.to_thread(h.start_apps, procs, bench.python, bench.tmp, dbs.urls, env={
-        "EVENT_BUS_URL": args.nats_url, "EVENT_NAMESPACE": namespace, "SMTP_URL": "",
-        "GATEWAY_RATE_LIMITS": h.rate_limits(factor=args.rate_limit_factor), **h.env_pairs(args.app_env)})
-    gateway, started_in = urls["gateway"], time.monotonic() - t0
-    watch = h.MemoryWatch(procs)
-    sampler = asyncio.create_task(watch.sample_every_second())
-    await asyncio.sleep(2.5)
-
-    model = (f"open model: Poisson arrivals at {args.rate:g} req/s (at most {args.max_in_flight} unanswered)"
-             if args.rate else f"closed model: {args.users} virtual users, think time "
-             + (f"{args.think:g} s (exponential mean)" if args.think else "0"))
-    bench.header("load bench", software=f"PostgreSQL {bench.info['postgresql']}, NATS at {args.nats_url}", apps=(
-        f"4 processes, 1 uvicorn worker each, PostgreSQL databases {', '.join(dbs.names.values())}, "
-        f"EVENT_NAMESPACE={namespace}, LOG_LEVEL=WARNING"
-        + "".join(f", {item}" for item in args.app_env) + f"; ready in {started_in:.1f} s"),
-        limits=f"the gateway's rate limits × {args.rate_limit_factor} (GATEWAY_RATE_LIMITS), since every request "
-        "comes from 127.0.0.1", load=f"{model}; mix " + ", ".join(f"{k} {v}" for k, v in MIX.items())
-        + f"; {args.warmup:g} s warm-up, {args.duration:g} s measured")
-
-    limits_http = httpx.Limits(max_connections=max(args.users, args.max_in_flight) + 8,
-                               max_keepalive_connections=max(args.users, args.max_in_flight) + 8)
-    async with httpx.AsyncClient(base_url=gateway, timeout=httpx.Timeout(30.0), limits=limits_http) as client:
-        rng = random.Random(args.seed)
-        t_seed = time.monotonic()
-        watch.phase = "seeding"
-        world = await seed(client, args, rng)
-        print(f"  seeded  : {len(world.growers)} growers with shops, {len(world.product_ids)} varieties, "
-              f"{sum(len(v) for v in world.variants_by_shop.values())} variants, {world.photos} photos, "
-              f"through the API in {time.monotonic() - t_seed:.1f} s", flush=True)
-        watch.phase = "seeded"
-        await asyncio.sleep(3.5)
-
-        load = Load(client, world, rng)
-        if args.warmup > 0:
-            print(f"  warming up for {args.warmup:g} s …", flush=True)
-            watch.phase = "warm-up"
-            load.started = time.monotonic()
-            until = time.monotonic() + args.warmup
-            if args.rate:
-                await run_open(load, args.rate, args.max_in_flight, until)
-            else:
-                await run_closed(load, args.users, args.think, until)
-            warm_errors = sum(not r.ok for r in load.records)
-            if warm_errors:
-                print(f"  warm-up : {warm_errors} errors of {len(load.records)}", flush=True)
-            load.records.clear()
-            load.failures.clear()
-        orders_before = load.orders_placed
-
-        print(f"\n  {'time':>6}    {'req/s':>7}  (each line: the last {args.progress:g} s)", flush=True)
-        with h.CpuMeter(procs, own="load generator (this script)", with_children=True) as meter:
-            watch.phase = "load"
-            load.started = time.monotonic()
-            until = load.started + args.duration
-            ticker = asyncio.create_task(progress(load, watch, args.progress, until))
-            dropped = 0
-            if args.rate:
-                dropped = await run_open(load, args.rate, args.max_in_flight, until)
-            else:
-                await run_closed(load, args.users, args.think, until)
-            elapsed = time.monotonic() - load.started
-            watch.phase = "after"
-            await ticker
-        for child in procs.children:
-            if child.proc.poll() is not None:
-                raise h.BenchError(f"{child.name} died during the load:\n{child.tail()}")
-
-        found, waited = await wait_for_inboxes(load, timeout=30.0)
-        await asyncio.sleep(3.5)
-    sampler.cancel()
-    return Run(load, watch, model, elapsed, dropped, meter.used, load.orders_placed - orders_before,
-               found, waited)
 
 
 @dataclass
@@ -589,94 +405,130 @@ class Run:
     waited: float
 
 
-def report(args: argparse.Namespace, run: Run, bench: h.Bench, logs: dict[str, list[str]]) -> int:
+async def measure(args: argparse.Namespace, bench: h.Bench) -> Run:
+    import httpx
+
+    procs, namespace = bench.procs, f"load{uuid.uuid4().hex[:8]}"
+    dbs = await asyncio.to_thread(h.Databases, "postgres", bench.tmp, args.pg_admin_dsn, prefix="cv_load")
+    bench.info["postgresql"] = dbs.version.split()[-1]
+    if not args.keep:  # --keep keeps the databases and the stream too
+        bench.cleanups += [dbs.drop, lambda: h.drop_stream(args.nats_url, namespace)]
+    t0 = time.monotonic()
+    urls = await asyncio.to_thread(h.start_apps, procs, bench.python, bench.tmp, dbs.urls, env={
+        "EVENT_BUS_URL": args.nats_url, "EVENT_NAMESPACE": namespace, "SMTP_URL": "",
+        "GATEWAY_RATE_LIMITS": h.rate_limits(factor=args.rate_limit_factor), **h.env_pairs(args.app_env)})
+    started_in = time.monotonic() - t0
+    watch = h.MemoryWatch(procs)
+    sampler = asyncio.create_task(watch.sample_every_second())
+    await asyncio.sleep(2.5)
+
+    model = (f"open model: Poisson arrivals at {args.rate:g} req/s (at most {args.max_in_flight} unanswered)"
+             if args.rate else f"closed model: {args.users} virtual users, think time 0")
+    bench.header("load bench", software=f"PostgreSQL {bench.info['postgresql']}, NATS at {args.nats_url}", apps=(
+        f"4 processes, 1 uvicorn worker each, PostgreSQL databases {', '.join(dbs.names.values())}, "
+        f"EVENT_NAMESPACE={namespace}, LOG_LEVEL=WARNING"
+        + "".join(f", {item}" for item in args.app_env) + f"; ready in {started_in:.1f} s"),
+        limits=f"the gateway's rate limits × {args.rate_limit_factor} (GATEWAY_RATE_LIMITS), since every request "
+        "comes from 127.0.0.1", load=f"{model}; mix " + ", ".join(f"{k} {v}" for k, v in MIX.items())
+        + f"; {args.warmup:g} s warm-up, {args.duration:g} s measured")
+
+    connections = max(args.users, args.max_in_flight) + 8
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(base_url=urls["gateway"], timeout=httpx.Timeout(30.0), limits=limits) as client:
+        rng, t_seed, watch.phase = random.Random(20261127), time.monotonic(), "seeding"
+        world = await seed(client, args, rng)
+        print(f"  seeded  : {len(world.growers)} growers with shops, {len(world.product_ids)} varieties, "
+              f"{sum(len(v) for v in world.variants_by_shop.values())} variants, {world.photos} photos, "
+              f"through the API in {time.monotonic() - t_seed:.1f} s", flush=True)
+        watch.phase = "seeded"
+        await asyncio.sleep(3.5)
+
+        load = Load(client, world, rng)
+        if args.warmup > 0:
+            print(f"  warming up for {args.warmup:g} s …", flush=True)
+            watch.phase, load.started = "warm-up", time.monotonic()
+            await run_load(load, args, time.monotonic() + args.warmup)
+            if warm_errors := sum(not r.ok for r in load.records):
+                print(f"  warm-up : {warm_errors} errors of {len(load.records)}", flush=True)
+            load.records.clear()
+            load.failures.clear()
+        orders_before = load.orders_placed
+
+        print(f"  measuring for {args.duration:g} s …", flush=True)
+        with h.CpuMeter(procs, own="load generator (this script)", with_children=True) as meter:
+            watch.phase, load.started = "load", time.monotonic()
+            dropped = await run_load(load, args, load.started + args.duration)
+            elapsed = time.monotonic() - load.started
+            watch.phase = "after"
+        procs.check_alive()
+        found, waited = await wait_for_inboxes(load, timeout=30.0)
+        await asyncio.sleep(3.5)
+    sampler.cancel()
+    return Run(load, watch, model, elapsed, dropped, meter.used, load.orders_placed - orders_before, found, waited)
+
+
+def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
     """Prints the figures; writes the plots, the JSON and the docs' sections when asked."""
-    load, watch, model, elapsed, dropped = run.load, run.watch, run.model, run.elapsed, run.dropped
-    cpu, orders, found, waited, world = run.cpu, run.orders, run.found, run.waited, run.load.world
-    info, command = bench.info, bench.command
-    records = load.records
-    ok = sum(r.ok for r in records)
-    errors = len(records) - ok
+    load, watch, info, world, records = run.load, run.watch, bench.info, run.load.world, run.load.records
+    errors = sum(not r.ok for r in records)
     error_rate = errors / len(records) if records else 0.0
     # Every request counted was sent within the measured --duration; the last replies come a little later.
     throughput = len(records) / args.duration
     mem = memory_figures(watch.samples)
-    peak_total = mem["total"]["rss"]["load_peak"] or 0.0
+    rss_peak = mem["total"]["rss"]["load_peak"] or 0.0
     # What the four take together is their PSS (each shared page counted once); RSS added up counts the
     # libraries they share once per process. RSS only where PSS cannot be read.
-    peak_pss = mem["total"]["pss"]["load_peak"]
-    together, measure = (peak_pss, "PSS") if peak_pss is not None else (peak_total, "RSS added up")
-    memory_met = together <= MEMORY_TARGET_MB
-    print()
-    print(f"{len(records):,} requests sent in {args.duration:g} s (the last answered after {elapsed:.1f} s): "
-          f"{throughput:.1f} req/s, {errors} errors "
-          f"(error rate {100 * error_rate:.2f} %){f', {dropped} arrivals dropped' if dropped else ''}")
-    print()
-    table = route_table(records, args.duration)
-    print(table)
+    pss = mem["total"]["pss"]
+    together, measure = (pss["load_peak"], "PSS") if pss["load_peak"] is not None else (rss_peak, "RSS added up")
+    memory_met, events_ok = together <= MEMORY_TARGET_MB, run.found >= load.orders_placed
+    routes = route_table(records, args.duration)
+    cpu = h.table(["process", "CPU (s)", "cores busy", "CPU per request (ms)"],
+                  [[name, f"{sec:.1f}", f"{sec / run.elapsed:.2f}", f"{1000 * sec / max(len(records), 1):.2f}"]
+                   for name, sec in run.cpu.items()])
+    memory = [memory_table(mem, "rss"), *([memory_table(mem, "uss")] if watch.uss_available else []),
+              *([f"PSS of the four together (shared pages counted once between them): started {pss['started']:.0f} "
+                 f"MB, idle {pss['idle']:.0f} MB, under load mean {pss['load_mean']:.0f} MB, peak "
+                 f"{pss['load_peak']:.0f} MB."] if pss["load_peak"] is not None else [])]
+    headline = (f"**{throughput:.1f} req/s, {len(records):,} requests, {errors} errors (error rate "
+                f"{100 * error_rate:.2f} %" + (f"; target 0: {'met' if errors == 0 else 'not met'})**; "
+                if events_ok else ")**; ") + f"{run.orders} orders placed"
+                + (f", and after the load the growers' inboxes held a notification for every order placed "
+                   f"({run.found} for {load.orders_placed}, {run.waited:.1f} s after the load)." if events_ok else
+                   f", but the growers' inboxes held only {run.found} notifications for {load.orders_placed} "
+                   f"orders after {run.waited:.1f} s.") + (f" {run.dropped} arrivals dropped." if run.dropped else ""))
+    verdict = (f"Target: the four apps together ≤ {MEMORY_TARGET_MB:.0f} MB under load. What the four take together "
+               f"is their {measure}: **{together:.0f} MB at the peak, {'met' if memory_met else 'not met'}**. The "
+               f"sum of their RSS, {rss_peak:.0f} MB, counts the pages the four share (the same Python, libraries "
+               "and files) once in every process; USS leaves them all out; PSS shares them out, so the four PSS add "
+               "up to what the four apps take together.")
+    print("\n" + "\n\n".join([headline, routes, "CPU used during the measured load:", cpu,
+                              "Resident memory, sampled every second (MB = 2^20 bytes):", *memory, verdict]))
     if load.failures:
-        print("\nerrors:")
-        for why, n in sorted(load.failures.items(), key=lambda kv: -kv[1])[:15]:
-            print(f"  {n:>5} × {why}")
-    print()
-    print("Resident memory, sampled every second (MB = 2^20 bytes):")
-    print()
-    print(memory_table(mem, "rss"))
-    print()
-    if watch.uss_available:
-        print(memory_table(mem, "uss"))
-        print()
-    pss_line = pss_summary(mem)
-    if pss_line:
-        print(pss_line)
-        print()
-    cpu_lines = cpu_table(cpu, elapsed, len(records))
-    print(cpu_lines)
-    print()
-    events_ok = found >= load.orders_placed
-    print("the apps logged (LOG_LEVEL=WARNING): " + ", ".join(f"{name} {len(lines)} lines"
-                                                              for name, lines in logs.items()))
-    for name, lines in logs.items():
-        for line in lines[:5]:
-            print(f"  {name}: {line[:200]}")
-    print(f"orders placed (measured part) {orders}; growers' inboxes hold {found} notifications for "
-          f"{load.orders_placed} orders placed in all, {waited:.1f} s after the load "
-          f"({'every order reached its grower over NATS' if events_ok else 'SOME ORDERS DID NOT ARRIVE'})")
-    print(f"error rate {100 * error_rate:.2f} % (target 0: {'met' if errors == 0 else 'NOT met'}); "
-          f"four apps together, peak under load: {together:.0f} MB {measure} (target ≤ {MEMORY_TARGET_MB:.0f} MB: "
-          f"{'met' if memory_met else 'NOT met'}); their RSS added up {peak_total:.0f} MB")
-
+        print("\nerrors:\n" + "\n".join(f"  {n:>5} × {why}" for why, n in
+                                       sorted(load.failures.items(), key=lambda kv: -kv[1])[:15]))
     date = h.now()
-    title = (f"bench/load.py — {model}, {args.duration:g} s, {throughput:.0f} req/s, "
-             f"{errors} errors ({date[:16]})")
     if not args.no_plot:
-        plot(load, watch.samples, elapsed, title)
+        plot(load, watch.samples, run.elapsed, f"bench/load.py — {run.model}, {args.duration:g} s, "
+             f"{throughput:.0f} req/s, {errors} errors ({date[:16]})")
         print(f"wrote {LATENCY_PLOT.relative_to(h.REPO)} and {MEMORY_PLOT.relative_to(h.REPO)}")
-    h.write_json(args.json, {
-        "date": date, "command": command, "machine": info, "model": model, "duration_s": elapsed,
+    bench.write_json(args, model=run.model, duration_s=run.elapsed, **{
         "requests": len(records), "errors": errors, "error_rate": error_rate, "throughput_rps": throughput,
-        "dropped_arrivals": dropped, "orders": orders, "notifications_found": found,
+        "dropped_arrivals": run.dropped, "orders": run.orders, "notifications_found": run.found,
         "routes": {route: {"count": len(ms), "p50_ms": h.pct(ms, 50), "p95_ms": h.pct(ms, 95),
                            "p99_ms": h.pct(ms, 99), "max_ms": max(ms),
                            "errors": sum(not r.ok for r in records if r.route == route)}
                    for route in ROUTES if (ms := [r.ms for r in records if r.route == route])},
-        "memory_mb": mem, "cpu_s": cpu,
+        "memory_mb": mem, "cpu_s": run.cpu,
         "memory_samples": [{**s.__dict__, "t": s.t - load.started} for s in watch.samples],
     })
     if args.write_docs:
-        short = args.duration < 120
         caveat = ([f"**A short validation run ({args.duration:g} s), not the measurement: "
-                   "`make bench-load` (120 s) replaces these figures.**", ""] if short else [])
-        header = [
-            f"Date: {date}  ",
+                   "`make bench-load` (120 s) replaces these figures.**", ""] if args.duration < 120 else [])
+        h.write_section("## Load", keep_subsections=True, text="\n".join([
+            "## Load (bench/load.py)", "", *caveat, f"Date: {date}  ",
             f"Machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}; Python "
             f"{info['python']}, PostgreSQL {info['postgresql']}, NATS JetStream; load average before the run "
-            f"{info['load_before']}  ",
-            f"Source: commit {info['source']}  ",
-            f"Command: `{command}`", "",
-        ]
-        h.write_section("## Load", keep_subsections=True, text="\n".join([
-            "## Load (bench/load.py)", "", *caveat, *header,
+            f"{info['load_before']}  ", f"Source: commit {info['source']}  ", f"Command: `{bench.command}`", "",
             "The four apps run as separate processes (one uvicorn worker each) in the production shape on one "
             "machine: each on its own fresh PostgreSQL database, events on NATS JetStream, mail logged "
             f"(no SMTP server), `LOG_LEVEL=WARNING`, the gateway's rate limits × {args.rate_limit_factor} "
@@ -684,9 +536,9 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench, logs: dict[str, l
             + "".join(f", `{item}`" for item in args.app_env) + ". Seeded through the API: "
             f"{len(world.growers)} growers with shops, {len(world.product_ids)} varieties "
             f"({sum(len(v) for v in world.variants_by_shop.values())} variants with wholesale tiers and large "
-            f"stock), {world.photos} photos. Load: {model}, mix browse 10 : search 3 : product page 5 : "
+            f"stock), {world.photos} photos. Load: {run.model}, mix browse 10 : search 3 : product page 5 : "
             f"order 1 : grower inbox 1, {args.warmup:g} s warm-up, then {args.duration:g} s measured (the last "
-            f"replies came {elapsed - args.duration:.1f} s later). The load "
+            f"replies came {run.elapsed - args.duration:.1f} s later). The load "
             "generator (one asyncio process, httpx, keep-alive) runs on the same machine and takes CPU from "
             "the apps (below). Latency is the client's: request sent to reply read. "
             + ("A closed model keeps every user's next request waiting on the last reply: the stack runs at "
@@ -695,16 +547,7 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench, logs: dict[str, l
                "fault, not an overload. `--rate` gives an open model at a chosen rate instead."
                if not args.rate else "An open model sends at the chosen rate whatever the replies, so the "
                "latency is that of a stack below (or at) its capacity."), "",
-            f"**{throughput:.1f} req/s, {len(records):,} requests, {errors} errors (error rate "
-            f"{100 * error_rate:.2f} %; target 0: {'met' if errors == 0 else 'not met'})**; {orders} orders "
-            f"placed, and after the load the growers' inboxes held a notification for every order placed "
-            f"({found} for {load.orders_placed}, {waited:.1f} s after the load)." if events_ok else
-            f"**{throughput:.1f} req/s, {len(records):,} requests, {errors} errors (error rate "
-            f"{100 * error_rate:.2f} %)**; {orders} orders placed, but the growers' inboxes held only {found} "
-            f"notifications for {load.orders_placed} orders after {waited:.1f} s.", "",
-            table, "",
-            "CPU used during the measured load:", "",
-            cpu_lines, "",
+            headline, "", routes, "", "CPU used during the measured load:", "", cpu, "",
             "![latency and throughput over time](load-latency.png)",
         ]))
         h.write_section("## Memory", keep_subsections=True, text="\n".join([
@@ -714,15 +557,7 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench, logs: dict[str, l
             "MB = 2^20 bytes: started = the last reading before seeding, ≈ 2.5 s after all four answered "
             "`/readyz`; idle = the last reading after seeding and ≈ 3.5 s of rest; under load = the readings "
             f"of the {args.duration:g} s measured (not the warm-up); after = the last reading, ≈ 3.5 s after the "
-            "growers' inboxes were checked.", "",
-            memory_table(mem, "rss"), "",
-            *([memory_table(mem, "uss"), ""] if watch.uss_available else []),
-            *([pss_line, ""] if pss_line else []),
-            f"Target: the four apps together ≤ {MEMORY_TARGET_MB:.0f} MB under load. What the four take "
-            f"together is their {measure}: **{together:.0f} MB at the peak, {'met' if memory_met else 'not met'}**. "
-            f"The sum of their RSS, {peak_total:.0f} MB, counts the pages the four share (the same Python, "
-            "libraries and files) once in every process; USS leaves them all out; PSS shares them out, so the "
-            "four PSS add up to what the four apps take together.", "",
+            "growers' inboxes were checked.", "", *(line for table in memory for line in (table, "")), verdict, "",
             "![resident memory over time](load-memory.png)",
         ]))
         print(f"wrote {h.PERFORMANCE_MD.relative_to(h.REPO)} (sections Load and Memory)")
@@ -731,16 +566,8 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench, logs: dict[str, l
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-
-    def body(bench: h.Bench) -> int:
-        result = asyncio.run(measure(args, bench))
-        children = list(bench.procs.children)
-        bench.procs.stop_all()
-        # What the apps logged (at WARNING and above), read before the directory goes.
-        logs = {c.name: c.log.read_text(errors="replace").splitlines() for c in children if c.log.exists()}
-        return report(args, result, bench, logs)
-
-    return h.run(__file__, body, needs=("httpx", "psutil", "services.catalog"), target="bench-load", keep=args.keep)
+    return h.run(__file__, lambda bench: report(args, asyncio.run(measure(args, bench)), bench),
+                 needs=("httpx", "psutil", "services.catalog"), target="bench-load", keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,7 @@ orders on (a) many variants and (b) one, each beside a raw-SQL baseline of the c
 update, then sell one variant out: orders/s, p50/p99, orders/s ÷ updates/s, CPU per order, the books.
 Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell.
 
-    make bench-orders
-    .venv/bin/python bench/orders.py --backend sqlite --duration 5      # a quick look
-
-bench/README.md has every option; docs/performance.md the figures.
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -26,16 +23,16 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
+if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import harness as h  # noqa: E402
 
 TARGET_ORDERS_PER_S = 150.0
 RETRIES = 5  # a buyer asks again this many times (same Idempotency-Key) after no reply, a 503 or a 409 in flight
 GROWER_PHONE = "0912345678"
-# The order-creation limit per client address while the bench runs (requests, window seconds).
-BENCH_ORDER_LIMIT = 100_000_000
+BENCH_ORDER_LIMIT = 100_000_000  # the gateway's order-creation limit per address (a minute) while the bench runs
+STOCK, SELLOUT_STOCK = 1_000_000, 300  # of every measured variant; of the one sold out at the end
 SHOP = h.shop_body(GROWER_PHONE, name="Vườn Súng Đo Tải", description="Súng và sen Đồng Tháp", min_order_value=0,
                   delivery={"pickup": True, "flat_fee": 30000, "fee_by_province": {"92": 15000}})
 ADDRESSES = [
@@ -54,7 +51,7 @@ class Shop:
     initial: dict[int, int]  # variant id → stock it was made with
 
 
-async def seed_shop(gateway_url: str, variants: int, stock: int, sellout_stock: int) -> Shop:
+async def seed_shop(gateway_url: str, variants: int) -> Shop:
     """A grower, a shop and its varieties, made through the gateway as a grower would."""
     import httpx
 
@@ -62,7 +59,7 @@ async def seed_shop(gateway_url: str, variants: int, stock: int, sellout_stock: 
     async with httpx.AsyncClient(base_url=gateway_url, timeout=30) as gw:
         headers, _ = await h.open_shop(gw, GROWER_PHONE, SHOP)
 
-        async def product(name: str, count: int, each: int) -> list[int]:
+        async def product(name: str, count: int, each: int = STOCK) -> list[int]:
             body = {"name": name, "description": "Củ giống khỏe, ship toàn quốc", "category": "water_lily",
                     "status": "active", "variants": [
                         {"label": f"Củ giống {i + 1}", "retail_price": 45000 + 1000 * (i % 7), "stock": each,
@@ -74,20 +71,16 @@ async def seed_shop(gateway_url: str, variants: int, stock: int, sellout_stock: 
         async def spread(prefix: str, n: int) -> list[int]:
             ids: list[int] = []
             for p in range(0, n, per_product):
-                ids += await product(f"{prefix} {p // per_product + 1}", min(per_product, n - p), stock)
+                ids += await product(f"{prefix} {p // per_product + 1}", min(per_product, n - p))
             return ids
 
         many = await spread("Súng Thái", variants)
-        (one,) = await product("Sen Quan Âm", 1, stock)
-        (sellout,) = await product("Súng Nhật Bản hiếm", 1, sellout_stock)
+        (one,) = await product("Sen Quan Âm", 1)
+        (sellout,) = await product("Súng Nhật Bản hiếm", 1, SELLOUT_STOCK)
         raw_many = await spread("Súng lai (SQL)", variants)
-        (raw_one,) = await product("Sen bách diệp (SQL)", 1, stock)
-    initial = {v: stock for v in [*many, one, *raw_many, raw_one]}
-    initial[sellout] = sellout_stock
+        (raw_one,) = await product("Sen bách diệp (SQL)", 1)
+    initial = {v: STOCK for v in [*many, one, *raw_many, raw_one]} | {sellout: SELLOUT_STOCK}
     return Shop(many, one, sellout, raw_many, raw_one, initial)
-
-
-# ── load ─────────────────────────────────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -113,11 +106,8 @@ class Run:
         return h.pct(self.latencies_ms, q)
 
     def summary(self) -> dict:
-        return {"scenario": self.scenario, "seconds": round(self.seconds, 3), "ok": self.ok,
-                "per_s": round(self.rate, 1), "p50_ms": round(self.pct(50), 2),
-                "p99_ms": round(self.pct(99), 2), "statuses": dict(self.statuses), "errors": dict(self.errors),
-                "retried": dict(self.retried), "unresolved": self.unresolved, "samples": self.samples,
-                "cpu_s": {k: round(v, 2) for k, v in self.cpu_s.items()}, "other_cores": round(self.other_cores, 2)}
+        return {**{k: v for k, v in self.__dict__.items() if k != "latencies_ms"}, "per_s": self.rate,
+                "p50_ms": self.pct(50), "p99_ms": self.pct(99)}
 
 
 @dataclass
@@ -125,7 +115,6 @@ class Ledger:
     """What the buyers were told: units per variant in 201 replies, warm-up included."""
 
     ordered: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-    orders: int = 0
 
 
 def order_body(rng: random.Random, variant_id: int, quantity: int) -> dict:
@@ -133,36 +122,15 @@ def order_body(rng: random.Random, variant_id: int, quantity: int) -> dict:
                          address=rng.choice(ADDRESSES))
 
 
-class Progress:
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.done = 0
-        self.failed = 0
-
-    async def report(self, stop_at: float, started: float) -> None:
-        last_done, last_t = 0, started
-        while (now := time.monotonic()) < stop_at:
-            await asyncio.sleep(min(1.0, max(0.05, stop_at - now)))
-            now = time.monotonic()
-            rate = (self.done - last_done) / max(now - last_t, 1e-6)
-            last_done, last_t = self.done, now
-            print(f"    {self.label:<30} {now - started:5.1f} s  {self.done:>7} done  {rate:7.0f}/s now"
-                  + (f"  {self.failed} failed" if self.failed else ""), flush=True)
-
-
 class BuyerConnection:
-    """One buyer's keep-alive HTTP/1.1 connection to the gateway, spoken over asyncio streams.
-
-    The load generator shares the machine's two cores with the apps it measures: an ``httpx.AsyncClient``
-    cost ≈ 1 ms of CPU per order here (twice the gateway's own), this a tenth of it. Plain HTTP, replies
-    with a Content-Length (every reply of the gateway's order route has one); anything else is an error
-    and the connection is made again."""
+    """One buyer's keep-alive HTTP/1.1 connection to the gateway over asyncio streams: the buyers share
+    the two cores with the apps, and an ``httpx.AsyncClient`` cost ≈ 1 ms of CPU per order (twice the
+    gateway's own), this ≈ 0.2 ms. Replies need a Content-Length (the order route's all have one)."""
 
     def __init__(self, url: str, timeout: float = 30.0) -> None:
         parts = urllib.parse.urlsplit(url)
         self.host, self.port, self.timeout = parts.hostname, parts.port, timeout
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self.reader, self.writer = None, None
 
     async def post_json(self, path: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
         payload = json.dumps(body).encode()
@@ -182,10 +150,7 @@ class BuyerConnection:
         self.writer.write(request)
         lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ", 2)[1])
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
+        headers = {name.strip().lower(): value.strip() for name, _, value in (ln.partition(":") for ln in lines[1:])}
         if "content-length" not in headers:
             raise ConnectionError(f"a {status} reply without Content-Length")
         body = await self.reader.readexactly(int(headers["content-length"]))
@@ -200,12 +165,10 @@ class BuyerConnection:
 
 
 async def buyers(gateway_url: str, variants: list[int], concurrency: int, seconds: float, label: str,
-                 ledger: Ledger, quantities: tuple[int, int] = (1, 3), stop_when_sold_out: bool = False,
-                 progress: bool = True) -> Run:
+                 ledger: Ledger, quantities: tuple[int, int] = (1, 3), stop_when_sold_out: bool = False) -> Run:
     """``concurrency`` buyers placing orders for ``seconds`` (closed loop: each sends its next order
     when the last is answered), each over a connection of its own. Every 201 is written in the ledger."""
     run = Run(label)
-    progress_ = Progress(label)
     started = time.monotonic()
     stop_at = started + seconds
     sold_out = asyncio.Event()
@@ -235,39 +198,29 @@ async def buyers(gateway_url: str, variants: list[int], concurrency: int, second
                 elapsed = (time.perf_counter() - t0) * 1000
                 if status is None:
                     run.unresolved += 1
-                    progress_.failed += 1
                     continue
                 run.statuses[status] += 1
                 if status == 201:
                     if [(ln["variant_id"], ln["quantity"]) for ln in reply.get("lines", [])] != [(variant, quantity)]:
                         run.errors["201 with other lines"] += 1
                     ledger.ordered[variant] += quantity
-                    ledger.orders += 1
                     run.ok += 1
                     run.latencies_ms.append(elapsed)
-                    progress_.done += 1
-                else:
-                    progress_.failed += 1
-                    if reply.get("type", "").endswith("/out-of-stock"):
-                        run.out_of_stock += 1
-                        if stop_when_sold_out:
-                            sold_out.set()
-                    elif len(run.samples) < 5:
-                        run.samples.append(f"{status} {reply.get('title', '')}: {reply.get('detail', '')}"[:200])
+                elif reply.get("type", "").endswith("/out-of-stock"):
+                    run.out_of_stock += 1
+                    if stop_when_sold_out:
+                        sold_out.set()
+                elif len(run.samples) < 5:
+                    run.samples.append(f"{status} {reply.get('title', '')}: {reply.get('detail', '')}"[:200])
         finally:
             connection.close()
 
-    tasks = [asyncio.create_task(buyer(n)) for n in range(concurrency)]
-    reporter = asyncio.create_task(progress_.report(stop_at, started)) if progress else None
-    await asyncio.gather(*tasks)
+    await asyncio.gather(*(buyer(n) for n in range(concurrency)))
     run.seconds = time.monotonic() - started
-    if reporter:
-        reporter.cancel()
     return run
 
 
-async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: float, label: str,
-                  ledger: Ledger) -> Run:
+async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: float, label: str, ledger: Ledger) -> Run:
     """The baseline: each worker, in a transaction of its own as the catalog's, takes stock with the
     conditional update and commits. Same driver, same connection settings (SQLite pragmas, BEGIN
     IMMEDIATE) as the catalog; one connection per worker."""
@@ -280,7 +233,6 @@ async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: floa
     writer = engine.execution_options(sqlite_immediate=True)
     take = text("UPDATE variants SET stock = stock - :q WHERE id = :id AND stock >= :q RETURNING stock")
     run = Run(label)
-    progress_ = Progress(label)
     try:
         async with writer.connect() as conn:  # open the pool's first connection before the clock starts
             await conn.execute(text("SELECT 1"))
@@ -297,19 +249,15 @@ async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: floa
                         left = (await conn.execute(take, {"q": quantity, "id": variant})).scalar_one_or_none()
                 except Exception as exc:  # noqa: BLE001 - counted and shown; a baseline does not stop
                     run.errors[type(exc).__name__] += 1
-                    progress_.failed += 1
                     continue
                 run.statuses["updated" if left is not None else "no stock"] += 1
                 if left is not None:
                     ledger.ordered[variant] += quantity
                     run.ok += 1
                     run.latencies_ms.append((time.perf_counter() - t0) * 1000)
-                    progress_.done += 1
 
-        reporter = asyncio.create_task(progress_.report(stop_at, started))
         await asyncio.gather(*(worker(n) for n in range(concurrency)))
         run.seconds = time.monotonic() - started
-        reporter.cancel()
     finally:
         await engine.dispose()
     return run
@@ -322,9 +270,6 @@ def measured(procs: h.Processes, load) -> Run:
     run.cpu_s, run.other_cores = cpu.used, cpu.other_cores
     procs.check_alive()
     return run
-
-
-# ── the oversell check ───────────────────────────────────────────────────────────────────────────
 
 
 @dataclass
@@ -440,9 +385,6 @@ async def check_stock(urls: dict[str, str], initial: dict[int, int], ledger: Led
     return check
 
 
-# ── one backend ──────────────────────────────────────────────────────────────────────────────────
-
-
 @dataclass
 class BackendResult:
     backend: str
@@ -451,20 +393,17 @@ class BackendResult:
     check: Check
     sellout: Check
     sellout_run: Run
-    sellout_stock: int
 
 
 def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendResult:
-    t0, procs = time.monotonic(), bench.procs
-    run_dir = bench.tmp / name
+    t0, procs, run_dir = time.monotonic(), bench.procs, bench.tmp / name
     run_dir.mkdir()
     backend = h.Databases(name, run_dir, args.pg_admin_dsn, prefix="cv_bench_orders")
     bench.cleanups.append(backend.drop)
-    version = backend.version
-    print(f"\n== {version} ==", flush=True)
+    print(f"\n== {backend.version} ==", flush=True)
     urls = h.start_apps(procs, bench.python, run_dir, backend.urls, env={
         "GATEWAY_RATE_LIMITS": h.rate_limits(order_ip=BENCH_ORDER_LIMIT), **h.env_pairs(args.env)})
-    shop = asyncio.run(seed_shop(urls["gateway"], args.variants, args.stock, args.sellout_stock))
+    shop = asyncio.run(seed_shop(urls["gateway"], args.variants))
     if args.serve:
         print(f"  variants: (a) {shop.many[0]}…{shop.many[-1]}, (b) {shop.one}, sell-out {shop.sellout}")
         print("  an order: curl -s -XPOST -H 'Content-Type: application/json' -H \"Idempotency-Key: $(uuidgen)\" "
@@ -473,12 +412,9 @@ def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendR
         procs.serve_forever(urls)
     print(f"  4 apps up and a shop with {len(shop.many) + 2} variants for buyers, {len(shop.raw_many) + 1} for the "
           f"baseline, in {time.monotonic() - t0:.1f} s", flush=True)
-    ledger = Ledger()
-    runs: dict[str, Run] = {}
-    n, d = args.concurrency, args.duration
-
+    ledger, runs, n, d = Ledger(), {}, args.concurrency, args.duration
     if args.warmup > 0:
-        asyncio.run(buyers(urls["gateway"], shop.many, n, args.warmup, "warm-up", ledger, progress=False))
+        asyncio.run(buyers(urls["gateway"], shop.many, n, args.warmup, "warm-up", ledger))
     for key, variants, raw_variants in (("a", shop.many, shop.raw_many), ("b", [shop.one], [shop.raw_one])):
         what = "many variants" if key == "a" else "one variant"
         runs[f"raw-{key}"] = measured(procs, raw_sql(backend.urls["catalog"], raw_variants, n, d,
@@ -488,12 +424,12 @@ def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendR
         _line(runs[key], "orders")
 
     sellout_run = measured(procs, buyers(urls["gateway"], [shop.sellout], n, 60.0, "sell-out", ledger,
-                                         quantities=(1, 1), stop_when_sold_out=True, progress=False))
+                                         quantities=(1, 1), stop_when_sold_out=True))
     # The buyers stopped at the first out-of-stock reply; the rest of the stock, if any (a reservation
     # that had failed and was given back), goes now, one at a time.
     while True:
         one_more = asyncio.run(buyers(urls["gateway"], [shop.sellout], 1, 10.0, "sell-out rest", ledger,
-                                      quantities=(1, 1), stop_when_sold_out=True, progress=False))
+                                      quantities=(1, 1), stop_when_sold_out=True))
         sellout_run.ok += one_more.ok
         sellout_run.out_of_stock += one_more.out_of_stock
         sellout_run.statuses.update(one_more.statuses)
@@ -501,17 +437,16 @@ def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendR
             break
     asyncio.run(settle(backend.urls, args.settle))
     via_orders = {*shop.many, shop.one}
-    check = asyncio.run(check_stock(backend.urls, {v: shop.initial[v] for v in shop.initial if v != shop.sellout},
+    check = asyncio.run(check_stock(backend.urls, {v: n for v, n in shop.initial.items() if v != shop.sellout},
                                     ledger, via_orders))
-    sellout = asyncio.run(check_stock(backend.urls, {shop.sellout: shop.initial[shop.sellout]}, ledger,
-                                      {shop.sellout}))
+    sellout = asyncio.run(check_stock(backend.urls, {shop.sellout: SELLOUT_STOCK}, ledger, {shop.sellout}))
     if sellout.stock != 0:
         sellout.problems.append(f"{sellout.stock} units left after the buyers were told it was sold out")
-    print(f"  sell-out: {shop.initial[shop.sellout]} in stock, {sellout_run.ok} orders of 1 accepted, "
+    print(f"  sell-out: {SELLOUT_STOCK} in stock, {sellout_run.ok} orders of 1 accepted, "
           f"{sellout_run.out_of_stock} refused out of stock, {sellout.stock} left", flush=True)
     procs.stop_all()
     backend.drop()
-    return BackendResult(backend.label, version, runs, check, sellout, sellout_run, shop.initial[shop.sellout])
+    return BackendResult(backend.label, backend.version, runs, check, sellout, sellout_run)
 
 
 def _line(run: Run, unit: str) -> None:
@@ -523,14 +458,9 @@ def _line(run: Run, unit: str) -> None:
           f"kept {run.other_cores:.2f} cores busy", flush=True)
 
 
-# ── report ───────────────────────────────────────────────────────────────────────────────────────
-
-
 def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
-    print()
-    print(f"{args.concurrency} concurrent buyers (gateway) or workers (raw SQL), {args.duration:g} s each; "
-          "latency = request sent → reply read (gateway), BEGIN → COMMIT (raw SQL)")
-    print()
+    print(f"\n{args.concurrency} concurrent buyers (gateway) or workers (raw SQL), {args.duration:g} s each; "
+          "latency = request sent → reply read (gateway), BEGIN → COMMIT (raw SQL)\n")
     rows = []
     for r in results:
         for key, what in (("a", f"{args.variants} variants"), ("b", "1 variant")):
@@ -540,10 +470,8 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
                          f"{raw.rate:.0f}", f"{raw.pct(50):.1f}", f"{raw.pct(99):.1f}",
                          f"{g.rate / raw.rate if raw.rate else float('nan'):.3f}", not_ok])
     print(h.table(["backend", "orders on", "gateway orders/s", "p50 (ms)", "p99 (ms)", "raw SQL updates/s", "p50 (ms)",
-                   "p99 (ms)", "orders/s ÷ updates/s", "not 201 (after retries)"], rows, left=2))
-    print()
-    ok = True
-    rows = []
+                   "p99 (ms)", "orders/s ÷ updates/s", "not 201 (after retries)"], rows, left=2) + "\n")
+    ok, rows = True, []
     for r in results:
         c, s = r.check, r.sellout
         problems = c.problems + s.problems
@@ -551,7 +479,7 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
         rows.append([r.backend, c.variants, f"{c.initial:,}", f"{c.stock:,}", f"{c.committed:,}",
                      f"{c.held_with_order + s.held_with_order} / {c.held_without_order + s.held_without_order}",
                      f"{c.in_orders:,}", f"{c.told:,}", c.oversold + s.oversold,
-                     f"{r.sellout_stock} → {s.in_orders}, {s.stock}",
+                     f"{SELLOUT_STOCK} → {s.in_orders}, {s.stock}",
                      "all hold" if not problems else f"{len(problems)} FAILED"])
     print(h.table(["backend", "variants", "initial units", "in stock", "committed", "held (order / none)", "in orders",
                    "told buyers (201s)", "oversold", "sell-out: stock → sold, left", "checks"], rows))
@@ -563,15 +491,9 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
             if run.retried or run.unresolved or run.samples:
                 print(f"  {r.backend} {run.scenario}: asked again {dict(run.retried)}, transport errors "
                       f"{dict(run.errors)}, unanswered {run.unresolved}" + "".join(f"; {x}" for x in run.samples))
-    if any(r.check.held_without_order or r.sellout.held_without_order for r in results):
-        print("  held (none): stock held by an attempt that failed half way; the catalog's sweeper gives it back "
-              "after CATALOG_RESERVATION_TTL")
-    print()
-    for r in results:
-        if r.backend == "PostgreSQL":
-            rate = r.runs["a"].rate
-            print(f"PostgreSQL (a) {rate:.1f} orders/s (target ≥ {TARGET_ORDERS_PER_S:.0f}: "
-                  f"{'met' if rate >= TARGET_ORDERS_PER_S else 'NOT met'})")
+    for rate in (r.runs["a"].rate for r in results if r.backend == "PostgreSQL"):
+        print(f"\nPostgreSQL (a) {rate:.1f} orders/s (target ≥ {TARGET_ORDERS_PER_S:.0f}: "
+              f"{'met' if rate >= TARGET_ORDERS_PER_S else 'NOT met'})")
     oversold = sum(r.check.oversold + r.sellout.oversold for r in results)
     print(f"oversold units: {oversold} (target 0: {'met' if oversold == 0 and ok else 'NOT met'})")
     return ok
@@ -585,14 +507,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", "-c", type=int, default=50, help="concurrent buyers (and raw-SQL workers)")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured orders first (0: none)")
     p.add_argument("--variants", type=int, default=200, help="variants the orders of (a) are spread over")
-    p.add_argument("--stock", type=int, default=1_000_000, help="initial stock of every measured variant")
-    p.add_argument("--sellout-stock", type=int, default=300, help="stock of the variant sold out at the end")
     p.add_argument("--settle", type=float, default=15.0, help="seconds for the reconciler before the books are read")
     args = p.parse_args(argv)
-    if args.concurrency < 1 or args.duration <= 0 or args.variants < 1 or args.stock < 1 or args.sellout_stock < 1:
-        p.error("--concurrency, --variants, --stock and --sellout-stock must be ≥ 1, --duration > 0")
+    if args.concurrency < 1 or args.duration <= 0 or args.variants < 1:
+        p.error("--concurrency and --variants must be ≥ 1, --duration > 0")
     return args
-
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -609,15 +528,10 @@ def main(argv: list[str] | None = None) -> int:
         names = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
         results = [run_backend(args, bench, name) for name in names]
         ok = report(results, args)
-        h.write_json(args.json, {
-            "date": h.now(), "command": bench.command, "machine": bench.info, "concurrency": args.concurrency,
-            "duration_s": args.duration, "warmup_s": args.warmup, "variants": args.variants,
-            "results": [{"backend": r.backend, "version": r.version,
+        bench.write_json(args, results=[{"backend": r.backend, "version": r.version,
                          "runs": {k: run.summary() for k, run in r.runs.items()},
-                         "check": {**r.check.__dict__, "oversold": r.check.oversold},
-                         "sellout": {**r.sellout.__dict__, "oversold": r.sellout.oversold,
-                                     "stock": r.sellout_stock, "run": r.sellout_run.summary()}}
-                        for r in results]})
+                         "check": r.check.__dict__, "sellout": {**r.sellout.__dict__, "stock": SELLOUT_STOCK,
+                                                                  "run": r.sellout_run.summary()}} for r in results])
         return 0 if ok else 3
 
     return h.run(__file__, body, needs=("services.orders",), target="bench-orders", keep=args.keep)

@@ -4,10 +4,7 @@ The four apps and a shop of ``--products`` varieties with photos; Chromium (Play
 as a phone with a cold cache, unthrottled and on DevTools' "Slow 4G": FCP, LCP, DOMContentLoaded, load,
 bytes, and the slow-4G/unthrottled ratios. Target: first contentful paint ≤ 1.5 s on slow 4G.
 
-    make bench-page
-    .venv/bin/python bench/page_load.py --runs 1 --path /      # another page of the same stack
-
-bench/README.md has every option; docs/performance.md ("Page load on slow 4G") the figures.
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations
@@ -23,8 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
+if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import harness as h  # noqa: E402
 
@@ -43,15 +40,10 @@ class Network:
     down_bytes_s: float = -1.0  # -1: not throttled (the DevTools protocol's convention)
     up_bytes_s: float = -1.0
 
-    @property
-    def throttled(self) -> bool:
-        return self.latency_ms > 0 or self.down_bytes_s > 0 or self.up_bytes_s > 0
-
     def describe(self) -> str:
-        if not self.throttled:
-            return f"{self.name}: not throttled (loopback)"
         return (f"{self.name}: {self.latency_ms:g} ms latency per request, {self.down_bytes_s * 8 / 1e6:.2f} Mbit/s "
-                f"down, {self.up_bytes_s * 8 / 1e3:.0f} kbit/s up")
+                f"down, {self.up_bytes_s * 8 / 1e3:.0f} kbit/s up" if self.latency_ms
+                else f"{self.name}: not throttled (loopback)")
 
 
 # Chrome DevTools' "Slow 4G" preset (devtools-frontend, NetworkManager: Slow4GConditions).
@@ -59,8 +51,6 @@ SLOW_4G = Network("slow 4G", latency_ms=150 * 3.75, down_bytes_s=1.6e6 / 8 * 0.9
 UNTHROTTLED = Network("unthrottled")
 CONDITIONS = (UNTHROTTLED, SLOW_4G)
 
-
-# ── the shop ─────────────────────────────────────────────────────────────────────────────────────
 
 VARIETIES = ["Súng Thái đỏ", "Súng Nam Mỹ tím", "Súng Mi Nhật", "Sen Bách Diệp", "Sen Quan Âm", "Súng Chúa",
              "Sen mini Nhật", "Súng lai Tường Vi", "Sen trắng Huế", "Súng ma", "Sen Tịnh Đế", "Súng vàng Mexico",
@@ -73,8 +63,7 @@ def product_body(i: int, rng: random.Random) -> dict:
     retail = rng.randrange(30, 300) * 1000
     return {
         "name": name, "description": f"{name}: hoa to, nở bền, hợp chậu và hồ nhỏ. Giao củ giống đã nảy mầm.",
-        "category": "lotus" if name.startswith("Sen") else "water_lily", "status": "active",
-        "variants": [
+        "category": "lotus" if name.startswith("Sen") else "water_lily", "status": "active", "variants": [
             {"label": "Củ giống", "retail_price": retail, "stock": 200, "min_order_quantity": 1,
              "wholesale_tiers": [{"min_quantity": 10, "unit_price": retail * 85 // 100 // 1000 * 1000},
                                  {"min_quantity": 50, "unit_price": retail * 70 // 100 // 1000 * 1000}]},
@@ -83,15 +72,8 @@ def product_body(i: int, rng: random.Random) -> dict:
     }
 
 
-@dataclass
-class Shop:
-    url: str
-    products: int
-    photos: int
-    photo_bytes: int  # the JPEGs uploaded
-
-
-async def seed_shop(gateway_url: str, products: int) -> Shop:
+async def seed_shop(gateway_url: str, products: int) -> tuple[str, int]:
+    """A grower's shop of ``products`` varieties, each with a photo; (its URL, the JPEG bytes uploaded)."""
     import httpx
 
     rng = random.Random(7)
@@ -106,10 +88,7 @@ async def seed_shop(gateway_url: str, products: int) -> Shop:
             h.expect(await gw.post(f"/api/v1/products/{product['id']}/photos", headers=headers,
                                    files={"file": (f"hoa-{i + 1}.jpg", jpeg, "image/jpeg")}),
                      201, f"photo of variety {i + 1}")
-    return Shop(shop["url"], products, products, uploaded)
-
-
-# ── loading the page ─────────────────────────────────────────────────────────────────────────────
+    return shop["url"], uploaded
 
 
 @dataclass
@@ -138,19 +117,17 @@ METRICS_JS = """async () => {
 }"""
 
 
-async def load_once(browser, url: str, network: Network, cpu_slowdown: float) -> Load:
+async def load_once(browser, url: str, network: Network) -> Load:
     context = await browser.new_context(**PHONE)  # a new context: an empty cache and no open connection
     try:
         page = await context.new_page()
         cdp = await context.new_cdp_session(page)
         await cdp.send("Network.enable")
         await cdp.send("Network.setCacheDisabled", {"cacheDisabled": False})
-        if network.throttled:
+        if network.latency_ms:
             await cdp.send("Network.emulateNetworkConditions", {
                 "offline": False, "latency": network.latency_ms, "downloadThroughput": network.down_bytes_s,
                 "uploadThroughput": network.up_bytes_s, "connectionType": "cellular4g"})
-        if cpu_slowdown > 1:
-            await cdp.send("Emulation.setCPUThrottlingRate", {"rate": cpu_slowdown})
         wire: dict[str, int] = {}
         failed: list[str] = []
         urls: dict[str, str] = {}
@@ -167,8 +144,7 @@ async def load_once(browser, url: str, network: Network, cpu_slowdown: float) ->
         await page.wait_for_load_state("networkidle", timeout=120_000)
         m = await page.evaluate(METRICS_JS)
         sizes = [(urls.get(rid, "?"), n) for rid, n in wire.items()]
-        return Load(network.name, m["fcp"], m["lcp"], m["dcl"], m["load"], sum(wire.values()), len(wire), failed,
-                    sizes)
+        return Load(network.name, m["fcp"], m["lcp"], m["dcl"], m["load"], sum(wire.values()), len(wire), failed, sizes)
     finally:
         await context.close()
 
@@ -199,10 +175,10 @@ async def measure(args: argparse.Namespace, url: str) -> list[Load]:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             # One unmeasured load first: the apps' first request pays for imports and caches, not the page.
-            await load_once(browser, url, UNTHROTTLED, 1)
+            await load_once(browser, url, UNTHROTTLED)
             for run in range(1, args.runs + 1):
                 for network in CONDITIONS:  # in turn, so that a disturbance touches both alike
-                    result = await load_once(browser, url, network, args.cpu_slowdown)
+                    result = await load_once(browser, url, network)
                     loads.append(result)
                     print(f"  run {run}/{args.runs} {network.name:<11}  FCP {fmt_ms(result.fcp_ms)}  "
                           f"LCP {fmt_ms(result.lcp_ms)}  DOMContentLoaded {fmt_ms(result.dcl_ms)}  "
@@ -213,30 +189,22 @@ async def measure(args: argparse.Namespace, url: str) -> list[Load]:
     return loads
 
 
-# ── report ───────────────────────────────────────────────────────────────────────────────────────
-
-
 def fmt_ms(ms: float | None) -> str:
     return "     –  " if ms is None else f"{ms:6.0f} ms"
 
 
 def summary(loads: list[Load]) -> dict[str, dict[str, dict[str, float | None]]]:
-    out: dict[str, dict[str, dict[str, float | None]]] = {}
-    for network in CONDITIONS:
-        mine = [x for x in loads if x.network == network.name]
-        out[network.name] = {}
-        for metric in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms", "bytes", "requests"):
-            values = [getattr(x, metric) for x in mine if getattr(x, metric) is not None]
-            out[network.name][metric] = {"median": statistics.median(values) if values else None,
-                                         "max": max(values) if values else None}
-    return out
+    """Per network and figure, the median and the maximum of the loads."""
+    def of(values: list[float]) -> dict[str, float | None]:
+        return {"median": statistics.median(values) if values else None, "max": max(values, default=None)}
+
+    return {n.name: {m: of([v for x in loads if x.network == n.name and (v := getattr(x, m)) is not None])
+                     for m in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms", "bytes", "requests")} for n in CONDITIONS}
 
 
 def report(args: argparse.Namespace, loads: list[Load]) -> dict:
     s = summary(loads)
-    print()
-    print(f"{args.runs} cold loads per condition; median (max)")
-    print()
+    print(f"\n{args.runs} cold loads per condition; median (max)\n")
 
     def cell(figures: dict[str, float | None]) -> str:
         return "–" if figures["median"] is None else f"{figures['median']:.0f} ({figures['max']:.0f}) ms"
@@ -246,16 +214,10 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
                   [[n.name, *(cell(s[n.name][m]) for m in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms")),
                     f"{s[n.name]['bytes']['median'] / 1024:.1f} KiB", f"{s[n.name]['requests']['median']:.0f}"]
                    for n in CONDITIONS]))
-    ratios = {}
-    for metric in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms"):
-        slow, fast = s[SLOW_4G.name][metric]["median"], s[UNTHROTTLED.name][metric]["median"]
-        if slow is not None and fast:
-            ratios[metric] = slow / fast
-    print()
-    print("slow 4G / unthrottled (medians): "
-          + ", ".join(f"{label} {ratios[m]:.1f}×" for m, label in (("fcp_ms", "FCP"), ("lcp_ms", "LCP"),
-                                                                   ("dcl_ms", "DOMContentLoaded"), ("load_ms", "load"))
-                      if m in ratios))
+    labels = {"fcp_ms": "FCP", "lcp_ms": "LCP", "dcl_ms": "DOMContentLoaded", "load_ms": "load"}
+    ratios = {m: slow / fast for m in labels if (slow := s[SLOW_4G.name][m]["median"]) is not None
+              and (fast := s[UNTHROTTLED.name][m]["median"])}
+    print("\nslow 4G / unthrottled (medians): " + ", ".join(f"{labels[m]} {r:.1f}×" for m, r in ratios.items()))
     fcp = s[SLOW_4G.name]["fcp_ms"]
     met = fcp["median"] is not None and fcp["median"] <= FCP_TARGET_MS
     print(f"first contentful paint on slow 4G: median {fmt_ms(fcp['median']).strip()}, max {fmt_ms(fcp['max']).strip()}"
@@ -263,8 +225,7 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
           + ("" if fcp["max"] is None or fcp["max"] <= FCP_TARGET_MS or not met else "; not in every load") + ")")
     if args.requests:
         last = [x for x in loads if x.network == SLOW_4G.name][-1]
-        print()
-        print(f"responses of the last slow-4G load ({last.bytes / 1024:.1f} KiB on the wire):")
+        print(f"\nresponses of the last slow-4G load ({last.bytes / 1024:.1f} KiB on the wire):")
         for where, size in sorted(last.sizes, key=lambda item: -item[1]):
             print(f"  {size / 1024:8.1f} KiB  {urlsplit(where).path or where}")
     failed = sorted({f for x in loads for f in x.failed})
@@ -274,54 +235,44 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
             "fcp_target_met": met, "failed_requests": failed}
 
 
-# ── main ─────────────────────────────────────────────────────────────────────────────────────────
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = h.Options(__doc__)
     p.add_argument("--runs", "-n", type=int, default=5, help="cold loads per condition (unthrottled, slow 4G)")
     p.add_argument("--products", type=int, default=20, help="active varieties in the shop, each with a photo")
     p.add_argument("--path", help="load this path of the gateway instead of the shop page /s/{slug}")
-    p.add_argument("--cpu-slowdown", type=float, default=1.0, help="slow Chromium's CPU this many times (DevTools)")
     p.add_argument("--requests", action="store_true", help="list the responses of the last slow-4G load")
     args = p.parse_args(argv)
-    if args.runs < 1 or args.products < 1 or args.cpu_slowdown < 1 or not (args.path or "/").startswith("/"):
-        p.error("--runs, --products and --cpu-slowdown must be at least 1, --path must start with /")
+    if args.runs < 1 or args.products < 1 or not (args.path or "/").startswith("/"):
+        p.error("--runs and --products must be at least 1, --path must start with /")
     return args
 
 
-
-async def measure_page(args: argparse.Namespace, bench) -> dict:
+async def measure_page(args: argparse.Namespace, bench: h.Bench) -> int:
     started = time.monotonic()
     urls = await asyncio.to_thread(start_stack, bench)
-    shop = await seed_shop(urls["gateway"], args.products)
-    path = args.path or "/" + shop.url.split("/", 3)[3]
+    shop_url, uploaded = await seed_shop(urls["gateway"], args.products)
+    path = args.path or "/" + shop_url.split("/", 3)[3]
     bench.header("page load", software=f"{chromium_version()} headless (Playwright)", page=(
-        f"GET {path}: a shop of {shop.products} active varieties, each with a photo "
-        f"({shop.photo_bytes / shop.photos / 1024:.0f} KiB JPEG 1200×900 uploaded, stored as the catalog's WebP "
+        f"GET {path}: a shop of {args.products} active varieties, each with a photo "
+        f"({uploaded / args.products / 1024:.0f} KiB JPEG 1200×900 uploaded, stored as the catalog's WebP "
         f"sizes); apps on SQLite, LOG_LEVEL=WARNING, set up in {time.monotonic() - started:.0f} s"),
         phone=f"{PHONE['viewport']['width']}×{PHONE['viewport']['height']} CSS px at {PHONE['device_scale_factor']}×, "
         "touch, vi-VN; a new browser context per load (cold cache and connections)",
         network=f"{SLOW_4G.describe()} (Chrome DevTools' Slow 4G preset); baseline {UNTHROTTLED.describe()}",
-        CPU="not slowed" if args.cpu_slowdown == 1 else f"{args.cpu_slowdown:g}× slower (DevTools)")
+        CPU="not slowed")
     loads = await measure(args, urls["gateway"] + path)
     bench.procs.check_alive()
-    return {"date": h.now(), "command": bench.command, "machine": bench.info, "chromium": chromium_version(),
-            "path": path, "products": shop.products, "runs": args.runs, "cpu_slowdown": args.cpu_slowdown,
-            "networks": {n.name: asdict(n) for n in CONDITIONS}, "loads": [asdict(x) for x in loads],
-            **report(args, loads)}
+    bench.write_json(args, chromium=chromium_version(), path=path, networks={n.name: asdict(n) for n in CONDITIONS},
+                     loads=[asdict(x) for x in loads], **report(args, loads))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if chromium_missing("page_load.py"):
         return 2
-
-    def body(bench) -> int:
-        h.write_json(args.json, asyncio.run(measure_page(args, bench)))
-        return 0
-
-    return h.run(__file__, body, needs=("playwright", "gateway"), target="bench-page", keep=args.keep)
+    return h.run(__file__, lambda bench: asyncio.run(measure_page(args, bench)), needs=("playwright", "gateway"),
+                 target="bench-page", keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -4,14 +4,14 @@ Per backend (SQLite, PostgreSQL) the catalog's database filled with SQL with Vie
 catalog as its own process, one client sending a mix of searches: p50/p99 per size and their ratio to
 the targets (p50 ≤ 15 ms, p99 ≤ 50 ms at 100k); writes docs/performance.md and docs/search-latency.png.
 
-    make bench-search
-    .venv/bin/python bench/search.py --sizes 1000 10000 --backends sqlite --rounds 20 --no-write
+How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -20,13 +20,12 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlencode
 
-if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:  # run as a script: the repository
-    sys.path[0] = str(Path(__file__).resolve().parent.parent)  # first, or bench/gateway.py shadows `gateway`
+if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
+    sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import harness as h  # noqa: E402
 
@@ -35,8 +34,7 @@ PLOT = DOCS / "search-latency.png"
 SECTION = "## Search (bench/search.py)"
 TARGET_P50_MS, TARGET_P99_MS, TARGET_SIZE = 15.0, 50.0, 100_000
 PG_DB = f"cv_bench_search_{os.urandom(4).hex()}"  # a run of its own: others may run the bench meanwhile
-
-# ── realistic varieties ──────────────────────────────────────────────────────────────────────────
+SHOPS, SEED = 300, 20261127  # the shops the products are spread over; the seed of the data and the request order
 
 GENERA = [  # (name, category, weight)
     ("Súng", "water_lily", 30), ("Hoa súng", "water_lily", 8), ("Súng lai", "water_lily", 4),
@@ -94,34 +92,24 @@ def variety_name(rng: random.Random) -> tuple[str, str]:
 
 
 def description(rng: random.Random, name: str) -> str:
-    sentences = [f"{name}: hoa {rng.choice(COLOURS)}, {rng.choice(BLOOMS)}.",
-                 f"Thích hợp trồng {rng.choice(PLACES)}.",
+    sentences = [f"{name}: hoa {rng.choice(COLOURS)}, {rng.choice(BLOOMS)}.", f"Thích hợp trồng {rng.choice(PLACES)}.",
                  rng.choice(["Giao hàng toàn quốc.", "Nhận sỉ cho nhà vườn.", "Bao sống 7 ngày.",
                              f"Giống nhập từ {rng.choice(ORIGINS)}.", "Củ to, khỏe, đã ra rễ.", ""])]
     return " ".join(s for s in sentences if s)
 
 
-# ── rows ─────────────────────────────────────────────────────────────────────────────────────────
-
-
 def province_wards() -> dict[str, str]:
     from common.vietnam import province_name, wards
 
-    found = {}
-    for code in PROVINCE_WEIGHTS:
-        if province_name(code) and (ws := wards(code)):
-            found[code] = ws[0]["code"]
-    return found
+    return {code: ws[0]["code"] for code in PROVINCE_WEIGHTS if province_name(code) and (ws := wards(code))}
 
 
 def make_shops(count: int, rng: random.Random) -> list[dict]:
     from services.catalog import search
 
     wards = province_wards()
-    codes = list(wards)
+    codes, now, shops = list(wards), dt.datetime.now(dt.UTC) - dt.timedelta(days=800), []
     weights = [PROVINCE_WEIGHTS[c] for c in codes]
-    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=800)
-    shops = []
     for i in range(1, count + 1):
         province = rng.choices(codes, weights)[0]
         name = f"{rng.choice(SHOP_KINDS)} {rng.choice(SHOP_PEOPLE)}"
@@ -141,9 +129,7 @@ def make_products(start_id: int, count: int, shops: list[dict], rng: random.Rand
                   variant_start: int) -> tuple[list[dict], list[dict]]:
     from services.catalog import search
 
-    products, variants = [], []
-    base = dt.datetime.now(dt.UTC) - dt.timedelta(days=700)
-    vid = variant_start
+    products, variants, base = [], [], dt.datetime.now(dt.UTC) - dt.timedelta(days=700)
     for pid in range(start_id, start_id + count):
         shop = shops[rng.randrange(len(shops))]
         name, category = variety_name(rng)
@@ -151,16 +137,11 @@ def make_products(start_id: int, count: int, shops: list[dict], rng: random.Rand
         roll = rng.random()
         status = "draft" if roll < 0.04 else "archived" if roll < 0.07 else "active"
         base_price = rng.choice([15, 20, 25, 30, 35, 45, 55, 60, 80, 90, 120, 150, 200, 250, 350, 500]) * 1000
-        count_variants = rng.choice([1, 1, 2, 2, 3])
-        labels = rng.sample(LABELS, count_variants)
-        rows = []
-        for pos, (label, factor) in enumerate(labels):
-            stock = 0 if rng.random() < 0.12 else rng.randint(1, 300)
-            rows.append({"id": vid, "product_id": pid, "position": pos, "label": label,
-                         "retail_price": int(round(base_price * factor, -3)), "wholesale_tiers": "[]",
-                         "min_order_quantity": 1, "stock": stock, "low_stock_threshold": 5, "weight_grams": 500,
-                         "archived": False})
-            vid += 1
+        labels = rng.sample(LABELS, rng.choice([1, 1, 2, 2, 3]))
+        rows = [{"id": variant_start + len(variants) + pos, "product_id": pid, "position": pos, "label": label,
+                 "retail_price": int(round(base_price * factor, -3)), "wholesale_tiers": "[]", "min_order_quantity": 1,
+                 "stock": 0 if rng.random() < 0.12 else rng.randint(1, 300), "low_stock_threshold": 5,
+                 "weight_grams": 500, "archived": False} for pos, (label, factor) in enumerate(labels)]
         variants += rows
         search_name, search_text = search.product_documents(name, desc, shop["name"], shop["province_code"])
         created = base + dt.timedelta(seconds=pid * 300)
@@ -173,30 +154,7 @@ def make_products(start_id: int, count: int, shops: list[dict], rng: random.Rand
     return products, variants
 
 
-# ── backends ─────────────────────────────────────────────────────────────────────────────────────
-
-
-class Backend:
-    name: str
-    url: str
-
-    def migrate(self, python: str, cwd: Path, env: dict[str, str]) -> None:
-        out = subprocess.run([python, "-m", "services.catalog", "migrate"], cwd=cwd, capture_output=True, text=True,
-                             env={**env, "CATALOG_DATABASE_URL": self.url})
-        if out.returncode != 0:
-            raise h.BenchError(f"migrations failed on {self.name}:\n{out.stdout}{out.stderr}")
-
-    def insert(self, table: str, rows: list[dict]) -> None:
-        raise NotImplementedError
-
-    def finish_load(self) -> None:
-        pass
-
-    def drop(self) -> None:
-        pass
-
-
-class SqliteBackend(Backend):
+class SqliteBackend:
     name = "SQLite"
 
     def __init__(self, folder: Path) -> None:
@@ -204,50 +162,35 @@ class SqliteBackend(Backend):
         self.url = f"sqlite+aiosqlite:///{self.path}"
 
     def insert(self, table: str, rows: list[dict]) -> None:
-        if not rows:
-            return
         cols = list(rows[0])
-        conn = sqlite3.connect(self.path)
-        try:
-            with conn:
-                conn.executemany(
-                    f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
-                    [[_sqlite_value(r[c]) for c in cols] for r in rows])
-        finally:
-            conn.close()
+        with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
+            conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
+                             [[_sqlite_value(r[c]) for c in cols] for r in rows])
 
     def finish_load(self) -> None:
-        conn = sqlite3.connect(self.path)
-        try:
+        with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
             # What a running catalog would have after a while; the FTS index merged as it would be.
             conn.execute("INSERT INTO products_fts(products_fts) VALUES ('optimize')")
             conn.execute("ANALYZE")
-            conn.commit()
-        finally:
-            conn.close()
+
+    def drop(self) -> None:
+        pass
 
 
 def _sqlite_value(value):
-    if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, dt.datetime) else value
 
 
-class PostgresBackend(Backend):
+class PostgresBackend:
     name = "PostgreSQL"
 
     def __init__(self, admin_dsn: str) -> None:
-        self.admin_dsn = admin_dsn
-        base = admin_dsn.rsplit("/", 1)[0]
-        self.dsn = f"{base}/{PG_DB}"
+        self.admin_dsn, self.dsn = admin_dsn, f"{admin_dsn.rsplit('/', 1)[0]}/{PG_DB}"
         self.url = self.dsn.replace("postgresql://", "postgresql+asyncpg://")
         asyncio.run(h.pg_admin(admin_dsn, [f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)',
                                            f'CREATE DATABASE "{PG_DB}"']))
 
     def insert(self, table: str, rows: list[dict]) -> None:
-        if not rows:
-            return
-
         async def go() -> None:
             import asyncpg
 
@@ -269,9 +212,6 @@ class PostgresBackend(Backend):
         asyncio.run(h.pg_admin(self.admin_dsn, [f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)']))
 
 
-# ── the catalog process ──────────────────────────────────────────────────────────────────────────
-
-
 def start_catalog(bench: h.Bench, env: dict[str, str], url: str, tag: str) -> str:
     (port,) = h.free_ports(1)
     argv = [bench.python, "-m", "services.catalog", "serve", "--host", "127.0.0.1", "--port", str(port)]
@@ -281,29 +221,17 @@ def start_catalog(bench: h.Bench, env: dict[str, str], url: str, tag: str) -> st
     return base
 
 
-# ── the load ─────────────────────────────────────────────────────────────────────────────────────
-
 QUERIES: list[tuple[str, dict]] = [
-    ("common, accented", {"q": "súng"}),
-    ("common, no accents", {"q": "sung"}),
-    ("two common words", {"q": "hoa sung"}),
-    ("upper case", {"q": "HOA SÚNG"}),
-    ("colour", {"q": "sen trắng"}),
-    ("colour, no accents", {"q": "sen trang"}),
-    ("province / origin", {"q": "dong thap"}),
-    ("moderate", {"q": "thủy trúc"}),
-    ("rare cultivar", {"q": "queen of siam"}),
-    ("rare, no accents", {"q": "bach tuyet"}),
-    ("prefix", {"q": "hoa su"}),
-    ("short prefix", {"q": "su"}),
-    ("prefix, 2 words", {"q": "sen h"}),
-    ("word + province", {"q": "sung", "province_code": "82"}),
+    ("common, accented", {"q": "súng"}), ("common, no accents", {"q": "sung"}),
+    ("two common words", {"q": "hoa sung"}), ("upper case", {"q": "HOA SÚNG"}), ("colour", {"q": "sen trắng"}),
+    ("colour, no accents", {"q": "sen trang"}), ("province / origin", {"q": "dong thap"}),
+    ("moderate", {"q": "thủy trúc"}), ("rare cultivar", {"q": "queen of siam"}),
+    ("rare, no accents", {"q": "bach tuyet"}), ("prefix", {"q": "hoa su"}), ("short prefix", {"q": "su"}),
+    ("prefix, 2 words", {"q": "sen h"}), ("word + province", {"q": "sung", "province_code": "82"}),
     ("word + category + price", {"q": "sen", "category": "lotus", "min_price": 50000, "max_price": 300000}),
     ("in stock, by price", {"q": "sung", "in_stock": "true", "sort": "price_asc"}),
-    ("by price, descending", {"q": "sen", "sort": "price_desc"}),
-    ("three words", {"q": "súng thái đỏ"}),
-    ("no match", {"q": "xương rồng"}),
-    ("browse newest", {}),
+    ("by price, descending", {"q": "sen", "sort": "price_desc"}), ("three words", {"q": "súng thái đỏ"}),
+    ("no match", {"q": "xương rồng"}), ("browse newest", {}),
     ("browse by price + category", {"sort": "price_asc", "category": "water_lily"}),
     ("browse province, in stock", {"province_code": "92", "in_stock": "true"}),
 ]
@@ -322,14 +250,12 @@ class Measured:
         return h.pct(values if values is not None else self.latencies_ms, p)
 
 
-def measure(base: str, backend: str, size: int, rounds: int, seed: int) -> Measured:
+def measure(base: str, backend: str, size: int, rounds: int) -> Measured:
     import httpx
 
     result = Measured(backend, size)
     with httpx.Client(base_url=base, timeout=30) as client:
-        urls: list[tuple[str, str]] = []
-        for label, params in QUERIES:
-            urls.append((label, "/api/v1/products?" + urlencode(params)))
+        urls = [(label, "/api/v1/products?" + urlencode(params)) for label, params in QUERIES]
         for label, params in SECOND_PAGES:
             first = client.get("/api/v1/products", params=params).json()
             if first.get("next_cursor"):
@@ -340,11 +266,9 @@ def measure(base: str, backend: str, size: int, rounds: int, seed: int) -> Measu
                 if resp.status_code != 200:
                     raise h.BenchError(f"{url} answered {resp.status_code}: {resp.text[:300]}")
             result.hits[label] = len(resp.json()["items"])
-        rng = random.Random(seed)
+        rng = random.Random(SEED)
         for _ in range(rounds):
-            order = urls[:]
-            rng.shuffle(order)
-            for label, url in order:
+            for label, url in rng.sample(urls, len(urls)):
                 started = time.perf_counter()
                 resp = client.get(url)
                 elapsed = (time.perf_counter() - started) * 1000
@@ -353,9 +277,6 @@ def measure(base: str, backend: str, size: int, rounds: int, seed: int) -> Measu
                 result.latencies_ms.append(elapsed)
                 result.by_query.setdefault(label, []).append(elapsed)
     return result
-
-
-# ── report ───────────────────────────────────────────────────────────────────────────────────────
 
 
 def table(results: list[Measured]) -> str:
@@ -390,22 +311,15 @@ def plot(results: list[Measured], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    styles = {"SQLite": "tab:blue", "PostgreSQL": "tab:orange"}
-    for backend in dict.fromkeys(r.backend for r in results):
-        rs = sorted((r for r in results if r.backend == backend), key=lambda r: r.size)
-        sizes = [r.size for r in rs]
-        ax.plot(sizes, [r.pct(50) for r in rs], "o-", color=styles.get(backend), label=f"{backend} p50")
-        ax.plot(sizes, [r.pct(99) for r in rs], "s--", color=styles.get(backend), label=f"{backend} p99")
-    ax.axhline(TARGET_P50_MS, color="grey", linestyle=":", linewidth=1)
-    ax.axhline(TARGET_P99_MS, color="grey", linestyle="-.", linewidth=1)
-    ax.text(min(r.size for r in results), TARGET_P50_MS, " p50 target 15 ms",
-            va="bottom", fontsize=8, color="grey")
-    ax.text(min(r.size for r in results), TARGET_P99_MS, " p99 target 50 ms", va="bottom", fontsize=8, color="grey")
-    ax.set_xscale("log")
-    ax.set_xlabel("products in the catalog")
-    ax.set_ylabel("latency per search (ms), one client, direct to the catalog")
-    ax.set_title("Chợ Vườn search: GET /api/v1/products?q=… (bench/search.py)")
-    ax.set_ylim(bottom=0)
+    for backend, colour in (("SQLite", "tab:blue"), ("PostgreSQL", "tab:orange")):
+        rs = [r for r in results if r.backend == backend]
+        for q, style in ((50, "o-"), (99, "s--")):
+            ax.plot([r.size for r in rs], [r.pct(q) for r in rs], style, color=colour, label=f"{backend} p{q}")
+    for q, target, style in ((50, TARGET_P50_MS, ":"), (99, TARGET_P99_MS, "-.")):
+        ax.axhline(target, color="grey", linestyle=style, linewidth=1)
+        ax.text(results[0].size, target, f" p{q} target {target:g} ms", va="bottom", fontsize=8, color="grey")
+    ax.set(xscale="log", xlabel="products in the catalog", ylabel="latency per search (ms), one client, direct to "
+           "the catalog", title="Chợ Vườn search: GET /api/v1/products?q=… (bench/search.py)", ylim=(0, None))
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
@@ -413,16 +327,11 @@ def plot(results: list[Measured], path: Path) -> None:
     plt.close(fig)
 
 
-# ── main ─────────────────────────────────────────────────────────────────────────────────────────
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = h.Options(__doc__, pg="--pg-admin-dsn")
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000], help="products, ascending")
     p.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
-    p.add_argument("--shops", type=int, default=300, help="shops the products are spread over")
     p.add_argument("--rounds", type=int, default=40, help="times each query is sent, after 3 unmeasured")
-    p.add_argument("--seed", type=int, default=20261127, help="seed of the data and of the request order")
     p.add_argument("--no-write", action="store_true", help="do not write docs/performance.md and the plot")
     args = p.parse_args(argv)
     if args.sizes != sorted(args.sizes) or args.sizes[0] < 1:
@@ -430,28 +339,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-
-def batches(total: int, size: int) -> Iterator[tuple[int, int]]:
-    done = 0
-    while done < total:
-        n = min(size, total - done)
-        yield done, n
-        done += n
-
-
 def run_backend(kind: str, args: argparse.Namespace, bench: h.Bench, env: dict[str, str]) -> list[Measured]:
-    backend: Backend = SqliteBackend(bench.tmp) if kind == "sqlite" else PostgresBackend(args.pg_admin_dsn)
+    backend = SqliteBackend(bench.tmp) if kind == "sqlite" else PostgresBackend(args.pg_admin_dsn)
     if not args.keep:
         bench.cleanups.append(backend.drop)
     print(f"[{backend.name}] migrating {backend.url.split('@')[-1]}", flush=True)
-    backend.migrate(bench.python, bench.tmp, env)
-    rng = random.Random(args.seed)
-    shops = make_shops(args.shops, rng)
+    out = subprocess.run([bench.python, "-m", "services.catalog", "migrate"], cwd=bench.tmp, capture_output=True,
+                         text=True, env={**env, "CATALOG_DATABASE_URL": backend.url})
+    if out.returncode != 0:
+        raise h.BenchError(f"migrations failed on {backend.name}:\n{out.stdout}{out.stderr}")
+    rng = random.Random(SEED)
+    shops = make_shops(SHOPS, rng)
     backend.insert("shops", shops)
     loaded, next_variant, results = 0, 1, []
     for size in args.sizes:
         started = time.perf_counter()
-        for _, n in batches(size - loaded, 10_000):
+        while loaded < size:
+            n = min(10_000, size - loaded)
             products, variants = make_products(loaded + 1, n, shops, rng, next_variant)
             backend.insert("products", products)
             backend.insert("variants", variants)
@@ -462,8 +366,7 @@ def run_backend(kind: str, args: argparse.Namespace, bench: h.Bench, env: dict[s
         backend.finish_load()
         print(f"[{backend.name}] {size:,} products loaded in {time.perf_counter() - started:.1f} s; "
               "starting the catalog", flush=True)
-        result = measure(start_catalog(bench, env, backend.url, f"{kind}-{size}"), backend.name, size, args.rounds,
-                         args.seed)
+        result = measure(start_catalog(bench, env, backend.url, f"{kind}-{size}"), backend.name, size, args.rounds)
         bench.procs.stop_all()
         results.append(result)
         print(f"[{backend.name}] {size:>7,} products: p50 {result.pct(50):6.2f} ms  p99 {result.pct(99):6.2f} ms "
@@ -479,22 +382,14 @@ def main(argv: list[str] | None = None) -> int:
         m = bench.info
         pg = asyncio.run(h.pg_admin(args.pg_admin_dsn, [])) if "postgresql" in args.backends else None
         software = f"SQLite {sqlite3.sqlite_version}" + (f", PostgreSQL {pg}" if pg else "")
-        described = (f"{m['cpus']} CPUs, {m['cpu_model']}, {m['memory']}, {m['kernel']}, Python {m['python']}, "
-                     + software)
         bench.header("search bench", software=software, client=(
             f"one httpx client, one request at a time, keep-alive; {len(QUERIES) + len(SECOND_PAGES)} queries × "
             f"{args.rounds} rounds in shuffled order after 3 unmeasured rounds"))
         results: list[Measured] = []
         for kind in args.backends:
             results += run_backend(kind, args, bench, env)
-        print()
-        print(table(results))
-        print()
-        print(per_query_table(results))
-        print()
-        for line in verdict(results):
-            print(line)
-        h.write_json(args.json, [{
+        print("\n" + "\n\n".join([table(results), per_query_table(results), "\n".join(verdict(results))]))
+        bench.write_json(args, results=[{
             "backend": r.backend, "size": r.size, "p50_ms": r.pct(50), "p99_ms": r.pct(99),
             "requests": len(r.latencies_ms),
             "by_query": {k: {"p50_ms": r.pct(50, v), "p99_ms": r.pct(99, v)} for k, v in r.by_query.items()},
@@ -502,24 +397,22 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_write:
             plot(results, PLOT)
             h.write_section(SECTION, "\n".join([
-                SECTION, "",
-                f"Date: {h.now()}  ",
-                f"Machine: {described}; load average before the run {m['load_before']}, after {h.load_average()}  ",
+                SECTION, "", f"Date: {h.now()}  ",
+                f"Machine: {m['cpus']} CPUs, {m['cpu_model']}, {m['memory']}, {m['kernel']}, Python {m['python']}, "
+                f"{software}; load average before the run {m['load_before']}, after {h.load_average()}  ",
                 f"Command: `{bench.command}`", "",
                 "Each backend's catalog database is made by the migrations and filled with SQL (not the API) with "
                 f"varieties whose Vietnamese names combine genera, colours, origins, descriptors and cultivars, over "
-                f"{args.shops} shops in {len(PROVINCE_WEIGHTS)} provinces (≈ 93 % active, 12 % of variants sold "
+                f"{SHOPS} shops in {len(PROVINCE_WEIGHTS)} provinces (≈ 93 % active, 12 % of variants sold "
                 "out). At each size the catalog runs as its own process (`python -m services.catalog serve`, one "
                 "uvicorn worker) and one httpx client sends, one at a time, "
                 f"{len(QUERIES) + len(SECOND_PAGES)} kinds of request × {args.rounds} rounds in shuffled order: "
                 "common and rare words, with and without accents, upper case, prefixes, filters, sorts by price, "
                 "browsing without words and second pages (20 items a page). Latency is the client's, request sent "
-                "to reply read.", "",
-                table(results), "",
+                "to reply read.", "", table(results), "",
                 f"Targets at {TARGET_SIZE:,} products: p50 ≤ {TARGET_P50_MS:g} ms, p99 ≤ {TARGET_P99_MS:g} ms.", "",
                 *[f"- {line}" for line in verdict(results)], "",
-                "By query at the largest size (p50 / p99, ms; items on the page):", "",
-                per_query_table(results), "",
+                "By query at the largest size (p50 / p99, ms; items on the page):", "", per_query_table(results), "",
                 "![search latency](search-latency.png)",
             ]))
             print(f"\nwrote {h.PERFORMANCE_MD.relative_to(h.REPO)} and {PLOT.relative_to(h.REPO)}")

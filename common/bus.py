@@ -5,6 +5,9 @@
 - ``nats://…``: NATS JetStream — events go to the ``CV_EVENTS`` stream on ``cv.events.<type>`` with
   ``Nats-Msg-Id`` = the event id, so the server drops a re-sent duplicate; the publish returns once
   the stream has stored the event.
+
+Either way the event's message carries the request id and trace context of the work that wrote it
+(``X-Request-ID``, ``traceparent``: :func:`carried_headers`), as headers, not in the envelope.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from typing import Protocol
 import httpx
 import orjson
 
+from common import tracing
 from common.events import Envelope
+from common.logging import request_id_var
 from common.transport import ServiceClient
 
 log = logging.getLogger("bus")
@@ -54,6 +59,12 @@ class Publisher(Protocol):
     async def aclose(self) -> None: ...
 
 
+def carried_headers() -> dict[str, str]:
+    """The request id and trace context (the publisher's span) an event's message carries."""
+    headers = {"X-Request-ID": request_id_var.get()} if request_id_var.get() else {}
+    return tracing.inject(headers)
+
+
 def encode(envelope: Envelope) -> bytes:
     return orjson.dumps(envelope.model_dump(mode="json"))
 
@@ -72,7 +83,7 @@ class HttpPublisher:
 
     async def publish(self, envelope: Envelope) -> None:
         try:
-            resp = await self.client.post("/internal/events", encode(envelope))
+            resp = await self.client.post("/internal/events", encode(envelope), carried_headers())
         except httpx.HTTPError as exc:
             raise PublishError(f"notify unreachable: {exc}") from None
         if resp.status_code >= 300:
@@ -137,7 +148,7 @@ class NatsPublisher:
         try:
             await self._connect()
             await self.js.publish(self.names.events + envelope.type, encode(envelope),
-                                  headers={"Nats-Msg-Id": str(envelope.id)})
+                                  headers={"Nats-Msg-Id": str(envelope.id), **carried_headers()})
         except Exception as exc:  # noqa: BLE001 - any failure is "not acknowledged": retry later
             raise PublishError(f"JetStream did not acknowledge: {type(exc).__name__}: {exc}") from None
 

@@ -103,6 +103,14 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
     "not-bank-transfer": _t(409, "This order is not paid by bank transfer",
                             "A payment QR was asked for an order paid in cash on delivery.",
                             "Đơn này thanh toán khi nhận hàng, không có mã QR chuyển khoản."),
+    "no-buyer-email": _t(409, "This order has no email to send to",
+                         "The buyer gave no email with this order: send the tracking link by SMS or Zalo.",
+                         "Người mua không để lại email cho đơn này: hãy gửi liên kết theo dõi qua SMS hoặc Zalo."),
+    "no-tracking-link": _t(409, "This order's tracking link was not kept",
+                           "The order was placed before tracking links were kept; its link was shown once, when "
+                           "it was placed.",
+                           "Đơn được đặt trước khi Chợ Vườn lưu liên kết theo dõi; liên kết chỉ hiện một lần "
+                           "lúc đặt đơn."),
     "order-cancelled": _t(409, "This order is cancelled", "A payment QR was asked for a cancelled order: there "
                                                           "is nothing to pay.",
                           "Đơn đã huỷ: không có gì để thanh toán."),

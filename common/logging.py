@@ -1,18 +1,25 @@
-"""Structured logging: one line per event with service, request id and route.
+"""Structured logging: one line per event with service, request id, trace id and route.
 
 ``LOG_FORMAT=json`` prints one JSON object per line (for log shippers); otherwise a readable line.
 The request id and route come from context variables that the HTTP middleware sets, so every log
-line written while handling a request carries them, whichever module wrote it.
+line written while handling a request carries them, whichever module wrote it. Work done later on
+the request's behalf (an event relayed, consumed, a mail or webhook sent) runs under
+:func:`request_context` with the request id carried along, so its lines carry the same id. The trace
+id is the current span's (``common.tracing``; null while tracing is off).
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import datetime as dt
 import logging
 import sys
+from collections.abc import Iterator
 
 import orjson
+
+from common.tracing import current_trace_id
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 route_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("route", default=None)
@@ -32,14 +39,30 @@ def _record_factory(*args, **kwargs) -> logging.LogRecord:
     record.service = service_var.get() or _default_service
     record.request_id = request_id_var.get()
     record.route = route_var.get()
+    record.trace_id = current_trace_id()
     return record
 
 
 logging.setLogRecordFactory(_record_factory)
 
 
+def current_request_id() -> str | None:
+    return request_id_var.get()
+
+
+@contextlib.contextmanager
+def request_context(request_id: str | None) -> Iterator[None]:
+    """Log lines written inside carry ``request_id``: the id of the request whose work this is (kept
+    with an outbox row, carried in an event's headers, kept with a queued mail or webhook)."""
+    token = request_id_var.set(request_id[:128] if request_id else None)
+    try:
+        yield
+    finally:
+        request_id_var.reset(token)
+
+
 def _extras(record: logging.LogRecord) -> dict:
-    skip = _RESERVED | {"service", "request_id", "route", "color_message"}
+    skip = _RESERVED | {"service", "request_id", "trace_id", "route", "color_message"}
     return {k: v for k, v in vars(record).items() if k not in skip}
 
 
@@ -51,6 +74,7 @@ class JsonFormatter(logging.Formatter):
             "service": record.service,
             "logger": record.name,
             "request_id": record.request_id,
+            "trace_id": record.trace_id,
             "route": record.route,
             "msg": record.getMessage(),
         }

@@ -4,20 +4,45 @@ are written in one transaction; a relay publishes afterwards and marks the row s
 Only shapes live here: each service declares its own tables from them in its own metadata.
 """
 
+import contextlib
 import datetime as dt
 import uuid
+from collections.abc import Iterator
 
 from sqlalchemy import JSON, Index
 from sqlmodel import Field, SQLModel
 
+from common import tracing
 from common.db import UtcDateTime
+from common.logging import current_request_id, request_context
+from common.tracing import current_traceparent
 
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class OutboxEventBase(SQLModel):
+class CarriedContext(SQLModel):
+    """Who asked for this row's work, kept with it so that the work done later joins up: the request id
+    (its log lines) and the trace context (its spans), both as they are where the row is written."""
+
+    request_id: str | None = Field(default_factory=current_request_id, max_length=128, nullable=True,
+                                   description="X-Request-ID of the request that led to this row")
+    trace_context: str | None = Field(default_factory=current_traceparent, max_length=128, nullable=True,
+                                      description="W3C traceparent of the span that wrote it (tracing on)")
+
+
+@contextlib.contextmanager
+def continued(row: CarriedContext, name: str, kind: str = "client", **attributes) -> Iterator[object | None]:
+    """The work a row was queued for, done under the context kept with it: its log lines carry the
+    request id, and (tracing on) a span ``name`` of the row's trace is current; yields that span (None
+    when off), for :func:`common.tracing.outcome`."""
+    with request_context(row.request_id), tracing.span(name, kind=kind, parent=row.trace_context,
+                                                       attributes=attributes or None) as span:
+        yield span
+
+
+class OutboxEventBase(CarriedContext):
     """Subclass with ``table=True`` and ``__tablename__ = "outbox_events"`` in the service that owns it."""
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -8,9 +8,14 @@
 - Several replicas: a round holds the database's advisory lock for the relay (``Database.exclusive``),
   so one replica's round reads, publishes and marks a batch before another's reads; no row goes out
   from two relays and the outbox's order is the bus's order.
+- Each row is published under the request id and the trace context kept with it (``CarriedContext``):
+  a producer span of the request's trace, and both carried in the message's headers (``X-Request-ID``,
+  ``traceparent``), so the consumer's work joins the request that caused it.
 - The relay wakes when a transaction that wrote to the outbox commits (after ``LINGER``, so that the
   events of a busy moment share a round), and otherwise polls, so it resumes after a restart with
   whatever was left unpublished.
+- At each scrape of ``/metrics`` (:func:`outbox_metrics`): the backlog, its oldest event's age and the
+  dead letters, from the outbox's pending index.
 """
 
 from __future__ import annotations
@@ -18,15 +23,24 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from sqlalchemy import select, update
+from prometheus_client import Gauge
+from sqlalchemy import func, select, update
 
 from common.bus import Publisher, PublishError
 from common.db import Database
 from common.events import Envelope
-from common.outbox import utcnow
+from common.observability import capped_count
+from common.outbox import continued, utcnow
 from common.worker import Worker, backoff
 
 log = logging.getLogger("relay")
+
+OUTBOX_BACKLOG = Gauge("outbox_backlog", "Outbox events not yet published, dead letters apart (counted up to 100,000)",
+                       ["service"])
+OUTBOX_OLDEST_AGE = Gauge("outbox_oldest_age_seconds", "Age of the oldest outbox event not yet published (0: none)",
+                          ["service"])
+OUTBOX_DEAD = Gauge("outbox_dead_letters", "Outbox events given up after the maximum attempts, for an operator to "
+                    "replay", ["service"])
 
 LINGER = 0.02  # seconds: what an event may wait for others to join its round
 
@@ -65,7 +79,9 @@ class OutboxRelay(Worker):
                 envelope = Envelope(id=row.id, type=row.type, occurred_at=row.occurred_at, source=self.db.name,
                                     version=row.version, data=row.data)
                 try:
-                    await self.publisher.publish(envelope)
+                    with continued(row, f"publish {row.type}", kind="producer", **{
+                            "messaging.operation.type": "send", "messaging.message.id": str(row.id)}):
+                        await self.publisher.publish(envelope)
                 except PublishError as exc:
                     await self._failed(row, str(exc))
                     return False
@@ -96,6 +112,18 @@ class OutboxRelay(Worker):
                 next_attempt_at=utcnow() + dt.timedelta(seconds=backoff(attempts))))
             await session.commit()
 
+    async def measure(self, service: str) -> None:
+        model = self.model
+        waiting = (model.published_at.is_(None), model.dead.is_(False))
+        async with self.db.sessionmaker() as session:
+            backlog = await session.scalar(capped_count(select(model.id).where(*waiting)))
+            oldest = await session.scalar(select(func.min(model.occurred_at)).where(*waiting))
+            dead = await session.scalar(capped_count(select(model.id).where(model.published_at.is_(None),
+                                                                            model.dead.is_(True))))
+        OUTBOX_BACKLOG.labels(service).set(backlog or 0)
+        OUTBOX_OLDEST_AGE.labels(service).set(max(0.0, (utcnow() - oldest).total_seconds()) if oldest else 0)
+        OUTBOX_DEAD.labels(service).set(dead or 0)
+
     async def replay_dead(self) -> int:
         """An operator's second chance for dead-lettered events: they are tried again from now."""
         async with self.db.sessionmaker() as session:
@@ -105,3 +133,8 @@ class OutboxRelay(Worker):
             await session.commit()
         self.wake()
         return result.rowcount
+
+
+async def outbox_metrics(app) -> None:
+    """A ``/metrics`` probe (``create_service_app(metrics=…)``) for an app whose relay is ``app.state.relay``."""
+    await app.state.relay.measure(app.state.settings.service_name)

@@ -24,9 +24,10 @@ from common.db import Database, install_unavailable_handler
 from common.errors import ServiceUnavailable, install_problem_handlers
 from common.limits import DEFAULT_MAX_BODY_BYTES, BodyLimitMiddleware
 from common.logging import configure_logging
-from common.observability import RequestContextMiddleware, bind_route, guarded_metrics_endpoint, metrics_endpoint
+from common.observability import Probe, RequestContextMiddleware, bind_route, guarded_metrics_endpoint, metrics_endpoint
 from common.openapi import install_openapi
 from common.settings import AppSettings, SharedSettings
+from common.tracing import configure_tracing, flush
 
 log = logging.getLogger("app")
 
@@ -57,9 +58,11 @@ def create_service_app(
     version: str = "1.0.0",
     public_port: bool = False,
     webhooks: APIRouter | None = None,
+    metrics: Sequence[Probe] = (),
 ) -> FastAPI:
     shared = SharedSettings()
     configure_logging(settings.service_name, shared.log_format, shared.log_level)
+    configure_tracing(settings.service_name)  # only when the OTEL_* variables ask for it
     db = Database(settings.database_url, migrations, settings.service_name, **settings.pool())
 
     @contextlib.asynccontextmanager
@@ -83,12 +86,18 @@ def create_service_app(
             for hook in on_shutdown:
                 await hook(app)
             await db.dispose()
+            flush()
 
     app = FastAPI(title=title, description=description, version=version, lifespan=lifespan,
                   openapi_url=openapi_url, docs_url="/docs" if openapi_url else None, redoc_url=None,
-                  dependencies=[Depends(bind_route)])
+                  dependencies=[Depends(bind_route)],
+                  # FastAPI's own spans would double ours (common.tracing: the request's span is made by
+                  # RequestContextMiddleware, for the gateway's proxy too); its metrics and logs are
+                  # Prometheus' and ours.
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     app.state.db = db
+    app.state.metrics_probes = list(metrics)  # run at each scrape of /metrics (common/observability.py)
     app.state.verifier = TokenVerifier.from_setting(settings.jwt_public_key)
     install_problem_handlers(app)
     # A database that cannot be reached (restarting, pool exhausted) is a 503 with Retry-After, not a 500.

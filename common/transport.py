@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 import httptools
 import httpx
 
+from common import tracing
 from common.balancing import DOWN_FOR, BalancedTransport, UpstreamPool, split_urls
 
 # Reading from an upstream pauses while this much of its reply waits for the client to take it.
@@ -299,6 +300,25 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
 
     # -- one request -----------------------------------------------------------------------------------
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if tracing.enabled():
+            return await self._traced(request)
+        return await self._handle(request)
+
+    async def _traced(self, request: httpx.Request) -> httpx.Response:
+        """A client span (until the reply's head) within the current trace, its ``traceparent`` sent
+        along; outside any trace (a background round's own call) no span is made."""
+        with tracing.span(request.method, kind="client", root=False, attributes={
+                "http.request.method": request.method, "server.address": request.url.host,
+                "server.port": request.url.port or 80, "url.path": request.url.path}) as span:
+            if span is not None:
+                for name, value in tracing.inject().items():
+                    request.headers[name] = value
+            response = await self._handle(request)
+            if span is not None:
+                span.set_attribute("http.response.status_code", response.status_code)
+            return response
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
         timeouts = _timeouts(request)
         await self._acquire_slot(timeouts.get("pool"))
         try:

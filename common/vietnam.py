@@ -172,3 +172,11 @@ def local_bound(value: str | None, name: str, *, end: bool = False) -> dt.dateti
 def _bad(name: str, message: str) -> UnprocessableEntity:
     return UnprocessableEntity(f"{name}: {message}",
                                errors=[{"field": f"query.{name}", "message": message, "type": "datetime_parsing"}])
+
+
+def local_phone(e164: str | None) -> str:
+    """``+84987654321`` → ``0987 654 321``, as Vietnamese write a mobile number."""
+    if not e164 or not e164.startswith("+84") or len(e164) != 12:
+        return e164 or ""
+    digits = "0" + e164[3:]
+    return f"{digits[:4]} {digits[4:7]} {digits[7:]}"

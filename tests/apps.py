@@ -35,4 +35,7 @@ def make_app(name: str, db_urls: dict[str, str], **settings) -> FastAPI:
     if name in ("catalog", "orders"):
         # No event relay unless a test wires one to its own notify: nothing leaks to a real :8003.
         settings.setdefault("relay_poll_interval", 0)
+    if name == "orders":
+        # Nor the buyers' mail (orders/tracking.py): a closed port unless the test runs its own notify.
+        settings.setdefault("notify_url", "http://127.0.0.1:9")
     return factory(settings_cls(database_url=db_urls[name], **settings))

@@ -60,33 +60,39 @@ async def _drill(urls: dict[str, str], pg, tmp_path) -> None:
 
     new_only = FieldCipher(NEW)
 
-    query = {"catalog": "SELECT bank_account_encrypted FROM shops", "orders": "SELECT bank FROM orders"}
+    query = {"catalog": "SELECT bank_account_encrypted FROM shops",
+             "orders": "SELECT bank, tracking_token_encrypted FROM orders"}
+    # What each stored value decrypts to: the shop's account; for orders also the buyer's link's token.
+    plain = {"catalog": [BANK["account_number"]],
+             "orders": [BANK["account_number"], order.json()["tracking_url"].rsplit("/t/", 1)[1]]}
 
     def tokens(app: str) -> list[str]:
         if pg is None:
             with sqlite3.connect(urls[app].split(":///", 1)[1]) as db:
-                rows = [r[0] for r in db.execute(query[app])]
+                rows = [tuple(r) for r in db.execute(query[app])]
         else:
             async def fetch() -> list:
                 conn = await asyncpg.connect(pg.dsns[app])
                 try:
-                    return [r[0] for r in await conn.fetch(query[app])]
+                    return [tuple(r) for r in await conn.fetch(query[app])]
                 finally:
                     await conn.close()
             rows = asyncio.run(fetch())
-        return rows if app == "catalog" else [json.loads(r)["account_encrypted"] for r in rows]
+        return [r[0] for r in rows] if app == "catalog" else [json.loads(r[0])["account_encrypted"] for r in rows] \
+            + [r[1] for r in rows]
 
     for app in ("catalog", "orders"):
         before = await asyncio.to_thread(tokens, app)
-        assert len(before) == 1 and FieldCipher(OLD[app]).decrypt(before[0]) == BANK["account_number"]
+        assert [FieldCipher(OLD[app]).decrypt(t) for t in before] == plain[app]
         # A list that cannot read what is stored: refused, nothing changed.
         refused = await asyncio.to_thread(reencrypt, app, urls[app], NEW, tmp_path)
         assert refused.returncode != 0 and "nothing was changed" in refused.stderr, refused.stderr
         assert await asyncio.to_thread(tokens, app) == before
         done = await asyncio.to_thread(reencrypt, app, urls[app], f"{NEW},{OLD[app]}", tmp_path)
-        assert done.returncode == 0 and "1 values re-encrypted" in done.stdout, done.stdout + done.stderr
+        count = len(plain[app])
+        assert done.returncode == 0 and f"{count} values re-encrypted" in done.stdout, done.stdout + done.stderr
         after = await asyncio.to_thread(tokens, app)
-        assert new_only.decrypt(after[0]) == BANK["account_number"]  # the old key is no longer needed
+        assert [new_only.decrypt(t) for t in after] == plain[app]  # the old key is no longer needed
         again = await asyncio.to_thread(reencrypt, app, urls[app], f"{NEW},{OLD[app]}", tmp_path)
         assert "0 values re-encrypted" in again.stdout  # already under the new key: left alone
 

@@ -22,6 +22,7 @@ from gateway.web import session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
 from gateway.web.forms import number, text, translate_errors
 from gateway.web.public import safe_next
+from gateway.web.tracking_links import links_of, qr_svg, tracking_of
 
 router = APIRouter(prefix="/grower", route_class=WebRoute, include_in_schema=False)
 
@@ -556,7 +557,11 @@ async def stream(request: Request, grower: Grower) -> Response:
 @router.get("/orders/{order_id}")
 async def order_detail(request: Request, grower: Grower, order_id: Id) -> Response:
     order = expect(await call(request, "orders", "GET", f"/api/v1/orders/{order_id}", auth=grower))
-    return page(request, "grower_order.html", order=with_place_names(order))
+    _ = gettext(request)
+    mailed = _("The tracking link was emailed to %(email)s") % {"email": order["contact"].get("email")}
+    notice = mailed if request.query_params.get("mailed") else ""
+    return page(request, "grower_order.html", order=with_place_names(order),
+                **await tracking_of(request, grower, order), notice=notice)
 
 
 @router.post("/orders/{order_id}/{action}")
@@ -592,16 +597,22 @@ def with_place_names(order: dict) -> dict:
     return order
 
 
-def _slips_page(request: Request, shop: dict | None, orders: list[dict], day: dt.date | None = None) -> Response:
+async def _slips_page(request: Request, grower: session.Session, orders: list[dict],
+                     day: dt.date | None = None) -> Response:
+    """The slips, each with the QR code of the buyer's tracking link when the orders service kept it."""
+    _ = gettext(request)
+    links = await links_of(request, grower, [o["id"] for o in orders]) if orders else {}
     orders = [with_place_names(o) for o in orders]
-    return page(request, "grower_slips.html", shop=shop or {}, orders=orders,
+    qr = {o["id"]: qr_svg(links[o["id"]], _("Tracking link of order %(code)s") % {"code": o["code"]})
+          for o in orders if links.get(o["id"])}
+    return page(request, "grower_slips.html", shop=await my_shop(request, grower) or {}, orders=orders, qr=qr,
                 day=day.strftime("%d/%m/%Y") if day else "")
 
 
 @router.get("/orders/{order_id}/slip")
 async def packing_slip(request: Request, grower: Grower, order_id: Id) -> Response:
     order = expect(await call(request, "orders", "GET", f"/api/v1/orders/{order_id}", auth=grower))
-    return _slips_page(request, await my_shop(request, grower), [order])
+    return await _slips_page(request, grower, [order])
 
 
 @router.get("/slips")
@@ -620,4 +631,4 @@ async def day_slips(request: Request, grower: Grower, day: dt.date | None = None
         if not cursor:
             break
     orders.sort(key=lambda o: o["id"])
-    return _slips_page(request, await my_shop(request, grower), orders[:MAX_SLIPS], day)
+    return await _slips_page(request, grower, orders[:MAX_SLIPS], day)

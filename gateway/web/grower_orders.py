@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
@@ -19,6 +18,7 @@ from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
 from gateway.web.forms import number, text, translate_errors
 from gateway.web.grower import Grower, Id, my_shop, posted_form, values_of, with_place_names
 from gateway.web.public import CONSENT_PURPOSES
+from gateway.web.tracking_links import share_of, tracking_of
 
 router = APIRouter(prefix="/grower", route_class=WebRoute, include_in_schema=False)
 
@@ -65,7 +65,8 @@ def _body(form, shop: dict, lines: list[dict]) -> dict:
         address = None  # collected at the nursery: an order to pick up keeps no address, as on the web
     return {
         "lines": lines, "source": text(form, "source"),
-        "contact": {"name": text(form, "contact.name"), "phone": text(form, "contact.phone")},
+        "contact": {"name": text(form, "contact.name"), "phone": text(form, "contact.phone"),
+                    **({"email": text(form, "contact.email")} if text(form, "contact.email") else {})},
         "address": address, "payment_method": text(form, "payment_method"), "delivery_method": delivery,
         "note": text(form, "note"), "locale": "vi", "consent": True,
     }
@@ -128,16 +129,34 @@ async def place_chat_order(request: Request, grower: Grower) -> Response:
 
 
 def _created_page(request: Request, order: dict) -> Response:
-    """The new order with its tracking link to send the buyer: the link is shown this once (the orders
-    service keeps only its hash); reloading sends the same key and shows it again."""
+    """The new order with its tracking link to send the buyer (also on the order's page later: the
+    orders service keeps it); reloading sends the same key and shows the same order."""
+    share = share_of(request, order, order["tracking_url"])
+    return page(request, "grower_order_created.html", status=201, order=with_place_names(order),
+                tracking_url=share["url"], sms=share["sms"], zalo=share["zalo"], greeting=share["greeting"])
+
+
+@router.post("/orders/{order_id}/tracking-mail")
+async def mail_tracking_link(request: Request, grower: Grower, order_id: Id) -> Response:
+    """Email the buyer their tracking link again (to the order's email), through notify."""
+    form = await posted_form(request)
     _ = gettext(request)
-    url = order["tracking_url"]
-    greeting = _("%(shop)s: your order %(code)s is recorded. Follow it here: %(url)s") % {
-        "shop": order["shop_name"], "code": order["code"], "url": url}
-    phone = order["contact"].get("phone", "")
-    zalo = f"https://zalo.me/0{phone[3:]}" if phone.startswith("+84") else ""
-    return page(request, "grower_order_created.html", status=201, order=with_place_names(order), tracking_url=url,
-                sms=f"sms:{phone}?&body={quote(greeting)}", zalo=zalo, greeting=greeting)
+    key = text(form, "mail_key")
+    headers = {"Idempotency-Key": key} if re.fullmatch(r"[0-9a-f]{32}", key) else {}
+    reply = await call(request, "orders", "POST", f"/api/v1/orders/{order_id}/tracking-link/mail", auth=grower,
+                       headers=headers)
+    if reply.ok:
+        raise Redirect(f"/grower/orders/{order_id}?mailed=1")
+    if reply.status == 409:
+        no_email = str((reply.data or {}).get("type", "")).endswith("/no-buyer-email")
+        return await _order_page(request, grower, order_id, {}, {}, status=409, message=_(
+            "The buyer gave no email for this order: send the link by SMS or Zalo") if no_email else _(
+            "This order's tracking link was not kept: it cannot be emailed"))
+    if reply.status == 503:
+        return await _order_page(request, grower, order_id, {}, {}, status=503, message=_(
+            "The email could not be sent now: try again in a moment, or send the link by SMS or Zalo"))
+    expect(reply)
+    raise Redirect(f"/grower/orders/{order_id}")
 
 
 # ---- the carrier and tracking code --------------------------------------------------------------------
@@ -175,7 +194,8 @@ async def set_shipment(request: Request, grower: Grower, order_id: Id) -> Respon
 
 
 async def _order_page(request: Request, grower: session.Session, order_id: int, errors: dict[str, str],
-                      values: dict[str, str]) -> Response:
+                      values: dict[str, str], message: str = "", status: int = 422) -> Response:
     order = expect(await call(request, "orders", "GET", f"/api/v1/orders/{order_id}", auth=grower))
-    return page(request, "grower_order.html", status=422, order=with_place_names(order), errors=errors,
-                values=values, message=gettext(request)("Please check the marked fields"))
+    return page(request, "grower_order.html", status=status, order=with_place_names(order),
+                **await tracking_of(request, grower, order),
+                errors=errors, values=values, message=message or gettext(request)("Please check the marked fields"))

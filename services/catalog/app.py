@@ -8,7 +8,7 @@ from fastapi import FastAPI
 
 from common.bus import make_publisher
 from common.crypto import FieldCipher
-from common.relay import OutboxRelay
+from common.relay import OutboxRelay, outbox_metrics
 from common.service import create_service_app
 from services.catalog.accounts import router as accounts_router
 from services.catalog.outbox import OutboxEvent
@@ -18,6 +18,7 @@ from services.catalog.products.endpoints import router as products_router
 from services.catalog.reservations import sweeper
 from services.catalog.reservations.endpoints import router as reservations_router
 from services.catalog.reservations.endpoints import variants_router
+from services.catalog.reservations.metrics import reservation_metrics
 from services.catalog.settings import CatalogSettings
 from services.catalog.shops.endpoints import router as shops_router
 
@@ -44,6 +45,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         routers=[accounts_router, shops_router, products_router, reservations_router, variants_router,
                  photos_router, media_router],
         migrations=MIGRATIONS,
+        metrics=[outbox_metrics, reservation_metrics],
         on_startup=[sweeper.start, start_relay],
         on_shutdown=[stop_relay, sweeper.stop],
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from common.service import create_service_app, on_stop_signal
+from services.notify import metrics
 from services.notify.accounts import router as accounts_router
 from services.notify.events import nats_consumer
 from services.notify.events.endpoints import router as events_router
@@ -62,6 +63,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
                  push_router],
         webhooks=described.router,
         migrations=MIGRATIONS,
+        metrics=[metrics.queue_metrics, metrics.nats_metrics],
         on_startup=[start, webhooks.start, push.start],
-        on_shutdown=[push.stop, webhooks.stop, stop],
+        on_shutdown=[push.stop, webhooks.stop, stop, metrics.stop],
     )

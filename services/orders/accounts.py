@@ -21,8 +21,9 @@ ERASED = "(đã xóa)"
 @router.get("/{account_id}/export", operation_id="internal_export_account", summary="The orders this account placed")
 async def export(session: SessionDep, account_id: str = AccountId) -> dict:
     orders = (await session.scalars(select(Order).where(Order.buyer_id == account_id).order_by(Order.id))).all()
-    return {"orders": [{**o.model_dump(mode="json", exclude={"tracking_token_hash", "reservation_id", "bank",
-                                                                "reservation_state"}),
+    return {"orders": [{**o.model_dump(mode="json", exclude={"tracking_token_hash", "tracking_token_encrypted",
+                                                                "reservation_id", "bank", "reservation_state",
+                                                                "buyer_mail"}),
                         "lines": [ln.model_dump(mode="json", exclude={"order_id"}) for ln in o.lines]}
                        for o in orders]}
 

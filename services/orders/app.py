@@ -9,15 +9,16 @@ from fastapi import FastAPI
 
 from common.bus import make_publisher
 from common.crypto import FieldCipher
-from common.relay import OutboxRelay
+from common.relay import OutboxRelay, outbox_metrics
 from common.service import create_service_app
 from common.worker import Worker
 from services.orders import reconciler
 from services.orders.accounts import router as accounts_router
 from services.orders.catalog_client import CatalogClient
 from services.orders.desk.endpoints import router as desk_router
-from services.orders.orders import idempotency
+from services.orders.orders import idempotency, tracking
 from services.orders.orders.endpoints import router as orders_router
+from services.orders.orders.metrics import order_metrics
 from services.orders.outbox import OutboxEvent
 from services.orders.payments.endpoints import router as payments_router
 from services.orders.settings import OrdersSettings
@@ -33,6 +34,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         app.state.catalog = CatalogClient(settings.catalog_url, settings.service_token.get_secret_value(),
                                           settings.catalog_timeout)
         await reconciler.start(app)
+        await tracking.start(app)
         app.state.idempotency_purge = Worker("idempotency purge", partial(idempotency.purge, app.state.db),
                                              interval=idempotency.PURGE_EVERY)
         await app.state.idempotency_purge.start()
@@ -45,6 +47,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
     async def stop(app: FastAPI) -> None:
         await app.state.relay.stop()
         await app.state.idempotency_purge.stop()
+        await tracking.stop(app)
         await reconciler.stop(app)
         await app.state.catalog.aclose()
 
@@ -55,6 +58,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         # Static paths (/orders/export.csv, /orders/packing-list) before /orders/{order_id}.
         routers=[accounts_router, desk_router, payments_router, orders_router, shipments_router],
         migrations=MIGRATIONS,
+        metrics=[outbox_metrics, order_metrics],
         on_startup=[start],
         on_shutdown=[stop],
     )

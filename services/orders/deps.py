@@ -17,10 +17,12 @@ from common.db import Database, SessionDep
 from common.service import from_state
 from common.worker import Worker
 from services.orders.catalog_client import CatalogClient
+from services.orders.orders.tracking import NotifyMail
 from services.orders.settings import OrdersSettings
 
-__all__ = ["AutocommitDep", "BaseUrlDep", "CatalogClientDep", "CipherDep", "CurrentPrincipal", "DatabaseDep",
-           "Grower", "GrowerReader", "OptionalPrincipal", "ReconcilerDep", "SessionDep", "SettingsDep"]
+__all__ = ["AutocommitDep", "BaseUrlDep", "BuyerMailDep", "CatalogClientDep", "CipherDep", "CurrentPrincipal",
+           "DatabaseDep", "Grower", "GrowerReader", "NotifyMailDep", "OptionalPrincipal", "ReconcilerDep",
+           "SessionDep", "SettingsDep"]
 
 
 settings = from_state("settings")
@@ -28,6 +30,8 @@ database = from_state("db")
 cipher = from_state("cipher")
 catalog_client = from_state("catalog")
 reconciler = from_state("reconciler")
+buyer_mail = from_state("buyer_mail")
+notify_mail = from_state("notify_mail")
 
 
 def autocommit(request: Request) -> async_sessionmaker:
@@ -47,5 +51,8 @@ CipherDep = Annotated[FieldCipher, Depends(cipher)]
 BaseUrlDep = Annotated[str, Depends(base_url)]
 CatalogClientDep = Annotated[CatalogClient, Depends(catalog_client)]
 ReconcilerDep = Annotated[Worker, Depends(reconciler)]
+BuyerMailDep = Annotated[Worker, Depends(buyer_mail)]
+"""The worker that hands buyers' mail (the tracking link) to notify: woken when an order is stored."""
+NotifyMailDep = Annotated[NotifyMail, Depends(notify_mail)]
 Grower = Annotated[Principal, Depends(require("grower", scope="orders:write"))]
 GrowerReader = Annotated[Principal, Depends(require("grower", scope="orders:read"))]

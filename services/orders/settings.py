@@ -22,4 +22,7 @@ class OrdersSettings(BusSettings):
     # Encrypts the shop's bank account number kept with each bank-transfer order.
     data_key: SecretStr = SecretStr(DEV_SECRET_PREFIX + "orders-data-key-change-me")
     notify_url: str = "http://127.0.0.1:8003"
+    # Seconds between tries to hand the buyers' mail (the tracking link) to notify while it is down; 0: only
+    # when an order is stored (orders/tracking.py).
+    buyer_mail_interval: float = Field(30.0, ge=0)
     # Empty: events go by HTTP push to notify (the embedded default). nats://…: NATS JetStream.

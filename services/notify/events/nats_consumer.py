@@ -4,6 +4,10 @@ A message is acked only after its event is handled (or found handled). A failure
 delay; after ``max_deliver`` deliveries the message is copied to ``cv.dead.<type>`` — the dead
 letters an operator lists and replays with ``python -m services.notify dead-letters`` — and
 terminated, so one poisoned event cannot block the others.
+
+Each message is handled under the request id and trace context its headers carry (``X-Request-ID``,
+``traceparent``: what the relay kept with the outbox row), as a consumer span of that trace; the
+mail, webhooks and pushes it queues keep them in turn.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ import logging
 
 from fastapi import FastAPI
 
+from common import tracing
 from common.bus import Names, connect_nats, decode, ensure_stream
+from common.logging import request_context
 from services.notify.events.handler import handle
 
 log = logging.getLogger("notify.nats")
@@ -36,16 +42,27 @@ async def _consumer(js, names: Names, max_deliver: int, ack_wait: float, in_flig
     return await js.pull_subscribe_bind(durable=DURABLE, stream=names.stream)
 
 
+def _carried(headers: dict) -> dict:
+    """The request id and trace context of a message, kept when it is dead-lettered and replayed."""
+    return {k: v for k, v in headers.items() if k in ("X-Request-ID", tracing.TRACEPARENT, "tracestate")}
+
+
 async def _process(app: FastAPI, js, names: Names, msg, max_deliver: int) -> None:
     delivered = msg.metadata.num_delivered
+    headers = msg.headers or {}
     try:
         state = app.state
-        await handle(state.db, decode(msg.data), effects=state.effects, broadcaster=state.broadcaster)
+        with request_context(headers.get("X-Request-ID")), tracing.span(
+                f"process {msg.subject.removeprefix(names.events)}", kind="consumer", headers=headers, attributes={
+                    "messaging.system": "nats", "messaging.destination.name": msg.subject,
+                    "messaging.operation.type": "process", "messaging.message.delivery_count": delivered}):
+            await handle(state.db, decode(msg.data), effects=state.effects, broadcaster=state.broadcaster)
     except Exception as exc:  # noqa: BLE001 - every failure is retried, then dead-lettered
         if delivered >= max_deliver:
             log.error("event on %s failed %d times, dead-lettered: %s", msg.subject, delivered, exc)
             await js.publish(names.dead + msg.subject.removeprefix(names.events), msg.data,
-                             headers={"Cv-Error": str(exc)[:500], "Cv-Deliveries": str(delivered)})
+                             headers={**_carried(headers), "Cv-Error": str(exc)[:500],
+                                      "Cv-Deliveries": str(delivered)})
             await msg.term()
         else:
             log.warning("event on %s failed (delivery %d), will retry: %s", msg.subject, delivered, exc)
@@ -107,7 +124,8 @@ async def dead_letters(url: str, names: Names, replay: bool = False) -> list[dic
                           "error": (msg.headers or {}).get("Cv-Error"), "seq": msg.metadata.sequence.stream})
             if replay:
                 await js.publish(names.events + envelope.type, msg.data,
-                                 headers={"Nats-Msg-Id": f"{envelope.id}-replay-{msg.metadata.sequence.stream}"})
+                                 headers={**_carried(msg.headers or {}),
+                                          "Nats-Msg-Id": f"{envelope.id}-replay-{msg.metadata.sequence.stream}"})
                 await js.delete_msg(names.stream, msg.metadata.sequence.stream)
             await msg.ack()
     await nc.close()

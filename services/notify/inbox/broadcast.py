@@ -44,6 +44,10 @@ class Broadcaster:
             if not listeners:
                 del self._listeners[account_id]
 
+    def open_streams(self) -> int:
+        """The streams open on this replica (``notify_live_streams``)."""
+        return sum(len(listeners) for listeners in self._listeners.values())
+
     def publish(self, account_ids: set[str]) -> None:
         self.wake_here(account_ids)
 

@@ -11,6 +11,7 @@ from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field
 
 from common.db import UtcDateTime
+from common.outbox import CarriedContext
 from services.notify.base import NotifyModel
 
 
@@ -24,7 +25,7 @@ class MailState(enum.StrEnum):
     dead = "dead"  # given up after the maximum tries, or refused for good; kept for an operator
 
 
-class MailJob(NotifyModel, table=True):
+class MailJob(NotifyModel, CarriedContext, table=True):
     __tablename__ = "mail_jobs"
     __table_args__ = (UniqueConstraint("event_id", "recipient", "template", name="uq_mail_jobs_event_recipient"),
                       Index("ix_mail_jobs_due", "state", "next_attempt_at"))

@@ -18,6 +18,7 @@ from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, pass_context, select_autoescape
 
 from common.money import format_vnd
+from common.vietnam import local_phone
 from services.notify.mail.models import MailJob
 
 LOCALES = ("vi", "en")
@@ -33,6 +34,7 @@ _env = Environment(loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined
                    lstrip_blocks=True, keep_trailing_newline=True,
                    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False))
 _env.filters["vnd"] = _vnd
+_env.filters["phone"] = local_phone
 
 
 def context_for(job: MailJob) -> dict:

@@ -22,11 +22,14 @@ from fastapi import FastAPI
 from sqlalchemy import select, update
 
 from common.db import Database
+from common.outbox import continued
+from common.tracing import outcome
 from common.worker import Worker, backoff, due_in
 from services.notify.mail.models import MailJob, MailState, utcnow
 from services.notify.mail.queue import queue_mail
 from services.notify.mail.render import message_for
 from services.notify.mail.transport import MailRefused, Transport, make_transport
+from services.notify.metrics import MAIL_FAILURES
 
 log = logging.getLogger("notify.mail")
 
@@ -57,21 +60,28 @@ class MailSender(Worker):
         for job in jobs:
             if not await self._claim(job):
                 continue  # another sender took it
-            try:
-                message = message_for(job, self.mail_from)
-            except Exception as exc:  # noqa: BLE001 - a template error: retried, so a fix can still send it
-                log.exception("mail %s (%s) could not be rendered", job.id, job.template)
-                await self._failed(job, f"render: {type(exc).__name__}: {exc}")
-                continue
-            try:
-                await self.transport.send(message)
-            except MailRefused as exc:
-                await self._failed(job, f"refused: {exc}", permanent=True)
-            except Exception as exc:  # noqa: BLE001 - unreachable, timed out, 4xx: all retried
-                await self._failed(job, f"{type(exc).__name__}: {exc}")
-            else:
-                await self._sent(job)
+            with continued(job, f"mail {job.template}") as span:
+                await self._send(job, span)
         return len(jobs) == self.batch
+
+    async def _send(self, job: MailJob, span) -> None:
+        try:
+            message = message_for(job, self.mail_from)
+        except Exception as exc:  # noqa: BLE001 - a template error: retried, so a fix can still send it
+            log.exception("mail %s (%s) could not be rendered", job.id, job.template)
+            outcome(span, error="render")
+            await self._failed(job, f"render: {type(exc).__name__}: {exc}")
+            return
+        try:
+            await self.transport.send(message)
+        except MailRefused as exc:
+            outcome(span, error="refused")
+            await self._failed(job, f"refused: {exc}", permanent=True)
+        except Exception as exc:  # noqa: BLE001 - unreachable, timed out, 4xx: all retried
+            outcome(span, error=type(exc).__name__)
+            await self._failed(job, f"{type(exc).__name__}: {exc}")
+        else:
+            await self._sent(job)
 
     async def _claim(self, job: MailJob) -> bool:
         async with self.db.sessionmaker() as session:
@@ -89,6 +99,7 @@ class MailSender(Worker):
 
     async def _failed(self, job: MailJob, error: str, permanent: bool = False) -> None:
         dead = permanent or job.attempts >= self.max_attempts
+        MAIL_FAILURES.labels("dead" if dead else "retry").inc()
         if dead:
             log.error("mail %s (%s) to %s given up after %d tries (dead): %s", job.id, job.template,
                       job.recipient, job.attempts, error)

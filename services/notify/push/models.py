@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, ForeignKey, Index, Integer, UniqueConstrain
 from sqlmodel import Field
 
 from common.db import UtcDateTime
+from common.outbox import CarriedContext
 from services.notify.base import NotifyModel
 
 
@@ -35,7 +36,7 @@ class PushSubscription(NotifyModel, table=True):
     last_sent_at: dt.datetime | None = Field(default=None, sa_column=Column(UtcDateTime()))
 
 
-class PushDelivery(NotifyModel, table=True):
+class PushDelivery(NotifyModel, CarriedContext, table=True):
     __tablename__ = "push_deliveries"
     __table_args__ = (UniqueConstraint("subscription_id", "event_id", name="uq_push_deliveries_subscription_event"),
                       Index("ix_push_deliveries_due", "state", "next_attempt_at"))

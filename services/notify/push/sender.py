@@ -26,6 +26,8 @@ from pywebpush import WebPusher
 from sqlalchemy import select, update
 
 from common.db import Database
+from common.outbox import continued
+from common.tracing import outcome
 from common.worker import Worker, backoff, due_in
 from services.notify.push import vapid as vapid_keys
 from services.notify.push.models import PushDelivery, PushState, PushSubscription, utcnow
@@ -105,29 +107,31 @@ class PushSender(Worker):
             sub = await session.get(PushSubscription, delivery.subscription_id) if delivery else None
         if delivery is None or sub is None:
             return
-        status: int | None = None
-        error: str | None = None
-        retry_after = 0.0
-        try:
-            body, headers = self.request_for(sub, delivery.payload)
-            destination = await ssrf.check(sub.endpoint, allow_loopback=self.settings.webhooks_allow_loopback,
-                                           allow_http=self.settings.environment == "development")
-            url, host, extensions = destination.pinned()
-            async with asyncio.timeout(self.settings.push_timeout + 5):
-                response = await self.client.post(url, content=body, headers={**headers, **host},
-                                                  extensions=extensions)
-            status = response.status_code
-            if value := response.headers.get("retry-after", "").strip():
-                retry_after = min(float(value), 3600.0) if value.isdigit() else 0.0
-            if not 200 <= status < 300:
-                error = f"HTTP {status}: {response.text[:200]}"
-        except ssrf.Refused as exc:
-            error = f"not sent: {exc}"
-        except (httpx.TimeoutException, TimeoutError):
-            error = f"no answer within {self.settings.push_timeout:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}"
-        await self._record(delivery, sub, tries, status, error, retry_after)
+        with continued(delivery, "push", **{"cv.push.subscription_id": sub.id}) as span:
+            status: int | None = None
+            error: str | None = None
+            retry_after = 0.0
+            try:
+                body, headers = self.request_for(sub, delivery.payload)
+                destination = await ssrf.check(sub.endpoint, allow_loopback=self.settings.webhooks_allow_loopback,
+                                               allow_http=self.settings.environment == "development")
+                url, host, extensions = destination.pinned()
+                async with asyncio.timeout(self.settings.push_timeout + 5):
+                    response = await self.client.post(url, content=body, headers={**headers, **host},
+                                                      extensions=extensions)
+                status = response.status_code
+                if value := response.headers.get("retry-after", "").strip():
+                    retry_after = min(float(value), 3600.0) if value.isdigit() else 0.0
+                if not 200 <= status < 300:
+                    error = f"HTTP {status}: {response.text[:200]}"
+            except ssrf.Refused as exc:
+                error = f"not sent: {exc}"
+            except (httpx.TimeoutException, TimeoutError):
+                error = f"no answer within {self.settings.push_timeout:g} s"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+            outcome(span, status, error)
+            await self._record(delivery, sub, tries, status, error, retry_after)
 
     async def _record(self, delivery: PushDelivery, sub: PushSubscription, tries: int, status: int | None,
                       error: str | None, retry_after: float) -> None:

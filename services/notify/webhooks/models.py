@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field
 
 from common.db import UtcDateTime
+from common.outbox import CarriedContext
 from services.notify.base import NotifyModel
 
 
@@ -53,7 +54,7 @@ class WebhookEndpoint(NotifyModel, table=True):
     updated_at: dt.datetime = Field(default_factory=utcnow, sa_column=Column(UtcDateTime(), nullable=False))
 
 
-class WebhookDelivery(NotifyModel, table=True):
+class WebhookDelivery(NotifyModel, CarriedContext, table=True):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
                       Index("ix_webhook_deliveries_due", "state", "next_attempt_at"),

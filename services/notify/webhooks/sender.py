@@ -33,8 +33,11 @@ from sqlalchemy import select, update
 
 from common.crypto import FieldCipher
 from common.db import Database
+from common.outbox import continued
+from common.tracing import outcome
 from common.worker import Worker, due_in
 from services.notify.inbox.broadcast import Broadcaster
+from services.notify.metrics import WEBHOOK_FAILURES
 from services.notify.settings import NotifySettings
 from services.notify.webhooks import service, signing, ssrf
 from services.notify.webhooks.models import (
@@ -137,37 +140,39 @@ class WebhookSender(Worker):
             endpoint = await session.get(WebhookEndpoint, delivery.endpoint_id) if delivery else None
         if delivery is None or endpoint is None or not endpoint.active:
             return
-        body = orjson.dumps(delivery.payload)
-        headers = {"Content-Type": "application/json", "Connection": "close",
-                   **signing.headers(service.signing_secrets(endpoint, self.cipher, utcnow()),
-                                     delivery.message_id, body)}
-        started = time.monotonic()
-        status: int | None = None
-        error: str | None = None
-        retry_after: float | None = None
-        try:
-            destination = await ssrf.check(endpoint.url, allow_loopback=self.settings.webhooks_allow_loopback,
-                                           allow_http=self.settings.environment == "development")
-            url, host, extensions = destination.pinned()
-            # The client's timeouts bound each step; this bounds the whole (a receiver trickling bytes).
-            async with asyncio.timeout(self.settings.webhooks_timeout + 5), \
-                    self.client.stream("POST", url, content=body, headers={**headers, **host},
-                                       extensions=extensions) as response:
-                status = response.status_code  # the body is not read: nothing in it changes the outcome
-                retry_after = _retry_after(response.headers.get("retry-after"))
-                if 300 <= status < 400:
-                    error = f"redirect to {response.headers.get('location', '?')[:200]} not followed; " \
-                            "register the final URL"
-                elif not 200 <= status < 300:
-                    error = f"HTTP {status}"
-        except ssrf.Refused as exc:
-            error = f"not sent: {exc}"
-        except (httpx.TimeoutException, TimeoutError):
-            error = f"no answer within {self.settings.webhooks_timeout:g} s"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        await self._record(delivery, endpoint, status, error, int((time.monotonic() - started) * 1000),
-                           retry_after)
+        with continued(delivery, f"webhook {delivery.event_type}", **{"cv.webhook.endpoint_id": endpoint.id}) as span:
+            body = orjson.dumps(delivery.payload)
+            headers = {"Content-Type": "application/json", "Connection": "close",
+                       **signing.headers(service.signing_secrets(endpoint, self.cipher, utcnow()),
+                                         delivery.message_id, body)}
+            started = time.monotonic()
+            status: int | None = None
+            error: str | None = None
+            retry_after: float | None = None
+            try:
+                destination = await ssrf.check(endpoint.url, allow_loopback=self.settings.webhooks_allow_loopback,
+                                               allow_http=self.settings.environment == "development")
+                url, host, extensions = destination.pinned()
+                # The client's timeouts bound each step; this bounds the whole (a receiver trickling bytes).
+                async with asyncio.timeout(self.settings.webhooks_timeout + 5), \
+                        self.client.stream("POST", url, content=body, headers={**headers, **host},
+                                           extensions=extensions) as response:
+                    status = response.status_code  # the body is not read: nothing in it changes the outcome
+                    retry_after = _retry_after(response.headers.get("retry-after"))
+                    if 300 <= status < 400:
+                        error = f"redirect to {response.headers.get('location', '?')[:200]} not followed; " \
+                                "register the final URL"
+                    elif not 200 <= status < 300:
+                        error = f"HTTP {status}"
+            except ssrf.Refused as exc:
+                error = f"not sent: {exc}"
+            except (httpx.TimeoutException, TimeoutError):
+                error = f"no answer within {self.settings.webhooks_timeout:g} s"
+            except httpx.HTTPError as exc:
+                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            outcome(span, status, error)
+            await self._record(delivery, endpoint, status, error, int((time.monotonic() - started) * 1000),
+                               retry_after)
 
     async def _record(self, delivery: WebhookDelivery, endpoint: WebhookEndpoint, status: int | None,
                       error: str | None, duration_ms: int, retry_after: float | None) -> None:
@@ -190,6 +195,7 @@ class WebhookSender(Worker):
             elif status == 410:
                 values.update(state=DeliveryState.dead, next_attempt_at=None)
                 disable_for = "410 Gone"
+                WEBHOOK_FAILURES.labels("dead").inc()
             else:
                 delay = next_delay(self.settings.webhooks_retry_schedule, tries)
                 if delay is None:
@@ -197,6 +203,7 @@ class WebhookSender(Worker):
                 else:
                     delay = max(delay, retry_after or 0)
                     values.update(state=DeliveryState.failed, next_attempt_at=now + dt.timedelta(seconds=delay))
+                WEBHOOK_FAILURES.labels("retry" if delay is not None else "dead").inc()
                 log.warning("webhook %s (%s) to endpoint %s, try %d failed%s: %s", delivery.message_id,
                             delivery.event_type, endpoint.id, tries, "" if delay is not None else " (dead)", error)
                 endpoint.failing_since = endpoint.failing_since or now

@@ -1,6 +1,7 @@
 """What the grower's desk replies."""
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -84,3 +85,23 @@ class SalesMonth(BaseModel):
         description="Bank-transfer orders of the month not cancelled and not yet paid, oldest first (at most 50)")
     unpaid_transfer_count: int
     unpaid_transfer_amount: int
+
+
+class TrackingLink(BaseModel):
+    order_id: int
+    code: str
+    tracking_url: str | None = Field(description="The buyer's link to follow the order; null for an order placed "
+                                                 "before links were kept (it was shown once, when placed)")
+
+
+class TrackingLinks(BaseModel):
+    """Always one page (``next_cursor`` is null): the orders asked for, those of your shop."""
+
+    items: list[TrackingLink]
+    next_cursor: None = None
+
+
+class TrackingMailOut(BaseModel):
+    order_id: int
+    recipient: str = Field(description="The buyer's email the link goes to")
+    queued: Literal["new", "duplicate"] = Field(description="`duplicate`: the same request id was sent before")

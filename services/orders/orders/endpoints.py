@@ -14,6 +14,7 @@ from common.vietnam import local_bound
 from services.orders.deps import (
     AutocommitDep,
     BaseUrlDep,
+    BuyerMailDep,
     CatalogClientDep,
     CipherDep,
     CurrentPrincipal,
@@ -60,12 +61,13 @@ PLACING = problems(400, 403, 404, 409, 503,
 
 
 async def _saga(request: Request, keys: AutocommitDep, catalog: CatalogClientDep, cipher: CipherDep,
-                base_url: BaseUrlDep, reconciler: ReconcilerDep) -> dict:
+                base_url: BaseUrlDep, reconciler: ReconcilerDep, buyer_mail: BuyerMailDep) -> dict:
     """What placing takes besides the session and the order, as its keyword arguments: the
     Idempotency-Key as sent, the fingerprint of the path and body, and the collaborators."""
     return {"key": request.headers.get("idempotency-key"),
             "fingerprint": idempotency.fingerprint(request.url.path, await request.body()), "keys": keys,
-            "catalog": catalog, "cipher": cipher, "base_url": base_url, "reconciler": reconciler}
+            "catalog": catalog, "cipher": cipher, "base_url": base_url, "reconciler": reconciler,
+            "buyer_mail": buyer_mail}
 
 
 Saga = Annotated[dict, Depends(_saga)]

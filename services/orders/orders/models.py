@@ -4,7 +4,7 @@ did what when, and the idempotency keys that make placing an order safe to retry
 import datetime as dt
 import enum
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, Relationship
 
 from common.db import UtcDateTime
@@ -37,6 +37,8 @@ class Order(OrdersModel, table=True):
     __table_args__ = (
         Index("ix_orders_shop_status_created", "shop_id", "status", "created_at"),
         Index("ix_orders_buyer", "buyer_id", "created_at"),
+        Index("ix_orders_buyer_mail", "buyer_mail"),
+        Index("ix_orders_status", "status"),  # orders_by_state at each scrape counts the open states by it
         CheckConstraint("total >= 0", name="ck_orders_total_nonnegative"),
     )
 
@@ -64,7 +66,12 @@ class Order(OrdersModel, table=True):
     total: int
     bank: dict | None = Field(default=None, sa_column=Column(JSON), description="The shop's account at order time")
     consent: dict = Field(sa_column=Column(JSON, nullable=False), description="Purposes agreed to, and when")
-    tracking_token_hash: str = Field(max_length=64, unique=True)
+    tracking_token_hash: str = Field(max_length=64, unique=True, description="How the buyer's link finds it")
+    tracking_token_encrypted: str | None = Field(
+        default=None, sa_column=Column(Text), description="The link's token, encrypted with the data key, so that "
+        "the desk can show it (slips, sending it again); None for orders placed before it was kept (decision 0024)")
+    buyer_mail: str | None = Field(default=None, max_length=8, description="The buyer's mail with the link: "
+                                   "pending → queued (notify took it) or dropped (given up); None: no email")
     reservation_id: str = Field(max_length=64, unique=True)
     reservation_state: str = Field(default="held", max_length=16,
                                    description="held → committed; cancel: release-pending → released")

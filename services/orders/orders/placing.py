@@ -37,9 +37,10 @@ async def _with_key(keys: async_sessionmaker, principal: Principal | None, key: 
 async def place_order(session: AsyncSession, principal: Principal | None, data: OrderCreate | OrderFields, *,
                       source: str, shop_id: int | None = None, key: str | None, fingerprint: str,
                       keys: async_sessionmaker, catalog: CatalogClient, cipher: FieldCipher, base_url: str,
-                      reconciler: Worker) -> tuple[int, dict]:
+                      reconciler: Worker, buyer_mail: Worker) -> tuple[int, dict]:
     """``key`` and ``fingerprint``: the request's Idempotency-Key and what its body and path hash to;
-    ``keys``: the sessions it is claimed in, at once, outside the order's transaction."""
+    ``keys``: the sessions it is claimed in, at once, outside the order's transaction; ``buyer_mail``:
+    the worker that hands the buyer's mail with the tracking link to notify (orders/tracking.py)."""
     role = "grower" if source == "phone" else (principal.role if principal else "guest")
     buyer = principal if source != "phone" else None
 
@@ -65,6 +66,8 @@ async def place_order(session: AsyncSession, principal: Principal | None, data: 
             await service.release_quietly(catalog, [reservation_id])
             raise
         reconciler.wake()  # step 4, batched with other orders' (services/orders/reconciler.py)
+        if placed.order.buyer_mail:
+            buyer_mail.wake()  # the buyer's mail with the link, handed to notify after the reply
         return 201, reply
 
     return await _with_key(keys, principal, key, fingerprint, run)
@@ -84,7 +87,8 @@ async def _undo(session: AsyncSession) -> None:
 
 async def place_checkout(session: AsyncSession, principal: Principal | None, data: CheckoutCreate, *,
                          key: str | None, fingerprint: str, keys: async_sessionmaker, catalog: CatalogClient,
-                         cipher: FieldCipher, base_url: str, reconciler: Worker) -> tuple[int, dict]:
+                         cipher: FieldCipher, base_url: str, reconciler: Worker,
+                         buyer_mail: Worker) -> tuple[int, dict]:
     role = principal.role if principal else "guest"
 
     async def run(row_id: int) -> tuple[int, dict]:
@@ -120,6 +124,8 @@ async def place_checkout(session: AsyncSession, principal: Principal | None, dat
             await service.release_quietly(catalog, reserved)
             raise
         reconciler.wake()
+        if any(p.order.buyer_mail for p in placed):
+            buyer_mail.wake()  # one mail per order, each with its own link
         return 201, reply
 
     return await _with_key(keys, principal, key, fingerprint, run)

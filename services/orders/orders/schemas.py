@@ -158,7 +158,8 @@ class OrderOut(BaseModel):
 
 
 class OrderCreated(OrderOut):
-    tracking_url: str = Field(description="The buyer's private link to follow this order (shown once)")
+    tracking_url: str = Field(description="The buyer's private link to follow this order; mailed to `contact.email` "
+                                          "when given; its grower reads it again at `GET /orders/tracking-links`")
 
 
 class CheckoutOut(BaseModel):

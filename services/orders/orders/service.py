@@ -122,7 +122,8 @@ def build_order(reservation: ReservationOut, data: OrderFields, buyer: Principal
         address=data.address.model_dump() if data.address else {},
         note=data.note, locale=data.locale, subtotal=subtotal, delivery_fee=fee, total=subtotal + fee, bank=bank,
         consent={"purposes": CONSENT_PURPOSES, "given_at": utcnow().isoformat()},
-        tracking_token_hash=token_hash(token), reservation_id=reservation.id, lines=lines,
+        tracking_token_hash=token_hash(token), tracking_token_encrypted=cipher.encrypt(token),
+        buyer_mail="pending" if data.contact.email else None, reservation_id=reservation.id, lines=lines,
         history=[OrderHistory(action="place", to_status=OrderStatus.placed, actor_id=buyer.sub if buyer else None,
                               actor_role=_actor_role(buyer, source))],
     )

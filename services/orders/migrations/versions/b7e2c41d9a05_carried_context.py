@@ -1,0 +1,32 @@
+"""carried context: the request id and trace context kept with each row of queued work
+
+Revision ID: b7e2c41d9a05
+Revises: 5b1e7c3d2a90
+Create Date: 2026-12-03 11:30:00
+"""
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+
+from alembic import op
+
+
+revision: str = 'b7e2c41d9a05'
+down_revision: str | None = '5b1e7c3d2a90'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('outbox_events') as batch:
+        batch.add_column(sa.Column('request_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True))
+        batch.add_column(sa.Column('trace_context', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True))
+    op.create_index('ix_orders_status', 'orders', ['status'])
+
+
+def downgrade() -> None:
+    op.drop_index('ix_orders_status', table_name='orders')
+    with op.batch_alter_table('outbox_events') as batch:
+        batch.drop_column('trace_context')
+        batch.drop_column('request_id')
