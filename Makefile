@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: audit run test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-catalog-reads bench-search bench-page bench-events bench-load bench-orders bench-tracing bench-lighthouse fuzz
+.PHONY: audit run run-cluster stop-cluster test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-catalog-reads bench-search bench-page bench-events bench-load bench-orders bench-tracing bench-lighthouse fuzz
 
 # Two locks, both with hashes: requirements.lock (what the apps run on: `make run`, the image) and
 # requirements-dev.lock (that plus the test and bench tools: `make test`). The venv is updated only
@@ -59,6 +59,14 @@ run: seed
 	@echo "  Ctrl-C stops all four apps."
 	@echo ""
 	@$(BIN)/honcho start -f Procfile
+
+# The cluster shape on this machine: two replicas of every app on the local PostgreSQL, NATS and Redis
+# (databases, a stream and a Redis database of their own), the marketplace on :8000 (deploy/cluster.py).
+run-cluster: install-runtime
+	@$(BIN)/python deploy/cluster.py run
+
+stop-cluster:
+	@$(BIN)/python deploy/cluster.py stop
 
 # axe-core for the browser tests' accessibility checks (tests/browser); without npm those checks skip
 # (under CI=true they fail). Chromium itself comes from the system: apt-get install chromium.

@@ -13,6 +13,7 @@ Either way the event's message carries the request id and trace context of the w
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Protocol
 
 import httpx
@@ -28,13 +29,25 @@ log = logging.getLogger("bus")
 DUPLICATE_WINDOW_SECONDS = 3600
 
 
-class Names:
-    """Stream and subjects of one deployment (``EVENT_NAMESPACE``, ``cv`` by default; tests use their own)."""
+@dataclass(frozen=True)
+class StreamLimits:
+    """What the stream keeps (``EVENT_STREAM_MAX_AGE`` seconds, ``EVENT_STREAM_MAX_BYTES``) and on how
+    many servers of a NATS cluster (``EVENT_STREAM_REPLICAS``)."""
 
-    def __init__(self, namespace: str = "cv") -> None:
+    max_age: float = 14 * 86_400.0
+    max_bytes: int = 1 << 30
+    replicas: int = 1
+
+
+class Names:
+    """Stream and subjects of one deployment (``EVENT_NAMESPACE``, ``cv`` by default; tests use their
+    own), and the stream's limits."""
+
+    def __init__(self, namespace: str = "cv", limits: StreamLimits | None = None) -> None:
         self.stream = f"{namespace.upper()}_EVENTS"
         self.events = f"{namespace}.events."
         self.dead = f"{namespace}.dead."
+        self.limits = limits or StreamLimits()
 
 
 class PublishError(Exception):
@@ -65,7 +78,8 @@ class HttpPublisher:
 
     def __init__(self, notify_url: str, service_token: str, timeout: float = 5.0) -> None:
         self.client = ServiceClient(notify_url, timeout=httpx.Timeout(timeout, connect=2.0),
-                                    headers={"X-Service-Token": service_token}, max_connections=4)
+                                    headers={"X-Service-Token": service_token}, max_connections=4,
+                                    idempotent=True)  # notify handles an event once, by its id
 
     async def publish(self, envelope: Envelope) -> None:
         try:
@@ -80,15 +94,30 @@ class HttpPublisher:
 
 
 async def ensure_stream(js, names: Names) -> None:
+    """The stream, made with the configured limits, or brought to them when they changed (an update
+    keeps the stored events; lowering a limit drops the oldest beyond it)."""
     from nats.js.api import StreamConfig
     from nats.js.errors import NotFoundError
 
+    limits = names.limits
     config = StreamConfig(name=names.stream, subjects=[f"{names.events}>", f"{names.dead}>"],
-                          duplicate_window=DUPLICATE_WINDOW_SECONDS)
+                          duplicate_window=DUPLICATE_WINDOW_SECONDS, max_age=limits.max_age,
+                          max_bytes=limits.max_bytes, num_replicas=limits.replicas)
     try:
-        await js.stream_info(names.stream)
+        info = await js.stream_info(names.stream)
     except NotFoundError:
         await js.add_stream(config)
+        return
+    now = info.config
+    if (now.max_age, now.max_bytes, now.num_replicas) != (limits.max_age, limits.max_bytes, limits.replicas):
+        log.info("stream %s: limits now max_age=%ss max_bytes=%s replicas=%s", names.stream, limits.max_age,
+                 limits.max_bytes, limits.replicas)
+        await js.update_stream(config)
+
+
+def nats_servers(url: str) -> list[str]:
+    """``EVENT_BUS_URL`` as the client takes it: one server, or several of a cluster (comma-separated)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
 
 
 async def connect_nats(url: str, name: str):
@@ -97,8 +126,8 @@ async def connect_nats(url: str, name: str):
     async def on_error(exc: Exception) -> None:
         log.warning("NATS: %s", exc)
 
-    return await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=1,
-                              error_cb=on_error, connect_timeout=3)
+    return await nats.connect(servers=nats_servers(url), name=name, max_reconnect_attempts=-1,
+                              reconnect_time_wait=1, error_cb=on_error, connect_timeout=3)
 
 
 class NatsPublisher:
@@ -129,7 +158,7 @@ class NatsPublisher:
 
 
 def make_publisher(event_bus_url: str, notify_url: str, service_token: str, name: str,
-                   namespace: str = "cv") -> Publisher:
+                   names: Names | None = None) -> Publisher:
     if event_bus_url.startswith("nats://") or event_bus_url.startswith("tls://"):
-        return NatsPublisher(event_bus_url, name, Names(namespace))
+        return NatsPublisher(event_bus_url, name, names or Names())
     return HttpPublisher(notify_url, service_token)

@@ -8,8 +8,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ctypes
+import os
+import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,17 @@ def _migrate_in_child(prog: str) -> None:
     database.skip_migrations_at_start()
 
 
+def _listening(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
 def run_cli(prog: str, app_factory: str, settings_cls: type[AppSettings], migrations: Path,
             extra: dict[str, tuple[Callable[[argparse.ArgumentParser], None], Command]] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m {prog}")
@@ -74,6 +88,9 @@ def run_cli(prog: str, app_factory: str, settings_cls: type[AppSettings], migrat
     serve.add_argument("--host")
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--shared-port", type=int,
+                       help="also listen on this port, shared with the app's other replicas on this machine "
+                            "(SO_REUSEPORT: the kernel spreads the connections over them)")
     sub.add_parser("migrate", help="apply migrations up to head")
     mk = sub.add_parser("makemigration", help="write a new migration from the models (autogenerate)")
     mk.add_argument("message")
@@ -91,9 +108,20 @@ def run_cli(prog: str, app_factory: str, settings_cls: type[AppSettings], migrat
         if args.workers == 1:
             _migrate_in_child(prog)
 
-        uvicorn.run(app_factory, factory=True, host=args.host or settings.host, port=args.port or settings.port,
-                    workers=args.workers, log_config=None, access_log=False, proxy_headers=False,
-                    timeout_graceful_shutdown=10)
+        if args.workers > 1:
+            # Each worker is a process of its own with its own metrics: they keep their samples in files
+            # here, added up by every scrape (common/observability.py, metrics_registry).
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix=f"cv-metrics-{settings.service_name}-")
+        host, port = args.host or settings.host, args.port or settings.port
+        options = {"factory": True, "host": host, "port": port, "workers": args.workers, "log_config": None,
+                   "access_log": False, "proxy_headers": False, "timeout_graceful_shutdown": 10}
+        if args.shared_port:
+            if args.workers != 1:
+                sys.exit("--shared-port is for one worker per process")
+            sockets = [_listening(host, port), _listening(host, args.shared_port, reuse_port=True)]
+            uvicorn.Server(uvicorn.Config(app_factory, **options)).run(sockets=sockets)
+        else:
+            uvicorn.run(app_factory, **options)
     elif args.command == "migrate":
         db = Database(settings.database_url, migrations, **settings.pool())
 

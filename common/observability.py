@@ -19,13 +19,22 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import os
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from sqlalchemy import Select, func, select
 from starlette.requests import Request
 from starlette.responses import Response
@@ -165,9 +174,20 @@ async def run_probes(app: Any) -> None:
             log.warning("metrics probe %s failed: %s: %s", name, type(exc).__name__, exc)
 
 
+def metrics_registry() -> CollectorRegistry:
+    """This process's metrics. Under ``serve --workers N`` (``PROMETHEUS_MULTIPROC_DIR`` set for the
+    workers by common/cli.py) every worker writes its samples to files there, and a scrape, whichever
+    worker answers it, adds up all of them: a counter is the process's whole count, never one worker's."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    return registry
+
+
 async def metrics_endpoint(request: Request) -> Response:
     await run_probes(request.app)
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(metrics_registry()), media_type=CONTENT_TYPE_LATEST)
 
 
 async def guarded_metrics_endpoint(request: Request) -> Response:

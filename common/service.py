@@ -7,9 +7,12 @@ A service's ``app.py`` calls :func:`create_service_app` with its settings and ro
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gc
 import logging
+import signal
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -133,3 +136,29 @@ def create_service_app(
         app.webhooks.include_router(webhooks)
     install_openapi(app)
     return app
+
+
+def on_stop_signal(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` as soon as the process is told to stop (SIGTERM, SIGINT), before the server's
+    own handling of the signal, which then waits for open requests to finish: for work that would
+    otherwise hold the shutdown, such as a live stream. Returns what puts the handlers back (call it
+    at shutdown). Only in the main thread (a test's server in a thread has no signals of its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def handler(signum: int, frame: object) -> None:
+        loop.call_soon_threadsafe(callback)
+        if callable(previous[signum]):
+            previous[signum](signum, frame)
+
+    for sig in previous:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            if signal.getsignal(sig) is handler:
+                signal.signal(sig, old)
+
+    return restore

@@ -165,3 +165,30 @@ class AppSettings(BaseSettings):
                 f"characters; set real secrets when ENVIRONMENT={self.environment}"
             )
         return self
+
+
+class BusSettings(AppSettings):
+    """The settings of an app on the event bus (catalog, orders, notify), one name each for every app."""
+
+    # Empty: events go by HTTP push to notify (the embedded default). nats://…: NATS JetStream; a comma
+    # list names several servers of one NATS cluster (the client connects to one, fails over to another).
+    event_bus_url: str = unprefixed("EVENT_BUS_URL", "")
+    # NATS stream CV_EVENTS and subjects cv.events.* / cv.dead.* for the namespace "cv".
+    event_namespace: str = unprefixed("EVENT_NAMESPACE", "cv", pattern=r"^[a-z][a-z0-9]{0,15}$")
+    # The stream's limits, applied when it is made and when they change (whichever app starts first):
+    # events (and dead letters) older than this many seconds, or beyond this many bytes, are dropped,
+    # oldest first; copies kept by a NATS cluster (1 on one server; 3 on a cluster of three).
+    event_stream_max_age: float = unprefixed("EVENT_STREAM_MAX_AGE", 14 * 86_400.0, ge=3600)
+    event_stream_max_bytes: int = unprefixed("EVENT_STREAM_MAX_BYTES", 1 << 30, ge=1 << 20)
+    event_stream_replicas: int = unprefixed("EVENT_STREAM_REPLICAS", 1, ge=1, le=5)
+
+    @property
+    def uses_nats(self) -> bool:
+        return self.event_bus_url.startswith(("nats://", "tls://"))
+
+    def event_names(self):  # -> common.bus.Names (imported here: the bus imports NATS lazily, not settings)
+        from common.bus import Names, StreamLimits
+
+        return Names(self.event_namespace, StreamLimits(self.event_stream_max_age, self.event_stream_max_bytes,
+                                                        self.event_stream_replicas))
+

@@ -29,6 +29,7 @@ import httptools
 import httpx
 
 from common import tracing
+from common.balancing import DOWN_FOR, BalancedTransport, UpstreamPool, split_urls
 
 # Reading from an upstream pauses while this much of its reply waits for the client to take it.
 READ_HIGH_WATER = 256 * 1024
@@ -347,8 +348,13 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
         except BaseException:
             conn.close()
             raise
-        # The upstream had closed the idle connection as we picked it: once more on a new one.
-        conn = await self._connect(origin, timeouts.get("connect"))
+        # The upstream had closed the idle connection as we picked it: once more on a new one. If
+        # that connection is refused, the upstream is gone and may have read the request before it
+        # went: not a connect error (which says the request never left, and may go to another replica).
+        try:
+            conn = await self._connect(origin, timeouts.get("connect"))
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise httpx.RemoteProtocolError(f"the upstream closed the connection without a reply ({exc})") from None
         try:
             return await self._on(conn, request, body, timeouts)
         except _Closed:
@@ -407,11 +413,18 @@ class UpstreamTransport(httpx.AsyncBaseTransport):
                 idle.pop().close()
 
 
-def service_transport(url: str, max_connections: int = 100) -> httpx.AsyncBaseTransport:
-    """:class:`UpstreamTransport` for a plain-HTTP service URL; httpx's own transport behind TLS."""
-    if httpx.URL(url).scheme == "http":
-        return UpstreamTransport(url, max_connections=max_connections)
-    return httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=4.0))
+def service_transport(url: str, max_connections: int = 100, down_for: float = DOWN_FOR) -> httpx.AsyncBaseTransport:
+    """:class:`UpstreamTransport` for a plain-HTTP service URL; httpx's own transport behind TLS. A
+    comma-separated list names the service's replicas: the transport spreads the requests addressed to
+    the first one over all of them (:class:`common.balancing.BalancedTransport`)."""
+    urls = split_urls(url)
+    if httpx.URL(urls[0]).scheme == "http":
+        inner: httpx.AsyncBaseTransport = UpstreamTransport(urls[0], max_connections=max_connections)
+    else:
+        inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=max_connections, keepalive_expiry=4.0))
+    if len(urls) == 1:
+        return inner
+    return BalancedTransport(inner, UpstreamPool(urls, down_for))
 
 
 class ServiceClient:
@@ -421,16 +434,22 @@ class ServiceClient:
     the same way (decision 0008)."""
 
     def __init__(self, base_url: str, *, timeout: httpx.Timeout, headers: dict[str, str],
-                 max_connections: int = 100) -> None:
-        self.base_url = base_url.rstrip("/")  # each call goes where it says: a test may point it elsewhere
+                 max_connections: int = 100, idempotent: bool = False) -> None:
+        # ``base_url`` may name several replicas (comma-separated): calls go to the first, and the
+        # transport spreads them. Each call goes where it says: a test may point it elsewhere.
+        self.base_url = split_urls(base_url)[0]
         self.transport = service_transport(base_url, max_connections)
+        # True when the receiver treats a repeated call as a no-op (keyed by an id the caller chose):
+        # then a call whose replica closed the connection before answering goes to another replica.
+        self.extensions = {"idempotent": True} if idempotent else {}
         self.timeout = timeout.as_dict()
         self.headers = [(b"content-type", b"application/json"), *_raw(headers)]
 
     async def post(self, path: str, content: bytes, headers: dict[str, str] | None = None) -> httpx.Response:
         """The reply, read whole; the transport's httpx errors when there is none."""
         request = httpx.Request("POST", self.base_url + path, content=content,
-                                headers=[*self.headers, *_raw(headers or {})], extensions={"timeout": self.timeout})
+                                headers=[*self.headers, *_raw(headers or {})],
+                                extensions={"timeout": self.timeout, **self.extensions})
         response = await self.transport.handle_async_request(request)
         try:
             await response.aread()

@@ -14,7 +14,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from common.errors import ServiceUnavailable
 from common.keys import dev_private_key, private_key_from_text
-from common.service import create_service_app
+from common.service import create_service_app, on_stop_signal
 from common.settings import DEV_SECRET_PREFIX, secret_list
 from gateway import deps
 from gateway.headers import SecurityHeadersMiddleware, script_hashes
@@ -68,11 +68,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     async def start(app: FastAPI) -> None:
         app.state.upstreams = Upstreams(settings)
+        app.state.restore_signals = on_stop_signal(app.state.upstreams.stopping.set)
         app.state.openapi = MergedOpenAPI(app.state.upstreams.clients)
         app.state.limiter = make_rate_limiter(settings.redis_url)
         app.state.sms = make_sms(settings)
 
     async def stop(app: FastAPI) -> None:
+        app.state.restore_signals()
         await app.state.upstreams.aclose()
         await app.state.limiter.aclose()
         await app.state.sms.aclose()

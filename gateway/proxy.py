@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
+from common.balancing import split_urls
 from common.errors import NotFound, Problem, problem_response
 from common.logging import request_id_var
 from common.transport import service_transport
@@ -72,6 +73,7 @@ class Upstream:
         self.transport = transport
         self.origin = url.rstrip("/")
         self.timeout = client.timeout.as_dict()
+        self.stopping: asyncio.Event | None = None
 
     def request(self, method: str, path: str, query: bytes, headers: list, content) -> httpx.Request:
         """``path`` as ``canonical_path`` gives it (percent-encoded); ``query`` as the client sent it
@@ -88,11 +90,15 @@ class Upstreams:
                                 write=settings.read_timeout, pool=settings.pool_timeout)
         self.clients: dict[str, httpx.AsyncClient] = {}
         self.forwarding: dict[str, Upstream] = {}
-        for name, url in settings.upstream_urls().items():
-            transport = service_transport(url, settings.max_connections)
+        self.stopping = asyncio.Event()  # set when the process is told to stop: live streams end
+        for name, urls in settings.upstream_urls().items():
+            # Several replicas (a comma list): addressed as the first, spread by the transport.
+            url = split_urls(urls)[0]
+            transport = service_transport(urls, settings.max_connections, settings.upstream_down_for)
             self.clients[name] = httpx.AsyncClient(base_url=url, timeout=timeout, follow_redirects=False,
                                                    transport=transport, cookies=CookieJar(policy=_NoCookies()))
             self.forwarding[name] = Upstream(self.clients[name], transport, url)
+            self.forwarding[name].stopping = self.stopping
 
     async def aclose(self) -> None:
         await asyncio.gather(*(c.aclose() for c in self.clients.values()))
@@ -249,7 +255,9 @@ async def forward(request: Request, send: Send, target: Upstream, service: str, 
             await send({"type": "http.response.body", "body": body})
             _observe(request.scope, service, upstream_part)
         else:
-            await _stream_reply(upstream, request.receive, send, headers, service)
+            live = upstream.headers.get("content-type", "").startswith("text/event-stream")
+            await _stream_reply(upstream, request.receive, send, headers, service,
+                                target.stopping if live else None)
     finally:
         await upstream.aclose()
 
@@ -262,10 +270,14 @@ def _observe(scope: Scope, service: str, upstream_part: float) -> None:
 
 
 async def _stream_reply(upstream: httpx.Response, receive: Receive, send: Send,
-                        headers: list[tuple[bytes, bytes]], service: str) -> None:
+                        headers: list[tuple[bytes, bytes]], service: str,
+                        stopping: asyncio.Event | None = None) -> None:
     """Copy a streamed reply (a large body, the live notification stream) until it ends or the client
     goes away. A client that leaves must free the upstream connection at once: an abandoned live
-    stream would otherwise hold a pool slot, and a stream at the service, for as long as it runs."""
+    stream would otherwise hold a pool slot, and a stream at the service, for as long as it runs.
+    A live stream (``stopping`` given) is also ended when the gateway is told to stop, so that its
+    client reconnects (with Last-Event-ID) to another replica at once rather than at the end of the
+    shutdown's grace period."""
     await send({"type": "http.response.start", "status": upstream.status_code, "headers": headers})
 
     async def copy() -> None:
@@ -285,14 +297,20 @@ async def _stream_reply(upstream: httpx.Response, receive: Receive, send: Send,
 
     copying = asyncio.ensure_future(copy())
     watching = asyncio.ensure_future(client_gone())
+    tasks = [copying, watching]
+    if stopping is not None:
+        tasks.append(asyncio.ensure_future(stopping.wait()))
+    done: set[asyncio.Future] = set()
     try:
-        await asyncio.wait((copying, watching), return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (copying, watching):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(copying, watching, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
     if copying.done() and not copying.cancelled() and copying.exception() is not None:
         raise copying.exception()
+    if not done & {copying, watching}:  # told to stop: the live stream ends whole
+        await send({"type": "http.response.body", "body": b""})
 
 
 class _RouteLabel:

@@ -4,6 +4,7 @@ from typing import ClassVar
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
+from common.balancing import split_urls
 from common.settings import DEV_SECRET_PREFIX, AppSettings, unprefixed
 
 # Public prefix → upstream service. The longest matching prefix wins. /internal/* is never routed.
@@ -42,9 +43,12 @@ class GatewaySettings(AppSettings):
     port: int = 8000
     database_url: str = "sqlite+aiosqlite:///var/gateway.db"
 
+    # Each service's replicas, comma-separated: requests are spread over them, a replica that refuses
+    # connections is skipped for upstream_down_for seconds (common/balancing.py).
     catalog_url: str = "http://127.0.0.1:8001"
     orders_url: str = "http://127.0.0.1:8002"
     notify_url: str = "http://127.0.0.1:8003"
+    upstream_down_for: float = Field(5.0, gt=0, le=300)
     routes: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ROUTES),
                                    description="JSON object: public path prefix → service name")
 
@@ -87,6 +91,12 @@ class GatewaySettings(AppSettings):
 
     max_json_body_bytes: int = 1_048_576
     max_upload_bytes: int = 16 * 1_048_576  # photos: 15 MB plus the multipart envelope
+
+    @field_validator("catalog_url", "orders_url", "notify_url")
+    @classmethod
+    def _service_origins(cls, value: str) -> str:
+        split_urls(value)
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

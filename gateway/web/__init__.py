@@ -6,8 +6,18 @@ docs/architecture.md (Web pages) and docs/decisions/0007-server-rendered-web.md.
 
 from fastapi import APIRouter
 
-from gateway.web import (assets, cart, grower, grower_orders, grower_push, grower_sales, password_reset, problems,
-                         public, pwa)
+from gateway.web import (
+                         assets,
+                         cart,
+                         grower,
+                         grower_orders,
+                         grower_push,
+                         grower_sales,
+                         password_reset,
+                         problems,
+                         public,
+                         pwa,
+)
 
 router = APIRouter(include_in_schema=False)
 router.include_router(assets.router)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from common.errors import Forbidden
 from common.vietnam import provinces
 from gateway import deps
-from gateway.web import core, session
+from gateway.web import core, placed, session
 from gateway.web.core import Redirect, WebRoute, call, gettext, page
 from gateway.web.forms import WHOLE, text, translate_errors
 from gateway.web.i18n import N_, money
@@ -180,7 +180,8 @@ async def cart_checkout(request: Request) -> Response:
     reply = await place(request, "/api/v1/checkouts", {"lines": lines, **buyer_fields(request, form, delivery)}, key)
     if reply.ok:
         orders = [{**o, "token": urlsplit(o["tracking_url"]).path.rsplit("/", 1)[-1]} for o in reply.data["orders"]]
-        response = page(request, "cart_done.html", orders=orders, total=reply.data["total"])
+        response = placed.remember(request, page(request, "cart_done.html", orders=orders, total=reply.data["total"]),
+                                   [o["token"] for o in orders])
         return _with_cart(request, response, {})
     if reply.status >= 500 or reply.status in (401, 403, 429):
         core.expect(reply)

@@ -14,7 +14,7 @@ from starlette.responses import Response
 from common.errors import NotFound
 from common.vietnam import province_name, provinces, ward_name
 from gateway import deps
-from gateway.web import core, session
+from gateway.web import core, placed, session
 from gateway.web.core import Redirect, WebRoute, call, expect, gettext, page
 from gateway.web.forms import WHOLE, text, translate_errors, whole
 from gateway.web.i18n import LANG_COOKIE, LOCALES, N_, money
@@ -206,7 +206,7 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
     reply = await place(request, "/api/v1/orders", body, key)
     if reply.ok:
         token = urlsplit(reply.data["tracking_url"]).path.rsplit("/", 1)[-1]
-        raise Redirect(f"/t/{token}")
+        return placed.remember(request, core.redirect(request, f"/t/{token}"), [token])
     errors = translate_errors(request, (reply.data or {}).get("errors"), {})
     if "address" in errors:  # no address at all: shown by its first field
         errors.setdefault("address.province_code", errors.pop("address"))
@@ -268,12 +268,15 @@ async def tracking_page(request: Request, token: Token) -> Response:
             qr["img"] = f"/api/v1/tracking/{token}/payment-qr?format=svg"
     found = await call(request, "catalog", "GET", f"/api/v1/shops/{order['shop_id']}")
     shop = found.data if found.ok else None  # the shop's contact as it is now; the page stands without it
+    # The receiver's phone and street in full only for the browser that placed the order (placed.py).
+    mine = placed.placed_here(request, token)
     where = order.get("address") or {}
     code = where.get("province_code", "")
-    address = ", ".join(p for p in (where.get("street"), ward_name(code, where.get("ward_code", "")),
+    address = ", ".join(p for p in (where.get("street") if mine else None, ward_name(code, where.get("ward_code", "")),
                                     province_name(code)) if p)
+    phone = order["contact"]["phone"]
     tracking_url = f"{deps.settings(request).public_base_url}/t/{token}"
     response = page(request, "tracking.html", order=order, qr=qr, token=token, shop=shop, address=address,
-                    tracking_url=tracking_url)
+                    tracking_url=tracking_url, mine=mine, receiver_phone=phone if mine else placed.masked_phone(phone))
     response.headers["Referrer-Policy"] = "no-referrer"  # the link is the secret
     return response

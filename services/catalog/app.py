@@ -31,7 +31,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
 
     async def start_relay(app: FastAPI) -> None:
         publisher = make_publisher(settings.event_bus_url, settings.notify_url,
-                                   settings.service_token.get_secret_value(), "catalog", settings.event_namespace)
+                                   settings.service_token.get_secret_value(), "catalog", settings.event_names())
         app.state.relay = OutboxRelay(app.state.db, OutboxEvent, publisher, poll_interval=settings.relay_poll_interval)
         if settings.relay_poll_interval > 0:
             await app.state.relay.start()

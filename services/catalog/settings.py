@@ -3,10 +3,10 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import DEV_SECRET_PREFIX, AppSettings, unprefixed
+from common.settings import DEV_SECRET_PREFIX, BusSettings
 
 
-class CatalogSettings(AppSettings):
+class CatalogSettings(BusSettings):
     model_config = SettingsConfigDict(env_prefix="CATALOG_", env_file=".env", extra="ignore",
                                       populate_by_name=True)
     service_name: ClassVar[str] = "catalog"
@@ -18,9 +18,6 @@ class CatalogSettings(AppSettings):
     reservation_sweep_interval: float = Field(15.0, ge=0, description="Seconds between sweeps; 0 turns it off")
     # Events (stock.low): HTTP push to notify unless EVENT_BUS_URL names NATS.
     notify_url: str = "http://127.0.0.1:8003"
-    event_bus_url: str = unprefixed("EVENT_BUS_URL", "")
-    # NATS stream CV_EVENTS and subjects cv.events.* / cv.dead.* for the namespace "cv".
-    event_namespace: str = unprefixed("EVENT_NAMESPACE", "cv", pattern=r"^[a-z][a-z0-9]{0,15}$")
     relay_poll_interval: float = Field(2.0, ge=0, description="Outbox relay poll; 0 turns the relay off")
     # Encrypts growers' bank account numbers at rest.
     data_key: SecretStr = SecretStr(DEV_SECRET_PREFIX + "catalog-data-key-change-me")

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from common.bus import Names
-from common.service import create_service_app
+from common.service import create_service_app, on_stop_signal
 from services.notify import metrics
 from services.notify.accounts import router as accounts_router
 from services.notify.events import nats_consumer
@@ -37,15 +36,18 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         app.state.broadcaster = (NatsBroadcaster(settings.event_bus_url, settings.event_namespace)
                                  if settings.uses_nats else Broadcaster())
         await app.state.broadcaster.start()
+        app.state.restore_signals = on_stop_signal(app.state.broadcaster.close_streams)
         app.state.effects = []  # mail and webhooks add theirs: queue work in the event's transaction
         app.state.nats_ready = asyncio.Event()
         app.state.consumer = None
         if settings.uses_nats:
             app.state.consumer = asyncio.create_task(nats_consumer.run(
-                app, settings.event_bus_url, Names(settings.event_namespace), settings.max_deliver))
+                app, settings.event_bus_url, settings.event_names(), settings.max_deliver,
+                in_flight=settings.events_in_flight))
         await mail.start(app)
 
     async def stop(app: FastAPI) -> None:
+        app.state.restore_signals()
         if app.state.consumer is not None:
             app.state.consumer.cancel()
             with contextlib.suppress(asyncio.CancelledError):

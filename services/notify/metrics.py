@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from prometheus_client import Counter, Gauge
 from sqlalchemy import select
 
-from common.bus import Names, connect_nats
+from common.bus import connect_nats
 from common.observability import capped_count
 from services.notify.mail.models import MailJob, MailState
 from services.notify.push.models import PushDelivery, PushState
@@ -54,7 +54,7 @@ async def nats_metrics(app: FastAPI) -> None:
         return
     from services.notify.events.nats_consumer import DURABLE
 
-    names = Names(settings.event_namespace)
+    names = settings.event_names()
     try:
         if getattr(app.state, "nats_metrics", None) is None or app.state.nats_metrics.is_closed:
             app.state.nats_metrics = await connect_nats(settings.event_bus_url, "notify-metrics")

@@ -5,23 +5,20 @@ from typing import Annotated, ClassVar
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import DEV_SECRET_PREFIX, AppSettings, unprefixed
+from common.settings import DEV_SECRET_PREFIX, BusSettings, unprefixed
 
 # Webhooks: seconds before each try of a delivery, the Standard Webhooks example schedule
 # (immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h: eight tries over about 27.6 hours).
 WEBHOOK_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 
 
-class NotifySettings(AppSettings):
+class NotifySettings(BusSettings):
     model_config = SettingsConfigDict(env_prefix="NOTIFY_", env_file=".env", extra="ignore",
                                       populate_by_name=True)
     service_name: ClassVar[str] = "notify"
 
     port: int = 8003
     database_url: str = "sqlite+aiosqlite:///var/notify.db"
-    event_bus_url: str = unprefixed("EVENT_BUS_URL", "")
-    # NATS stream CV_EVENTS and subjects cv.events.* / cv.dead.* for the namespace "cv".
-    event_namespace: str = unprefixed("EVENT_NAMESPACE", "cv", pattern=r"^[a-z][a-z0-9]{0,15}$")
     # smtp://host:port (Mailpit in the production shape); empty: mail is logged, not sent.
     smtp_url: str = unprefixed("SMTP_URL", "")
     # Mail: the sender's address; tries before a mail is dead; longest sleep between looks for due retries.
@@ -32,6 +29,10 @@ class NotifySettings(AppSettings):
     stream_heartbeat: float = Field(10.0, gt=0, le=60)
     # NATS: deliveries of one event before it goes to the dead letters.
     max_deliver: int = Field(8, ge=1, le=100)
+    # NATS: events handled at once across every notify replica. 1 keeps the stream's order (an order's
+    # placed before its cancelled, inbox rows in the order of the events); more spreads them over the
+    # replicas at once and gives that order up.
+    events_in_flight: int = Field(1, ge=1, le=1000)
 
     # Webhooks (services/notify/webhooks/). Encrypts the endpoints' signing secrets at rest.
     data_key: SecretStr = SecretStr(DEV_SECRET_PREFIX + "notify-data-key-change-me")
@@ -67,7 +68,3 @@ class NotifySettings(AppSettings):
         if self.webhooks_allow_loopback and self.environment == "production":
             raise ValueError("NOTIFY_WEBHOOKS_ALLOW_LOOPBACK is for development; it is refused in production")
         return self
-
-    @property
-    def uses_nats(self) -> bool:
-        return self.event_bus_url.startswith(("nats://", "tls://"))

@@ -39,7 +39,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
                                              interval=idempotency.PURGE_EVERY)
         await app.state.idempotency_purge.start()
         publisher = make_publisher(settings.event_bus_url, settings.notify_url,
-                                   settings.service_token.get_secret_value(), "orders", settings.event_namespace)
+                                   settings.service_token.get_secret_value(), "orders", settings.event_names())
         app.state.relay = OutboxRelay(app.state.db, OutboxEvent, publisher, poll_interval=settings.relay_poll_interval)
         if settings.relay_poll_interval > 0:
             await app.state.relay.start()

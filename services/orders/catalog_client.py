@@ -44,8 +44,10 @@ class CommitReply(BaseModel):
 
 class CatalogClient:
     def __init__(self, base_url: str, service_token: str, timeout: float = 5.0) -> None:
+        # Every call is idempotent at the catalog: a reservation by the id the orders service chose, a
+        # commit or a release of one already committed or released answers its status again.
         self.client = ServiceClient(base_url, timeout=httpx.Timeout(timeout, connect=2.0),
-                                    headers={"X-Service-Token": service_token})
+                                    headers={"X-Service-Token": service_token}, idempotent=True)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -3,10 +3,10 @@ from typing import ClassVar
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import DEV_SECRET_PREFIX, AppSettings, unprefixed
+from common.settings import DEV_SECRET_PREFIX, BusSettings
 
 
-class OrdersSettings(AppSettings):
+class OrdersSettings(BusSettings):
     model_config = SettingsConfigDict(env_prefix="ORDERS_", env_file=".env", extra="ignore",
                                       populate_by_name=True)
     service_name: ClassVar[str] = "orders"
@@ -26,6 +26,3 @@ class OrdersSettings(AppSettings):
     # when an order is stored (orders/tracking.py).
     buyer_mail_interval: float = Field(30.0, ge=0)
     # Empty: events go by HTTP push to notify (the embedded default). nats://…: NATS JetStream.
-    event_bus_url: str = unprefixed("EVENT_BUS_URL", "")
-    # NATS stream CV_EVENTS and subjects cv.events.* / cv.dead.* for the namespace "cv".
-    event_namespace: str = unprefixed("EVENT_NAMESPACE", "cv", pattern=r"^[a-z][a-z0-9]{0,15}$")

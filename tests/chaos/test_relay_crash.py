@@ -60,7 +60,7 @@ async def test_relay_killed_between_publishing_and_marking_sent_one_email(db_url
             db = Database(db_urls["orders"], name="orders")  # the restarted process: its own connections
             publisher = Watching(make_publisher(settings.event_bus_url, settings.notify_url,
                                                 settings.service_token.get_secret_value(), "orders",
-                                                settings.event_namespace))
+                                                settings.event_names()))
             try:
                 async with db.sessionmaker() as session:
                     row = await session.scalar(select(OutboxEvent).where(OutboxEvent.type == "order.placed"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from common.bus import Names
 from services.notify.events.nats_consumer import dead_letters
 from services.notify.settings import NotifySettings
 
@@ -18,7 +17,7 @@ def add_dead_letters_command():
         if not settings.uses_nats:
             raise SystemExit("dead letters live in NATS: set EVENT_BUS_URL=nats://… (with HTTP push, the "
                              "orders outbox keeps undelivered events: python -m services.orders outbox)")
-        found = asyncio.run(dead_letters(settings.event_bus_url, Names(settings.event_namespace), args.replay))
+        found = asyncio.run(dead_letters(settings.event_bus_url, settings.event_names(), args.replay))
         for item in found:
             print(f"{item['id']}  {item['type']}  {item['error'] or ''}")
         print(f"{len(found)} dead letter(s){' replayed' if args.replay else ''}")

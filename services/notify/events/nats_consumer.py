@@ -27,13 +27,19 @@ log = logging.getLogger("notify.nats")
 DURABLE = "notify"
 
 
-async def _consumer(js, names: Names, max_deliver: int, ack_wait: float):
+async def _consumer(js, names: Names, max_deliver: int, ack_wait: float, in_flight: int):
+    """The one durable consumer every notify replica pulls from: each event goes to one replica.
+    ``in_flight`` (``NOTIFY_EVENTS_IN_FLIGHT``) events at most are out unacknowledged across all of
+    them; at 1, the default, events are handled one after another in the stream's order, whichever
+    replica takes each (docs/operations.md, "Several replicas of one app"). Made, or updated to this
+    configuration, at each start."""
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
     config = ConsumerConfig(durable_name=DURABLE, ack_policy=AckPolicy.EXPLICIT, max_deliver=max_deliver,
-                            ack_wait=ack_wait, deliver_policy=DeliverPolicy.ALL,
+                            ack_wait=ack_wait, deliver_policy=DeliverPolicy.ALL, max_ack_pending=in_flight,
                             filter_subject=f"{names.events}>")
-    return await js.pull_subscribe(f"{names.events}>", durable=DURABLE, stream=names.stream, config=config)
+    await js.add_consumer(names.stream, config)
+    return await js.pull_subscribe_bind(durable=DURABLE, stream=names.stream)
 
 
 def _carried(headers: dict) -> dict:
@@ -65,7 +71,8 @@ async def _process(app: FastAPI, js, names: Names, msg, max_deliver: int) -> Non
     await msg.ack()
 
 
-async def run(app: FastAPI, url: str, names: Names, max_deliver: int = 8, ack_wait: float = 30.0) -> None:
+async def run(app: FastAPI, url: str, names: Names, max_deliver: int = 8, ack_wait: float = 30.0,
+              in_flight: int = 1) -> None:
     from nats.errors import TimeoutError as NatsTimeout
 
     while True:
@@ -74,11 +81,11 @@ async def run(app: FastAPI, url: str, names: Names, max_deliver: int = 8, ack_wa
             nc = await connect_nats(url, "notify-consumer")
             js = nc.jetstream(timeout=5)
             await ensure_stream(js, names)
-            sub = await _consumer(js, names, max_deliver, ack_wait)
+            sub = await _consumer(js, names, max_deliver, ack_wait, in_flight)
             app.state.nats_ready.set()
             while True:
                 try:
-                    msgs = await sub.fetch(batch=50, timeout=1)
+                    msgs = await sub.fetch(batch=min(50, in_flight), timeout=1)
                 except (NatsTimeout, TimeoutError):
                     continue
                 for msg in msgs:

@@ -22,6 +22,15 @@ log = logging.getLogger("notify.broadcast")
 class Broadcaster:
     def __init__(self) -> None:
         self._listeners: dict[str, set[asyncio.Event]] = defaultdict(set)
+        # Set when the process is told to stop: every open stream ends at once (its client reconnects
+        # with Last-Event-ID, to another replica) instead of holding the shutdown for its grace period.
+        self.closing = False
+
+    def close_streams(self) -> None:
+        self.closing = True
+        for listeners in self._listeners.values():
+            for event in listeners:
+                event.set()
 
     def subscribe(self, account_id: str) -> asyncio.Event:
         event = asyncio.Event()

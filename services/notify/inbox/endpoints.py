@@ -91,7 +91,7 @@ async def stream(db: DatabaseDep, broadcaster: BroadcasterDep, settings: Setting
                     newest = await service.page(session, account_id, False, 1, None)
                 last = newest[0][0].id if newest[0] else 0
             yield b"retry: 2000\n\n"
-            while True:
+            while not broadcaster.closing:
                 # Cleared before reading, not after: a notification committed while this reads (or
                 # while it sends) leaves the wake-up set, so it is not left waiting for the heartbeat.
                 wake.clear()
