@@ -115,7 +115,8 @@ bench-gateway: install
 # GET /api/v1/products?limit=20 against the gateway's /healthz, this source, the listing cache off and the
 # commit before decision 0027, in one run (docs/performance.md, "Catalog reads").
 bench-catalog-reads: install
-	@$(BIN)/python bench/catalog_reads.py --rounds 3 --connections 16 --baseline f03d339
+	@$(BIN)/python bench/gateway.py --catalog-reads --rounds 3 --connections 16 --duration 8 --warmup 2 \
+		--wait-quiet 0 --retries 0 --baseline f03d339
 
 # Search latency at 1k, 10k and 100k products on SQLite and PostgreSQL (127.0.0.1:5432): writes
 # docs/performance.md ("Search") and docs/search-latency.png.
@@ -128,7 +129,7 @@ bench-orders: install
 	@$(BIN)/python bench/orders.py
 
 bench-tracing: install
-	@$(BIN)/python bench/tracing.py
+	@$(BIN)/python bench/orders.py --tracing
 
 # Order placed → in the grower's live inbox, p50/p95, over HTTP push and NATS JetStream.
 bench-events: install

@@ -4,6 +4,13 @@ A catalog on SQLite, the gateway and nginx in front of it, loaded with wrk in tu
 then paced): req/s, p50/p99, the ratios gateway/nginx and gateway/direct, the p99 the gateway adds and
 CPU per request. Targets: gateway ≥ 0.8 × nginx's req/s; p99 added ≤ 3 ms. Needs wrk and nginx.
 
+``--catalog-reads``: catalog reads near the gateway's floor instead. For each stack, a catalog (its own
+copy of one database, seeded as above) and a gateway in front of it: this source (the listing cache on),
+the same with ``CATALOG_LISTING_CACHE=false``, and with ``--baseline REV`` that revision's source. Round
+after round, each stack and path in turn, through its gateway: ``GET /healthz`` (the gateway's own),
+the listing and ``GET /api/v1/provinces`` (a proxied reply that reads nothing); req/s, CPU per request,
+and per stack listing / healthz. Target (issue 21.1): ≥ 0.15 for this source. Needs wrk.
+
 How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
@@ -31,6 +38,8 @@ TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.template"
 STATIC_TEMPLATE = Path(__file__).resolve().parent / "nginx-static.conf.template"
 LIST_PATH = "/api/v1/products?limit=20"
 TARGETS = ("direct", "gateway", "nginx")
+READ_PATHS = {"healthz": "/healthz", "listing": LIST_PATH, "provinces": "/api/v1/provinces"}  # --catalog-reads
+READS_TARGET = 0.15  # listing / healthz req/s
 PRODUCTS, NGINX_KEEPALIVE = 30, 64  # active products in the catalog; idle upstream connections nginx keeps
 
 
@@ -199,6 +208,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--retries", type=int, default=2, help="measure a disturbed run again up to this many times")
     p.add_argument("--upstream", choices=("catalog", "static"), default="catalog",
                    help="static: nginx serves a snapshot of the catalog's page in its place (the proxies' cost)")
+    p.add_argument("--catalog-reads", action="store_true", help="the listing against the gateway's /healthz, "
+                   "per stack (this source, its listing cache off, --baseline), instead of the gateway against nginx")
+    p.add_argument("--baseline", metavar="REV", help="--catalog-reads: also a stack of this git revision's source")
+    p.add_argument("--no-cache-off", action="store_true", help="--catalog-reads: no stack with the cache off")
     args = p.parse_args(argv)
     if not 1 <= args.threads <= args.connections or not 0 <= args.load < 1 or args.rounds < 1 or args.duration <= 0:
         p.error("1 ≤ --threads ≤ --connections, 0 ≤ --load < 1, --rounds ≥ 1, --duration > 0")
@@ -237,10 +250,13 @@ def measure_once(args: argparse.Namespace, wrk: str, procs: h.Processes, url: st
 
 
 def measure(args: argparse.Namespace, wrk: str, procs: h.Processes, urls: dict[str, str],
-            script: Path | None = None, metrics: tuple[str, str] | None = None) -> dict[str, list[Result]]:
-    """``--rounds`` rounds of direct, gateway, nginx in turn (so each round's three runs are close in
-    time and can be compared pairwise); with ``script``, paced by it."""
-    runs: dict[str, list[Result]] = {t: [] for t in TARGETS}
+            script: Path | None = None, metrics: tuple[str, str] | None = None,
+            meters: dict[str, h.Processes] | None = None) -> dict[str, list[Result]]:
+    """``--rounds`` rounds of the ``urls`` (direct, gateway, nginx) in turn (so each round's runs are close
+    in time and can be compared pairwise); with ``script``, paced by it. ``meters``: per target, the
+    processes whose CPU time is read (all of ``procs`` when not given)."""
+    runs: dict[str, list[Result]] = {t: [] for t in urls}
+    width = max(map(len, urls))
 
     def settle(warmup: float) -> None:
         if args.wait_quiet > 0:
@@ -249,21 +265,22 @@ def measure(args: argparse.Namespace, wrk: str, procs: h.Processes, urls: dict[s
             run_wrk(wrk, urls[target], args.threads, args.connections, warmup, latency=False, script=script)
 
     for round_no in range(1, args.rounds + 1):
-        for target in TARGETS:
+        for target in urls:
             settle(args.warmup)
             scrape = metrics if target == "gateway" else None
-            result = measure_once(args, wrk, procs, urls[target], script, scrape)
+            meter = meters[target] if meters else procs
+            result = measure_once(args, wrk, meter, urls[target], script, scrape)
             # Another job on the machine took CPU meanwhile: measure again, keep the quietest.
             for _ in range(args.retries):
                 if result.other_cores <= args.max_other_cores:
                     break
-                print(f"  round {round_no}/{args.rounds} {target:<8} disturbed (other processes "
+                print(f"  round {round_no}/{args.rounds} {target:<{width}} disturbed (other processes "
                       f"{result.other_cores:.2f} cores), again", flush=True)
                 settle(min(args.warmup, 1.0) if args.wait_quiet > 0 else 0)
-                again = measure_once(args, wrk, procs, urls[target], script, scrape)
+                again = measure_once(args, wrk, meter, urls[target], script, scrape)
                 result = again if again.other_cores < result.other_cores else result
             runs[target].append(result)
-            print(f"  round {round_no}/{args.rounds} {target:<8} {result.rps:>8.0f} req/s  "
+            print(f"  round {round_no}/{args.rounds} {target:<{width}} {result.rps:>8.0f} req/s  "
                   f"p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms  CPU/request: "
                   + ", ".join(f"{n} {ms:.2f} ms" for n, ms in result.cpu_ms.items() if ms >= 0.005)
                   + f"; other processes {result.other_cores:.2f} cores"
@@ -347,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # nginx lives in /usr/sbin, which is not on an ordinary user's PATH.
     wrk, nginx = (shutil.which(n) or shutil.which(n, path="/usr/local/sbin:/usr/sbin:/sbin") for n in ("wrk", "nginx"))
+    if args.catalog_reads and wrk:
+        return h.run(__file__, lambda bench: catalog_reads(args, bench, wrk), needs=("services.catalog",),
+                     target="bench-catalog-reads", keep=args.keep)
     if not (wrk and nginx):
         sys.stderr.write("bench/gateway.py needs wrk and nginx on the PATH (Debian: apt-get install -y wrk "
                          "nginx-light; nginx runs only from a temporary directory, never as a service).\n")
@@ -412,6 +432,71 @@ def measure_all(args: argparse.Namespace, bench: h.Bench, wrk: str, nginx: str) 
                              **report(args, paced, upstream.name, rate)}
     bench.write_json(args, response_bytes=len(bodies["direct"]), **phases)
     return 0
+
+
+
+def catalog_reads(args: argparse.Namespace, bench: h.Bench, wrk: str) -> int:
+    """``--catalog-reads``: per stack, the listing's req/s over the gateway's own ``/healthz``'s, round by round."""
+    seeded = bench.tmp / "seed" / "catalog.db"
+    seeded.parent.mkdir()
+    active = asyncio.run(seed_catalog(f"sqlite+aiosqlite:///{seeded}", PRODUCTS))
+    env = h.base_env(CATALOG_RELAY_POLL_INTERVAL="0", CATALOG_RESERVATION_SWEEP_INTERVAL="0")
+    plans = {"this": env}
+    if not args.no_cache_off:
+        plans["cache off"] = {**env, "CATALOG_LISTING_CACHE": "false"}
+    baseline = None
+    if args.baseline:
+        baseline = h.baseline_source(args.baseline, bench.tmp / "baseline-source")
+        plans[f"baseline {baseline}"] = {**env, "PYTHONPATH": str(bench.tmp / "baseline-source")}
+    urls, meters = {}, {}
+    for name, stack_env in plans.items():  # a catalog on its own copy of the database, a gateway in front
+        where = bench.tmp / name.replace(" ", "-")
+        where.mkdir()
+        if "PYTHONPATH" in stack_env:  # its own schema: seeded by its own code
+            subprocess.run([bench.python, "-c", "import asyncio, sys; from bench.gateway import seed_catalog; "
+                            "asyncio.run(seed_catalog(sys.argv[1], int(sys.argv[2])))",
+                            f"sqlite+aiosqlite:///{where}/catalog.db", str(PRODUCTS)],
+                           env={**os.environ, **stack_env}, cwd=stack_env["PYTHONPATH"], check=True)
+        else:
+            shutil.copy(seeded, where / "catalog.db")
+        catalog_port, gateway_port = h.free_ports(2)
+        procs = h.Processes()  # this stack's, for their CPU time; stopped with the run's own
+        bench.procs.children.append(start_catalog(procs, bench.python, where, catalog_port, stack_env))
+        bench.procs.children.append(start_gateway(procs, bench.python, where, gateway_port,
+                                                  f"http://127.0.0.1:{catalog_port}", stack_env, []))
+        wait_for_list(procs, f"http://127.0.0.1:{gateway_port}{LIST_PATH}")
+        for path_name, path in READ_PATHS.items():
+            urls[f"{name}: {path_name}"] = f"http://127.0.0.1:{gateway_port}{path}"
+            meters[f"{name}: {path_name}"] = procs
+    bench.header("catalog reads", baseline=f"{baseline} ({args.baseline})" if baseline else None, load=(
+        f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s (warm-up {args.warmup:g}s) through each "
+        f"stack's gateway; {args.rounds} round(s), each stack and path in turn"), data=(
+        f"{active} active products on SQLite; GET {LIST_PATH} answers 20 with their variants and photos; each app "
+        "one uvicorn process, LOG_LEVEL=WARNING"))
+    runs = measure(args, wrk, bench.procs, urls, meters=meters)
+    rows, summary = [], {}
+    for name in plans:
+        r = {p: runs[f"{name}: {p}"] for p in READ_PATHS}
+        ratios = [lst.rps / hz.rps for lst, hz in zip(r["listing"], r["healthz"], strict=True)]
+        med = {p: statistics.median(x.rps for x in r[p]) for p in READ_PATHS}
+        cpu = {n: statistics.median(x.cpu_ms.get(n, 0.0) for x in r["listing"]) for n in ("catalog", "gateway")}
+        errors = "; ".join(x.errors for p in READ_PATHS for x in r[p] if x.errors)
+        summary[name] = {"median_rps": med, "ratios": ratios, "ratio": statistics.median(ratios),
+                         "listing_cpu_ms": cpu, "errors": errors}
+        rows.append([name, f"{med['healthz']:.0f}", f"{med['listing']:.0f}", f"{med['provinces']:.0f}",
+                     ", ".join(f"{x:.3f}" for x in ratios), f"**{statistics.median(ratios):.3f}**",
+                     f"{cpu['catalog']:.2f}", f"{cpu['gateway']:.2f}"])
+    print()
+    print(h.table(["stack", "healthz req/s", "listing req/s", "provinces req/s", "listing / healthz per round",
+                   "median", "catalog CPU per listing (ms)", "gateway CPU per listing (ms)"], rows))
+    this = summary["this"]["ratio"]
+    print(f"\nlisting / healthz for this source: {this:.3f} (target ≥ {READS_TARGET}: "
+          f"{'met' if this >= READS_TARGET else 'NOT met'})")
+    if errors := {n: s["errors"] for n, s in summary.items() if s["errors"]}:
+        print("errors: " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
+    bench.write_json(args, baseline=baseline, runs={t: [r.__dict__ for r in rs] for t, rs in runs.items()},
+                     summary=summary)
+    return 0 if this >= READS_TARGET else 3
 
 
 if __name__ == "__main__":

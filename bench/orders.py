@@ -5,6 +5,12 @@ orders on (a) many variants and (b) one, each beside a raw-SQL baseline of the c
 update, then sell one variant out: orders/s, p50/p99, orders/s ÷ updates/s, CPU per order, the books.
 Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell.
 
+``--tracing``: what tracing costs instead. Each round starts the four apps twice on fresh databases, tracing
+off (the default: no ``OTEL_*``, no SDK imported) and on (``OTEL_EXPORTER_OTLP_ENDPOINT`` at an OTLP/HTTP
+receiver in this process that counts what the apps export and answers at once, as a collector on the same
+network would); the same buyers for the same time each: orders/s, p99, CPU per order of every app, spans
+per order, and the ratios on/off of the same round (the modes alternate, so a drift falls on both).
+
 How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
 
@@ -15,12 +21,15 @@ import asyncio
 import json
 import os
 import random
+import statistics
 import sys
+import threading
 import time
 import urllib.parse
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
@@ -499,23 +508,182 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
     return ok
 
 
+TRACED_APPS = ("gateway", "orders", "catalog", "notify")
+
+
+class Sink:
+    """An OTLP/HTTP trace receiver that counts requests, bytes and spans (the spans decoded only when
+    asked, after the load, so that the bench's own CPU stays out of the way)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+        self.lock = threading.Lock()
+        sink = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("content-length", "0")))
+                with sink.lock:
+                    sink.bodies.append(body)
+                self.send_response(200)
+                self.send_header("content-type", "application/x-protobuf")
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def take(self) -> tuple[int, int]:
+        """(exports, spans) received since the last call."""
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+        with self.lock:
+            bodies, self.bodies = self.bodies, []
+        spans = 0
+        for body in bodies:
+            request = ExportTraceServiceRequest()
+            request.ParseFromString(body)
+            spans += sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
+        return len(bodies), spans
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@dataclass
+class Traced:
+    mode: str
+    round: int
+    run: Run
+    spans: int = 0
+
+    def cpu_ms(self, app: str | None = None) -> float:
+        """CPU ms per order of one app, or of the four."""
+        used = self.run.cpu_s.get(app, 0.0) if app else sum(self.run.cpu_s.get(a, 0.0) for a in TRACED_APPS)
+        return 1000 * used / self.run.ok if self.run.ok else float("nan")
+
+
+def traced(args, bench: h.Bench, mode: str, round_: int, sink: Sink) -> Traced:
+    run_dir = bench.tmp / f"{mode}-{round_}"
+    run_dir.mkdir()
+    dbs = h.Databases(args.backend, run_dir, args.pg_admin_dsn, prefix="cv_bench_tracing")
+    tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_BSP_SCHEDULE_DELAY": "1000",
+               "OTEL_TRACES_SAMPLER": args.sampler, "OTEL_TRACES_SAMPLER_ARG": args.sampler_arg} if mode == "on" else {}
+    try:
+        urls = h.start_apps(bench.procs, bench.python, run_dir, dbs.urls,
+                            env={"GATEWAY_RATE_LIMITS": h.rate_limits(order_ip=BENCH_ORDER_LIMIT), **tracing})
+        shop = asyncio.run(seed_shop(urls["gateway"], args.variants))
+        ledger = Ledger()
+        asyncio.run(buyers(urls["gateway"], shop.many, args.concurrency, args.warmup, "warm-up", ledger))
+        time.sleep(1.5)  # the warm-up's events and spans out of the way
+        if args.wait_quiet > 0:
+            h.wait_quiet(bench.procs, args.wait_quiet, args.max_other_cores, f"round {round_} tracing {mode} ")
+        sink.take()
+        run = measured(bench.procs, buyers(urls["gateway"], shop.many, args.concurrency, args.duration,
+                                           f"round {round_}, tracing {mode}", ledger))
+        time.sleep(2.0)  # the batch exporters' last exports of the measured orders
+        result = Traced(mode, round_, run, sink.take()[1])
+        print(f"  round {round_} tracing {mode:<3}: {run.rate:6.1f} orders/s, p99 {run.pct(99):6.1f} ms, "
+              f"apps' CPU {result.cpu_ms():5.2f} ms/order, {result.spans / max(run.ok, 1):.1f} spans/order", flush=True)
+        return result
+    finally:
+        bench.procs.stop_all()
+        dbs.drop()
+
+
+def tracing_report(results: list[Traced], args, bench: h.Bench) -> str:
+    rows = [[r.round, r.mode, f"{r.run.rate:.1f}", f"{r.run.pct(99):.1f}",
+             " / ".join(f"{r.cpu_ms(a):.2f}" for a in TRACED_APPS), f"{r.cpu_ms():.2f}",
+             f"{r.spans / r.run.ok:.1f}" if r.run.ok else "–", f"{r.run.other_cores:.2f}"] for r in results]
+    table = h.table(["round", "tracing", "orders/s", "p99 (ms)", "CPU ms/order: " + " / ".join(TRACED_APPS),
+                     "apps' CPU ms/order", "spans/order", "other processes (cores)"], rows, left=2)
+    pairs = [(next(r for r in results if r.round == n and r.mode == "off"),
+              next(r for r in results if r.round == n and r.mode == "on")) for n in range(1, args.rounds + 1)]
+
+    def ratio(f) -> float:
+        return statistics.median(f(on) / f(off) for off, on in pairs)
+
+    disturbed = sum(r.run.other_cores > args.max_other_cores for r in results)
+    warning = (f"\n**Disturbed**: other processes kept more than {args.max_other_cores:g} cores busy during "
+               f"{disturbed} of the {len(results)} runs (last column): run again on a quiet machine.\n"
+               if disturbed else "")
+    i = bench.info
+    return f"""## Tracing (bench/orders.py)
+
+What tracing costs when it is on (decision 0026): guest orders through the gateway by the orders bench's
+buyers, the four apps started twice per round on fresh {args.backend} databases, tracing off (the default:
+the SDK is not imported) and on (OTLP/HTTP to a receiver in the bench process; sampler `{args.sampler}`, the
+batch exporter every second), {args.concurrency} buyers for {args.duration:g} s each after {args.warmup:g} s of
+warm-up. Off and on alternate, so a drift of the machine's speed falls on both.
+
+Date: {h.now()}  
+Machine: {i['cpus']} CPUs, {i['cpu_model']}, {i['memory']}; load average before the run {i['load_before']}  
+Source: commit {i['source']}  
+Command: `{bench.command}`
+
+{table}
+{warning}
+Tracing on ÷ off, medians of the {len(pairs)} rounds: **orders/s × {ratio(lambda r: r.run.rate):.2f}**, **the
+apps' CPU per order × {ratio(lambda r: r.cpu_ms()):.2f}** (""" + ", ".join(
+        f"{a} × {ratio(lambda r, a=a: r.cpu_ms(a)):.2f}" for a in TRACED_APPS) + f"""), \
+p99 × {ratio(lambda r: r.run.pct(99)):.2f}.
+"""
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = h.Options(__doc__, env="--env", pg="--pg-admin-dsn", serve=True)
+    p = h.Options(__doc__, env="--env", pg="--pg-admin-dsn", serve=True, quiet=0.3)
     p.set_defaults(pg_admin_dsn=os.environ.get("BENCH_POSTGRES_DSN", h.PG_ADMIN_DSN))
-    p.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="both")
+    p.add_argument("--backend", choices=("sqlite", "postgres", "both"), help="default: both; --tracing: sqlite")
     p.add_argument("--duration", "-d", type=float, default=15.0, help="seconds measured per run")
-    p.add_argument("--concurrency", "-c", type=int, default=50, help="concurrent buyers (and raw-SQL workers)")
+    p.add_argument("--concurrency", "-c", type=int, help="concurrent buyers (and raw-SQL workers); default 50, "
+                   "--tracing 16")
     p.add_argument("--warmup", type=float, default=3.0, help="seconds of unmeasured orders first (0: none)")
-    p.add_argument("--variants", type=int, default=200, help="variants the orders of (a) are spread over")
+    p.add_argument("--variants", type=int, help="variants the orders of (a) are spread over; default 200, "
+                   "--tracing 50")
     p.add_argument("--settle", type=float, default=15.0, help="seconds for the reconciler before the books are read")
+    p.add_argument("--tracing", action="store_true", help="what tracing costs: rounds of the apps off, then on")
+    p.add_argument("--rounds", type=int, default=2, help="--tracing: rounds of (off, on)")
+    p.add_argument("--sampler", default="parentbased_always_on", help="--tracing: OTEL_TRACES_SAMPLER when on")
+    p.add_argument("--sampler-arg", default="", help="--tracing: OTEL_TRACES_SAMPLER_ARG")
+    p.add_argument("--write-docs", action="store_true", help="--tracing: rewrite its section of docs/performance.md")
     args = p.parse_args(argv)
-    if args.concurrency < 1 or args.duration <= 0 or args.variants < 1:
-        p.error("--concurrency and --variants must be ≥ 1, --duration > 0")
+    args.backend = args.backend or ("sqlite" if args.tracing else "both")
+    args.concurrency = args.concurrency or (16 if args.tracing else 50)
+    args.variants = args.variants or (50 if args.tracing else 200)
+    if args.concurrency < 1 or args.duration <= 0 or args.variants < 1 or args.rounds < 1:
+        p.error("--concurrency, --variants and --rounds must be ≥ 1, --duration > 0")
+    if args.tracing and args.backend == "both":
+        p.error("--tracing runs on one --backend")
     return args
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+
+    def tracing(bench: h.Bench) -> int:
+        bench.header("tracing bench",
+                     load=f"{args.concurrency} buyers, {args.rounds} rounds of (off, on) on {args.backend}")
+        sink = Sink()
+        bench.cleanups.append(sink.close)
+        results = [traced(args, bench, mode, n, sink) for n in range(1, args.rounds + 1) for mode in ("off", "on")]
+        text = tracing_report(results, args, bench)
+        print("\n" + text)
+        if args.write_docs:
+            h.write_section("## Tracing", text)
+        bench.write_json(args, runs=[{"round": r.round, "mode": r.mode, "spans": r.spans, **r.run.summary()}
+                                     for r in results])
+        return 0
+
+    if args.tracing:
+        return h.run(__file__, tracing, needs=("services.orders", "opentelemetry.proto"), target="bench-tracing",
+                     keep=args.keep)
 
     def body(bench: h.Bench) -> int:
         bench.header("orders bench", load=(

@@ -2,7 +2,8 @@
 
 The four apps and a shop of ``--products`` varieties with photos; Chromium (Playwright) opens ``/s/{slug}``
 as a phone with a cold cache, unthrottled and on DevTools' "Slow 4G": FCP, LCP, DOMContentLoaded, load,
-bytes, and the slow-4G/unthrottled ratios. Target: first contentful paint ≤ 1.5 s on slow 4G.
+bytes, and the slow-4G/unthrottled ratios. ``--baseline REV``: the same beside a second stack of that
+revision's source (``git archive``), in turn. Targets (issue 21): FCP ≤ 0.8 s, LCP ≤ 2.5 s on slow 4G.
 
 How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import statistics
@@ -30,7 +32,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run", "--disable-quic"]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 3, "is_mobile": True, "has_touch": True,
          "locale": "vi-VN", "timezone_id": "Asia/Ho_Chi_Minh"}
-FCP_TARGET_MS = 1500.0
+FCP_TARGET_MS, LCP_TARGET_MS = 800.0, 2500.0
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,7 @@ async def seed_shop(gateway_url: str, products: int) -> tuple[str, int]:
 
 @dataclass
 class Load:
+    stack: str  # "this", or "baseline <commit>"
     network: str
     fcp_ms: float | None
     lcp_ms: float | None
@@ -117,7 +120,7 @@ METRICS_JS = """async () => {
 }"""
 
 
-async def load_once(browser, url: str, network: Network) -> Load:
+async def load_once(browser, stack: str, url: str, network: Network) -> Load:
     context = await browser.new_context(**PHONE)  # a new context: an empty cache and no open connection
     try:
         page = await context.new_page()
@@ -144,7 +147,8 @@ async def load_once(browser, url: str, network: Network) -> Load:
         await page.wait_for_load_state("networkidle", timeout=120_000)
         m = await page.evaluate(METRICS_JS)
         sizes = [(urls.get(rid, "?"), n) for rid, n in wire.items()]
-        return Load(network.name, m["fcp"], m["lcp"], m["dcl"], m["load"], sum(wire.values()), len(wire), failed, sizes)
+        return Load(stack, network.name, m["fcp"], m["lcp"], m["dcl"], m["load"], sum(wire.values()), len(wire),
+                    failed, sizes)
     finally:
         await context.close()
 
@@ -161,13 +165,19 @@ def chromium_missing(script: str) -> bool:
     return True
 
 
-def start_stack(bench, *, demo_seed: bool = False) -> dict[str, str]:
-    """The four apps on SQLite files in the run's directory (``demo_seed``: the demo nursery first)."""
-    dbs = h.Databases("sqlite", bench.tmp)
-    return h.start_apps(bench.procs, bench.python, bench.tmp, dbs.urls, demo_seed=demo_seed)
+def start_stack(bench, *, demo_seed: bool = False, source: Path | None = None) -> dict[str, str]:
+    """The four apps on SQLite files in the run's directory (``demo_seed``: the demo nursery first;
+    ``source``: another revision's files, in a directory of their own)."""
+    run_dir = bench.tmp / "baseline" if source else bench.tmp
+    run_dir.mkdir(exist_ok=True)
+    dbs = h.Databases("sqlite", run_dir)
+    return h.start_apps(bench.procs, bench.python, run_dir, dbs.urls, demo_seed=demo_seed,
+                        env={"PYTHONPATH": str(source)} if source else None)
 
 
-async def measure(args: argparse.Namespace, url: str) -> list[Load]:
+async def measure(args: argparse.Namespace, urls: dict[str, str]) -> list[Load]:
+    """``--runs`` rounds; in each, every stack (``urls``: its page) on every network in turn, so that
+    a disturbance touches them all alike."""
     from playwright.async_api import async_playwright
 
     loads: list[Load] = []
@@ -175,15 +185,17 @@ async def measure(args: argparse.Namespace, url: str) -> list[Load]:
         browser = await pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         try:
             # One unmeasured load first: the apps' first request pays for imports and caches, not the page.
-            await load_once(browser, url, UNTHROTTLED)
+            for stack, url in urls.items():
+                await load_once(browser, stack, url, UNTHROTTLED)
             for run in range(1, args.runs + 1):
-                for network in CONDITIONS:  # in turn, so that a disturbance touches both alike
-                    result = await load_once(browser, url, network)
+                for (stack, url), network in itertools.product(urls.items(), CONDITIONS):
+                    result = await load_once(browser, stack, url, network)
                     loads.append(result)
-                    print(f"  run {run}/{args.runs} {network.name:<11}  FCP {fmt_ms(result.fcp_ms)}  "
-                          f"LCP {fmt_ms(result.lcp_ms)}  DOMContentLoaded {fmt_ms(result.dcl_ms)}  "
-                          f"load {fmt_ms(result.load_ms)}  {result.bytes / 1024:7.1f} KiB in {result.requests} "
-                          "requests" + (f"  FAILED: {'; '.join(result.failed)}" if result.failed else ""), flush=True)
+                    print(f"  run {run}/{args.runs} {label(stack, network.name, len(urls)):<30}  "
+                          f"FCP {fmt_ms(result.fcp_ms)}  LCP {fmt_ms(result.lcp_ms)}  "
+                          f"DOMContentLoaded {fmt_ms(result.dcl_ms)}  load {fmt_ms(result.load_ms)}  "
+                          f"{result.bytes / 1024:7.1f} KiB in {result.requests} requests"
+                          + (f"  FAILED: {'; '.join(result.failed)}" if result.failed else ""), flush=True)
         finally:
             await browser.close()
     return loads
@@ -193,38 +205,48 @@ def fmt_ms(ms: float | None) -> str:
     return "     –  " if ms is None else f"{ms:6.0f} ms"
 
 
+def label(stack: str, network: str, stacks: int) -> str:
+    """A row's name: the network alone when there is one stack."""
+    return network if stacks == 1 else f"{stack}, {network}"
+
+
 def summary(loads: list[Load]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Per network and figure, the median and the maximum of the loads."""
+    """Per stack and network (``label``) and figure, the median and the maximum of the loads."""
     def of(values: list[float]) -> dict[str, float | None]:
         return {"median": statistics.median(values) if values else None, "max": max(values, default=None)}
 
-    return {n.name: {m: of([v for x in loads if x.network == n.name and (v := getattr(x, m)) is not None])
-                     for m in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms", "bytes", "requests")} for n in CONDITIONS}
+    stacks = list(dict.fromkeys(x.stack for x in loads))
+    return {label(s, n.name, len(stacks)): {
+        m: of([v for x in loads if (x.stack, x.network) == (s, n.name) and (v := getattr(x, m)) is not None])
+        for m in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms", "bytes", "requests")} for s in stacks for n in CONDITIONS}
 
 
 def report(args: argparse.Namespace, loads: list[Load]) -> dict:
     s = summary(loads)
+    slow, fast = (label("this", n.name, 1 + bool(args.baseline)) for n in (SLOW_4G, UNTHROTTLED))
     print(f"\n{args.runs} cold loads per condition; median (max)\n")
 
     def cell(figures: dict[str, float | None]) -> str:
         return "–" if figures["median"] is None else f"{figures['median']:.0f} ({figures['max']:.0f}) ms"
 
-    print(h.table(["network", "first contentful paint", "largest contentful paint", "DOMContentLoaded", "load",
-                   "transferred", "requests"],
-                  [[n.name, *(cell(s[n.name][m]) for m in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms")),
-                    f"{s[n.name]['bytes']['median'] / 1024:.1f} KiB", f"{s[n.name]['requests']['median']:.0f}"]
-                   for n in CONDITIONS]))
+    print(h.table(["stack, network" if args.baseline else "network", "first contentful paint",
+                   "largest contentful paint", "DOMContentLoaded", "load", "transferred", "requests"],
+                  [[row, *(cell(f[m]) for m in ("fcp_ms", "lcp_ms", "dcl_ms", "load_ms")),
+                    f"{f['bytes']['median'] / 1024:.1f} KiB", f"{f['requests']['median']:.0f}"]
+                   for row, f in s.items()]))
     labels = {"fcp_ms": "FCP", "lcp_ms": "LCP", "dcl_ms": "DOMContentLoaded", "load_ms": "load"}
-    ratios = {m: slow / fast for m in labels if (slow := s[SLOW_4G.name][m]["median"]) is not None
-              and (fast := s[UNTHROTTLED.name][m]["median"])}
-    print("\nslow 4G / unthrottled (medians): " + ", ".join(f"{labels[m]} {r:.1f}×" for m, r in ratios.items()))
-    fcp = s[SLOW_4G.name]["fcp_ms"]
-    met = fcp["median"] is not None and fcp["median"] <= FCP_TARGET_MS
-    print(f"first contentful paint on slow 4G: median {fmt_ms(fcp['median']).strip()}, max {fmt_ms(fcp['max']).strip()}"
-          f"   (target ≤ {FCP_TARGET_MS:.0f} ms: {'met' if met else 'NOT met'}"
-          + ("" if fcp["max"] is None or fcp["max"] <= FCP_TARGET_MS or not met else "; not in every load") + ")")
+    ratios = {m: a / b for m in labels if (a := s[slow][m]["median"]) is not None and (b := s[fast][m]["median"])}
+    print("\nslow 4G / unthrottled (medians, this source): "
+          + ", ".join(f"{labels[m]} {r:.1f}×" for m, r in ratios.items()))
+    met = {}
+    for m, target in (("fcp_ms", FCP_TARGET_MS), ("lcp_ms", LCP_TARGET_MS)):
+        f = s[slow][m]
+        met[m] = f["median"] is not None and f["median"] <= target
+        print(f"{labels[m]} of this source on slow 4G: median {fmt_ms(f['median']).strip()}, max "
+              f"{fmt_ms(f['max']).strip()}   (target ≤ {target:.0f} ms: {'met' if met[m] else 'NOT met'}"
+              + ("" if f["max"] is None or f["max"] <= target or not met[m] else "; not in every load") + ")")
     if args.requests:
-        last = [x for x in loads if x.network == SLOW_4G.name][-1]
+        last = [x for x in loads if (x.stack, x.network) == ("this", SLOW_4G.name)][-1]
         print(f"\nresponses of the last slow-4G load ({last.bytes / 1024:.1f} KiB on the wire):")
         for where, size in sorted(last.sizes, key=lambda item: -item[1]):
             print(f"  {size / 1024:8.1f} KiB  {urlsplit(where).path or where}")
@@ -232,7 +254,7 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
     if failed:
         print("failed requests: " + "; ".join(failed))
     return {"summary": s, "ratios_slow_over_unthrottled": ratios, "fcp_target_ms": FCP_TARGET_MS,
-            "fcp_target_met": met, "failed_requests": failed}
+            "lcp_target_ms": LCP_TARGET_MS, "targets_met": met, "failed_requests": failed}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -241,6 +263,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--products", type=int, default=20, help="active varieties in the shop, each with a photo")
     p.add_argument("--path", help="load this path of the gateway instead of the shop page /s/{slug}")
     p.add_argument("--requests", action="store_true", help="list the responses of the last slow-4G load")
+    p.add_argument("--baseline", metavar="REV", help="also a stack of this git revision's source, in turn")
     args = p.parse_args(argv)
     if args.runs < 1 or args.products < 1 or not (args.path or "/").startswith("/"):
         p.error("--runs and --products must be at least 1, --path must start with /")
@@ -249,18 +272,27 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def measure_page(args: argparse.Namespace, bench: h.Bench) -> int:
     started = time.monotonic()
-    urls = await asyncio.to_thread(start_stack, bench)
-    shop_url, uploaded = await seed_shop(urls["gateway"], args.products)
-    path = args.path or "/" + shop_url.split("/", 3)[3]
-    bench.header("page load", software=f"{chromium_version()} headless (Playwright)", page=(
+    gateways = {"this": (await asyncio.to_thread(start_stack, bench))["gateway"]}
+    baseline = None
+    if args.baseline:
+        source = bench.tmp / "baseline-source"
+        baseline = h.baseline_source(args.baseline, source)
+        gateways[f"baseline {baseline}"] = (await asyncio.to_thread(start_stack, bench, source=source))["gateway"]
+    urls = {}
+    for stack, gateway in gateways.items():
+        shop_url, uploaded = await seed_shop(gateway, args.products)
+        urls[stack] = gateway + (args.path or "/" + shop_url.split("/", 3)[3])
+    path = urlsplit(urls["this"]).path
+    bench.header("page load", baseline=f"{baseline} ({args.baseline})" if baseline else None,
+                 software=f"{chromium_version()} headless (Playwright)", page=(
         f"GET {path}: a shop of {args.products} active varieties, each with a photo "
         f"({uploaded / args.products / 1024:.0f} KiB JPEG 1200×900 uploaded, stored as the catalog's WebP "
         f"sizes); apps on SQLite, LOG_LEVEL=WARNING, set up in {time.monotonic() - started:.0f} s"),
         phone=f"{PHONE['viewport']['width']}×{PHONE['viewport']['height']} CSS px at {PHONE['device_scale_factor']}×, "
         "touch, vi-VN; a new browser context per load (cold cache and connections)",
-        network=f"{SLOW_4G.describe()} (Chrome DevTools' Slow 4G preset); baseline {UNTHROTTLED.describe()}",
+        network=f"{SLOW_4G.describe()} (Chrome DevTools' Slow 4G preset), and {UNTHROTTLED.describe()}",
         CPU="not slowed")
-    loads = await measure(args, urls["gateway"] + path)
+    loads = await measure(args, urls)
     bench.procs.check_alive()
     bench.write_json(args, chromium=chromium_version(), path=path, networks={n.name: asdict(n) for n in CONDITIONS},
                      loads=[asdict(x) for x in loads], **report(args, loads))
