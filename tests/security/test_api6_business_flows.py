@@ -95,9 +95,17 @@ def test_sign_in_and_order_limits_hold_against_spoofed_addresses_and_spellings(g
 def test_the_served_apps_take_the_client_address_from_the_connection() -> None:
     """``python -m <app> serve`` starts uvicorn with ``proxy_headers=False``: were it left to uvicorn's
     default, ``X-Forwarded-For`` from an allowed peer would choose the address every limit counts by."""
-    calls = [node for node in ast.walk(ast.parse(inspect.getsource(cli.run_cli)))
-             if isinstance(node, ast.Call) and ast.unparse(node.func) == "uvicorn.run"]
-    assert calls, "run_cli no longer starts uvicorn.run: check how the served apps take the client address"
-    for call in calls:
-        given = {k.arg: k.value for k in call.keywords}
+    tree = ast.parse(inspect.getsource(cli.run_cli))
+    # The options dicts run_cli builds for uvicorn, by name (``options = {...}``).
+    dicts = {node.targets[0].id: node.value for node in ast.walk(tree) if isinstance(node, ast.Assign)
+             and isinstance(node.value, ast.Dict) and isinstance(node.targets[0], ast.Name)}
+    calls = [node for node in ast.walk(tree)
+             if isinstance(node, ast.Call) and ast.unparse(node.func) in ("uvicorn.run", "uvicorn.Config")]
+    assert calls, "run_cli no longer starts uvicorn: check how the served apps take the client address"
+    for call in calls:  # uvicorn.run(...) and uvicorn.Config(...) for the shared port alike
+        given = {k.arg: k.value for k in call.keywords if k.arg}
+        for spread in (k.value for k in call.keywords if k.arg is None):  # **options
+            assert isinstance(spread, ast.Name) and spread.id in dicts, ast.unparse(call)
+            table = dicts[spread.id]
+            given |= {ast.literal_eval(k): v for k, v in zip(table.keys, table.values) if k is not None}
         assert "proxy_headers" in given and ast.literal_eval(given["proxy_headers"]) is False, ast.unparse(call)
