@@ -220,7 +220,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def start_catalog(procs: h.Processes, python: str, tmp: Path, port: int, env: dict[str, str]) -> h.Child:
     return procs.start("catalog", [python, "-m", "services.catalog", "serve", "--port", str(port)],
-                       {**env, "CATALOG_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/catalog.db",
+                       {"CATALOG_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/catalog.db", **env,
                         "CATALOG_HOST": "127.0.0.1"}, tmp / "catalog.log")
 
 

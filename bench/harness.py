@@ -342,10 +342,11 @@ async def pg_admin(admin_dsn: str, statements: list[str]) -> str:
 
 
 class Databases:
-    """One database per app: SQLite files in ``folder``, or fresh PostgreSQL databases
+    """One database per app (of ``apps``): SQLite files in ``folder``, or fresh PostgreSQL databases
     ``<prefix>_<random>_<app>`` made on ``admin_dsn`` and dropped by :meth:`drop`."""
 
-    def __init__(self, backend: str, folder: Path, admin_dsn: str = PG_ADMIN_DSN, prefix: str = "cv_bench") -> None:
+    def __init__(self, backend: str, folder: Path, admin_dsn: str = PG_ADMIN_DSN, prefix: str = "cv_bench",
+                 apps: tuple[str, ...] = APPS) -> None:
         self.backend, self.admin_dsn = backend, admin_dsn
         self.label = "SQLite" if backend == "sqlite" else "PostgreSQL"
         self.names: dict[str, str] = {}
@@ -353,10 +354,10 @@ class Databases:
             import sqlite3
 
             self.version = f"SQLite {sqlite3.sqlite_version}"
-            self.urls = {app: f"sqlite+aiosqlite:///{folder / f'{app}.db'}" for app in APPS}
+            self.urls = {app: f"sqlite+aiosqlite:///{folder / f'{app}.db'}" for app in apps}
             return
         tag = uuid.uuid4().hex[:8]
-        names = {app: f"{prefix}_{tag}_{app}" for app in APPS}
+        names = {app: f"{prefix}_{tag}_{app}" for app in apps}
         try:
             self.version = "PostgreSQL " + asyncio.run(pg_admin(admin_dsn, [f'CREATE DATABASE "{n}"'
                                                                               for n in names.values()]))
@@ -386,11 +387,8 @@ async def _nats(url: str, action) -> None:
 
 def nats_problem(url: str) -> str | None:
     """None when a NATS server with JetStream answers at ``url``, else why not."""
-    async def check(js) -> None:
-        await js.account_info()
-
     try:
-        asyncio.run(_nats(url, check))
+        asyncio.run(_nats(url, lambda js: js.account_info()))
     except Exception as exc:  # noqa: BLE001 - any failure means: not usable
         return f"{type(exc).__name__}: {exc}"
     return None
@@ -400,11 +398,8 @@ def drop_stream(url: str, namespace: str) -> None:
     """Delete the event stream of ``namespace`` (``EVENT_NAMESPACE``), if it is there."""
     from common.bus import Names
 
-    async def delete(js) -> None:
-        with contextlib.suppress(Exception):
-            await js.delete_stream(Names(namespace).stream)
-
-    asyncio.run(_nats(url, delete))
+    with contextlib.suppress(Exception):
+        asyncio.run(_nats(url, lambda js: js.delete_stream(Names(namespace).stream)))
 
 
 def start_apps(procs: Processes, python: str, run_dir: Path, dbs: dict[str, str], *,
@@ -677,6 +672,28 @@ def table(headers: list[str], rows: list[list[object]], left: int = 1) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * left + "---:|" * (len(headers) - left)]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def figure(path: Path, size: tuple[float, float], *heights: float, title: str = ""):
+    """``with figure(path, (w, h), 3, 1) as (top, bottom):`` axes stacked on a shared x (one per height, one
+    when none), a grid on each, written to ``path`` (a PNG, matplotlib without a display) at the end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(max(1, len(heights)), 1, figsize=size, dpi=110, sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": list(heights) or [1]})
+    axes = [ax for (ax,) in axes]
+    axes[0].set_title(title, fontsize=10)
+    yield axes
+    for ax in axes:
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7, ncol=2 if len(axes) > 1 and ax is axes[0] else 1)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
 
 
 def write_json(path: str | None, figures: dict | list) -> None:

@@ -1,8 +1,9 @@
 """A realistic load through the gateway, and the memory the four apps take meanwhile.
 
 The production shape (PostgreSQL, NATS JetStream), seeded through the API, under weighted traffic
-(browse 10 : search 3 : product 5 : order 1 : inbox 1), closed (``--users``) or open (``--rate``): per
-route p50/p95/p99/max and errors, req/s, CPU, each app's RSS/USS/PSS; every order checked in its inbox.
+(browse 10 : search 3 : product 5 : order 1 : inbox 1) by ``--users``: per route p50/p95/p99/max and errors,
+req/s, CPU, each app's RSS/USS/PSS; every order checked in its inbox. ``--shape both``: the single-process
+shape and deploy/cluster.py's (two replicas of every app, Redis) in turn, ``--rounds`` times.
 
 How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
@@ -11,7 +12,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import math
 import random
+import socket
 import statistics
 import sys
 import time
@@ -69,6 +73,7 @@ class World:
     variants_by_shop: dict[int, list[dict]]  # shop → [{id, retail_price, tiers}]
     addresses: list[tuple[str, str]]  # (province_code, ward_code)
     photos: int = 0
+    photo_bytes: int = 0
 
 
 def product_body(rng: random.Random, n: int) -> dict:
@@ -120,8 +125,8 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
                 {"id": v["id"], "tiers": [t["min_quantity"] for t in v["wholesale_tiers"]]})
         if n < args.photos:
             h.expect(await client.post(f"/api/v1/products/{product['id']}/photos", headers={
-                **grower.headers, "Content-Type": "image/jpeg"}, content=h.photo_jpeg(n)), 201, "add a photo")
-            world.photos += 1
+                **grower.headers, "Content-Type": "image/jpeg"}, content=(jpeg := h.photo_jpeg(n))), 201, "add a photo")
+            world.photos, world.photo_bytes = world.photos + 1, world.photo_bytes + len(jpeg)
 
     for start in range(0, args.products, 8):
         await asyncio.gather(*(add(n) for n in range(start, min(start + 8, args.products))))
@@ -212,30 +217,14 @@ class Load:
         await getattr(self, self.rng.choices(list(MIX), weights=list(MIX.values()))[0])(user)
 
 
-async def run_load(load: Load, args: argparse.Namespace, until: float) -> int:
-    """Closed model: ``--users`` each sending the next request when the last is answered; open model
-    (``--rate``): Poisson arrivals, returns how many were dropped because ``--max-in-flight`` requests
-    were already waiting (the stack could not keep up)."""
-    if not args.rate:
-        async def user_loop() -> None:
-            user: dict = {}
-            while time.monotonic() < until:
-                await load.one(user)
+async def run_load(load: Load, args: argparse.Namespace, until: float) -> None:
+    """Closed model: ``--users`` each sending the next request when the last is answered."""
+    async def user_loop() -> None:
+        user: dict = {}
+        while time.monotonic() < until:
+            await load.one(user)
 
-        await asyncio.gather(*(user_loop() for _ in range(args.users)))
-        return 0
-    tasks: set[asyncio.Task] = set()
-    dropped, next_at = 0, time.monotonic()
-    while (next_at := next_at + load.rng.expovariate(args.rate)) < until:
-        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
-        if len(tasks) >= args.max_in_flight:
-            dropped += 1
-            continue
-        task = asyncio.create_task(load.one({}))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-    await asyncio.gather(*tasks)
-    return dropped
+    await asyncio.gather(*(user_loop() for _ in range(args.users)))
 
 
 async def wait_for_inboxes(load: Load, timeout: float) -> tuple[int, float]:
@@ -276,6 +265,15 @@ def route_table(records: list[Record], duration: float) -> str:
 PHASES = {"started": "started", "idle": "seeded", "load_mean": "load", "load_peak": "load", "after": "after"}
 
 
+def by_app(values: dict[str, float | None]) -> dict[str, float | None]:
+    """Replicas added up: {"gateway-1": …, "gateway-2": …} → {"gateway": …} (None if any is)."""
+    out: dict[str, float | None] = {}
+    for name, v in values.items():
+        app = name.rsplit("-", 1)[0] if name[-1].isdigit() else name
+        out[app] = None if v is None or out.get(app, 0.0) is None else out.get(app, 0.0) + v
+    return out
+
+
 def memory_figures(samples: list[h.MemorySample]) -> dict:
     """Per app and for the four together, RSS, USS and PSS: at start, idle after seeding, mean and peak
     under load, after (None where not read)."""
@@ -285,7 +283,7 @@ def memory_figures(samples: list[h.MemorySample]) -> dict:
         for kind in ("rss", "uss", "pss"):
             series: dict[str, list[float]] = defaultdict(list)
             for s in samples:
-                per_app = getattr(s, kind)
+                per_app = by_app(getattr(s, kind))
                 values = [per_app[a] for a in (APPS if name == "total" else (name,))]
                 if None not in values:
                     series[s.phase].append(sum(values))
@@ -305,10 +303,7 @@ def memory_table(mem: dict, kind: str) -> str:
 
 
 def plot(load: Load, samples: list[h.MemorySample], duration: float, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib import colormaps
 
     bucket = max(1.0, round(duration / 60))
     measured = [r for r in load.records if 0 <= r.t < duration]
@@ -319,76 +314,64 @@ def plot(load: Load, samples: list[h.MemorySample], duration: float, title: str)
             out[int(r.t // bucket)].append(r)
         return out
 
-    fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 7.5), dpi=110, sharex=True,
-                                  gridspec_kw={"height_ratios": [3, 1.3]})
-    for route, colour in zip(ROUTES, plt.get_cmap("tab10").colors, strict=False):
-        if buckets := per_bucket([r for r in measured if r.route == route]):
-            xs = sorted(buckets)
-            ax.plot([(x + 0.5) * bucket for x in xs], [h.pct([r.ms for r in buckets[x]], 50) for x in xs], "-",
-                    color=colour, label=f"{route} p50", linewidth=1.4)
-    every = per_bucket(measured)
-    xs = sorted(every)
-    ax.plot([(x + 0.5) * bucket for x in xs], [h.pct([r.ms for r in every[x]], 99) for x in xs], "k--",
-            linewidth=1.2, label="all routes p99")
-    ax.set(yscale="log", ylabel=f"latency (ms), per {bucket:g} s")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
-    ax.set_title(title, fontsize=10)
-    centres = [(x + 0.5) * bucket for x in xs]
-    ax2.bar(centres, [len(every[x]) / bucket for x in xs], width=bucket * 0.9, color="tab:gray", label="req/s")
-    if any(not r.ok for r in measured):
-        ax2.bar(centres, [sum(not r.ok for r in every[x]) / bucket for x in xs], width=bucket * 0.9,
-                color="tab:red", label="errors/s")
-    ax2.set(ylabel="req/s", xlabel="seconds into the load")
-    ax2.grid(True, alpha=0.3)
-    ax2.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(LATENCY_PLOT)
-    plt.close(fig)
+    with h.figure(LATENCY_PLOT, (10, 7.5), 3, 1.3, title=title) as (ax, ax2):
+        for route, colour in zip(ROUTES, colormaps["tab10"].colors, strict=False):
+            if buckets := per_bucket([r for r in measured if r.route == route]):
+                xs = sorted(buckets)
+                ax.plot([(x + 0.5) * bucket for x in xs], [h.pct([r.ms for r in buckets[x]], 50) for x in xs], "-",
+                        color=colour, label=f"{route} p50", linewidth=1.4)
+        every = per_bucket(measured)
+        centres = [(x + 0.5) * bucket for x in sorted(every)]
+        ax.plot(centres, [h.pct([r.ms for r in every[x]], 99) for x in sorted(every)], "k--", linewidth=1.2,
+                label="all routes p99")
+        ax.set(yscale="log", ylabel=f"latency (ms), per {bucket:g} s")
+        ax2.bar(centres, [len(every[x]) / bucket for x in sorted(every)], width=bucket * 0.9, color="tab:gray",
+                label="req/s")
+        if any(not r.ok for r in measured):
+            ax2.bar(centres, [sum(not r.ok for r in every[x]) / bucket for x in sorted(every)], width=bucket * 0.9,
+                    color="tab:red", label="errors/s")
+        ax2.set(ylabel="req/s", xlabel="seconds into the load")
 
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=110)
-    ts = [s.t - load.started for s in samples]
-    ax.stackplot(ts, *[[s.rss[a] for s in samples] for a in APPS], labels=[f"{a} RSS" for a in APPS], alpha=0.75)
-    if samples and all(s.uss["gateway"] is not None for s in samples):
-        ax.plot(ts, [sum(s.uss[a] for a in APPS) for s in samples], "k:", label="four apps USS")
-    ax.axhline(MEMORY_TARGET_MB, color="tab:red", linestyle="--", linewidth=1)
-    if ts:
-        ax.text(ts[0], MEMORY_TARGET_MB, f" target ≤ {MEMORY_TARGET_MB:.0f} MB (four apps together, PSS)",
-                va="bottom", fontsize=8, color="tab:red")
-    top = max((sum(s.rss.values()) for s in samples), default=MEMORY_TARGET_MB)
-    for i, (t, sample) in enumerate(zip(ts, samples, strict=True)):
-        if i == 0 or sample.phase != samples[i - 1].phase:
-            ax.axvline(t, color="grey", linestyle=":", linewidth=1)
-            ax.text(t, top * 1.02, f" {sample.phase}", fontsize=7, color="dimgray")
-    ax.set(xlabel="seconds from the start of the measured load (dotted lines: phases)",
-           ylabel="resident memory (MB), read every second", ylim=(0, max(top, MEMORY_TARGET_MB) * 1.12))
-    ax.set_title(title, fontsize=10)
-    ax.grid(True, alpha=0.3)
-    ax.legend(fontsize=7, loc="lower left", framealpha=0.9)
-    fig.tight_layout()
-    fig.savefig(MEMORY_PLOT)
-    plt.close(fig)
+    with h.figure(MEMORY_PLOT, (10, 4.5), title=title) as (ax,):
+        ts, rss = [s.t - load.started for s in samples], [by_app(s.rss) for s in samples]
+        ax.stackplot(ts, *[[r[a] for r in rss] for a in APPS], labels=[f"{a} RSS" for a in APPS], alpha=0.75)
+        if samples and all(s.uss["gateway"] is not None for s in samples):
+            ax.plot(ts, [sum(s.uss[a] for a in APPS) for s in samples], "k:", label="four apps USS")
+        ax.axhline(MEMORY_TARGET_MB, color="tab:red", linestyle="--", linewidth=1)
+        if ts:
+            ax.text(ts[0], MEMORY_TARGET_MB, f" target ≤ {MEMORY_TARGET_MB:.0f} MB (four apps together, PSS)",
+                    va="bottom", fontsize=8, color="tab:red")
+        top = max((sum(s.rss.values()) for s in samples), default=MEMORY_TARGET_MB)
+        for i, (t, sample) in enumerate(zip(ts, samples, strict=True)):
+            if i == 0 or sample.phase != samples[i - 1].phase:
+                ax.axvline(t, color="grey", linestyle=":", linewidth=1)
+                ax.text(t, top * 1.02, f" {sample.phase}", fontsize=7, color="dimgray")
+        ax.set(xlabel="seconds from the start of the measured load (dotted lines: phases)",
+               ylabel="resident memory (MB), read every second", ylim=(0, max(top, MEMORY_TARGET_MB) * 1.12))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = h.Options(__doc__, env="--app-env", pg="--pg-admin-dsn", nats=True)
     p.add_argument("--duration", "-d", type=float, default=120.0, help="seconds of measured load")
     p.add_argument("--users", "-u", type=int, default=32, help="virtual users (closed model)")
-    p.add_argument("--rate", type=float, default=0.0, help="open model instead: requests per second (Poisson)")
-    p.add_argument("--max-in-flight", type=int, default=256, help="open model: arrivals beyond this many "
-                   "unanswered requests are dropped and counted")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of the same load first, not measured")
     p.add_argument("--growers", type=int, default=8, help="growers, each with a shop")
     p.add_argument("--products", type=int, default=200, help="varieties, spread over the shops (1–3 variants)")
     p.add_argument("--photos", type=int, default=6, help="varieties that get a photo (1200×900 JPEG)")
     p.add_argument("--rate-limit-factor", type=int, default=1000, help="the gateway's rate limits × this")
+    p.add_argument("--shape", choices=("single", "cluster", "both"), default="single", help="single: one process "
+                   "per app; cluster: deploy/cluster.py's replicas and Redis; both: the two in turn, --rounds times")
+    p.add_argument("--rounds", type=int, default=2, help="--shape both: rounds of (single, cluster)")
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="--shape cluster or both: the "
+                   "gateways' rate limits (both shapes use it)")
     p.add_argument("--no-plot", action="store_true", help=f"do not write {LATENCY_PLOT.name} and {MEMORY_PLOT.name}")
     p.add_argument("--write-docs", action="store_true", help="replace the sections Load and Memory of "
-                   "docs/performance.md with this run's figures")
+                   "docs/performance.md with this run's figures (--shape single)")
     args = p.parse_args(argv)
-    if args.duration <= 0 or args.users < 1 or args.rate < 0 or args.warmup < 0 \
-            or not 1 <= args.growers <= args.products:
-        p.error("--duration > 0, --users ≥ 1, --rate, --warmup ≥ 0, 1 ≤ --growers ≤ --products")
+    if args.duration <= 0 or args.users < 1 or args.warmup < 0 or not 1 <= args.growers <= args.products \
+            or args.rounds < 1 or (args.write_docs and args.shape != "single"):
+        p.error("--duration > 0, --users ≥ 1, --warmup ≥ 0, 1 ≤ --growers ≤ --products, --rounds ≥ 1; "
+                "--write-docs with --shape single")
     return args
 
 
@@ -396,45 +379,72 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 class Run:
     load: Load
     watch: h.MemoryWatch
-    model: str
+    shape: str
+    load_before: str  # the machine's load average before the run
     elapsed: float
-    dropped: int
-    cpu: dict[str, float]  # CPU seconds per app and the load generator
+    cpu: dict[str, float]  # CPU seconds per app (replicas added up) and the load generator
     orders: int  # placed during the measured part
     found: int  # notifications in the growers' inboxes after the load
     waited: float
 
 
-async def measure(args: argparse.Namespace, bench: h.Bench) -> Run:
+def start_cluster(args: argparse.Namespace, bench: h.Bench, dbs: h.Databases,
+                  env: dict[str, str]) -> tuple[h.Processes, str]:
+    """deploy/cluster.py's shape on ``dbs``, started by its own code: two replicas of every app (the gateways
+    sharing one port), each service's traffic spread over its replicas, Redis for the rate limits."""
+    from deploy.cluster import Cluster, cluster_env
+
+    for base in random.sample(range(20_000, 40_000, 100), 200):  # the base port and every replica's free
+        with contextlib.ExitStack() as stack:
+            with contextlib.suppress(OSError):
+                for port in (base, *(base + 10 * n + k for n in (1, 2) for k in range(4))):
+                    stack.enter_context(socket.socket()).bind(("127.0.0.1", port))
+                break
+    cluster = Cluster(bench.tmp / f"cluster-{base}", base, 2, {})
+    (cluster.folder / "media").mkdir(parents=True)
+    cluster.env = {**cluster_env(cluster, dbs.names["gateway"].rsplit("_", 1)[0], args.pg_admin_dsn, args.nats_url,
+                                 env["EVENT_NAMESPACE"], args.redis_url), **h.base_env(), **env}
+    bench.cleanups.append(cluster.stop_all)
+    for app, n in cluster.names():  # all at once, as `make run-cluster`: migrations run once, under their lock
+        cluster.start(app, n)
+    procs = h.Processes([h.Child(name, proc, cluster.folder / "no.log") for name, proc in cluster.procs.items()])
+    for app, n in cluster.names():
+        cluster.wait_up(app, n)
+    h.wait_ready(procs, f"http://127.0.0.1:{base}/readyz")
+    return procs, f"http://127.0.0.1:{base}"
+
+
+async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single") -> Run:
     import httpx
 
-    procs, namespace = bench.procs, f"load{uuid.uuid4().hex[:8]}"
+    namespace, load_before, t0 = f"load{uuid.uuid4().hex[:8]}", h.load_average(), time.monotonic()
     dbs = await asyncio.to_thread(h.Databases, "postgres", bench.tmp, args.pg_admin_dsn, prefix="cv_load")
     bench.info["postgresql"] = dbs.version.split()[-1]
     if not args.keep:  # --keep keeps the databases and the stream too
         bench.cleanups += [dbs.drop, lambda: h.drop_stream(args.nats_url, namespace)]
-    t0 = time.monotonic()
-    urls = await asyncio.to_thread(h.start_apps, procs, bench.python, bench.tmp, dbs.urls, env={
-        "EVENT_BUS_URL": args.nats_url, "EVENT_NAMESPACE": namespace, "SMTP_URL": "",
-        "GATEWAY_RATE_LIMITS": h.rate_limits(factor=args.rate_limit_factor), **h.env_pairs(args.app_env)})
+    env = {"EVENT_BUS_URL": args.nats_url, "EVENT_NAMESPACE": namespace, "SMTP_URL": "",
+           "GATEWAY_RATE_LIMITS": h.rate_limits(factor=args.rate_limit_factor), **h.env_pairs(args.app_env),
+           **({"GATEWAY_REDIS_URL": args.redis_url} if args.shape != "single" else {})}
+    if shape == "single":
+        procs, where = bench.procs, "4 processes, 1 uvicorn worker each"
+        gateway = (await asyncio.to_thread(h.start_apps, procs, bench.python, bench.tmp, dbs.urls, env=env))["gateway"]
+    else:
+        (procs, gateway), where = await asyncio.to_thread(start_cluster, args, bench, dbs, env), "2 replicas"
     started_in = time.monotonic() - t0
     watch = h.MemoryWatch(procs)
     sampler = asyncio.create_task(watch.sample_every_second())
     await asyncio.sleep(2.5)
 
-    model = (f"open model: Poisson arrivals at {args.rate:g} req/s (at most {args.max_in_flight} unanswered)"
-             if args.rate else f"closed model: {args.users} virtual users, think time 0")
-    bench.header("load bench", software=f"PostgreSQL {bench.info['postgresql']}, NATS at {args.nats_url}", apps=(
-        f"4 processes, 1 uvicorn worker each, PostgreSQL databases {', '.join(dbs.names.values())}, "
-        f"EVENT_NAMESPACE={namespace}, LOG_LEVEL=WARNING"
-        + "".join(f", {item}" for item in args.app_env) + f"; ready in {started_in:.1f} s"),
+    bench.header(f"load bench, {shape} shape", software=f"PostgreSQL {bench.info['postgresql']}, NATS at "
+                 f"{args.nats_url}" + (f", Redis at {args.redis_url}" if args.shape != "single" else ""), apps=(
+        f"{where} of every app, PostgreSQL databases {', '.join(dbs.names.values())}, EVENT_NAMESPACE={namespace}, "
+        "LOG_LEVEL=WARNING" + "".join(f", {item}" for item in args.app_env) + f"; ready in {started_in:.1f} s"),
         limits=f"the gateway's rate limits × {args.rate_limit_factor} (GATEWAY_RATE_LIMITS), since every request "
-        "comes from 127.0.0.1", load=f"{model}; mix " + ", ".join(f"{k} {v}" for k, v in MIX.items())
-        + f"; {args.warmup:g} s warm-up, {args.duration:g} s measured")
+        f"comes from 127.0.0.1", load=f"{args.users} virtual users, think time 0; mix "
+        + ", ".join(f"{k} {v}" for k, v in MIX.items()) + f"; {args.warmup:g} s warm-up, {args.duration:g} s measured")
 
-    connections = max(args.users, args.max_in_flight) + 8
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=urls["gateway"], timeout=httpx.Timeout(30.0), limits=limits) as client:
+    limits = httpx.Limits(max_connections=args.users + 8, max_keepalive_connections=args.users + 8)
+    async with httpx.AsyncClient(base_url=gateway, timeout=httpx.Timeout(30.0), limits=limits) as client:
         rng, t_seed, watch.phase = random.Random(20261127), time.monotonic(), "seeding"
         world = await seed(client, args, rng)
         print(f"  seeded  : {len(world.growers)} growers with shops, {len(world.product_ids)} varieties, "
@@ -457,14 +467,16 @@ async def measure(args: argparse.Namespace, bench: h.Bench) -> Run:
         print(f"  measuring for {args.duration:g} s …", flush=True)
         with h.CpuMeter(procs, own="load generator (this script)", with_children=True) as meter:
             watch.phase, load.started = "load", time.monotonic()
-            dropped = await run_load(load, args, load.started + args.duration)
+            await run_load(load, args, load.started + args.duration)
             elapsed = time.monotonic() - load.started
             watch.phase = "after"
         procs.check_alive()
         found, waited = await wait_for_inboxes(load, timeout=30.0)
         await asyncio.sleep(3.5)
     sampler.cancel()
-    return Run(load, watch, model, elapsed, dropped, meter.used, load.orders_placed - orders_before, found, waited)
+    procs.stop_all()
+    return Run(load, watch, shape, load_before, elapsed, by_app(meter.used), load.orders_placed - orders_before,
+               found, waited)
 
 
 def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
@@ -495,7 +507,7 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
                 + (f", and after the load the growers' inboxes held a notification for every order placed "
                    f"({run.found} for {load.orders_placed}, {run.waited:.1f} s after the load)." if events_ok else
                    f", but the growers' inboxes held only {run.found} notifications for {load.orders_placed} "
-                   f"orders after {run.waited:.1f} s.") + (f" {run.dropped} arrivals dropped." if run.dropped else ""))
+                   f"orders after {run.waited:.1f} s."))
     verdict = (f"Target: the four apps together ≤ {MEMORY_TARGET_MB:.0f} MB under load. What the four take together "
                f"is their {measure}: **{together:.0f} MB at the peak, {'met' if memory_met else 'not met'}**. The "
                f"sum of their RSS, {rss_peak:.0f} MB, counts the pages the four share (the same Python, libraries "
@@ -508,19 +520,11 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
                                        sorted(load.failures.items(), key=lambda kv: -kv[1])[:15]))
     date = h.now()
     if not args.no_plot:
-        plot(load, watch.samples, run.elapsed, f"bench/load.py — {run.model}, {args.duration:g} s, "
-             f"{throughput:.0f} req/s, {errors} errors ({date[:16]})")
+        plot(load, watch.samples, run.elapsed, f"bench/load.py — closed model: {args.users} virtual users, "
+             f"{args.duration:g} s, {throughput:.0f} req/s, {errors} errors ({date[:16]})")
         print(f"wrote {LATENCY_PLOT.relative_to(h.REPO)} and {MEMORY_PLOT.relative_to(h.REPO)}")
-    bench.write_json(args, model=run.model, duration_s=run.elapsed, **{
-        "requests": len(records), "errors": errors, "error_rate": error_rate, "throughput_rps": throughput,
-        "dropped_arrivals": run.dropped, "orders": run.orders, "notifications_found": run.found,
-        "routes": {route: {"count": len(ms), "p50_ms": h.pct(ms, 50), "p95_ms": h.pct(ms, 95),
-                           "p99_ms": h.pct(ms, 99), "max_ms": max(ms),
-                           "errors": sum(not r.ok for r in records if r.route == route)}
-                   for route in ROUTES if (ms := [r.ms for r in records if r.route == route])},
-        "memory_mb": mem, "cpu_s": run.cpu,
-        "memory_samples": [{**s.__dict__, "t": s.t - load.started} for s in watch.samples],
-    })
+    bench.write_json(args, **figures(run, args), memory_samples=[{**s.__dict__, "t": s.t - load.started}
+                                                                 for s in watch.samples])
     if args.write_docs:
         caveat = ([f"**A short validation run ({args.duration:g} s), not the measurement: "
                    "`make bench-load` (120 s) replaces these figures.**", ""] if args.duration < 120 else [])
@@ -536,17 +540,15 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
             + "".join(f", `{item}`" for item in args.app_env) + ". Seeded through the API: "
             f"{len(world.growers)} growers with shops, {len(world.product_ids)} varieties "
             f"({sum(len(v) for v in world.variants_by_shop.values())} variants with wholesale tiers and large "
-            f"stock), {world.photos} photos. Load: {run.model}, mix browse 10 : search 3 : product page 5 : "
+            f"stock), {world.photos} photos. Load: closed model: {args.users} virtual users, think time 0, mix "
+            "browse 10 : search 3 : product page 5 : "
             f"order 1 : grower inbox 1, {args.warmup:g} s warm-up, then {args.duration:g} s measured (the last "
             f"replies came {run.elapsed - args.duration:.1f} s later). The load "
             "generator (one asyncio process, httpx, keep-alive) runs on the same machine and takes CPU from "
-            "the apps (below). Latency is the client's: request sent to reply read. "
-            + ("A closed model keeps every user's next request waiting on the last reply: the stack runs at "
-               "its capacity on this machine (req/s is that capacity), and the latency is mostly queueing "
-               "(p50 ≈ users / req/s); it cannot pile up more work than the users hold, so an error is a "
-               "fault, not an overload. `--rate` gives an open model at a chosen rate instead."
-               if not args.rate else "An open model sends at the chosen rate whatever the replies, so the "
-               "latency is that of a stack below (or at) its capacity."), "",
+            "the apps (below). Latency is the client's: request sent to reply read. A closed model keeps every "
+            "user's next request waiting on the last reply: the stack runs at its capacity on this machine (req/s "
+            "is that capacity), and the latency is mostly queueing (p50 ≈ users / req/s); it cannot pile up more "
+            "work than the users hold, so an error is a fault, not an overload.", "",
             headline, "", routes, "", "CPU used during the measured load:", "", cpu, "",
             "![latency and throughput over time](load-latency.png)",
         ]))
@@ -564,10 +566,47 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
     return 0 if errors == 0 and events_ok else 1
 
 
+def figures(run: Run, args: argparse.Namespace) -> dict:
+    """One run's figures (the JSON): requests, errors, req/s, per route, CPU seconds and memory (MB)."""
+    records = run.load.records
+    return {"shape": run.shape, "load_before": run.load_before, "duration_s": run.elapsed, "requests": len(records),
+            "errors": sum(not r.ok for r in records), "throughput_rps": len(records) / args.duration,
+            "p99_ms": h.pct([r.ms for r in records], 99), "orders": run.orders, "notifications_found": run.found,
+            "routes": {route: {"count": len(ms), "p50_ms": h.pct(ms, 50), "p95_ms": h.pct(ms, 95),
+                               "p99_ms": h.pct(ms, 99), "max_ms": max(ms),
+                               "errors": sum(not r.ok for r in records if r.route == route)}
+                       for route in ROUTES if (ms := [r.ms for r in records if r.route == route])},
+            "cpu_s": run.cpu, "memory_mb": memory_figures(run.watch.samples)}
+
+
+def compare(args: argparse.Namespace, bench: h.Bench) -> int:
+    """``--shape both``: the single-process shape and the cluster's in turn, ``--rounds`` times, each on fresh
+    databases; a row per run, then the medians per shape and cluster ÷ single."""
+    runs = [figures(asyncio.run(measure(args, bench, shape)), args) | {"round": n}
+            for n in range(1, args.rounds + 1) for shape in ("single", "cluster")]
+    cols = {"req/s": lambda f: f["throughput_rps"], "p99 (ms)": lambda f: f["p99_ms"],
+            "apps' CPU per request (ms)": lambda f: 1000 * sum(v for k, v in f["cpu_s"].items() if k in APPS)
+            / max(f["requests"], 1), "PSS under load, peak (MB)": lambda f: f["memory_mb"]["total"]["pss"]["load_peak"]
+            or math.nan}
+    print("\n" + h.table(["round", "shape", "load average before", *cols, "requests", "errors", "orders in inboxes"],
+                         [[f["round"], f["shape"], f["load_before"], *(f"{c(f):.1f}" for c in cols.values()),
+                           f"{f['requests']:,}", f["errors"], f"{f['notifications_found']} of {f['orders']}"]
+                          for f in runs], left=3))
+    med = {shape: {k: statistics.median(c(f) for f in runs if f["shape"] == shape) for k, c in cols.items()}
+           for shape in ("single", "cluster")}
+    print("\nmedians: " + "; ".join(f"{k}: single {med['single'][k]:.1f}, cluster {med['cluster'][k]:.1f} (× "
+                                    f"{med['cluster'][k] / med['single'][k]:.2f})" for k in cols)
+          + f"\nload average after the run {h.load_average()}")
+    bench.write_json(args, runs=runs, medians=med)
+    return 0 if all(f["errors"] == 0 for f in runs) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    return h.run(__file__, lambda bench: report(args, asyncio.run(measure(args, bench)), bench),
-                 needs=("httpx", "psutil", "services.catalog"), target="bench-load", keep=args.keep)
+    body = compare if args.shape == "both" else \
+        lambda a, bench: report(a, asyncio.run(measure(a, bench, a.shape)), bench)
+    return h.run(__file__, lambda bench: body(args, bench), needs=("httpx", "psutil", "services.catalog"),
+                 target="bench-load", keep=args.keep)
 
 
 if __name__ == "__main__":

@@ -3,13 +3,8 @@
 Per backend (SQLite, PostgreSQL) the four apps and a grower's shop; ``--concurrency`` buyers place guest
 orders on (a) many variants and (b) one, each beside a raw-SQL baseline of the catalog's conditional
 update, then sell one variant out: orders/s, p50/p99, orders/s ÷ updates/s, CPU per order, the books.
-Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell.
-
-``--tracing``: what tracing costs instead. Each round starts the four apps twice on fresh databases, tracing
-off (the default: no ``OTEL_*``, no SDK imported) and on (``OTEL_EXPORTER_OTLP_ENDPOINT`` at an OTLP/HTTP
-receiver in this process that counts what the apps export and answers at once, as a collector on the same
-network would); the same buyers for the same time each: orders/s, p99, CPU per order of every app, spans
-per order, and the ratios on/off of the same round (the modes alternate, so a drift falls on both).
+Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell. ``--tracing``: what tracing costs instead (rounds of
+the apps with tracing off, then on, exporting to a receiver in this process).
 
 How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
@@ -119,13 +114,6 @@ class Run:
                 "p50_ms": self.pct(50), "p99_ms": self.pct(99)}
 
 
-@dataclass
-class Ledger:
-    """What the buyers were told: units per variant in 201 replies, warm-up included."""
-
-    ordered: dict[int, int] = field(default_factory=lambda: defaultdict(int))
-
-
 def order_body(rng: random.Random, variant_id: int, quantity: int) -> dict:
     return h.guest_order(variant_id, quantity, name=rng.choice(h.BUYER_NAMES), phone=h.mobile(rng),
                          address=rng.choice(ADDRESSES))
@@ -174,7 +162,7 @@ class BuyerConnection:
 
 
 async def buyers(gateway_url: str, variants: list[int], concurrency: int, seconds: float, label: str,
-                 ledger: Ledger, quantities: tuple[int, int] = (1, 3), stop_when_sold_out: bool = False) -> Run:
+                 ledger: dict, quantities: tuple[int, int] = (1, 3), stop_when_sold_out: bool = False) -> Run:
     """``concurrency`` buyers placing orders for ``seconds`` (closed loop: each sends its next order
     when the last is answered), each over a connection of its own. Every 201 is written in the ledger."""
     run = Run(label)
@@ -212,7 +200,7 @@ async def buyers(gateway_url: str, variants: list[int], concurrency: int, second
                 if status == 201:
                     if [(ln["variant_id"], ln["quantity"]) for ln in reply.get("lines", [])] != [(variant, quantity)]:
                         run.errors["201 with other lines"] += 1
-                    ledger.ordered[variant] += quantity
+                    ledger[variant] += quantity
                     run.ok += 1
                     run.latencies_ms.append(elapsed)
                 elif reply.get("type", "").endswith("/out-of-stock"):
@@ -229,7 +217,7 @@ async def buyers(gateway_url: str, variants: list[int], concurrency: int, second
     return run
 
 
-async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: float, label: str, ledger: Ledger) -> Run:
+async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: float, label: str, ledger: dict) -> Run:
     """The baseline: each worker, in a transaction of its own as the catalog's, takes stock with the
     conditional update and commits. Same driver, same connection settings (SQLite pragmas, BEGIN
     IMMEDIATE) as the catalog; one connection per worker."""
@@ -261,7 +249,7 @@ async def raw_sql(url: str, variants: list[int], concurrency: int, seconds: floa
                     continue
                 run.statuses["updated" if left is not None else "no stock"] += 1
                 if left is not None:
-                    ledger.ordered[variant] += quantity
+                    ledger[variant] += quantity
                     run.ok += 1
                     run.latencies_ms.append((time.perf_counter() - t0) * 1000)
 
@@ -331,7 +319,7 @@ async def settle(urls: dict[str, str], seconds: float) -> None:
         await asyncio.sleep(1.0)
 
 
-async def check_stock(urls: dict[str, str], initial: dict[int, int], ledger: Ledger, via_orders: set[int]) -> Check:
+async def check_stock(urls: dict[str, str], initial: dict[int, int], ledger: dict, via_orders: set[int]) -> Check:
     """The books of the variants in ``initial``, at rest after a run.
 
     Per variant: stock ≥ 0; stock + held + committed = initial (the catalog loses no update); units in
@@ -370,7 +358,7 @@ async def check_stock(urls: dict[str, str], initial: dict[int, int], ledger: Led
         if s < 0:
             check.problems.append(f"variant {v}: stock {s} below zero")
         if v in via_orders:
-            units, told = in_orders.get(v, 0), ledger.ordered.get(v, 0)
+            units, told = in_orders.get(v, 0), ledger.get(v, 0)
             check.in_orders += units
             check.told += told
             check.oversold += max(0, units - initial[v], -s)
@@ -388,8 +376,8 @@ async def check_stock(urls: dict[str, str], initial: dict[int, int], ledger: Led
             check.oversold += max(0, -s)
             if held or t["committed"]:
                 check.problems.append(f"variant {v}: a baseline variant has reservations")
-            if initial[v] - s != ledger.ordered.get(v, 0):
-                check.problems.append(f"variant {v}: the updates took {ledger.ordered.get(v, 0)} units, "
+            if initial[v] - s != ledger.get(v, 0):
+                check.problems.append(f"variant {v}: the updates took {ledger.get(v, 0)} units, "
                                       f"stock fell by {initial[v] - s}")
     return check
 
@@ -421,7 +409,8 @@ def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendR
         procs.serve_forever(urls)
     print(f"  4 apps up and a shop with {len(shop.many) + 2} variants for buyers, {len(shop.raw_many) + 1} for the "
           f"baseline, in {time.monotonic() - t0:.1f} s", flush=True)
-    ledger, runs, n, d = Ledger(), {}, args.concurrency, args.duration
+    # The ledger: what the buyers were told, units per variant in 201 replies, warm-up included.
+    ledger, runs, n, d = defaultdict(int), {}, args.concurrency, args.duration
     if args.warmup > 0:
         asyncio.run(buyers(urls["gateway"], shop.many, n, args.warmup, "warm-up", ledger))
     for key, variants, raw_variants in (("a", shop.many, shop.raw_many), ("b", [shop.one], [shop.raw_one])):
@@ -575,12 +564,13 @@ def traced(args, bench: h.Bench, mode: str, round_: int, sink: Sink) -> Traced:
     run_dir.mkdir()
     dbs = h.Databases(args.backend, run_dir, args.pg_admin_dsn, prefix="cv_bench_tracing")
     tracing = {"OTEL_EXPORTER_OTLP_ENDPOINT": sink.url, "OTEL_BSP_SCHEDULE_DELAY": "1000",
-               "OTEL_TRACES_SAMPLER": args.sampler, "OTEL_TRACES_SAMPLER_ARG": args.sampler_arg} if mode == "on" else {}
+               "OTEL_TRACES_SAMPLER": args.sampler} if mode == "on" else {}
     try:
         urls = h.start_apps(bench.procs, bench.python, run_dir, dbs.urls,
-                            env={"GATEWAY_RATE_LIMITS": h.rate_limits(order_ip=BENCH_ORDER_LIMIT), **tracing})
+                            env={"GATEWAY_RATE_LIMITS": h.rate_limits(order_ip=BENCH_ORDER_LIMIT), **tracing,
+                                 **h.env_pairs(args.env)})
         shop = asyncio.run(seed_shop(urls["gateway"], args.variants))
-        ledger = Ledger()
+        ledger = defaultdict(int)
         asyncio.run(buyers(urls["gateway"], shop.many, args.concurrency, args.warmup, "warm-up", ledger))
         time.sleep(1.5)  # the warm-up's events and spans out of the way
         if args.wait_quiet > 0:
@@ -650,8 +640,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--settle", type=float, default=15.0, help="seconds for the reconciler before the books are read")
     p.add_argument("--tracing", action="store_true", help="what tracing costs: rounds of the apps off, then on")
     p.add_argument("--rounds", type=int, default=2, help="--tracing: rounds of (off, on)")
-    p.add_argument("--sampler", default="parentbased_always_on", help="--tracing: OTEL_TRACES_SAMPLER when on")
-    p.add_argument("--sampler-arg", default="", help="--tracing: OTEL_TRACES_SAMPLER_ARG")
+    p.add_argument("--sampler", default="parentbased_always_on", help="--tracing: OTEL_TRACES_SAMPLER when on "
+                   "(OTEL_TRACES_SAMPLER_ARG through --env)")
     p.add_argument("--write-docs", action="store_true", help="--tracing: rewrite its section of docs/performance.md")
     args = p.parse_args(argv)
     args.backend = args.backend or ("sqlite" if args.tracing else "both")

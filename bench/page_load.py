@@ -1,9 +1,10 @@
-"""How soon does a grower's shop page show on a phone over slow 4G?
+"""How soon does a grower's shop page show on a phone over slow 4G? And Lighthouse's scores (``--lighthouse``).
 
 The four apps and a shop of ``--products`` varieties with photos; Chromium (Playwright) opens ``/s/{slug}``
 as a phone with a cold cache, unthrottled and on DevTools' "Slow 4G": FCP, LCP, DOMContentLoaded, load,
-bytes, and the slow-4G/unthrottled ratios. ``--baseline REV``: the same beside a second stack of that
-revision's source (``git archive``), in turn. Targets (issue 21): FCP ≤ 0.8 s, LCP ≤ 2.5 s on slow 4G.
+bytes, and the slow-4G/unthrottled ratios; ``--baseline REV`` beside a stack of that revision's source, in
+turn. Targets: FCP ≤ 0.8 s, LCP ≤ 2.5 s on slow 4G. ``--lighthouse``: Lighthouse's four scores (each ≥ 95)
+for the home, shop, product, cart and tracking pages on the demo seed instead.
 
 How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
@@ -12,12 +13,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime as dt
 import itertools
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -54,43 +59,17 @@ UNTHROTTLED = Network("unthrottled")
 CONDITIONS = (UNTHROTTLED, SLOW_4G)
 
 
-VARIETIES = ["Súng Thái đỏ", "Súng Nam Mỹ tím", "Súng Mi Nhật", "Sen Bách Diệp", "Sen Quan Âm", "Súng Chúa",
-             "Sen mini Nhật", "Súng lai Tường Vi", "Sen trắng Huế", "Súng ma", "Sen Tịnh Đế", "Súng vàng Mexico",
-             "Sen hồng Đồng Tháp", "Súng xanh Ai Cập", "Sen cung đình", "Súng Victoria", "Sen Thập Bát",
-             "Súng đêm trắng", "Sen Nhật đỏ", "Súng tím Thái", "Bèo tây", "Thủy trúc", "Rau mác", "Lục bình"]
-
-
-def product_body(i: int, rng: random.Random) -> dict:
-    name = VARIETIES[i % len(VARIETIES)] + (f" (lứa {i // len(VARIETIES) + 1})" if i >= len(VARIETIES) else "")
-    retail = rng.randrange(30, 300) * 1000
-    return {
-        "name": name, "description": f"{name}: hoa to, nở bền, hợp chậu và hồ nhỏ. Giao củ giống đã nảy mầm.",
-        "category": "lotus" if name.startswith("Sen") else "water_lily", "status": "active", "variants": [
-            {"label": "Củ giống", "retail_price": retail, "stock": 200, "min_order_quantity": 1,
-             "wholesale_tiers": [{"min_quantity": 10, "unit_price": retail * 85 // 100 // 1000 * 1000},
-                                 {"min_quantity": 50, "unit_price": retail * 70 // 100 // 1000 * 1000}]},
-            {"label": "Chậu 30 cm", "retail_price": retail * 3, "stock": 20},
-        ],
-    }
-
-
 async def seed_shop(gateway_url: str, products: int) -> tuple[str, int]:
-    """A grower's shop of ``products`` varieties, each with a photo; (its URL, the JPEG bytes uploaded)."""
+    """A grower's shop of ``products`` varieties, each with a photo (bench/load.py's seeding); (its URL, the
+    JPEG bytes uploaded)."""
     import httpx
 
-    rng = random.Random(7)
+    from bench.load import seed
+
     async with httpx.AsyncClient(base_url=gateway_url, timeout=60) as gw:
-        headers, shop = await h.open_shop(gw, "0912345678")
-        uploaded = 0
-        for i in range(products):
-            product = h.expect(await gw.post("/api/v1/products", headers=headers, json=product_body(i, rng)),
-                               201, f"add variety {i + 1}")
-            jpeg = h.photo_jpeg(i)
-            uploaded += len(jpeg)
-            h.expect(await gw.post(f"/api/v1/products/{product['id']}/photos", headers=headers,
-                                   files={"file": (f"hoa-{i + 1}.jpg", jpeg, "image/jpeg")}),
-                     201, f"photo of variety {i + 1}")
-    return shop["url"], uploaded
+        world = await seed(gw, argparse.Namespace(growers=1, products=products, photos=products), random.Random(7))
+        shop = h.expect(await gw.get(f"/api/v1/shops/{world.shop_ids[0]}"), 200, "the shop")
+    return shop["url"], world.photo_bytes
 
 
 @dataclass
@@ -104,7 +83,6 @@ class Load:
     bytes: int
     requests: int
     failed: list[str] = field(default_factory=list)
-    sizes: list[tuple[str, int]] = field(default_factory=list)  # (URL, bytes on the wire) per response
 
 
 METRICS_JS = """async () => {
@@ -146,23 +124,14 @@ async def load_once(browser, stack: str, url: str, network: Network) -> Load:
         # 0.5 s, so that the bytes count every photo the first screen shows and LCP has seen them.
         await page.wait_for_load_state("networkidle", timeout=120_000)
         m = await page.evaluate(METRICS_JS)
-        sizes = [(urls.get(rid, "?"), n) for rid, n in wire.items()]
         return Load(stack, network.name, m["fcp"], m["lcp"], m["dcl"], m["load"], sum(wire.values()), len(wire),
-                    failed, sizes)
+                    failed)
     finally:
         await context.close()
 
 
 def chromium_version() -> str:
     return h.tool_version([str(CHROMIUM), "--version"]).split(" built on")[0]
-
-
-def chromium_missing(script: str) -> bool:
-    if CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK):
-        return False
-    sys.stderr.write(f"bench/{script} needs Chromium at {CHROMIUM}.\n"
-                     "  Debian/Ubuntu:  sudo apt-get update && sudo apt-get install -y chromium\n")
-    return True
 
 
 def start_stack(bench, *, demo_seed: bool = False, source: Path | None = None) -> dict[str, str]:
@@ -245,11 +214,6 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
         print(f"{labels[m]} of this source on slow 4G: median {fmt_ms(f['median']).strip()}, max "
               f"{fmt_ms(f['max']).strip()}   (target ≤ {target:.0f} ms: {'met' if met[m] else 'NOT met'}"
               + ("" if f["max"] is None or f["max"] <= target or not met[m] else "; not in every load") + ")")
-    if args.requests:
-        last = [x for x in loads if (x.stack, x.network) == ("this", SLOW_4G.name)][-1]
-        print(f"\nresponses of the last slow-4G load ({last.bytes / 1024:.1f} KiB on the wire):")
-        for where, size in sorted(last.sizes, key=lambda item: -item[1]):
-            print(f"  {size / 1024:8.1f} KiB  {urlsplit(where).path or where}")
     failed = sorted({f for x in loads for f in x.failed})
     if failed:
         print("failed requests: " + "; ".join(failed))
@@ -257,16 +221,109 @@ def report(args: argparse.Namespace, loads: list[Load]) -> dict:
             "lcp_target_ms": LCP_TARGET_MS, "targets_met": met, "failed_requests": failed}
 
 
+LIGHTHOUSE = h.REPO / "bench" / "lighthouse" / "node_modules" / ".bin" / "lighthouse"
+LH_FLAGS = ["--headless=new", *(a for a in CHROMIUM_ARGS if a != "--disable-quic")]
+CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
+PAGES, LH_TARGET = ("home", "shop", "product", "cart", "tracking"), 95
+NOINDEX = ("The cart and the tracking page say `<meta name=\"robots\" content=\"noindex\">` on purpose: the cart"
+           " is one buyer's, and a tracking page shows a buyer's name, phone and address behind a private link, "
+           "so neither belongs in a search engine. Lighthouse's `is-crawlable` audit fails on any page kept out "
+           "of the index (meta robots, an `X-Robots-Tag` header or a robots.txt rule alike) and weighs 4 of "
+           "SEO's 10 there, so these two pages stop at 60 while every other SEO audit passes.")
+
+
+async def lighthouse_pages(gateway_url: str) -> dict[str, tuple[str, dict[str, str]]]:
+    """``--lighthouse``: each page's path and the extra headers to load it with (a guest order placed for the
+    tracking page, a cart of one line)."""
+    import httpx
+
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=60) as gw:
+        shop = h.expect(await gw.get("/api/v1/shops/1"), 200, "the demo shop")  # the seed's only shop
+        products = h.expect(await gw.get("/api/v1/products", params={"shop_id": shop["id"]}), 200, "varieties")
+        product, variant = next((p, v) for p in products["items"] for v in p["variants"]
+                                if v["stock"] >= max(2, v.get("min_order_quantity") or 1))  # one in stock
+        quantity = max(2, variant.get("min_order_quantity") or 1)
+        order = h.expect(await gw.post("/api/v1/orders", headers={"Idempotency-Key": uuid.uuid4().hex},
+                                       json=h.guest_order(variant["id"], quantity)), 201, "place an order")
+        pages = {"home": ("/", {}), "shop": ("/" + shop["url"].split("/", 3)[3], {}),
+                 "product": (f"/p/{product['id']}", {}), "cart": ("/cart", {"Cookie": f"cv_cart={product['id']}."
+                                                                             f"{variant['id']}.3"}),
+                 "tracking": (f"/t/{order['tracking_url'].rsplit('/', 1)[-1]}", {})}
+        for path, headers in pages.values():  # once, unmeasured: a first request pays for imports and caches
+            if (resp := await gw.get(path, headers={**headers, "Accept": "text/html"})).status_code != 200:
+                raise h.BenchError(f"GET {path}: {resp.status_code}")
+    return pages
+
+
+def audit(url: str, headers: dict[str, str], out: Path) -> tuple[dict[str, int], list[str]]:
+    """One Lighthouse audit: the four scores, and the audits that cost points (weighted, score < 1)."""
+    argv = [str(LIGHTHOUSE), url, "--output=json", f"--output-path={out}", "--quiet",
+            f"--only-categories={','.join(CATEGORIES)}", f"--chrome-flags={' '.join(LH_FLAGS)}",
+            *([f"--extra-headers={json.dumps(headers)}"] if headers else [])]
+    done = subprocess.run(argv, env={**os.environ, "CHROME_PATH": str(CHROMIUM)}, capture_output=True, text=True,
+                          timeout=300)
+    if done.returncode != 0 or not out.exists():
+        raise h.BenchError(f"lighthouse {url} exited with {done.returncode}:\n{done.stderr[-2000:]}")
+    report, lost = json.loads(out.read_text()), []
+    for key in CATEGORIES:
+        for ref in report["categories"][key]["auditRefs"]:
+            a = report["audits"].get(ref["id"], {})
+            if ref.get("weight", 0) > 0 and a.get("score") is not None and a["score"] < 1:
+                lost.append(f"{key}: {ref['id']} {a['score']:.2f}" + (f" ({a['displayValue']})"
+                                                                      if a.get("displayValue") else ""))
+    return {k: round(100 * (report["categories"][k]["score"] or 0)) for k in CATEGORIES}, lost
+
+
+async def measure_lighthouse(args: argparse.Namespace, bench: h.Bench) -> int:
+    started = time.monotonic()
+    gateway = (await asyncio.to_thread(start_stack, bench, demo_seed=True))["gateway"]
+    pages, info, version = await lighthouse_pages(gateway), bench.info, chromium_version()
+    lh_version = h.tool_version([str(LIGHTHOUSE), "--version"])
+    bench.header("Lighthouse", software=f"Lighthouse {lh_version}, {version} ({' '.join(LH_FLAGS)})",
+                 data=f"the demo seed on SQLite, set up in {time.monotonic() - started:.0f} s")
+    rows, lost_lines = [], []
+    for name in args.page or PAGES:
+        path, headers = pages[name]
+        runs = []
+        for i in range(args.runs):
+            runs.append(await asyncio.to_thread(audit, gateway + path, headers, bench.tmp / f"{name}-{i + 1}.json"))
+            bench.procs.check_alive()
+            print(f"  {name:<9} run {i + 1}: " + "  ".join(f"{k} {v}" for k, v in runs[-1][0].items()), flush=True)
+        rows.append([name, f"`{path if name != 'tracking' else '/t/{token}'}`",
+                     *(statistics.median(s[k] for s, _ in runs) for k in CATEGORIES)])
+        lost_lines += [f"- {name}: " + "; ".join(runs[-1][1])] if runs[-1][1] else []
+    scores = h.table(["page", "path", "performance", "accessibility", "best practices", "SEO"],
+                     [[*row[:2], *(f"{x:g}" for x in row[2:])] for row in rows], left=2)
+    met = all(x >= LH_TARGET for row in rows for x in row[2:])
+    print(f"\n{scores}\n\ntarget: each score ≥ {LH_TARGET}: {'met' if met else 'NOT met'}\n" + "\n".join(lost_lines))
+    if args.write_docs:
+        h.write_section("## Lighthouse", "\n".join([
+            "## Lighthouse (bench/page_load.py)", "",
+            f"`{bench.command}` (`make bench-lighthouse`) on commit {info['source']}, "
+            f"{dt.date.today().isoformat()}: Lighthouse {lh_version}, its default mobile settings (form factor "
+            "mobile, simulated throttling: 150 ms RTT, 1.6 Mbit/s, CPU 4×), driving "
+            f"{version} headless (`CHROME_PATH=/usr/bin/chromium`, `{' '.join(LH_FLAGS)}`). "
+            f"{info['cpus']} CPUs ({info['cpu_model']}), load average before the run {info['load_before']}. "
+            f"The demo seed; the cart page with one line, the tracking page of a placed order. "
+            f"Median of {args.runs} audit{'s' if args.runs > 1 else ''} per page. Target: each score ≥ {LH_TARGET} "
+            f"({'met' if met else 'not met'}).", "", scores, "",
+            *(["Audits below full marks in the last run:", "", *lost_lines, ""] if lost_lines else []), NOINDEX]))
+    return 0 if met else 3
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = h.Options(__doc__)
-    p.add_argument("--runs", "-n", type=int, default=5, help="cold loads per condition (unthrottled, slow 4G)")
+    p.add_argument("--runs", "-n", type=int, help="cold loads per condition (unthrottled, slow 4G), default 5; "
+                   "--lighthouse: audits per page, default 1")
     p.add_argument("--products", type=int, default=20, help="active varieties in the shop, each with a photo")
-    p.add_argument("--path", help="load this path of the gateway instead of the shop page /s/{slug}")
-    p.add_argument("--requests", action="store_true", help="list the responses of the last slow-4G load")
     p.add_argument("--baseline", metavar="REV", help="also a stack of this git revision's source, in turn")
+    p.add_argument("--lighthouse", action="store_true", help="Lighthouse's scores of the buyer's pages instead")
+    p.add_argument("--page", action="append", choices=PAGES, help="--lighthouse: only this page (repeatable)")
+    p.add_argument("--write-docs", action="store_true", help='--lighthouse: write its section of docs/performance.md')
     args = p.parse_args(argv)
-    if args.runs < 1 or args.products < 1 or not (args.path or "/").startswith("/"):
-        p.error("--runs and --products must be at least 1, --path must start with /")
+    args.runs = args.runs or (1 if args.lighthouse else 5)
+    if args.runs < 1 or args.products < 1:
+        p.error("--runs and --products must be at least 1")
     return args
 
 
@@ -281,7 +338,7 @@ async def measure_page(args: argparse.Namespace, bench: h.Bench) -> int:
     urls = {}
     for stack, gateway in gateways.items():
         shop_url, uploaded = await seed_shop(gateway, args.products)
-        urls[stack] = gateway + (args.path or "/" + shop_url.split("/", 3)[3])
+        urls[stack] = gateway + "/" + shop_url.split("/", 3)[3]
     path = urlsplit(urls["this"]).path
     bench.header("page load", baseline=f"{baseline} ({args.baseline})" if baseline else None,
                  software=f"{chromium_version()} headless (Playwright)", page=(
@@ -301,10 +358,16 @@ async def measure_page(args: argparse.Namespace, bench: h.Bench) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if chromium_missing("page_load.py"):
+    if not (CHROMIUM.is_file() and os.access(CHROMIUM, os.X_OK)):
+        sys.stderr.write(f"bench/page_load.py needs Chromium at {CHROMIUM} (Debian: apt-get install -y chromium).\n")
         return 2
-    return h.run(__file__, lambda bench: asyncio.run(measure_page(args, bench)), needs=("playwright", "gateway"),
-                 target="bench-page", keep=args.keep)
+    if args.lighthouse and not LIGHTHOUSE.exists():
+        sys.stderr.write("bench/page_load.py --lighthouse needs Lighthouse: npm ci --prefix bench/lighthouse "
+                         "(make bench-lighthouse does it).\n")
+        return 2
+    body = measure_lighthouse if args.lighthouse else measure_page
+    return h.run(__file__, lambda bench: asyncio.run(body(args, bench)), needs=("playwright", "gateway"),
+                 target="bench-lighthouse" if args.lighthouse else "bench-page", keep=args.keep)
 
 
 if __name__ == "__main__":

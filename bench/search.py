@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import json
-import os
 import random
 import sqlite3
 import subprocess
@@ -28,12 +27,12 @@ if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows 
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
 
 from bench import harness as h  # noqa: E402
+from bench.gateway import start_catalog  # noqa: E402
 
 DOCS = h.REPO / "docs"
 PLOT = DOCS / "search-latency.png"
 SECTION = "## Search (bench/search.py)"
 TARGET_P50_MS, TARGET_P99_MS, TARGET_SIZE = 15.0, 50.0, 100_000
-PG_DB = f"cv_bench_search_{os.urandom(4).hex()}"  # a run of its own: others may run the bench meanwhile
 SHOPS, SEED = 300, 20261127  # the shops the products are spread over; the seed of the data and the request order
 
 GENERA = [  # (name, category, weight)
@@ -154,71 +153,41 @@ def make_products(start_id: int, count: int, shops: list[dict], rng: random.Rand
     return products, variants
 
 
-class SqliteBackend:
-    name = "SQLite"
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder / "catalog.db"
-        self.url = f"sqlite+aiosqlite:///{self.path}"
-
-    def insert(self, table: str, rows: list[dict]) -> None:
-        cols = list(rows[0])
-        with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
+def insert(dbs: h.Databases, table: str, rows: list[dict]) -> None:
+    """``rows`` into the catalog's database: one ``executemany`` on SQLite, ``COPY`` on PostgreSQL."""
+    cols = list(rows[0])
+    if dbs.backend == "sqlite":
+        with contextlib.closing(sqlite3.connect(dbs.urls["catalog"].split("///", 1)[1])) as conn, conn:
             conn.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
                              [[_sqlite_value(r[c]) for c in cols] for r in rows])
+        return
 
-    def finish_load(self) -> None:
-        with contextlib.closing(sqlite3.connect(self.path)) as conn, conn:
-            # What a running catalog would have after a while; the FTS index merged as it would be.
-            conn.execute("INSERT INTO products_fts(products_fts) VALUES ('optimize')")
-            conn.execute("ANALYZE")
+    async def copy() -> None:
+        import asyncpg
 
-    def drop(self) -> None:
-        pass
+        conn = await asyncpg.connect(dbs.dsns["catalog"], timeout=10)
+        try:
+            await conn.copy_records_to_table(table, columns=cols, records=[tuple(r[c] for c in cols) for r in rows])
+            await conn.execute(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
+        finally:
+            await conn.close()
+
+    asyncio.run(copy())
+
+
+def finish_load(dbs: h.Databases) -> None:
+    """What a running catalog would have after a while: on SQLite the FTS index merged and ANALYZE; on
+    PostgreSQL what autovacuum does after a bulk load (statistics, the GIN pending list merged)."""
+    if dbs.backend != "sqlite":
+        asyncio.run(h.pg_admin(dbs.dsns["catalog"], ["VACUUM ANALYZE"]))
+        return
+    with contextlib.closing(sqlite3.connect(dbs.urls["catalog"].split("///", 1)[1])) as conn, conn:
+        conn.execute("INSERT INTO products_fts(products_fts) VALUES ('optimize')")
+        conn.execute("ANALYZE")
 
 
 def _sqlite_value(value):
     return value.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S.%f") if isinstance(value, dt.datetime) else value
-
-
-class PostgresBackend:
-    name = "PostgreSQL"
-
-    def __init__(self, admin_dsn: str) -> None:
-        self.admin_dsn, self.dsn = admin_dsn, f"{admin_dsn.rsplit('/', 1)[0]}/{PG_DB}"
-        self.url = self.dsn.replace("postgresql://", "postgresql+asyncpg://")
-        asyncio.run(h.pg_admin(admin_dsn, [f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)',
-                                           f'CREATE DATABASE "{PG_DB}"']))
-
-    def insert(self, table: str, rows: list[dict]) -> None:
-        async def go() -> None:
-            import asyncpg
-
-            conn = await asyncpg.connect(self.dsn, timeout=10)
-            try:
-                cols = list(rows[0])
-                await conn.copy_records_to_table(table, columns=cols, records=[tuple(r[c] for c in cols) for r in rows])
-                await conn.execute(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
-            finally:
-                await conn.close()
-
-        asyncio.run(go())
-
-    def finish_load(self) -> None:
-        # What autovacuum does after a bulk load: statistics, and the GIN pending list merged.
-        asyncio.run(h.pg_admin(self.dsn, ["VACUUM ANALYZE"]))
-
-    def drop(self) -> None:
-        asyncio.run(h.pg_admin(self.admin_dsn, [f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)']))
-
-
-def start_catalog(bench: h.Bench, env: dict[str, str], url: str, tag: str) -> str:
-    (port,) = h.free_ports(1)
-    argv = [bench.python, "-m", "services.catalog", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    bench.procs.start("catalog", argv, {**env, "CATALOG_DATABASE_URL": url}, bench.tmp / f"catalog-{tag}.log")
-    base = f"http://127.0.0.1:{port}"
-    h.wait_ready(bench.procs, f"{base}/readyz", timeout=60)
-    return base
 
 
 QUERIES: list[tuple[str, dict]] = [
@@ -340,36 +309,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run_backend(kind: str, args: argparse.Namespace, bench: h.Bench, env: dict[str, str]) -> list[Measured]:
-    backend = SqliteBackend(bench.tmp) if kind == "sqlite" else PostgresBackend(args.pg_admin_dsn)
+    dbs = h.Databases("sqlite" if kind == "sqlite" else "postgres", bench.tmp, args.pg_admin_dsn,
+                      prefix="cv_bench_search", apps=("catalog",))  # a run of its own: others may run meanwhile
     if not args.keep:
-        bench.cleanups.append(backend.drop)
-    print(f"[{backend.name}] migrating {backend.url.split('@')[-1]}", flush=True)
+        bench.cleanups.append(dbs.drop)
+    url, name = dbs.urls["catalog"], dbs.label
+    print(f"[{name}] migrating {url.split('@')[-1]}", flush=True)
     out = subprocess.run([bench.python, "-m", "services.catalog", "migrate"], cwd=bench.tmp, capture_output=True,
-                         text=True, env={**env, "CATALOG_DATABASE_URL": backend.url})
+                         text=True, env={**env, "CATALOG_DATABASE_URL": url})
     if out.returncode != 0:
-        raise h.BenchError(f"migrations failed on {backend.name}:\n{out.stdout}{out.stderr}")
+        raise h.BenchError(f"migrations failed on {name}:\n{out.stdout}{out.stderr}")
     rng = random.Random(SEED)
     shops = make_shops(SHOPS, rng)
-    backend.insert("shops", shops)
+    insert(dbs, "shops", shops)
     loaded, next_variant, results = 0, 1, []
     for size in args.sizes:
         started = time.perf_counter()
         while loaded < size:
             n = min(10_000, size - loaded)
             products, variants = make_products(loaded + 1, n, shops, rng, next_variant)
-            backend.insert("products", products)
-            backend.insert("variants", variants)
+            insert(dbs, "products", products)
+            insert(dbs, "variants", variants)
             loaded += n
             next_variant += len(variants)
-            print(f"[{backend.name}] seeding: {loaded:>7,} / {size:,} products "
+            print(f"[{name}] seeding: {loaded:>7,} / {size:,} products "
                   f"({time.perf_counter() - started:5.1f} s)", flush=True)
-        backend.finish_load()
-        print(f"[{backend.name}] {size:,} products loaded in {time.perf_counter() - started:.1f} s; "
+        finish_load(dbs)
+        print(f"[{name}] {size:,} products loaded in {time.perf_counter() - started:.1f} s; "
               "starting the catalog", flush=True)
-        result = measure(start_catalog(bench, env, backend.url, f"{kind}-{size}"), backend.name, size, args.rounds)
+        (port,) = h.free_ports(1)
+        start_catalog(bench.procs, bench.python, bench.tmp, port, {**env, "CATALOG_DATABASE_URL": url})
+        h.wait_ready(bench.procs, f"http://127.0.0.1:{port}/readyz", timeout=60)
+        result = measure(f"http://127.0.0.1:{port}", name, size, args.rounds)
         bench.procs.stop_all()
         results.append(result)
-        print(f"[{backend.name}] {size:>7,} products: p50 {result.pct(50):6.2f} ms  p99 {result.pct(99):6.2f} ms "
+        print(f"[{name}] {size:>7,} products: p50 {result.pct(50):6.2f} ms  p99 {result.pct(99):6.2f} ms "
               f"({len(result.latencies_ms)} requests)", flush=True)
     return results
 
