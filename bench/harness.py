@@ -198,7 +198,6 @@ def free_ports(n: int) -> list[int]:
 class Bench:
     """One run of a bench: its interpreter, command line, machine, temporary directory, children and
     clean-ups (run newest first when it ends, whatever the way)."""
-
     script: str
     python: str
     command: str

@@ -97,7 +97,6 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
     for code in rng.sample(codes, min(8, len(codes))):
         wards = h.expect(await client.get(f"/api/v1/provinces/{code}/wards"), 200, "GET wards")
         addresses += [(code, w["code"]) for w in rng.sample(wards, min(10, len(wards)))]
-
     growers: list[Grower] = []
     for i in range(args.growers):
         while (phone := h.mobile(rng)) in {g.phone for g in growers}:
@@ -112,7 +111,6 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
             "bank": {"bin": "970415", "account_number": f"1133{rng.randrange(10**8):08d}",
                      "holder": f"Nguyễn Văn {chr(65 + i % 26)}"}})
         growers.append(Grower(phone, headers, time.monotonic(), shop["id"]))
-
     world = World(growers, [g.shop_id for g in growers], [], defaultdict(list), addresses)
 
     async def add(n: int) -> None:
@@ -331,7 +329,6 @@ def plot(load: Load, samples: list[h.MemorySample], duration: float, title: str)
             ax2.bar(centres, [sum(not r.ok for r in every[x]) / bucket for x in sorted(every)], width=bucket * 0.9,
                     color="tab:red", label="errors/s")
         ax2.set(ylabel="req/s", xlabel="seconds into the load")
-
     with h.figure(MEMORY_PLOT, (10, 4.5), title=title) as (ax,):
         ts, rss = [s.t - load.started for s in samples], [by_app(s.rss) for s in samples]
         ax.stackplot(ts, *[[r[a] for r in rss] for a in APPS], labels=[f"{a} RSS" for a in APPS], alpha=0.75)
@@ -426,7 +423,7 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
            "GATEWAY_RATE_LIMITS": h.rate_limits(factor=args.rate_limit_factor), **h.env_pairs(args.app_env),
            **({"GATEWAY_REDIS_URL": args.redis_url} if args.shape != "single" else {})}
     if shape == "single":
-        procs, where = bench.procs, "4 processes, 1 uvicorn worker each"
+        procs, where = bench.procs, "1 process"
         gateway = (await asyncio.to_thread(h.start_apps, procs, bench.python, bench.tmp, dbs.urls, env=env))["gateway"]
     else:
         (procs, gateway), where = await asyncio.to_thread(start_cluster, args, bench, dbs, env), "2 replicas"
@@ -434,15 +431,14 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
     watch = h.MemoryWatch(procs)
     sampler = asyncio.create_task(watch.sample_every_second())
     await asyncio.sleep(2.5)
-
     bench.header(f"load bench, {shape} shape", software=f"PostgreSQL {bench.info['postgresql']}, NATS at "
                  f"{args.nats_url}" + (f", Redis at {args.redis_url}" if args.shape != "single" else ""), apps=(
-        f"{where} of every app, PostgreSQL databases {', '.join(dbs.names.values())}, EVENT_NAMESPACE={namespace}, "
-        "LOG_LEVEL=WARNING" + "".join(f", {item}" for item in args.app_env) + f"; ready in {started_in:.1f} s"),
+        f"{where} of every app (1 uvicorn worker each), PostgreSQL databases {', '.join(dbs.names.values())}, "
+        f"EVENT_NAMESPACE={namespace}, LOG_LEVEL=WARNING" + "".join(f", {item}" for item in args.app_env)
+        + f"; ready in {started_in:.1f} s"),
         limits=f"the gateway's rate limits × {args.rate_limit_factor} (GATEWAY_RATE_LIMITS), since every request "
         f"comes from 127.0.0.1", load=f"{args.users} virtual users, think time 0; mix "
         + ", ".join(f"{k} {v}" for k, v in MIX.items()) + f"; {args.warmup:g} s warm-up, {args.duration:g} s measured")
-
     limits = httpx.Limits(max_connections=args.users + 8, max_keepalive_connections=args.users + 8)
     async with httpx.AsyncClient(base_url=gateway, timeout=httpx.Timeout(30.0), limits=limits) as client:
         rng, t_seed, watch.phase = random.Random(20261127), time.monotonic(), "seeding"
@@ -452,7 +448,6 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
               f"through the API in {time.monotonic() - t_seed:.1f} s", flush=True)
         watch.phase = "seeded"
         await asyncio.sleep(3.5)
-
         load = Load(client, world, rng)
         if args.warmup > 0:
             print(f"  warming up for {args.warmup:g} s …", flush=True)
@@ -463,7 +458,6 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
             load.records.clear()
             load.failures.clear()
         orders_before = load.orders_placed
-
         print(f"  measuring for {args.duration:g} s …", flush=True)
         with h.CpuMeter(procs, own="load generator (this script)", with_children=True) as meter:
             watch.phase, load.started = "load", time.monotonic()
@@ -508,11 +502,9 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
                    f"({run.found} for {load.orders_placed}, {run.waited:.1f} s after the load)." if events_ok else
                    f", but the growers' inboxes held only {run.found} notifications for {load.orders_placed} "
                    f"orders after {run.waited:.1f} s."))
-    verdict = (f"Target: the four apps together ≤ {MEMORY_TARGET_MB:.0f} MB under load. What the four take together "
-               f"is their {measure}: **{together:.0f} MB at the peak, {'met' if memory_met else 'not met'}**. The "
-               f"sum of their RSS, {rss_peak:.0f} MB, counts the pages the four share (the same Python, libraries "
-               "and files) once in every process; USS leaves them all out; PSS shares them out, so the four PSS add "
-               "up to what the four apps take together.")
+    verdict = (f"Target: the four apps together ≤ {MEMORY_TARGET_MB:.0f} MB under load, i.e. their {measure} (each "
+               f"page they share counted once): **{together:.0f} MB at the peak, {'met' if memory_met else 'not met'}"
+               f"**. Their RSS added up, {rss_peak:.0f} MB, counts the shared pages once in every process.")
     print("\n" + "\n\n".join([headline, routes, "CPU used during the measured load:", cpu,
                               "Resident memory, sampled every second (MB = 2^20 bytes):", *memory, verdict]))
     if load.failures:
@@ -533,33 +525,19 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
             f"Machine: {info['cpus']} CPUs, {info['cpu_model']}, {info['memory']}, {info['kernel']}; Python "
             f"{info['python']}, PostgreSQL {info['postgresql']}, NATS JetStream; load average before the run "
             f"{info['load_before']}  ", f"Source: commit {info['source']}  ", f"Command: `{bench.command}`", "",
-            "The four apps run as separate processes (one uvicorn worker each) in the production shape on one "
-            "machine: each on its own fresh PostgreSQL database, events on NATS JetStream, mail logged "
-            f"(no SMTP server), `LOG_LEVEL=WARNING`, the gateway's rate limits × {args.rate_limit_factor} "
-            "(`GATEWAY_RATE_LIMITS`: all the traffic comes from one address)"
-            + "".join(f", `{item}`" for item in args.app_env) + ". Seeded through the API: "
-            f"{len(world.growers)} growers with shops, {len(world.product_ids)} varieties "
-            f"({sum(len(v) for v in world.variants_by_shop.values())} variants with wholesale tiers and large "
-            f"stock), {world.photos} photos. Load: closed model: {args.users} virtual users, think time 0, mix "
-            "browse 10 : search 3 : product page 5 : "
-            f"order 1 : grower inbox 1, {args.warmup:g} s warm-up, then {args.duration:g} s measured (the last "
-            f"replies came {run.elapsed - args.duration:.1f} s later). The load "
-            "generator (one asyncio process, httpx, keep-alive) runs on the same machine and takes CPU from "
-            "the apps (below). Latency is the client's: request sent to reply read. A closed model keeps every "
-            "user's next request waiting on the last reply: the stack runs at its capacity on this machine (req/s "
-            "is that capacity), and the latency is mostly queueing (p50 ≈ users / req/s); it cannot pile up more "
-            "work than the users hold, so an error is a fault, not an overload.", "",
+            "The four apps, one process each, on fresh PostgreSQL databases and NATS JetStream, the gateway's rate "
+            f"limits × {args.rate_limit_factor}" + "".join(f", `{item}`" for item in args.app_env) + "; seeded "
+            f"through the API: {len(world.growers)} growers, {len(world.product_ids)} varieties, {world.photos} "
+            f"photos; {args.users} virtual users, think time 0 (closed model: req/s is the stack's capacity here, "
+            f"latency mostly queueing), {args.warmup:g} s warm-up, {args.duration:g} s measured. Method: "
+            "bench/README.md.", "",
             headline, "", routes, "", "CPU used during the measured load:", "", cpu, "",
             "![latency and throughput over time](load-latency.png)",
         ]))
         h.write_section("## Memory", keep_subsections=True, text="\n".join([
             "## Memory (bench/load.py)", "", *caveat,
-            "The same run as Load above. Resident memory of each app's process, read with psutil every second "
-            "(RSS; USS = the pages that process alone maps; PSS = USS plus its share of the pages it shares), "
-            "MB = 2^20 bytes: started = the last reading before seeding, ≈ 2.5 s after all four answered "
-            "`/readyz`; idle = the last reading after seeding and ≈ 3.5 s of rest; under load = the readings "
-            f"of the {args.duration:g} s measured (not the warm-up); after = the last reading, ≈ 3.5 s after the "
-            "growers' inboxes were checked.", "", *(line for table in memory for line in (table, "")), verdict, "",
+            "The same run as Load above: each app's RSS, USS and PSS (MB = 2^20 bytes), read every second "
+            "(bench/README.md).", "", *(line for table in memory for line in (table, "")), verdict, "",
             "![resident memory over time](load-memory.png)",
         ]))
         print(f"wrote {h.PERFORMANCE_MD.relative_to(h.REPO)} (sections Load and Memory)")
@@ -572,6 +550,7 @@ def figures(run: Run, args: argparse.Namespace) -> dict:
     return {"shape": run.shape, "load_before": run.load_before, "duration_s": run.elapsed, "requests": len(records),
             "errors": sum(not r.ok for r in records), "throughput_rps": len(records) / args.duration,
             "p99_ms": h.pct([r.ms for r in records], 99), "orders": run.orders, "notifications_found": run.found,
+            "orders_placed": run.load.orders_placed,
             "routes": {route: {"count": len(ms), "p50_ms": h.pct(ms, 50), "p95_ms": h.pct(ms, 95),
                                "p99_ms": h.pct(ms, 99), "max_ms": max(ms),
                                "errors": sum(not r.ok for r in records if r.route == route)}
@@ -590,7 +569,7 @@ def compare(args: argparse.Namespace, bench: h.Bench) -> int:
             or math.nan}
     print("\n" + h.table(["round", "shape", "load average before", *cols, "requests", "errors", "orders in inboxes"],
                          [[f["round"], f["shape"], f["load_before"], *(f"{c(f):.1f}" for c in cols.values()),
-                           f"{f['requests']:,}", f["errors"], f"{f['notifications_found']} of {f['orders']}"]
+                           f"{f['requests']:,}", f["errors"], f"{f['notifications_found']} of {f['orders_placed']}"]
                           for f in runs], left=3))
     med = {shape: {k: statistics.median(c(f) for f in runs if f["shape"] == shape) for k, c in cols.items()}
            for shape in ("single", "cluster")}

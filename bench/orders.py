@@ -403,9 +403,6 @@ def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendR
     shop = asyncio.run(seed_shop(urls["gateway"], args.variants))
     if args.serve:
         print(f"  variants: (a) {shop.many[0]}…{shop.many[-1]}, (b) {shop.one}, sell-out {shop.sellout}")
-        print("  an order: curl -s -XPOST -H 'Content-Type: application/json' -H \"Idempotency-Key: $(uuidgen)\" "
-              f"-d '{json.dumps(order_body(random.Random(0), shop.one, 1), ensure_ascii=False)}' "
-              f"{urls['gateway']}/api/v1/orders")
         procs.serve_forever(urls)
     print(f"  4 apps up and a shop with {len(shop.many) + 2} variants for buyers, {len(shop.raw_many) + 1} for the "
           f"baseline, in {time.monotonic() - t0:.1f} s", flush=True)
@@ -420,7 +417,6 @@ def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendR
         _line(runs[f"raw-{key}"], "updates")
         runs[key] = measured(procs, buyers(urls["gateway"], variants, n, d, f"({key}) gateway, {what}", ledger))
         _line(runs[key], "orders")
-
     sellout_run = measured(procs, buyers(urls["gateway"], [shop.sellout], n, 60.0, "sell-out", ledger,
                                          quantities=(1, 1), stop_when_sold_out=True))
     # The buyers stopped at the first out-of-stock reply; the rest of the stock, if any (a reservation

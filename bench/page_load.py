@@ -47,16 +47,13 @@ class Network:
     down_bytes_s: float = -1.0  # -1: not throttled (the DevTools protocol's convention)
     up_bytes_s: float = -1.0
 
-    def describe(self) -> str:
-        return (f"{self.name}: {self.latency_ms:g} ms latency per request, {self.down_bytes_s * 8 / 1e6:.2f} Mbit/s "
-                f"down, {self.up_bytes_s * 8 / 1e3:.0f} kbit/s up" if self.latency_ms
-                else f"{self.name}: not throttled (loopback)")
-
 
 # Chrome DevTools' "Slow 4G" preset (devtools-frontend, NetworkManager: Slow4GConditions).
 SLOW_4G = Network("slow 4G", latency_ms=150 * 3.75, down_bytes_s=1.6e6 / 8 * 0.9, up_bytes_s=750e3 / 8 * 0.9)
 UNTHROTTLED = Network("unthrottled")
 CONDITIONS = (UNTHROTTLED, SLOW_4G)
+NETWORKS = (f"slow 4G: {SLOW_4G.latency_ms:g} ms latency per request, {SLOW_4G.down_bytes_s * 8 / 1e6:.2f} Mbit/s "
+            f"down, {SLOW_4G.up_bytes_s * 8 / 1e3:.0f} kbit/s up (Chrome DevTools' preset), and unthrottled (loopback)")
 
 
 async def seed_shop(gateway_url: str, products: int) -> tuple[str, int]:
@@ -225,11 +222,6 @@ LIGHTHOUSE = h.REPO / "bench" / "lighthouse" / "node_modules" / ".bin" / "lighth
 LH_FLAGS = ["--headless=new", *(a for a in CHROMIUM_ARGS if a != "--disable-quic")]
 CATEGORIES = ("performance", "accessibility", "best-practices", "seo")
 PAGES, LH_TARGET = ("home", "shop", "product", "cart", "tracking"), 95
-NOINDEX = ("The cart and the tracking page say `<meta name=\"robots\" content=\"noindex\">` on purpose: the cart"
-           " is one buyer's, and a tracking page shows a buyer's name, phone and address behind a private link, "
-           "so neither belongs in a search engine. Lighthouse's `is-crawlable` audit fails on any page kept out "
-           "of the index (meta robots, an `X-Robots-Tag` header or a robots.txt rule alike) and weighs 4 of "
-           "SEO's 10 there, so these two pages stop at 60 while every other SEO audit passes.")
 
 
 async def lighthouse_pages(gateway_url: str) -> dict[str, tuple[str, dict[str, str]]]:
@@ -300,14 +292,11 @@ async def measure_lighthouse(args: argparse.Namespace, bench: h.Bench) -> int:
         h.write_section("## Lighthouse", "\n".join([
             "## Lighthouse (bench/page_load.py)", "",
             f"`{bench.command}` (`make bench-lighthouse`) on commit {info['source']}, "
-            f"{dt.date.today().isoformat()}: Lighthouse {lh_version}, its default mobile settings (form factor "
-            "mobile, simulated throttling: 150 ms RTT, 1.6 Mbit/s, CPU 4×), driving "
-            f"{version} headless (`CHROME_PATH=/usr/bin/chromium`, `{' '.join(LH_FLAGS)}`). "
-            f"{info['cpus']} CPUs ({info['cpu_model']}), load average before the run {info['load_before']}. "
-            f"The demo seed; the cart page with one line, the tracking page of a placed order. "
-            f"Median of {args.runs} audit{'s' if args.runs > 1 else ''} per page. Target: each score ≥ {LH_TARGET} "
-            f"({'met' if met else 'not met'}).", "", scores, "",
-            *(["Audits below full marks in the last run:", "", *lost_lines, ""] if lost_lines else []), NOINDEX]))
+            f"{dt.date.today().isoformat()}: Lighthouse {lh_version} at its mobile defaults (simulated throttling), "
+            f"{version} headless (`{' '.join(LH_FLAGS)}`); {info['cpus']} CPUs ({info['cpu_model']}), load average "
+            f"before the run {info['load_before']}; the demo seed (bench/README.md). Median of {args.runs} audit(s) "
+            f"per page. Target: each score ≥ {LH_TARGET} ({'met' if met else 'not met'}).", "", scores, "",
+            *(["Audits below full marks in the last run:", "", *lost_lines] if lost_lines else [])]))
     return 0 if met else 3
 
 
@@ -347,8 +336,7 @@ async def measure_page(args: argparse.Namespace, bench: h.Bench) -> int:
         f"sizes); apps on SQLite, LOG_LEVEL=WARNING, set up in {time.monotonic() - started:.0f} s"),
         phone=f"{PHONE['viewport']['width']}×{PHONE['viewport']['height']} CSS px at {PHONE['device_scale_factor']}×, "
         "touch, vi-VN; a new browser context per load (cold cache and connections)",
-        network=f"{SLOW_4G.describe()} (Chrome DevTools' Slow 4G preset), and {UNTHROTTLED.describe()}",
-        CPU="not slowed")
+        network=NETWORKS, CPU="not slowed")
     loads = await measure(args, urls)
     bench.procs.check_alive()
     bench.write_json(args, chromium=chromium_version(), path=path, networks={n.name: asdict(n) for n in CONDITIONS},

@@ -274,26 +274,16 @@ def verdict(results: list[Measured]) -> list[str]:
 
 
 def plot(results: list[Measured], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=120)
-    for backend, colour in (("SQLite", "tab:blue"), ("PostgreSQL", "tab:orange")):
-        rs = [r for r in results if r.backend == backend]
-        for q, style in ((50, "o-"), (99, "s--")):
-            ax.plot([r.size for r in rs], [r.pct(q) for r in rs], style, color=colour, label=f"{backend} p{q}")
-    for q, target, style in ((50, TARGET_P50_MS, ":"), (99, TARGET_P99_MS, "-.")):
-        ax.axhline(target, color="grey", linestyle=style, linewidth=1)
-        ax.text(results[0].size, target, f" p{q} target {target:g} ms", va="bottom", fontsize=8, color="grey")
-    ax.set(xscale="log", xlabel="products in the catalog", ylabel="latency per search (ms), one client, direct to "
-           "the catalog", title="Chợ Vườn search: GET /api/v1/products?q=… (bench/search.py)", ylim=(0, None))
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    with h.figure(path, (8, 5), title="Chợ Vườn search: GET /api/v1/products?q=… (bench/search.py)") as (ax,):
+        for backend, colour in (("SQLite", "tab:blue"), ("PostgreSQL", "tab:orange")):
+            rs = [r for r in results if r.backend == backend]
+            for q, style in ((50, "o-"), (99, "s--")):
+                ax.plot([r.size for r in rs], [r.pct(q) for r in rs], style, color=colour, label=f"{backend} p{q}")
+        for q, target, style in ((50, TARGET_P50_MS, ":"), (99, TARGET_P99_MS, "-.")):
+            ax.axhline(target, color="grey", linestyle=style, linewidth=1)
+            ax.text(results[0].size, target, f" p{q} target {target:g} ms", va="bottom", fontsize=8, color="grey")
+        ax.set(xscale="log", xlabel="products in the catalog", ylim=(0, None),
+               ylabel="latency per search (ms), one client, direct to the catalog")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -370,20 +360,15 @@ def main(argv: list[str] | None = None) -> int:
         } for r in results])
         if not args.no_write:
             plot(results, PLOT)
-            h.write_section(SECTION, "\n".join([
+            h.write_section(SECTION, keep_subsections=True, text="\n".join([
                 SECTION, "", f"Date: {h.now()}  ",
                 f"Machine: {m['cpus']} CPUs, {m['cpu_model']}, {m['memory']}, {m['kernel']}, Python {m['python']}, "
                 f"{software}; load average before the run {m['load_before']}, after {h.load_average()}  ",
                 f"Command: `{bench.command}`", "",
-                "Each backend's catalog database is made by the migrations and filled with SQL (not the API) with "
-                f"varieties whose Vietnamese names combine genera, colours, origins, descriptors and cultivars, over "
-                f"{SHOPS} shops in {len(PROVINCE_WEIGHTS)} provinces (≈ 93 % active, 12 % of variants sold "
-                "out). At each size the catalog runs as its own process (`python -m services.catalog serve`, one "
-                "uvicorn worker) and one httpx client sends, one at a time, "
-                f"{len(QUERIES) + len(SECOND_PAGES)} kinds of request × {args.rounds} rounds in shuffled order: "
-                "common and rare words, with and without accents, upper case, prefixes, filters, sorts by price, "
-                "browsing without words and second pages (20 items a page). Latency is the client's, request sent "
-                "to reply read.", "", table(results), "",
+                f"The catalog alone (one uvicorn worker) on a database filled with SQL over {SHOPS} shops; one httpx "
+                f"client, {len(QUERIES) + len(SECOND_PAGES)} kinds of request × {args.rounds} rounds in shuffled "
+                "order, one at a time; latency request sent → reply read (method: bench/README.md).", "",
+                table(results), "",
                 f"Targets at {TARGET_SIZE:,} products: p50 ≤ {TARGET_P50_MS:g} ms, p99 ≤ {TARGET_P99_MS:g} ms.", "",
                 *[f"- {line}" for line in verdict(results)], "",
                 "By query at the largest size (p50 / p99, ms; items on the page):", "", per_query_table(results), "",
