@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 RUNTIME_STAMP := $(VENV)/.installed-runtime
 STAMP := $(VENV)/.installed
 
-.PHONY: audit run run-cluster stop-cluster test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-catalog-reads bench-search bench-page bench-events bench-load bench-orders bench-tracing bench-lighthouse fuzz
+.PHONY: audit run run-cluster stop-cluster test install install-runtime lock migrate seed lint fmt clean openapi bench-gateway bench-catalog-reads bench-search bench-page bench-events bench-load bench-load-shapes bench-orders bench-tracing bench-lighthouse fuzz
 
 # Two locks, both with hashes: requirements.lock (what the apps run on: `make run`, the image) and
 # requirements-dev.lock (that plus the test and bench tools: `make test`). The venv is updated only
@@ -140,6 +140,11 @@ bench-events: install
 bench-load: install
 	@$(BIN)/python bench/load.py --write-docs
 
+# The same load on the single-process shape and on the cluster's (deploy/cluster.py: two replicas of every
+# app, Redis), in turn, two rounds each, 30 s measured per run (docs/performance.md, "Load: one process or two").
+bench-load-shapes: install
+	@$(BIN)/python bench/load.py --shape both --rounds 2 --duration 30
+
 # The shop page of 20 products in Chromium, cold cache, unthrottled and on slow 4G: first paint.
 bench-page: install $(BROWSER_DEPS)
 	@$(BIN)/python bench/page_load.py
@@ -155,4 +160,4 @@ $(LIGHTHOUSE_DEPS): bench/lighthouse/package-lock.json
 	@npm ci --prefix bench/lighthouse --no-audit --no-fund --loglevel=error >/dev/null && touch $@
 
 bench-lighthouse: install $(LIGHTHOUSE_DEPS)
-	@$(BIN)/python bench/lighthouse_pages.py --runs $${RUNS:-3} --write-docs
+	@$(BIN)/python bench/page_load.py --lighthouse --runs $${RUNS:-3} --write-docs

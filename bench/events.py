@@ -71,7 +71,6 @@ async def set_up_grower(gateway: str) -> tuple[str, int]:
 @dataclass
 class Arrival:
     at: float  # time.monotonic() when the event's bytes were read
-    notification_id: int
     created_at: float  # notify's created_at of the inbox row, as time.monotonic()
 
 
@@ -128,7 +127,7 @@ class StreamListener(threading.Thread):
             self.duplicates.append(code)
         else:
             created = dt.datetime.fromisoformat(note["created_at"]).timestamp() - WALL_OFFSET
-            self.arrivals[code] = Arrival(at, note["id"], created)
+            self.arrivals[code] = Arrival(at, created)
 
     def stop(self) -> None:
         """End the stream from the client's side (the server then lets go of it at once)."""
@@ -333,14 +332,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def measure_transport(args: argparse.Namespace, bench: h.Bench, transport: str) -> list[dict]:
-    started = time.monotonic()
-    print(f"[{transport}] starting notify, catalog, orders and the gateway …", flush=True)
+    started, listener = time.monotonic(), None
     gateway, namespace = start_stack(args, bench, transport)
-    listener = None
     try:
-        print(f"[{transport}] ready in {time.monotonic() - started:.1f} s"
-              + (f" (NATS namespace {namespace})" if namespace else "")
-              + "; registering a grower, a shop and a variety through the gateway", flush=True)
+        print(f"[{transport}] the four apps ready in {time.monotonic() - started:.1f} s"
+              + (f" (NATS namespace {namespace})" if namespace else "") + "; a grower, a shop, a variety", flush=True)
         token, variant_id = asyncio.run(set_up_grower(gateway))
         listener = StreamListener(f"{gateway}/api/v1/notifications/stream", token)
         listener.start()
@@ -381,18 +377,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"bench/events.py: NATS with JetStream is not usable at {args.nats_url} ({why}).\n"
                              "  Start nats-server with -js, or run --transport http.\n")
             return 2
-        bench.header("events bench", apps=(
-            "notify, catalog, orders, gateway, 1 uvicorn process each, LOG_LEVEL=WARNING, "
-            f"{'SQLite files' if args.backend == 'sqlite' else 'PostgreSQL databases'}; relays at their default "
-            "settings" + "".join(f", {item}" for item in args.env)),
-            gateway=f"order-ip rate limit raised to {ORDER_LIMIT} a minute (default 20: every order comes from "
-            "127.0.0.1)", load=(
-            f"{args.warmup} warm-up orders, then per transport "
-            + " and ".join(m for m in (f"{args.orders} orders at {args.rate:g}/s" if args.mode != "burst" else "",
-                                       f"{args.orders} orders by {args.concurrency} guests at once"
-                                       if args.mode != "steady" else "") if m)
-            + "; latency = POST sent → its order.placed event read on GET /api/v1/notifications/stream "
-            "(through the gateway)"))
+        bench.header("events bench", apps=f"the four apps, 1 uvicorn process each, on {args.backend}, relays at "
+                     f"their defaults, the order-ip rate limit {ORDER_LIMIT} a minute", load=(
+            f"{args.warmup} warm-up orders, then per transport and mode {args.orders} orders (steady: {args.rate:g}/s; "
+            f"burst: {args.concurrency} guests at once); latency = POST sent → its event read on the grower's stream"))
         results: list[dict] = []
         for transport in transports:
             results += measure_transport(args, bench, transport)

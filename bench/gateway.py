@@ -30,6 +30,7 @@ from bench import harness as h  # noqa: E402
 
 TEMPLATE = Path(__file__).resolve().parent / "nginx.conf.template"
 STATIC_TEMPLATE = Path(__file__).resolve().parent / "nginx-static.conf.template"
+PACE_TEMPLATE = Path(__file__).resolve().parent / "pace.lua.template"
 LIST_PATH = "/api/v1/products?limit=20"
 TARGETS = ("direct", "gateway", "nginx")
 READ_PATHS = {"healthz": "/healthz", "listing": LIST_PATH, "provinces": "/api/v1/provinces"}  # --catalog-reads
@@ -81,15 +82,20 @@ def wait_for_list(procs: h.Processes, url: str) -> bytes:
     return h.wait_ready(procs, url, 60.0, lambda body: None if len(json.loads(body)["items"]) == 20 else "not 20")
 
 
-def start_nginx(procs: h.Processes, nginx: str, name: str, template: Path, prefix: Path, **values: object) -> h.Child:
-    """nginx from ``template`` (its ``{{name}}`` placeholders filled in), in the foreground, in ``prefix``."""
+def fill(template: Path, **values: object) -> str:
+    """``template``'s text with its ``{{name}}`` placeholders filled in (each must be)."""
     text = template.read_text()
-    for key, value in {"prefix": prefix, **values}.items():
+    for key, value in values.items():
         text = text.replace("{{" + key + "}}", str(value))
     if m := re.search(r"{{.*?}}", text):
         raise h.BenchError(f"unfilled placeholder in {template}: {m.group(0)}")
+    return text
+
+
+def start_nginx(procs: h.Processes, nginx: str, name: str, template: Path, prefix: Path, **values: object) -> h.Child:
+    """nginx from ``template`` (its ``{{name}}`` placeholders filled in), in the foreground, in ``prefix``."""
     prefix.mkdir(parents=True, exist_ok=True)
-    (conf := prefix / "nginx.conf").write_text(text)
+    (conf := prefix / "nginx.conf").write_text(fill(template, prefix=prefix, **values))
     return procs.start(name, [nginx, "-p", str(prefix), "-e", str(prefix / "nginx-error.log"), "-c", str(conf)],
                        {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")}, prefix / "nginx.log")
 
@@ -156,26 +162,14 @@ def parse_wrk(output: str) -> Result:
     return Result(float(rps.group(1)), _ms(p50.group(1)), _ms(p99.group(1)), int(total.group(1)), "; ".join(errors))
 
 
-PACING_SCRIPT = """\
--- Each connection waits a random 0 to 2 × {mean_ms:.1f} ms before each request (the mean keeps
--- {connections} connections at ≈ {rate:g} requests/s in all); wrk times only request → reply.
-function init(args)
-  math.randomseed(os.time() + tonumber(tostring({{}}):match("0x(%x+)") or "0", 16))
-end
-function delay()
-  return math.random(0, {twice_ms})
-end
-"""
-
-
 def pacing_script(directory: Path, connections: int, rate: float) -> Path:
     """A wrk script that paces every connection so that together they offer ``rate`` requests/s:
     load below what the upstream can serve, where latency is the service's and the proxy's own, not
     the queue's."""
     mean_ms = 1000.0 * connections / rate
     path = directory / f"pace-{rate:g}.lua"
-    path.write_text(PACING_SCRIPT.format(mean_ms=mean_ms, connections=connections, rate=rate,
-                                         twice_ms=max(1, round(2 * mean_ms))))
+    path.write_text(fill(PACE_TEMPLATE, mean_ms=f"{mean_ms:.1f}", connections=connections, rate=f"{rate:g}",
+                         twice_ms=max(1, round(2 * mean_ms))))
     return path
 
 
@@ -190,8 +184,7 @@ def run_wrk(wrk: str, url: str, threads: int, connections: int, seconds: float, 
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = h.Options(__doc__, env="--gateway-env", quiet=0.15, serve=True,
-                  env_help="extra environment for the gateway, e.g. GATEWAY_MAX_CONNECTIONS=16 (repeatable)")
+    p = h.Options(__doc__, env="--gateway-env", quiet=0.15, serve=True)
     p.add_argument("--connections", "-c", type=int, default=32, help="wrk connections, the same for each target")
     p.add_argument("--threads", "-t", type=int, default=2, help="wrk threads, the same for each target")
     p.add_argument("--duration", "-d", type=float, default=10.0, help="seconds measured per target and round")
@@ -346,7 +339,7 @@ def report(args: argparse.Namespace, runs: dict[str, list[Result]], upstream: st
     if errors := {t: r.errors for t, r in med.items() if r.errors}:
         lines.append("errors: " + "; ".join(f"{t}: {e}" for t, e in errors.items()))
     print("\n" + "\n".join(lines))
-    return {"median": {t: r.__dict__ for t, r in med.items()}, "gateway_over_nginx": vs_nginx,
+    return {"median": med, "gateway_over_nginx": vs_nginx,
             "gateway_over_direct": vs_direct, "p99_added_by_gateway_ms": added_p99,
             "p99_added_by_gateway_per_round_ms": added["gateway"],
             "p50_added_by_gateway_ms": added_p50, "p99_added_by_nginx_ms": nginx_added_p99,
@@ -399,31 +392,22 @@ def measure_all(args: argparse.Namespace, bench: h.Bench, wrk: str, nginx: str) 
     if args.serve:
         procs.serve_forever({"catalog": urls["direct"], "static": urls["direct"], **urls})
     bench.info.update(wrk=h.tool_version([wrk, "-v"]).split(" Copyright")[0], nginx=h.tool_version([nginx, "-v"]))
-    bench.header("gateway bench", software=f"{bench.info['nginx']}, {bench.info['wrk']}", load=(
-        f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s --latency (warm-up {args.warmup:g}s per "
-        f"target), {args.rounds} round(s) of direct, gateway, nginx in turn; "
-        + (f"then the same paced to {args.load:g} × the direct req/s" if args.load > 0 else "no paced phase")),
-        request=f"GET {LIST_PATH} → 20 of {active} active products, {len(bodies['direct'])} B of JSON",
-        warning=None if len(set(bodies.values())) == 1 else "the three targets answer different bodies: "
-        + ", ".join(f"{t} {len(b)} B" for t, b in bodies.items()),
-        upstream=upstream_desc, proxies="gateway 1 uvicorn process (LOG_LEVEL=WARNING"
-        + "".join(f", {item}" for item in args.gateway_env) + f"); nginx 1 worker, upstream keepalive "
-        f"{NGINX_KEEPALIVE}; everything on 127.0.0.1")
+    bench.header("gateway bench", software=f"{bench.info['nginx']}, {bench.info['wrk']}", upstream=upstream_desc,
+                 request=f"GET {LIST_PATH} → 20 of {active} active products, {len(bodies['direct'])} B of JSON",
+                 warning=None if len(set(bodies.values())) == 1 else "the three targets answer different bodies: "
+                 + ", ".join(f"{t} {len(b)} B" for t, b in bodies.items()))
     print("Throughput: every connection sends its next request as soon as the reply is in", flush=True)
     metrics = (f"http://127.0.0.1:{ports['gateway']}/metrics", token)
     runs = measure(args, wrk, procs, urls, metrics=metrics)
-    phases = {"throughput": {"runs": {t: [r.__dict__ for r in rs] for t, rs in runs.items()},
-                             **report(args, runs, upstream.name, None)}}
+    phases = {"throughput": {"runs": runs, **report(args, runs, upstream.name, None)}}
     if args.load > 0:
         rate = args.load * medians(runs)["direct"].rps
         print(f"\nLatency: the same connections, paced to {args.load:g} × the direct req/s above "
               f"(≈ {rate:.0f} req/s in all)", flush=True)
         paced = measure(args, wrk, procs, urls, pacing_script(tmp, args.connections, rate), metrics)
-        phases["latency"] = {"runs": {t: [r.__dict__ for r in rs] for t, rs in paced.items()},
-                             **report(args, paced, upstream.name, rate)}
+        phases["latency"] = {"runs": paced, **report(args, paced, upstream.name, rate)}
     bench.write_json(args, response_bytes=len(bodies["direct"]), **phases)
     return 0
-
 
 
 def catalog_reads(args: argparse.Namespace, bench: h.Bench, wrk: str) -> int:
@@ -457,11 +441,8 @@ def catalog_reads(args: argparse.Namespace, bench: h.Bench, wrk: str) -> int:
         for path_name, path in READ_PATHS.items():
             urls[f"{name}: {path_name}"] = f"http://127.0.0.1:{gateway_port}{path}"
             meters[f"{name}: {path_name}"] = procs
-    bench.header("catalog reads", baseline=f"{baseline} ({args.baseline})" if baseline else None, load=(
-        f"wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s (warm-up {args.warmup:g}s) through each "
-        f"stack's gateway; {args.rounds} round(s), each stack and path in turn"), data=(
-        f"{active} active products on SQLite; GET {LIST_PATH} answers 20 with their variants and photos; each app "
-        "one uvicorn process, LOG_LEVEL=WARNING"))
+    bench.header("catalog reads", baseline=f"{baseline} ({args.baseline})" if baseline else None,
+                 data=f"{active} active products on SQLite; GET {LIST_PATH} answers 20")
     runs = measure(args, wrk, bench.procs, urls, meters=meters)
     rows, summary = [], {}
     for name in plans:
@@ -483,7 +464,7 @@ def catalog_reads(args: argparse.Namespace, bench: h.Bench, wrk: str) -> int:
           f"{'met' if this >= READS_TARGET else 'NOT met'})")
     if errors := {n: s["errors"] for n, s in summary.items() if s["errors"]}:
         print("errors: " + "; ".join(f"{n}: {e}" for n, e in errors.items()))
-    bench.write_json(args, baseline=baseline, runs={t: [r.__dict__ for r in rs] for t, rs in runs.items()},
+    bench.write_json(args, baseline=baseline, runs=runs,
                      summary=summary)
     return 0 if this >= READS_TARGET else 3
 

@@ -29,7 +29,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,6 +42,7 @@ MODULES = {"notify": "services.notify", "catalog": "services.catalog", "orders":
 APP_SETTINGS = ("CATALOG_", "GATEWAY_", "ORDERS_", "NOTIFY_", "EVENT_", "SMTP_", "JWT_PUBLIC_KEY", "SERVICE_TOKEN")
 PASSWORD = "Sen-hong-Dong-Thap-7"
 PG_ADMIN_DSN = os.environ.get("TEST_POSTGRES_DSN", "postgresql://root@127.0.0.1:5432/postgres")
+WORDS = json.loads((REPO / "bench" / "words.json").read_text())  # the words the benches make their data of
 
 
 class BenchError(RuntimeError):
@@ -60,14 +61,6 @@ def ensure_venv(script: str, *needs: str, target: str) -> None:
             sys.exit(f"bench/{Path(script).name}: {exc}; run `make install` first (then `make {target}`).")
 
 
-def _proc_line(path: str, prefix: str) -> str | None:
-    with contextlib.suppress(OSError):
-        for line in Path(path).read_text().splitlines():
-            if line.startswith(prefix):
-                return line
-    return None
-
-
 def load_average() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -75,11 +68,12 @@ def load_average() -> str:
 def machine() -> dict[str, str]:
     """What a run's figures depend on: CPUs, their model, memory, kernel, Python, the commit measured
     and the load average before the run (other work on the machine skews the figures)."""
-    model = _proc_line("/proc/cpuinfo", "model name")
-    mem = _proc_line("/proc/meminfo", "MemTotal:")
-    return {"cpus": str(os.cpu_count()),
-            "cpu_model": model.split(":", 1)[1].strip() if model else platform.processor() or "?",
-            "memory": f"{int(mem.split()[1]) / 1024 / 1024:.1f} GiB" if mem else "?",
+    proc = {name: Path(f"/proc/{name}").read_text() if Path(f"/proc/{name}").exists() else "" for name in
+            ("cpuinfo", "meminfo")}
+    model, mem = re.search(r"^model name\s*: (.*)$", proc["cpuinfo"], re.M), re.search(r"^MemTotal: +(\d+)",
+                                                                                        proc["meminfo"], re.M)
+    return {"cpus": str(os.cpu_count()), "cpu_model": model[1].strip() if model else platform.processor() or "?",
+            "memory": f"{int(mem[1]) / 1024 / 1024:.1f} GiB" if mem else "?",
             "kernel": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
             "source": git_describe(), "load_before": load_average()}
 
@@ -111,10 +105,7 @@ class Child:
     log: Path
 
     def tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:]) if self.log.exists() else ""
 
 
 @dataclass
@@ -189,9 +180,7 @@ def free_ports(n: int) -> list[int]:
     """``n`` distinct ports free right now (held open together while chosen, so none repeats)."""
     with contextlib.ExitStack() as stack:
         socks = [stack.enter_context(socket.socket()) for _ in range(n)]
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
+        return [s.bind(("127.0.0.1", 0)) or s.getsockname()[1] for s in socks]
 
 
 @dataclass
@@ -220,9 +209,12 @@ class Bench:
         print(flush=True)
 
     def write_json(self, args: argparse.Namespace, **figures: object) -> None:
-        """``--json FILE``: the figures, with the date, the command, the machine and the options."""
-        write_json(args.json, {"date": now(), "command": self.command, "machine": self.info,
-                               "options": vars(args), **figures})
+        """``--json FILE``: the figures (dataclasses as their fields), with the date, the command, the machine
+        and the options."""
+        if args.json:
+            Path(args.json).write_text(json.dumps({"date": now(), "command": self.command, "machine": self.info,
+                                                   "options": vars(args), **figures}, indent=2, ensure_ascii=False,
+                                                  default=lambda o: asdict(o) if is_dataclass(o) else str(o)) + "\n")
 
     def close(self, keep: bool) -> None:
         self.procs.stop_all()
@@ -242,7 +234,6 @@ def run(script: str, body: Callable[[Bench], int], *, target: str, needs: tuple[
     """Run ``body`` as a bench: under the venv, a SIGTERM (a CI timeout) unwinding like Ctrl-C, every
     child stopped and every clean-up run at the end; a :class:`BenchError` is its message and status 1."""
     ensure_venv(script, *needs, target=target)
-    name = Path(script).name
 
     def on_term(signum, frame):
         raise KeyboardInterrupt
@@ -259,7 +250,7 @@ def run(script: str, body: Callable[[Bench], int], *, target: str, needs: tuple[
         print("\ninterrupted; stopping what was started …", file=sys.stderr)
         return 130
     except BenchError as exc:
-        print(f"bench/{name}: {exc}", file=sys.stderr)
+        print(f"bench/{Path(script).name}: {exc}", file=sys.stderr)
         return 1
     finally:
         bench.close(keep)
@@ -272,15 +263,14 @@ class Options(argparse.ArgumentParser):
     name of its PostgreSQL admin DSN option; ``nats``: ``--nats-url``; ``serve``: ``--serve``."""
 
     def __init__(self, doc: str, *, env: str | None = None, quiet: float | None = None, pg: str | None = None,
-                 nats: bool = False, serve: bool = False, json: bool = True,
-                 env_help: str = "extra environment for the apps; a name with an app's prefix (ORDERS_…) goes to "
-                                 "that app only (repeatable)") -> None:
+                 nats: bool = False, serve: bool = False, json: bool = True) -> None:
         super().__init__(description=doc.split("\n\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter)
         self.add_argument("--keep", action="store_true", help="keep the temporary directory (databases, logs)")
         if json:
             self.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
         if env:
-            self.add_argument(env, action="append", default=[], metavar="NAME=VALUE", help=env_help, type=_pair)
+            self.add_argument(env, action="append", default=[], metavar="NAME=VALUE", type=_pair, help="extra "
+                              "environment; a name with an app's prefix (ORDERS_…) goes to that app only (repeatable)")
         if quiet is not None:
             self.add_argument("--max-other-cores", type=float, default=quiet,
                               help="a run during which other processes kept more cores busy is disturbed")
@@ -475,19 +465,12 @@ async def open_shop(gw, phone: str, shop: dict | None = None, name: str = "Bà T
     shop = shop or shop_body(phone)
     expect(await gw.post("/api/v1/auth/register", json={"role": "grower", "name": name, "phone": phone,
                                                          "password": PASSWORD}), 201, "register the grower")
-    headers = await sign_in(gw, phone)
+    tokens = expect(await gw.post("/api/v1/auth/token", json={"login": phone, "password": PASSWORD}), 200, "sign in")
+    headers = {"Authorization": f"Bearer {tokens['access_token']}"}
     return headers, expect(await gw.post("/api/v1/shops", json=shop, headers=headers), 201, "open the shop")
 
 
-async def sign_in(gw, phone: str) -> dict[str, str]:
-    tokens = expect(await gw.post("/api/v1/auth/token", json={"login": phone, "password": PASSWORD}), 200, "sign in")
-    return {"Authorization": f"Bearer {tokens['access_token']}"}
-
-
-BUYER_NAMES = ["Nguyễn Thị Hoa", "Trần Văn Bình", "Lê Thị Mai", "Phạm Minh Tuấn", "Võ Thị Lan", "Huỳnh Văn Phúc",
-               "Đặng Thu Trang", "Bùi Quốc Dũng", "Đỗ Thị Ngọc", "Hồ Văn Tài"]
-MOBILE_PREFIXES = ["090", "091", "093", "094", "096", "097", "098", "086", "088", "089", "032", "033", "035", "070",
-                   "077", "081", "083", "085"]
+BUYER_NAMES, MOBILE_PREFIXES = WORDS["buyer_names"], WORDS["mobile_prefixes"]
 
 
 def mobile(rng: random.Random) -> str:
@@ -563,11 +546,6 @@ def machine_busy_seconds() -> float:
     return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
 
 
-def _own_seconds(who: int) -> float:
-    usage = resource.getrusage(who)
-    return usage.ru_utime + usage.ru_stime
-
-
 class CpuMeter:
     """``with CpuMeter(procs) as cpu: …``: the CPU seconds each child (``with_children``: and its own
     children) and this process spent meanwhile (``cpu.used``, this process as ``own``; ``own="wrk"``
@@ -582,7 +560,8 @@ class CpuMeter:
     def _read(self) -> dict[str, float]:
         out = {c.name: cpu_seconds(c.proc.pid, with_children=self.with_children) for c in self.procs.children}
         if self.own:
-            out[self.own] = _own_seconds(resource.RUSAGE_CHILDREN if self.own == "wrk" else resource.RUSAGE_SELF)
+            usage = resource.getrusage(resource.RUSAGE_CHILDREN if self.own == "wrk" else resource.RUSAGE_SELF)
+            out[self.own] = usage.ru_utime + usage.ru_stime
         return out
 
     def __enter__(self) -> CpuMeter:
@@ -693,11 +672,6 @@ def figure(path: Path, size: tuple[float, float], *heights: float, title: str = 
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
-
-
-def write_json(path: str | None, figures: dict | list) -> None:
-    if path:
-        Path(path).write_text(json.dumps(figures, indent=2, ensure_ascii=False, default=str) + "\n")
 
 
 def write_section(heading: str, text: str, *, keep_subsections: bool = False, path: Path = PERFORMANCE_MD) -> None:

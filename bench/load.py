@@ -47,21 +47,14 @@ ROUTES = {
 }
 
 VARIANTS = [("Củ giống", 35_000), ("Cây con", 60_000), ("Chậu 30 cm", 150_000), ("Chậu 50 cm", 320_000)]
-# What buyers type: the words of the seeded names (bench/search.py's), with and without accents.
-SEARCHES = ["hoa súng", "hoa sung", "HOA SÚNG", "sen hồng", "sen hong", "súng thái đỏ", "sung thai do",
-            "sen quan âm", "sen quan am", "bông súng tím", "bong sung tim", "đồng tháp", "dong thap",
-            "súng mỹ", "sung my", "thủy cúc", "thuy cuc", "sen nhật trắng", "sen nhat trang", "nở đêm",
-            "no dem", "sen bach", "súng n", "tháp mười", "thap muoi", "lục bình", "luc binh", "cánh kép"]
-GROWER_NAMES = ["Vườn Sen Bà Tư", "Súng Cô Ba Cao Lãnh", "Nhà Vườn Út Hiền", "Sen Quê Tháp Mười",
-                "Vườn Súng Chú Sáu", "Hoa Nước Miền Tây", "Sen Súng Cái Bè", "Vườn Thủy Sinh Bảy Nhỏ",
-                "Sen Hồng Sa Đéc", "Súng Mỹ Long An", "Vườn Sen An Giang", "Hoa Súng Hậu Giang"]
+# What buyers type (the words of the seeded names, with and without accents) and the growers' shops' names.
+SEARCHES, GROWER_NAMES = h.WORDS["searches"], h.WORDS["grower_names"]
 
 
 @dataclass
 class Grower:
     phone: str
     headers: dict[str, str]
-    token_at: float
     shop_id: int
 
 
@@ -110,7 +103,7 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
                          "free_above": 1_000_000},
             "bank": {"bin": "970415", "account_number": f"1133{rng.randrange(10**8):08d}",
                      "holder": f"Nguyễn Văn {chr(65 + i % 26)}"}})
-        growers.append(Grower(phone, headers, time.monotonic(), shop["id"]))
+        growers.append(Grower(phone, headers, shop["id"]))  # signed in for 15 minutes, longer than a run
     world = World(growers, [g.shop_id for g in growers], [], defaultdict(list), addresses)
 
     async def add(n: int) -> None:
@@ -208,8 +201,8 @@ class Load:
             self.orders_placed += 1
 
     async def inbox(self, user: dict) -> None:
-        headers = await fresh_headers(self, self.rng.choice(self.world.growers))
-        await self.send("grower inbox", "GET", "/api/v1/notifications", 200, headers=headers)
+        await self.send("grower inbox", "GET", "/api/v1/notifications", 200,
+                        headers=self.rng.choice(self.world.growers).headers)
 
     async def one(self, user: dict) -> None:
         await getattr(self, self.rng.choices(list(MIX), weights=list(MIX.values()))[0])(user)
@@ -233,7 +226,7 @@ async def wait_for_inboxes(load: Load, timeout: float) -> tuple[int, float]:
         found = 0
         for grower in load.world.growers:
             resp = await load.client.get("/api/v1/notifications", params={"limit": 1},
-                                         headers=await fresh_headers(load, grower))
+                                         headers=grower.headers)
             if resp.status_code == 200:
                 found += resp.json()["unread_count"]
         waited = time.monotonic() - started
@@ -242,22 +235,11 @@ async def wait_for_inboxes(load: Load, timeout: float) -> tuple[int, float]:
         await asyncio.sleep(0.5)
 
 
-async def fresh_headers(load: Load, grower: Grower) -> dict[str, str]:
-    if time.monotonic() - grower.token_at > 600:  # access tokens live 15 minutes
-        grower.headers, grower.token_at = await h.sign_in(load.client, grower.phone), time.monotonic()
-    return grower.headers
-
-
-def route_table(records: list[Record], duration: float) -> str:
-    rows = []
-    for route in [*ROUTES, "all"]:
-        if rs := [r for r in records if route in ("all", r.route)]:
-            ms = [r.ms for r in rs]
-            rows.append([f"**{route}**" if route == "all" else route, "" if route == "all" else f"`{ROUTES[route]}`",
-                         f"{len(rs):,}", f"{len(rs) / duration:.1f}", *(f"{h.pct(ms, q):.1f}" for q in (50, 95, 99)),
-                         f"{max(ms):.1f}", sum(not r.ok for r in rs)])
+def route_table(routes: dict[str, dict], duration: float) -> str:
     return h.table(["route", "request", "count", "req/s", "p50 (ms)", "p95 (ms)", "p99 (ms)", "max (ms)", "errors"],
-                   rows, left=2)
+                   [[f"**{n}**" if n == "all" else n, "" if n == "all" else f"`{ROUTES[n]}`", f"{r['count']:,}",
+                     f"{r['count'] / duration:.1f}", *(f"{r[k]:.1f}" for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms")),
+                     r["errors"]] for n, r in routes.items()], left=2)
 
 
 PHASES = {"started": "started", "idle": "seeded", "load_mean": "load", "load_peak": "load", "after": "after"}
@@ -301,50 +283,35 @@ def memory_table(mem: dict, kind: str) -> str:
 
 
 def plot(load: Load, samples: list[h.MemorySample], duration: float, title: str) -> None:
+    """The latency (p50 per route, p99 of all) and req/s per time bucket; each app's RSS stacked, read every second."""
     from matplotlib import colormaps
 
-    bucket = max(1.0, round(duration / 60))
-    measured = [r for r in load.records if 0 <= r.t < duration]
-
-    def per_bucket(rs: list[Record]) -> dict[int, list[Record]]:
-        out: dict[int, list[Record]] = defaultdict(list)
-        for r in rs:
-            out[int(r.t // bucket)].append(r)
-        return out
-
+    bucket, buckets = max(1.0, round(duration / 60)), defaultdict(list)
+    for r in load.records:
+        if 0 <= r.t < duration:
+            buckets[int(r.t // bucket)].append(r)
+    xs = sorted(buckets)
+    centres = [(x + 0.5) * bucket for x in xs]
     with h.figure(LATENCY_PLOT, (10, 7.5), 3, 1.3, title=title) as (ax, ax2):
-        for route, colour in zip(ROUTES, colormaps["tab10"].colors, strict=False):
-            if buckets := per_bucket([r for r in measured if r.route == route]):
-                xs = sorted(buckets)
-                ax.plot([(x + 0.5) * bucket for x in xs], [h.pct([r.ms for r in buckets[x]], 50) for x in xs], "-",
-                        color=colour, label=f"{route} p50", linewidth=1.4)
-        every = per_bucket(measured)
-        centres = [(x + 0.5) * bucket for x in sorted(every)]
-        ax.plot(centres, [h.pct([r.ms for r in every[x]], 99) for x in sorted(every)], "k--", linewidth=1.2,
-                label="all routes p99")
+        for route, colour in zip([*ROUTES, "all"], [*colormaps["tab10"].colors[:len(ROUTES)], "black"], strict=True):
+            ax.plot(centres, [h.pct([r.ms for r in buckets[x] if route in ("all", r.route)], 99 if route == "all"
+                                    else 50) for x in xs], "--" if route == "all" else "-", color=colour, linewidth=1.3,
+                    label="all routes p99" if route == "all" else f"{route} p50")
         ax.set(yscale="log", ylabel=f"latency (ms), per {bucket:g} s")
-        ax2.bar(centres, [len(every[x]) / bucket for x in sorted(every)], width=bucket * 0.9, color="tab:gray",
-                label="req/s")
-        if any(not r.ok for r in measured):
-            ax2.bar(centres, [sum(not r.ok for r in every[x]) / bucket for x in sorted(every)], width=bucket * 0.9,
-                    color="tab:red", label="errors/s")
+        ax2.bar(centres, [len(buckets[x]) / bucket for x in xs], width=bucket * 0.9, color="tab:gray", label="req/s")
+        ax2.bar(centres, [sum(not r.ok for r in buckets[x]) / bucket for x in xs], width=bucket * 0.9,
+                color="tab:red", label="errors/s")
         ax2.set(ylabel="req/s", xlabel="seconds into the load")
     with h.figure(MEMORY_PLOT, (10, 4.5), title=title) as (ax,):
         ts, rss = [s.t - load.started for s in samples], [by_app(s.rss) for s in samples]
         ax.stackplot(ts, *[[r[a] for r in rss] for a in APPS], labels=[f"{a} RSS" for a in APPS], alpha=0.75)
-        if samples and all(s.uss["gateway"] is not None for s in samples):
-            ax.plot(ts, [sum(s.uss[a] for a in APPS) for s in samples], "k:", label="four apps USS")
-        ax.axhline(MEMORY_TARGET_MB, color="tab:red", linestyle="--", linewidth=1)
-        if ts:
-            ax.text(ts[0], MEMORY_TARGET_MB, f" target ≤ {MEMORY_TARGET_MB:.0f} MB (four apps together, PSS)",
-                    va="bottom", fontsize=8, color="tab:red")
-        top = max((sum(s.rss.values()) for s in samples), default=MEMORY_TARGET_MB)
-        for i, (t, sample) in enumerate(zip(ts, samples, strict=True)):
-            if i == 0 or sample.phase != samples[i - 1].phase:
-                ax.axvline(t, color="grey", linestyle=":", linewidth=1)
-                ax.text(t, top * 1.02, f" {sample.phase}", fontsize=7, color="dimgray")
-        ax.set(xlabel="seconds from the start of the measured load (dotted lines: phases)",
-               ylabel="resident memory (MB), read every second", ylim=(0, max(top, MEMORY_TARGET_MB) * 1.12))
+        ax.axhline(MEMORY_TARGET_MB, color="tab:red", linestyle="--", linewidth=1,
+                   label=f"target ≤ {MEMORY_TARGET_MB:.0f} MB (four apps together, PSS)")
+        for now, before in zip(samples[1:], samples, strict=False):
+            if now.phase != before.phase:
+                ax.axvline(now.t - load.started, color="grey", linestyle=":", linewidth=1)
+        ax.set(xlabel="seconds from the start of the measured load (dotted lines: started, seeding, seeded, warm-up, "
+               "load, after)", ylabel="resident memory (MB), read every second")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -475,19 +442,17 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
 
 def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
     """Prints the figures; writes the plots, the JSON and the docs' sections when asked."""
-    load, watch, info, world, records = run.load, run.watch, bench.info, run.load.world, run.load.records
-    errors = sum(not r.ok for r in records)
+    load, watch, info, world, records, fig = run.load, run.watch, bench.info, run.load.world, run.load.records, \
+        figures(run, args)
+    errors, throughput, mem = fig["errors"], fig["throughput_rps"], fig["memory_mb"]
     error_rate = errors / len(records) if records else 0.0
-    # Every request counted was sent within the measured --duration; the last replies come a little later.
-    throughput = len(records) / args.duration
-    mem = memory_figures(watch.samples)
     rss_peak = mem["total"]["rss"]["load_peak"] or 0.0
     # What the four take together is their PSS (each shared page counted once); RSS added up counts the
     # libraries they share once per process. RSS only where PSS cannot be read.
     pss = mem["total"]["pss"]
     together, measure = (pss["load_peak"], "PSS") if pss["load_peak"] is not None else (rss_peak, "RSS added up")
     memory_met, events_ok = together <= MEMORY_TARGET_MB, run.found >= load.orders_placed
-    routes = route_table(records, args.duration)
+    routes = route_table(fig["routes"], args.duration)
     cpu = h.table(["process", "CPU (s)", "cores busy", "CPU per request (ms)"],
                   [[name, f"{sec:.1f}", f"{sec / run.elapsed:.2f}", f"{1000 * sec / max(len(records), 1):.2f}"]
                    for name, sec in run.cpu.items()])
@@ -515,8 +480,7 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
         plot(load, watch.samples, run.elapsed, f"bench/load.py — closed model: {args.users} virtual users, "
              f"{args.duration:g} s, {throughput:.0f} req/s, {errors} errors ({date[:16]})")
         print(f"wrote {LATENCY_PLOT.relative_to(h.REPO)} and {MEMORY_PLOT.relative_to(h.REPO)}")
-    bench.write_json(args, **figures(run, args), memory_samples=[{**s.__dict__, "t": s.t - load.started}
-                                                                 for s in watch.samples])
+    bench.write_json(args, **fig, memory_samples=watch.samples, started=load.started)
     if args.write_docs:
         caveat = ([f"**A short validation run ({args.duration:g} s), not the measurement: "
                    "`make bench-load` (120 s) replaces these figures.**", ""] if args.duration < 120 else [])
@@ -546,16 +510,18 @@ def report(args: argparse.Namespace, run: Run, bench: h.Bench) -> int:
 
 def figures(run: Run, args: argparse.Namespace) -> dict:
     """One run's figures (the JSON): requests, errors, req/s, per route, CPU seconds and memory (MB)."""
-    records = run.load.records
+    records, routes = run.load.records, {}
+    for route in [*ROUTES, "all"]:
+        if rs := [r for r in records if route in ("all", r.route)]:
+            ms = [r.ms for r in rs]
+            routes[route] = {"count": len(rs), **{f"p{q}_ms": h.pct(ms, q) for q in (50, 95, 99)}, "max_ms": max(ms),
+                             "errors": sum(not r.ok for r in rs)}
+    # Every request counted was sent within the measured --duration; the last replies come a little later.
     return {"shape": run.shape, "load_before": run.load_before, "duration_s": run.elapsed, "requests": len(records),
             "errors": sum(not r.ok for r in records), "throughput_rps": len(records) / args.duration,
             "p99_ms": h.pct([r.ms for r in records], 99), "orders": run.orders, "notifications_found": run.found,
-            "orders_placed": run.load.orders_placed,
-            "routes": {route: {"count": len(ms), "p50_ms": h.pct(ms, 50), "p95_ms": h.pct(ms, 95),
-                               "p99_ms": h.pct(ms, 99), "max_ms": max(ms),
-                               "errors": sum(not r.ok for r in records if r.route == route)}
-                       for route in ROUTES if (ms := [r.ms for r in records if r.route == route])},
-            "cpu_s": run.cpu, "memory_mb": memory_figures(run.watch.samples)}
+            "orders_placed": run.load.orders_placed, "routes": routes, "cpu_s": run.cpu,
+            "memory_mb": memory_figures(run.watch.samples)}
 
 
 def compare(args: argparse.Namespace, bench: h.Bench) -> int:

@@ -109,10 +109,6 @@ class Run:
     def pct(self, q: float) -> float:
         return h.pct(self.latencies_ms, q)
 
-    def summary(self) -> dict:
-        return {**{k: v for k, v in self.__dict__.items() if k != "latencies_ms"}, "per_s": self.rate,
-                "p50_ms": self.pct(50), "p99_ms": self.pct(99)}
-
 
 def order_body(rng: random.Random, variant_id: int, quantity: int) -> dict:
     return h.guest_order(variant_id, quantity, name=rng.choice(h.BUYER_NAMES), phone=h.mobile(rng),
@@ -524,8 +520,8 @@ class Sink:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def take(self) -> tuple[int, int]:
-        """(exports, spans) received since the last call."""
+    def take(self) -> int:
+        """The spans received since the last call."""
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
         with self.lock:
@@ -535,7 +531,7 @@ class Sink:
             request = ExportTraceServiceRequest()
             request.ParseFromString(body)
             spans += sum(len(scope.spans) for rs in request.resource_spans for scope in rs.scope_spans)
-        return len(bodies), spans
+        return spans
 
     def close(self) -> None:
         self.server.shutdown()
@@ -575,7 +571,7 @@ def traced(args, bench: h.Bench, mode: str, round_: int, sink: Sink) -> Traced:
         run = measured(bench.procs, buyers(urls["gateway"], shop.many, args.concurrency, args.duration,
                                            f"round {round_}, tracing {mode}", ledger))
         time.sleep(2.0)  # the batch exporters' last exports of the measured orders
-        result = Traced(mode, round_, run, sink.take()[1])
+        result = Traced(mode, round_, run, sink.take())
         print(f"  round {round_} tracing {mode:<3}: {run.rate:6.1f} orders/s, p99 {run.pct(99):6.1f} ms, "
               f"apps' CPU {result.cpu_ms():5.2f} ms/order, {result.spans / max(run.ok, 1):.1f} spans/order", flush=True)
         return result
@@ -663,8 +659,7 @@ def main(argv: list[str] | None = None) -> int:
         print("\n" + text)
         if args.write_docs:
             h.write_section("## Tracing", text)
-        bench.write_json(args, runs=[{"round": r.round, "mode": r.mode, "spans": r.spans, **r.run.summary()}
-                                     for r in results])
+        bench.write_json(args, runs=results)
         return 0
 
     if args.tracing:
@@ -672,20 +667,13 @@ def main(argv: list[str] | None = None) -> int:
                      keep=args.keep)
 
     def body(bench: h.Bench) -> int:
-        bench.header("orders bench", load=(
-            f"{args.concurrency} buyers, each its own keep-alive connection (HTTP/1.1 over asyncio streams), guest "
-            f"COD orders of 1–3 units with an Idempotency-Key, closed loop; {args.warmup:g} s warm-up, then "
-            f"{args.duration:g} s per run"), apps=(
-            "gateway, catalog, orders, notify: one uvicorn process each, LOG_LEVEL=WARNING, events by HTTP push; "
-            f"gateway order-ip limit raised to {BENCH_ORDER_LIMIT:,} per 60 s (GATEWAY_RATE_LIMITS)"
-            + "".join(f", {e}" for e in args.env)))
+        bench.header("orders bench", load=f"{args.concurrency} buyers, a keep-alive connection each, guest orders "
+                     f"of 1–3 units, closed loop; {args.warmup:g} s warm-up, then {args.duration:g} s per run",
+                     apps=f"one uvicorn process each, events by HTTP push, order-ip limit {BENCH_ORDER_LIMIT:,}")
         names = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
         results = [run_backend(args, bench, name) for name in names]
         ok = report(results, args)
-        bench.write_json(args, results=[{"backend": r.backend, "version": r.version,
-                         "runs": {k: run.summary() for k, run in r.runs.items()},
-                         "check": r.check.__dict__, "sellout": {**r.sellout.__dict__, "stock": SELLOUT_STOCK,
-                                                                  "run": r.sellout_run.summary()}} for r in results])
+        bench.write_json(args, results=results)
         return 0 if ok else 3
 
     return h.run(__file__, body, needs=("services.orders",), target="bench-orders", keep=args.keep)

@@ -23,9 +23,8 @@ import subprocess
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows `gateway`
     sys.path[0] = str(Path(__file__).resolve().parent.parent)
@@ -57,7 +56,7 @@ NETWORKS = (f"slow 4G: {SLOW_4G.latency_ms:g} ms latency per request, {SLOW_4G.d
 
 
 async def seed_shop(gateway_url: str, products: int) -> tuple[str, int]:
-    """A grower's shop of ``products`` varieties, each with a photo (bench/load.py's seeding); (its URL, the
+    """A grower's shop of ``products`` varieties, each with a photo (bench/load.py's seeding); (its path, the
     JPEG bytes uploaded)."""
     import httpx
 
@@ -66,7 +65,7 @@ async def seed_shop(gateway_url: str, products: int) -> tuple[str, int]:
     async with httpx.AsyncClient(base_url=gateway_url, timeout=60) as gw:
         world = await seed(gw, argparse.Namespace(growers=1, products=products, photos=products), random.Random(7))
         shop = h.expect(await gw.get(f"/api/v1/shops/{world.shop_ids[0]}"), 200, "the shop")
-    return shop["url"], world.photo_bytes
+    return "/" + shop["url"].split("/", 3)[3], world.photo_bytes
 
 
 @dataclass
@@ -82,17 +81,7 @@ class Load:
     failed: list[str] = field(default_factory=list)
 
 
-METRICS_JS = """async () => {
-    const nav = performance.getEntriesByType('navigation')[0];
-    const fcp = performance.getEntriesByType('paint').find(e => e.name === 'first-contentful-paint');
-    const lcp = await new Promise(resolve => {
-        let last = null;
-        new PerformanceObserver(list => { const e = list.getEntries(); last = e[e.length - 1]; })
-            .observe({type: 'largest-contentful-paint', buffered: true});
-        setTimeout(() => resolve(last ? last.startTime : null), 50);
-    });
-    return {fcp: fcp ? fcp.startTime : null, lcp, dcl: nav.domContentLoadedEventEnd, load: nav.loadEventEnd};
-}"""
+METRICS_JS = (Path(__file__).resolve().parent / "page_metrics.js").read_text().split("\n", 2)[2]
 
 
 async def load_once(browser, stack: str, url: str, network: Network) -> Load:
@@ -317,30 +306,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 async def measure_page(args: argparse.Namespace, bench: h.Bench) -> int:
-    started = time.monotonic()
-    gateways = {"this": (await asyncio.to_thread(start_stack, bench))["gateway"]}
-    baseline = None
+    started, stacks, baseline, urls = time.monotonic(), {"this": None}, None, {}
     if args.baseline:
-        source = bench.tmp / "baseline-source"
-        baseline = h.baseline_source(args.baseline, source)
-        gateways[f"baseline {baseline}"] = (await asyncio.to_thread(start_stack, bench, source=source))["gateway"]
-    urls = {}
-    for stack, gateway in gateways.items():
-        shop_url, uploaded = await seed_shop(gateway, args.products)
-        urls[stack] = gateway + "/" + shop_url.split("/", 3)[3]
-    path = urlsplit(urls["this"]).path
+        baseline = h.baseline_source(args.baseline, source := bench.tmp / "baseline-source")
+        stacks[f"baseline {baseline}"] = source
+    for stack, source in stacks.items():
+        gateway = (await asyncio.to_thread(start_stack, bench, source=source))["gateway"]
+        path, uploaded = await seed_shop(gateway, args.products)
+        urls[stack] = gateway + path
     bench.header("page load", baseline=f"{baseline} ({args.baseline})" if baseline else None,
                  software=f"{chromium_version()} headless (Playwright)", page=(
         f"GET {path}: a shop of {args.products} active varieties, each with a photo "
-        f"({uploaded / args.products / 1024:.0f} KiB JPEG 1200×900 uploaded, stored as the catalog's WebP "
-        f"sizes); apps on SQLite, LOG_LEVEL=WARNING, set up in {time.monotonic() - started:.0f} s"),
-        phone=f"{PHONE['viewport']['width']}×{PHONE['viewport']['height']} CSS px at {PHONE['device_scale_factor']}×, "
-        "touch, vi-VN; a new browser context per load (cold cache and connections)",
-        network=NETWORKS, CPU="not slowed")
+        f"({uploaded / args.products / 1024:.0f} KiB JPEG uploaded); apps on SQLite, set up in "
+        f"{time.monotonic() - started:.0f} s"), network=NETWORKS,
+        phone="390×844 CSS px at 3×, touch, vi-VN; a new browser context per load (cold cache and connections)")
     loads = await measure(args, urls)
     bench.procs.check_alive()
-    bench.write_json(args, chromium=chromium_version(), path=path, networks={n.name: asdict(n) for n in CONDITIONS},
-                     loads=[asdict(x) for x in loads], **report(args, loads))
+    bench.write_json(args, chromium=chromium_version(), path=path, networks=CONDITIONS, loads=loads,
+                     **report(args, loads))
     return 0
 
 

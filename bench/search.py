@@ -29,44 +29,16 @@ if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows 
 from bench import harness as h  # noqa: E402
 from bench.gateway import start_catalog  # noqa: E402
 
-DOCS = h.REPO / "docs"
-PLOT = DOCS / "search-latency.png"
+PLOT = h.REPO / "docs" / "search-latency.png"
 SECTION = "## Search (bench/search.py)"
 TARGET_P50_MS, TARGET_P99_MS, TARGET_SIZE = 15.0, 50.0, 100_000
 SHOPS, SEED = 300, 20261127  # the shops the products are spread over; the seed of the data and the request order
 
-GENERA = [  # (name, category, weight)
-    ("Súng", "water_lily", 30), ("Hoa súng", "water_lily", 8), ("Súng lai", "water_lily", 4),
-    ("Súng mini", "water_lily", 4), ("Sen", "lotus", 16), ("Sen bách diệp", "lotus", 3),
-    ("Sen Quan Âm", "lotus", 2), ("Sen bát", "lotus", 3), ("Bèo Nhật", "aquatic", 3),
-    ("Bèo tai tượng", "aquatic", 2), ("Bèo cái", "aquatic", 1), ("Rong đuôi chó", "aquatic", 2),
-    ("Rong la hán", "aquatic", 1), ("Thủy trúc", "aquatic", 3), ("Lục bình", "aquatic", 2),
-    ("Cỏ thìa", "aquatic", 1), ("Ráy nước", "aquatic", 1), ("Dương xỉ nước", "aquatic", 1),
-    ("Trầu bà thủy sinh", "aquatic", 1), ("Cây con súng", "seedling", 3), ("Cây giống sen", "seedling", 2),
-    ("Lan", "other", 2), ("Lan hồ điệp", "other", 1), ("Lan ý", "other", 1),
-    ("Phân bón tan chậm", "supplies", 1), ("Chậu nhựa trồng sen", "supplies", 1),
-    ("Đất thịt trồng súng", "supplies", 1),
-]
-COLOURS = ["đỏ", "trắng", "hồng", "hồng phấn", "tím", "tím than", "tím nhạt", "vàng", "vàng chanh", "cam",
-           "xanh", "đỏ thẫm", "trắng ngà", "hồng cánh sen", "đa sắc", "hồng đào", "vàng kem", "xanh ngọc"]
-ORIGINS = ["Thái", "Mỹ", "Nhật", "Ấn Độ", "Đồng Tháp", "Huế", "Úc", "Brazil", "Trung Quốc", "Miền Tây",
-           "Đà Lạt", "Tháp Mười", "Hà Nội", "Campuchia", "Lào", "Sa Đéc"]
-DESCRIPTORS = ["mini", "lai", "cánh kép", "nở đêm", "nở ngày", "lá đốm", "thơm", "khổng lồ", "lùn", "chịu nắng",
-               "siêu bông", "F1", "cổ", "bông to", "bông nhỏ", "ra hoa quanh năm"]
-CULTIVARS = ["Queen of Siam", "Mayla", "Colorado", "Tropical Sunset", "Siam Purple", "Bangkok Pink", "Hoàng Hậu",
-             "Công Chúa", "Mộng Điệp", "Bạch Tuyết", "Ngọc Nữ", "Tiên Nữ", "Hoàng Kim", "Cửu Long", "Lotus King",
-             "Thiên Nga", "Mây Hồng", "Tuyết Sơn", "Hỏa Long", "Nguyệt Quế", "Panama Pacific", "Wanvisa",
-             "King of Siam", "Mangkala Ubol", "Ruby", "Jongkolnee", "Star of Siam", "Pink Ribbon"]
-PLACES = ["hồ cá Koi", "chậu ban công", "hồ xi măng", "ao vườn", "bể kính", "lu sành", "tiểu cảnh", "quán cà phê"]
-BLOOMS = ["nở ngày", "nở đêm", "ra hoa quanh năm", "ra hoa mùa hè", "hoa bền 3–4 ngày"]
-LABELS = [("Củ giống", 1.0), ("Cây con", 1.3), ("Chậu 30 cm", 3.0), ("Chậu 40 cm", 5.0), ("Ngó giống", 1.8),
-          ("Bó 10 cây", 0.8), ("Khay 10 cây", 2.2)]
-SHOP_KINDS = ["Vườn Súng", "Vườn Sen", "Nhà vườn", "Thủy sinh", "Vườn hoa", "Trại sen súng", "Vườn Kiểng"]
-SHOP_PEOPLE = ["Cô Út", "Chú Tư", "Anh Hai", "Chị Ba", "Bà Năm", "Ông Sáu", "Cô Bảy", "Anh Tám", "Chị Mười",
-               "Cô Hạnh", "Chú Phúc", "Anh Khoa", "Chị Lan", "Bà Tư", "Út Nhỏ", "Thanh Tâm", "Minh Châu"]
-# Mostly the Mekong Delta, where the nurseries are; some elsewhere.
-PROVINCE_WEIGHTS = {"82": 20, "92": 12, "86": 8, "91": 6, "96": 4, "80": 6, "79": 10, "01": 8, "46": 6, "68": 5,
-                    "75": 3, "48": 3, "31": 2, "38": 2, "56": 2, "66": 3}
+# The words the varieties and shops are made of (GENERA: name, category, weight; LABELS: variant, price factor;
+# PROVINCE_WEIGHTS: mostly the Mekong Delta, where the nurseries are), kept in bench/words.json.
+GENERA, COLOURS, ORIGINS, DESCRIPTORS, CULTIVARS, PLACES, BLOOMS, LABELS, SHOP_KINDS, SHOP_PEOPLE, PROVINCE_WEIGHTS = (
+    h.WORDS[k] for k in ("genera", "colours", "origins", "descriptors", "cultivars", "places", "blooms", "labels",
+                         "shop_kinds", "shop_people", "province_weights"))
 
 
 def weighted(rng: random.Random, pairs):
@@ -353,11 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         for kind in args.backends:
             results += run_backend(kind, args, bench, env)
         print("\n" + "\n\n".join([table(results), per_query_table(results), "\n".join(verdict(results))]))
-        bench.write_json(args, results=[{
-            "backend": r.backend, "size": r.size, "p50_ms": r.pct(50), "p99_ms": r.pct(99),
-            "requests": len(r.latencies_ms),
-            "by_query": {k: {"p50_ms": r.pct(50, v), "p99_ms": r.pct(99, v)} for k, v in r.by_query.items()},
-        } for r in results])
+        bench.write_json(args, results=results)  # every latency, per query too
         if not args.no_write:
             plot(results, PLOT)
             h.write_section(SECTION, keep_subsections=True, text="\n".join([
