@@ -111,12 +111,12 @@ async def seed(client, args: argparse.Namespace, rng: random.Random) -> World:
         product = h.expect(await client.post("/api/v1/products", headers=grower.headers,
                                                  json=product_body(rng, n + 1)), 201, "list a variety")
         world.product_ids.append(product["id"])
-        for v in product["variants"]:
-            world.variants_by_shop[grower.shop_id].append(
-                {"id": v["id"], "tiers": [t["min_quantity"] for t in v["wholesale_tiers"]]})
-        if n < args.photos:
-            h.expect(await client.post(f"/api/v1/products/{product['id']}/photos", headers={
-                **grower.headers, "Content-Type": "image/jpeg"}, content=(jpeg := h.photo_jpeg(n))), 201, "add a photo")
+        world.variants_by_shop[grower.shop_id] += [
+            {"id": v["id"], "tiers": [t["min_quantity"] for t in v["wholesale_tiers"]]} for v in product["variants"]]
+        if n < args.photos:  # the JPEG made off the event loop, so that the other requests go on meanwhile
+            jpeg = await asyncio.to_thread(h.photo_jpeg, n)
+            h.expect(await client.post(f"/api/v1/products/{product['id']}/photos", content=jpeg, headers={
+                **grower.headers, "Content-Type": "image/jpeg"}), 201, "add a photo")
             world.photos, world.photo_bytes = world.photos + 1, world.photo_bytes + len(jpeg)
 
     for start in range(0, args.products, 8):
@@ -527,8 +527,10 @@ def figures(run: Run, args: argparse.Namespace) -> dict:
 def compare(args: argparse.Namespace, bench: h.Bench) -> int:
     """``--shape both``: the single-process shape and the cluster's in turn, ``--rounds`` times, each on fresh
     databases; a row per run, then the medians per shape and cluster ÷ single."""
-    runs = [figures(asyncio.run(measure(args, bench, shape)), args) | {"round": n}
-            for n in range(1, args.rounds + 1) for shape in ("single", "cluster")]
+    runs = []
+    for n, shape in ((n, shape) for n in range(1, args.rounds + 1) for shape in ("single", "cluster")):
+        runs.append(f := figures(asyncio.run(measure(args, bench, shape)), args) | {"round": n})
+        print(f"  round {n}, {shape}: {f['throughput_rps']:.1f} req/s, p99 {f['p99_ms']:.1f} ms, {f['errors']} errors")
     cols = {"req/s": lambda f: f["throughput_rps"], "p99 (ms)": lambda f: f["p99_ms"],
             "apps' CPU per request (ms)": lambda f: 1000 * sum(v for k, v in f["cpu_s"].items() if k in APPS)
             / max(f["requests"], 1), "PSS under load, peak (MB)": lambda f: f["memory_mb"]["total"]["pss"]["load_peak"]
