@@ -381,9 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"their defaults, the order-ip rate limit {ORDER_LIMIT} a minute", load=(
             f"{args.warmup} warm-up orders, then per transport and mode {args.orders} orders (steady: {args.rate:g}/s; "
             f"burst: {args.concurrency} guests at once); latency = POST sent → its event read on the grower's stream"))
-        results: list[dict] = []
-        for transport in transports:
-            results += measure_transport(args, bench, transport)
+        results = [fig for transport in transports for fig in measure_transport(args, bench, transport)]
         print_table(results, args.max_other_cores)
         bench.info["load_after"] = h.load_average()
         print(f"(load average after the run {bench.info['load_after']})")

@@ -33,7 +33,7 @@ from bench.search import description, variety_name  # noqa: E402
 LATENCY_PLOT = h.REPO / "docs" / "load-latency.png"
 MEMORY_PLOT = h.REPO / "docs" / "load-memory.png"
 APPS = h.APPS
-MEMORY_TARGET_MB = 400.0
+MEMORY_TARGET_MB, READY_TIMEOUT = 400.0, 300.0  # s for the apps to answer (a busy 2-core machine is slow)
 
 # The traffic mix: activity → weight (requests of that kind out of 20).
 MIX = {"browse": 10, "search": 3, "product": 5, "order": 1, "inbox": 1}
@@ -373,8 +373,8 @@ def start_cluster(args: argparse.Namespace, bench: h.Bench, dbs: h.Databases,
         cluster.start(app, n)
     procs = h.Processes([h.Child(name, proc, cluster.folder / "no.log") for name, proc in cluster.procs.items()])
     for app, n in cluster.names():
-        cluster.wait_up(app, n)
-    h.wait_ready(procs, f"http://127.0.0.1:{base}/readyz")
+        cluster.wait_up(app, n, READY_TIMEOUT)
+    h.wait_ready(procs, f"http://127.0.0.1:{base}/readyz", READY_TIMEOUT)
     return procs, f"http://127.0.0.1:{base}"
 
 
@@ -391,7 +391,8 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
            **({"GATEWAY_REDIS_URL": args.redis_url} if args.shape != "single" else {})}
     if shape == "single":
         procs, where = bench.procs, "1 process"
-        gateway = (await asyncio.to_thread(h.start_apps, procs, bench.python, bench.tmp, dbs.urls, env=env))["gateway"]
+        gateway = (await asyncio.to_thread(h.start_apps, procs, bench.python, bench.tmp, dbs.urls, env=env,
+                                           timeout=READY_TIMEOUT))["gateway"]
     else:
         (procs, gateway), where = await asyncio.to_thread(start_cluster, args, bench, dbs, env), "2 replicas"
     started_in = time.monotonic() - t0
