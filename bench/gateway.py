@@ -79,7 +79,7 @@ async def seed_catalog(database_url: str, products: int) -> int:
 
 def wait_for_list(procs: h.Processes, url: str) -> bytes:
     """Poll ``url`` until it answers 200 with 20 items; returns the body."""
-    return h.wait_ready(procs, url, 60.0, lambda body: None if len(json.loads(body)["items"]) == 20 else "not 20")
+    return h.wait_ready(procs, url, 300.0, lambda body: None if len(json.loads(body)["items"]) == 20 else "not 20")
 
 
 def fill(template: Path, **values: object) -> str:

@@ -153,7 +153,7 @@ class Processes:
             time.sleep(0.5)
 
 
-def wait_ready(procs: Processes, url: str, timeout: float = 90.0,
+def wait_ready(procs: Processes, url: str, timeout: float = 300.0,
                check: Callable[[bytes], str | None] | None = None) -> bytes:
     """Poll ``url`` until it answers 200 (an app's ``/readyz``) and ``check`` finds nothing to say about
     the body; returns the body. A child that exits meanwhile, or the timeout, is a :class:`BenchError`
@@ -392,7 +392,7 @@ def drop_stream(url: str, namespace: str) -> None:
 
 
 def start_apps(procs: Processes, python: str, run_dir: Path, dbs: dict[str, str], *,
-               env: dict[str, str] | None = None, demo_seed: bool = False, timeout: float = 90.0) -> dict[str, str]:
+               env: dict[str, str] | None = None, demo_seed: bool = False, timeout: float = 300.0) -> dict[str, str]:
     """The four apps as processes in ``run_dir`` (one uvicorn worker each, on free ports, wired to each
     other, each on its database of ``dbs``); their URLs once the gateway's ``/readyz`` (which asks every
     service's) answers. ``env``: extra settings, a name with an app's prefix (``ORDERS_…``) for that app

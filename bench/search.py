@@ -301,7 +301,7 @@ def run_backend(kind: str, args: argparse.Namespace, bench: h.Bench, env: dict[s
               "starting the catalog", flush=True)
         (port,) = h.free_ports(1)
         start_catalog(bench.procs, bench.python, bench.tmp, port, {**env, "CATALOG_DATABASE_URL": url})
-        h.wait_ready(bench.procs, f"http://127.0.0.1:{port}/readyz", timeout=60)
+        h.wait_ready(bench.procs, f"http://127.0.0.1:{port}/readyz", timeout=300)
         result = measure(f"http://127.0.0.1:{port}", name, size, args.rounds)
         bench.procs.stop_all()
         results.append(result)
