@@ -29,7 +29,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import dataclass, field, is_dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -214,7 +214,7 @@ class Bench:
         if args.json:
             Path(args.json).write_text(json.dumps({"date": now(), "command": self.command, "machine": self.info,
                                                    "options": vars(args), **figures}, indent=2, ensure_ascii=False,
-                                                  default=lambda o: asdict(o) if is_dataclass(o) else str(o)) + "\n")
+                                                  default=lambda o: vars(o) if is_dataclass(o) else str(o)) + "\n")
 
     def close(self, keep: bool) -> None:
         self.procs.stop_all()
