@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import struct
 import subprocess
@@ -244,7 +245,7 @@ async def test_files_are_served_immutable_with_their_type(catalog) -> None:
     assert photo["sizes"][0]["url"].split("/")[-1][:64] == photo["og_image"]["url"].split("/")[-1][:64]
 
 
-async def test_a_size_added_after_a_photo_was_stored_is_made_on_its_first_request(catalog) -> None:
+async def test_a_size_added_after_a_photo_was_stored_is_made_on_its_first_request(catalog, caplog) -> None:
     """Photos stored before the 560 px size existed have no such file: its first request makes it from
     the 1600 px one, at the size the replies give, and stores it for the next."""
     photo = (await upload(catalog, catalog.product["id"], encode(two_tone((2000, 1500)), "JPEG"))).json()
@@ -260,6 +261,13 @@ async def test_a_size_added_after_a_photo_was_stored_is_made_on_its_first_reques
     left, right = im.convert("RGB").getpixel((100, 210)), im.convert("RGB").getpixel((460, 210))
     assert left[0] > 180 and left[2] < 80 and right[2] > 180 and right[0] < 80, (left, right)
     assert path.read_bytes() == served.content  # stored: the next request is served from the file
+    # A page's first visitors ask at once: one of them makes it, the others wait and are served the file.
+    path.unlink()
+    with caplog.at_level(logging.INFO, logger="catalog.photos"):
+        together = await asyncio.gather(*(fetch(catalog, small["url"]) for _ in range(4)))
+    assert [r.status_code for r in together] == [200] * 4
+    assert all(r.content == served.content for r in together)
+    assert sum("made from the 1600 px one" in r.getMessage() for r in caplog.records) == 1, caplog.records
     # Without its largest file there is nothing to make it from: 404, nothing stored.
     path.unlink()
     catalog.media.path(name_of(photo["sizes"][-1]["url"])).unlink()

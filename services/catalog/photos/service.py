@@ -233,6 +233,11 @@ async def make_size(store: PhotoStore, limiter: CapacityLimiter, content_hash: s
     return True
 
 
+# The files being made on request, each by one task: a shop page's first visitors ask for the same
+# missing files at once, and the others wait for it rather than make them again.
+_making: dict[str, anyio.Lock] = {}
+
+
 async def make_missing(session: AsyncSession, store: PhotoStore, limiter: CapacityLimiter, name: str) -> bool:
     """Make the stored file ``name`` if it is a smaller size of a recorded photo (asked for before
     ``photo-sizes`` made it); False when it is not."""
@@ -242,4 +247,13 @@ async def make_missing(session: AsyncSession, store: PhotoStore, limiter: Capaci
     content_hash, target = wanted
     row = (await session.execute(select(Photo.width, Photo.height).where(Photo.content_hash == content_hash)
                                  .limit(1))).first()
-    return row is not None and await make_size(store, limiter, content_hash, row.width, row.height, target)
+    if row is None:
+        return False
+    lock = _making.setdefault(name, anyio.Lock())
+    try:
+        async with lock:
+            return await store.exists(name) or await make_size(store, limiter, content_hash, row.width,
+                                                               row.height, target)
+    finally:
+        if not lock.locked() and not lock.statistics().tasks_waiting:
+            _making.pop(name, None)
