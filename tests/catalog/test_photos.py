@@ -263,6 +263,7 @@ async def test_a_size_added_after_a_photo_was_stored_is_made_on_its_first_reques
     assert path.read_bytes() == served.content  # stored: the next request is served from the file
     # A page's first visitors ask at once: one of them makes it, the others wait and are served the file.
     path.unlink()
+    caplog.clear()
     with caplog.at_level(logging.INFO, logger="catalog.photos"):
         together = await asyncio.gather(*(fetch(catalog, small["url"]) for _ in range(4)))
     assert [r.status_code for r in together] == [200] * 4
