@@ -4,7 +4,8 @@ Nothing is ever half stored. An upload is recognised and decoded before anything
 files are written whole (``PhotoStore.save``) before its row is inserted; and if the insert fails,
 the files go again — unless another photo row (of any variety) names the same content hash, since
 files are shared by content. Deleting works the other way round: the row first, then the files
-when no row names them any more.
+when no row names them any more. A smaller size missing from a photo's files (one added to
+``WIDTHS`` after it was stored) is made from its largest WebP (``make_size``).
 """
 
 from __future__ import annotations
@@ -192,7 +193,6 @@ async def delete(session: AsyncSession, product: Product, photo_id: int, *, stor
     await session.commit()  # the row goes first: its files are deleted only once that is committed
     with anyio.CancelScope(shield=True):
         await _forget_files(session, store, content_hash, list(file_names(content_hash).values()))
-
 
 
 async def _read(stored: StoredFile) -> bytes:
