@@ -1,11 +1,12 @@
 from common.cli import run_cli
 from common.reencrypt import reencrypt_command
 from services.catalog.app import MIGRATIONS
+from services.catalog.photos.cli import add_photo_sizes_command
 from services.catalog.products_csv.cli import add_csv_commands
 from services.catalog.seed import add_seed_command
 from services.catalog.settings import CatalogSettings
 
 if __name__ == "__main__":
     run_cli("services.catalog", "services.catalog.app:create_app", CatalogSettings, MIGRATIONS,
-            extra={"seed": add_seed_command(), **add_csv_commands(),
+            extra={"seed": add_seed_command(), **add_csv_commands(), "photo-sizes": add_photo_sizes_command(),
                    "reencrypt": reencrypt_command([("shops", "bank_account_encrypted", None)])})

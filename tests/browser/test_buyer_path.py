@@ -136,6 +136,13 @@ async def test_a_shop_of_twenty_varieties_paints_from_its_first_response(stack, 
     assert await page.locator("head style").count() >= 1  # the critical CSS, inline
     eager = await page.locator(".card img[fetchpriority=high]").count()
     assert eager >= 1, "the first photos are fetched first"
+    # At the size shown: a card is ≈ 175 CSS px wide, 525 device pixels at 3×, so the 560 px WebP (not
+    # the 800 px one); and the preload asked for that same file, fetched once.
+    first = await page.eval_on_selector(".card img", "i => i.currentSrc")
+    assert first.endswith("-560.webp"), first
+    fetched = await page.evaluate("() => performance.getEntriesByType('resource').map(r => r.name)")
+    assert fetched.count(first) == 1, fetched
+    assert not [name for name in fetched if name.endswith("-800.webp")], fetched
     fcp = await page.evaluate("performance.getEntriesByName('first-contentful-paint')[0]?.startTime ?? -1")
     print(f"first contentful paint of a 20-variety shop page on slow 4G (for information): {fcp:.0f} ms")
 

@@ -24,7 +24,7 @@ async def test_the_demo_nursery_has_a_drawn_photo_on_every_variety(tmp_path) -> 
         for product in products:
             assert len(product["photos"]) == 1, product["name"]
             photo = product["photos"][0]
-            assert [s["width"] for s in photo["sizes"]] == [320, 800, 1200]  # drawn at 1200 × 1200
+            assert [s["width"] for s in photo["sizes"]] == [320, 560, 800, 1200]  # drawn at 1200 × 1200
             media = await client.get("/media/" + photo["url"].rsplit("/media/", 1)[1])
             assert media.status_code == 200 and media.headers["content-type"] == "image/webp"
     files = [f for f in (tmp_path / "media").rglob("*") if f.is_file()]

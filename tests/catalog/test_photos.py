@@ -6,7 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
+import os
 import struct
+import subprocess
+import sys
 import tempfile
 import zlib
 from pathlib import Path
@@ -160,11 +164,12 @@ async def test_phone_jpeg_is_stored_upright_without_exif_or_gps(catalog) -> None
     photo = resp.json()
     # Upright: the 1000×500 sensor image turned a quarter clockwise is 500 wide, 1000 tall.
     assert (photo["width"], photo["height"]) == (500, 1000)
-    assert [(s["width"], s["height"]) for s in photo["sizes"]] == [(320, 640), (500, 1000), (500, 1000)]
+    assert [(s["width"], s["height"]) for s in photo["sizes"]] == [(320, 640), (500, 1000), (500, 1000),
+                                                                   (500, 1000)]
     urls = [s["url"] for s in photo["sizes"]]
-    assert [name_of(u).split("-", 1)[1] for u in urls] == ["320.webp", "800.webp", "1600.webp"]
-    assert photo["url"] == urls[1]
-    # Never enlarged: 800 and 1600 are the same 500 px picture, listed once in srcset.
+    assert [name_of(u).split("-", 1)[1] for u in urls] == ["320.webp", "560.webp", "800.webp", "1600.webp"]
+    assert photo["url"] == urls[2]
+    # Never enlarged: 560, 800 and 1600 are the same 500 px picture, listed once in srcset.
     assert photo["srcset"] == f"{urls[0]} 320w, {urls[1]} 500w"
     assert photo["og_image"]["width"] == 1200 and photo["og_image"]["height"] == 630
     assert name_of(photo["og_image"]["url"]).endswith("-og.jpg")
@@ -207,7 +212,7 @@ async def test_png_webp_and_heic_are_accepted(catalog, make, filename: str, decl
         assert served.status_code == 200 and served.headers["content-type"] == "image/webp"
         im = Image.open(io.BytesIO(served.content))
         assert im.format == "WEBP" and im.size == (s["width"], s["height"])
-    assert len(catalog.media.files()) == 4
+    assert len(catalog.media.files()) == 5
     assert [p["id"] for p in await photos(catalog, pid)] == [photo["id"]]
 
 
@@ -219,15 +224,15 @@ def test_a_big_jpeg_is_decoded_at_reduced_scale_into_exact_sizes(tmp_path) -> No
     done = process(path, "jpeg")
     assert (done.width, done.height) == (5000, 2500)
     sizes = {name.split("-", 1)[1]: Image.open(io.BytesIO(data)).size for name, data in done.files.items()}
-    assert sizes == {"320.webp": (320, 160), "800.webp": (800, 400), "1600.webp": (1600, 800),
-                     "og.jpg": (1200, 630)}
+    assert sizes == {"320.webp": (320, 160), "560.webp": (560, 280), "800.webp": (800, 400),
+                     "1600.webp": (1600, 800), "og.jpg": (1200, 630)}
     large = Image.open(io.BytesIO(done.files[file_names(done.content_hash)["1600"]])).convert("RGB")
     assert large.getpixel((100, 400))[0] > 180 and large.getpixel((1500, 400))[2] > 180
 
 
 async def test_files_are_served_immutable_with_their_type(catalog) -> None:
     photo = (await upload(catalog, catalog.product["id"], webp_bytes(), filename="x.webp")).json()
-    webp = await fetch(catalog, photo["sizes"][2]["url"])
+    webp = await fetch(catalog, photo["sizes"][3]["url"])
     assert webp.status_code == 200
     assert webp.headers["cache-control"] == IMMUTABLE
     assert webp.headers["content-type"] == "image/webp"
@@ -240,11 +245,72 @@ async def test_files_are_served_immutable_with_their_type(catalog) -> None:
     assert photo["sizes"][0]["url"].split("/")[-1][:64] == photo["og_image"]["url"].split("/")[-1][:64]
 
 
+async def test_a_size_added_after_a_photo_was_stored_is_made_on_its_first_request(catalog, caplog) -> None:
+    """Photos stored before the 560 px size existed have no such file: its first request makes it from
+    the 1600 px one, at the size the replies give, and stores it for the next."""
+    photo = (await upload(catalog, catalog.product["id"], encode(two_tone((2000, 1500)), "JPEG"))).json()
+    small = photo["sizes"][1]
+    assert (small["width"], small["height"]) == (560, 420) and f"{small['url']} 560w" in photo["srcset"]
+    path = catalog.media.path(name_of(small["url"]))
+    path.unlink()  # as a photo stored before the size was made
+    served = await fetch(catalog, small["url"])
+    assert served.status_code == 200 and served.headers["cache-control"] == IMMUTABLE
+    assert served.headers["content-type"] == "image/webp"
+    im = Image.open(io.BytesIO(served.content))
+    assert im.format == "WEBP" and im.size == (560, 420) and not im.getexif()
+    left, right = im.convert("RGB").getpixel((100, 210)), im.convert("RGB").getpixel((460, 210))
+    assert left[0] > 180 and left[2] < 80 and right[2] > 180 and right[0] < 80, (left, right)
+    assert path.read_bytes() == served.content  # stored: the next request is served from the file
+    # A page's first visitors ask at once: one of them makes it, the others wait and are served the file.
+    path.unlink()
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="catalog.photos"):
+        together = await asyncio.gather(*(fetch(catalog, small["url"]) for _ in range(4)))
+    assert [r.status_code for r in together] == [200] * 4
+    assert all(r.content == served.content for r in together)
+    assert sum("made from the 1600 px one" in r.getMessage() for r in caplog.records) == 1, caplog.records
+    # Without its largest file there is nothing to make it from: 404, nothing stored.
+    path.unlink()
+    catalog.media.path(name_of(photo["sizes"][-1]["url"])).unlink()
+    assert (await fetch(catalog, small["url"])).status_code == 404
+    assert not path.exists()
+
+
+async def test_photo_sizes_command_makes_the_missing_sizes(catalog, db_urls, tmp_path) -> None:
+    pid = catalog.product["id"]
+    big = (await upload(catalog, pid, encode(two_tone((1200, 900)), "JPEG"))).json()
+    tiny = (await upload(catalog, pid, png_bytes((300, 200)))).json()
+    made = {}
+    for photo in (big, tiny):
+        path = catalog.media.path(name_of(photo["sizes"][1]["url"]))
+        made[path] = path.read_bytes()
+        path.unlink()
+    env = {**os.environ, "CATALOG_DATABASE_URL": db_urls["catalog"], "CATALOG_MEDIA_DIR": str(tmp_path / "media"),
+           "LOG_LEVEL": "WARNING"}
+
+    def photo_sizes(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "services.catalog", "photo-sizes", *args], env=env,
+                              cwd=Path(__file__).parents[2], capture_output=True, text=True, timeout=120)
+
+    dry = photo_sizes("--dry-run")
+    assert dry.returncode == 1 and "2 photos, 2 files missing" in dry.stdout, dry.stdout + dry.stderr
+    assert not any(path.exists() for path in made)
+    done = photo_sizes()
+    assert done.returncode == 0 and "2 photos, 2 files made" in done.stdout, done.stdout + done.stderr
+    for path, uploaded in made.items():
+        im, was = Image.open(path), Image.open(io.BytesIO(uploaded))
+        assert im.format == "WEBP" and im.size == was.size
+    assert Image.open(catalog.media.path(name_of(tiny["sizes"][1]["url"]))).size == (300, 200)
+    again = photo_sizes("--dry-run")
+    assert again.returncode == 0 and "0 files missing" in again.stdout
+
+
 @pytest.mark.parametrize("path", [
     "/media/..%2f..%2fetc%2fpasswd",
     "/media/../../etc/passwd",
     "/media/%2e%2e%2fcatalog.db",
     "/media/" + "0" * 64 + "-800.webp",  # well-formed, not stored
+    "/media/" + "0" * 64 + "-560.webp",  # a size made when missing, but of no photo
     "/media/" + "0" * 64 + "-800.png",
     "/media/" + "A" * 64 + "-800.webp",
     "/media/.tmp-x",
@@ -281,7 +347,8 @@ async def test_product_replies_carry_photos_cover_first(catalog) -> None:
     assert gone.status_code == 204
     assert [(p["id"], p["position"]) for p in await photos(catalog, pid)] == [(third["id"], 0), (second["id"], 1)]
     assert (await fetch(catalog, first["sizes"][0]["url"])).status_code == 404
-    assert len(catalog.media.files()) == 8
+    assert (await fetch(catalog, first["sizes"][1]["url"])).status_code == 404  # not made again: no row
+    assert len(catalog.media.files()) == 10
 
 
 async def test_a_retried_upload_answers_with_the_photo_already_there(catalog) -> None:
@@ -298,7 +365,7 @@ async def test_files_shared_by_two_varieties_stay_until_neither_uses_them(catalo
     two = (await add_product(catalog, GROWER, name="Súng Thái đỏ — chậu"))["id"]
     a = (await upload(catalog, one, webp_bytes())).json()
     b = (await upload(catalog, two, webp_bytes())).json()
-    assert a["sizes"] == b["sizes"] and len(catalog.media.files()) == 4
+    assert a["sizes"] == b["sizes"] and len(catalog.media.files()) == 5
     assert (await catalog.delete(f"/api/v1/products/{one}/photos/{a['id']}", headers=GROWER)).status_code == 204
     assert (await fetch(catalog, b["sizes"][1]["url"])).status_code == 200
     assert (await catalog.delete(f"/api/v1/products/{two}/photos/{b['id']}", headers=GROWER)).status_code == 204
@@ -396,7 +463,7 @@ async def test_an_eleventh_photo_is_422(catalog) -> None:
         resp = await upload(catalog, pid, png_bytes((64, 48), colour=(i * 20, 100, 50)))
         assert resp.status_code == 201, resp.text
     files = catalog.media.files()
-    assert len(files) == 40
+    assert len(files) == 50
     body = assert_problem(await upload(catalog, pid, png_bytes((64, 48), colour=(1, 2, 3))), 422,
                           "validation-error")
     assert "at most 10" in body["detail"]
@@ -415,7 +482,7 @@ async def test_racing_uploads_keep_the_limit_and_store_one_copy(catalog) -> None
     last = await asyncio.gather(*(upload(catalog, pid, png_bytes((64, 48), colour=(1, i, 200))) for i in (1, 2)))
     assert sorted(r.status_code for r in last) == [201, 422], [r.text for r in last]
     assert [p["position"] for p in await photos(catalog, pid)] == list(range(10))
-    assert len(catalog.media.files()) == 40
+    assert len(catalog.media.files()) == 50
 
 
 async def test_over_the_size_limit_is_413(db_urls, tmp_path) -> None:
@@ -518,7 +585,7 @@ def test_upload_and_fetch_through_the_gateway(db_urls, tmp_path) -> None:
             assert resp.status_code == 201, resp.text
             photo = resp.json()
             assert photo["og_image"]["url"].startswith(f"{public}/media/")
-            for url in (photo["sizes"][2]["url"], photo["og_image"]["url"]):
+            for url in (photo["sizes"][-1]["url"], photo["og_image"]["url"]):
                 served = http.get(url)
                 assert served.status_code == 200
                 assert served.headers["cache-control"] == IMMUTABLE

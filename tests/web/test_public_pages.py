@@ -87,7 +87,7 @@ async def test_the_first_photos_come_with_the_page_and_the_rest_lazily_with_the_
     assert all('loading="lazy"' in img for img in imgs[FIRST_PHOTOS:])
     srcset = re.search(r'srcset="([^"]+)"', first).group(1)
     widths = [int(w) for w in re.findall(r"\.webp (\d+)w", srcset)]
-    assert widths == [320, 800, 1600], srcset
+    assert widths == [320, 560, 800, 1600], srcset
     assert 'sizes="(max-width: 640px) calc(50vw - 1.4rem), 298px"' in first
     head = html.split("</head>", 1)[0]
     preload = re.search(r'<link rel="preload" as="image" [^>]*>', head).group(0)

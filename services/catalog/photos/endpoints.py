@@ -9,6 +9,7 @@ from common.params import IdPath
 from services.catalog.deps import BaseUrlDep, Grower, LimiterDep, OptionalPrincipal, SessionDep, SettingsDep, StoreDep
 from services.catalog.photos import service
 from services.catalog.photos.schemas import PhotoMove, PhotoPublic, to_public
+from services.catalog.photos.storage import valid_name
 from services.catalog.photos.upload import receive_photo
 from services.catalog.products import service as products
 
@@ -84,9 +85,12 @@ async def delete_photo(session: SessionDep, owner: Grower, store: StoreDep, prod
 # Not an API operation: the photo files behind the URLs that replies give (`url`, `sizes`, `og_image`).
 @media_router.head("/media/{name}", include_in_schema=False)
 @media_router.get("/media/{name}", include_in_schema=False)
-async def media(name: str, store: StoreDep) -> Response:
-    """Names carry the content hash, so a file never changes: cached for a year, ``immutable``."""
+async def media(name: str, store: StoreDep, session: SessionDep, limiter: LimiterDep) -> Response:
+    """Names carry the content hash, so a file never changes: cached for a year, ``immutable``. A size
+    that photos stored before it lack is made on its first request (``photo-sizes`` makes them all)."""
     stored = await store.open(name)
+    if stored is None and valid_name(name) and await service.make_missing(session, store, limiter, name):
+        stored = await store.open(name)
     if stored is None:
         raise NotFound("No such photo file")
     headers = {"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"}

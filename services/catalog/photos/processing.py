@@ -41,7 +41,10 @@ SNIFF_BYTES = 32
 # ISO-BMFF major brands of HEIC/HEIF stills and sequences (AVIF's "avif" is deliberately absent).
 HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"})
 
-WIDTHS = (320, 800, 1600)
+# WebP widths stored. 560 fits a shop card on a phone (half the screen, ≈ 175 CSS px, at 3×); it came
+# after the others, so photos stored before it get it from their 1600 px file (:func:`derive`).
+WIDTHS = (320, 560, 800, 1600)
+DEFAULT_WIDTH = 800  # the ``url`` of a photo: a good ``src`` where srcset is not understood
 # A size is at most this many times as tall as it is wide (a very tall picture is fitted by height).
 MAX_HEIGHT_RATIO = 3
 OG_SIZE = (1200, 630)  # Open Graph: what Facebook and Zalo show for a shared link
@@ -82,7 +85,7 @@ def unsupported() -> UnsupportedPhotoType:
 
 
 def scaled_size(width: int, height: int, target: int) -> tuple[int, int]:
-    """The size stored for ``target`` (320, 800, 1600): that wide at most, never enlarged."""
+    """The size stored for ``target`` (one of :data:`WIDTHS`): that wide at most, never enlarged."""
     scale = min(1.0, target / width, MAX_HEIGHT_RATIO * target / height)
     return max(1, round(width * scale)), max(1, round(height * scale))
 
@@ -146,9 +149,12 @@ def _bare(im: Image.Image) -> Image.Image:
     return im
 
 
-def _encode_webp(im: Image.Image) -> bytes:
+def _encode_webp(im: Image.Image, size: tuple[int, int]) -> bytes:
+    """``im`` at ``size`` as a stored WebP (no metadata)."""
+    if size != im.size:
+        im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
     out = io.BytesIO()
-    im.save(out, "WEBP", quality=WEBP_QUALITY, method=4)
+    _bare(im).save(out, "WEBP", quality=WEBP_QUALITY, method=4)
     return out.getvalue()
 
 
@@ -191,10 +197,7 @@ def process(path: Path, kind: str, max_pixels: int = MAX_PIXELS) -> ProcessedPho
     files: dict[str, bytes] = {}
     encoded: list[tuple[str, bytes]] = []
     for target in WIDTHS:
-        size = scaled_size(*upright, target)
-        resized = picture if size == picture.size else picture.resize(size, Image.Resampling.LANCZOS,
-                                                                        reducing_gap=3.0)
-        encoded.append((str(target), _encode_webp(_bare(resized))))
+        encoded.append((str(target), _encode_webp(picture, scaled_size(*upright, target))))
     encoded.append(("og", _encode_og(picture)))
 
     digest = hashlib.sha256()
@@ -205,6 +208,16 @@ def process(path: Path, kind: str, max_pixels: int = MAX_PIXELS) -> ProcessedPho
     for label, data in encoded:
         files[names[label]] = data
     return ProcessedPhoto(content_hash=content_hash, width=upright[0], height=upright[1], files=files)
+
+
+def derive(source: bytes, size: tuple[int, int]) -> bytes:
+    """A stored WebP size made from another stored WebP of the same photo (the largest, for a photo
+    stored before that size was made): the source is already upright, sRGB and bare. Blocking."""
+    with Image.open(io.BytesIO(source), formats=["WEBP"]) as im:
+        if im.size == size:
+            return source  # a small photo: the same picture under another name
+        im.load()
+        return _encode_webp(_to_srgb(im), size)
 
 
 def too_many_pixels(width: int | None, height: int | None, limit: int) -> TooManyPixels:

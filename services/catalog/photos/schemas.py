@@ -10,7 +10,7 @@ from sqlalchemy.orm.base import NO_VALUE
 
 from common.params import StrictBody
 from services.catalog.photos.models import Photo
-from services.catalog.photos.processing import OG_SIZE, WIDTHS, file_names, scaled_size
+from services.catalog.photos.processing import DEFAULT_WIDTH, OG_SIZE, WIDTHS, file_names, scaled_size
 
 
 class PhotoSize(BaseModel):
@@ -25,8 +25,8 @@ class PhotoPublic(BaseModel):
     width: int = Field(description="Of the upright photo as uploaded")
     height: int
     url: str = Field(description="The 800 px WebP: a good default `src`")
-    sizes: list[PhotoSize] = Field(description="WebP, 320, 800 and 1600 px wide (never enlarged)")
-    srcset: str = Field(description='Ready for <img srcset>: "…-320.webp 320w, …-800.webp 800w, …"')
+    sizes: list[PhotoSize] = Field(description="WebP, 320, 560, 800 and 1600 px wide (never enlarged), narrowest first")
+    srcset: str = Field(description='Ready for <img srcset>: "…-320.webp 320w, …-560.webp 560w, …"')
     og_image: PhotoSize = Field(description="1200×630 JPEG, cropped to fill, for Open Graph link previews")
     created_at: dt.datetime
 
@@ -49,7 +49,8 @@ def to_public(photo: Photo, base_url: str) -> PhotoPublic:
     seen: set[int] = set()
     srcset = ", ".join(f"{s.url} {s.width}w" for s in sizes if not (s.width in seen or seen.add(s.width)))
     return PhotoPublic(
-        id=photo.id, position=photo.position, width=photo.width, height=photo.height, url=sizes[1].url,
+        id=photo.id, position=photo.position, width=photo.width, height=photo.height,
+        url=sizes[WIDTHS.index(DEFAULT_WIDTH)].url,
         sizes=sizes, srcset=srcset, created_at=photo.created_at,
         og_image=PhotoSize(url=media_url(base_url, names["og"]), width=OG_SIZE[0], height=OG_SIZE[1]),
     )

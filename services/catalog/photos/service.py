@@ -4,7 +4,8 @@ Nothing is ever half stored. An upload is recognised and decoded before anything
 files are written whole (``PhotoStore.save``) before its row is inserted; and if the insert fails,
 the files go again — unless another photo row (of any variety) names the same content hash, since
 files are shared by content. Deleting works the other way round: the row first, then the files
-when no row names them any more.
+when no row names them any more. A smaller size missing from a photo's files (one added to
+``WIDTHS`` after it was stored) is made from its largest WebP (``make_size``).
 """
 
 from __future__ import annotations
@@ -20,8 +21,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from common.auth import Principal
 from common.errors import Conflict, NotFound, ServiceUnavailable, UnprocessableEntity
 from services.catalog.photos.models import MAX_PHOTOS_PER_PRODUCT, Photo
-from services.catalog.photos.processing import ProcessedPhoto, file_names, process, sniff, unsupported
-from services.catalog.photos.storage import PhotoStore
+from services.catalog.photos.processing import (
+    WIDTHS,
+    ProcessedPhoto,
+    derive,
+    file_names,
+    process,
+    scaled_size,
+    sniff,
+    unsupported,
+)
+from services.catalog.photos.storage import PhotoStore, StoredFile
 from services.catalog.photos.upload import FIELD, ReceivedFile
 from services.catalog.products import service as products
 from services.catalog.products.models import Product
@@ -183,3 +193,67 @@ async def delete(session: AsyncSession, product: Product, photo_id: int, *, stor
     await session.commit()  # the row goes first: its files are deleted only once that is committed
     with anyio.CancelScope(shield=True):
         await _forget_files(session, store, content_hash, list(file_names(content_hash).values()))
+
+
+async def _read(stored: StoredFile) -> bytes:
+    if stored.path is not None:
+        return await anyio.Path(stored.path).read_bytes()
+    return b"".join([chunk async for chunk in stored.chunks or ()])
+
+
+def smaller_size(name: str) -> tuple[str, int] | None:
+    """``{hash}-560.webp`` → (hash, 560): a size that can be made from a photo's largest WebP."""
+    content_hash, _, label = name.partition("-")
+    label = label.removesuffix(".webp")
+    return (content_hash, int(label)) if label in [str(w) for w in WIDTHS[:-1]] else None
+
+
+async def make_size(store: PhotoStore, limiter: CapacityLimiter, content_hash: str, width: int, height: int,
+                    target: int) -> bool:
+    """Store the ``target`` px WebP of a photo (``width`` × ``height`` as uploaded) made from its largest
+    one: for photos stored before that size was made. False when the largest file is missing or broken
+    (nothing to make it from)."""
+    names = file_names(content_hash)
+    source = await store.open(names[str(WIDTHS[-1])])
+    if source is None:
+        log.warning("photo %s has no %s px file to make its %s px one from", content_hash, WIDTHS[-1], target)
+        return False
+    try:
+        data = await anyio.to_thread.run_sync(derive, await _read(source), scaled_size(width, height, target),
+                                              limiter=limiter)
+    except (OSError, ValueError, SyntaxError) as exc:
+        log.error("photo file %s could not be read to make its %s px size: %s", source.name, target, exc)
+        return False
+    try:
+        await store.save(names[str(target)], data)
+    except OSError as exc:
+        log.error("could not store photo file %s: %s", names[str(target)], exc)
+        raise ServiceUnavailable("The photo could not be stored just now.", headers={"Retry-After": "5"}) from None
+    log.info("photo file %s made from the %s px one", names[str(target)], WIDTHS[-1])
+    return True
+
+
+# The files being made on request, each by one task: a shop page's first visitors ask for the same
+# missing files at once, and the others wait for it rather than make them again.
+_making: dict[str, anyio.Lock] = {}
+
+
+async def make_missing(session: AsyncSession, store: PhotoStore, limiter: CapacityLimiter, name: str) -> bool:
+    """Make the stored file ``name`` if it is a smaller size of a recorded photo (asked for before
+    ``photo-sizes`` made it); False when it is not."""
+    wanted = smaller_size(name)
+    if wanted is None:
+        return False
+    content_hash, target = wanted
+    row = (await session.execute(select(Photo.width, Photo.height).where(Photo.content_hash == content_hash)
+                                 .limit(1))).first()
+    if row is None:
+        return False
+    lock = _making.setdefault(name, anyio.Lock())
+    try:
+        async with lock:
+            return await store.exists(name) or await make_size(store, limiter, content_hash, row.width,
+                                                               row.height, target)
+    finally:
+        if not lock.locked() and not lock.statistics().tasks_waiting:
+            _making.pop(name, None)

@@ -20,9 +20,11 @@ from typing import Protocol
 
 from starlette.concurrency import run_in_threadpool
 
+from services.catalog.photos.processing import WIDTHS
+
 # The only names a store accepts: what processing.file_names() makes. Nothing else can be read,
 # written or deleted, whatever a path parameter holds (no dots, slashes or other tricks).
-NAME = re.compile(r"^[0-9a-f]{64}-(?:(?:320|800|1600)\.webp|og\.jpg)$")
+NAME = re.compile(rf"^[0-9a-f]{{64}}-(?:(?:{'|'.join(map(str, WIDTHS))})\.webp|og\.jpg)$")
 CONTENT_TYPES = {".webp": "image/webp", ".jpg": "image/jpeg"}
 CHUNK = 64 * 1024
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from services.catalog.photos.processing import OG_SIZE, WIDTHS, file_names, scaled_size
+from services.catalog.photos.processing import DEFAULT_WIDTH, OG_SIZE, WIDTHS, file_names, scaled_size
 from services.catalog.photos.schemas import media_url
 from services.catalog.products.models import Product
 
@@ -25,7 +25,7 @@ def _photo(photo: Any, base_url: str) -> dict:
     seen: set[int] = set()
     srcset = ", ".join(f"{s['url']} {s['width']}w" for s in sizes if not (s["width"] in seen or seen.add(s["width"])))
     return {"id": photo.id, "position": photo.position, "width": photo.width, "height": photo.height,
-            "url": sizes[1]["url"], "sizes": sizes, "srcset": srcset,
+            "url": sizes[WIDTHS.index(DEFAULT_WIDTH)]["url"], "sizes": sizes, "srcset": srcset,
             "og_image": {"url": media_url(base_url, names["og"]), "width": OG_SIZE[0], "height": OG_SIZE[1]},
             "created_at": photo.created_at}
 
