@@ -46,11 +46,12 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import UpdateBase
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
 from common.auth import bearer_token
-from common.http_cache import json_reply
+from common.http_cache import json_reply, weak_etag
 from common.worker import Worker
 
 log = logging.getLogger("catalog.listings")
@@ -95,12 +96,18 @@ def write_scope(statement: str, context: Any) -> str | frozenset[int] | None:
 
 
 PATH = "/api/v1/products"
+SHOPS_PATH = "/api/v1/shops"
 
 
 def listing_key(scope: Scope) -> str:
     """The query string as sent: the endpoint validated a kept listing's parameters from it (``?``
     first, so that no listing's key is a product page's)."""
     return "?" + scope["query_string"].decode("latin-1")
+
+
+def shops_key(scope: Scope) -> str:
+    """The shops' listing: its query string as sent, after a prefix of its own."""
+    return "shops?" + scope["query_string"].decode("latin-1")
 
 
 def product_key(scope: Scope) -> str | None:
@@ -333,8 +340,27 @@ class KeptReplyRoute(BaseRoute):
 
 
 def kept_routes(cache: ListingCache) -> list[KeptReplyRoute]:
-    """The listing's and the product page's, to go before the app's own routes."""
+    """The listing's, the product page's and the shops', to go before the app's own routes."""
     def listing(scope: Scope) -> str | None:
         return listing_key(scope) if scope["path"] == PATH else None
 
-    return [KeptReplyRoute(cache, PATH, listing), KeptReplyRoute(cache, PATH + "/{product_id}", product_key)]
+    def shops(scope: Scope) -> str | None:
+        return shops_key(scope) if scope["path"] == SHOPS_PATH else None
+
+    return [KeptReplyRoute(cache, PATH, listing), KeptReplyRoute(cache, PATH + "/{product_id}", product_key),
+            KeptReplyRoute(cache, SHOPS_PATH, shops)]
+
+
+def since(request: Request, viewer: object | None = None) -> Token | None:
+    """Where the cache stands, for a reply that may be kept (an anonymous caller's); read it before
+    the reply's queries and hand it to :func:`reply`."""
+    return request.app.state.listings.now() if viewer is None else None
+
+
+def reply(request: Request, since: Token | None, key: str, products: Iterable[int], body: bytes) -> Response:
+    """``body`` with its ETag (304 on a match), kept under ``key`` when ``since`` came with it; a
+    reply that may not be kept is private."""
+    etag = weak_etag(body)
+    if since is not None:
+        request.app.state.listings.put(key, since, products, body, etag)
+    return json_reply(request, body, etag, private=since is None)

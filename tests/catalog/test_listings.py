@@ -156,6 +156,20 @@ async def test_a_product_page_is_kept_for_anonymous_callers_only_and_shows_a_cha
     assert (await catalog.get(page, headers=GROWER)).status_code == 200
 
 
+async def test_the_shops_are_kept_through_orders_and_show_a_shop_change_at_once(catalog) -> None:
+    cache = catalog.app.state.listings
+    shops = "/api/v1/shops"
+    first = await catalog.get(shops)
+    hits = cache.hits
+    await reserve(catalog, catalog.product["variants"][0]["id"], 1)
+    again = await catalog.get(shops)
+    assert (again.content, again.headers["etag"]) == (first.content, first.headers["etag"])
+    assert cache.hits == hits + 1
+    resp = await catalog.patch("/api/v1/shops/mine", headers=GROWER, json={"name": "Vườn Sen Bà Tư Mới"})
+    assert resp.status_code == 200, resp.text
+    assert (await catalog.get(shops)).json()["items"][0]["name"] == "Vườn Sen Bà Tư Mới"
+
+
 async def test_a_write_by_plain_sql_moves_the_generation_and_a_signed_in_caller_is_never_served_from_it(
         catalog) -> None:
     cache = catalog.app.state.listings
