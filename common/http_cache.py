@@ -37,9 +37,13 @@ def cached_json(request: Request, content: BaseModel | Any, *, private: bool,
                 max_age: int = PUBLIC_MAX_AGE) -> Response:
     """``content`` as JSON (as FastAPI would write it) with an ETag, or a bodiless 304 when the
     caller's ``If-None-Match`` names it."""
-    data = content.model_dump(mode="json") if isinstance(content, BaseModel) else content
-    body = orjson.dumps(data)
+    body = json_body(content)
     return json_reply(request, body, weak_etag(body), private=private, max_age=max_age)
+
+
+def json_body(content: BaseModel | Any) -> bytes:
+    """``content`` as the JSON FastAPI would write for it."""
+    return orjson.dumps(content.model_dump(mode="json") if isinstance(content, BaseModel) else content)
 
 
 def json_reply(request: Request, body: bytes, etag: str, *, private: bool, max_age: int = PUBLIC_MAX_AGE) -> Response:

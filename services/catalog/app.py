@@ -11,7 +11,7 @@ from common.crypto import FieldCipher
 from common.relay import OutboxRelay, outbox_metrics
 from common.service import create_service_app
 from services.catalog.accounts import router as accounts_router
-from services.catalog.listings import ChangeListener, KeptListingRoute, ListingCache
+from services.catalog.listings import ChangeListener, ListingCache, kept_routes
 from services.catalog.outbox import OutboxEvent
 from services.catalog.photos.endpoints import media_router
 from services.catalog.photos.endpoints import router as photos_router
@@ -59,12 +59,12 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
         on_shutdown=[stop_relay, sweeper.stop, stop_listings],
     )
     app.state.cipher = FieldCipher(settings.data_key.get_secret_value())
-    # Anonymous listings kept until the catalog changes (services/catalog/listings.py). On PostgreSQL
-    # only while the change listener is connected; never behind PgBouncer (it does not carry LISTEN).
+    # Anonymous listings and product pages kept until what they show changes (services/catalog/listings.py).
+    # On PostgreSQL only while the change listener is connected; never behind PgBouncer (it does not carry LISTEN).
     engine = app.state.db.engine
     app.state.listings = ListingCache(enabled=settings.listing_cache and engine.dialect.name == "sqlite")
     app.state.listings.watch(engine)
     listen = settings.listing_cache and engine.dialect.name == "postgresql" and not settings.db_pgbouncer
     app.state.listing_listener = ChangeListener(engine, app.state.listings) if listen else None
-    app.router.routes.insert(0, KeptListingRoute(app.state.listings))
+    app.router.routes[:0] = kept_routes(app.state.listings)
     return app

@@ -1,47 +1,72 @@
-"""Anonymous listings (``GET /api/v1/products``) kept as their JSON body and ETag until the catalog
-changes (docs/decisions/0027-catalog-reads.md).
+"""Anonymous listings (``GET /api/v1/products``) and product pages (``GET /api/v1/products/{id}``)
+kept as their JSON body and ETag until what they show changes (docs/decisions/0027-catalog-reads.md,
+docs/decisions/00XX-stock-changes-drop-what-shows-them.md).
 
 A page of 20 varieties costs the catalog three queries, a few hundred ORM objects and as many
 pydantic models; the same page asked again, with nothing changed, costs a dictionary look-up here.
 
-**Fresh at once.** Every entry carries the *generation* it was computed in; any write to the
-catalog's database moves the generation on, and an entry of an older one is never served:
+**Fresh at once.** Every entry carries the *generation* it was computed in, and the products it
+shows. A write to the catalog's database moves the generation on, and an entry of an older one is
+never served; with two exceptions:
+
+- a statement that only changes the stock of some products' variants (the reservations' ``UPDATE
+  variants SET stock …``, marked with :func:`stock_of`) drops the entries that show those products
+  and moves the *tick* on instead: the stock of a variant is shown by the pages that show its product
+  and decides nothing else (which products a page holds and in what order depends on the product rows:
+  ``in_stock`` and ``min_price``, which the reservations rewrite, as a write of the generation's kind,
+  when they change);
+- writes to the tables no kept reply reads (:data:`UNREAD`: reservations, their lines, the outbox)
+  change nothing here.
+
+Both move on the moments the write is known:
 
 - in this process, by engine events (:meth:`ListingCache.watch`): a statement that writes moves it on
   as it runs, and again after the commit (when the connection goes back to the pool or begins its
-  next transaction), so that a listing read from a snapshot older than the commit is not kept;
+  next transaction), so that a reply read from a snapshot older than the commit is not kept;
 - in the other replicas (PostgreSQL), by ``NOTIFY``: a transaction that wrote sends one on its
-  channel as it commits (PostgreSQL delivers it only after the commit), and every replica listens
-  on a connection of its own (:class:`ChangeListener`). While that connection is down, nothing is
-  cached. Behind PgBouncer in transaction mode, which does not carry ``LISTEN``, nothing is cached.
+  channel as it commits (PostgreSQL delivers it only after the commit), naming the products when it
+  changed only their stock; every replica listens on a connection of its own
+  (:class:`ChangeListener`). While that connection is down, nothing is cached. Behind PgBouncer in
+  transaction mode, which does not carry ``LISTEN``, nothing is cached.
 
-A listing is stored only if the generation did not move while it was computed (a write meanwhile
-may or may not be in it). Replies to a signed-in caller (drafts, ``mine=true``) are never kept.
+A reply is stored only if, while it was computed, the generation did not move and no product it
+shows had its stock changed (a write meanwhile may or may not be in it). Replies to a signed-in
+caller (drafts, ``mine=true``, an owner's draft page) are never kept.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections import OrderedDict
-from typing import Any
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from typing import Any, NamedTuple
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import UpdateBase
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
 from common.auth import bearer_token
-from common.http_cache import json_reply
+from common.http_cache import json_reply, weak_etag
 from common.worker import Worker
 
 log = logging.getLogger("catalog.listings")
 
 CHANNEL = "cv_catalog_changed"
 MAX_ENTRIES = 512
+RECENT_STOCK_CHANGES = 1024  # how far back a reply being computed can be checked against stock changes
+MAX_PAYLOAD = 7000  # NOTIFY takes 8,000 bytes; more products than fit: the generation's kind
 # First words of the statements that do not write (everything else is taken as a write).
 READS = frozenset({"SELECT", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBACK", "SHOW", "SET", "EXPLAIN"})
+# Tables that no kept reply reads: writes to them (an order's reservation, its commit, the outbox)
+# leave every kept reply as it is. Known only for statements built with SQLAlchemy (plain SQL: a write).
+UNREAD = frozenset({"reservations", "reservation_lines", "outbox_events"})
+ALL = "all"  # a write that may change any kept reply
+STOCK_OF = "listing_stock_of"  # the execution option of a statement that changes these products' stock only
 
 
 def writes(statement: str) -> bool:
@@ -49,76 +74,195 @@ def writes(statement: str) -> bool:
     return not head or head[0].upper().rstrip(";") not in READS
 
 
+def stock_of(product_ids: Iterable[int]) -> dict[str, tuple[int, ...]]:
+    """Execution options for a statement that changes only the stock of these products' variants
+    (nothing else of any row): it drops only the kept replies that show them."""
+    return {STOCK_OF: tuple(product_ids)}
+
+
+def write_scope(statement: str, context: Any) -> str | frozenset[int] | None:
+    """What a statement may change in the kept replies: nothing (``None``), these products' stock, or
+    anything (:data:`ALL`)."""
+    if not writes(statement):
+        return None
+    products = context.execution_options.get(STOCK_OF) if context is not None else None
+    if products is not None:
+        return frozenset(products)
+    compiled = getattr(context, "compiled", None)
+    dml = getattr(compiled, "statement", None)
+    if isinstance(dml, UpdateBase) and getattr(dml.table, "name", None) in UNREAD:
+        return None
+    return ALL
+
+
 PATH = "/api/v1/products"
+SHOPS_PATH = "/api/v1/shops"
 
 
 def listing_key(scope: Scope) -> str:
-    """The query string as sent: the endpoint validated a kept listing's parameters from it."""
-    return scope["query_string"].decode("latin-1")
+    """The query string as sent: the endpoint validated a kept listing's parameters from it (``?``
+    first, so that no listing's key is a product page's)."""
+    return "?" + scope["query_string"].decode("latin-1")
+
+
+def shops_key(scope: Scope) -> str:
+    """The shops' listing: its query string as sent, after a prefix of its own."""
+    return "shops?" + scope["query_string"].decode("latin-1")
+
+
+def product_key(scope: Scope) -> str | None:
+    """A product page's path as sent (its query string changes nothing); ``None`` for other paths."""
+    path = scope["path"]
+    return path if path.startswith(PATH + "/") and path[len(PATH) + 1:].isdigit() else None
+
+
+class Token(NamedTuple):
+    """Where the cache stood when a reply began to be computed."""
+
+    generation: int
+    tick: int
+
+
+class Entry(NamedTuple):
+    generation: int
+    products: frozenset[int]
+    body: bytes
+    etag: str
 
 
 class ListingCache:
     def __init__(self, max_entries: int = MAX_ENTRIES, *, enabled: bool = True) -> None:
-        self.generation = 0
+        self.generation = 0  # moves on for every write that may change any kept reply
+        self.tick = 0  # moves on for every write that changes only some products' stock
         self.enabled = enabled
         self.max_entries = max_entries
-        self._entries: OrderedDict[str, tuple[int, bytes, str]] = OrderedDict()
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
+        self._showing: dict[int, set[str]] = {}  # product id → the keys of the entries that show it
+        self._recent: deque[tuple[int, frozenset[int]]] = deque(maxlen=RECENT_STOCK_CHANGES)  # (tick, products)
         self.hits = self.misses = 0
         self.token = uuid.uuid4().hex  # this process's NOTIFY payload
+
+    def now(self) -> Token:
+        """To be read before a reply's queries, and handed to :meth:`put` with it."""
+        return Token(self.generation, self.tick)
 
     def get(self, key: str) -> tuple[bytes, str] | None:
         """The body and ETag kept for ``key``, if it is of the current generation."""
         entry = self._entries.get(key) if self.enabled else None
-        if entry is None or entry[0] != self.generation:
+        if entry is None or entry.generation != self.generation:
             self.misses += 1
             return None
         self._entries.move_to_end(key)
         self.hits += 1
-        return entry[1], entry[2]
+        return entry.body, entry.etag
 
-    def put(self, key: str, generation: int, body: bytes, etag: str) -> None:
-        """Keep a listing computed in ``generation`` (read before its queries), unless that is past."""
-        if not self.enabled or generation != self.generation:
+    def put(self, key: str, since: Token, products: Iterable[int], body: bytes, etag: str) -> None:
+        """Keep a reply computed since ``since`` that shows ``products``, unless something it shows
+        may have changed meanwhile."""
+        products = frozenset(products)
+        if not self.enabled or since.generation != self.generation:
             return
-        self._entries[key] = (generation, body, etag)
-        self._entries.move_to_end(key)
+        if since.tick != self.tick and not self._untouched_since(since.tick, products):
+            return
+        self._discard(key)
+        self._entries[key] = Entry(since.generation, products, body, etag)
+        for product_id in products:
+            self._showing.setdefault(product_id, set()).add(key)
         while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+            self._discard(next(iter(self._entries)))
+
+    def _untouched_since(self, tick: int, products: frozenset[int]) -> bool:
+        if not self._recent or self._recent[0][0] > tick + 1:
+            return False  # the changes since then are no longer known
+        for changed_at, changed in reversed(self._recent):
+            if changed_at <= tick:
+                return True
+            if not changed.isdisjoint(products):
+                return False
+        return True
+
+    def _discard(self, key: str) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is None:
+            return
+        for product_id in entry.products:
+            keys = self._showing.get(product_id)
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._showing[product_id]
 
     def changed(self, *_: Any) -> None:
         self.generation += 1
         self._entries.clear()
+        self._showing.clear()
+
+    def stock_changed(self, product_ids: Iterable[int]) -> None:
+        """The stock of these products' variants changed, nothing else: drop what shows them."""
+        product_ids = frozenset(product_ids)
+        self.tick += 1
+        self._recent.append((self.tick, product_ids))
+        for product_id in product_ids:
+            for key in list(self._showing.get(product_id, ())):
+                self._discard(key)
+
+    def apply(self, scope: str | frozenset[int]) -> None:
+        if scope == ALL:
+            self.changed()
+        else:
+            self.stock_changed(scope)
+
+    def payload(self, scope: str | frozenset[int]) -> str:
+        """The NOTIFY payload of a commit: this process's token, then the products if only their stock changed."""
+        if scope == ALL:
+            return self.token
+        payload = f"{self.token} {','.join(map(str, sorted(scope)))}"
+        return payload if len(payload) <= MAX_PAYLOAD else self.token
 
     def notified(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        """Another replica wrote (this process's own writes moved the generation already)."""
-        if payload != self.token:
-            self.changed()
+        """Another replica wrote (this process's own writes moved the generation or tick already)."""
+        token, _, products = payload.partition(" ")
+        if token == self.token:
+            return
+        try:
+            scope: str | frozenset[int] = frozenset(int(p) for p in products.split(",")) if products else ALL
+        except ValueError:
+            scope = ALL
+        self.apply(scope)
 
     def set_enabled(self, enabled: bool) -> None:
         self.enabled = enabled
         self.changed()
 
     def watch(self, engine: AsyncEngine) -> None:
-        """Move the generation on for every write through ``engine`` (see the module's doc)."""
+        """Move the generation or the tick on for every write through ``engine`` (see the module's doc)."""
         sync = engine.sync_engine
         notify = sync.dialect.name == "postgresql"
 
-        def after_execute(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-            if writes(statement):
-                conn.info["listing_wrote"] = True
-                self.changed()
+        def after_execute(conn: Any, _cursor: Any, statement: str, _params: Any, context: Any, *_: Any) -> None:
+            scope = write_scope(statement, context)
+            if scope is None:
+                return
+            wrote = conn.info.get("listing_wrote")
+            if scope == ALL or wrote == ALL:
+                conn.info["listing_wrote"] = ALL
+            else:
+                conn.info["listing_wrote"] = scope | wrote if wrote else scope
+            self.apply(scope)
 
         def before_commit(conn: Any) -> None:
-            if conn.info.pop("listing_wrote", False):
+            scope = conn.info.pop("listing_wrote", None)
+            if scope is not None:
                 if notify:  # delivered at the commit, signed so that this process can tell its own
-                    conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{self.token}')")
-                conn.info["listing_committed"] = True
-                self.changed()
+                    conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{self.payload(scope)}')")
+                conn.info["listing_committed"] = scope
+                self.apply(scope)
 
         def after_commit(conn_or_dbapi: Any, record: Any = None) -> None:
             info = record.info if record is not None else conn_or_dbapi.info
-            if info.pop("listing_committed", False):
-                self.changed()
+            scope = info.pop("listing_committed", None)
+            if scope is not None:
+                self.apply(scope)
 
         event.listen(sync, "after_cursor_execute", after_execute)
         event.listen(sync, "commit", before_commit)
@@ -166,31 +310,57 @@ class ChangeListener:
         await self._close()
 
 
-class KeptListingRoute(BaseRoute):
-    """First of the catalog's routes: an anonymous ``GET /api/v1/products`` whose query string has a
-    listing kept is answered here, without the endpoint's parameters and dependencies (most of a kept
-    reply's cost); every other request goes on to the app's routes. A listing is kept only after the
-    endpoint accepted the same query string, and "anonymous" is the endpoint's own test (no bearer
-    token), so both answer alike."""
+class KeptReplyRoute(BaseRoute):
+    """First of the catalog's routes: an anonymous ``GET`` with a reply kept under its ``key`` (a
+    listing's query string, a product page's path) is answered here, without the endpoint's parameters
+    and dependencies (most of a kept reply's cost); every other request goes on to the app's routes. A
+    reply is kept only after the endpoint accepted the same request, and "anonymous" is the endpoint's
+    own test (no bearer token), so both answer alike."""
 
-    path = PATH  # the route's label in metrics and logs, as the endpoint's
-
-    def __init__(self, cache: ListingCache) -> None:
-        self.cache = cache
+    def __init__(self, cache: ListingCache, path: str, key: Callable[[Scope], str | None]) -> None:
+        self.cache, self.key = cache, key
+        self.path = path  # the route's label in metrics and logs, as the endpoint's
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] != "http" or scope["method"] != "GET" or scope["path"] != PATH:
+        if scope["type"] != "http" or scope["method"] != "GET":
             return Match.NONE, {}
-        request = Request(scope)
-        if bearer_token(request) is not None:
+        key = self.key(scope)
+        if key is None or bearer_token(Request(scope)) is not None:
             return Match.NONE, {}
-        kept = self.cache.get(listing_key(scope))
+        kept = self.cache.get(key)
         if kept is None:
             return Match.NONE, {}
-        return Match.FULL, {"route": self, "kept_listing": kept}
+        return Match.FULL, {"route": self, "kept_reply": kept}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await json_reply(Request(scope, receive), *scope["kept_listing"], private=False)(scope, receive, send)
+        await json_reply(Request(scope, receive), *scope["kept_reply"], private=False)(scope, receive, send)
 
     def url_path_for(self, name: str, /, **path_params: object):  # pragma: no cover - never reversed
         raise NotImplementedError
+
+
+def kept_routes(cache: ListingCache) -> list[KeptReplyRoute]:
+    """The listing's, the product page's and the shops', to go before the app's own routes."""
+    def listing(scope: Scope) -> str | None:
+        return listing_key(scope) if scope["path"] == PATH else None
+
+    def shops(scope: Scope) -> str | None:
+        return shops_key(scope) if scope["path"] == SHOPS_PATH else None
+
+    return [KeptReplyRoute(cache, PATH, listing), KeptReplyRoute(cache, PATH + "/{product_id}", product_key),
+            KeptReplyRoute(cache, SHOPS_PATH, shops)]
+
+
+def since(request: Request, viewer: object | None = None) -> Token | None:
+    """Where the cache stands, for a reply that may be kept (an anonymous caller's); read it before
+    the reply's queries and hand it to :func:`reply`."""
+    return request.app.state.listings.now() if viewer is None else None
+
+
+def reply(request: Request, since: Token | None, key: str, products: Iterable[int], body: bytes) -> Response:
+    """``body`` with its ETag (304 on a match), kept under ``key`` when ``since`` came with it; a
+    reply that may not be kept is private."""
+    etag = weak_etag(body)
+    if since is not None:
+        request.app.state.listings.put(key, since, products, body, etag)
+    return json_reply(request, body, etag, private=since is None)

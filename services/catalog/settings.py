@@ -24,7 +24,8 @@ class CatalogSettings(BusSettings):
     # Photos (services/catalog/photos/): stored files, served at {public_base_url}/media/{name}.
     media_dir: str = "var/media"
     max_photo_bytes: int = Field(15 * 1_048_576, ge=1, description="Largest photo upload, bytes")
-    # Anonymous listings kept until the catalog changes (services/catalog/listings.py); off: every
-    # listing is read from the database (to measure the query path, or to rule the cache out).
+    # Anonymous listings, product pages and the shops' list kept until what they show changes
+    # (services/catalog/listings.py); off: every one is read from the database (to measure the query
+    # path, or to rule the cache out).
     listing_cache: bool = True
     photo_decode_workers: int = Field(2, ge=1, le=32, description="Photos decoded at once (memory)")

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from common.pagination import Page
-from services.catalog.listings import writes
+from services.catalog.listings import CHANNEL, RECENT_STOCK_CHANGES, ListingCache, writes
 from services.catalog.products import service
 from services.catalog.products.page_json import page_body
 from services.catalog.products.schemas import ProductPublic
@@ -88,6 +88,88 @@ async def test_stock_taken_by_a_reservation_shows_in_the_next_listing(catalog) -
     assert (await catalog.get(LIST)).json()["items"][0]["variants"][0]["stock"] == 93
 
 
+async def reserve(catalog, variant_id: int, quantity: int) -> str:
+    reservation_id = uuid.uuid4().hex
+    resp = await catalog.post("/internal/reservations", headers=catalog.service, json={
+        "id": reservation_id, "lines": [{"variant_id": variant_id, "quantity": quantity}]})
+    assert resp.status_code == 201, resp.text
+    return reservation_id
+
+
+async def test_an_order_drops_only_the_replies_that_show_what_it_reserved(catalog) -> None:
+    """A reservation changes its variants' stock and nothing else: the listings and product pages
+    that do not show its product stay kept, the ones that do show the new stock at once; committing
+    it changes nothing they show."""
+    cache = catalog.app.state.listings
+    other = await add_product(catalog, GROWER, name="Sen Quan Âm")  # the newest: alone on ?limit=1
+    first, other_page = "/api/v1/products?limit=1", f"/api/v1/products/{other['id']}"
+    page = f"/api/v1/products/{catalog.product['id']}"
+    for path in (LIST, first, page, other_page):
+        await catalog.get(path)
+    hits = cache.hits
+    reservation_id = await reserve(catalog, catalog.product["variants"][0]["id"], 7)
+    assert [p["id"] for p in (await catalog.get(first)).json()["items"]] == [other["id"]]
+    await catalog.get(other_page)
+    assert cache.hits == hits + 2
+    assert (await catalog.get(page)).json()["variants"][0]["stock"] == 93
+    listed = {p["id"]: p for p in (await catalog.get(LIST)).json()["items"]}
+    assert listed[catalog.product["id"]]["variants"][0]["stock"] == 93
+    assert cache.hits == hits + 2  # both read again
+    resp = await catalog.post(f"/internal/reservations/{reservation_id}/commit", headers=catalog.service)
+    assert resp.status_code == 200, resp.text
+    for path in (LIST, first, page, other_page):
+        await catalog.get(path)
+    assert cache.hits == hits + 6
+
+
+async def test_a_variant_sold_out_drops_every_kept_reply(catalog) -> None:
+    """Stock reaching zero changes the product's in_stock, which decides what the listings filtered
+    or sorted by it hold: everything is read again."""
+    in_stock = "/api/v1/products?in_stock=true"
+    other = await add_product(catalog, GROWER, name="Sen Quan Âm", variants=[
+        {"label": "Củ giống", "retail_price": 60000, "stock": 2}])
+    assert {p["id"] for p in (await catalog.get(in_stock)).json()["items"]} == {catalog.product["id"], other["id"]}
+    await catalog.get(in_stock)
+    generation = catalog.app.state.listings.generation
+    await reserve(catalog, other["variants"][0]["id"], 2)
+    assert catalog.app.state.listings.generation > generation
+    assert [p["id"] for p in (await catalog.get(in_stock)).json()["items"]] == [catalog.product["id"]]
+
+
+async def test_a_product_page_is_kept_for_anonymous_callers_only_and_shows_a_change_at_once(catalog) -> None:
+    cache = catalog.app.state.listings
+    page = f"/api/v1/products/{catalog.product['id']}"
+    first = await catalog.get(page)
+    hits = cache.hits
+    again = await catalog.get(page)
+    assert (again.content, again.headers["etag"]) == (first.content, first.headers["etag"])
+    assert again.headers["cache-control"] == "public, max-age=60" and cache.hits == hits + 1
+    assert (await catalog.get(page, headers={"If-None-Match": first.headers["etag"]})).status_code == 304
+    mine = await catalog.get(page, headers=GROWER)
+    assert mine.headers["cache-control"] == "private, no-cache" and cache.hits == hits + 2
+    resp = await catalog.patch(page, headers=GROWER, json={"name": "Súng Thái đỏ rực"})
+    assert resp.status_code == 200, resp.text
+    assert (await catalog.get(page)).json()["name"] == "Súng Thái đỏ rực"
+    resp = await catalog.patch(page, headers=GROWER, json={"status": "draft"})
+    assert resp.status_code == 200, resp.text
+    assert (await catalog.get(page)).status_code == 404
+    assert (await catalog.get(page, headers=GROWER)).status_code == 200
+
+
+async def test_the_shops_are_kept_through_orders_and_show_a_shop_change_at_once(catalog) -> None:
+    cache = catalog.app.state.listings
+    shops = "/api/v1/shops"
+    first = await catalog.get(shops)
+    hits = cache.hits
+    await reserve(catalog, catalog.product["variants"][0]["id"], 1)
+    again = await catalog.get(shops)
+    assert (again.content, again.headers["etag"]) == (first.content, first.headers["etag"])
+    assert cache.hits == hits + 1
+    resp = await catalog.patch("/api/v1/shops/mine", headers=GROWER, json={"name": "Vườn Sen Bà Tư Mới"})
+    assert resp.status_code == 200, resp.text
+    assert (await catalog.get(shops)).json()["items"][0]["name"] == "Vườn Sen Bà Tư Mới"
+
+
 async def test_a_write_by_plain_sql_moves_the_generation_and_a_signed_in_caller_is_never_served_from_it(
         catalog) -> None:
     cache = catalog.app.state.listings
@@ -104,15 +186,46 @@ async def test_a_write_by_plain_sql_moves_the_generation_and_a_signed_in_caller_
 
 async def test_a_listing_read_while_a_write_commits_is_not_kept(catalog) -> None:
     cache = catalog.app.state.listings
-    generation = cache.generation
+    since = cache.now()
     cache.changed()  # a write ran while the listing was being read
-    cache.put("limit=20", generation, b"{}", 'W/"old"')
-    assert cache.get("limit=20") is None
+    cache.put("?limit=20", since, [1], b"{}", 'W/"old"')
+    assert cache.get("?limit=20") is None
+
+
+def test_a_reply_read_while_the_stock_it_shows_changed_is_not_kept() -> None:
+    cache = ListingCache()
+    since = cache.now()
+    cache.stock_changed({7})  # a reservation of product 7 ran while the replies were being read
+    cache.put("?shop_id=1", since, [7, 8], b"{}", 'W/"7"')
+    cache.put("?shop_id=2", since, [9], b"{}", 'W/"9"')
+    assert cache.get("?shop_id=1") is None
+    assert cache.get("?shop_id=2") == (b"{}", 'W/"9"')
+    cache.stock_changed({9})
+    assert cache.get("?shop_id=2") is None
+    # Read before more stock changes than are remembered: whatever it shows, not kept.
+    since = cache.now()
+    for _ in range(RECENT_STOCK_CHANGES + 1):
+        cache.stock_changed({1000})
+    cache.put("?shop_id=3", since, [11], b"{}", 'W/"11"')
+    assert cache.get("?shop_id=3") is None
+
+
+def test_another_replicas_stock_change_drops_only_what_shows_those_products() -> None:
+    cache = ListingCache()
+    for key, products in (("?shop_id=1", [1, 2]), ("?shop_id=2", [3]), ("/api/v1/products/2", [2])):
+        cache.put(key, cache.now(), products, b"{}", "e")
+    cache.notified(None, 0, CHANNEL, "other-replica 2,5")
+    assert [cache.get(k) is not None for k in ("?shop_id=1", "?shop_id=2", "/api/v1/products/2")] == [
+        False, True, False]
+    cache.notified(None, 0, CHANNEL, f"{cache.token} 3")  # its own: already applied
+    assert cache.get("?shop_id=2") is not None
+    cache.notified(None, 0, CHANNEL, "other-replica")  # anything else: everything
+    assert cache.get("?shop_id=2") is None
 
 
 async def test_another_replica_on_the_same_database_sees_a_change_at_once(catalog, db_urls, backend) -> None:
     """Two catalog processes on one PostgreSQL database: a price changed through one is in the
-    other's next listing (its kept copy dropped by the change's NOTIFY)."""
+    other's next listing (its kept copy dropped by the change's NOTIFY), and so is stock taken."""
     if backend != "postgresql":
         pytest.skip("several replicas run on PostgreSQL only")
     other = make_app("catalog", db_urls, reservation_sweep_interval=0)
@@ -133,6 +246,18 @@ async def test_another_replica_on_the_same_database_sees_a_change_at_once(catalo
                 break
             await asyncio.sleep(0.01)
         assert price_of((await replica.get(LIST)).json()) == 56000
+        # Stock taken through the first: the NOTIFY names the product; the replica drops what shows it.
+        page = f"/api/v1/products/{catalog.product['id']}"
+        await replica.get(page)
+        await replica.get(page)
+        tick = other.state.listings.tick
+        await reserve(catalog, variants[0]["id"], 4)
+        for _ in range(50):
+            if other.state.listings.tick > tick:
+                break
+            await asyncio.sleep(0.01)
+        assert (await replica.get(page)).json()["variants"][0]["stock"] == 96
+        assert (await replica.get(LIST)).json()["items"][0]["variants"][0]["stock"] == 96
 
 
 async def test_the_listing_is_written_as_the_models_would_write_it(catalog, tmp_path) -> None:

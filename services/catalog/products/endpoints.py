@@ -5,12 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from common.errors import Forbidden, UnprocessableEntity
-from common.http_cache import cached_json, json_reply, weak_etag
+from common.http_cache import json_body
 from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import MAX_ID, IdPath
+from services.catalog import listings
 from services.catalog.deps import BaseUrlDep, Grower, OptionalPrincipal, SessionDep
-from services.catalog.listings import listing_key
 from services.catalog.products import service
 from services.catalog.products.models import Category, ProductStatus
 from services.catalog.products.page_json import page_body
@@ -71,26 +71,23 @@ async def list_products(
     filters = service.Filters(shop_id=shop_id, province_code=province_code, category=category,
                               min_price=min_price, max_price=max_price, in_stock=in_stock,
                               wholesale=wholesale, status=status)
-    # Anonymous pages are kept until the catalog changes; a kept one is answered before this endpoint,
-    # by listings.KeptListingRoute (services/catalog/listings.py).
-    cache = request.app.state.listings if viewer is None else None
-    key = listing_key(request.scope)
-    generation = cache.generation if cache is not None else 0
+    # Anonymous pages are kept until what they show changes; a kept one is answered before this
+    # endpoint, by listings.KeptReplyRoute (services/catalog/listings.py).
+    kept_since = listings.since(request, viewer)
     rows, next_cursor = await service.list_products(session, q=q, filters=filters, sort=sort, owner=owner,
                                                     limit=limit, cursor=cursor)
     body = page_body(rows, next_cursor, base_url)  # = Page[ProductPublic] as JSON, without the models
-    etag = weak_etag(body)
-    if cache is not None:
-        cache.put(key, generation, body, etag)
-    return json_reply(request, body, etag, private=viewer is not None)
+    return listings.reply(request, kept_since, listings.listing_key(request.scope), [p.id for p in rows], body)
 
 
 @router.get("/{product_id}", operation_id="products_get", response_model=ProductPublic, summary="One variety",
             responses={304: {"description": "Not modified (If-None-Match matched the ETag)"}})
 async def get_product(request: Request, session: SessionDep, viewer: OptionalPrincipal, base_url: BaseUrlDep,
                       product_id: IdPath) -> Response:
+    kept_since = listings.since(request, viewer)  # kept as the listings are
     product = await service.get_visible(session, product_id, viewer)
-    return cached_json(request, service.to_public(product, base_url), private=viewer is not None)
+    body = json_body(service.to_public(product, base_url))
+    return listings.reply(request, kept_since, listings.product_key(request.scope), [product.id], body)
 
 
 @router.patch("/{product_id}", operation_id="products_update",

@@ -294,9 +294,11 @@ async def _read(session: AsyncSession, conditions: list[ColumnElement], segment:
     # a few dozen rows of the window.
     window_rows = (select(Product).where(*conditions, *keyset).order_by(*order).limit(search.PG_WINDOW)
                    .subquery("search_window"))
-    in_window = aliased(Product, window_rows)
-    stmt = (select(in_window).where(*segment.text(in_window.search_text, in_window.search_name))
-            .order_by(*_order(sort, in_window.id, in_window.min_price)).limit(n))
+    in_window, c = aliased(Product, window_rows), window_rows.c
+    # Conditions on the subquery's own columns: through the aliased entity, SQLAlchemy adapts every
+    # column of every LIKE anew on each call (a tenth of the catalog's CPU under bench/load.py).
+    stmt = (select(in_window).where(*segment.text(c.search_text, c.search_name))
+            .order_by(*_order(sort, c.id, c.min_price)).limit(n))
     found = list((await session.scalars(stmt)).all())
     if len(found) >= n:
         return found

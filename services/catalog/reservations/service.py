@@ -22,6 +22,7 @@ from common.crypto import FieldCipher
 from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.events import Envelope, StockLow
 from common.reservations import LineOut, ReservationOut, ReservationRequest, ShopTerms
+from services.catalog.listings import stock_of
 from services.catalog.outbox import outbox_row
 from services.catalog.products.models import Product, ProductStatus, Variant
 from services.catalog.products.service import refresh_listing
@@ -107,9 +108,11 @@ async def _reserve_new(session: AsyncSession, request: ReservationRequest, ttl_s
     low: list[tuple[Variant, Product, int]] = []
     sold_out: set[int] = set()  # products a variant of which has just reached zero
     for variant_id, quantity in totals.items():
-        taken = await session.execute(_TAKE_STOCK, {"variant_id": variant_id, "quantity": quantity})
-        left = taken.scalar_one_or_none()
         variant, product = found[variant_id]
+        # Only this product's stock: the kept replies that do not show it stay (services/catalog/listings.py).
+        taken = await session.execute(_TAKE_STOCK, {"variant_id": variant_id, "quantity": quantity},
+                                      execution_options=stock_of([product.id]))
+        left = taken.scalar_one_or_none()
         if left is None:
             shortages.append(variant_id)
             continue

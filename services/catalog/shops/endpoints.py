@@ -5,11 +5,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 
 from common.errors import NotFound
-from common.http_cache import cached_json
+from common.http_cache import cached_json, json_body
 from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
 from common.vietnam import BANKS, provinces, wards
+from services.catalog import listings
 from services.catalog.deps import BaseUrlDep, CipherDep, Grower, GrowerReader, SessionDep
 from services.catalog.shops import service
 from services.catalog.shops.schemas import Bank, Province, ShopCreate, ShopPrivate, ShopPublic, ShopUpdate, Ward
@@ -41,10 +42,11 @@ async def list_shops(request: Request, session: SessionDep, base_url: BaseUrlDep
                      slug: Annotated[str | None, Query(max_length=60, pattern=r"^[a-z0-9-]+$",
                                                        description="The shop at /s/{slug}")] = None,
                      limit: LimitQuery = 20, cursor: CursorQuery = None) -> Response:
+    kept_since = listings.since(request)  # the same for every caller: kept until a shop changes
     rows, next_cursor = await service.list_shops(session, province_code=province_code, limit=limit, cursor=cursor,
                                                  q=q, slug=slug)
     page = Page[ShopPublic](items=[service.to_public(s, base_url) for s in rows], next_cursor=next_cursor)
-    return cached_json(request, page, private=False)
+    return listings.reply(request, kept_since, listings.shops_key(request.scope), (), json_body(page))
 
 
 NO_SHOP = problems(404, s404="You have no shop yet")
