@@ -13,6 +13,7 @@ Either way the event's message carries the request id and trace context of the w
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -120,8 +121,23 @@ def nats_servers(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
+def _import_nats(url: str):
+    """nats-py, without the aiohttp it imports for its WebSocket transport (≈ 5 MB in each process) when
+    the URL is ``nats://`` (TCP): aiohttp is hidden while nats imports, then importable again (notify's
+    push sender imports it through pywebpush). A ``ws://`` or ``wss://`` URL keeps the transport."""
+    if "nats" in sys.modules or "aiohttp" in sys.modules or "ws://" in url or "wss://" in url:
+        import nats
+        return nats
+    sys.modules["aiohttp"] = None  # type: ignore[assignment]  # `import aiohttp` raises ImportError
+    try:
+        import nats
+    finally:
+        del sys.modules["aiohttp"]
+    return nats
+
+
 async def connect_nats(url: str, name: str):
-    import nats
+    nats = _import_nats(url)
 
     async def on_error(exc: Exception) -> None:
         log.warning("NATS: %s", exc)

@@ -20,16 +20,19 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+from typing import TYPE_CHECKING
 
 import orjson
 from fastapi import APIRouter, Request
-from PIL import Image, ImageDraw
 from starlette.responses import Response
 
 from common.errors import NotFound
 from common.http_cache import etag_matches, weak_etag
 from gateway.web import assets
 from gateway.web.core import CSP, page, render_text
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 router = APIRouter(prefix="/grower", include_in_schema=False)
 
@@ -49,6 +52,8 @@ def _lotus(size: int, full_bleed: bool) -> Image.Image:
     """A lotus on the theme's green, drawn two to four times larger and scaled down (smooth edges).
     ``full_bleed``: a square to the edge, the flower within the central 80 % circle a maskable icon
     keeps; else a rounded square on transparency."""
+    from PIL import Image, ImageDraw  # here: Pillow (≈ 5 MB) only once an icon is drawn, then cached
+
     big = size * max(2, min(4, 1024 // size))
     im = Image.new("RGBA", (big, big), (0, 0, 0, 0))
     draw = ImageDraw.Draw(im)

@@ -8,7 +8,6 @@ import io
 import uuid
 from urllib.parse import quote
 
-import segno
 from markupsafe import Markup
 from starlette.requests import Request
 
@@ -29,6 +28,8 @@ async def links_of(request: Request, grower: session.Session, order_ids: list[in
 def qr_svg(url: str, title: str) -> Markup:
     """The link as a QR code, an SVG to inline in the slip: black on white with the 4-module quiet zone,
     error correction M, 3 px modules (about 2.5 cm across for a 40-character link)."""
+    import segno  # here: only the slips print a QR code
+
     out = io.BytesIO()
     segno.make(url, error="m", micro=False).save(
         out, kind="svg", scale=3, border=4, dark="#000", light="#fff", xmldecl=False, svgns=True,

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from common.db import Database
-from services.catalog import demo_photos, search
+from services.catalog import search
 from services.catalog.app import MIGRATIONS
 from services.catalog.photos.models import Photo
 from services.catalog.photos.processing import process
@@ -62,6 +62,8 @@ DEMO_PICTURES = {"Súng Thái đỏ": "red", "Súng Mỹ vàng": "yellow", "Sún
 async def add_demo_photo(session, store: LocalPhotoStore, product: Product, index: int) -> None:
     """The variety's drawn picture, processed and stored as an upload would be (every size, WebP and
     the link preview's JPEG)."""
+    from services.catalog import demo_photos  # here: the server imports this module, Pillow only for a seed
+
     kind = DEMO_PICTURES.get(product.name, "pink")
     data = demo_photos.plants(index) if kind == "plants" else demo_photos.flower(kind, index)
     with tempfile.NamedTemporaryFile(suffix=".jpg") as fh:

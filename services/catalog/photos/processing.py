@@ -7,7 +7,8 @@ Everything here is synchronous and CPU-bound; :func:`process` runs in a worker t
    declared content type; anything else is a 415.
 2. :func:`process` opens the file with only that type's decoder. Pillow reads the header alone at
    this point, so the pixel count is checked before a single pixel is decoded (a 200-megapixel PNG
-   of a few kilobytes is refused here). ``Image.MAX_IMAGE_PIXELS`` is set too, as a second fence.
+   of a few kilobytes is refused here). ``Image.MAX_IMAGE_PIXELS`` is set too, as a second fence
+   (Pillow is imported with the first photo, :func:`_load_pillow`).
 3. Only then is it decoded (JPEGs at a reduced scale when the largest output is much smaller),
    turned upright from its EXIF orientation, converted to sRGB, and re-encoded from bare pixels:
    no EXIF (phones put GPS there), XMP or ICC profile survives into the stored files.
@@ -18,22 +19,19 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-
-import pillow_heif
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from typing import TYPE_CHECKING
 
 from common.errors import Problem
 
-pillow_heif.register_heif_opener()
+if TYPE_CHECKING:
+    from PIL import Image
 
 # Photos from today's phones are 12–50 megapixels; 200-megapixel modes exist and are refused.
 MAX_PIXELS = 50_000_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-# Between MAX_PIXELS and twice that Pillow only warns; process() refuses those itself.
-warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 
 JPEG, PNG, WEBP, HEIC = "jpeg", "png", "webp", "heic"
 PIL_FORMAT = {JPEG: "JPEG", PNG: "PNG", WEBP: "WEBP", HEIC: "HEIF"}
@@ -120,7 +118,25 @@ def _needed_scale(width: int, height: int) -> float:
     return min(1.0, max(largest, cover))
 
 
-_SRGB = ImageCms.createProfile("sRGB")
+_pillow_lock = threading.Lock()
+_pillow_ready = False
+
+
+def _load_pillow() -> None:
+    """Pillow and pillow-heif (≈ 11 MB in the process), imported when the first photo comes, not at start."""
+    global Image, ImageCms, ImageOps, UnidentifiedImageError, _SRGB, _pillow_ready
+    with _pillow_lock:
+        if _pillow_ready:
+            return
+        import pillow_heif
+        from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+        pillow_heif.register_heif_opener()
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        # Between MAX_PIXELS and twice that Pillow only warns; process() refuses those itself.
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+        _SRGB = ImageCms.createProfile("sRGB")
+        _pillow_ready = True
 
 
 def _to_srgb(im: Image.Image) -> Image.Image:
@@ -171,6 +187,7 @@ def _encode_og(im: Image.Image) -> bytes:
 
 def process(path: Path, kind: str, max_pixels: int = MAX_PIXELS) -> ProcessedPhoto:
     """Open, check, decode and re-encode one upload. Blocking: run it in a worker thread."""
+    _load_pillow()
     try:
         with Image.open(path, formats=[PIL_FORMAT[kind]]) as im:
             width, height = im.size  # from the header: nothing decoded yet
@@ -224,6 +241,6 @@ def too_many_pixels(width: int | None, height: int | None, limit: int) -> TooMan
     if width and height:
         what = f"{width}×{height} pixels ({width * height / 1e6:.0f} megapixels)"
     else:
-        what = f"More than {2 * Image.MAX_IMAGE_PIXELS / 1e6:.0f} megapixels"
+        what = f"More than {2 * MAX_PIXELS / 1e6:.0f} megapixels"  # Pillow's own fence
     return TooManyPixels(f"{what}; at most {limit / 1e6:.0f} megapixels are accepted. Take the photo at a "
                          f"lower resolution, or shrink it, and send it again.", max_pixels=limit)

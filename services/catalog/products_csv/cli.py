@@ -14,8 +14,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-from tqdm import tqdm
-
 from common.db import Database
 from common.errors import NotFound
 from services.catalog.app import MIGRATIONS
@@ -51,6 +49,8 @@ def import_file(args: argparse.Namespace, settings: CatalogSettings) -> int:
 
 
 async def _import(args: argparse.Namespace, settings: CatalogSettings, path: Path, data: bytes) -> int:
+    from tqdm import tqdm  # here: the server imports this module for its commands, never draws a bar
+
     db = Database(settings.database_url, MIGRATIONS, **settings.pool())
     bar: tqdm | None = None
 

@@ -22,7 +22,6 @@ import httpx
 import orjson
 from fastapi import FastAPI
 from py_vapid import Vapid
-from pywebpush import WebPusher
 from sqlalchemy import select, update
 
 from common.db import Database
@@ -86,6 +85,9 @@ class PushSender(Worker):
 
     def request_for(self, sub: PushSubscription, payload: dict) -> tuple[bytes, dict[str, str]]:
         """The encrypted body and the headers of one push (VAPID ``Authorization`` for the service's origin)."""
+        # Here, not at the top: pywebpush imports requests and aiohttp (≈ 12 MB), used only for its encryption.
+        from pywebpush import WebPusher
+
         body = WebPusher({"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}}).encode(
             orjson.dumps(payload), "aes128gcm")["body"]
         url = httpx.URL(sub.endpoint)

@@ -25,8 +25,6 @@ import io
 import re
 from dataclasses import dataclass
 
-import segno
-
 from common.text import fold
 
 NAPAS_GUID = "A000000727"
@@ -191,6 +189,8 @@ def svg(payload: str, title: str | None = None, scale: int = 6) -> str:
     """The QR code as a standalone SVG document (no XML declaration, so it also inlines into HTML):
     error correction M or better, the 4-module quiet zone, black on an opaque white background so
     that it scans on a dark-mode screen too."""
+    import segno  # here: the QR code is drawn only for a bank transfer's page
+
     qr = segno.make(payload, error="m", micro=False)
     out = io.BytesIO()
     qr.save(out, kind="svg", scale=scale, border=4, dark="#000", light="#fff", xmldecl=False,
