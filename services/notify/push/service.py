@@ -36,8 +36,7 @@ def _key(value: str, size: int, field: str) -> str:
 async def checked_endpoint(settings: NotifySettings, url: str) -> str:
     """The push service's URL once the SSRF guard let it through (https, public addresses); else a 422."""
     try:
-        destination = await ssrf.check(url, allow_loopback=settings.webhooks_allow_loopback,
-                                       allow_http=settings.environment == "development")
+        destination = await ssrf.check_with(settings, url)
     except ssrf.Refused as exc:
         raise UnprocessableEntity(f"This push endpoint cannot be used: {exc}", errors=[
             {"field": "body.endpoint", "message": str(exc), "type": "url_refused"}]) from None

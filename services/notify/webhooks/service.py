@@ -43,8 +43,7 @@ class TooManyEndpoints(Problem):
 async def checked_url(settings: NotifySettings, url: str) -> str:
     """``url`` normalised, once the SSRF guard let it through; else a 422 naming ``body.url``."""
     try:
-        destination = await ssrf.check(url, allow_loopback=settings.webhooks_allow_loopback,
-                                       allow_http=settings.environment == "development")
+        destination = await ssrf.check_with(settings, url)
     except ssrf.Refused as exc:
         why = str(exc)
         if isinstance(exc, ssrf.Loopback):
