@@ -10,7 +10,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import Conflict, NotFound, Unauthorized, UnprocessableEntity
+from common.db import get_scoped
+from common.errors import Conflict, Unauthorized, UnprocessableEntity
 from common.pagination import keyset_page
 from common.vietnam import InvalidPhone, normalise_vn_mobile
 from gateway.identity.models import Account, ApiKey, RefreshToken, utcnow
@@ -185,9 +186,7 @@ async def list_api_keys(session: AsyncSession, account_id: str, limit: int,
 
 
 async def revoke_api_key(session: AsyncSession, account_id: str, key_id: int) -> None:
-    row = await session.get(ApiKey, key_id)
-    if row is None or row.account_id != account_id:
-        raise NotFound("No such API key")
+    row = await get_scoped(session, ApiKey, key_id, "No such API key", account_id=account_id)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
 

@@ -11,7 +11,8 @@ import binascii
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import NotFound, UnprocessableEntity
+from common.db import get_scoped
+from common.errors import UnprocessableEntity
 from common.events import Event, StockLowEvent
 from services.notify.inbox import messages
 from services.notify.push.models import PushDelivery, PushSubscription
@@ -75,9 +76,7 @@ async def remove(session: AsyncSession, subscription_id: int) -> None:
 
 
 async def unsubscribe(session: AsyncSession, account_id: str, subscription_id: int) -> None:
-    row = await session.get(PushSubscription, subscription_id)
-    if row is None or row.account_id != account_id:
-        raise NotFound("No such push subscription")
+    await get_scoped(session, PushSubscription, subscription_id, "No such push subscription", account_id=account_id)
     await remove(session, subscription_id)
 
 
