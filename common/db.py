@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from common.errors import NotFound, ServiceUnavailable
+from common.errors import Conflict, NotFound, ServiceUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -246,6 +246,15 @@ async def get_scoped(session: AsyncSession, model: type[M], row_id: Any, missing
     if row is None or any(getattr(row, column) != value for column, value in scope.items()):
         raise NotFound(missing)
     return row
+
+
+async def flush_unique(session: AsyncSession, conflict: Conflict) -> None:
+    """Flush what the session added; when a unique constraint refuses it, roll back and raise ``conflict`` (409)."""
+    try:
+        await session.flush()
+    except sa_exc.IntegrityError:
+        await session.rollback()
+        raise conflict from None
 
 
 def lock_key(*parts: str) -> int:

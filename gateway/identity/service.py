@@ -7,10 +7,9 @@ import hmac
 import uuid
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db import get_scoped
+from common.db import flush_unique, get_scoped
 from common.errors import Conflict, Unauthorized, UnprocessableEntity
 from common.pagination import keyset_page
 from common.vietnam import InvalidPhone, normalise_vn_mobile
@@ -40,11 +39,7 @@ async def register(session: AsyncSession, data: Registration) -> Account:
     account = Account(role=data.role, name=data.name, phone=data.phone, email=data.email,
                       locale=data.locale, password_hash=await hash_password(data.password))
     session.add(account)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict("An account with this phone number or email already exists; sign in instead") from None
+    await flush_unique(session, Conflict("An account with this phone number or email already exists; sign in instead"))
     return account
 
 
@@ -160,11 +155,7 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
     for name, value in data.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(account, name, value.lower() if name == "email" else value)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict("Another account uses this email") from None
+    await flush_unique(session, Conflict("Another account uses this email"))
     return account
 
 
