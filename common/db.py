@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import DateTime, TypeDecorator, event, text
@@ -25,12 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from common.errors import ServiceUnavailable
+from common.errors import Conflict, NotFound, ServiceUnavailable
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 log = logging.getLogger("db")
+
+M = TypeVar("M")
 
 # ``python -m <app> serve`` applies the migrations in a child process before it starts the server,
 # and says so here; an app built any other way (tests, several workers) applies them itself at start.
@@ -235,6 +237,24 @@ def on_commit(session: AsyncSession, hook) -> None:
     """Call ``hook()`` once this session's transaction commits (a worker woken for what it wrote, once
     the request's unit of work made it visible); never if it rolls back."""
     session.sync_session.info.setdefault("on_commit", []).append(hook)
+
+
+async def get_scoped(session: AsyncSession, model: type[M], row_id: Any, missing: str, **scope: Any) -> M:
+    """The row ``row_id`` of ``model`` if its columns hold ``scope`` (its owner, its parent: ``account_id=…``);
+    else :class:`NotFound` saying ``missing``: anyone else's row is as good as absent (404, not 403)."""
+    row = await session.get(model, row_id)
+    if row is None or any(getattr(row, column) != value for column, value in scope.items()):
+        raise NotFound(missing)
+    return row
+
+
+async def flush_unique(session: AsyncSession, conflict: Conflict) -> None:
+    """Flush what the session added; when a unique constraint refuses it, roll back and raise ``conflict`` (409)."""
+    try:
+        await session.flush()
+    except sa_exc.IntegrityError:
+        await session.rollback()
+        raise conflict from None
 
 
 def lock_key(*parts: str) -> int:

@@ -26,7 +26,7 @@ import logging
 from prometheus_client import Gauge
 from sqlalchemy import func, select, update
 
-from common.bus import Publisher, PublishError
+from common.bus import Publisher, PublishError, make_publisher
 from common.db import Database
 from common.events import Envelope
 from common.observability import capped_count
@@ -133,6 +133,18 @@ class OutboxRelay(Worker):
             await session.commit()
         self.wake()
         return result.rowcount
+
+
+async def start_relay(app, model) -> None:
+    """A start-up hook (``create_service_app(on_startup=…)``, with ``model`` bound): ``app.state.relay``
+    publishes ``model``'s outbox over the bus the app's settings name (NATS, or HTTP push to notify), and
+    runs unless ``relay_poll_interval`` is 0. Its shutdown is ``app.state.relay.stop()``."""
+    settings = app.state.settings
+    publisher = make_publisher(settings.event_bus_url, settings.notify_url, settings.service_token.get_secret_value(),
+                               settings.service_name, settings.event_names())
+    app.state.relay = OutboxRelay(app.state.db, model, publisher, poll_interval=settings.relay_poll_interval)
+    if settings.relay_poll_interval > 0:
+        await app.state.relay.start()
 
 
 async def outbox_metrics(app) -> None:

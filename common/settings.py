@@ -90,7 +90,8 @@ class _SecretFiles(_OneName, SecretsSettingsSource):
 
 
 class AppSettings(BaseSettings):
-    """Base of each app's settings. Subclasses set ``env_prefix`` and their defaults."""
+    """Base of each app's settings. Subclasses set ``env_prefix`` (pydantic merges their ``model_config``
+    with this one: ``.env``, extra variables ignored, fields set by name) and their defaults."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 

@@ -36,8 +36,7 @@ DEFAULT_RATE_LIMITS: dict[str, tuple[int, int]] = {
 
 
 class GatewaySettings(AppSettings):
-    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
     service_name: ClassVar[str] = "gateway"
 
     port: int = 8000

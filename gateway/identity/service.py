@@ -7,10 +7,10 @@ import hmac
 import uuid
 
 from sqlalchemy import select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import Conflict, NotFound, Unauthorized, UnprocessableEntity
+from common.db import flush_unique, get_scoped
+from common.errors import Conflict, Unauthorized, UnprocessableEntity
 from common.pagination import keyset_page
 from common.vietnam import InvalidPhone, normalise_vn_mobile
 from gateway.identity.models import Account, ApiKey, RefreshToken, utcnow
@@ -39,11 +39,7 @@ async def register(session: AsyncSession, data: Registration) -> Account:
     account = Account(role=data.role, name=data.name, phone=data.phone, email=data.email,
                       locale=data.locale, password_hash=await hash_password(data.password))
     session.add(account)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict("An account with this phone number or email already exists; sign in instead") from None
+    await flush_unique(session, Conflict("An account with this phone number or email already exists; sign in instead"))
     return account
 
 
@@ -159,11 +155,7 @@ async def update_account(session: AsyncSession, account_id: str, data: AccountUp
     for name, value in data.model_dump(exclude_unset=True).items():
         if value is not None:
             setattr(account, name, value.lower() if name == "email" else value)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict("Another account uses this email") from None
+    await flush_unique(session, Conflict("Another account uses this email"))
     return account
 
 
@@ -185,9 +177,7 @@ async def list_api_keys(session: AsyncSession, account_id: str, limit: int,
 
 
 async def revoke_api_key(session: AsyncSession, account_id: str, key_id: int) -> None:
-    row = await session.get(ApiKey, key_id)
-    if row is None or row.account_id != account_id:
-        raise NotFound("No such API key")
+    row = await get_scoped(session, ApiKey, key_id, "No such API key", account_id=account_id)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
 

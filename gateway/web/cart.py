@@ -21,7 +21,7 @@ from gateway.web.core import Redirect, WebRoute, call, gettext, page
 from gateway.web.forms import WHOLE, text, translate_errors
 from gateway.web.i18n import N_, money
 from gateway.web.places import sorted_wards
-from gateway.web.public import ADDRESS_FIELDS, BELOW_MINIMUM, CONSENT_PURPOSES, WHOLE_QUANTITY, buyer_fields, place
+from gateway.web.public import BELOW_MINIMUM, CONSENT_PURPOSES, WHOLE_QUANTITY, buyer_errors, buyer_fields, place
 
 router = APIRouter(route_class=WebRoute, include_in_schema=False)
 
@@ -160,12 +160,7 @@ async def cart_checkout(request: Request) -> Response:
     delivery = text(form, "delivery_method") or "ship"
     if not groups:
         errors["lines"] = _("Choose how many you want")
-    if delivery != "pickup":
-        for name in ADDRESS_FIELDS:
-            if not text(form, name):
-                errors[name] = _("This field is required")
-    if form.get("consent") != "yes":
-        errors["consent"] = _("Tick the box to agree, or we cannot deliver")
+    errors.update(buyer_errors(form, delivery, _))
     for group in groups:
         if group["below_min"]:
             errors[f"shop.{group['shop']['id']}"] = _(BELOW_MINIMUM) % {

@@ -189,12 +189,7 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
     if not lines and not errors:
         errors["lines"] = _("Choose how many you want")
     delivery = text(form, "delivery_method") or "ship"
-    if delivery != "pickup":
-        for name in ADDRESS_FIELDS:
-            if not text(form, name):
-                errors[name] = _("This field is required")
-    if form.get("consent") != "yes":
-        errors["consent"] = _("Tick the box to agree, or we cannot deliver")
+    errors.update(buyer_errors(form, delivery, _))
     key = text(form, "idempotency_key")
     if not (8 <= len(key) <= 64):
         key = uuid.uuid4().hex
@@ -229,6 +224,17 @@ async def place_order(request: Request, product_id: ProductId) -> Response:
         message = reply.detail or _("The order could not be placed")
     return page(request, "order.html", status=422 if reply.status == 422 else 409 if reply.status == 409 else 400,
                 **_order_context(request, product, shop, values, errors, message))
+
+
+def buyer_errors(form, delivery: str, _) -> dict[str, str]:
+    """What the buyer's part of an order or checkout form lacks (the part :func:`buyer_fields` reads): the
+    address, unless collecting at the nursery, and the consent."""
+    errors = {}
+    if delivery != "pickup":
+        errors.update({name: _("This field is required") for name in ADDRESS_FIELDS if not text(form, name)})
+    if form.get("consent") != "yes":
+        errors["consent"] = _("Tick the box to agree, or we cannot deliver")
+    return errors
 
 
 def buyer_fields(request: Request, form, delivery: str) -> dict:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from common.bus import make_publisher
 from common.crypto import FieldCipher
-from common.relay import OutboxRelay, outbox_metrics
+from common.relay import outbox_metrics, start_relay
 from common.service import create_service_app
 from services.catalog.accounts import router as accounts_router
 from services.catalog.listings import ChangeListener, ListingCache, kept_routes
@@ -29,13 +29,6 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 def create_app(settings: CatalogSettings | None = None) -> FastAPI:
     settings = settings or CatalogSettings()
 
-    async def start_relay(app: FastAPI) -> None:
-        publisher = make_publisher(settings.event_bus_url, settings.notify_url,
-                                   settings.service_token.get_secret_value(), "catalog", settings.event_names())
-        app.state.relay = OutboxRelay(app.state.db, OutboxEvent, publisher, poll_interval=settings.relay_poll_interval)
-        if settings.relay_poll_interval > 0:
-            await app.state.relay.start()
-
     async def stop_relay(app: FastAPI) -> None:
         await app.state.relay.stop()
 
@@ -55,7 +48,7 @@ def create_app(settings: CatalogSettings | None = None) -> FastAPI:
                  photos_router, media_router],
         migrations=MIGRATIONS,
         metrics=[outbox_metrics, reservation_metrics],
-        on_startup=[start_listings, sweeper.start, start_relay],
+        on_startup=[start_listings, sweeper.start, partial(start_relay, model=OutboxEvent)],
         on_shutdown=[stop_relay, sweeper.stop, stop_listings],
     )
     app.state.cipher = FieldCipher(settings.data_key.get_secret_value())

@@ -7,8 +7,7 @@ from common.settings import DEV_SECRET_PREFIX, BusSettings
 
 
 class CatalogSettings(BusSettings):
-    model_config = SettingsConfigDict(env_prefix="CATALOG_", env_file=".env", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="CATALOG_")
     service_name: ClassVar[str] = "catalog"
 
     port: int = 8001

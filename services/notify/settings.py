@@ -13,8 +13,7 @@ WEBHOOK_RETRY_SCHEDULE = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 
 
 class NotifySettings(BusSettings):
-    model_config = SettingsConfigDict(env_prefix="NOTIFY_", env_file=".env", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="NOTIFY_")
     service_name: ClassVar[str] = "notify"
 
     port: int = 8003

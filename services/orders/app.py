@@ -7,9 +7,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from common.bus import make_publisher
 from common.crypto import FieldCipher
-from common.relay import OutboxRelay, outbox_metrics
+from common.relay import outbox_metrics, start_relay
 from common.service import create_service_app
 from common.worker import Worker
 from services.orders import reconciler
@@ -38,11 +37,7 @@ def create_app(settings: OrdersSettings | None = None) -> FastAPI:
         app.state.idempotency_purge = Worker("idempotency purge", partial(idempotency.purge, app.state.db),
                                              interval=idempotency.PURGE_EVERY)
         await app.state.idempotency_purge.start()
-        publisher = make_publisher(settings.event_bus_url, settings.notify_url,
-                                   settings.service_token.get_secret_value(), "orders", settings.event_names())
-        app.state.relay = OutboxRelay(app.state.db, OutboxEvent, publisher, poll_interval=settings.relay_poll_interval)
-        if settings.relay_poll_interval > 0:
-            await app.state.relay.start()
+        await start_relay(app, OutboxEvent)
 
     async def stop(app: FastAPI) -> None:
         await app.state.relay.stop()

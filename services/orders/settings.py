@@ -7,8 +7,7 @@ from common.settings import DEV_SECRET_PREFIX, BusSettings
 
 
 class OrdersSettings(BusSettings):
-    model_config = SettingsConfigDict(env_prefix="ORDERS_", env_file=".env", extra="ignore",
-                                      populate_by_name=True)
+    model_config = SettingsConfigDict(env_prefix="ORDERS_")
     service_name: ClassVar[str] = "orders"
 
     port: int = 8002

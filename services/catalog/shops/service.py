@@ -7,12 +7,12 @@ import secrets
 from pydantic import Field
 from sqlalchemy import Float, column, func, literal_column, select, table, text, tuple_
 from sqlalchemy import update as sql_update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import type_coerce
 
 from common.auth import Principal
 from common.crypto import FieldCipher
+from common.db import flush_unique
 from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.pagination import Cursor, CursorId, keyset_page, next_page
 from common.text import fold
@@ -80,11 +80,7 @@ async def create(session: AsyncSession, owner: Principal, data: ShopCreate, *, c
         _set_bank(shop, data.bank, cipher)
     _index(shop)
     session.add(shop)
-    try:
-        await session.flush()
-    except IntegrityError:
-        await session.rollback()
-        raise Conflict("This address (slug) is taken; choose another", field="body.slug") from None
+    await flush_unique(session, Conflict("This address (slug) is taken; choose another", field="body.slug"))
     return shop
 
 

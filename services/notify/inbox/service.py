@@ -3,7 +3,7 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import NotFound
+from common.db import get_scoped
 from common.events import Event
 from common.pagination import keyset_page
 from services.notify.inbox import messages
@@ -40,9 +40,7 @@ async def since(session: AsyncSession, account_id: str, last_id: int, limit: int
 
 
 async def mark_read(session: AsyncSession, account_id: str, notification_id: int) -> Notification:
-    row = await session.get(Notification, notification_id)
-    if row is None or row.account_id != account_id:
-        raise NotFound("No such notification")
+    row = await get_scoped(session, Notification, notification_id, "No such notification", account_id=account_id)
     if row.read_at is None:
         row.read_at = utcnow()
     return row

@@ -115,8 +115,7 @@ class PushSender(Worker):
             retry_after = 0.0
             try:
                 body, headers = self.request_for(sub, delivery.payload)
-                destination = await ssrf.check(sub.endpoint, allow_loopback=self.settings.webhooks_allow_loopback,
-                                               allow_http=self.settings.environment == "development")
+                destination = await ssrf.check_with(self.settings, sub.endpoint)
                 url, host, extensions = destination.pinned()
                 async with asyncio.timeout(self.settings.push_timeout + 5):
                     response = await self.client.post(url, content=body, headers={**headers, **host},
@@ -126,12 +125,8 @@ class PushSender(Worker):
                     retry_after = min(float(value), 3600.0) if value.isdigit() else 0.0
                 if not 200 <= status < 300:
                     error = f"HTTP {status}: {response.text[:200]}"
-            except ssrf.Refused as exc:
-                error = f"not sent: {exc}"
-            except (httpx.TimeoutException, TimeoutError):
-                error = f"no answer within {self.settings.push_timeout:g} s"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}"
+            except ssrf.SEND_FAILURES as exc:
+                error = ssrf.send_failure(exc, self.settings.push_timeout)
             outcome(span, status, error)
             await self._record(delivery, sub, tries, status, error, retry_after)
 

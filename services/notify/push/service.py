@@ -11,7 +11,8 @@ import binascii
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.errors import NotFound, UnprocessableEntity
+from common.db import get_scoped
+from common.errors import UnprocessableEntity
 from common.events import Event, StockLowEvent
 from services.notify.inbox import messages
 from services.notify.push.models import PushDelivery, PushSubscription
@@ -36,8 +37,7 @@ def _key(value: str, size: int, field: str) -> str:
 async def checked_endpoint(settings: NotifySettings, url: str) -> str:
     """The push service's URL once the SSRF guard let it through (https, public addresses); else a 422."""
     try:
-        destination = await ssrf.check(url, allow_loopback=settings.webhooks_allow_loopback,
-                                       allow_http=settings.environment == "development")
+        destination = await ssrf.check_with(settings, url)
     except ssrf.Refused as exc:
         raise UnprocessableEntity(f"This push endpoint cannot be used: {exc}", errors=[
             {"field": "body.endpoint", "message": str(exc), "type": "url_refused"}]) from None
@@ -76,9 +76,7 @@ async def remove(session: AsyncSession, subscription_id: int) -> None:
 
 
 async def unsubscribe(session: AsyncSession, account_id: str, subscription_id: int) -> None:
-    row = await session.get(PushSubscription, subscription_id)
-    if row is None or row.account_id != account_id:
-        raise NotFound("No such push subscription")
+    await get_scoped(session, PushSubscription, subscription_id, "No such push subscription", account_id=account_id)
     await remove(session, subscription_id)
 
 

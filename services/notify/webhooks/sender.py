@@ -150,8 +150,7 @@ class WebhookSender(Worker):
             error: str | None = None
             retry_after: float | None = None
             try:
-                destination = await ssrf.check(endpoint.url, allow_loopback=self.settings.webhooks_allow_loopback,
-                                               allow_http=self.settings.environment == "development")
+                destination = await ssrf.check_with(self.settings, endpoint.url)
                 url, host, extensions = destination.pinned()
                 # The client's timeouts bound each step; this bounds the whole (a receiver trickling bytes).
                 async with asyncio.timeout(self.settings.webhooks_timeout + 5), \
@@ -164,12 +163,8 @@ class WebhookSender(Worker):
                                 "register the final URL"
                     elif not 200 <= status < 300:
                         error = f"HTTP {status}"
-            except ssrf.Refused as exc:
-                error = f"not sent: {exc}"
-            except (httpx.TimeoutException, TimeoutError):
-                error = f"no answer within {self.settings.webhooks_timeout:g} s"
-            except httpx.HTTPError as exc:
-                error = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            except ssrf.SEND_FAILURES as exc:
+                error = ssrf.send_failure(exc, self.settings.webhooks_timeout)
             outcome(span, status, error)
             await self._record(delivery, endpoint, status, error, int((time.monotonic() - started) * 1000),
                                retry_after)

@@ -10,7 +10,8 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.crypto import FieldCipher
-from common.errors import Conflict, NotFound, Problem, UnprocessableEntity
+from common.db import get_scoped
+from common.errors import Conflict, Problem, UnprocessableEntity
 from common.events import Event, OrderEvent
 from common.pagination import keyset_page
 from services.notify import accounts
@@ -43,8 +44,7 @@ class TooManyEndpoints(Problem):
 async def checked_url(settings: NotifySettings, url: str) -> str:
     """``url`` normalised, once the SSRF guard let it through; else a 422 naming ``body.url``."""
     try:
-        destination = await ssrf.check(url, allow_loopback=settings.webhooks_allow_loopback,
-                                       allow_http=settings.environment == "development")
+        destination = await ssrf.check_with(settings, url)
     except ssrf.Refused as exc:
         why = str(exc)
         if isinstance(exc, ssrf.Loopback):
@@ -84,10 +84,7 @@ async def page(session: AsyncSession, owner_id: str, limit: int,
 
 async def get_owned(session: AsyncSession, owner_id: str, endpoint_id: int) -> WebhookEndpoint:
     """The endpoint, if it is the caller's; anyone else's is as good as absent (404)."""
-    endpoint = await session.get(WebhookEndpoint, endpoint_id)
-    if endpoint is None or endpoint.owner_id != owner_id:
-        raise NotFound("No such webhook endpoint")
-    return endpoint
+    return await get_scoped(session, WebhookEndpoint, endpoint_id, "No such webhook endpoint", owner_id=owner_id)
 
 
 async def update_endpoint(session: AsyncSession, owner_id: str, endpoint_id: int, data: EndpointUpdate, *,
@@ -240,9 +237,7 @@ async def _attempts(session: AsyncSession, delivery_ids: list[int]) -> list[list
 async def get_delivery(session: AsyncSession, owner_id: str, endpoint_id: int,
                        delivery_id: int) -> tuple[WebhookEndpoint, WebhookDelivery]:
     endpoint = await get_owned(session, owner_id, endpoint_id)
-    delivery = await session.get(WebhookDelivery, delivery_id)
-    if delivery is None or delivery.endpoint_id != endpoint.id:
-        raise NotFound("No such delivery")
+    delivery = await get_scoped(session, WebhookDelivery, delivery_id, "No such delivery", endpoint_id=endpoint.id)
     return endpoint, delivery
 
 

@@ -24,8 +24,12 @@ import ipaddress
 import re
 import socket
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from services.notify.settings import NotifySettings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -189,3 +193,23 @@ async def check(url: str, *, allow_loopback: bool, allow_http: bool) -> Destinat
             refused = Loopback if problem == LOOPBACK else Refused
             raise refused(f"{where} is {problem}; webhooks go only to public addresses")
     return Destination(parsed, addresses)
+
+
+async def check_with(settings: NotifySettings, url: str) -> Destination:
+    """:func:`check` as the settings allow: loopback with ``NOTIFY_WEBHOOKS_ALLOW_LOOPBACK``, http in development."""
+    return await check(url, allow_loopback=settings.webhooks_allow_loopback,
+                       allow_http=settings.environment == "development")
+
+
+# What a try to a checked destination may raise instead of an answer (timeouts are httpx's or asyncio's).
+SEND_FAILURES = (Refused, httpx.HTTPError, TimeoutError)
+
+
+def send_failure(exc: Exception, timeout: float) -> str:
+    """The error a try that raised one of :data:`SEND_FAILURES` is kept with: refused by the guard, no
+    answer within ``timeout`` seconds, or the transport's error by its name (and message, when it has one)."""
+    if isinstance(exc, Refused):
+        return f"not sent: {exc}"
+    if isinstance(exc, (httpx.TimeoutException, TimeoutError)):
+        return f"no answer within {timeout:g} s"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -80,7 +80,7 @@ class OrderFields(StrictBody):
     payment_method: Literal["cod", "bank_transfer"]
     note: CleanText = Field("", max_length=1000)
     locale: Literal["vi", "en"] = Field("vi", description="The buyer's language for messages about this order")
-    consent: Consent = Field(description="The buyer agrees to the purposes in `consent_purposes`")
+    consent: Consent = Field(description="The buyer agrees to the purposes that GET /api/v1/orders/consent states")
 
     _address = field_validator("address")(_address_to_ship)
 
@@ -98,19 +98,10 @@ class PhoneOrderCreate(OrderFields):
         "phone", description="Where the grower took it: a call, a Facebook chat or a Zalo chat")
 
 
-class CheckoutCreate(StrictBody):
+class CheckoutCreate(OrderFields):
     """Several shops at once: lines are split per shop into one order each, all reserved or none."""
 
     lines: list[LineIn] = Field(min_length=1, max_length=100)
-    contact: Contact
-    delivery_method: Literal["ship", "pickup"] = "ship"
-    address: Address | None = Field(None, description=ADDRESS_DESCRIPTION, validate_default=True)
-    payment_method: Literal["cod", "bank_transfer"]
-    note: CleanText = Field("", max_length=1000)
-    locale: Literal["vi", "en"] = "vi"
-    consent: Consent
-
-    _address = field_validator("address")(_address_to_ship)
 
 
 class LineOut(BaseModel):
