@@ -306,7 +306,7 @@ def _from_driver(exc: BaseException) -> bool:
 
 def unreachable(exc: BaseException) -> bool:
     """True when ``exc`` says the database cannot be reached — down, restarting, the connection cut,
-    the pool exhausted — rather than a refused statement or a bug."""
+    the pool or the server's connection slots exhausted — rather than a refused statement or a bug."""
     if isinstance(exc, sa_exc.TimeoutError):  # no pooled connection came free in time
         return True
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
@@ -317,7 +317,8 @@ def unreachable(exc: BaseException) -> bool:
         lost: tuple[type[BaseException], ...] = ()
     else:
         lost = (asyncpg.PostgresConnectionError, asyncpg.exceptions.AdminShutdownError,
-                asyncpg.exceptions.CrashShutdownError, asyncpg.exceptions.CannotConnectNowError)
+                asyncpg.exceptions.CrashShutdownError, asyncpg.exceptions.CannotConnectNowError,
+                asyncpg.exceptions.TooManyConnectionsError)  # the server's max_connections reached
     link: BaseException | None = exc
     seen: set[int] = set()
     while link is not None and id(link) not in seen:

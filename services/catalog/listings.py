@@ -1,6 +1,6 @@
 """Anonymous listings (``GET /api/v1/products``) and product pages (``GET /api/v1/products/{id}``)
 kept as their JSON body and ETag until what they show changes (docs/decisions/0027-catalog-reads.md,
-docs/decisions/00XX-stock-changes-drop-what-shows-them.md).
+docs/decisions/0029-stock-changes-drop-what-shows-them.md).
 
 A page of 20 varieties costs the catalog three queries, a few hundred ORM objects and as many
 pydantic models; the same page asked again, with nothing changed, costs a dictionary look-up here.

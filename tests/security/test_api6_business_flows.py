@@ -107,5 +107,5 @@ def test_the_served_apps_take_the_client_address_from_the_connection() -> None:
         for spread in (k.value for k in call.keywords if k.arg is None):  # **options
             assert isinstance(spread, ast.Name) and spread.id in dicts, ast.unparse(call)
             table = dicts[spread.id]
-            given |= {ast.literal_eval(k): v for k, v in zip(table.keys, table.values) if k is not None}
+            given |= {ast.literal_eval(k): v for k, v in zip(table.keys, table.values, strict=True) if k is not None}
         assert "proxy_headers" in given and ast.literal_eval(given["proxy_headers"]) is False, ast.unparse(call)
