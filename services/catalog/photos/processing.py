@@ -230,6 +230,7 @@ def process(path: Path, kind: str, max_pixels: int = MAX_PIXELS) -> ProcessedPho
 def derive(source: bytes, size: tuple[int, int]) -> bytes:
     """A stored WebP size made from another stored WebP of the same photo (the largest, for a photo
     stored before that size was made): the source is already upright, sRGB and bare. Blocking."""
+    _load_pillow()
     with Image.open(io.BytesIO(source), formats=["WEBP"]) as im:
         if im.size == size:
             return source  # a small photo: the same picture under another name
