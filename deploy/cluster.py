@@ -17,7 +17,9 @@ each service's traffic over both of its replicas (``GATEWAY_CATALOG_URL=http://1
 http://127.0.0.1:8021``…, common/balancing.py), as orders does its calls to the catalog.
 
 Each replica's pid is in ``var/cluster/<app>-<n>.pid`` (this runner's in ``var/cluster/cluster.pid``),
-its output on this terminal prefixed with its name. The catalog's replicas share their photos folder
+its output on this terminal prefixed with its name. A replica that exits unasked (``kill -9``, a
+crash) is started again at once, the others going on meanwhile (one that keeps dying soon after
+its start is retried less and less often). The catalog's replicas share their photos folder
 (``var/cluster/media``, docs/decisions/0025-photos-shared-by-replicas.md).
 
 Settings of the cluster itself (the environment): ``CLUSTER_PORT``, ``CLUSTER_REPLICAS`` (2),
@@ -49,6 +51,7 @@ OFFSET = {"gateway": 0, "catalog": 1, "orders": 2, "notify": 3}
 # (docs/operations.md, "Connection budget"), within PostgreSQL's default 100 on a shared machine.
 POOL = {"DB_POOL_SIZE": "4", "DB_MAX_OVERFLOW": "4"}
 STOP_GRACE = 15.0
+CRASH_LOOP = 10.0  # a replica that exits sooner than this after its start waits longer before the next
 
 
 class Cluster:
@@ -56,6 +59,9 @@ class Cluster:
         self.folder, self.port, self.replicas = folder, port, replicas
         self.env = env
         self.procs: dict[str, subprocess.Popen] = {}
+        self.started_at: dict[str, float] = {}  # monotonic time of each replica's last start
+        self.delay: dict[str, float] = {}  # the last wait before starting a replica that exited again
+        self.retry_at: dict[str, float] = {}  # exited replicas waiting to be started again
 
     # -- where each replica is -------------------------------------------------------------------------
     def replica_port(self, app: str, n: int) -> int:
@@ -79,6 +85,7 @@ class Cluster:
         proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs[f"{app}-{n}"] = proc
+        self.started_at[f"{app}-{n}"] = time.monotonic()
         self.pid_file(app, n).write_text(f"{proc.pid}\n")
         threading.Thread(target=_copy_output, args=(f"{app}-{n}", proc), daemon=True).start()
         return proc
@@ -125,6 +132,27 @@ class Cluster:
             self.start(app, n)
             self.wait_up(app, n)
         print("cluster: rolling restart done", flush=True)
+
+
+    def restart_exited(self) -> None:
+        """A replica that exited unasked (killed, crashed) is started again, as a process manager
+        would; the others go on meanwhile. One that dies again within ``CRASH_LOOP`` seconds of its
+        start waits twice as long each time (up to a minute) before the next try."""
+        now = time.monotonic()
+        for name, proc in list(self.procs.items()):
+            if proc.poll() is None:
+                continue
+            app, n = name.rsplit("-", 1)
+            if name not in self.retry_at:
+                lived = now - self.started_at.get(name, 0.0)
+                delay = min(60.0, 2 * self.delay.get(name, 0.5)) if lived < CRASH_LOOP else 0.0
+                self.delay[name] = delay
+                self.retry_at[name] = now + delay
+                print(f"cluster: {name} exited with {proc.returncode}; starting it again"
+                      + (f" in {delay:.0f} s" if delay else ""), flush=True)
+            if now >= self.retry_at[name]:
+                del self.retry_at[name]
+                self.start(app, int(n))
 
 
 def _copy_output(name: str, proc: subprocess.Popen) -> None:
@@ -196,10 +224,7 @@ def run(args: argparse.Namespace) -> None:
             if restart.is_set():
                 restart.clear()
                 cluster.rolling_restart()
-            for name, proc in list(cluster.procs.items()):
-                if proc.poll() is not None:
-                    print(f"cluster: {name} exited with {proc.returncode}; the others go on", flush=True)
-                    cluster.procs.pop(name)
+            cluster.restart_exited()
     finally:
         print("cluster: stopping every replica", flush=True)
         cluster.stop_all()
