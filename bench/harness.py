@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -436,6 +437,103 @@ def baseline_source(rev: str, into: Path) -> str:
     archive = subprocess.run(["git", "-C", str(REPO), "archive", commit], capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return commit
+
+
+def stacks(tmp: Path, rev: str | None) -> dict[str, dict[str, str]]:
+    """``--baseline REV``: the stacks a bench runs in turn, each name with the environment that selects its
+    source: "this" and, given ``rev``, "baseline <commit>" (:func:`baseline_source` in ``tmp``)."""
+    out: dict[str, dict[str, str]] = {"this": {}}
+    if rev:
+        out[f"baseline {baseline_source(rev, tmp / 'baseline-source')}"] = {"PYTHONPATH": str(tmp / "baseline-source")}
+    return out
+
+
+def ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+    def json(self):
+        """The body as JSON; {} when it is empty or of another type."""
+        import orjson
+
+        return orjson.loads(self.body) if self.body and self.headers.get("content-type", "").endswith("json") else {}
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection over asyncio streams, the load generators' client: they share the
+    two cores with the apps, and an ``httpx.AsyncClient`` costs ≈ 1 ms of CPU per request (more than the
+    gateway's own), this ≈ 0.2 ms. A connection the server has closed is opened again (once, when a reused
+    one fails before any reply byte); ``timeout`` covers a whole exchange. Failures raise :attr:`ERRORS`."""
+
+    ERRORS = (OSError, EOFError, TimeoutError, ValueError, asyncio.LimitOverrunError)
+
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        parts = urllib.parse.urlsplit(url)
+        self.host, self.port, self.timeout = parts.hostname, parts.port, timeout
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, *, params: dict | None = None, json: object = None,
+                      headers: dict[str, str] | None = None) -> Reply:
+        import orjson
+
+        body = b"" if json is None else orjson.dumps(json)
+        head = [f"{method} {path}{'?' + urllib.parse.urlencode(params) if params else ''} HTTP/1.1",
+                f"Host: {self.host}:{self.port}", *(f"{k}: {v}" for k, v in (headers or {}).items())]
+        if json is not None:
+            head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
+        request = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        try:
+            async with asyncio.timeout(self.timeout):
+                reused = self.writer is not None and not self.reader.at_eof()
+                if not reused:
+                    await self._open()
+                try:
+                    return await self._exchange(request)
+                except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                    if not reused or getattr(exc, "partial", b""):
+                        raise
+                    await self._open()  # closed by the server while it idled
+                    return await self._exchange(request)
+        except BaseException:
+            self.close()
+            raise
+
+    async def _open(self) -> None:
+        self.close()
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def _exchange(self, request: bytes) -> Reply:
+        self.writer.write(request)
+        lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        headers = {name.strip().lower(): value.strip() for name, _, value in (ln.partition(":") for ln in lines[1:])}
+        if "content-length" in headers:
+            body = await self.reader.readexactly(int(headers["content-length"]))
+        elif headers.get("transfer-encoding", "").lower() == "chunked":
+            body = b""
+            while size := int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16):
+                body += (await self.reader.readexactly(size + 2))[:-2]
+            while await self.reader.readuntil(b"\r\n") != b"\r\n":  # trailers, if any
+                pass
+        elif status in (204, 304) or status < 200:
+            body = b""
+        else:
+            raise ValueError(f"a {status} reply with neither Content-Length nor chunks")
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return Reply(status, headers, body)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
 
 
 def expect(resp, status: int, what: str):

@@ -3,7 +3,9 @@
 The production shape (PostgreSQL, NATS JetStream), seeded through the API, under weighted traffic
 (browse 10 : search 3 : product 5 : order 1 : inbox 1) by ``--users``: per route p50/p95/p99/max and errors,
 req/s, CPU, each app's RSS/USS/PSS; every order checked in its inbox. ``--shape both``: the single-process
-shape and deploy/cluster.py's (two replicas of every app, Redis) in turn, ``--rounds`` times.
+shape and deploy/cluster.py's (two replicas of every app, Redis) in turn, ``--rounds`` times; ``--baseline
+REV``: this source's stack and that revision's in turn. Targets: ≥ 2 × the baseline's req/s with 0 errors;
+the four apps ≤ 300 MB PSS under load.
 
 How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
@@ -33,7 +35,8 @@ from bench.search import description, variety_name  # noqa: E402
 LATENCY_PLOT = h.REPO / "docs" / "load-latency.png"
 MEMORY_PLOT = h.REPO / "docs" / "load-memory.png"
 APPS = h.APPS
-MEMORY_TARGET_MB, READY_TIMEOUT = 400.0, 300.0  # s for the apps to answer (a busy 2-core machine is slow)
+MEMORY_TARGET_MB, SPEED_UP_TARGET, READY_TIMEOUT = 300.0, 2.0, 300.0  # READY: s for the apps to answer
+GENERATOR = "load generator (this script)"  # s for the apps to answer (a busy 2-core machine is slow)
 
 # The traffic mix: activity → weight (requests of that kind out of 20).
 MIX = {"browse": 10, "search": 3, "product": 5, "order": 1, "inbox": 1}
@@ -134,7 +137,7 @@ class Record:
 
 @dataclass
 class Load:
-    client: object
+    gateway: str  # its URL; each virtual user has a connection of its own (user["conn"])
     world: World
     rng: random.Random
     started: float = 0.0
@@ -142,19 +145,17 @@ class Load:
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     orders_placed: int = 0
 
-    async def send(self, route: str, method: str, url: str, expect: int, **kwargs):
-        import httpx
-        import orjson
-
+    async def send(self, user: dict, route: str, method: str, path: str, expect: int, **kwargs):
         t0 = time.perf_counter()
         body, why = None, ""
         try:
-            resp = await self.client.request(method, url, **kwargs)
-            if resp.status_code == expect:
-                body = orjson.loads(resp.content)
+            reply = await user["conn"].request(method, path, **kwargs)
+            if reply.status == expect:
+                body = reply.json()
             else:
-                why = f"{resp.status_code} {resp.headers.get('content-type', '')}: {resp.text[:160]}"
-        except (httpx.HTTPError, orjson.JSONDecodeError) as exc:
+                why = (f"{reply.status} {reply.headers.get('content-type', '')}: "
+                       f"{reply.body[:160].decode(errors='replace')}")
+        except h.Connection.ERRORS as exc:
             why = f"{type(exc).__name__}: {exc}"
         self.records.append(Record(t0 - self.started, route, (time.perf_counter() - t0) * 1000, body is not None))
         if body is None:
@@ -163,22 +164,22 @@ class Load:
 
     async def browse(self, user: dict) -> None:
         if user.get("cursor") and self.rng.random() < 0.5:
-            page = await self.send("browse: next page", "GET", "/api/v1/products", 200,
+            page = await self.send(user, "browse: next page", "GET", "/api/v1/products", 200,
                                    params={"shop_id": user["shop"], "cursor": user["cursor"]})
         elif self.rng.random() < 0.2:
-            await self.send("browse: shops", "GET", "/api/v1/shops", 200)
+            await self.send(user, "browse: shops", "GET", "/api/v1/shops", 200)
             return
         else:
             user["shop"] = self.rng.choice(self.world.shop_ids)
-            page = await self.send("browse: shop's products", "GET", "/api/v1/products", 200,
+            page = await self.send(user, "browse: shop's products", "GET", "/api/v1/products", 200,
                                    params={"shop_id": user["shop"]})
         user["cursor"] = page.get("next_cursor") if page else None
 
     async def search(self, user: dict) -> None:
-        await self.send("search", "GET", "/api/v1/products", 200, params={"q": self.rng.choice(SEARCHES)})
+        await self.send(user, "search", "GET", "/api/v1/products", 200, params={"q": self.rng.choice(SEARCHES)})
 
     async def product(self, user: dict) -> None:
-        await self.send("product page", "GET", f"/api/v1/products/{self.rng.choice(self.world.product_ids)}", 200)
+        await self.send(user, "product page", "GET", f"/api/v1/products/{self.rng.choice(self.world.product_ids)}", 200)
 
     async def order(self, user: dict) -> None:
         rng = self.rng
@@ -196,12 +197,12 @@ class Load:
         body = {"shop_id": shop_id, "lines": lines, "contact": contact, "address": address,
                 "payment_method": rng.choice(("cod", "cod", "bank_transfer")),
                 "delivery_method": "ship", "consent": True}
-        if await self.send("order", "POST", "/api/v1/orders", 201, json=body,
+        if await self.send(user, "order", "POST", "/api/v1/orders", 201, json=body,
                            headers={"Idempotency-Key": uuid.uuid4().hex}) is not None:
             self.orders_placed += 1
 
     async def inbox(self, user: dict) -> None:
-        await self.send("grower inbox", "GET", "/api/v1/notifications", 200,
+        await self.send(user, "grower inbox", "GET", "/api/v1/notifications", 200,
                         headers=self.rng.choice(self.world.growers).headers)
 
     async def one(self, user: dict) -> None:
@@ -211,9 +212,12 @@ class Load:
 async def run_load(load: Load, args: argparse.Namespace, until: float) -> None:
     """Closed model: ``--users`` each sending the next request when the last is answered."""
     async def user_loop() -> None:
-        user: dict = {}
-        while time.monotonic() < until:
-            await load.one(user)
+        user: dict = {"conn": h.Connection(load.gateway)}
+        try:
+            while time.monotonic() < until:
+                await load.one(user)
+        finally:
+            user["conn"].close()
 
     await asyncio.gather(*(user_loop() for _ in range(args.users)))
 
@@ -221,18 +225,20 @@ async def run_load(load: Load, args: argparse.Namespace, until: float) -> None:
 async def wait_for_inboxes(load: Load, timeout: float) -> tuple[int, float]:
     """Until the growers' inboxes hold a notification for every order placed (over NATS); returns
     the notifications found and the seconds waited."""
-    started = time.monotonic()
-    while True:
-        found = 0
-        for grower in load.world.growers:
-            resp = await load.client.get("/api/v1/notifications", params={"limit": 1},
-                                         headers=grower.headers)
-            if resp.status_code == 200:
-                found += resp.json()["unread_count"]
-        waited = time.monotonic() - started
-        if found >= load.orders_placed or waited >= timeout:
-            return found, waited
-        await asyncio.sleep(0.5)
+    started, conn = time.monotonic(), h.Connection(load.gateway)
+    try:
+        while True:
+            found = 0
+            for grower in load.world.growers:
+                reply = await conn.request("GET", "/api/v1/notifications", params={"limit": 1},
+                                           headers=grower.headers)
+                found += reply.json()["unread_count"] if reply.status == 200 else 0
+            waited = time.monotonic() - started
+            if found >= load.orders_placed or waited >= timeout:
+                return found, waited
+            await asyncio.sleep(0.5)
+    finally:
+        conn.close()
 
 
 def route_table(routes: dict[str, dict], duration: float) -> str:
@@ -325,17 +331,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--rate-limit-factor", type=int, default=1000, help="the gateway's rate limits × this")
     p.add_argument("--shape", choices=("single", "cluster", "both"), default="single", help="single: one process "
                    "per app; cluster: deploy/cluster.py's replicas and Redis; both: the two in turn, --rounds times")
-    p.add_argument("--rounds", type=int, default=2, help="--shape both: rounds of (single, cluster)")
+    p.add_argument("--baseline", metavar="REV", help="also a stack of this git revision's source, in turn with this "
+                   "one's (--shape single)")
+    p.add_argument("--rounds", type=int, help="rounds of (single, cluster) with --shape both, default 2; of (this, "
+                   "baseline) with --baseline, default 1")
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379/14", help="--shape cluster or both: the "
                    "gateways' rate limits (both shapes use it)")
     p.add_argument("--no-plot", action="store_true", help=f"do not write {LATENCY_PLOT.name} and {MEMORY_PLOT.name}")
     p.add_argument("--write-docs", action="store_true", help="replace the sections Load and Memory of "
                    "docs/performance.md with this run's figures (--shape single)")
     args = p.parse_args(argv)
+    args.rounds = args.rounds or (2 if args.shape == "both" else 1)
     if args.duration <= 0 or args.users < 1 or args.warmup < 0 or not 1 <= args.growers <= args.products \
-            or args.rounds < 1 or (args.write_docs and args.shape != "single"):
+            or args.rounds < 1 or ((args.write_docs or args.baseline) and args.shape != "single") \
+            or (args.write_docs and args.baseline):
         p.error("--duration > 0, --users ≥ 1, --warmup ≥ 0, 1 ≤ --growers ≤ --products, --rounds ≥ 1; "
-                "--write-docs with --shape single")
+                "--write-docs or --baseline with --shape single, not both")
     return args
 
 
@@ -378,7 +389,10 @@ def start_cluster(args: argparse.Namespace, bench: h.Bench, dbs: h.Databases,
     return procs, f"http://127.0.0.1:{base}"
 
 
-async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single") -> Run:
+async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single", stack: str = "this",
+                  source: dict[str, str] | None = None) -> Run:
+    """One run on fresh databases: ``shape``'s apps of ``stack`` (``source``: the environment that selects its
+    source, :func:`harness.stacks`) seeded through the API with httpx, warmed up, then measured."""
     import httpx
 
     namespace, load_before, t0 = f"load{uuid.uuid4().hex[:8]}", h.load_average(), time.monotonic()
@@ -388,10 +402,11 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
         bench.cleanups += [dbs.drop, lambda: h.drop_stream(args.nats_url, namespace)]
     env = {"EVENT_BUS_URL": args.nats_url, "EVENT_NAMESPACE": namespace, "SMTP_URL": "",
            "GATEWAY_RATE_LIMITS": h.rate_limits(factor=args.rate_limit_factor), **h.env_pairs(args.app_env),
-           **({"GATEWAY_REDIS_URL": args.redis_url} if args.shape != "single" else {})}
+           **({"GATEWAY_REDIS_URL": args.redis_url} if args.shape != "single" else {}), **(source or {})}
     if shape == "single":
-        procs, where = bench.procs, "1 process"
-        gateway = (await asyncio.to_thread(h.start_apps, procs, bench.python, bench.tmp, dbs.urls, env=env,
+        procs, where, run_dir = bench.procs, "1 process", bench.tmp / stack.split()[0]
+        run_dir.mkdir(exist_ok=True)
+        gateway = (await asyncio.to_thread(h.start_apps, procs, bench.python, run_dir, dbs.urls, env=env,
                                            timeout=READY_TIMEOUT))["gateway"]
     else:
         (procs, gateway), where = await asyncio.to_thread(start_cluster, args, bench, dbs, env), "2 replicas"
@@ -399,7 +414,8 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
     watch = h.MemoryWatch(procs)
     sampler = asyncio.create_task(watch.sample_every_second())
     await asyncio.sleep(2.5)
-    bench.header(f"load bench, {shape} shape", software=f"PostgreSQL {bench.info['postgresql']}, NATS at "
+    title = f"load bench, {shape} shape" + ("" if stack == "this" else f", {stack}")
+    bench.header(title, software=f"PostgreSQL {bench.info['postgresql']}, NATS at "
                  f"{args.nats_url}" + (f", Redis at {args.redis_url}" if args.shape != "single" else ""), apps=(
         f"{where} of every app (1 uvicorn worker each), PostgreSQL databases {', '.join(dbs.names.values())}, "
         f"EVENT_NAMESPACE={namespace}, LOG_LEVEL=WARNING" + "".join(f", {item}" for item in args.app_env)
@@ -407,34 +423,33 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
         limits=f"the gateway's rate limits × {args.rate_limit_factor} (GATEWAY_RATE_LIMITS), since every request "
         f"comes from 127.0.0.1", load=f"{args.users} virtual users, think time 0; mix "
         + ", ".join(f"{k} {v}" for k, v in MIX.items()) + f"; {args.warmup:g} s warm-up, {args.duration:g} s measured")
-    limits = httpx.Limits(max_connections=args.users + 8, max_keepalive_connections=args.users + 8)
-    async with httpx.AsyncClient(base_url=gateway, timeout=httpx.Timeout(30.0), limits=limits) as client:
+    async with httpx.AsyncClient(base_url=gateway, timeout=httpx.Timeout(30.0)) as client:
         rng, t_seed, watch.phase = random.Random(20261127), time.monotonic(), "seeding"
         world = await seed(client, args, rng)
-        print(f"  seeded  : {len(world.growers)} growers with shops, {len(world.product_ids)} varieties, "
-              f"{sum(len(v) for v in world.variants_by_shop.values())} variants, {world.photos} photos, "
-              f"through the API in {time.monotonic() - t_seed:.1f} s", flush=True)
-        watch.phase = "seeded"
-        await asyncio.sleep(3.5)
-        load = Load(client, world, rng)
-        if args.warmup > 0:
-            print(f"  warming up for {args.warmup:g} s …", flush=True)
-            watch.phase, load.started = "warm-up", time.monotonic()
-            await run_load(load, args, time.monotonic() + args.warmup)
-            if warm_errors := sum(not r.ok for r in load.records):
-                print(f"  warm-up : {warm_errors} errors of {len(load.records)}", flush=True)
-            load.records.clear()
-            load.failures.clear()
-        orders_before = load.orders_placed
-        print(f"  measuring for {args.duration:g} s …", flush=True)
-        with h.CpuMeter(procs, own="load generator (this script)", with_children=True) as meter:
-            watch.phase, load.started = "load", time.monotonic()
-            await run_load(load, args, load.started + args.duration)
-            elapsed = time.monotonic() - load.started
-            watch.phase = "after"
-        procs.check_alive()
-        found, waited = await wait_for_inboxes(load, timeout=30.0)
-        await asyncio.sleep(3.5)
+    print(f"  seeded  : {len(world.growers)} growers with shops, {len(world.product_ids)} varieties, "
+          f"{sum(len(v) for v in world.variants_by_shop.values())} variants, {world.photos} photos, "
+          f"through the API in {time.monotonic() - t_seed:.1f} s", flush=True)
+    watch.phase = "seeded"
+    await asyncio.sleep(3.5)
+    load = Load(gateway, world, rng)
+    if args.warmup > 0:
+        print(f"  warming up for {args.warmup:g} s …", flush=True)
+        watch.phase, load.started = "warm-up", time.monotonic()
+        await run_load(load, args, time.monotonic() + args.warmup)
+        if warm_errors := sum(not r.ok for r in load.records):
+            print(f"  warm-up : {warm_errors} errors of {len(load.records)}", flush=True)
+        load.records.clear()
+        load.failures.clear()
+    orders_before = load.orders_placed
+    print(f"  measuring for {args.duration:g} s …", flush=True)
+    with h.CpuMeter(procs, own=GENERATOR, with_children=True) as meter:
+        watch.phase, load.started = "load", time.monotonic()
+        await run_load(load, args, load.started + args.duration)
+        elapsed = time.monotonic() - load.started
+        watch.phase = "after"
+    procs.check_alive()
+    found, waited = await wait_for_inboxes(load, timeout=30.0)
+    await asyncio.sleep(3.5)
     sampler.cancel()
     procs.stop_all()
     return Run(load, watch, shape, load_before, elapsed, by_app(meter.used), load.orders_placed - orders_before,
@@ -522,36 +537,62 @@ def figures(run: Run, args: argparse.Namespace) -> dict:
             "errors": sum(not r.ok for r in records), "throughput_rps": len(records) / args.duration,
             "p99_ms": h.pct([r.ms for r in records], 99), "orders": run.orders, "notifications_found": run.found,
             "orders_placed": run.load.orders_placed, "routes": routes, "cpu_s": run.cpu,
-            "memory_mb": memory_figures(run.watch.samples)}
+            "failures": dict(run.load.failures), "memory_mb": memory_figures(run.watch.samples)}
 
 
 def compare(args: argparse.Namespace, bench: h.Bench) -> int:
-    """``--shape both``: the single-process shape and the cluster's in turn, ``--rounds`` times, each on fresh
-    databases; a row per run, then the medians per shape and cluster ÷ single."""
+    """``--shape both`` or ``--baseline``: two stacks in turn, ``--rounds`` times, each on fresh databases (the
+    single-process shape and the cluster's, or this source's and the baseline's); a row per run, the
+    medians per stack and their ratio (cluster ÷ single, this ÷ baseline), per route too."""
+    if args.baseline:
+        plans = {name: ("single", name, env) for name, env in h.stacks(bench.tmp, args.baseline).items()}
+        over = tuple(plans)
+    else:
+        plans, over = {shape: (shape, "this", None) for shape in ("single", "cluster")}, ("cluster", "single")
     runs = []
-    for n, shape in ((n, shape) for n in range(1, args.rounds + 1) for shape in ("single", "cluster")):
-        runs.append(f := figures(asyncio.run(measure(args, bench, shape)), args) | {"round": n})
-        print(f"  round {n}, {shape}: {f['throughput_rps']:.1f} req/s, p99 {f['p99_ms']:.1f} ms, {f['errors']} errors")
+    for n in range(1, args.rounds + 1):
+        for name, plan in plans.items():
+            runs.append(f := figures(asyncio.run(measure(args, bench, *plan)), args) | {"round": n, "stack": name})
+            print(f"  round {n}, {name}: {f['throughput_rps']:.1f} req/s, p99 {f['p99_ms']:.1f} ms, {f['errors']} "
+                  "errors" + "".join(f"\n    {c:>5} × {why}" for why, c in sorted(f["failures"].items(),
+                                                                                 key=lambda kv: -kv[1])[:5]))
+    per_request = {"apps' CPU per request (ms)": lambda f: sum(v for k, v in f["cpu_s"].items() if k in APPS),
+                   "generator CPU per request (ms)": lambda f: f["cpu_s"].get(GENERATOR, 0.0)}
     cols = {"req/s": lambda f: f["throughput_rps"], "p99 (ms)": lambda f: f["p99_ms"],
-            "apps' CPU per request (ms)": lambda f: 1000 * sum(v for k, v in f["cpu_s"].items() if k in APPS)
-            / max(f["requests"], 1), "PSS under load, peak (MB)": lambda f: f["memory_mb"]["total"]["pss"]["load_peak"]
-            or math.nan}
-    print("\n" + h.table(["round", "shape", "load average before", *cols, "requests", "errors", "orders in inboxes"],
-                         [[f["round"], f["shape"], f["load_before"], *(f"{c(f):.1f}" for c in cols.values()),
+            **{k: lambda f, c=c: 1000 * c(f) / max(f["requests"], 1) for k, c in per_request.items()},
+            "PSS under load, peak (MB)": lambda f: f["memory_mb"]["total"]["pss"]["load_peak"] or math.nan}
+    print("\n" + h.table(["round", "stack", "load average before", *cols, "requests", "errors", "orders in inboxes"],
+                         [[f["round"], f["stack"], f["load_before"], *(f"{c(f):.1f}" for c in cols.values()),
                            f"{f['requests']:,}", f["errors"], f"{f['notifications_found']} of {f['orders_placed']}"]
                           for f in runs], left=3))
-    med = {shape: {k: statistics.median(c(f) for f in runs if f["shape"] == shape) for k, c in cols.items()}
-           for shape in ("single", "cluster")}
-    print("\nmedians: " + "; ".join(f"{k}: single {med['single'][k]:.1f}, cluster {med['cluster'][k]:.1f} (× "
-                                    f"{med['cluster'][k] / med['single'][k]:.2f})" for k in cols)
-          + f"\nload average after the run {h.load_average()}")
-    bench.write_json(args, runs=runs, medians=med)
+    med = {name: {k: statistics.median(c(f) for f in runs if f["stack"] == name) for k, c in cols.items()}
+           for name in plans}
+    a, b = over
+    print(f"\nmedians, {a} ÷ {b}: " + "; ".join(f"{k}: {med[a][k]:.1f} and {med[b][k]:.1f} (× "
+                                              f"{h.ratio(med[a][k], med[b][k]):.2f})" for k in cols))
+    routes = {name: {route: {q: h.pct([f["routes"][route][q] for f in runs if f["stack"] == name
+                                       and route in f["routes"]], 50) for q in ("p50_ms", "p99_ms")}
+                     for route in [*ROUTES, "all"]} for name in plans}
+    print("\n" + h.table(["route", *(f"{n}: p50 / p99 (ms)" for n in plans), f"p50, p99: {a} ÷ {b}"],
+                         [[route, *(f"{routes[n][route]['p50_ms']:.1f} / {routes[n][route]['p99_ms']:.1f}"
+                                    for n in plans),
+                           " / ".join(f"× {h.ratio(routes[a][route][q], routes[b][route][q]):.2f}"
+                                      for q in ("p50_ms", "p99_ms"))] for route in [*ROUTES, "all"]]))
+    errors = sum(f["errors"] for f in runs if f["stack"] == a)
+    if args.baseline:
+        speed_up, pss = h.ratio(med[a]["req/s"], med[b]["req/s"]), med[a]["PSS under load, peak (MB)"]
+        print(f"\ntarget ≥ {SPEED_UP_TARGET:g} × the baseline's req/s with 0 errors: × {speed_up:.2f}, {errors} "
+              f"errors ({'met' if speed_up >= SPEED_UP_TARGET and errors == 0 else 'NOT met'}); the four apps ≤ "
+              f"{MEMORY_TARGET_MB:.0f} MB PSS under load, peak: {pss:.0f} MB "
+              f"({'met' if pss <= MEMORY_TARGET_MB else 'NOT met'})")
+    print(f"load average after the run {h.load_average()}")
+    bench.write_json(args, runs=runs, medians=med, route_medians=routes)
     return 0 if all(f["errors"] == 0 for f in runs) else 1
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    body = compare if args.shape == "both" else \
+    body = compare if args.shape == "both" or args.baseline else \
         lambda a, bench: report(a, asyncio.run(measure(a, bench, a.shape)), bench)
     return h.run(__file__, lambda bench: body(args, bench), needs=("httpx", "psutil", "services.catalog"),
                  target="bench-load", keep=args.keep)

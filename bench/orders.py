@@ -3,8 +3,9 @@
 Per backend (SQLite, PostgreSQL) the four apps and a grower's shop; ``--concurrency`` buyers place guest
 orders on (a) many variants and (b) one, each beside a raw-SQL baseline of the catalog's conditional
 update, then sell one variant out: orders/s, p50/p99, orders/s ÷ updates/s, CPU per order, the books.
-Target on PostgreSQL: (a) ≥ 150 orders/s; zero oversell. ``--tracing``: what tracing costs instead (rounds of
-the apps with tracing off, then on, exporting to a receiver in this process).
+Target on PostgreSQL: (a) orders/s ÷ updates/s ≥ 0.085; zero oversell. ``--baseline REV``: the same beside
+a stack of that revision's source, in turn. ``--tracing``: what tracing costs instead (rounds of the apps
+with tracing off, then on, exporting to a receiver in this process).
 
 How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
@@ -13,14 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import statistics
 import sys
 import threading
 import time
-import urllib.parse
 import uuid
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ if __name__ == "__main__":  # the repository first, or bench/gateway.py shadows 
 
 from bench import harness as h  # noqa: E402
 
-TARGET_ORDERS_PER_S = 150.0
+TARGET_RATIO = 0.085  # (a): gateway orders/s ÷ raw-SQL updates/s, on PostgreSQL
 RETRIES = 5  # a buyer asks again this many times (same Idempotency-Key) after no reply, a 503 or a 409 in flight
 GROWER_PHONE = "0912345678"
 BENCH_ORDER_LIMIT = 100_000_000  # the gateway's order-creation limit per address (a minute) while the bench runs
@@ -115,48 +114,6 @@ def order_body(rng: random.Random, variant_id: int, quantity: int) -> dict:
                          address=rng.choice(ADDRESSES))
 
 
-class BuyerConnection:
-    """One buyer's keep-alive HTTP/1.1 connection to the gateway over asyncio streams: the buyers share
-    the two cores with the apps, and an ``httpx.AsyncClient`` cost ≈ 1 ms of CPU per order (twice the
-    gateway's own), this ≈ 0.2 ms. Replies need a Content-Length (the order route's all have one)."""
-
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
-        parts = urllib.parse.urlsplit(url)
-        self.host, self.port, self.timeout = parts.hostname, parts.port, timeout
-        self.reader, self.writer = None, None
-
-    async def post_json(self, path: str, body: dict, headers: dict[str, str]) -> tuple[int, dict]:
-        payload = json.dumps(body).encode()
-        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-                + "\r\n").encode()
-        try:
-            async with asyncio.timeout(self.timeout):
-                return await self._exchange(head + payload)
-        except BaseException:
-            self.close()
-            raise
-
-    async def _exchange(self, request: bytes) -> tuple[int, dict]:
-        if self.writer is None:
-            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-        self.writer.write(request)
-        lines = (await self.reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {name.strip().lower(): value.strip() for name, _, value in (ln.partition(":") for ln in lines[1:])}
-        if "content-length" not in headers:
-            raise ConnectionError(f"a {status} reply without Content-Length")
-        body = await self.reader.readexactly(int(headers["content-length"]))
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return status, (json.loads(body) if body and headers.get("content-type", "").endswith("json") else {})
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
 async def buyers(gateway_url: str, variants: list[int], concurrency: int, seconds: float, label: str,
                  ledger: dict, quantities: tuple[int, int] = (1, 3), stop_when_sold_out: bool = False) -> Run:
     """``concurrency`` buyers placing orders for ``seconds`` (closed loop: each sends its next order
@@ -168,7 +125,7 @@ async def buyers(gateway_url: str, variants: list[int], concurrency: int, second
 
     async def buyer(n: int) -> None:
         rng = random.Random(f"{label}-{n}-{time.time_ns()}")
-        connection = BuyerConnection(gateway_url)
+        connection = h.Connection(gateway_url)
         try:
             while time.monotonic() < stop_at and not sold_out.is_set():
                 variant = rng.choice(variants)
@@ -179,8 +136,10 @@ async def buyers(gateway_url: str, variants: list[int], concurrency: int, second
                 # the same key and body, so an order placed once is never placed twice nor left unknown.
                 for attempt in range(RETRIES + 1):
                     try:
-                        status, reply = await connection.post_json("/api/v1/orders", body, {"Idempotency-Key": key})
-                    except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError) as exc:
+                        answer = await connection.request("POST", "/api/v1/orders", json=body,
+                                                          headers={"Idempotency-Key": key})
+                        status, reply = answer.status, answer.json()
+                    except h.Connection.ERRORS as exc:
                         run.errors[type(exc).__name__] += 1
                         status, reply = None, {}
                     else:
@@ -381,21 +340,31 @@ async def check_stock(urls: dict[str, str], initial: dict[int, int], ledger: dic
 @dataclass
 class BackendResult:
     backend: str
+    stack: str  # "this", or "baseline <commit>"
     version: str
     runs: dict[str, Run]
     check: Check
     sellout: Check
     sellout_run: Run
 
+    @property
+    def label(self) -> str:
+        return self.backend if self.stack == "this" else f"{self.backend}, {self.stack}"
 
-def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendResult:
-    t0, procs, run_dir = time.monotonic(), bench.procs, bench.tmp / name
+    def ratio(self, key: str) -> float:
+        """Gateway orders/s ÷ raw-SQL updates/s of run ``key`` (a or b)."""
+        return h.ratio(self.runs[key].rate, self.runs[f"raw-{key}"].rate)
+
+
+def run_backend(args: argparse.Namespace, bench: h.Bench, name: str, stack: str,
+                source: dict[str, str]) -> BackendResult:
+    t0, procs, run_dir = time.monotonic(), bench.procs, bench.tmp / f"{name}-{stack.split()[0]}"
     run_dir.mkdir()
     backend = h.Databases(name, run_dir, args.pg_admin_dsn, prefix="cv_bench_orders")
     bench.cleanups.append(backend.drop)
-    print(f"\n== {backend.version} ==", flush=True)
+    print(f"\n== {backend.version}, {stack} ==", flush=True)
     urls = h.start_apps(procs, bench.python, run_dir, backend.urls, env={
-        "GATEWAY_RATE_LIMITS": h.rate_limits(order_ip=BENCH_ORDER_LIMIT), **h.env_pairs(args.env)})
+        "GATEWAY_RATE_LIMITS": h.rate_limits(order_ip=BENCH_ORDER_LIMIT), **h.env_pairs(args.env), **source})
     shop = asyncio.run(seed_shop(urls["gateway"], args.variants))
     if args.serve:
         print(f"  variants: (a) {shop.many[0]}…{shop.many[-1]}, (b) {shop.one}, sell-out {shop.sellout}")
@@ -436,7 +405,7 @@ def run_backend(args: argparse.Namespace, bench: h.Bench, name: str) -> BackendR
           f"{sellout_run.out_of_stock} refused out of stock, {sellout.stock} left", flush=True)
     procs.stop_all()
     backend.drop()
-    return BackendResult(backend.label, backend.version, runs, check, sellout, sellout_run)
+    return BackendResult(backend.label, stack, backend.version, runs, check, sellout, sellout_run)
 
 
 def _line(run: Run, unit: str) -> None:
@@ -456,9 +425,8 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
         for key, what in (("a", f"{args.variants} variants"), ("b", "1 variant")):
             g, raw = r.runs[key], r.runs[f"raw-{key}"]
             not_ok = sum(c for s, c in g.statuses.items() if s != 201) + g.unresolved
-            rows.append([r.backend, f"({key}) {what}", f"{g.rate:.1f}", f"{g.pct(50):.1f}", f"{g.pct(99):.1f}",
-                         f"{raw.rate:.0f}", f"{raw.pct(50):.1f}", f"{raw.pct(99):.1f}",
-                         f"{g.rate / raw.rate if raw.rate else float('nan'):.3f}", not_ok])
+            rows.append([r.label, f"({key}) {what}", f"{g.rate:.1f}", f"{g.pct(50):.1f}", f"{g.pct(99):.1f}",
+                         f"{raw.rate:.0f}", f"{raw.pct(50):.1f}", f"{raw.pct(99):.1f}", f"{r.ratio(key):.3f}", not_ok])
     print(h.table(["backend", "orders on", "gateway orders/s", "p50 (ms)", "p99 (ms)", "raw SQL updates/s", "p50 (ms)",
                    "p99 (ms)", "orders/s ÷ updates/s", "not 201 (after retries)"], rows, left=2) + "\n")
     ok, rows = True, []
@@ -466,7 +434,7 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
         c, s = r.check, r.sellout
         problems = c.problems + s.problems
         ok &= not problems
-        rows.append([r.backend, c.variants, f"{c.initial:,}", f"{c.stock:,}", f"{c.committed:,}",
+        rows.append([r.label, c.variants, f"{c.initial:,}", f"{c.stock:,}", f"{c.committed:,}",
                      f"{c.held_with_order + s.held_with_order} / {c.held_without_order + s.held_without_order}",
                      f"{c.in_orders:,}", f"{c.told:,}", c.oversold + s.oversold,
                      f"{SELLOUT_STOCK} → {s.in_orders}, {s.stock}",
@@ -475,15 +443,21 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
                    "told buyers (201s)", "oversold", "sell-out: stock → sold, left", "checks"], rows))
     for r in results:
         for problem in (r.check.problems + r.sellout.problems)[:20]:
-            print(f"  {r.backend}: {problem}")
+            print(f"  {r.label}: {problem}")
     for r in results:
         for run in (*r.runs.values(), r.sellout_run):
             if run.retried or run.unresolved or run.samples:
-                print(f"  {r.backend} {run.scenario}: asked again {dict(run.retried)}, transport errors "
+                print(f"  {r.label} {run.scenario}: asked again {dict(run.retried)}, transport errors "
                       f"{dict(run.errors)}, unanswered {run.unresolved}" + "".join(f"; {x}" for x in run.samples))
-    for rate in (r.runs["a"].rate for r in results if r.backend == "PostgreSQL"):
-        print(f"\nPostgreSQL (a) {rate:.1f} orders/s (target ≥ {TARGET_ORDERS_PER_S:.0f}: "
-              f"{'met' if rate >= TARGET_ORDERS_PER_S else 'NOT met'})")
+    for r, base in ((r, b) for r in results for b in results if r.stack == "this" != b.stack
+                    and r.backend == b.backend):
+        print(f"\nthis ÷ {base.stack}, {r.backend}: " + ", ".join(
+            f"({k}) orders/s × {h.ratio(r.runs[k].rate, base.runs[k].rate):.2f}, orders/s ÷ updates/s "
+            f"{r.ratio(k):.3f} against {base.ratio(k):.3f} (× {h.ratio(r.ratio(k), base.ratio(k)):.2f})" for k in "ab"))
+    for r in results:
+        if r.backend == "PostgreSQL" and r.stack == "this":
+            print(f"\nPostgreSQL (a) orders/s ÷ raw-SQL updates/s {r.ratio('a'):.3f} (target ≥ {TARGET_RATIO}: "
+                  f"{'met' if r.ratio('a') >= TARGET_RATIO else 'NOT met'})")
     oversold = sum(r.check.oversold + r.sellout.oversold for r in results)
     print(f"oversold units: {oversold} (target 0: {'met' if oversold == 0 and ok else 'NOT met'})")
     return ok
@@ -630,6 +604,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", type=int, help="variants the orders of (a) are spread over; default 200, "
                    "--tracing 50")
     p.add_argument("--settle", type=float, default=15.0, help="seconds for the reconciler before the books are read")
+    p.add_argument("--baseline", metavar="REV", help="also a stack of this git revision's source, after this one's "
+                   "on each backend")
     p.add_argument("--tracing", action="store_true", help="what tracing costs: rounds of the apps off, then on")
     p.add_argument("--rounds", type=int, default=2, help="--tracing: rounds of (off, on)")
     p.add_argument("--sampler", default="parentbased_always_on", help="--tracing: OTEL_TRACES_SAMPLER when on "
@@ -641,8 +617,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.variants = args.variants or (50 if args.tracing else 200)
     if args.concurrency < 1 or args.duration <= 0 or args.variants < 1 or args.rounds < 1:
         p.error("--concurrency, --variants and --rounds must be ≥ 1, --duration > 0")
-    if args.tracing and args.backend == "both":
-        p.error("--tracing runs on one --backend")
+    if args.tracing and (args.backend == "both" or args.baseline):
+        p.error("--tracing runs on one --backend, without --baseline")
     return args
 
 
@@ -667,11 +643,14 @@ def main(argv: list[str] | None = None) -> int:
                      keep=args.keep)
 
     def body(bench: h.Bench) -> int:
+        stacks = h.stacks(bench.tmp, args.baseline)
         bench.header("orders bench", load=f"{args.concurrency} buyers, a keep-alive connection each, guest orders "
                      f"of 1–3 units, closed loop; {args.warmup:g} s warm-up, then {args.duration:g} s per run",
-                     apps=f"one uvicorn process each, events by HTTP push, order-ip limit {BENCH_ORDER_LIMIT:,}")
+                     apps=f"one uvicorn process each, events by HTTP push, order-ip limit {BENCH_ORDER_LIMIT:,}",
+                     baseline=f"{list(stacks)[-1]} ({args.baseline}), after this source on each backend"
+                     if args.baseline else None)
         names = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
-        results = [run_backend(args, bench, name) for name in names]
+        results = [run_backend(args, bench, name, *stack) for name in names for stack in stacks.items()]
         ok = report(results, args)
         bench.write_json(args, results=results)
         return 0 if ok else 3

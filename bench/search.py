@@ -2,7 +2,8 @@
 
 Per backend (SQLite, PostgreSQL) the catalog's database filled with SQL with Vietnamese varieties, the
 catalog as its own process, one client sending a mix of searches: p50/p99 per size and their ratio to
-the targets (p50 ≤ 15 ms, p99 ≤ 50 ms at 100k); writes docs/performance.md and docs/search-latency.png.
+the targets (p50 ≤ 10 ms, p99 ≤ 40 ms at 100k on PostgreSQL); ``--baseline REV``: at each size also that
+revision's catalog on a database of its own, filled alike; writes docs/performance.md and docs/search-latency.png.
 
 How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
@@ -31,7 +32,7 @@ from bench.gateway import start_catalog  # noqa: E402
 
 PLOT = h.REPO / "docs" / "search-latency.png"
 SECTION = "## Search (bench/search.py)"
-TARGET_P50_MS, TARGET_P99_MS, TARGET_SIZE = 15.0, 50.0, 100_000
+TARGET_P50_MS, TARGET_P99_MS, TARGET_SIZE = 10.0, 40.0, 100_000  # on PostgreSQL
 SHOPS, SEED = 300, 20261127  # the shops the products are spread over; the seed of the data and the request order
 
 # The words the varieties and shops are made of (GENERA: name, category, weight; LABELS: variant, price factor;
@@ -183,6 +184,7 @@ SECOND_PAGES = [("page 2: common word", {"q": "sung"}), ("page 2: browse by pric
 class Measured:
     backend: str
     size: int
+    stack: str = "this"  # or "baseline <commit>"
     latencies_ms: list[float] = field(default_factory=list)
     by_query: dict[str, list[float]] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
@@ -191,10 +193,10 @@ class Measured:
         return h.pct(values if values is not None else self.latencies_ms, p)
 
 
-def measure(base: str, backend: str, size: int, rounds: int) -> Measured:
+def measure(base: str, backend: str, size: int, rounds: int, stack: str) -> Measured:
     import httpx
 
-    result = Measured(backend, size)
+    result = Measured(backend, size, stack)
     with httpx.Client(base_url=base, timeout=30) as client:
         urls = [(label, "/api/v1/products?" + urlencode(params)) for label, params in QUERIES]
         for label, params in SECOND_PAGES:
@@ -221,22 +223,27 @@ def measure(base: str, backend: str, size: int, rounds: int) -> Measured:
 
 
 def table(results: list[Measured]) -> str:
-    return h.table(["backend", "products", "requests", "p50 (ms)", "p99 (ms)", "p50 / 15 ms", "p99 / 50 ms"],
-                   [[r.backend, f"{r.size:,}", len(r.latencies_ms), f"{r.pct(50):.2f}", f"{r.pct(99):.2f}",
-                     f"{r.pct(50) / TARGET_P50_MS:.2f}", f"{r.pct(99) / TARGET_P99_MS:.2f}"] for r in results])
+    return h.table(["backend", "source", "products", "requests", "p50 (ms)", "p99 (ms)", f"p50 / {TARGET_P50_MS:g} ms",
+                    f"p99 / {TARGET_P99_MS:g} ms"],
+                   [[r.backend, r.stack, f"{r.size:,}", len(r.latencies_ms), f"{r.pct(50):.2f}", f"{r.pct(99):.2f}",
+                     f"{r.pct(50) / TARGET_P50_MS:.2f}", f"{r.pct(99) / TARGET_P99_MS:.2f}"] for r in results], left=2)
 
 
 def per_query_table(results: list[Measured]) -> str:
     largest = [r for r in results if r.size == max(x.size for x in results)]
-    return h.table(["query", *(f"{r.backend} p50 / p99 (ms)" for r in largest), "items"],
+    return h.table(["query", *(f"{r.backend}{'' if r.stack == 'this' else ', ' + r.stack} p50 / p99 (ms)"
+                               for r in largest), "items"],
                    [[label, *(f"{r.pct(50, r.by_query[label]):.1f} / {r.pct(99, r.by_query[label]):.1f}"
                               for r in largest), largest[0].hits.get(label, 0)] for label in largest[0].by_query])
 
 
 def verdict(results: list[Measured]) -> list[str]:
-    out = []
+    """The ratios this ÷ baseline (with ``--baseline``), and this source on PostgreSQL at the targets' size."""
+    out = [f"{r.backend} at {r.size:,}, this ÷ {b.stack}: p50 × {h.ratio(r.pct(50), b.pct(50)):.2f}, p99 × "
+           f"{h.ratio(r.pct(99), b.pct(99)):.2f}" for r in results for b in results
+           if r.stack == "this" != b.stack and (r.backend, r.size) == (b.backend, b.size)]
     for r in results:
-        if r.size != TARGET_SIZE:
+        if r.size != TARGET_SIZE or r.backend != "PostgreSQL" or r.stack != "this":
             continue
         p50, p99 = r.pct(50), r.pct(99)
         ok = p50 <= TARGET_P50_MS and p99 <= TARGET_P99_MS
@@ -248,7 +255,7 @@ def verdict(results: list[Measured]) -> list[str]:
 def plot(results: list[Measured], path: Path) -> None:
     with h.figure(path, (8, 5), title="Chợ Vườn search: GET /api/v1/products?q=… (bench/search.py)") as (ax,):
         for backend, colour in (("SQLite", "tab:blue"), ("PostgreSQL", "tab:orange")):
-            rs = [r for r in results if r.backend == backend]
+            rs = [r for r in results if r.backend == backend and r.stack == "this"]
             for q, style in ((50, "o-"), (99, "s--")):
                 ax.plot([r.size for r in rs], [r.pct(q) for r in rs], style, color=colour, label=f"{backend} p{q}")
         for q, target, style in ((50, TARGET_P50_MS, ":"), (99, TARGET_P99_MS, "-.")):
@@ -259,10 +266,11 @@ def plot(results: list[Measured], path: Path) -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = h.Options(__doc__, pg="--pg-admin-dsn")
+    p = h.Options(__doc__, pg="--pg-admin-dsn", env="--app-env")
     p.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000, 100_000], help="products, ascending")
     p.add_argument("--backends", nargs="+", choices=("sqlite", "postgresql"), default=["sqlite", "postgresql"])
     p.add_argument("--rounds", type=int, default=40, help="times each query is sent, after 3 unmeasured")
+    p.add_argument("--baseline", metavar="REV", help="at each size also the catalog of this git revision's source")
     p.add_argument("--no-write", action="store_true", help="do not write docs/performance.md and the plot")
     args = p.parse_args(argv)
     if args.sizes != sorted(args.sizes) or args.sizes[0] < 1:
@@ -270,43 +278,54 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_backend(kind: str, args: argparse.Namespace, bench: h.Bench, env: dict[str, str]) -> list[Measured]:
-    dbs = h.Databases("sqlite" if kind == "sqlite" else "postgres", bench.tmp, args.pg_admin_dsn,
-                      prefix="cv_bench_search", apps=("catalog",))  # a run of its own: others may run meanwhile
-    if not args.keep:
-        bench.cleanups.append(dbs.drop)
-    url, name = dbs.urls["catalog"], dbs.label
-    print(f"[{name}] migrating {url.split('@')[-1]}", flush=True)
-    out = subprocess.run([bench.python, "-m", "services.catalog", "migrate"], cwd=bench.tmp, capture_output=True,
-                         text=True, env={**env, "CATALOG_DATABASE_URL": url})
-    if out.returncode != 0:
-        raise h.BenchError(f"migrations failed on {name}:\n{out.stdout}{out.stderr}")
+def run_backend(kind: str, args: argparse.Namespace, bench: h.Bench, env: dict[str, str],
+                stacks: dict[str, dict[str, str]]) -> list[Measured]:
+    """At each size, the catalog of every stack (its source: ``stacks``) in turn, each on a database of its own
+    (made by its own migrations), filled with the same rows."""
+    name, dbs, results = "SQLite" if kind == "sqlite" else "PostgreSQL", {}, []
+    for stack, source in stacks.items():
+        folder = bench.tmp / stack.split()[0]
+        folder.mkdir(exist_ok=True)
+        dbs[stack] = h.Databases("sqlite" if kind == "sqlite" else "postgres", folder, args.pg_admin_dsn,
+                                 prefix="cv_bench_search", apps=("catalog",))  # a run of its own: others may run
+        if not args.keep:
+            bench.cleanups.append(dbs[stack].drop)
+        url = dbs[stack].urls["catalog"]
+        print(f"[{name}, {stack}] migrating {url.split('@')[-1]}", flush=True)
+        out = subprocess.run([bench.python, "-m", "services.catalog", "migrate"], cwd=bench.tmp, capture_output=True,
+                             text=True, env={**env, **source, "CATALOG_DATABASE_URL": url})
+        if out.returncode != 0:
+            raise h.BenchError(f"migrations failed on {name}, {stack}:\n{out.stdout}{out.stderr}")
     rng = random.Random(SEED)
     shops = make_shops(SHOPS, rng)
-    insert(dbs, "shops", shops)
-    loaded, next_variant, results = 0, 1, []
+    for d in dbs.values():
+        insert(d, "shops", shops)
+    loaded, next_variant = 0, 1
     for size in args.sizes:
         started = time.perf_counter()
         while loaded < size:
             n = min(10_000, size - loaded)
             products, variants = make_products(loaded + 1, n, shops, rng, next_variant)
-            insert(dbs, "products", products)
-            insert(dbs, "variants", variants)
+            for d in dbs.values():
+                insert(d, "products", products)
+                insert(d, "variants", variants)
             loaded += n
             next_variant += len(variants)
             print(f"[{name}] seeding: {loaded:>7,} / {size:,} products "
                   f"({time.perf_counter() - started:5.1f} s)", flush=True)
-        finish_load(dbs)
-        print(f"[{name}] {size:,} products loaded in {time.perf_counter() - started:.1f} s; "
-              "starting the catalog", flush=True)
-        (port,) = h.free_ports(1)
-        start_catalog(bench.procs, bench.python, bench.tmp, port, {**env, "CATALOG_DATABASE_URL": url})
-        h.wait_ready(bench.procs, f"http://127.0.0.1:{port}/readyz", timeout=300)
-        result = measure(f"http://127.0.0.1:{port}", name, size, args.rounds)
-        bench.procs.stop_all()
-        results.append(result)
-        print(f"[{name}] {size:>7,} products: p50 {result.pct(50):6.2f} ms  p99 {result.pct(99):6.2f} ms "
-              f"({len(result.latencies_ms)} requests)", flush=True)
+        for d in dbs.values():
+            finish_load(d)
+        print(f"[{name}] {size:,} products loaded in {time.perf_counter() - started:.1f} s", flush=True)
+        for stack, source in stacks.items():
+            (port,) = h.free_ports(1)
+            start_catalog(bench.procs, bench.python, bench.tmp, port,
+                          {**env, **source, "CATALOG_DATABASE_URL": dbs[stack].urls["catalog"]})
+            h.wait_ready(bench.procs, f"http://127.0.0.1:{port}/readyz", timeout=300)
+            result = measure(f"http://127.0.0.1:{port}", name, size, args.rounds, stack)
+            bench.procs.stop_all()
+            results.append(result)
+            print(f"[{name}, {stack}] {size:>7,} products: p50 {result.pct(50):6.2f} ms  p99 {result.pct(99):6.2f} ms "
+                  f"({len(result.latencies_ms)} requests)", flush=True)
     return results
 
 
@@ -314,16 +333,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body(bench: h.Bench) -> int:
-        env = h.base_env(CATALOG_RESERVATION_SWEEP_INTERVAL="0")
+        env = h.base_env(CATALOG_RESERVATION_SWEEP_INTERVAL="0", **h.env_pairs(args.app_env))
+        stacks = h.stacks(bench.tmp, args.baseline)
         m = bench.info
         pg = asyncio.run(h.pg_admin(args.pg_admin_dsn, [])) if "postgresql" in args.backends else None
         software = f"SQLite {sqlite3.sqlite_version}" + (f", PostgreSQL {pg}" if pg else "")
-        bench.header("search bench", software=software, client=(
+        bench.header("search bench", software=software, baseline=f"{list(stacks)[-1]} ({args.baseline})" if
+                     args.baseline else None, catalog=" ".join(args.app_env) or None, client=(
             f"one httpx client, one request at a time, keep-alive; {len(QUERIES) + len(SECOND_PAGES)} queries × "
             f"{args.rounds} rounds in shuffled order after 3 unmeasured rounds"))
         results: list[Measured] = []
         for kind in args.backends:
-            results += run_backend(kind, args, bench, env)
+            results += run_backend(kind, args, bench, env, stacks)
         print("\n" + "\n\n".join([table(results), per_query_table(results), "\n".join(verdict(results))]))
         bench.write_json(args, results=results)  # every latency, per query too
         if not args.no_write:
@@ -333,7 +354,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"Machine: {m['cpus']} CPUs, {m['cpu_model']}, {m['memory']}, {m['kernel']}, Python {m['python']}, "
                 f"{software}; load average before the run {m['load_before']}, after {h.load_average()}  ",
                 f"Command: `{bench.command}`", "",
-                f"The catalog alone (one uvicorn worker) on a database filled with SQL over {SHOPS} shops; one httpx "
+                "The catalog alone (one uvicorn worker" + "".join(f", `{item}`" for item in args.app_env)
+                + (f"; and {list(stacks)[-1]}'s in turn, on a database of its own" if args.baseline else "")
+                + f") on a database filled with SQL over {SHOPS} shops; one httpx "
                 f"client, {len(QUERIES) + len(SECOND_PAGES)} kinds of request × {args.rounds} rounds in shuffled "
                 "order, one at a time; latency request sent → reply read (method: bench/README.md).", "",
                 table(results), "",
