@@ -35,8 +35,9 @@ from bench.search import description, variety_name  # noqa: E402
 LATENCY_PLOT = h.REPO / "docs" / "load-latency.png"
 MEMORY_PLOT = h.REPO / "docs" / "load-memory.png"
 APPS = h.APPS
-MEMORY_TARGET_MB, SPEED_UP_TARGET, READY_TIMEOUT = 300.0, 2.0, 300.0  # READY: s for the apps to answer
-GENERATOR = "load generator (this script)"  # s for the apps to answer (a busy 2-core machine is slow)
+MEMORY_TARGET_MB, SPEED_UP_TARGET = 300.0, 2.0  # the four apps' PSS under load; req/s ÷ the baseline's
+READY_TIMEOUT = 300.0  # s for the apps to answer (a busy 2-core machine is slow)
+GENERATOR = "load generator (this script)"
 
 # The traffic mix: activity → weight (requests of that kind out of 20).
 MIX = {"browse": 10, "search": 3, "product": 5, "order": 1, "inbox": 1}
