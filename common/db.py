@@ -239,6 +239,12 @@ def on_commit(session: AsyncSession, hook) -> None:
     session.sync_session.info.setdefault("on_commit", []).append(hook)
 
 
+def note_added(session: AsyncSession, model: type) -> None:
+    """Rows of ``model`` were written by a Core ``INSERT`` rather than ``session.add``: the commit hooks
+    registered with ``after_commit(…, if_added=model)`` run after this session's commit all the same."""
+    session.sync_session.info.setdefault("added_models", set()).add(model)
+
+
 async def get_scoped(session: AsyncSession, model: type[M], row_id: Any, missing: str, **scope: Any) -> M:
     """The row ``row_id`` of ``model`` if its columns hold ``scope`` (its owner, its parent: ``account_id=…``);
     else :class:`NotFound` saying ``missing``: anyone else's row is as good as absent (404, not 403)."""

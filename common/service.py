@@ -44,6 +44,18 @@ def from_state(name: str) -> Callable[[Request], Any]:
     return provide
 
 
+def state_dependency(name: str) -> Callable[[Request], Awaitable[Any]]:
+    """As :func:`from_state`, for routes only: a coroutine function, which FastAPI awaits in place;
+    a plain function it runs in its thread pool, a thread hop per dependency per request (on the
+    busiest routes, more CPU than the route's own work). Code that calls the provider itself
+    (``deps.settings(request)``) keeps :func:`from_state`."""
+    async def provide(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    provide.__name__ = provide.__qualname__ = name
+    return provide
+
+
 def create_service_app(
     settings: AppSettings,
     *,

@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from common.auth import OptionalPrincipal, Principal, require
 from common.crypto import FieldCipher
 from common.db import SessionDep
-from common.service import from_state
+from common.service import state_dependency
 from services.catalog.photos.storage import LocalPhotoStore, PhotoStore
 from services.catalog.settings import CatalogSettings
 
@@ -23,8 +23,8 @@ __all__ = ["BaseUrlDep", "CipherDep", "Grower", "GrowerReader", "LimiterDep", "O
            "SessionDep", "SettingsDep", "StoreDep"]
 
 
-settings = from_state("settings")
-cipher = from_state("cipher")
+settings = state_dependency("settings")
+cipher = state_dependency("cipher")
 
 
 def base_url(request: Request) -> str:

@@ -13,7 +13,7 @@ from fastapi import Depends
 from common.auth import CurrentPrincipal, Principal, require
 from common.crypto import FieldCipher
 from common.db import Database, SessionDep
-from common.service import from_state
+from common.service import state_dependency
 from common.worker import Worker
 from services.notify.events.handler import Effect
 from services.notify.inbox.broadcast import Broadcaster
@@ -23,13 +23,13 @@ __all__ = ["BroadcasterDep", "CurrentPrincipal", "DatabaseDep", "EffectsDep", "G
            "SessionDep", "SettingsDep", "WebhookCipherDep", "WebhookOwner", "WebhookSenderDep"]
 
 
-settings = from_state("settings")
-database = from_state("db")
-broadcaster = from_state("broadcaster")
-effects = from_state("effects")
-webhook_cipher = from_state("webhook_cipher")
-webhook_sender = from_state("webhook_sender")
-push_key = from_state("push_key")  # None where Web Push is not configured
+settings = state_dependency("settings")
+database = state_dependency("db")
+broadcaster = state_dependency("broadcaster")
+effects = state_dependency("effects")
+webhook_cipher = state_dependency("webhook_cipher")
+webhook_sender = state_dependency("webhook_sender")
+push_key = state_dependency("push_key")  # None where Web Push is not configured
 
 
 SettingsDep = Annotated[NotifySettings, Depends(settings)]

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import async_sessionmaker
 from common.auth import CurrentPrincipal, OptionalPrincipal, Principal, require
 from common.crypto import FieldCipher
 from common.db import Database, SessionDep
-from common.service import from_state
+from common.service import state_dependency
 from common.worker import Worker
 from services.orders.catalog_client import CatalogClient
 from services.orders.orders.tracking import NotifyMail
@@ -25,20 +25,20 @@ __all__ = ["AutocommitDep", "BaseUrlDep", "BuyerMailDep", "CatalogClientDep", "C
            "SessionDep", "SettingsDep"]
 
 
-settings = from_state("settings")
-database = from_state("db")
-cipher = from_state("cipher")
-catalog_client = from_state("catalog")
-reconciler = from_state("reconciler")
-buyer_mail = from_state("buyer_mail")
-notify_mail = from_state("notify_mail")
+settings = state_dependency("settings")
+database = state_dependency("db")
+cipher = state_dependency("cipher")
+catalog_client = state_dependency("catalog")
+reconciler = state_dependency("reconciler")
+buyer_mail = state_dependency("buyer_mail")
+notify_mail = state_dependency("notify_mail")
 
 
-def autocommit(request: Request) -> async_sessionmaker:
+async def autocommit(request: Request) -> async_sessionmaker:
     return request.app.state.db.autocommit
 
 
-def base_url(request: Request) -> str:
+async def base_url(request: Request) -> str:
     return request.app.state.settings.public_base_url
 
 

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from services.orders.orders.models import IdempotencyKey, Order
+from services.orders.orders.schemas import OrderCreated
 from services.orders.outbox import OutboxEvent
 from tests.orders.market import BUYER, ORDER, market
 from tests.support.auth import auth
@@ -50,6 +51,22 @@ async def test_guest_places_a_retail_order(m) -> None:
     tracked = await m.orders.get(f"/api/v1/tracking/{token}")
     assert tracked.status_code == 200 and tracked.json()["code"] == order["code"]
     assert (await m.orders.get(f"/api/v1/tracking/{token[:-3]}abc")).status_code == 404
+
+
+async def test_the_201_is_the_documented_order_created(m) -> None:
+    """The 201 is built from the plain rows that were stored: exactly ``OrderCreated`` (its fields in
+    their order, its JSON forms), and the order as a read of it gives it back, plus the link."""
+    resp = await m.place([{"variant_id": m.tuber, "quantity": 2}], headers=BUYER,
+                         contact={"name": "Lan", "phone": "0987654321", "email": "lan@example.com"})
+    assert resp.status_code == 201, resp.text
+    body = resp.json()
+    assert list(body) == list(OrderCreated.model_fields)
+    assert OrderCreated.model_validate(body).model_dump(mode="json") == body
+    read = await m.orders.get(f"/api/v1/orders/{body['id']}", headers=BUYER)
+    assert read.status_code == 200, read.text
+    assert read.json() == {k: v for k, v in body.items() if k != "tracking_url"}
+    assert body["allowed_actions"] == ["cancel"] and body["shipment"] is None
+    assert [h["action"] for h in body["history"]] == ["place"]
 
 
 async def test_wholesale_tiers_and_delivery_by_province(m) -> None:

@@ -13,15 +13,15 @@ import datetime as dt
 import logging
 from collections import defaultdict
 
-from sqlalchemy import bindparam, insert, select, update
+from pydantic_core import to_jsonable_python
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import raiseload
 
 from common.crypto import FieldCipher
 from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.events import Envelope, StockLow
-from common.reservations import LineOut, ReservationOut, ReservationRequest, ShopTerms
+from common.reservations import ReservationRequest
 from services.catalog.listings import stock_of
 from services.catalog.outbox import outbox_row
 from services.catalog.products.models import Product, ProductStatus, Variant
@@ -44,7 +44,7 @@ class ReservationClosed(Conflict):
     slug, title = "reservation-closed", "The reservation was already released"
 
 
-def unit_price(variant: Variant, quantity: int) -> tuple[int, str]:
+def unit_price(variant: Variant | Row, quantity: int) -> tuple[int, str]:
     """The highest wholesale tier ``quantity`` reaches, else the retail price."""
     reached = [t for t in variant.wholesale_tiers if quantity >= t["min_quantity"]]
     if reached:
@@ -67,8 +67,9 @@ def _line_error(request: ReservationRequest, variant_id: int, message: str, kind
 
 
 async def reserve(session: AsyncSession, request: ReservationRequest, *, ttl_seconds: int,
-                  cipher: FieldCipher) -> ReservationOut:
-    """Hold stock for every line, or for none. Same id and lines again → the same reply.
+                  cipher: FieldCipher) -> dict:
+    """Hold stock for every line, or for none. Same id and lines again → the same reply: a
+    ``ReservationOut`` as JSON values.
 
     A new id is the common case, so it is reserved straight away rather than looked up first (a
     query less per order). A retry shows itself by failing: its id is taken (the primary key), or its
@@ -85,42 +86,40 @@ async def reserve(session: AsyncSession, request: ReservationRequest, *, ttl_sec
 
 
 async def _reserve_new(session: AsyncSession, request: ReservationRequest, ttl_seconds: int,
-                       cipher: FieldCipher) -> ReservationOut:
+                       cipher: FieldCipher) -> dict:
     totals = _summed(request)
-    rows = (await session.execute(_variants_with_products(totals))).all()
-    found = {variant.id: (variant, product) for variant, product, _ in rows}
-    shops = {shop.id: shop for _, _, shop in rows}
+    found = {row.id: row for row in (await session.execute(_VARIANTS, {"ids": list(totals)})).all()}
     errors = []
     for variant_id, quantity in totals.items():
-        pair = found.get(variant_id)
-        if pair is None or pair[0].archived or pair[1].status != ProductStatus.active:
+        row = found.get(variant_id)
+        if row is None or row.archived or row.product_status != ProductStatus.active:
             errors.append(_line_error(request, variant_id, "no such variant on sale", "unknown_variant"))
-        elif quantity < pair[0].min_order_quantity:
-            errors.append(_line_error(request, variant_id,
-                                      f"the minimum order is {pair[0].min_order_quantity}", "min_quantity"))
-    shop_ids = {product.shop_id for _, product in found.values()}
+        elif quantity < row.min_order_quantity:
+            errors.append(_line_error(request, variant_id, f"the minimum order is {row.min_order_quantity}",
+                                      "min_quantity"))
+    shop_ids = {row.shop_id for row in found.values()}
     if not errors and (len(shop_ids) != 1 or (request.shop_id is not None and shop_ids != {request.shop_id})):
         errors.append({"field": "body.lines", "message": "all lines must be of one shop", "type": "mixed_shops"})
     if errors:
         raise UnprocessableEntity("Some lines cannot be ordered", errors=errors)
 
     shortages = []
-    low: list[tuple[Variant, Product, int]] = []
+    low: list[tuple[Row, int]] = []
     sold_out: set[int] = set()  # products a variant of which has just reached zero
     for variant_id, quantity in totals.items():
-        variant, product = found[variant_id]
+        row = found[variant_id]
         # Only this product's stock: the kept replies that do not show it stay (services/catalog/listings.py).
         taken = await session.execute(_TAKE_STOCK, {"variant_id": variant_id, "quantity": quantity},
-                                      execution_options=stock_of([product.id]))
+                                      execution_options=stock_of([row.product_id]))
         left = taken.scalar_one_or_none()
         if left is None:
             shortages.append(variant_id)
             continue
         if left == 0:
-            sold_out.add(product.id)
-        threshold = variant.low_stock_threshold
+            sold_out.add(row.product_id)
+        threshold = row.low_stock_threshold
         if threshold and left < threshold <= left + quantity:
-            low.append((variant, product, left))
+            low.append((row, left))
     if shortages:
         await session.rollback()
         available = {v: (await session.scalar(select(Variant.stock).where(Variant.id == v))) for v in shortages}
@@ -131,85 +130,92 @@ async def _reserve_new(session: AsyncSession, request: ReservationRequest, ttl_s
     # A product's "from" price does not depend on stock, and while every variant reserved keeps some
     # stock its product stays in stock: only a variant reaching zero can change the listing.
     await refresh_listing(session, sold_out)
-    shop = shops[shop_ids.pop()]
     now = utcnow()
-    reservation = Reservation(id=request.id, shop_id=shop.id, status=ReservationStatus.held, created_at=now,
-                              expires_at=now + dt.timedelta(seconds=request.ttl_seconds or ttl_seconds))
+    reservation = {"id": request.id, "shop_id": shop_ids.pop(), "status": ReservationStatus.held.value,
+                   "created_at": now, "expires_at": now + dt.timedelta(seconds=request.ttl_seconds or ttl_seconds)}
     lines = []
     for variant_id, quantity in totals.items():
-        price, kind = unit_price(found[variant_id][0], quantity)
-        lines.append(ReservationLine(reservation_id=request.id, variant_id=variant_id, quantity=quantity,
-                                     unit_price=price, price_kind=kind))
-    # Plain INSERTs, not the unit of work: on the busiest path its bookkeeping cost more than the statements.
-    await session.execute(_INSERT_RESERVATION, {"id": reservation.id, "shop_id": reservation.shop_id,
-                                                "status": reservation.status, "created_at": now,
-                                                "expires_at": reservation.expires_at})
-    await session.execute(_INSERT_LINE, [{"reservation_id": line.reservation_id, "variant_id": line.variant_id,
-                                          "quantity": line.quantity, "unit_price": line.unit_price,
-                                          "price_kind": line.price_kind} for line in lines])
-    for variant, product, left in low:
-        session.add(outbox_row(_stock_low(shop, product, variant, left)))
+        price, kind = unit_price(found[variant_id], quantity)
+        lines.append({"reservation_id": request.id, "variant_id": variant_id, "quantity": quantity,
+                      "unit_price": price, "price_kind": kind})
+    # Plain INSERTs and rows, not the unit of work and ORM instances: on the busiest path their
+    # bookkeeping cost more than the statements.
+    await session.execute(_INSERT_RESERVATION, reservation)
+    await session.execute(_INSERT_LINE, lines)
+    for row, left in low:
+        session.add(outbox_row(_stock_low(row, left)))
     await session.flush()
-    return _reply(reservation, shop, lines, found, cipher, request)
+    return _reply(reservation, lines, found, cipher, request)
 
 
 # The statements of every reservation, built once.
 _variants = Variant.__table__.c
+_products = Product.__table__.c
+_shops = Shop.__table__.c
 _TAKE_STOCK = (update(Variant.__table__)
                .where(_variants.id == bindparam("variant_id"), _variants.stock >= bindparam("quantity"))
                .values(stock=_variants.stock - bindparam("quantity")).returning(_variants.stock))
 _INSERT_RESERVATION = insert(Reservation.__table__)
 _INSERT_LINE = insert(ReservationLine.__table__)
+# The variants with what a reservation needs of their products and shops, in one query: columns, not
+# ORM instances (a product's description and search text, and the instances' bookkeeping, are not needed).
+_VARIANTS = (
+    select(_variants.id, _variants.product_id, _variants.label, _variants.retail_price, _variants.wholesale_tiers,
+           _variants.min_order_quantity, _variants.low_stock_threshold, _variants.weight_grams,
+           _variants.archived, _products.status.label("product_status"), _products.name.label("product_name"),
+           _products.shop_id, _shops.owner_id.label("shop_owner_id"), _shops.name.label("shop_name"),
+           _shops.slug.label("shop_slug"), _shops.phone.label("shop_phone"), _shops.delivery.label("shop_delivery"),
+           _shops.min_order_value.label("shop_min_order_value"), _shops.bank_bin.label("shop_bank_bin"),
+           _shops.bank_account_encrypted.label("shop_bank_account_encrypted"),
+           _shops.bank_holder.label("shop_bank_holder"))
+    .join_from(Variant.__table__, Product.__table__, _products.id == _variants.product_id)
+    .join(Shop.__table__, _shops.id == _products.shop_id)
+    .where(_variants.id.in_(bindparam("ids", expanding=True))))
 
 
-def _variants_with_products(variant_ids) -> object:
-    """The variants with their products and shops, in one query; without the products' own variants
-    and photos (a reservation needs neither: loading them would cost two more queries)."""
-    return (select(Variant, Product, Shop).join(Product, Product.id == Variant.product_id)
-            .join(Shop, Shop.id == Product.shop_id)
-            .where(Variant.id.in_(variant_ids)).options(raiseload(Product.variants), raiseload(Product.photos)))
-
-
-def _stock_low(shop: Shop, product: Product, variant: Variant, left: int) -> Envelope:
-    data = StockLow(shop_id=shop.id, owner_id=shop.owner_id, product_id=product.id, product_name=product.name,
-                    variant_id=variant.id, variant_label=variant.label, stock=left,
-                    threshold=variant.low_stock_threshold)
+def _stock_low(row: Row, left: int) -> Envelope:
+    data = StockLow(shop_id=row.shop_id, owner_id=row.shop_owner_id, product_id=row.product_id,
+                    product_name=row.product_name, variant_id=row.id, variant_label=row.label, stock=left,
+                    threshold=row.low_stock_threshold)
     return Envelope(type="stock.low", source="catalog", data=data.model_dump())
 
 
-def _reply(reservation: Reservation, shop: Shop, lines: list[ReservationLine],
-           found: dict[int, tuple[Variant, Product]], cipher: FieldCipher,
-           request: ReservationRequest) -> ReservationOut:
-    bank = {}
-    if request.payment_method == "bank_transfer" and shop.bank_account_encrypted:
+def _reply(reservation: dict, lines: list[dict], found: dict[int, Row], cipher: FieldCipher,
+           request: ReservationRequest) -> dict:
+    """The reply as JSON values, in the shape of ``ReservationOut`` (the contract orders validates)."""
+    shop = next(iter(found.values()))
+    terms = {"id": reservation["shop_id"], "owner_id": shop.shop_owner_id, "name": shop.shop_name,
+             "slug": shop.shop_slug, "phone": shop.shop_phone, "delivery": shop.shop_delivery,
+             "min_order_value": shop.shop_min_order_value, "bank_bin": None, "bank_account": None,
+             "bank_holder": None}
+    if request.payment_method == "bank_transfer" and shop.shop_bank_account_encrypted:
         # Decrypted only for the order that is to be paid into it (orders keeps it encrypted again).
-        bank = {"bank_bin": shop.bank_bin, "bank_account": cipher.decrypt(shop.bank_account_encrypted),
-                "bank_holder": shop.bank_holder}
-    return ReservationOut(
-        id=reservation.id, status=reservation.status, expires_at=reservation.expires_at,
-        shop=ShopTerms(id=shop.id, owner_id=shop.owner_id, name=shop.name, slug=shop.slug, phone=shop.phone,
-                       delivery=shop.delivery, min_order_value=shop.min_order_value, **bank),
-        lines=[LineOut(variant_id=line.variant_id, quantity=line.quantity, unit_price=line.unit_price,
-                       price_kind=line.price_kind, product_id=found[line.variant_id][1].id,
-                       product_name=found[line.variant_id][1].name,
-                       variant_label=found[line.variant_id][0].label,
-                       weight_grams=found[line.variant_id][0].weight_grams)
-               for line in lines],
-    )
+        terms |= {"bank_bin": shop.shop_bank_bin, "bank_account": cipher.decrypt(shop.shop_bank_account_encrypted),
+                  "bank_holder": shop.shop_bank_holder}
+    return to_jsonable_python({
+        "id": reservation["id"], "status": reservation["status"], "expires_at": reservation["expires_at"],
+        "shop": terms,
+        "lines": [{"variant_id": line["variant_id"], "quantity": line["quantity"], "unit_price": line["unit_price"],
+                   "price_kind": line["price_kind"], "product_id": found[line["variant_id"]].product_id,
+                   "product_name": found[line["variant_id"]].product_name,
+                   "variant_label": found[line["variant_id"]].label,
+                   "weight_grams": found[line["variant_id"]].weight_grams} for line in lines],
+    })
 
 
 async def _replay(session: AsyncSession, reservation: Reservation, request: ReservationRequest,
-                  cipher: FieldCipher) -> ReservationOut:
-    lines = list((await session.scalars(select(ReservationLine).where(
-        ReservationLine.reservation_id == reservation.id).order_by(ReservationLine.variant_id))).all())
-    if {line.variant_id: line.quantity for line in lines} != _summed(request):
+                  cipher: FieldCipher) -> dict:
+    lines = [{"variant_id": line.variant_id, "quantity": line.quantity, "unit_price": line.unit_price,
+              "price_kind": line.price_kind} for line in (await session.scalars(select(ReservationLine).where(
+                  ReservationLine.reservation_id == reservation.id).order_by(ReservationLine.variant_id))).all()]
+    if {line["variant_id"]: line["quantity"] for line in lines} != _summed(request):
         raise ReservationMismatch("This reservation id was used for other lines")
     if reservation.status == ReservationStatus.released:
         raise ReservationClosed("This reservation was released; make a new one")
-    rows = (await session.execute(_variants_with_products([line.variant_id for line in lines]))).all()
-    found = {variant.id: (variant, product) for variant, product, _ in rows}
-    shop = await session.get(Shop, reservation.shop_id)  # loaded with the variants: no query
-    return _reply(reservation, shop, lines, found, cipher, request)
+    found = {row.id: row for row in (await session.execute(
+        _VARIANTS, {"ids": [line["variant_id"] for line in lines]})).all()}
+    return _reply({"id": reservation.id, "shop_id": reservation.shop_id, "status": reservation.status,
+                   "expires_at": reservation.expires_at}, lines, found, cipher, request)
 
 
 async def commit(session: AsyncSession, reservation_id: str) -> ReservationStatus:

@@ -32,11 +32,11 @@ async def mails_for(session: AsyncSession, event: Event) -> list[tuple[str, str,
     out = []
     # A grower who cancelled the order themselves is not told about it (as in the inbox).
     if action in GROWER_MAIL and not (action == "cancelled" and order.actor_role == "grower"):
-        grower = await preferences.get(session, order.shop_owner_id)
+        grower = await preferences.mail_settings(session, order.shop_owner_id)
         if grower is not None and grower.email_enabled and grower.email:
             out.append((grower.email, grower.locale, GROWER_MAIL[action]))
     if action in BUYER_MAIL:
-        buyer = await preferences.get(session, order.buyer_id) if order.buyer_id else None
+        buyer = await preferences.mail_settings(session, order.buyer_id) if order.buyer_id else None
         email = order.contact_email or (buyer.email if buyer else None)
         if email and (buyer is None or buyer.email_enabled):
             out.append((email, order.buyer_locale if order.buyer_locale in LOCALES else "vi", BUYER_MAIL[action]))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.db import get_scoped
@@ -93,11 +93,14 @@ def payload_for(event: Event) -> tuple[str, dict] | None:
                      "event_id": str(event.id)}
 
 
+_SUBSCRIPTIONS_OF = select(PushSubscription.__table__.c.id).where(
+    PushSubscription.__table__.c.account_id == bindparam("account_id"))  # built once: every event asks
+
+
 async def queue_push(session: AsyncSession, event: Event) -> set[str]:
     found = payload_for(event)
     if found is not None:
         account, payload = found
-        for sub_id in (await session.scalars(select(PushSubscription.id)
-                                             .where(PushSubscription.account_id == account))).all():
+        for sub_id in (await session.scalars(_SUBSCRIPTIONS_OF, {"account_id": account})).all():
             session.add(PushDelivery(subscription_id=sub_id, event_id=event.id, payload=payload))
     return set()  # no inbox changed

@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.crypto import FieldCipher
@@ -177,6 +177,12 @@ def payload_for(event: Event) -> dict:
             "version": event.version, "data": event.data.model_dump(mode="json")}
 
 
+_endpoints = WebhookEndpoint.__table__.c
+# Built once, columns only: every event asks, and most owners have no endpoint.
+_ACTIVE_ENDPOINTS_OF = select(_endpoints.id, _endpoints.event_types).where(
+    _endpoints.owner_id == bindparam("owner_id"), _endpoints.active.is_(True))
+
+
 async def queue_deliveries(session: AsyncSession, event: Event, first_delay: float = 0) -> set[str]:
     """The effect on every event (in its transaction): one delivery per active endpoint of the
     event's owner that subscribed to its type, first tried ``first_delay`` seconds from now (the
@@ -184,8 +190,9 @@ async def queue_deliveries(session: AsyncSession, event: Event, first_delay: flo
     owner_id = owner_of(event)
     if not owner_id:
         return set()
-    endpoints = (await session.scalars(select(WebhookEndpoint).where(
-        WebhookEndpoint.owner_id == owner_id, WebhookEndpoint.active.is_(True)))).all()
+    endpoints = (await session.execute(_ACTIVE_ENDPOINTS_OF, {"owner_id": owner_id})).all()
+    if not endpoints:
+        return set()
     payload = payload_for(event)
     due = utcnow() + dt.timedelta(seconds=first_delay)
     for endpoint in endpoints:

@@ -19,20 +19,23 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.auth import Principal
 from common.crypto import FieldCipher
+from common.db import note_added
 from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.events import Envelope, OrderChanged, OrderLineSummary
+from common.outbox import outbox_values
 from common.pagination import keyset_page
 from common.reservations import ReservationOut, ShopDelivery
 from services.orders.catalog_client import CatalogClient, CatalogUnavailable
 from services.orders.orders import states
 from services.orders.orders.models import Order, OrderHistory, OrderLine, OrderStatus, PaymentStatus, utcnow
-from services.orders.orders.schemas import CONSENT_PURPOSES, OrderCreated, OrderFields, OrderOut
+from services.orders.orders.schemas import CONSENT_PURPOSES, HistoryOut, LineOut, OrderFields, OrderOut
 from services.orders.outbox import OutboxEvent
 from services.orders.shipments.service import shipment_of
 
@@ -70,23 +73,40 @@ def _field_error(field: str, message: str, kind: str) -> UnprocessableEntity:
 
 
 def event_for(order: Order, kind: str, actor_role: str, note: str = "") -> OutboxEvent:
-    data = OrderChanged(
-        order_id=order.id, code=order.code, shop_id=order.shop_id, shop_owner_id=order.shop_owner_id,
-        shop_name=order.shop_name, buyer_id=order.buyer_id, status=order.status,
-        payment_status=order.payment_status, payment_method=order.payment_method, total=order.total,
-        contact_name=order.contact.get("name", ""), contact_email=order.contact.get("email"),
-        buyer_locale=order.locale,
-        lines=[OrderLineSummary(product_name=ln.product_name, variant_label=ln.variant_label, quantity=ln.quantity,
-                                unit_price=ln.unit_price) for ln in order.lines],
-        actor_role=actor_role, note=note)
-    envelope = Envelope(type=f"order.{kind}", source="orders", data=data.model_dump())
+    envelope = _envelope({name: getattr(order, name) for name in _EVENT_FIELDS},
+                         [{name: getattr(ln, name) for name in _EVENT_LINE_FIELDS} for ln in order.lines],
+                         kind, actor_role, note)
     return OutboxEvent(id=envelope.id, type=envelope.type, version=envelope.version, data=envelope.data,
                        occurred_at=envelope.occurred_at)
 
 
+_EVENT_FIELDS = ("id", "code", "shop_id", "shop_owner_id", "shop_name", "buyer_id", "status", "payment_status",
+                 "payment_method", "total", "contact", "locale")
+_EVENT_LINE_FIELDS = ("product_name", "variant_label", "quantity", "unit_price")
+
+
+def _envelope(order: dict, lines: list[dict], kind: str, actor_role: str, note: str) -> Envelope:
+    data = OrderChanged(
+        order_id=order["id"], code=order["code"], shop_id=order["shop_id"], shop_owner_id=order["shop_owner_id"],
+        shop_name=order["shop_name"], buyer_id=order["buyer_id"], status=order["status"],
+        payment_status=order["payment_status"], payment_method=order["payment_method"], total=order["total"],
+        contact_name=order["contact"].get("name", ""), contact_email=order["contact"].get("email"),
+        buyer_locale=order["locale"],
+        lines=[OrderLineSummary(**{name: ln[name] for name in _EVENT_LINE_FIELDS}) for ln in lines],
+        actor_role=actor_role, note=note)
+    return Envelope(type=f"order.{kind}", source="orders", data=data.model_dump())
+
+
 @dataclass
 class Placed:
-    order: Order
+    """An order about to be stored, as plain rows: the ``orders`` row's columns (its ``id`` once
+    stored), its lines' and its history's (without ``order_id``), and the tracking link's token.
+    Plain values rather than ORM instances: nothing on the placing path needs the ORM's bookkeeping
+    (``store`` writes them with Core statements, ``to_created`` reads them)."""
+
+    order: dict
+    lines: list[dict]
+    history: list[dict]
     tracking_token: str
 
 
@@ -94,11 +114,11 @@ def build_order(reservation: ReservationOut, data: OrderFields, buyer: Principal
                 cipher: FieldCipher, checkout_id: str | None = None) -> Placed:
     """An unsaved order from the catalog's reservation reply: the catalog's prices, nothing else."""
     shop = reservation.shop
-    lines = [OrderLine(variant_id=ln.variant_id, product_id=ln.product_id, product_name=ln.product_name,
-                       variant_label=ln.variant_label, quantity=ln.quantity, unit_price=ln.unit_price,
-                       price_kind=ln.price_kind, line_total=ln.unit_price * ln.quantity)
+    lines = [{"variant_id": ln.variant_id, "product_id": ln.product_id, "product_name": ln.product_name,
+              "variant_label": ln.variant_label, "quantity": ln.quantity, "unit_price": ln.unit_price,
+              "price_kind": ln.price_kind, "line_total": ln.unit_price * ln.quantity}
              for ln in reservation.lines]
-    subtotal = sum(line.line_total for line in lines)
+    subtotal = sum(line["line_total"] for line in lines)
     if subtotal < shop.min_order_value:
         raise _field_error("body.lines", f"this shop's minimum order is {shop.min_order_value} ₫",
                            "below_min_order_value")
@@ -114,20 +134,24 @@ def build_order(reservation: ReservationOut, data: OrderFields, buyer: Principal
                 "last4": shop.bank_account[-4:], "holder": shop.bank_holder}
     if source == "phone":  # taken by the grower: a call, or a chat it names
         source = getattr(data, "source", source)
-    order = Order(
-        code=new_code(), shop_id=shop.id, shop_owner_id=shop.owner_id, shop_name=shop.name,
-        shop_slug=shop.slug, shop_phone=shop.phone, buyer_id=buyer.sub if buyer else None,
-        checkout_id=checkout_id, source=source, payment_method=data.payment_method,
-        delivery_method=data.delivery_method, contact=data.contact.model_dump(),
-        address=data.address.model_dump() if data.address else {},
-        note=data.note, locale=data.locale, subtotal=subtotal, delivery_fee=fee, total=subtotal + fee, bank=bank,
-        consent={"purposes": CONSENT_PURPOSES, "given_at": utcnow().isoformat()},
-        tracking_token_hash=token_hash(token), tracking_token_encrypted=cipher.encrypt(token),
-        buyer_mail="pending" if data.contact.email else None, reservation_id=reservation.id, lines=lines,
-        history=[OrderHistory(action="place", to_status=OrderStatus.placed, actor_id=buyer.sub if buyer else None,
-                              actor_role=_actor_role(buyer, source))],
-    )
-    return Placed(order, token)
+    now = utcnow()
+    buyer_id = buyer.sub if buyer else None
+    order = {
+        "code": new_code(), "shop_id": shop.id, "shop_owner_id": shop.owner_id, "shop_name": shop.name,
+        "shop_slug": shop.slug, "shop_phone": shop.phone, "buyer_id": buyer_id, "checkout_id": checkout_id,
+        "source": source, "status": OrderStatus.placed.value, "payment_method": data.payment_method,
+        "payment_status": PaymentStatus.unpaid.value, "delivery_method": data.delivery_method,
+        "contact": data.contact.model_dump(), "address": data.address.model_dump() if data.address else {},
+        "note": data.note, "locale": data.locale, "subtotal": subtotal, "delivery_fee": fee,
+        "total": subtotal + fee, "bank": bank,
+        "consent": {"purposes": CONSENT_PURPOSES, "given_at": now.isoformat()},
+        "tracking_token_hash": token_hash(token), "tracking_token_encrypted": cipher.encrypt(token),
+        "buyer_mail": "pending" if data.contact.email else None, "reservation_id": reservation.id,
+        "reservation_state": "held", "carrier": None, "tracking_code": None, "created_at": now, "updated_at": now,
+    }
+    history = [{"action": "place", "from_status": None, "to_status": OrderStatus.placed.value, "actor_id": buyer_id,
+                "actor_role": _actor_role(buyer, source), "note": "", "at": now}]
+    return Placed(order, lines, history, token)
 
 
 def _actor_role(principal: Principal | None, source: str = "web") -> str:
@@ -146,9 +170,28 @@ def to_out(order: Order, role: str) -> OrderOut:
     })
 
 
-def to_created(placed: Placed, base_url: str, role: str) -> OrderCreated:
-    return OrderCreated(**to_out(placed.order, role).model_dump(),
-                        tracking_url=f"{base_url}/t/{placed.tracking_token}")
+def to_created(placed: Placed, base_url: str, role: str) -> dict:
+    """The 201's body (``OrderCreated``, as JSON values) of a stored order, from its plain rows: the
+    same fields, in the same order and the same JSON forms as ``OrderCreated(...).model_dump(mode="json")``
+    (tests/orders hold the two equal)."""
+    order = placed.order
+    return to_jsonable_python({
+        **{name: order[name] for name in _OUT_FIELDS_BEFORE_LINES},
+        "lines": [{name: line[name] for name in _LINE_OUT_FIELDS} for line in placed.lines],
+        **{name: order[name] for name in _OUT_FIELDS_AFTER_LINES},
+        "allowed_actions": states.allowed_for(order["status"], order["payment_status"], role),
+        "history": [{name: entry[name] for name in _HISTORY_OUT_FIELDS} for entry in placed.history],
+        "shipment": None,  # set when it ships
+        "created_at": order["created_at"], "updated_at": order["updated_at"],
+        "tracking_url": f"{base_url}/t/{placed.tracking_token}",
+    })
+
+
+_OUT_FIELDS_BEFORE_LINES = ("id", "code", "shop_id", "shop_name", "status", "payment_status", "payment_method",
+                            "delivery_method", "source")
+_OUT_FIELDS_AFTER_LINES = ("contact", "address", "note", "subtotal", "delivery_fee", "total")
+_LINE_OUT_FIELDS = tuple(LineOut.model_fields)
+_HISTORY_OUT_FIELDS = tuple(HistoryOut.model_fields)
 
 
 async def release_quietly(catalog: CatalogClient, reservation_ids: list[str]) -> None:
@@ -166,35 +209,32 @@ async def store(session: AsyncSession, placed: list[Placed]) -> None:
 
     Plain INSERTs into the tables (each order's id comes back from its own) rather than the ORM's unit
     of work: on the busiest path there is, its bookkeeping cost more CPU than the statements. The
-    event still goes through the session, so that its commit wakes the outbox relay."""
+    events' rows are noted as added, so that the commit wakes the outbox relay."""
     for attempt in range(5):
         try:
             for item in placed:
-                item.order.id = await session.scalar(_INSERT_ORDER, _row(item.order))
+                item.order["id"] = await session.scalar(_INSERT_ORDER, item.order)
             break
         except IntegrityError:  # a code collision (1 in 20 million): draw again
             await session.rollback()
             if attempt == 4:
                 raise
             for item in placed:
-                item.order.code = new_code()
+                item.order["code"] = new_code()
     await session.execute(_INSERT_LINE,
-                          [_row(line, order_id=item.order.id) for item in placed for line in item.order.lines])
+                          [line | {"order_id": item.order["id"]} for item in placed for line in item.lines])
     await session.execute(_INSERT_HISTORY,
-                          [_row(entry, order_id=item.order.id) for item in placed for entry in item.order.history])
-    for item in placed:
-        session.add(event_for(item.order, "placed", item.order.history[0].actor_role))
+                          [entry | {"order_id": item.order["id"]} for item in placed for entry in item.history])
+    await session.execute(_INSERT_EVENT, [
+        outbox_values(_envelope(item.order, item.lines, "placed", item.history[0]["actor_role"], ""))
+        for item in placed])
+    note_added(session, OutboxEvent)
 
 
 _INSERT_ORDER = insert(Order.__table__).returning(Order.__table__.c.id)
 _INSERT_LINE = insert(OrderLine.__table__)
 _INSERT_HISTORY = insert(OrderHistory.__table__)
-
-
-def _row(obj: Order | OrderLine | OrderHistory, **given: object) -> dict:
-    """An unsaved row's columns as an INSERT takes them (the id left to the database)."""
-    return {column.name: getattr(obj, column.name) for column in type(obj).__table__.columns
-            if column.name != "id"} | given
+_INSERT_EVENT = insert(OutboxEvent.__table__)
 
 
 # ---- Reading -------------------------------------------------------------------------------------

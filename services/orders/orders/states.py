@@ -15,12 +15,20 @@ TRANSITIONS: dict[str, tuple[dict[str, set[str]], str]] = {
 
 
 def can(action: str, order: Order, role: str) -> bool:
+    return _can(action, order.status, order.payment_status, role)
+
+
+def _can(action: str, status: str, payment_status: str, role: str) -> bool:
     if action == "mark-paid":
-        return role == "grower" and order.payment_status == PaymentStatus.unpaid \
-            and order.status != OrderStatus.cancelled
+        return role == "grower" and payment_status == PaymentStatus.unpaid and status != OrderStatus.cancelled
     by_role, _ = TRANSITIONS[action]
-    return order.status in by_role.get("grower" if role == "admin" else role, set())
+    return status in by_role.get("grower" if role == "admin" else role, set())
 
 
 def allowed_actions(order: Order, role: str) -> list[str]:
-    return [a for a in (*TRANSITIONS, "mark-paid") if can(a, order, role)]
+    return allowed_for(order.status, order.payment_status, role)
+
+
+def allowed_for(status: str, payment_status: str, role: str) -> list[str]:
+    """The moves a ``role`` may make on an order in ``status`` and ``payment_status``."""
+    return [a for a in (*TRANSITIONS, "mark-paid") if _can(a, status, payment_status, role)]
