@@ -98,8 +98,8 @@ async def reserve(catalog, variant_id: int, quantity: int) -> str:
 
 async def test_an_order_drops_only_the_replies_that_show_what_it_reserved(catalog) -> None:
     """A reservation changes its variants' stock and nothing else: the listings and product pages
-    that do not show its product stay kept, the ones that do show the new stock at once; committing
-    it changes nothing they show."""
+    that do not show its product stay kept, the ones that do show the new stock at once (a listing
+    reads again only that product, and keeps it as its page); committing it changes nothing they show."""
     cache = catalog.app.state.listings
     other = await add_product(catalog, GROWER, name="Sen Quan Âm")  # the newest: alone on ?limit=1
     first, other_page = "/api/v1/products?limit=1", f"/api/v1/products/{other['id']}"
@@ -111,15 +111,20 @@ async def test_an_order_drops_only_the_replies_that_show_what_it_reserved(catalo
     assert [p["id"] for p in (await catalog.get(first)).json()["items"]] == [other["id"]]
     await catalog.get(other_page)
     assert cache.hits == hits + 2
-    assert (await catalog.get(page)).json()["variants"][0]["stock"] == 93
-    listed = {p["id"]: p for p in (await catalog.get(LIST)).json()["items"]}
-    assert listed[catalog.product["id"]]["variants"][0]["stock"] == 93
-    assert cache.hits == hits + 2  # both read again
+    kept = cache.stale("?limit=20")
+    assert kept is not None and cache.missing(kept) == [catalog.product["id"]]
+    listed = (await catalog.get(LIST)).json()
+    assert [p["id"] for p in listed["items"]] == list(kept.items)
+    assert {p["id"]: p for p in listed["items"]}[catalog.product["id"]]["variants"][0]["stock"] == 93
+    assert cache.hits == hits + 2  # read again: that product only
+    page_again = await catalog.get(page)
+    assert page_again.json()["variants"][0]["stock"] == 93 and cache.hits == hits + 3  # kept by the listing
+    assert page_again.content == orjson.dumps(next(p for p in listed["items"] if p["id"] == catalog.product["id"]))
     resp = await catalog.post(f"/internal/reservations/{reservation_id}/commit", headers=catalog.service)
     assert resp.status_code == 200, resp.text
     for path in (LIST, first, page, other_page):
         await catalog.get(path)
-    assert cache.hits == hits + 6
+    assert cache.hits == hits + 7
 
 
 async def test_a_variant_sold_out_drops_every_kept_reply(catalog) -> None:

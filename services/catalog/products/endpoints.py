@@ -13,7 +13,7 @@ from services.catalog import listings
 from services.catalog.deps import BaseUrlDep, Grower, OptionalPrincipal, SessionDep
 from services.catalog.products import service
 from services.catalog.products.models import Category, ProductStatus
-from services.catalog.products.page_json import page_body
+from services.catalog.products.page_json import product_json
 from services.catalog.products.schemas import MAX_PRICE, ProductCreate, ProductPublic, ProductUpdate
 from services.catalog.products.service import Sort
 
@@ -73,11 +73,18 @@ async def list_products(
                               wholesale=wholesale, status=status)
     # Anonymous pages are kept until what they show changes; a kept one is answered before this
     # endpoint, by listings.KeptReplyRoute (services/catalog/listings.py).
-    kept_since = listings.since(request, viewer)
+    kept_since, key = listings.since(request, viewer), listings.listing_key(request.scope)
+    stale = listings.stale(request, key) if kept_since is not None else None
+    if stale is not None:  # kept, but an item's stock changed since: read those items again, not the page
+        rows = await service.active_by_ids(session, listings.missing(request, stale))
+        items = listings.items_of(request, stale, {p.id: product_json(p, base_url) for p in rows})
+        if items is not None:
+            return listings.reply_listing(request, kept_since, key, items, stale.tail)
     rows, next_cursor = await service.list_products(session, q=q, filters=filters, sort=sort, owner=owner,
                                                     limit=limit, cursor=cursor)
-    body = page_body(rows, next_cursor, base_url)  # = Page[ProductPublic] as JSON, without the models
-    return listings.reply(request, kept_since, listings.listing_key(request.scope), [p.id for p in rows], body)
+    # = Page[ProductPublic] as JSON, without the models (services/catalog/products/page_json.py)
+    items = {p.id: product_json(p, base_url) for p in rows}
+    return listings.reply_listing(request, kept_since, key, items, listings.listing_tail(next_cursor))
 
 
 @router.get("/{product_id}", operation_id="products_get", response_model=ProductPublic, summary="One variety",
