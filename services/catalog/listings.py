@@ -43,7 +43,6 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 import orjson
-
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import UpdateBase

@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from common.errors import Forbidden, UnprocessableEntity
-from common.http_cache import json_body
 from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import MAX_ID, IdPath
@@ -93,7 +92,7 @@ async def get_product(request: Request, session: SessionDep, viewer: OptionalPri
                       product_id: IdPath) -> Response:
     kept_since = listings.since(request, viewer)  # kept as the listings are
     product = await service.get_visible(session, product_id, viewer)
-    body = json_body(service.to_public(product, base_url))
+    body = product_json(product, base_url)  # = ProductPublic as JSON, as a listing's item
     return listings.reply(request, kept_since, listings.product_key(request.scope), [product.id], body)
 
 
