@@ -10,11 +10,13 @@ shows. A write to the catalog's database moves the generation on, and an entry o
 never served; with two exceptions:
 
 - a statement that only changes the stock of some products' variants (the reservations' ``UPDATE
-  variants SET stock …``, marked with :func:`stock_of`) drops the entries that show those products
-  and moves the *tick* on instead: the stock of a variant is shown by the pages that show its product
-  and decides nothing else (which products a page holds and in what order depends on the product rows:
+  variants SET stock …``, marked with :func:`stock_of`) drops the pages of those products and moves
+  the *tick* on instead: the stock of a variant is shown by the pages that show its product and
+  decides nothing else (which products a page holds and in what order depends on the product rows:
   ``in_stock`` and ``min_price``, which the reservations rewrite, as a write of the generation's kind,
-  when they change);
+  when they change). So a listing is kept as its products and their JSON apart (each item is its
+  product's page, byte for byte): the listings that show those products become *stale*, and are put
+  together again once their items are kept again (the endpoint reads only the missing ones);
 - writes to the tables no kept reply reads (:data:`UNREAD`: reservations, their lines, the outbox)
   change nothing here.
 

@@ -10,8 +10,9 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from common.http_cache import weak_etag
 from common.pagination import Page
-from services.catalog.listings import CHANNEL, RECENT_STOCK_CHANGES, ListingCache, writes
+from services.catalog.listings import CHANNEL, RECENT_STOCK_CHANGES, ListingCache, item_key, listing_tail, writes
 from services.catalog.products import service
 from services.catalog.products.page_json import page_body
 from services.catalog.products.schemas import ProductPublic
@@ -213,6 +214,29 @@ def test_a_reply_read_while_the_stock_it_shows_changed_is_not_kept() -> None:
         cache.stock_changed({1000})
     cache.put("?shop_id=3", since, [11], b"{}", 'W/"11"')
     assert cache.get("?shop_id=3") is None
+
+
+def test_a_listing_is_put_together_again_from_its_items_after_a_stock_change() -> None:
+    """A stock change drops the pages of its products; a listing that shows them keeps its products
+    and their order, and is answered again once each of its items is kept again (read since the change)."""
+    cache = ListingCache()
+    body, etag = cache.put_listing("?shop_id=1", cache.now(), {7: b'{"id":7}', 8: b'{"id":8}'}, listing_tail(None))
+    assert body == orjson.dumps({"items": [{"id": 7}, {"id": 8}], "next_cursor": None}) and etag == weak_etag(body)
+    assert cache.get(item_key(8)) == (b'{"id":8}', weak_etag(b'{"id":8}'))  # kept as its product's page
+    cache.stock_changed({7})
+    assert cache.get("?shop_id=1") is None and cache.get(item_key(7)) is None
+    stale = cache.stale("?shop_id=1")
+    assert stale is not None and stale.items == (7, 8) and cache.missing(stale) == [7]
+    since = cache.now()
+    cache.stock_changed({8})  # while product 7 was read again: 8 must be read again too
+    assert cache.put(item_key(7), since, (7,), b'{"id":7,"stock":1}', "e7")
+    assert not cache.put(item_key(8), since, (8,), b'{"id":8}', "e8") and cache.get("?shop_id=1") is None
+    cache.put(item_key(8), cache.now(), (8,), b'{"id":8,"stock":2}', "e8")
+    again, again_etag = cache.get("?shop_id=1")
+    assert again == b'{"items":[{"id":7,"stock":1},{"id":8,"stock":2}],"next_cursor":null}'
+    assert again_etag == weak_etag(again) != etag
+    cache.changed()  # anything else: the listing's products or order may have changed too
+    assert cache.stale("?shop_id=1") is None and cache.get("?shop_id=1") is None
 
 
 def test_another_replicas_stock_change_drops_only_what_shows_those_products() -> None:
