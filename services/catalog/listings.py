@@ -54,7 +54,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
 from common.auth import bearer_token
-from common.http_cache import json_reply, weak_etag
+from common.http_cache import PUBLIC_MAX_AGE, etag_matches, json_reply, weak_etag
 from common.worker import Worker
 
 log = logging.getLogger("catalog.listings")
@@ -99,6 +99,8 @@ def write_scope(statement: str, context: Any) -> str | frozenset[int] | None:
 
 
 PATH = "/api/v1/products"
+# A kept reply's headers after its ETag: json_reply's for a public reply.
+KEPT_HEADERS = ((b"cache-control", f"public, max-age={PUBLIC_MAX_AGE}".encode()), (b"vary", b"Authorization"))
 SHOPS_PATH = "/api/v1/shops"
 
 
@@ -403,7 +405,17 @@ class KeptReplyRoute(BaseRoute):
         return Match.FULL, {"route": self, "kept_reply": kept}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await json_reply(Request(scope, receive), *scope["kept_reply"], private=False)(scope, receive, send)
+        """What :func:`common.http_cache.json_reply` answers (public), sent as it is."""
+        body, etag = scope["kept_reply"]
+        headers = [(b"etag", etag.encode("latin-1")), *KEPT_HEADERS]
+        if_none_match = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
+        if etag_matches(if_none_match.decode("latin-1") if if_none_match is not None else None, etag):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        headers += [(b"content-length", str(len(body)).encode("latin-1")), (b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def url_path_for(self, name: str, /, **path_params: object):  # pragma: no cover - never reversed
         raise NotImplementedError

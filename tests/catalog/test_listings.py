@@ -60,8 +60,16 @@ async def test_a_repeated_listing_is_kept_and_answers_304_from_the_cache(catalog
     assert again.headers["etag"] == first.headers["etag"]
     assert again.headers["cache-control"] == "public, max-age=60"
     assert cache.hits == hits + 1
+
+    def kept_headers(resp):  # the endpoint's reply and the kept one carry the same headers
+        return sorted((k, v) for k, v in resp.headers.multi_items() if k != "x-request-id")
+    assert kept_headers(again) == kept_headers(first)
     unchanged = await catalog.get(LIST, headers={"If-None-Match": first.headers["etag"]})
     assert unchanged.status_code == 304 and unchanged.content == b""
+    assert cache.hits == hits + 2
+    cache.changed()  # the endpoint answers the same 304
+    by_endpoint = await catalog.get(LIST, headers={"If-None-Match": first.headers["etag"]})
+    assert by_endpoint.status_code == 304 and kept_headers(by_endpoint) == kept_headers(unchanged)
     assert cache.hits == hits + 2
 
 
