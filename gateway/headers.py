@@ -39,13 +39,23 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                if b"x-content-type-options" not in names:
+                nosniff = referrer = csp = True  # still to add
+                html = False
+                for name, value in headers:
+                    name = name.lower()
+                    if name == b"content-type":
+                        html = html or value.lower().startswith(b"text/html")
+                    elif name == b"x-content-type-options":
+                        nosniff = False
+                    elif name == b"referrer-policy":
+                        referrer = False
+                    elif name == b"content-security-policy":
+                        csp = False
+                if nosniff:
                     headers.append((b"x-content-type-options", b"nosniff"))
-                if b"referrer-policy" not in names:
+                if referrer:
                     headers.append((b"referrer-policy", REFERRER_POLICY))
-                html = any(n.lower() == b"content-type" and v.lower().startswith(b"text/html") for n, v in headers)
-                if html and b"content-security-policy" not in names:
+                if html and csp:
                     headers.append((b"content-security-policy", self.csp))
                 message["headers"] = headers
             await send(message)

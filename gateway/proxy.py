@@ -44,7 +44,9 @@ HOP_BY_HOP = frozenset({
 # Headers a caller must never be able to set on the way to a service.
 PRIVATE_REQUEST_HEADERS = frozenset({b"x-service-token", b"x-forwarded-for", b"x-forwarded-proto",
                                      b"x-forwarded-host", b"x-real-ip", b"x-request-id", b"x-api-key"})
+DROPPED = HOP_BY_HOP | PRIVATE_REQUEST_HEADERS
 WHOLE_RESPONSE_MAX = 256 * 1024
+KEPT_URLS = 1024  # parsed upstream URLs kept per service (all dropped when full)
 
 # Per proxied request with a whole (not streamed) reply: the service's part (request sent → reply
 # read) and what the gateway adds to it (its whole handling, from the first middleware to the reply
@@ -74,11 +76,19 @@ class Upstream:
         self.origin = url.rstrip("/")
         self.timeout = client.timeout.as_dict()
         self.stopping: asyncio.Event | None = None
+        # The URLs of the latest targets, parsed once (httpx.URL is immutable; parsing one was a tenth
+        # of the proxy's CPU per request, and the same pages are asked for again and again).
+        self._urls: dict[str, httpx.URL] = {}
 
     def request(self, method: str, path: str, query: bytes, headers: list, content) -> httpx.Request:
         """``path`` as ``canonical_path`` gives it (percent-encoded); ``query`` as the client sent it
         (uvicorn refuses a request target with raw bytes above ASCII)."""
-        url = httpx.URL(self.origin + path + ("?" + query.decode("latin-1") if query else ""))
+        target = path + ("?" + query.decode("latin-1") if query else "")
+        url = self._urls.get(target)
+        if url is None:
+            if len(self._urls) >= KEPT_URLS:
+                self._urls.clear()
+            url = self._urls[target] = httpx.URL(self.origin + target)
         return httpx.Request(method, url, headers=headers, content=content, extensions={"timeout": self.timeout})
 
 
@@ -165,13 +175,20 @@ async def _stream_limited(request: Request, limit: int) -> AsyncIterator[bytes]:
 def forward_headers(request: Request, replaced: set[str] = frozenset()) -> list[tuple[bytes, bytes]]:
     """The caller's headers as the bytes that came (any octet a client may send passes through
     unchanged), minus hop-by-hop and private ones, plus the forwarding headers."""
-    dropped = HOP_BY_HOP | PRIVATE_REQUEST_HEADERS | {k.encode("latin-1") for k in replaced}
-    headers = [(k, v) for k, v in request.scope["headers"] if k not in dropped]
-    client = request.client.host if request.client else ""
+    dropped = DROPPED | {k.encode("latin-1") for k in replaced} if replaced else DROPPED
+    scope = request.scope
+    host = b""
+    headers = []
+    for k, v in scope["headers"]:
+        if k == b"host" and not host:
+            host = v
+        if k not in dropped:
+            headers.append((k, v))
+    client = scope.get("client")
     headers += [(b"x-request-id", (request_id_var.get() or "").encode("latin-1")),
-                (b"x-forwarded-for", client.encode("latin-1")),
-                (b"x-forwarded-proto", request.url.scheme.encode("latin-1")),
-                (b"x-forwarded-host", request.headers.get("host", "").encode("latin-1"))]
+                (b"x-forwarded-for", client[0].encode("latin-1") if client else b""),
+                (b"x-forwarded-proto", scope.get("scheme", "http").encode("latin-1")),
+                (b"x-forwarded-host", host)]
     return headers
 
 

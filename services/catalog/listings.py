@@ -10,11 +10,13 @@ shows. A write to the catalog's database moves the generation on, and an entry o
 never served; with two exceptions:
 
 - a statement that only changes the stock of some products' variants (the reservations' ``UPDATE
-  variants SET stock …``, marked with :func:`stock_of`) drops the entries that show those products
-  and moves the *tick* on instead: the stock of a variant is shown by the pages that show its product
-  and decides nothing else (which products a page holds and in what order depends on the product rows:
+  variants SET stock …``, marked with :func:`stock_of`) drops the pages of those products and moves
+  the *tick* on instead: the stock of a variant is shown by the pages that show its product and
+  decides nothing else (which products a page holds and in what order depends on the product rows:
   ``in_stock`` and ``min_price``, which the reservations rewrite, as a write of the generation's kind,
-  when they change);
+  when they change). So a listing is kept as its products and their JSON apart (each item is its
+  product's page, byte for byte): the listings that show those products become *stale*, and are put
+  together again once their items are kept again (the endpoint reads only the missing ones);
 - writes to the tables no kept reply reads (:data:`UNREAD`: reservations, their lines, the outbox)
   change nothing here.
 
@@ -42,6 +44,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import UpdateBase
@@ -51,7 +54,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import Receive, Scope, Send
 
 from common.auth import bearer_token
-from common.http_cache import json_reply, weak_etag
+from common.http_cache import PUBLIC_MAX_AGE, etag_matches, json_reply, weak_etag
 from common.worker import Worker
 
 log = logging.getLogger("catalog.listings")
@@ -96,6 +99,8 @@ def write_scope(statement: str, context: Any) -> str | frozenset[int] | None:
 
 
 PATH = "/api/v1/products"
+# A kept reply's headers after its ETag: json_reply's for a public reply.
+KEPT_HEADERS = ((b"cache-control", f"public, max-age={PUBLIC_MAX_AGE}".encode()), (b"vary", b"Authorization"))
 SHOPS_PATH = "/api/v1/shops"
 
 
@@ -111,9 +116,11 @@ def shops_key(scope: Scope) -> str:
 
 
 def product_key(scope: Scope) -> str | None:
-    """A product page's path as sent (its query string changes nothing); ``None`` for other paths."""
+    """A product page's key, :func:`item_key` of its id however the path spells it (its query string
+    changes nothing); ``None`` for other paths."""
     path = scope["path"]
-    return path if path.startswith(PATH + "/") and path[len(PATH) + 1:].isdigit() else None
+    digits = path[len(PATH) + 1:] if path.startswith(PATH + "/") else ""
+    return item_key(int(digits)) if digits.isdigit() and len(digits) <= 19 else None
 
 
 class Token(NamedTuple):
@@ -126,8 +133,18 @@ class Token(NamedTuple):
 class Entry(NamedTuple):
     generation: int
     products: frozenset[int]
-    body: bytes
+    body: bytes | None  # None: a listing whose items' stock changed since, to be put together again
     etag: str
+    items: tuple[int, ...] | None = None  # a listing's products, in its order (None: not a listing)
+    tail: bytes = b""  # a listing's JSON after its items: ``],"next_cursor":…}``
+
+
+LISTING_HEAD = b'{"items":['
+
+
+def item_key(product_id: int) -> str:
+    """The key of a product's page, which is also the JSON of that product as an item of a listing."""
+    return f"{PATH}/{product_id}"
 
 
 class ListingCache:
@@ -147,29 +164,78 @@ class ListingCache:
         return Token(self.generation, self.tick)
 
     def get(self, key: str) -> tuple[bytes, str] | None:
-        """The body and ETag kept for ``key``, if it is of the current generation."""
+        """The body and ETag kept for ``key``, if it is of the current generation (a listing whose
+        items' stock changed is put together again from its items' kept JSON, when all are kept)."""
         entry = self._entries.get(key) if self.enabled else None
         if entry is None or entry.generation != self.generation:
             self.misses += 1
             return None
+        if entry.body is None:
+            items = self.items(entry)
+            if items is None:
+                self.misses += 1
+                return None
+            entry = self._assemble(key, entry, items)
         self._entries.move_to_end(key)
         self.hits += 1
         return entry.body, entry.etag
 
-    def put(self, key: str, since: Token, products: Iterable[int], body: bytes, etag: str) -> None:
+    def stale(self, key: str) -> Entry | None:
+        """A kept listing whose items' stock changed since (its products and their order did not)."""
+        entry = self._entries.get(key) if self.enabled else None
+        return entry if entry is not None and entry.body is None and entry.generation == self.generation else None
+
+    def items(self, entry: Entry, fresh: dict[int, bytes] | None = None) -> list[bytes] | None:
+        """The JSON of a listing's items: kept (or in ``fresh``), in its order; ``None`` if one is not."""
+        parts = []
+        for product_id in entry.items or ():
+            part = fresh.get(product_id) if fresh else None
+            if part is None:
+                kept = self._entries.get(item_key(product_id))
+                if kept is None or kept.body is None:
+                    return None
+                part = kept.body
+            parts.append(part)
+        return parts
+
+    def missing(self, entry: Entry) -> list[int]:
+        """The products of a listing whose JSON is not kept."""
+        return [product_id for product_id in entry.items or ()
+                if (kept := self._entries.get(item_key(product_id))) is None or kept.body is None]
+
+    def _assemble(self, key: str, entry: Entry, items: list[bytes]) -> Entry:
+        body = listing_body(items, entry.tail)
+        entry = entry._replace(body=body, etag=weak_etag(body))
+        self._entries[key] = entry
+        return entry
+
+    def put(self, key: str, since: Token, products: Iterable[int], body: bytes, etag: str,
+            items: tuple[int, ...] | None = None, tail: bytes = b"") -> bool:
         """Keep a reply computed since ``since`` that shows ``products``, unless something it shows
-        may have changed meanwhile."""
+        may have changed meanwhile (then ``False``). A listing gives its ``items`` and ``tail`` too."""
         products = frozenset(products)
         if not self.enabled or since.generation != self.generation:
-            return
+            return False
         if since.tick != self.tick and not self._untouched_since(since.tick, products):
-            return
+            return False
         self._discard(key)
-        self._entries[key] = Entry(since.generation, products, body, etag)
+        self._entries[key] = Entry(since.generation, products, body, etag, items, tail)
         for product_id in products:
             self._showing.setdefault(product_id, set()).add(key)
         while len(self._entries) > self.max_entries:
             self._discard(next(iter(self._entries)))
+        return True
+
+    def put_listing(self, key: str, since: Token, items: dict[int, bytes], tail: bytes) -> tuple[bytes, str]:
+        """A listing's body from its items' JSON (``items``: product id → JSON, in the listing's
+        order) and ``tail``; each item is kept as its product's page, and the listing as the list of
+        them, so that a stock change re-reads only the products it changed."""
+        for product_id, part in items.items():
+            self.put(item_key(product_id), since, (product_id,), part, weak_etag(part))
+        body = listing_body(list(items.values()), tail)
+        etag = weak_etag(body)
+        self.put(key, since, items, body, etag, tuple(items), tail)
+        return body, etag
 
     def _untouched_since(self, tick: int, products: frozenset[int]) -> bool:
         if not self._recent or self._recent[0][0] > tick + 1:
@@ -198,13 +264,19 @@ class ListingCache:
         self._showing.clear()
 
     def stock_changed(self, product_ids: Iterable[int]) -> None:
-        """The stock of these products' variants changed, nothing else: drop what shows them."""
+        """The stock of these products' variants changed, nothing else: drop their pages; the
+        listings that show them keep their products and order (the stock decides neither), and are
+        put together again from their items once those are read again."""
         product_ids = frozenset(product_ids)
         self.tick += 1
         self._recent.append((self.tick, product_ids))
         for product_id in product_ids:
             for key in list(self._showing.get(product_id, ())):
-                self._discard(key)
+                entry = self._entries[key]
+                if entry.items is None:
+                    self._discard(key)
+                elif entry.body is not None:
+                    self._entries[key] = entry._replace(body=None, etag="")
 
     def apply(self, scope: str | frozenset[int]) -> None:
         if scope == ALL:
@@ -333,10 +405,29 @@ class KeptReplyRoute(BaseRoute):
         return Match.FULL, {"route": self, "kept_reply": kept}
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await json_reply(Request(scope, receive), *scope["kept_reply"], private=False)(scope, receive, send)
+        """What :func:`common.http_cache.json_reply` answers (public), sent as it is."""
+        body, etag = scope["kept_reply"]
+        headers = [(b"etag", etag.encode("latin-1")), *KEPT_HEADERS]
+        if_none_match = next((v for k, v in scope["headers"] if k == b"if-none-match"), None)
+        if etag_matches(if_none_match.decode("latin-1") if if_none_match is not None else None, etag):
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        headers += [(b"content-length", str(len(body)).encode("latin-1")), (b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def url_path_for(self, name: str, /, **path_params: object):  # pragma: no cover - never reversed
         raise NotImplementedError
+
+
+def listing_body(items: list[bytes], tail: bytes) -> bytes:
+    """``Page[…]`` as JSON from its items' JSON and what follows them (:func:`listing_tail`)."""
+    return LISTING_HEAD + b",".join(items) + tail
+
+
+def listing_tail(next_cursor: str | None) -> bytes:
+    return b'],"next_cursor":' + orjson.dumps(next_cursor) + b"}"
 
 
 def kept_routes(cache: ListingCache) -> list[KeptReplyRoute]:
@@ -364,3 +455,28 @@ def reply(request: Request, since: Token | None, key: str, products: Iterable[in
     if since is not None:
         request.app.state.listings.put(key, since, products, body, etag)
     return json_reply(request, body, etag, private=since is None)
+
+
+def stale(request: Request, key: str) -> Entry | None:
+    """A kept listing (``key``) whose items' stock changed since: its products and order still hold."""
+    return request.app.state.listings.stale(key)
+
+
+def missing(request: Request, entry: Entry) -> list[int]:
+    return request.app.state.listings.missing(entry)
+
+
+def items_of(request: Request, entry: Entry, fresh: dict[int, bytes]) -> dict[int, bytes] | None:
+    """A kept listing's items' JSON in its order, those read again from ``fresh``; ``None`` if one is
+    in neither (it is no longer active: read the listing again)."""
+    parts = request.app.state.listings.items(entry, fresh)
+    return None if parts is None else dict(zip(entry.items or (), parts, strict=True))
+
+
+def reply_listing(request: Request, since: Token | None, key: str, items: dict[int, bytes], tail: bytes) -> Response:
+    """A listing from its items' JSON (product id → JSON, in order) and tail, as :func:`reply`: kept
+    (items apart, as their products' pages) when ``since`` came with it."""
+    if since is None:
+        body = listing_body(list(items.values()), tail)
+        return json_reply(request, body, weak_etag(body), private=True)
+    return json_reply(request, *request.app.state.listings.put_listing(key, since, items, tail), private=False)

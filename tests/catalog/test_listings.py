@@ -10,8 +10,9 @@ import orjson
 import pytest
 from sqlalchemy import text
 
+from common.http_cache import weak_etag
 from common.pagination import Page
-from services.catalog.listings import CHANNEL, RECENT_STOCK_CHANGES, ListingCache, writes
+from services.catalog.listings import CHANNEL, RECENT_STOCK_CHANGES, ListingCache, item_key, listing_tail, writes
 from services.catalog.products import service
 from services.catalog.products.page_json import page_body
 from services.catalog.products.schemas import ProductPublic
@@ -59,8 +60,16 @@ async def test_a_repeated_listing_is_kept_and_answers_304_from_the_cache(catalog
     assert again.headers["etag"] == first.headers["etag"]
     assert again.headers["cache-control"] == "public, max-age=60"
     assert cache.hits == hits + 1
+
+    def kept_headers(resp):  # the endpoint's reply and the kept one carry the same headers
+        return sorted((k, v) for k, v in resp.headers.multi_items() if k != "x-request-id")
+    assert kept_headers(again) == kept_headers(first)
     unchanged = await catalog.get(LIST, headers={"If-None-Match": first.headers["etag"]})
     assert unchanged.status_code == 304 and unchanged.content == b""
+    assert cache.hits == hits + 2
+    cache.changed()  # the endpoint answers the same 304
+    by_endpoint = await catalog.get(LIST, headers={"If-None-Match": first.headers["etag"]})
+    assert by_endpoint.status_code == 304 and kept_headers(by_endpoint) == kept_headers(unchanged)
     assert cache.hits == hits + 2
 
 
@@ -98,8 +107,8 @@ async def reserve(catalog, variant_id: int, quantity: int) -> str:
 
 async def test_an_order_drops_only_the_replies_that_show_what_it_reserved(catalog) -> None:
     """A reservation changes its variants' stock and nothing else: the listings and product pages
-    that do not show its product stay kept, the ones that do show the new stock at once; committing
-    it changes nothing they show."""
+    that do not show its product stay kept, the ones that do show the new stock at once (a listing
+    reads again only that product, and keeps it as its page); committing it changes nothing they show."""
     cache = catalog.app.state.listings
     other = await add_product(catalog, GROWER, name="Sen Quan Âm")  # the newest: alone on ?limit=1
     first, other_page = "/api/v1/products?limit=1", f"/api/v1/products/{other['id']}"
@@ -111,15 +120,20 @@ async def test_an_order_drops_only_the_replies_that_show_what_it_reserved(catalo
     assert [p["id"] for p in (await catalog.get(first)).json()["items"]] == [other["id"]]
     await catalog.get(other_page)
     assert cache.hits == hits + 2
-    assert (await catalog.get(page)).json()["variants"][0]["stock"] == 93
-    listed = {p["id"]: p for p in (await catalog.get(LIST)).json()["items"]}
-    assert listed[catalog.product["id"]]["variants"][0]["stock"] == 93
-    assert cache.hits == hits + 2  # both read again
+    kept = cache.stale("?limit=20")
+    assert kept is not None and cache.missing(kept) == [catalog.product["id"]]
+    listed = (await catalog.get(LIST)).json()
+    assert [p["id"] for p in listed["items"]] == list(kept.items)
+    assert {p["id"]: p for p in listed["items"]}[catalog.product["id"]]["variants"][0]["stock"] == 93
+    assert cache.hits == hits + 2  # read again: that product only
+    page_again = await catalog.get(page)
+    assert page_again.json()["variants"][0]["stock"] == 93 and cache.hits == hits + 3  # kept by the listing
+    assert page_again.content == orjson.dumps(next(p for p in listed["items"] if p["id"] == catalog.product["id"]))
     resp = await catalog.post(f"/internal/reservations/{reservation_id}/commit", headers=catalog.service)
     assert resp.status_code == 200, resp.text
     for path in (LIST, first, page, other_page):
         await catalog.get(path)
-    assert cache.hits == hits + 6
+    assert cache.hits == hits + 7
 
 
 async def test_a_variant_sold_out_drops_every_kept_reply(catalog) -> None:
@@ -208,6 +222,29 @@ def test_a_reply_read_while_the_stock_it_shows_changed_is_not_kept() -> None:
         cache.stock_changed({1000})
     cache.put("?shop_id=3", since, [11], b"{}", 'W/"11"')
     assert cache.get("?shop_id=3") is None
+
+
+def test_a_listing_is_put_together_again_from_its_items_after_a_stock_change() -> None:
+    """A stock change drops the pages of its products; a listing that shows them keeps its products
+    and their order, and is answered again once each of its items is kept again (read since the change)."""
+    cache = ListingCache()
+    body, etag = cache.put_listing("?shop_id=1", cache.now(), {7: b'{"id":7}', 8: b'{"id":8}'}, listing_tail(None))
+    assert body == orjson.dumps({"items": [{"id": 7}, {"id": 8}], "next_cursor": None}) and etag == weak_etag(body)
+    assert cache.get(item_key(8)) == (b'{"id":8}', weak_etag(b'{"id":8}'))  # kept as its product's page
+    cache.stock_changed({7})
+    assert cache.get("?shop_id=1") is None and cache.get(item_key(7)) is None
+    stale = cache.stale("?shop_id=1")
+    assert stale is not None and stale.items == (7, 8) and cache.missing(stale) == [7]
+    since = cache.now()
+    cache.stock_changed({8})  # while product 7 was read again: 8 must be read again too
+    assert cache.put(item_key(7), since, (7,), b'{"id":7,"stock":1}', "e7")
+    assert not cache.put(item_key(8), since, (8,), b'{"id":8}', "e8") and cache.get("?shop_id=1") is None
+    cache.put(item_key(8), cache.now(), (8,), b'{"id":8,"stock":2}', "e8")
+    again, again_etag = cache.get("?shop_id=1")
+    assert again == b'{"items":[{"id":7,"stock":1},{"id":8,"stock":2}],"next_cursor":null}'
+    assert again_etag == weak_etag(again) != etag
+    cache.changed()  # anything else: the listing's products or order may have changed too
+    assert cache.stale("?shop_id=1") is None and cache.get("?shop_id=1") is None
 
 
 def test_another_replicas_stock_change_drops_only_what_shows_those_products() -> None:

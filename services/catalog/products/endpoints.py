@@ -5,7 +5,6 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 
 from common.errors import Forbidden, UnprocessableEntity
-from common.http_cache import json_body
 from common.openapi import problems
 from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import MAX_ID, IdPath
@@ -13,7 +12,7 @@ from services.catalog import listings
 from services.catalog.deps import BaseUrlDep, Grower, OptionalPrincipal, SessionDep
 from services.catalog.products import service
 from services.catalog.products.models import Category, ProductStatus
-from services.catalog.products.page_json import page_body
+from services.catalog.products.page_json import product_json
 from services.catalog.products.schemas import MAX_PRICE, ProductCreate, ProductPublic, ProductUpdate
 from services.catalog.products.service import Sort
 
@@ -73,11 +72,18 @@ async def list_products(
                               wholesale=wholesale, status=status)
     # Anonymous pages are kept until what they show changes; a kept one is answered before this
     # endpoint, by listings.KeptReplyRoute (services/catalog/listings.py).
-    kept_since = listings.since(request, viewer)
+    kept_since, key = listings.since(request, viewer), listings.listing_key(request.scope)
+    stale = listings.stale(request, key) if kept_since is not None else None
+    if stale is not None:  # kept, but an item's stock changed since: read those items again, not the page
+        rows = await service.active_by_ids(session, listings.missing(request, stale))
+        items = listings.items_of(request, stale, {p.id: product_json(p, base_url) for p in rows})
+        if items is not None:
+            return listings.reply_listing(request, kept_since, key, items, stale.tail)
     rows, next_cursor = await service.list_products(session, q=q, filters=filters, sort=sort, owner=owner,
                                                     limit=limit, cursor=cursor)
-    body = page_body(rows, next_cursor, base_url)  # = Page[ProductPublic] as JSON, without the models
-    return listings.reply(request, kept_since, listings.listing_key(request.scope), [p.id for p in rows], body)
+    # = Page[ProductPublic] as JSON, without the models (services/catalog/products/page_json.py)
+    items = {p.id: product_json(p, base_url) for p in rows}
+    return listings.reply_listing(request, kept_since, key, items, listings.listing_tail(next_cursor))
 
 
 @router.get("/{product_id}", operation_id="products_get", response_model=ProductPublic, summary="One variety",
@@ -86,7 +92,7 @@ async def get_product(request: Request, session: SessionDep, viewer: OptionalPri
                       product_id: IdPath) -> Response:
     kept_since = listings.since(request, viewer)  # kept as the listings are
     product = await service.get_visible(session, product_id, viewer)
-    body = json_body(service.to_public(product, base_url))
+    body = product_json(product, base_url)  # = ProductPublic as JSON, as a listing's item
     return listings.reply(request, kept_since, listings.product_key(request.scope), [product.id], body)
 
 

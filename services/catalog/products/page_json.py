@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from services.catalog.listings import listing_body, listing_tail
 from services.catalog.photos.processing import DEFAULT_WIDTH, OG_SIZE, WIDTHS, file_names, scaled_size
 from services.catalog.photos.schemas import media_url
 from services.catalog.products.models import Product
@@ -49,6 +50,11 @@ def _product(product: Product, base_url: str) -> dict:
     }
 
 
+def product_json(product: Product, base_url: str) -> bytes:
+    """One variety as ``ProductPublic`` writes it: an item of a listing, and an anonymous product page."""
+    return orjson.dumps(_product(product, base_url), option=DUMP_OPTIONS)
+
+
 def page_body(rows: list[Product], next_cursor: str | None, base_url: str) -> bytes:
-    return orjson.dumps({"items": [_product(p, base_url) for p in rows], "next_cursor": next_cursor},
-                        option=DUMP_OPTIONS)
+    """The page as one body (the listing itself keeps its items apart: ``listings.put_listing``)."""
+    return listing_body([product_json(p, base_url) for p in rows], listing_tail(next_cursor))

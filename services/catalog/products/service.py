@@ -110,6 +110,14 @@ async def get_visible(session: AsyncSession, product_id: int, viewer: Principal 
     return product
 
 
+async def active_by_ids(session: AsyncSession, product_ids: list[int]) -> list[Product]:
+    """The active ones of these varieties (any order), their variants and photos loaded."""
+    if not product_ids:
+        return []
+    stmt = select(Product).where(Product.id.in_(product_ids), Product.status == ProductStatus.active)
+    return list((await session.scalars(stmt)).all())
+
+
 async def get_owned(session: AsyncSession, owner: Principal, product_id: int) -> Product:
     product = await session.get(Product, product_id)
     if product is None or not await _owns(session, owner, product):
