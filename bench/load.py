@@ -390,9 +390,9 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
            "GATEWAY_RATE_LIMITS": h.rate_limits(factor=args.rate_limit_factor), **h.env_pairs(args.app_env),
            **({"GATEWAY_REDIS_URL": args.redis_url} if args.shape != "single" else {})}
     if shape == "single":
-        procs, where = bench.procs, "1 process"
+        procs, where = bench.procs, "1 process (forked from one parent, as `make run`)"
         gateway = (await asyncio.to_thread(h.start_apps, procs, bench.python, bench.tmp, dbs.urls, env=env,
-                                           timeout=READY_TIMEOUT))["gateway"]
+                                           timeout=READY_TIMEOUT, launcher=True))["gateway"]
     else:
         (procs, gateway), where = await asyncio.to_thread(start_cluster, args, bench, dbs, env), "2 replicas"
     started_in = time.monotonic() - t0

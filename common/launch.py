@@ -1,0 +1,197 @@
+"""Several apps on one host from one parent: ``python -m common.launch gateway services.catalog …``.
+
+The parent imports what the apps import (their ``__main__`` modules and what those import, the server,
+the database drivers, the event bus client), freezes the garbage collector's view of those objects
+(``gc.freeze()``) and forks one child per app; each child runs exactly what ``python -m <app> serve``
+runs (its migrations in a process of their own, then uvicorn), with its settings read in the child.
+The pages the imports filled stay shared between the children until one of them writes to them, so
+the floor every app imports (Python, pydantic with FastAPI, SQLAlchemy, httpx, cryptography, uvicorn)
+is in memory once rather than once per app.
+
+Nothing runs in the parent before the fork that would not survive it: no thread, no event loop, no
+socket or database connection, no settings of an app. After the fork the parent only supervises:
+SIGINT or SIGTERM reach the children as SIGTERM (uvicorn's graceful shutdown); when a child exits
+without being asked, the parent stops the others and exits with that child's status, as a process
+manager would. Each child's output goes where the parent's goes, each app's log lines naming their
+service. On Linux each child is named after its app (``ps``, ``top``) and stops if the parent dies.
+
+One process per container (compose, Kubernetes) runs ``python -m <app> serve`` itself: there is nothing
+to share there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import gc
+import importlib
+import logging
+import os
+import runpy
+import signal
+import sys
+import threading
+import time
+import traceback
+
+from common.cli import return_freed_memory
+from common.logging import configure_logging
+from common.settings import SharedSettings
+
+log = logging.getLogger("common.launch")
+
+# What `serve` and the first requests import after the app's own modules: uvicorn's server and the loop,
+# protocol and lifespan classes it picks, the database drivers, httpx's transport (httpcore, h11, h2),
+# OpenSSL's backend and anyio's streams (modules not installed are skipped).
+SERVER_MODULES = ("uvicorn", "uvicorn.lifespan.on", "uvicorn.loops.auto", "uvicorn.loops.uvloop",
+                  "uvicorn.protocols.http.auto", "uvicorn.protocols.websockets.auto", "asyncpg",
+                  "sqlalchemy.dialects.postgresql.asyncpg", "aiosqlite", "sqlalchemy.dialects.sqlite.aiosqlite",
+                  "httpcore", "h11", "h2.connection", "encodings.idna", "cryptography.hazmat.backends.openssl",
+                  "anyio.streams.tls", "anyio.streams.memory", "anyio.streams.stapled", "fastapi.telemetry._runtime")
+STOP_GRACE = 20.0  # seconds after SIGTERM before the children left are killed (uvicorn's own grace is 10 s)
+_PR_SET_NAME, _PR_SET_PDEATHSIG = 15, 1
+
+
+def preload(modules: list[str]) -> int:
+    """Import what the apps ``modules`` import before they build anything; returns the modules loaded."""
+    for module in modules:
+        importlib.import_module(f"{module}.__main__")  # the app's command line: its app, settings, commands
+    for name in SERVER_MODULES:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    bus_url = os.environ.get("EVENT_BUS_URL", "")
+    if bus_url.startswith(("nats://", "tls://", "ws://", "wss://")):
+        from common.bus import import_nats
+
+        import_nats(bus_url)
+    return len(sys.modules)
+
+
+def _prctl(option: int, value: int | bytes) -> None:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(option, value, 0, 0, 0)
+
+
+def _child(module: str, parent: int, blocked: set[signal.Signals]) -> None:
+    """In the forked child: ``python -m <module> serve``, then exit with its status (never returns)."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, blocked)
+        _prctl(_PR_SET_NAME, module.rsplit(".", 1)[-1].encode()[:15])
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the line above
+            os._exit(1)
+        sys.argv = [module, "serve"]
+        sys.modules.pop(f"{module}.__main__", None)  # imported by the parent as a module: run it as `-m` would
+        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+    except KeyboardInterrupt:
+        code = 128 + signal.SIGINT
+    except BaseException:  # noqa: BLE001 - whatever it was, say it and exit non-zero like an interpreter
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+
+
+def _status(wait_status: int) -> int:
+    """A child's wait status as a shell would say it (128 + the signal that killed it)."""
+    return os.waitstatus_to_exitcode(wait_status) if os.WIFEXITED(wait_status) else 128 + os.WTERMSIG(wait_status)
+
+
+class Supervisor:
+    """The children by pid; the first signal or the first child to exit unasked stops them all."""
+
+    def __init__(self, modules: list[str]) -> None:
+        self.modules = modules
+        self.children: dict[int, str] = {}
+        self.stopping = False
+        self.status = 0
+
+    def start(self) -> None:
+        parent, handled = os.getpid(), {signal.SIGINT, signal.SIGTERM}
+        for module in self.modules:
+            # Held while forking, so that a signal never reaches a child still running the parent's handlers.
+            signal.pthread_sigmask(signal.SIG_BLOCK, handled)
+            pid = os.fork()
+            if pid == 0:
+                _child(module, parent, handled)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, handled)
+            self.children[pid] = module
+            log.info("started %s (pid %d)", module, pid)
+
+    def stop(self, why: str) -> None:
+        if self.stopping:
+            return
+        self.stopping = True
+        log.info("%s: stopping %s", why, ", ".join(self.children.values()) or "nothing")
+        for pid in self.children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+        signal.setitimer(signal.ITIMER_REAL, STOP_GRACE)
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stop(signal.Signals(signum).name)
+
+    def _on_alarm(self, signum: int, frame: object) -> None:
+        for pid, module in self.children.items():
+            log.warning("%s (pid %d) still running %.0f s after SIGTERM: killing it", module, pid, STOP_GRACE)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGALRM, self._on_alarm)
+        self.start()
+        while self.children:
+            try:
+                pid, wait_status = os.wait()
+            except ChildProcessError:
+                break
+            module = self.children.pop(pid, None)
+            if module is None:
+                continue
+            status = _status(wait_status)
+            asked = self.stopping and status in (0, 128 + signal.SIGTERM, 128 + signal.SIGINT)
+            if not asked:
+                self.status = self.status or status or 1
+                log.error("%s (pid %d) exited with status %d", module, pid, status)
+                self.stop(f"{module} exited")
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        return self.status
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m common.launch", description=__doc__.split("\n\n")[0])
+    parser.add_argument("modules", nargs="+", metavar="APP", help="an app's package, run as `python -m APP serve`")
+    args = parser.parse_args(argv)
+    shared = SharedSettings()
+    configure_logging("launch", shared.log_format, shared.log_level)
+    return_freed_memory()
+    started = time.monotonic()
+    gc.disable()  # no collection while importing: nothing made here is garbage
+    loaded = preload(args.modules)
+    if threading.active_count() != 1:
+        sys.exit(f"launch: a thread started while importing ({threading.enumerate()}); not forking")
+    gc.enable()
+    gc.collect()
+    gc.freeze()  # the collector never writes to what was imported, so the children keep sharing it
+    log.info("%d modules imported in %.1f s; starting %s", loaded, time.monotonic() - started, ", ".join(args.modules))
+    return Supervisor(args.modules).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
