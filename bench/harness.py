@@ -448,7 +448,7 @@ def start_apps(procs: Processes, python: str, run_dir: Path, dbs: dict[str, str]
     service's) answers. ``env``: extra settings, a name with an app's prefix (``ORDERS_…``) for that app
     only. ``demo_seed``: first the demo nursery, as ``make seed`` makes it. ``launcher``: forked from one
     parent (``python -m common.launch``, as ``make run`` starts them) rather than one ``python -m <app>
-    serve`` each; :class:`MemoryWatch` counts the parent too."""
+    serve`` each, where the source run (``PYTHONPATH``) has it; :class:`MemoryWatch` counts the parent too."""
     ports = dict(zip(APPS, free_ports(len(APPS)), strict=True))
     url = {app: f"http://127.0.0.1:{port}" for app, port in ports.items()}
     own = {
@@ -470,8 +470,11 @@ def start_apps(procs: Processes, python: str, run_dir: Path, dbs: dict[str, str]
                                   capture_output=True, text=True, timeout=300)
             if done.returncode != 0:
                 raise BenchError(f"{app} seed exited with {done.returncode}:\n{done.stdout}{done.stderr}")
-    if launcher:
+    source = Path(envs["gateway"].get("PYTHONPATH", str(REPO)).split(os.pathsep)[0])
+    if launcher and (source / "common" / "launch.py").exists():  # a source from before it: one process each
         _launch(procs, python, run_dir, envs, ports, timeout)
+    else:
+        launcher = False
     for app in () if launcher else APPS:  # the first makes the development key pair under run_dir/var/keys/
         procs.start(app, [python, "-m", MODULES[app], "serve", "--host", "127.0.0.1", "--port", str(ports[app])],
                     envs[app], run_dir / f"{app}.log")
