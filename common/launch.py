@@ -59,12 +59,16 @@ def say(message: str, level: str = "INFO") -> None:
 
 
 def preload(modules: list[str]) -> int:
-    """Import what the apps ``modules`` import before they build anything, and configure the ORM's
-    mappers (what each app's first query would do); returns how many modules are loaded."""
+    """Import what the apps ``modules`` import before they build anything, run each app's ``prefork()``
+    (a function its ``__main__`` may define: it loads what the app loads lazily and is the same in every
+    process, never settings, threads or connections), and configure the ORM's mappers (what each app's
+    first query would do); returns how many modules are loaded."""
     import common.cli  # noqa: F401 - before httpx: keeps httpx's command line out, as `serve` does
 
     for module in modules:
-        importlib.import_module(f"{module}.__main__")  # the app's command line: its app, settings, commands
+        main = importlib.import_module(f"{module}.__main__")  # the app's command line: app, settings, commands
+        if callable(prefork := getattr(main, "prefork", None)):
+            prefork()  # what every process of that app would otherwise load itself, the same in each
     for name in SERVER_MODULES:
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
