@@ -104,3 +104,13 @@ def test_an_app_that_dies_stops_the_others(launched) -> None:
     _, alive = psutil.wait_procs([p for name, p in apps.items() if name != "orders"], timeout=5)
     assert not alive
     assert "services.orders" in log.read_text().split("exited with status")[0].splitlines()[-1]
+
+
+def test_the_parent_runs_each_apps_prefork_before_forking() -> None:
+    """What the catalog and the gateway load lazily is loaded in the parent, shared by the children."""
+    probe = ("import sys, threading; from common.launch import preload; preload(['gateway', 'services.catalog']); "
+             "from gateway.identity.passwords import common_passwords; "
+             "assert 'PIL.Image' in sys.modules and 'pillow_heif' in sys.modules; "
+             "assert common_passwords.cache_info().currsize == 1; assert threading.active_count() == 1")
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
