@@ -48,6 +48,9 @@ seed: install-runtime
 	@$(BIN)/python -m gateway seed
 	@$(BIN)/python -m services.catalog seed
 
+# The four apps forked from one parent that imported what they share (common/launch.py; docs/operations.md).
+APPS := gateway services.catalog services.orders services.notify
+
 run: seed
 	@echo ""
 	@echo "  Chợ Vườn is starting on http://localhost:8000"
@@ -58,7 +61,7 @@ run: seed
 	@echo "    readiness:       http://localhost:8000/readyz"
 	@echo "  Ctrl-C stops all four apps."
 	@echo ""
-	@$(BIN)/honcho start -f Procfile
+	@$(BIN)/python -m common.launch $(APPS)
 
 # The cluster shape on this machine: two replicas of every app on the local PostgreSQL, NATS and Redis
 # (databases, a stream and a Redis database of their own), the marketplace on :8000 (deploy/cluster.py).

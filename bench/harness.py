@@ -129,18 +129,19 @@ class Processes:
                 raise BenchError(f"{child.name} exited with {child.proc.returncode}:\n{child.tail()}")
 
     def stop_all(self) -> None:
-        """SIGTERM to each child's process group, newest first; SIGKILL after 15 s."""
+        """SIGTERM to each child's process group (the launcher's, for the apps it forked), newest first;
+        SIGKILL after 15 s."""
         for child in reversed(self.children):
             if child.proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.proc.pid, signal.SIGTERM)
+                    os.killpg(os.getpgid(child.proc.pid), signal.SIGTERM)
         deadline = time.monotonic() + 15
         for child in reversed(self.children):
             try:
                 child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(child.proc.pid, signal.SIGKILL)
+                    os.killpg(os.getpgid(child.proc.pid), signal.SIGKILL)
                 child.proc.wait()
         self.children.clear()
 
@@ -392,12 +393,63 @@ def drop_stream(url: str, namespace: str) -> None:
         asyncio.run(_nats(url, lambda js: js.delete_stream(Names(namespace).stream)))
 
 
+class Forked:
+    """An app that the launcher (``python -m common.launch``, as ``make run`` starts the apps) forked, to
+    :class:`Processes` as a ``Popen``: its own pid, polled and waited for through the launcher, which stops
+    every app and exits when one of them exits."""
+
+    def __init__(self, pid: int, launcher: subprocess.Popen) -> None:
+        self.pid, self.launcher = pid, launcher
+
+    @property
+    def returncode(self) -> int | None:
+        return self.launcher.returncode
+
+    def poll(self) -> int | None:
+        return self.launcher.poll()
+
+    def wait(self, timeout: float | None = None) -> int:
+        return self.launcher.wait(timeout)
+
+
+def _launch(procs: Processes, python: str, run_dir: Path, envs: dict[str, dict[str, str]],
+            ports: dict[str, int], timeout: float) -> None:
+    """The four apps forked by one launcher, as ``make run`` starts them, each a :class:`Child` of ``procs``
+    with its own pid (found by the name the launcher gives it); one environment holds every app's settings
+    (each reads its own prefix), their output is one log."""
+    import psutil
+
+    env = {k: v for app in APPS for k, v in envs[app].items()}
+    env.update({f"{app.upper()}_{key}": value for app in APPS
+                for key, value in (("HOST", "127.0.0.1"), ("PORT", str(ports[app])))})
+    log = run_dir / "apps.log"
+    with log.open("wb") as out:
+        launcher = subprocess.Popen([python, "-m", "common.launch", *(MODULES[app] for app in APPS)], env=env,
+                                    cwd=run_dir, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+    procs.children.append(Child("launcher", launcher, log))
+    deadline, pids = time.monotonic() + timeout, {}
+    while len(pids) < len(APPS):
+        procs.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError(f"the launcher forked {sorted(pids)} of {list(APPS)} in {timeout:.0f} s:\n"
+                             f"{procs.children[-1].tail()}")
+        with contextlib.suppress(psutil.Error):
+            pids = {p.name(): p.pid for p in psutil.Process(launcher.pid).children() if p.name() in APPS}
+        time.sleep(0.1)
+    procs.children.pop()
+    procs.children += [Child(app, Forked(pids[app], launcher), log) for app in APPS]
+
+
 def start_apps(procs: Processes, python: str, run_dir: Path, dbs: dict[str, str], *,
-               env: dict[str, str] | None = None, demo_seed: bool = False, timeout: float = 300.0) -> dict[str, str]:
+               env: dict[str, str] | None = None, demo_seed: bool = False, timeout: float = 300.0,
+               launcher: bool = False) -> dict[str, str]:
     """The four apps as processes in ``run_dir`` (one uvicorn worker each, on free ports, wired to each
     other, each on its database of ``dbs``); their URLs once the gateway's ``/readyz`` (which asks every
     service's) answers. ``env``: extra settings, a name with an app's prefix (``ORDERS_…``) for that app
-    only. ``demo_seed``: first the demo nursery, as ``make seed`` makes it."""
+    only. ``demo_seed``: first the demo nursery, as ``make seed`` makes it. ``launcher``: forked from one
+    parent (``python -m common.launch``, as ``make run`` starts them) rather than one ``python -m <app>
+    serve`` each, where the source run (``PYTHONPATH``) has it; :class:`MemoryWatch` counts the parent too."""
     ports = dict(zip(APPS, free_ports(len(APPS)), strict=True))
     url = {app: f"http://127.0.0.1:{port}" for app, port in ports.items()}
     own = {
@@ -419,7 +471,12 @@ def start_apps(procs: Processes, python: str, run_dir: Path, dbs: dict[str, str]
                                   capture_output=True, text=True, timeout=300)
             if done.returncode != 0:
                 raise BenchError(f"{app} seed exited with {done.returncode}:\n{done.stdout}{done.stderr}")
-    for app in APPS:  # the first makes the development key pair under run_dir/var/keys/; the others read it
+    source = Path(envs["gateway"].get("PYTHONPATH", str(REPO)).split(os.pathsep)[0])
+    if launcher and (source / "common" / "launch.py").exists():  # a source from before it: one process each
+        _launch(procs, python, run_dir, envs, ports, timeout)
+    else:
+        launcher = False
+    for app in () if launcher else APPS:  # the first makes the development key pair under run_dir/var/keys/
         procs.start(app, [python, "-m", MODULES[app], "serve", "--host", "127.0.0.1", "--port", str(ports[app])],
                     envs[app], run_dir / f"{app}.log")
         if app == "notify":
@@ -704,6 +761,10 @@ class MemoryWatch:
 
         self.psutil = psutil
         self.procs = {c.name: psutil.Process(c.proc.pid) for c in procs.children}
+        # The launcher's own pages (mostly those it shares with the apps it forked) are shared out between them.
+        forked = [c for c in procs.children if isinstance(c.proc, Forked)]
+        self.launcher = psutil.Process(forked[0].proc.launcher.pid) if forked else None
+        self.forked = [c.name for c in forked]
         self.samples: list[MemorySample] = []
         self.uss_available = True
         self.phase = "started"
@@ -715,21 +776,32 @@ class MemoryWatch:
 
     def read(self) -> MemorySample:
         t, mb, rss, uss, pss = time.monotonic(), 1_048_576, {}, {}, {}
+        launcher = self._parts([self.launcher]) if self.launcher else [0, 0, 0]
         for name, proc in self.procs.items():
             total = [0, 0, 0]
             with contextlib.suppress(self.psutil.Error):
-                for p in [proc, *proc.children(recursive=True)]:
-                    try:
-                        info = p.memory_full_info() if self.uss_available else p.memory_info()
-                    except self.psutil.AccessDenied:
-                        self.uss_available, info = False, p.memory_info()
-                    parts = (info.rss, getattr(info, "uss", 0), getattr(info, "pss", 0))
-                    total = [a + b for a, b in zip(total, parts, strict=True)]
+                total = self._parts([proc, *proc.children(recursive=True)])
+            if name in self.forked:
+                total = [a + b / len(self.forked) for a, b in zip(total, launcher, strict=True)]
             rss[name] = total[0] / mb
             uss[name] = total[1] / mb if self.uss_available else None
             pss[name] = total[2] / mb if self.uss_available and total[2] else None
         self.samples.append(sample := MemorySample(t, self.phase, rss, uss, pss))
         return sample
+
+    def _parts(self, processes: list) -> list[float]:
+        """RSS, USS and PSS (bytes) of ``processes`` added up; 0 for those gone."""
+        total = [0, 0, 0]
+        for p in processes:
+            try:
+                info = p.memory_full_info() if self.uss_available else p.memory_info()
+            except self.psutil.AccessDenied:
+                self.uss_available, info = False, p.memory_info()
+            except self.psutil.Error:
+                continue
+            parts = (info.rss, getattr(info, "uss", 0), getattr(info, "pss", 0))
+            total = [a + b for a, b in zip(total, parts, strict=True)]
+        return total
 
 
 def pct(values: list[float], q: float) -> float:

@@ -405,10 +405,12 @@ async def measure(args: argparse.Namespace, bench: h.Bench, shape: str = "single
            "GATEWAY_RATE_LIMITS": h.rate_limits(factor=args.rate_limit_factor), **h.env_pairs(args.app_env),
            **({"GATEWAY_REDIS_URL": args.redis_url} if args.shape != "single" else {}), **(source or {})}
     if shape == "single":
-        procs, where, run_dir = bench.procs, "1 process", bench.tmp / stack.split()[0]
+        procs, run_dir = bench.procs, bench.tmp / stack.split()[0]
+        where = ("1 process per app, forked from one parent as `make run` starts them" if stack == "this"
+                 else "1 process per app (forked from one parent where that source has common/launch.py)")
         run_dir.mkdir(exist_ok=True)
         gateway = (await asyncio.to_thread(h.start_apps, procs, bench.python, run_dir, dbs.urls, env=env,
-                                           timeout=READY_TIMEOUT))["gateway"]
+                                           timeout=READY_TIMEOUT, launcher=True))["gateway"]
     else:
         (procs, gateway), where = await asyncio.to_thread(start_cluster, args, bench, dbs, env), "2 replicas"
     started_in = time.monotonic() - t0

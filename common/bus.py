@@ -121,7 +121,7 @@ def nats_servers(url: str) -> list[str]:
     return [part.strip() for part in url.split(",") if part.strip()]
 
 
-def _import_nats(url: str):
+def import_nats(url: str):
     """nats-py, without the aiohttp it imports for its WebSocket transport (≈ 5 MB in each process) when
     the URL is ``nats://`` (TCP): aiohttp is hidden while nats imports, then importable again (notify's
     push sender imports it through pywebpush). A ``ws://`` or ``wss://`` URL keeps the transport."""
@@ -137,7 +137,7 @@ def _import_nats(url: str):
 
 
 async def connect_nats(url: str, name: str):
-    nats = _import_nats(url)
+    nats = import_nats(url)
 
     async def on_error(exc: Exception) -> None:
         log.warning("NATS: %s", exc)

@@ -46,7 +46,7 @@ def _makemigration(db: Database, message: str) -> None:
     asyncio.run(go())
 
 
-def _return_freed_memory() -> None:
+def return_freed_memory() -> None:
     """Tune glibc's allocator for a long-lived server (Linux; elsewhere nothing happens).
 
     After the first large block is freed (argon2's 19 MiB, a photo being resized) glibc raises its
@@ -104,7 +104,7 @@ def run_cli(prog: str, app_factory: str, settings_cls: type[AppSettings], migrat
     if args.command == "serve":
         import uvicorn
 
-        _return_freed_memory()
+        return_freed_memory()
         if args.workers == 1:
             _migrate_in_child(prog)
 

@@ -29,7 +29,7 @@ VIETNAMESE_COMMON = {
 
 
 @functools.cache
-def _common_passwords() -> frozenset[str]:
+def common_passwords() -> frozenset[str]:
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
     words = frozenset(FREQUENCY_LISTS["passwords"]) | VIETNAMESE_COMMON
@@ -46,7 +46,7 @@ def password_problem(password: str, *, phone: str = "", name: str = "") -> str |
     folded = fold(password).replace(" ", "")
     if "\x00" in password:
         return "The password must not contain NUL characters"
-    if folded in _common_passwords() or password.lower() in _common_passwords():
+    if folded in common_passwords() or password.lower() in common_passwords():
         return "This password is one of the most common ones; choose another"
     if len(set(password)) < 3:
         return "The password repeats too few characters"

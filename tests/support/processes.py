@@ -1,6 +1,6 @@
 """An app as a real process that a test can kill (SIGKILL) and start again on the same port.
 
-``python -m <module> serve`` with its settings from the environment, as the Procfile starts it, in a
+``python -m <module> serve`` with its settings from the environment, as a container runs it, in a
 folder of the test's own (no ``.env`` from the repository is read) and in its own process group.
 """
 

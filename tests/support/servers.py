@@ -68,7 +68,7 @@ def serve_in_thread(app, port: int | None = None) -> Iterator[str]:
 
 @contextlib.contextmanager
 def app_process(module: str, env: dict[str, str], port: int, log_path: Path) -> Iterator[subprocess.Popen]:
-    """``python -m <module> serve`` as a real process, as the Procfile starts it."""
+    """``python -m <module> serve`` as a real process, as a container runs it."""
     full_env = {**os.environ, **env, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
         proc = subprocess.Popen([sys.executable, "-m", module, "serve", "--port", str(port)],

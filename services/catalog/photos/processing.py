@@ -8,7 +8,7 @@ Everything here is synchronous and CPU-bound; :func:`process` runs in a worker t
 2. :func:`process` opens the file with only that type's decoder. Pillow reads the header alone at
    this point, so the pixel count is checked before a single pixel is decoded (a 200-megapixel PNG
    of a few kilobytes is refused here). ``Image.MAX_IMAGE_PIXELS`` is set too, as a second fence
-   (Pillow is imported with the first photo, :func:`_load_pillow`).
+   (Pillow is imported with the first photo, or before common.launch forks, :func:`load_pillow`).
 3. Only then is it decoded (JPEGs at a reduced scale when the largest output is much smaller),
    turned upright from its EXIF orientation, converted to sRGB, and re-encoded from bare pixels:
    no EXIF (phones put GPS there), XMP or ICC profile survives into the stored files.
@@ -122,7 +122,7 @@ _pillow_lock = threading.Lock()
 _pillow_ready = False
 
 
-def _load_pillow() -> None:
+def load_pillow() -> None:
     """Pillow and pillow-heif (≈ 11 MB in the process), imported when the first photo comes, not at start."""
     global Image, ImageCms, ImageOps, UnidentifiedImageError, _SRGB, _pillow_ready
     with _pillow_lock:
@@ -187,7 +187,7 @@ def _encode_og(im: Image.Image) -> bytes:
 
 def process(path: Path, kind: str, max_pixels: int = MAX_PIXELS) -> ProcessedPhoto:
     """Open, check, decode and re-encode one upload. Blocking: run it in a worker thread."""
-    _load_pillow()
+    load_pillow()
     try:
         with Image.open(path, formats=[PIL_FORMAT[kind]]) as im:
             width, height = im.size  # from the header: nothing decoded yet
@@ -230,7 +230,7 @@ def process(path: Path, kind: str, max_pixels: int = MAX_PIXELS) -> ProcessedPho
 def derive(source: bytes, size: tuple[int, int]) -> bytes:
     """A stored WebP size made from another stored WebP of the same photo (the largest, for a photo
     stored before that size was made): the source is already upright, sRGB and bare. Blocking."""
-    _load_pillow()
+    load_pillow()
     with Image.open(io.BytesIO(source), formats=["WEBP"]) as im:
         if im.size == size:
             return source  # a small photo: the same picture under another name
