@@ -2,10 +2,11 @@
 
 The production shape (PostgreSQL, NATS JetStream), seeded through the API, under weighted traffic
 (browse 10 : search 3 : product 5 : order 1 : inbox 1) by ``--users``: per route p50/p95/p99/max and errors,
-req/s, CPU, each app's RSS/USS/PSS; every order checked in its inbox. ``--shape both``: the single-process
-shape and deploy/cluster.py's (two replicas of every app, Redis) in turn, ``--rounds`` times; ``--baseline
-REV``: this source's stack and that revision's in turn. Targets: ≥ 2 × the baseline's req/s with 0 errors;
-the four apps ≤ 300 MB PSS under load.
+req/s, CPU, each app's RSS/USS/PSS; every order checked in its inbox. The single shape: the four apps
+forked from one parent, as ``make run`` starts them. ``--shape both``: that and deploy/cluster.py's
+(two replicas of every app, Redis) in turn, ``--rounds`` times; ``--baseline REV``: this source's stack
+and that revision's in turn. Targets: ≥ 2 × the baseline's req/s with 0 errors; the four apps ≤ 300 MB
+PSS under load.
 
 How to run it and every option: bench/README.md; the figures: docs/performance.md.
 """
