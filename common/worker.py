@@ -57,10 +57,14 @@ class Worker:
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
+        # Cancelled again until it is done: a cancellation that lands as the awaited thing completes can
+        # be swallowed (Python 3.11's ``asyncio.wait_for``, in our code or a library's), and the loop
+        # would then run on, with this waiting for it for good.
+        while self._task is not None and not self._task.done():
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await asyncio.wait({self._task}, timeout=1.0)
+        if self._task is not None and not self._task.cancelled() and self._task.exception() is not None:
+            log.error("%s stopped with an error", self.name, exc_info=self._task.exception())
 
     async def _loop(self) -> None:
         idle = self.interval if self.interval > 0 else None  # None: until woken
@@ -86,7 +90,8 @@ class Worker:
     async def _until_woken(self, timeout: float | None) -> None:
         """Until woken (then ``linger`` more) or ``timeout`` passed."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):  # (not wait_for, which can swallow a cancellation in 3.11)
+                await self._wake.wait()
             if self.linger:
                 await asyncio.sleep(self.linger)
 
