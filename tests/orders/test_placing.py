@@ -182,6 +182,63 @@ async def test_idempotency_key_semantics(m) -> None:
     assert mine.status_code == 201 and mine.json()["id"] != first.json()["id"]
 
 
+async def test_a_code_already_taken_is_drawn_again_and_the_reply_names_the_stored_one(m, monkeypatch) -> None:
+    """Order codes are drawn at random: a second order drawing a code already taken is stored under a
+    new draw, in one piece (its events, its key's reply), not refused or half-written."""
+    from services.orders.orders import service
+
+    first = (await m.place([{"variant_id": m.tuber, "quantity": 2}])).json()
+    draws = iter([first["code"], first["code"], "CV-22222"])
+    monkeypatch.setattr(service, "new_code", lambda: next(draws))
+    second = await m.place([{"variant_id": m.tuber, "quantity": 3}], key="drawn-again")
+    assert second.status_code == 201, second.text
+    assert second.json()["code"] == "CV-22222" and await count_orders(m) == 2
+    async with m.orders_app.state.db.sessionmaker() as session:
+        stored = await session.get(Order, second.json()["id"])
+        events = (await session.scalars(select(OutboxEvent).order_by(OutboxEvent.occurred_at))).all()
+        key = await session.scalar(select(IdempotencyKey).where(IdempotencyKey.key == "drawn-again"))
+    assert stored.code == "CV-22222" and [e.data["code"] for e in events] == [first["code"], "CV-22222"]
+    assert key.state == "completed" and key.response_body == second.json()
+    assert (await m.place([{"variant_id": m.tuber, "quantity": 3}], key="drawn-again")).json() == second.json()
+    assert await m.stock(m.tuber) == 95
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+async def test_on_postgresql_an_order_is_three_statements_without_a_transaction(m) -> None:
+    """At the orders database, an order on PostgreSQL is the key's claim, the order's id and one
+    statement that writes the rest, each in autocommit: no BEGIN and COMMIT round trips around them.
+    (The request's own statements only: the workers run in tasks of their own.)"""
+    from contextvars import ContextVar
+
+    from sqlalchemy import event
+
+    mine: ContextVar[bool] = ContextVar("mine", default=False)
+    seen: list[tuple[str, str | None]] = []
+
+    def note(conn, _cursor, statement: str, *_args) -> None:
+        if mine.get():
+            seen.append((" ".join(statement.split()[:3]), conn.get_execution_options().get("isolation_level")))
+
+    engine = m.orders_app.state.db.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    mine.set(True)
+    try:
+        resp = await m.place([{"variant_id": m.tuber, "quantity": 2}, {"variant_id": m.pot, "quantity": 1}])
+    finally:
+        mine.set(False)
+        event.remove(engine, "before_cursor_execute", note)
+    assert resp.status_code == 201, resp.text
+    assert seen == [("INSERT INTO idempotency_keys", "AUTOCOMMIT"),
+                    ("SELECT nextval(pg_get_serial_sequence('orders', 'id'))", "AUTOCOMMIT"),
+                    ("WITH write_orders AS", "AUTOCOMMIT")]
+    async with m.orders_app.state.db.sessionmaker() as session:
+        stored = await session.get(Order, resp.json()["id"])
+        await session.refresh(stored, ["lines", "history"])
+        events = (await session.scalars(select(OutboxEvent))).all()
+    assert [ln.quantity for ln in stored.lines] == [2, 1] and [h.action for h in stored.history] == ["place"]
+    assert [e.data["order_id"] for e in events] == [stored.id]
+
+
 async def test_in_flight_duplicate_is_409(m) -> None:
     gate = asyncio.Event()
 

@@ -100,14 +100,22 @@ async def purge(db: Database) -> None:
 
 async def complete(session: AsyncSession, row_id: int, status: int, body: dict) -> None:
     """Inside the order's transaction: the key now stands for this reply."""
-    await session.execute(_COMPLETE, {"row_id": row_id, "state": "completed", "response_status": status,
-                                      "response_body": body})
+    await session.execute(COMPLETE, completed(row_id, status, body))
+
+
+def completed(row_id: int, status: int, body: dict) -> dict:
+    """The parameters of ``COMPLETE``: key ``row_id`` stands for this reply from now on."""
+    return {"row_id": row_id, "key_state": "completed", "key_status": status, "key_body": body}
 
 
 # Built once; Core statements on the table (the ORM's bulk paths cost more than the statement here).
 _keys = IdempotencyKey.__table__
 _CLAIM = insert(_keys).returning(_keys.c.id)
-_COMPLETE = update(_keys).where(_keys.c.id == bindparam("row_id"))
+# Public: on PostgreSQL the order's rows ride on it as CTEs, so that one statement stores them all
+# (services/orders/orders/service.py). Its parameters are named apart from those of the rows.
+COMPLETE = (update(_keys).where(_keys.c.id == bindparam("row_id"))
+            .values(state=bindparam("key_state"), response_status=bindparam("key_status"),
+                    response_body=bindparam("key_body", type_=_keys.c.response_body.type)))
 
 
 async def abandon(sessions: async_sessionmaker, row_id: int) -> None:

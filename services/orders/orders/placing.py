@@ -56,11 +56,12 @@ async def place_order(session: AsyncSession, principal: Principal | None, data: 
             if source == "phone":
                 placed.history[0]["actor_role"] = "grower"
                 placed.history[0]["actor_id"] = principal.sub
-            await service.store(session, [placed])
-            # Now that the order has its id: the key's stored reply and ours are one.
-            reply = service.to_created(placed, base_url, role)
-            await idempotency.complete(session, row_id, 201, reply)
-            await _stored(session)
+            # The saga's step 3 commits here rather than in the request's unit of work: a store that
+            # fails must still release the reservation and give the Idempotency-Key up (the except
+            # clause), and the reconciler is woken only for an order that is stored. The reply is
+            # built once the order has its id: the key's stored reply and ours are one.
+            reply = await service.store(session, [placed], key_row=row_id, autocommit=keys,
+                                        reply=lambda: service.to_created(placed, base_url, role))
         except BaseException:
             await _undo(session)
             await service.release_quietly(catalog, [reservation_id])
@@ -71,13 +72,6 @@ async def place_order(session: AsyncSession, principal: Principal | None, data: 
         return 201, reply
 
     return await _with_key(keys, principal, key, fingerprint, run)
-
-
-async def _stored(session: AsyncSession) -> None:
-    # The saga's step 3 commits here rather than in the request's unit of work: a commit that fails
-    # must still release the reservation and give the Idempotency-Key up (the except clauses around
-    # it), and the reconciler is woken only for an order that is stored.
-    await session.commit()
 
 
 async def _undo(session: AsyncSession) -> None:
@@ -113,11 +107,12 @@ async def place_checkout(session: AsyncSession, principal: Principal | None, dat
                 part = OrderFields(**{**data.model_dump(exclude={"lines"}), "lines": [ln.model_dump() for ln in lines]})
                 item = service.build_order(reservation, part, principal, "web", cipher, checkout_id)
                 placed.append(item)
-            await service.store(session, placed)
-            orders = [service.to_created(p, base_url, role) for p in placed]
-            reply = {"checkout_id": checkout_id, "orders": orders, "total": sum(o["total"] for o in orders)}
-            await idempotency.complete(session, row_id, 201, reply)
-            await _stored(session)
+
+            def checkout_reply() -> dict:
+                orders = [service.to_created(p, base_url, role) for p in placed]
+                return {"checkout_id": checkout_id, "orders": orders, "total": sum(o["total"] for o in orders)}
+
+            reply = await service.store(session, placed, key_row=row_id, autocommit=keys, reply=checkout_reply)
         except BaseException:
             await _undo(session)
             await service.release_quietly(catalog, reserved)
