@@ -254,7 +254,8 @@ async def _store_in_one_statement(session: AsyncSession, placed: list[Placed], k
                   "e": _events_of(placed)}
         params = idempotency.completed(key_row, 201, body)
         for prefix, rows in tables.items():
-            params.update({f"{prefix}{i}_{column}": value for i, row in enumerate(rows) for column, value in row.items()})
+            params.update({f"{prefix}{i}_{column}": value
+                           for i, row in enumerate(rows) for column, value in row.items()})
         statement = _writing_all(tuple((prefix, tuple(rows[0]), len(rows)) for prefix, rows in tables.items()))
         try:
             await session.execute(statement, params)
