@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Table, Update, bindparam, func, insert, select, text
+from sqlalchemy import Table, Update, bindparam, func, insert, select, text, union_all
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -278,13 +278,17 @@ _NEXT_ORDER_IDS = text("SELECT nextval(pg_get_serial_sequence('orders', 'id')) F
 def _writing_all(shape: tuple[tuple[str, tuple[str, ...], int], ...]) -> Update:
     """The key's UPDATE with an INSERT per table as its CTEs (PostgreSQL runs every data-modifying CTE
     of a statement, referenced or not, in the statement's one snapshot), for ``shape``: per table its
-    parameter prefix, columns and rows. Built once per shape (one order of three lines, …)."""
+    parameter prefix, columns and rows. Built once per shape (one order of three lines, …), and
+    compiled once per shape too: SQLAlchemy's cache keeps it (a test holds it cacheable)."""
     statement = idempotency.COMPLETE
     for prefix, columns, count in shape:
         table: Table = _TABLES[prefix]
-        rows = [{column: bindparam(f"{prefix}{i}_{column}", type_=table.c[column].type) for column in columns}
+        rows = [select(*(bindparam(f"{prefix}{i}_{column}", type_=table.c[column].type) for column in columns))
                 for i in range(count)]
-        statement = statement.add_cte(insert(table).values(rows).cte(f"write_{table.name}"))
+        # INSERT … SELECT … UNION ALL SELECT …, in the rows' order (their serial ids too), rather than a
+        # multi-row VALUES: SQLAlchemy's cache keeps no multi-row VALUES, and compiling one costs ms.
+        rows_in_order = rows[0] if count == 1 else union_all(*rows)
+        statement = statement.add_cte(insert(table).from_select(columns, rows_in_order).cte(f"write_{table.name}"))
     return statement
 
 
