@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
+import orjson
 from fastapi import Depends, FastAPI, Request
 from sqlalchemy import DateTime, TypeDecorator, event, text
 from sqlalchemy import exc as sa_exc
@@ -81,8 +82,18 @@ def _unique_statement_name() -> str:
     return f"__cv_{uuid.uuid4().hex}__"
 
 
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+# JSON columns (an order's contact and address, the outbox's events, a key's stored reply) written and
+# read with orjson rather than the standard library's json: on the order path it was 2 % of the CPU.
+_JSON = {"json_serializer": _json_text, "json_deserializer": orjson.loads}
+
+
 def make_engine(url: str, *, pgbouncer: bool = False, **kwargs: Any) -> AsyncEngine:
     url = normalise_url(url)
+    kwargs = _JSON | kwargs
     if is_sqlite(url):
         path = make_url(url).database
         if path and path != ":memory:":
