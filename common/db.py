@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Request
-from sqlalchemy import DateTime, TypeDecorator, event, text
+from sqlalchemy import CompoundSelect, DateTime, Select, Table, TypeDecorator, bindparam, event, select, text, union_all
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -272,6 +272,21 @@ async def flush_unique(session: AsyncSession, conflict: Conflict) -> None:
     except sa_exc.IntegrityError:
         await session.rollback()
         raise conflict from None
+
+
+def rows_selected(table: Table, prefix: str, columns: tuple[str, ...], count: int) -> Select | CompoundSelect:
+    """``count`` rows of ``table``'s ``columns`` as bound parameters (``{prefix}{i}_{column}``, see
+    :func:`row_params`), for an ``INSERT … SELECT``: ``SELECT … UNION ALL SELECT …``, in the rows' order
+    (their serial ids too). Rather than a multi-row ``VALUES``: SQLAlchemy's compiled cache keeps no
+    multi-row ``VALUES``, and compiling one costs milliseconds; this one it keeps, per shape."""
+    rows = [select(*(bindparam(f"{prefix}{i}_{column}", type_=table.c[column].type) for column in columns))
+            for i in range(count)]
+    return rows[0] if count == 1 else union_all(*rows)
+
+
+def row_params(prefix: str, rows: list[dict]) -> dict:
+    """The parameters of :func:`rows_selected` for ``rows`` (dictionaries of the same columns)."""
+    return {f"{prefix}{i}_{column}": value for i, row in enumerate(rows) for column, value in row.items()}
 
 
 def lock_key(*parts: str) -> int:

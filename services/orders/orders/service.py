@@ -23,13 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pydantic_core import to_jsonable_python
-from sqlalchemy import Table, Update, bindparam, func, insert, select, text, union_all
+from sqlalchemy import Table, Update, func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from common.auth import Principal
 from common.crypto import FieldCipher
-from common.db import note_added
+from common.db import note_added, row_params, rows_selected
 from common.errors import Conflict, NotFound, UnprocessableEntity
 from common.events import Envelope, OrderChanged, OrderLineSummary
 from common.outbox import outbox_values
@@ -254,8 +254,7 @@ async def _store_in_one_statement(session: AsyncSession, placed: list[Placed], k
                   "e": _events_of(placed)}
         params = idempotency.completed(key_row, 201, body)
         for prefix, rows in tables.items():
-            params.update({f"{prefix}{i}_{column}": value
-                           for i, row in enumerate(rows) for column, value in row.items()})
+            params.update(row_params(prefix, rows))
         statement = _writing_all(tuple((prefix, tuple(rows[0]), len(rows)) for prefix, rows in tables.items()))
         try:
             await session.execute(statement, params)
@@ -283,12 +282,8 @@ def _writing_all(shape: tuple[tuple[str, tuple[str, ...], int], ...]) -> Update:
     statement = idempotency.COMPLETE
     for prefix, columns, count in shape:
         table: Table = _TABLES[prefix]
-        rows = [select(*(bindparam(f"{prefix}{i}_{column}", type_=table.c[column].type) for column in columns))
-                for i in range(count)]
-        # INSERT … SELECT … UNION ALL SELECT …, in the rows' order (their serial ids too), rather than a
-        # multi-row VALUES: SQLAlchemy's cache keeps no multi-row VALUES, and compiling one costs ms.
-        rows_in_order = rows[0] if count == 1 else union_all(*rows)
-        statement = statement.add_cte(insert(table).from_select(columns, rows_in_order).cte(f"write_{table.name}"))
+        rows = rows_selected(table, prefix, columns, count)
+        statement = statement.add_cte(insert(table).from_select(columns, rows).cte(f"write_{table.name}"))
     return statement
 
 
