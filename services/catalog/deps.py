@@ -16,15 +16,17 @@ from common.auth import OptionalPrincipal, Principal, require
 from common.crypto import FieldCipher
 from common.db import SessionDep
 from common.service import state_dependency
+from services.catalog.listings import ListingCache
 from services.catalog.photos.storage import LocalPhotoStore, PhotoStore
 from services.catalog.settings import CatalogSettings
 
-__all__ = ["BaseUrlDep", "CipherDep", "Grower", "GrowerReader", "LimiterDep", "OptionalPrincipal",
+__all__ = ["BaseUrlDep", "CipherDep", "Grower", "GrowerReader", "LimiterDep", "ListingsDep", "OptionalPrincipal",
            "SessionDep", "SettingsDep", "StoreDep"]
 
 
 settings = state_dependency("settings")
 cipher = state_dependency("cipher")
+listings = state_dependency("listings")
 
 
 def base_url(request: Request) -> str:
@@ -49,6 +51,8 @@ def decode_limiter(request: Request) -> CapacityLimiter:
 
 SettingsDep = Annotated[CatalogSettings, Depends(settings)]
 CipherDep = Annotated[FieldCipher, Depends(cipher)]
+ListingsDep = Annotated[ListingCache, Depends(listings)]
+"""The kept listings and product pages (services/catalog/listings.py)."""
 BaseUrlDep = Annotated[str, Depends(base_url)]
 """The marketplace's public address, which the replies' ``url`` fields are built on."""
 StoreDep = Annotated[PhotoStore, Depends(photo_store)]

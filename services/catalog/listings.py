@@ -69,6 +69,7 @@ READS = frozenset({"SELECT", "PRAGMA", "BEGIN", "SAVEPOINT", "RELEASE", "ROLLBAC
 # leave every kept reply as it is. Known only for statements built with SQLAlchemy (plain SQL: a write).
 UNREAD = frozenset({"reservations", "reservation_lines", "outbox_events"})
 ALL = "all"  # a write that may change any kept reply
+WROTE, SENT = "listing_wrote", "listing_sent"  # a connection's info: what its transaction wrote; what it notified of
 STOCK_OF = "listing_stock_of"  # the execution option of a statement that changes these products' stock only
 
 
@@ -77,10 +78,21 @@ def writes(statement: str) -> bool:
     return not head or head[0].upper().rstrip(";") not in READS
 
 
+LATER = ()  # stock_of(LATER): the products are named once the statement's rows are read (ListingCache.took_stock)
+
+
 def stock_of(product_ids: Iterable[int]) -> dict[str, tuple[int, ...]]:
     """Execution options for a statement that changes only the stock of these products' variants
-    (nothing else of any row): it drops only the kept replies that show them."""
+    (nothing else of any row): it drops only the kept replies that show them. A statement that finds
+    its variants itself (``UPDATE … RETURNING`` their products) is marked ``stock_of(LATER)``, and
+    the caller hands the products to :meth:`ListingCache.took_stock` as soon as it has read them."""
     return {STOCK_OF: tuple(product_ids)}
+
+
+def _wrote(info: dict, key: str, scope: str | frozenset[int]) -> None:
+    """Add ``scope`` to what the connection's transaction wrote, under ``key``."""
+    wrote = info.get(key)
+    info[key] = ALL if scope == ALL or wrote == ALL else (scope | wrote if wrote else scope)
 
 
 def write_scope(statement: str, context: Any) -> str | frozenset[int] | None:
@@ -302,6 +314,23 @@ class ListingCache:
             scope = ALL
         self.apply(scope)
 
+    def took_stock(self, info: dict, product_ids: Iterable[int]) -> None:
+        """A statement marked ``stock_of(LATER)`` changed the stock of these products' variants, on the
+        connection whose ``info`` this is: as if it had named them (call it before anything else awaits)."""
+        scope = frozenset(product_ids)
+        _wrote(info, WROTE, scope)
+        self.apply(scope)
+
+    def notify_along(self, info: dict) -> tuple[str, str] | None:
+        """PostgreSQL: the ``NOTIFY`` (channel, payload) of what the connection's transaction wrote so
+        far, for its next statement to send with ``pg_notify``; the commit then sends none for it
+        (a round trip less). ``None`` when it wrote nothing the kept replies show."""
+        scope = info.pop(WROTE, None)
+        if not scope:
+            return None
+        _wrote(info, SENT, scope)
+        return CHANNEL, self.payload(scope)
+
     def set_enabled(self, enabled: bool) -> None:
         self.enabled = enabled
         self.changed()
@@ -315,18 +344,16 @@ class ListingCache:
             scope = write_scope(statement, context)
             if scope is None:
                 return
-            wrote = conn.info.get("listing_wrote")
-            if scope == ALL or wrote == ALL:
-                conn.info["listing_wrote"] = ALL
-            else:
-                conn.info["listing_wrote"] = scope | wrote if wrote else scope
+            _wrote(conn.info, WROTE, scope)
             self.apply(scope)
 
         def before_commit(conn: Any) -> None:
-            scope = conn.info.pop("listing_wrote", None)
-            if scope is not None:
-                if notify:  # delivered at the commit, signed so that this process can tell its own
-                    conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{self.payload(scope)}')")
+            unsent = conn.info.pop(WROTE, None)
+            if unsent and notify:  # delivered at the commit, signed so that this process can tell its own
+                conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{self.payload(unsent)}')")
+            sent = conn.info.pop(SENT, None)  # by a statement of the transaction (notify_along)
+            scope = ALL if ALL in (sent, unsent) else (sent or frozenset()) | (unsent or frozenset())
+            if sent is not None or unsent is not None:
                 conn.info["listing_committed"] = scope
                 self.apply(scope)
 
@@ -336,8 +363,13 @@ class ListingCache:
             if scope is not None:
                 self.apply(scope)
 
+        def rolled_back(conn: Any) -> None:  # nothing it wrote is to be notified
+            conn.info.pop(WROTE, None)
+            conn.info.pop(SENT, None)
+
         event.listen(sync, "after_cursor_execute", after_execute)
         event.listen(sync, "commit", before_commit)
+        event.listen(sync, "rollback", rolled_back)
         event.listen(sync, "begin", after_commit)
         event.listen(sync.pool, "checkin", after_commit)
 

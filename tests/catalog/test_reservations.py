@@ -233,3 +233,62 @@ async def test_the_database_refuses_negative_stock(catalog) -> None:
         with pytest.raises(IntegrityError):
             await session.execute(text("UPDATE variants SET stock = -1 WHERE id = :id"), {"id": tuber})
             await session.commit()
+
+
+async def test_on_postgresql_a_reservation_takes_its_stock_then_writes_the_rest_in_one_statement(
+        catalog, backend) -> None:
+    """On PostgreSQL the common case is an UPDATE per variant (checking what a line needs and
+    returning what the reply needs) and one INSERT of the reservation, its lines and the listings'
+    NOTIFY: two round trips besides BEGIN and COMMIT, compiled once per shape. Other catalog
+    replicas hear of it once, with its products named (the stock only changed)."""
+    if backend != "postgresql":
+        pytest.skip("the one-statement reservation is PostgreSQL's")
+    from contextvars import ContextVar
+
+    from sqlalchemy import event
+    from sqlalchemy.engine.default import CACHE_HIT
+
+    from services.catalog.listings import CHANNEL
+
+    mine: ContextVar[bool] = ContextVar("mine", default=False)
+    seen: list[tuple[str, bool]] = []
+
+    def note(_conn, _cursor, statement: str, _parameters, context, _many) -> None:
+        if mine.get():
+            seen.append((" ".join(statement.split()[:3]), context.cache_hit == CACHE_HIT))
+
+    heard: list[str] = []
+    listener = await catalog.app.state.db.engine.connect()
+    driver = (await listener.get_raw_connection()).driver_connection
+    await driver.add_listener(CHANNEL, lambda *args: heard.append(args[-1]))
+    engine = catalog.app.state.db.engine.sync_engine
+    tuber, pot = (v["id"] for v in catalog.product["variants"])
+    event.listen(engine, "before_cursor_execute", note)
+    mine.set(True)
+    try:
+        replies = [await reserve(catalog, [{"variant_id": pot, "quantity": 1}, {"variant_id": tuber, "quantity": 2}])
+                   for _ in range(2)]
+    finally:
+        mine.set(False)
+        event.remove(engine, "before_cursor_execute", note)
+    try:
+        assert [r.status_code for r in replies] == [201, 201], replies[0].text
+        assert [s for s, _ in seen] == ["UPDATE variants SET", "UPDATE variants SET", "WITH write_lines AS"] * 2
+        assert [hit for _, hit in seen[3:]] == [True, True, True]
+        assert [(ln["variant_id"], ln["quantity"], ln["unit_price"]) for ln in replies[1].json()["lines"]] == [
+            (tuber, 2, 45000), (pot, 1, 150000)]
+        assert await stock(catalog, tuber) == 96 and await stock(catalog, pot) == 3
+        async with catalog.app.state.db.sessionmaker() as session:
+            stored = await session.get(Reservation, replies[1].json()["id"])
+            lines = (await session.execute(text(
+                "SELECT variant_id, quantity FROM reservation_lines WHERE reservation_id = :id ORDER BY variant_id"),
+                {"id": stored.id})).all()
+        assert stored.status == "held" and [tuple(ln) for ln in lines] == [(tuber, 2), (pot, 1)]
+        for _ in range(50):
+            if len(heard) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        token = catalog.app.state.listings.token
+        assert heard == [f"{token} {catalog.product['id']}"] * 2
+    finally:
+        await listener.close()

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from common.auth import ServiceCaller
 from common.params import StrictBody
 from common.reservations import ReservationOut, ReservationRequest
-from services.catalog.deps import CipherDep, SessionDep, SettingsDep
+from services.catalog.deps import CipherDep, ListingsDep, SessionDep, SettingsDep
 from services.catalog.products.models import Product, Variant
 from services.catalog.reservations import service
 
@@ -24,11 +24,12 @@ ReservationId = Path(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
 
 @router.post("", operation_id="internal_reserve", response_model=ReservationOut, status_code=201,
              summary="Hold stock for all lines of an order, or for none")
-async def reserve(session: SessionDep, settings: SettingsDep, cipher: CipherDep,
+async def reserve(session: SessionDep, settings: SettingsDep, cipher: CipherDep, listings: ListingsDep,
                   data: ReservationRequest) -> JSONResponse:
     # The reply is built as JSON values in the shape of ReservationOut (the documented model): not
     # validated again here, on the busiest internal call there is.
-    reply = await service.reserve(session, data, ttl_seconds=settings.reservation_ttl, cipher=cipher)
+    reply = await service.reserve(session, data, ttl_seconds=settings.reservation_ttl, cipher=cipher,
+                                  listings=listings)
     return JSONResponse(reply, status_code=201)
 
 
