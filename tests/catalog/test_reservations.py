@@ -292,3 +292,34 @@ async def test_on_postgresql_a_reservation_takes_its_stock_then_writes_the_rest_
         assert heard == [f"{token} {catalog.product['id']}"] * 2
     finally:
         await listener.close()
+
+
+async def test_two_reservations_selling_out_a_products_last_two_variants_at_once_leave_it_out_of_stock(
+        catalog, backend) -> None:
+    """Each of two concurrent transactions takes the last unit of one of a product's two variants:
+    whichever commits second recomputes the product's in_stock after the first's commit (the product
+    row is locked first), so the product ends out of stock. (SQLite runs its writers one at a time.)"""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL runs the two transactions at once")
+    from common.reservations import ReservationRequest
+    from services.catalog.products.models import Product
+    from services.catalog.reservations import service
+
+    product = await add_product(catalog, GROWER, variants=[{"label": "Củ", "retail_price": 20000, "stock": 1},
+                                                          {"label": "Chậu", "retail_price": 90000, "stock": 1}])
+    first, second = (v["id"] for v in product["variants"])
+    app = catalog.app
+
+    async def take(session, variant_id: int) -> None:
+        await service.reserve(session, ReservationRequest(id=rid(), lines=[{"variant_id": variant_id, "quantity": 1}]),
+                              ttl_seconds=600, cipher=app.state.cipher, listings=app.state.listings)
+
+    async with app.state.db.sessionmaker() as one, app.state.db.sessionmaker() as two:
+        await take(one, first)  # holds the product's row until it commits
+        other = asyncio.create_task(take(two, second))
+        await asyncio.sleep(0.3)
+        await one.commit()
+        await asyncio.wait_for(other, 5)
+        await two.commit()
+    async with app.state.db.sessionmaker() as session:
+        assert (await session.get(Product, product["id"])).in_stock is False

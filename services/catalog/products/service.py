@@ -68,6 +68,11 @@ async def refresh_listing(session: AsyncSession, product_ids: int | list[int] | 
     ids = [product_ids] if isinstance(product_ids, int) else sorted(set(product_ids))
     if not ids:
         return
+    # The products' rows locked first, in id order, and the values computed by the next statement:
+    # on PostgreSQL (read committed) it sees every transaction that held them and committed. Without
+    # the lock two reservations selling out a product's last two variants at once each saw the
+    # other's old stock, and the product stayed "in stock". (SQLite runs one writer at a time.)
+    await session.execute(select(Product.id).where(Product.id.in_(ids)).order_by(Product.id).with_for_update())
     live = and_(Variant.product_id == Product.id, Variant.archived == false())
     min_price = func.coalesce(select(func.min(Variant.retail_price)).where(live).scalar_subquery(), 0)
     in_stock = exists().where(live, Variant.stock > 0)
