@@ -54,6 +54,14 @@ STOP_GRACE = 15.0
 CRASH_LOOP = 10.0  # a replica that exits sooner than this after its start waits longer before the next
 
 
+def write_pid(path: Path, pid: int) -> None:
+    """``path`` holds ``pid`` at once or not at all: written aside, then renamed over it (a reader, a
+    script or ``kill $(cat …)``, never finds it empty while a replica restarts)."""
+    aside = path.with_name(f".{path.name}.tmp")
+    aside.write_text(f"{pid}\n")
+    os.replace(aside, path)
+
+
 class Cluster:
     def __init__(self, folder: Path, port: int, replicas: int, env: dict[str, str]) -> None:
         self.folder, self.port, self.replicas = folder, port, replicas
@@ -86,7 +94,7 @@ class Cluster:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
         self.procs[f"{app}-{n}"] = proc
         self.started_at[f"{app}-{n}"] = time.monotonic()
-        self.pid_file(app, n).write_text(f"{proc.pid}\n")
+        write_pid(self.pid_file(app, n), proc.pid)
         threading.Thread(target=_copy_output, args=(f"{app}-{n}", proc), daemon=True).start()
         return proc
 
@@ -199,7 +207,7 @@ def run(args: argparse.Namespace) -> None:
     cluster = Cluster(folder, args.port, args.replicas, {})
     cluster.env = cluster_env(cluster, args.database_prefix, args.postgres, args.nats, args.namespace, args.redis)
     asyncio.run(create_databases(args.postgres, [f"{args.database_prefix}_{app}" for app in APPS]))
-    (folder / "cluster.pid").write_text(f"{os.getpid()}\n")
+    write_pid(folder / "cluster.pid", os.getpid())
 
     stopping = threading.Event()
     restart = threading.Event()
