@@ -280,6 +280,8 @@ class ListingCache:
         listings that show them keep their products and order (the stock decides neither), and are
         put together again from their items once those are read again."""
         product_ids = frozenset(product_ids)
+        if not product_ids:  # a statement marked stock_of(LATER), before it names its products
+            return
         self.tick += 1
         self._recent.append((self.tick, product_ids))
         for product_id in product_ids:

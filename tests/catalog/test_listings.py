@@ -247,6 +247,23 @@ def test_a_listing_is_put_together_again_from_its_items_after_a_stock_change() -
     assert cache.stale("?shop_id=1") is None and cache.get("?shop_id=1") is None
 
 
+def test_a_reservation_taking_stock_before_it_names_its_products_moves_the_tick_once() -> None:
+    """A statement marked stock_of(LATER) counts as a change of no product until took_stock names
+    them: one tick and one remembered change per variant taken, not two (the window of recent
+    changes, against which replies being computed are checked, lasts as long as before)."""
+    cache = ListingCache()
+    since = cache.now()
+    cache.put("/api/v1/products/7", since, [7], b"{}", "e")
+    info: dict = {}
+    cache.stock_changed(())  # the UPDATE as it runs
+    assert cache.tick == since.tick and cache.get("/api/v1/products/7") is not None
+    cache.took_stock(info, (7,))  # its row read: product 7
+    assert cache.tick == since.tick + 1 and len(cache._recent) == 1
+    assert cache.get("/api/v1/products/7") is None
+    assert not cache.put("/api/v1/products/7", since, [7], b"{}", "e")  # read before the change: not kept
+    assert cache.notify_along(info) == (CHANNEL, f"{cache.token} 7") and cache.notify_along(info) is None
+
+
 def test_another_replicas_stock_change_drops_only_what_shows_those_products() -> None:
     cache = ListingCache()
     for key, products in (("?shop_id=1", [1, 2]), ("?shop_id=2", [3]), ("/api/v1/products/2", [2])):
