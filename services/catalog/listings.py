@@ -351,11 +351,12 @@ class ListingCache:
 
         def before_commit(conn: Any) -> None:
             unsent = conn.info.pop(WROTE, None)
-            if unsent and notify:  # delivered at the commit, signed so that this process can tell its own
-                conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{self.payload(unsent)}')")
-            sent = conn.info.pop(SENT, None)  # by a statement of the transaction (notify_along)
-            scope = ALL if ALL in (sent, unsent) else (sent or frozenset()) | (unsent or frozenset())
-            if sent is not None or unsent is not None:
+            if unsent is not None:
+                if unsent and notify:  # delivered at the commit, signed so that this process can tell its own
+                    conn.exec_driver_sql(f"SELECT pg_notify('{CHANNEL}', '{self.payload(unsent)}')")
+                _wrote(conn.info, SENT, unsent)
+            scope = conn.info.pop(SENT, None)  # all it wrote, notified along the way (notify_along) or now
+            if scope is not None:
                 conn.info["listing_committed"] = scope
                 self.apply(scope)
 

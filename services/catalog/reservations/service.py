@@ -126,11 +126,7 @@ async def _reserve_new(session: AsyncSession, request: ReservationRequest, ttl_s
         if left is None:
             shortages.append(variant_id)
             continue
-        if left == 0:
-            sold_out.add(row.product_id)
-        threshold = row.low_stock_threshold
-        if threshold and left < threshold <= left + quantity:
-            low.append((row, left))
+        _note_taken(row, left, quantity, sold_out, low)
     if shortages:
         await session.rollback()
         available = {v: (await session.scalar(select(Variant.stock).where(Variant.id == v))) for v in shortages}
@@ -169,10 +165,7 @@ async def _take_first(session: AsyncSession, request: ReservationRequest, ttl_se
             return None
         listings.took_stock(info, (row.product_id,))
         found[variant_id] = row
-        if row.stock == 0:
-            sold_out.add(row.product_id)
-        if row.low_stock_threshold and row.stock < row.low_stock_threshold <= row.stock + quantity:
-            low.append((row, row.stock))
+        _note_taken(row, row.stock, quantity, sold_out, low)
     shop_ids = {row.shop_id for row in found.values()}
     if len(shop_ids) != 1 or (request.shop_id is not None and shop_ids != {request.shop_id}):
         return None
@@ -185,6 +178,16 @@ async def _take_first(session: AsyncSession, request: ReservationRequest, ttl_se
     await session.execute(_holding(tuple(lines[0]), len(lines), notice is not None), params)
     await _low_stock(session, low)
     return _reply(reservation, lines, found, cipher, request)
+
+
+def _note_taken(row: Row, left: int, quantity: int, sold_out: set[int], low: list[tuple[Row, int]]) -> None:
+    """``quantity`` taken from the variant ``row``, ``left`` remaining: its product to refresh when
+    it reached zero, a ``stock.low`` event when it just fell under its threshold."""
+    if left == 0:
+        sold_out.add(row.product_id)
+    threshold = row.low_stock_threshold
+    if threshold and left < threshold <= left + quantity:
+        low.append((row, left))
 
 
 def _rows(request: ReservationRequest, shop_id: int, totals: dict[int, int], found: dict[int, Row],
