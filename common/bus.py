@@ -1,7 +1,7 @@
 """The event bus, two ways, chosen by ``EVENT_BUS_URL``:
 
-- empty (the embedded default): HTTP push — the relay POSTs each event to notify's
-  ``/internal/events`` and counts a 2xx as the acknowledgement;
+- empty (the embedded default): HTTP push — the relay POSTs each round of events to notify's
+  ``/internal/events/batch`` (one transaction there) and counts a 2xx as the acknowledgement of all;
 - ``nats://…``: NATS JetStream — events go to the ``CV_EVENTS`` stream on ``cv.events.<type>`` with
   ``Nats-Msg-Id`` = the event id, so the server drops a re-sent duplicate; the publish returns once
   the stream has stored the event.
@@ -56,7 +56,14 @@ class PublishError(Exception):
 
 
 class Publisher(Protocol):
-    async def publish(self, envelope: Envelope) -> None: ...
+    async def publish(self, envelope: Envelope) -> None:
+        """One event, under the current request id and trace context."""
+
+    async def publish_many(self, carried: list[tuple[Envelope, dict[str, str]]]) -> None:
+        """Events in this order, each with the headers it carries (:func:`carried_headers` where it
+        was taken up); returns once every one is acknowledged, raises ``PublishError`` otherwise
+        (some may have gone out: the relay publishes again, and consumers drop what they have seen)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -87,11 +94,26 @@ class HttpPublisher:
             resp = await self.client.post("/internal/events", encode(envelope), carried_headers())
         except httpx.HTTPError as exc:
             raise PublishError(f"notify unreachable: {exc}") from None
-        if resp.status_code >= 300:
-            raise PublishError(f"notify answered {resp.status_code}: {resp.text[:200]}")
+        _acknowledged(resp)
+
+    async def publish_many(self, carried: list[tuple[Envelope, dict[str, str]]]) -> None:
+        """One request, one transaction at notify, for the whole round."""
+        body = orjson.dumps({"events": [
+            {"envelope": envelope.model_dump(mode="json"), "request_id": headers.get("X-Request-ID"),
+             "traceparent": headers.get(tracing.TRACEPARENT)} for envelope, headers in carried]})
+        try:
+            resp = await self.client.post("/internal/events/batch", body)
+        except httpx.HTTPError as exc:
+            raise PublishError(f"notify unreachable: {exc}") from None
+        _acknowledged(resp)
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+def _acknowledged(resp: httpx.Response) -> None:
+    if resp.status_code >= 300:
+        raise PublishError(f"notify answered {resp.status_code}: {resp.text[:200]}")
 
 
 async def ensure_stream(js, names: Names) -> None:
@@ -161,10 +183,15 @@ class NatsPublisher:
             await ensure_stream(self.js, self.names)
 
     async def publish(self, envelope: Envelope) -> None:
+        await self.publish_many([(envelope, carried_headers())])
+
+    async def publish_many(self, carried: list[tuple[Envelope, dict[str, str]]]) -> None:
+        """One after another, each acknowledged by the stream before the next (the stream's order)."""
         try:
             await self._connect()
-            await self.js.publish(self.names.events + envelope.type, encode(envelope),
-                                  headers={"Nats-Msg-Id": str(envelope.id), **carried_headers()})
+            for envelope, headers in carried:
+                await self.js.publish(self.names.events + envelope.type, encode(envelope),
+                                      headers={"Nats-Msg-Id": str(envelope.id), **headers})
         except Exception as exc:  # noqa: BLE001 - any failure is "not acknowledged": retry later
             raise PublishError(f"JetStream did not acknowledge: {type(exc).__name__}: {exc}") from None
 

@@ -19,7 +19,20 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import orjson
 from fastapi import Depends, FastAPI, Request
-from sqlalchemy import CompoundSelect, DateTime, Select, Table, TypeDecorator, bindparam, event, select, text, union_all
+from sqlalchemy import (
+    CompoundSelect,
+    DateTime,
+    Executable,
+    Row,
+    Select,
+    Table,
+    TypeDecorator,
+    bindparam,
+    event,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -248,6 +261,18 @@ def on_commit(session: AsyncSession, hook) -> None:
     """Call ``hook()`` once this session's transaction commits (a worker woken for what it wrote, once
     the request's unit of work made it visible); never if it rolls back."""
     session.sync_session.info.setdefault("on_commit", []).append(hook)
+
+
+async def read_once(session: AsyncSession, statement: Executable, params: dict[str, Any]) -> list[Row]:
+    """The rows of ``statement`` (built once, at module level) with ``params``, read once per session:
+    the events of one batch, handled in one transaction, ask the same of the same grower (their
+    preferences, push subscriptions, webhook endpoints). Only for reads of what that session does not
+    itself change."""
+    cache = session.sync_session.info.setdefault("read_once", {})
+    key = (statement, tuple(sorted(params.items())))
+    if key not in cache:
+        cache[key] = (await session.execute(statement, params)).all()
+    return cache[key]
 
 
 def note_added(session: AsyncSession, model: type) -> None:

@@ -1,8 +1,10 @@
 """The outbox relay: publishes what a service wrote to its outbox, in order, at least once.
 
-- Rows are read oldest first and published one by one; a row is marked sent only once the bus
-  acknowledged it (the rows a round published, in one statement at its end). The first failure
-  ends the round, so later events do not overtake it.
+- Rows are read oldest first, a round of up to ``batch`` at a time, and published together
+  (``Publisher.publish_many``: one request to notify over HTTP, handled there in one transaction);
+  a row is marked sent only once the bus acknowledged it (a round's rows in one statement). When a
+  round fails together it goes again one by one, and the first failure ends it, so later events do
+  not overtake it.
 - A failed row is retried with exponential backoff and jitter; after ``max_attempts`` it is marked
   dead (a dead letter: kept, listed and replayable by an operator, never dropped).
 - Several replicas: a round holds the database's advisory lock for the relay (``Database.exclusive``),
@@ -26,7 +28,7 @@ import logging
 from prometheus_client import Gauge
 from sqlalchemy import func, select, update
 
-from common.bus import Publisher, PublishError, make_publisher
+from common.bus import Publisher, PublishError, carried_headers, make_publisher
 from common.db import Database
 from common.events import Envelope
 from common.observability import capped_count
@@ -73,15 +75,14 @@ class OutboxRelay(Worker):
                 select(model).where(model.published_at.is_(None), model.dead.is_(False),
                                     model.next_attempt_at <= utcnow())
                 .order_by(model.occurred_at, model.id).limit(self.batch))).all()
+        if len(rows) > 1 and await self._publish_round(rows):
+            return len(rows) == self.batch
         sent: list = []
         try:
             for row in rows:
-                envelope = Envelope(id=row.id, type=row.type, occurred_at=row.occurred_at, source=self.db.name,
-                                    version=row.version, data=row.data)
                 try:
-                    with continued(row, f"publish {row.type}", kind="producer", **{
-                            "messaging.operation.type": "send", "messaging.message.id": str(row.id)}):
-                        await self.publisher.publish(envelope)
+                    with self._producing(row):
+                        await self.publisher.publish(self._envelope(row))
                 except PublishError as exc:
                     await self._failed(row, str(exc))
                     return False
@@ -89,6 +90,31 @@ class OutboxRelay(Worker):
         finally:
             await self._sent(sent)
         return len(sent) == self.batch
+
+    async def _publish_round(self, rows: list) -> bool:
+        """The round's rows in one publication (one request and one transaction at notify over HTTP),
+        marked sent together. False when it failed: then they go one by one, so the row that fails is
+        the one retried with backoff, and the ones before it are not held back by it."""
+        carried = []
+        for row in rows:
+            with self._producing(row):
+                carried.append((self._envelope(row), carried_headers()))
+        try:
+            await self.publisher.publish_many(carried)
+        except PublishError as exc:
+            log.info("a round of %d events not published together (%s); one by one", len(rows), exc)
+            return False
+        await self._sent([row.id for row in rows])
+        return True
+
+    def _envelope(self, row) -> Envelope:
+        return Envelope(id=row.id, type=row.type, occurred_at=row.occurred_at, source=self.db.name,
+                        version=row.version, data=row.data)
+
+    @staticmethod
+    def _producing(row):
+        return continued(row, f"publish {row.type}", kind="producer", **{
+            "messaging.operation.type": "send", "messaging.message.id": str(row.id)})
 
     async def _sent(self, ids: list) -> None:
         """Mark a round's published rows in one statement. A crash before it re-publishes them on

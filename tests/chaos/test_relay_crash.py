@@ -30,6 +30,10 @@ class Watching:
         await self.inner.publish(envelope)
         self.ids.append(envelope.id)
 
+    async def publish_many(self, carried) -> None:
+        await self.inner.publish_many(carried)
+        self.ids += [envelope.id for envelope, _ in carried]
+
     async def aclose(self) -> None:
         await self.inner.aclose()
 

@@ -20,7 +20,7 @@ APPS = ("gateway", "catalog", "orders", "notify")
 WRITES = ("post", "put", "patch", "delete")
 # The HTTP push of events takes what the NATS transport takes: an envelope from a newer producer may
 # carry more than this consumer knows (its `version` says what changed), and must not be dead-lettered.
-TOLERANT = {("notify", "post", "/internal/events")}
+TOLERANT = {("notify", "post", "/internal/events"), ("notify", "post", "/internal/events/batch")}
 
 
 def _resolve(doc: dict, schema: dict) -> dict:

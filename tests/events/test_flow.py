@@ -86,6 +86,56 @@ async def test_the_same_event_twice_is_handled_once(db_urls) -> None:
         assert bad.status_code == 401
 
 
+async def test_a_batch_is_handled_in_one_go_each_event_once_under_its_own_request_id(db_urls) -> None:
+    from sqlalchemy import select
+
+    from common.db import Database
+    from services.notify.mail.models import MailJob
+
+    async with stack(db_urls, "http") as s:
+        assert (await s.notify.put("/api/v1/notifications/settings", json={"email": "vuon@example.vn"},
+                                   headers=GROWER)).status_code == 200
+        token = {"X-Service-Token": s.apps["notify"].state.settings.service_token.get_secret_value()}
+
+        def placed(n: int) -> dict:
+            return Envelope(type="order.placed", source="orders", data={
+                "order_id": n, "code": f"CV-B{n}", "shop_id": s.shop["id"], "shop_owner_id": "grower-events-1",
+                "shop_name": "Vườn", "buyer_id": None, "status": "pending", "payment_status": "unpaid",
+                "payment_method": "cod", "total": 150000, "contact_name": "Anh Tư", "contact_email": None,
+                "lines": [{"product_name": "Súng", "variant_label": "Củ", "quantity": 1, "unit_price": 150000}],
+                "actor_role": "guest"}).model_dump(mode="json")
+
+        first, second, third = placed(1), placed(2), placed(3)
+        batch = {"events": [{"envelope": first, "request_id": "req-first"},
+                            {"envelope": second, "request_id": "req-second"}]}
+        reply = await s.notify.post("/internal/events/batch", json=batch, headers=token)
+        assert reply.status_code == 200, reply.text
+        assert [e["handled"] for e in reply.json()["events"]] == ["new", "new"]
+        again = await s.notify.post("/internal/events/batch", headers=token, json={
+            "events": [{"envelope": second}, {"envelope": third, "request_id": "req-third"}]})
+        assert [e["handled"] for e in again.json()["events"]] == ["duplicate", "new"]
+        malformed = {**placed(4), "data": {"order_id": "not a number"}}
+        refused = await s.notify.post("/internal/events/batch", headers=token, json={
+            "events": [{"envelope": placed(5)}, {"envelope": malformed}]})
+        assert refused.status_code == 422, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert "body.events[1].envelope.data.order_id" in {e["field"] for e in refused.json()["errors"]}
+        alone = await s.notify.post("/internal/events", json=malformed, headers=token)
+        assert alone.status_code == 422 and "body.data.code" in {e["field"] for e in alone.json()["errors"]}
+        inbox = await s.inbox()
+        assert sorted(i["title"].split()[2] for i in inbox["items"]) == ["CV-B1", "CV-B2", "CV-B3"], \
+            "each event once, and nothing of the refused batch"
+        db = Database(db_urls["notify"], name="notify")  # the app's own runs on its server's loop
+        try:
+            async with db.sessionmaker() as session:
+                mails = (await session.scalars(select(MailJob))).all()
+        finally:
+            await db.dispose()
+        assert sorted((m.context.get("code") or m.context["order"]["code"], m.request_id) for m in mails) == [
+            ("CV-B1", "req-first"), ("CV-B2", "req-second"), ("CV-B3", "req-third")]
+        assert (await s.notify.post("/internal/events/batch", json=batch)).status_code == 401
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_stock_low_reaches_the_grower(db_urls, transport: str) -> None:
     async with stack(db_urls, transport) as s:

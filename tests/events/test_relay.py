@@ -25,12 +25,20 @@ class Recording:
 
     def __init__(self) -> None:
         self.sent: list[str] = []
+        self.rounds: list[int] = []  # how many events each publish_many carried
         self.refuse = False
+        self.poisoned: set[str] = set()  # events refused alone, and any round that carries them
 
     async def publish(self, envelope: Envelope) -> None:
-        if self.refuse:
-            raise PublishError("bus down")
+        if self.refuse or envelope.data["n"] in self.poisoned:
+            raise PublishError("bus down" if self.refuse else "malformed")
         self.sent.append(envelope.type + ":" + envelope.data["n"])
+
+    async def publish_many(self, carried: list[tuple[Envelope, dict[str, str]]]) -> None:
+        if self.refuse or any(e.data["n"] in self.poisoned for e, _ in carried):
+            raise PublishError("refused")
+        self.rounds.append(len(carried))
+        self.sent += [e.type + ":" + e.data["n"] for e, _ in carried]
 
     async def aclose(self) -> None:
         pass
@@ -70,6 +78,27 @@ async def test_in_order_and_marked_only_when_acknowledged(db) -> None:
     assert bus.sent == ["order.placed:a", "order.placed:b", "order.placed:c"]
     await relay.run_once()
     assert len(bus.sent) == 3, "nothing is sent twice once marked"
+
+
+async def test_a_round_goes_in_one_publication_and_one_refused_goes_one_by_one(db) -> None:
+    bus = Recording()
+    relay = OutboxRelay(db, OutboxEvent, bus, max_attempts=3)
+    for n in "abc":
+        await add(db, n)
+    await relay.run_once()
+    assert bus.rounds == [3] and bus.sent == ["order.placed:a", "order.placed:b", "order.placed:c"]
+    for n in "def":
+        await add(db, n)
+    bus.poisoned = {"e"}
+    await relay.run_once()
+    assert bus.rounds == [3], "the round carrying the poisoned event was refused together"
+    assert bus.sent[3:] == ["order.placed:d"], "then one by one: d went, e failed and ended the round"
+    async with db.sessionmaker() as session:
+        rows = {r.data["n"]: r for r in (await session.scalars(select(OutboxEvent))).all()}
+    assert rows["d"].published_at is not None and rows["e"].published_at is None and rows["f"].published_at is None
+    assert rows["e"].attempts == 1 and "malformed" in rows["e"].last_error and rows["f"].attempts == 0
+    await relay.run_once()  # e waits out its backoff; f is not held back by it
+    assert bus.sent[4:] == ["order.placed:f"]
 
 
 async def test_dead_letter_after_max_attempts_then_replay(db) -> None:

@@ -7,6 +7,7 @@ from sqlalchemy import Row, bindparam, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from common.db import read_once
 from services.notify import accounts
 from services.notify.mail.models import MailJob
 from services.notify.preferences.models import NotificationSettings, NotificationSettingsUpdate, utcnow
@@ -18,8 +19,10 @@ async def get(session: AsyncSession, account_id: str) -> NotificationSettings | 
 
 async def mail_settings(session: AsyncSession, account_id: str) -> Row | None:
     """What queueing mail reads of ``account_id``'s settings (``email``, ``locale``, ``email_enabled``),
-    or None: columns by a statement built once, not an ORM instance (it runs for every order event)."""
-    return (await session.execute(_MAIL_SETTINGS, {"account_id": account_id})).first()
+    or None: columns by a statement built once, not an ORM instance (it runs for every order event),
+    read once per batch of events."""
+    rows = await read_once(session, _MAIL_SETTINGS, {"account_id": account_id})
+    return rows[0] if rows else None
 
 
 _settings = NotificationSettings.__table__.c

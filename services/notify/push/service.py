@@ -11,7 +11,7 @@ import binascii
 from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from common.db import get_scoped
+from common.db import get_scoped, read_once
 from common.errors import UnprocessableEntity
 from common.events import Event, StockLowEvent
 from services.notify.inbox import messages
@@ -101,6 +101,6 @@ async def queue_push(session: AsyncSession, event: Event) -> set[str]:
     found = payload_for(event)
     if found is not None:
         account, payload = found
-        for sub_id in (await session.scalars(_SUBSCRIPTIONS_OF, {"account_id": account})).all():
+        for (sub_id,) in await read_once(session, _SUBSCRIPTIONS_OF, {"account_id": account}):
             session.add(PushDelivery(subscription_id=sub_id, event_id=event.id, payload=payload))
     return set()  # no inbox changed

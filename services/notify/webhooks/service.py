@@ -10,7 +10,7 @@ from sqlalchemy import bindparam, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from common.crypto import FieldCipher
-from common.db import get_scoped
+from common.db import get_scoped, read_once
 from common.errors import Conflict, Problem, UnprocessableEntity
 from common.events import Event, OrderEvent
 from common.pagination import keyset_page
@@ -190,7 +190,7 @@ async def queue_deliveries(session: AsyncSession, event: Event, first_delay: flo
     owner_id = owner_of(event)
     if not owner_id:
         return set()
-    endpoints = (await session.execute(_ACTIVE_ENDPOINTS_OF, {"owner_id": owner_id})).all()
+    endpoints = await read_once(session, _ACTIVE_ENDPOINTS_OF, {"owner_id": owner_id})
     if not endpoints:
         return set()
     payload = payload_for(event)
