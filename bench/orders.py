@@ -100,6 +100,7 @@ class Run:
     samples: list[str] = field(default_factory=list)  # a few replies other than 201 and out of stock
     cpu_s: dict[str, float] = field(default_factory=dict)
     other_cores: float = 0.0
+    events_behind: int = 0  # the orders outbox's events not yet handed to notify as the run ended
 
     @property
     def rate(self) -> float:
@@ -263,6 +264,21 @@ async def read_books(urls: dict[str, str]) -> tuple[dict, list, dict, dict]:
     return stock, lines, placed, in_orders
 
 
+async def events_behind(urls: dict[str, str]) -> int:
+    """The orders' outbox events the relay has not yet handed to notify: at the end of a run, how far
+    the growers' notifications trail the orders (work left out of the run's CPU per order, too)."""
+    from sqlalchemy import text
+
+    from common.db import make_engine
+
+    orders = make_engine(urls["orders"])
+    try:
+        async with orders.connect() as conn:
+            return int(await conn.scalar(text("SELECT COUNT(*) FROM outbox_events WHERE published_at IS NULL")))
+    finally:
+        await orders.dispose()
+
+
 async def settle(urls: dict[str, str], seconds: float) -> None:
     """Wait (up to ``seconds``) until no stored order's reservation is still held: the orders
     reconciler commits one whose commit call failed."""
@@ -381,6 +397,7 @@ def run_backend(args: argparse.Namespace, bench: h.Bench, name: str, stack: str,
                                                      f"({key}) raw SQL, {what}", ledger))
         _line(runs[f"raw-{key}"], "updates")
         runs[key] = measured(procs, buyers(urls["gateway"], variants, n, d, f"({key}) gateway, {what}", ledger))
+        runs[key].events_behind = asyncio.run(events_behind(backend.urls))
         _line(runs[key], "orders")
     sellout_run = measured(procs, buyers(urls["gateway"], [shop.sellout], n, 60.0, "sell-out", ledger,
                                          quantities=(1, 1), stop_when_sold_out=True))
@@ -414,7 +431,9 @@ def _line(run: Run, unit: str) -> None:
     print(f"  {run.scenario:<30} {run.rate:8.1f} {unit}/s  p50 {run.pct(50):7.1f} ms  p99 {run.pct(99):7.1f} ms"
           + (f"  {failed} not ok {dict(run.statuses) | dict(run.errors)}" if failed else "")
           + f"\n  {'':<30} CPU ms per {unit[:-1]}: {per}; other processes (database server, rest of the machine) "
-          f"kept {run.other_cores:.2f} cores busy", flush=True)
+          f"kept {run.other_cores:.2f} cores busy"
+          + (f"; {run.events_behind} events not yet handed to notify at its end" if unit == "orders" else ""),
+          flush=True)
 
 
 def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
@@ -451,7 +470,10 @@ def report(results: list[BackendResult], args: argparse.Namespace) -> bool:
                       f"{dict(run.errors)}, unanswered {run.unresolved}" + "".join(f"; {x}" for x in run.samples))
     for r, base in ((r, b) for r in results for b in results if r.stack == "this" != b.stack
                     and r.backend == b.backend):
-        print(f"\nthis ÷ {base.stack}, {r.backend}: " + ", ".join(
+        behind = {x.stack: f"{x.runs['a'].events_behind}, {x.runs['b'].events_behind}" for x in (r, base)}
+        print(f"\nevents not yet handed to notify at the end of (a), (b): this {behind[r.stack]}; "
+              f"{base.stack} {behind[base.stack]}")
+        print(f"this ÷ {base.stack}, {r.backend}: " + ", ".join(
             f"({k}) orders/s × {h.ratio(r.runs[k].rate, base.runs[k].rate):.2f}, orders/s ÷ updates/s "
             f"{r.ratio(k):.3f} against {base.ratio(k):.3f} (× {h.ratio(r.ratio(k), base.ratio(k)):.2f})" for k in "ab"))
     for r in results:
