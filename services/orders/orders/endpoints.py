@@ -12,16 +12,12 @@ from common.pagination import CursorQuery, LimitQuery, Page
 from common.params import IdPath
 from common.vietnam import local_bound
 from services.orders.deps import (
-    AutocommitDep,
-    BaseUrlDep,
-    BuyerMailDep,
     CatalogClientDep,
-    CipherDep,
     CurrentPrincipal,
     Grower,
     GrowerReader,
     OptionalPrincipal,
-    ReconcilerDep,
+    PlacingDep,
     SessionDep,
 )
 from services.orders.orders import idempotency, placing, service
@@ -60,14 +56,11 @@ PLACING = problems(400, 403, 404, 409, 503,
                    s503="The catalog is unavailable; nothing was ordered")
 
 
-async def _saga(request: Request, keys: AutocommitDep, catalog: CatalogClientDep, cipher: CipherDep,
-                base_url: BaseUrlDep, reconciler: ReconcilerDep, buyer_mail: BuyerMailDep) -> dict:
+async def _saga(request: Request, collaborators: PlacingDep) -> dict:
     """What placing takes besides the session and the order, as its keyword arguments: the
     Idempotency-Key as sent, the fingerprint of the path and body, and the collaborators."""
     return {"key": request.headers.get("idempotency-key"),
-            "fingerprint": idempotency.fingerprint(request.url.path, await request.body()), "keys": keys,
-            "catalog": catalog, "cipher": cipher, "base_url": base_url, "reconciler": reconciler,
-            "buyer_mail": buyer_mail}
+            "fingerprint": idempotency.fingerprint(request.url.path, await request.body()), **collaborators}
 
 
 Saga = Annotated[dict, Depends(_saga)]
