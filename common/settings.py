@@ -102,10 +102,11 @@ class AppSettings(BaseSettings):
     port: int = 8000
     database_url: str = ""
     # PostgreSQL connections this process keeps open (pool size) and may open beyond them at a peak
-    # (overflow): replicas × (size + overflow) of every app must stay within max_connections, or
-    # within PgBouncer's pool (docs/operations.md, "Connection budget").
+    # (overflow, none by default: a connection opened at a peak and closed after it costs the server
+    # a backend process each time): replicas × (size + overflow) of every app must stay within
+    # max_connections, or within PgBouncer's pool (docs/operations.md, "Connection budget").
     db_pool_size: int = Field(20, ge=1, le=200)
-    db_max_overflow: int = Field(5, ge=0, le=200)
+    db_max_overflow: int = Field(0, ge=0, le=200)
     # True when database_url points at PgBouncer in transaction mode: no prepared statements kept
     # per connection (the next transaction may run on another server connection).
     db_pgbouncer: bool = False

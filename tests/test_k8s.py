@@ -1775,7 +1775,7 @@ def test_a_real_prometheus_fires_app_down_while_notify_is_down(tmp_path: Path) -
 
 def test_the_connection_budget_counts_each_apps_pool_settings() -> None:
     plain = Container(owner="Deployment/orders", module="services.orders", command=[], spec={}, pod={})
-    assert connections_per_process(plain) == 25, "the settings' defaults: 20 kept, 5 at a peak"
+    assert connections_per_process(plain) == 20, "the settings' defaults: 20 kept, none beyond them"
     small = Container(owner="Deployment/orders", module="services.orders", command=[], spec={}, pod={},
                       env={"ORDERS_DB_POOL_SIZE": "4", "ORDERS_DB_MAX_OVERFLOW": "1"})
     assert connections_per_process(small) == 5
