@@ -323,3 +323,37 @@ async def test_two_reservations_selling_out_a_products_last_two_variants_at_once
         await two.commit()
     async with app.state.db.sessionmaker() as session:
         assert (await session.get(Product, product["id"])).in_stock is False
+
+
+async def test_a_retried_reservation_overlapping_its_release_is_refused_at_once_not_deadlocked(
+        catalog, backend) -> None:
+    """A retry of a reservation takes its stock first, then writes its row, whose id is taken. If its
+    release runs in between, the release waits for the variant's row (it locks the variants before
+    the reservation), so the retry's insert is refused at once and the release then restores the
+    stock. Before, the release held the reservation's row and waited on the variant's, the retry held
+    the variant's and waited on the reservation's key, and PostgreSQL failed one of them."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL runs the two transactions at once (SQLite runs its writers one at a time)")
+    from services.catalog.reservations import service
+
+    tuber = catalog.product["variants"][0]["id"]
+    reservation_id = (await reserve(catalog, [{"variant_id": tuber, "quantity": 7}])).json()["id"]
+    assert await stock(catalog, tuber) == 93
+    sessions = catalog.app.state.db.sessionmaker
+    async with sessions() as retry, sessions() as releasing:
+        # The retry's first statement: the stock taken, the variant's row locked until it ends.
+        await retry.execute(text("UPDATE variants SET stock = stock - 7 WHERE id = :id"), {"id": tuber})
+        released = asyncio.create_task(service.release(releasing, reservation_id))
+        await asyncio.sleep(0.3)
+        assert not released.done()
+        # Its second: the reservation's row. Before, this waited on the release, which waited on it.
+        with pytest.raises(IntegrityError):
+            await asyncio.wait_for(retry.execute(text(
+                "INSERT INTO reservations (id, shop_id, status, created_at, expires_at) "
+                "VALUES (:id, :shop, 'held', now(), now() + interval '10 minutes')"),
+                {"id": reservation_id, "shop": catalog.shop["id"]}), 5)
+        await retry.rollback()
+        reservation, restored = await asyncio.wait_for(released, 5)
+        await releasing.commit()
+    assert restored and reservation.status == "released"
+    assert await stock(catalog, tuber) == 100

@@ -338,19 +338,29 @@ async def commit_many(session: AsyncSession, reservation_ids: list[str]) -> dict
 
 
 async def release(session: AsyncSession, reservation_id: str) -> tuple[Reservation, bool]:
-    """Give the stock back (an abandoned or cancelled order). Only the first release restores it."""
+    """Give the stock back (an abandoned or cancelled order). Only the first release restores it.
+
+    The variants' rows are locked first, in id order, then the reservation's: the order a
+    reservation takes them in (its stock, then its row). A retry of the reservation that overlaps its
+    release so waits for the release, then finds the id taken and says it was released; the other
+    way round each held what the other wanted next and PostgreSQL broke the deadlock by failing one."""
+    lines = (await session.execute(
+        select(ReservationLine.variant_id, ReservationLine.quantity)
+        .where(ReservationLine.reservation_id == reservation_id).order_by(ReservationLine.variant_id))).all()
+    products: set[int] = set()
+    if lines:
+        products = set((await session.scalars(
+            select(Variant.product_id).where(Variant.id.in_([line.variant_id for line in lines]))
+            .order_by(Variant.id).with_for_update())).all())
     changed = await session.execute(
         update(Reservation).where(Reservation.id == reservation_id,
                                   Reservation.status != ReservationStatus.released)
         .values(status=ReservationStatus.released, released_at=utcnow()))
     if changed.rowcount == 1:
-        lines = (await session.scalars(select(ReservationLine).where(
-            ReservationLine.reservation_id == reservation_id).order_by(ReservationLine.variant_id))).all()
         for line in lines:
             await session.execute(update(Variant).where(Variant.id == line.variant_id)
                                   .values(stock=Variant.stock + line.quantity))
-        await refresh_listing(session, set((await session.scalars(
-            select(Variant.product_id).where(Variant.id.in_([line.variant_id for line in lines])))).all()))
+        await refresh_listing(session, products)
     reservation = await session.get(Reservation, reservation_id)
     if reservation is None:
         raise NotFound("No such reservation")
